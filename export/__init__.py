@@ -1,0 +1,8 @@
+"""export: Keras -> ONNX, checked numerically against Keras, packed into a bundle the runtime reads.
+
+Needs TensorFlow, tf2onnx, onnx and onnxruntime (the `train` and `ort` extras).
+"""
+
+import os
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")

@@ -1,0 +1,220 @@
+"""Keras model (a train run directory, or any .keras file) -> a checked ONNX bundle.
+
+Steps: load the model; work out the input contract (from the run's meta.json, or from the model and the
+options for a model train did not make); convert to ONNX; run Keras and ONNX Runtime on the same real
+samples, prepared by the runtime's own preprocessing; write parity.json. Only when parity holds does the
+staging folder get a manifest and become the bundle: a failed export leaves OUT.failed/ (no manifest,
+so nothing loads it) with the ONNX and the parity report for a look.
+"""
+
+from __future__ import annotations
+
+import datetime
+import glob
+import hashlib
+import json
+import os
+import shutil
+import sys
+
+import numpy as np
+
+from runtime import bundle as bundle_format
+from runtime import road
+from runtime.cli import UserError
+from runtime.preprocess import Preprocessor
+
+from . import keras_onnx, parity
+
+SAMPLE_EXTS = (".png", ".jpg", ".jpeg", ".bmp")
+FALLBACK_SAMPLES = 32
+
+
+class Options:
+    """What the user may say about a model that train did not make (each None = work it out)."""
+
+    def __init__(self, opset=keras_onnx.DEFAULT_OPSET, atol=parity.DEFAULT_ATOL, name=None, task=None,
+                 labels=None, color=None, scale=None, offset=None, interpolation=None, samples=None):
+        self.opset, self.atol, self.name, self.task, self.labels = opset, atol, name, task, labels
+        self.color, self.scale, self.offset, self.interpolation = color, scale, offset, interpolation
+        self.samples = samples
+
+
+def _read_meta(run_dir):
+    path = os.path.join(run_dir, "meta.json")
+    if not os.path.isfile(path):
+        return None
+    try:
+        with open(path) as f:
+            meta = json.load(f)
+    except ValueError as exc:
+        raise UserError("%s is not valid JSON (%s)" % (path, exc)) from None
+    if not isinstance(meta, dict) or meta.get("format") != "edge-run":
+        raise UserError("%s is not a train run's metadata" % path)
+    return meta
+
+
+def resolve_source(src):
+    """(path of the .keras file, run metadata or None) for a run directory or a model file."""
+    if not os.path.exists(src):
+        raise UserError("no such run directory or model file: %s" % src)
+    if os.path.isdir(src):
+        model_path = os.path.join(src, "model.keras")
+        if not os.path.isfile(model_path):
+            raise UserError("%s has no model.keras: not a train run directory (train with: python -m train "
+                            "--model NAME --out %s)" % (src, src))
+        return model_path, _read_meta(src)
+    if not src.endswith(".keras"):
+        raise UserError("%s is not a .keras file (legacy .h5 models: load them in Keras and save as .keras)" % src)
+    return src, _read_meta(os.path.dirname(os.path.abspath(src)))
+
+
+def _contract_from_model(model, opts):
+    """The manifest's task/labels/input/preprocess for a model with no run metadata."""
+    shape = tuple(model.inputs[0].shape)[1:]
+    out = keras_onnx.describe_output(model)
+    if len(shape) == 3 and shape[-1] in (1, 3):
+        layout, (h, w, c) = "NHWC", shape
+    elif len(shape) == 3 and shape[0] in (1, 3):
+        layout, (c, h, w) = "NCHW", shape
+    else:
+        raise UserError("cannot tell the image layout of input shape %s (want H x W x C or C x H x W with "
+                        "1 or 3 channels)" % (shape,))
+    units = int(model.outputs[0].shape[-1])
+    task = opts.task or ("binary" if units == 1 and out["activation"] == "sigmoid" else
+                         "classification" if units > 1 and out["activation"] == "softmax" else "regression")
+    labels = opts.labels
+    if labels is None and task in ("classification", "binary"):
+        labels = [str(i) for i in range(2 if task == "binary" else units)]
+    if task == "classification" and len(labels) != units:
+        raise UserError("%d labels given for %d outputs" % (len(labels), units))
+    color = opts.color or ("gray" if c == 1 else "rgb")
+    if (color == "gray") != (c == 1):
+        raise UserError("--color %s does not fit an input with %d channel(s)" % (color, c))
+    pre = {"crop": None, "resize": {"width": int(w), "height": int(h), "interpolation": opts.interpolation or "linear"},
+           "color": color, "scale": 1.0 / 255 if opts.scale is None else opts.scale,
+           "offset": 0.0 if opts.offset is None else opts.offset}
+    meta = {"name": opts.name or "model", "task": task, "labels": labels or [],
+            "input": {"shape": [None] + [int(d) for d in shape], "layout": layout}, "preprocess": pre}
+    if task == "steering":
+        meta["steering"] = {"inverse_radius_per_unit": 1.0 / road.STEERING_RADIUS_M, "positive": "right"}
+    return meta
+
+
+def _load_samples(meta, run_dir, opts, size):
+    """Raw BGR frames: --samples, else the run's samples, else synthetic road frames (with a warning)."""
+    import cv2
+
+    if opts.samples:
+        folder = opts.samples
+        if not os.path.isdir(folder):
+            raise UserError("--samples %s is not a folder of images" % folder)
+        paths = sorted(p for p in glob.glob(os.path.join(folder, "*")) if p.lower().endswith(SAMPLE_EXTS))
+        if not paths:
+            raise UserError("--samples %s has no images (%s)" % (folder, ", ".join(SAMPLE_EXTS)))
+    elif meta is not None and meta.get("samples", {}).get("files"):
+        folder = os.path.join(run_dir, meta["samples"].get("dir", "samples"))
+        paths = [os.path.join(folder, n) for n in meta["samples"]["files"]]
+    else:
+        print("warning: no real samples (give --samples DIR); checking parity on synthetic road frames",
+              file=sys.stderr)
+        frames, _ = road.sample_frames(FALLBACK_SAMPLES, max(size[0], 64), max(size[1], 64), seed=12345)
+        return list(frames)
+    frames = []
+    for p in paths[:64]:
+        image = cv2.imread(p, cv2.IMREAD_COLOR)
+        if image is None:
+            raise UserError("sample %s is not a readable image" % p)
+        frames.append(image)
+    return frames
+
+
+def _tool_versions():
+    import keras
+    import onnx
+    import onnxruntime
+    import tensorflow as tf
+    import tf2onnx
+
+    return {"tensorflow": tf.__version__, "keras": keras.__version__, "tf2onnx": tf2onnx.__version__,
+            "onnx": onnx.__version__, "onnxruntime": onnxruntime.__version__, "numpy": np.__version__}
+
+
+def export(src: str, out: str, opts: Options) -> dict:
+    """Write the bundle at out; returns the parity report. UserError on bad input, SystemExit(1) on parity."""
+    import cv2
+    import onnxruntime as ort
+
+    if os.path.exists(out) and not bundle_format.is_bundle(out) and (not os.path.isdir(out) or os.listdir(out)):
+        raise UserError("--out %s exists and is not a bundle: refusing to overwrite it" % out)
+    model_path, meta = resolve_source(src)
+    run_dir = os.path.dirname(os.path.abspath(model_path))
+    model = keras_onnx.load_keras(model_path)
+    contract = meta if meta is not None else _contract_from_model(model, opts)
+    if opts.name:
+        contract["name"] = opts.name
+
+    proto = keras_onnx.convert(model, opts.opset)
+    out_abs = os.path.abspath(out)
+    parent = os.path.dirname(out_abs)
+    os.makedirs(parent, exist_ok=True)
+    staging = out_abs + ".staging-%d" % os.getpid()
+    shutil.rmtree(staging, ignore_errors=True)
+    os.makedirs(os.path.join(staging, "samples"))
+    try:
+        onnx_bytes = proto.SerializeToString()
+        with open(os.path.join(staging, "model.onnx"), "wb") as f:
+            f.write(onnx_bytes)
+        output_names = [o.name for o in proto.graph.output]
+        activation = keras_onnx.describe_output(model)["activation"]
+        outputs = [{"name": n, "shape": [None] + [int(d) for d in model.outputs[i].shape[1:]],
+                    "activation": activation if i == 0 else "linear"} for i, n in enumerate(output_names)]
+        manifest = {
+            "format": bundle_format.FORMAT, "format_version": bundle_format.FORMAT_VERSION,
+            "name": contract.get("name", "model"), "task": contract["task"], "labels": contract.get("labels", []),
+            "model": {"file": "model.onnx", "sha256": hashlib.sha256(onnx_bytes).hexdigest(), "opset": opts.opset},
+            "input": {"name": "input", "shape": contract["input"]["shape"], "layout": contract["input"]["layout"],
+                      "dtype": "float32"},
+            "preprocess": contract["preprocess"], "outputs": outputs,
+        }
+        if contract.get("steering"):
+            manifest["steering"] = contract["steering"]
+        problems = bundle_format.validate(manifest)
+        if problems:
+            raise UserError("the model's metadata makes a bad manifest: " + "; ".join(problems))
+
+        size = (contract["preprocess"]["resize"]["width"], contract["preprocess"]["resize"]["height"])
+        frames = _load_samples(meta, run_dir, opts, size)
+        pre = Preprocessor(manifest["preprocess"], manifest["input"])
+        x = pre.batch(frames)
+        keras_out = model.predict(x, verbose=0, batch_size=64)
+        keras_out = list(keras_out) if isinstance(keras_out, (list, tuple)) else [keras_out]
+        session = ort.InferenceSession(onnx_bytes, providers=["CPUExecutionProvider"])
+        onnx_out = session.run(output_names, {"input": x})
+        report = parity.compare(keras_out, onnx_out, opts.atol)
+        report["samples"] = len(frames)
+        bundle_format.write_json(os.path.join(staging, "parity.json"), report)
+
+        files = []
+        for i, frame in enumerate(frames):
+            name = "sample_%03d.png" % i
+            cv2.imwrite(os.path.join(staging, "samples", name), frame)
+            files.append(name)
+        np.savez(os.path.join(staging, "samples", "keras_outputs.npz"),
+                 **{n: np.asarray(k) for n, k in zip(output_names, keras_out)})
+        manifest["samples"] = {"dir": "samples", "files": files, "keras_outputs": "keras_outputs.npz"}
+        manifest["tools"] = _tool_versions()
+        manifest["created"] = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
+        if meta is not None and meta.get("held_out"):
+            manifest["held_out"] = meta["held_out"]
+
+        if not report["passed"]:
+            failed = out_abs + ".failed"
+            shutil.rmtree(failed, ignore_errors=True)
+            os.replace(staging, failed)
+            return report
+        bundle_format.write_manifest(staging, manifest)
+        bundle_format.publish(staging, out_abs)
+        return report
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)

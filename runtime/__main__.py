@@ -1,0 +1,106 @@
+"""python -m runtime: run a bundle on frames (`run`) or describe one (`info`)."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+from . import bundle as bundle_format
+from .backends import NAMES as BACKENDS
+from .cli import ArgumentParser, UserError, main
+
+
+def _positive_int(text):
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value <= 0:
+        raise ValueError(text)
+    return value
+
+
+_positive_int.__name__ = "positive integer"
+
+
+def _positive_float(text):
+    value = float(text)
+    if not value > 0:
+        raise ValueError(text)
+    return value
+
+
+_positive_float.__name__ = "positive number"
+
+
+def build_parser():
+    parser = ArgumentParser(prog="python -m runtime", description=__doc__)
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+
+    run = sub.add_parser("run", help="run a bundle on a source, with overlay, video and JSON lines")
+    run.prog = "python -m runtime run"
+    run.add_argument("bundle", help="bundle directory (made by python -m export onnx)")
+    run.add_argument("--source", "--input", dest="source", required=True,
+                     help="synthetic://road, file://PATH, a video, an image, a folder or a glob of images")
+    run.add_argument("--output", action="append", default=[], metavar="FILE.mp4",
+                     help="write annotated frames to a video file (.mp4, .avi, .mkv); may be repeated")
+    run.add_argument("--jsonl", metavar="FILE", help="write one JSON line per frame")
+    run.add_argument("--max-frames", type=_positive_int, metavar="N", help="stop after N frames")
+    show = run.add_mutually_exclusive_group()
+    show.add_argument("--display", dest="display", action="store_true", default=None,
+                      help="show a window (default: only where a screen exists)")
+    show.add_argument("--no-display", "--headless", dest="display", action="store_false",
+                      help="never show a window")
+    run.add_argument("--backend", choices=BACKENDS, default="auto", help="inference backend (default auto)")
+    run.add_argument("--input-width", type=_positive_int, metavar="W", help="frame width from the source")
+    run.add_argument("--input-height", type=_positive_int, metavar="H", help="frame height from the source")
+    run.add_argument("--input-rate", type=_positive_float, metavar="FPS",
+                     help="frame rate of synthetic://road (default: as fast as it is read)")
+    run.add_argument("--input-loop", "--loop", dest="loop", action="store_true",
+                     help="loop a video, image or folder")
+    run.add_argument("--quiet", action="store_true", help="no live status, only the summary")
+
+    info = sub.add_parser("info", help="check a bundle and print its manifest")
+    info.prog = "python -m runtime info"
+    info.add_argument("bundle")
+    return parser
+
+
+def command_run(args):
+    from .model import Model
+    from .outputs import has_screen, open_outputs
+    from .pipeline import run
+    from .sources import open_source
+
+    if (args.input_width is None) != (args.input_height is None):
+        raise UserError("give --input-width and --input-height together")
+    display = has_screen() if args.display is None else args.display
+    with Model(args.bundle, backend=args.backend) as model:
+        source = open_source(args.source, args.input_width, args.input_height, args.input_rate, args.loop)
+        with source:
+            outputs = open_outputs(args.output, args.jsonl, display, fps=source.fps)
+            print("runtime: %s on %s with %s (%s)" % (model.bundle.describe(), source.uri,
+                                                     model.backend.name, model.backend.detail), file=sys.stderr)
+            stats = run(model, source, outputs, args.max_frames, log=None if args.quiet else sys.stderr)
+    print(stats.summary())
+    for path in args.output + ([args.jsonl] if args.jsonl else []):
+        print("wrote %s" % path)
+    if stats.frames == 0:
+        raise UserError("the source %s gave no frames" % args.source)
+
+
+def command_info(args):
+    bundle = bundle_format.load(args.bundle)
+    print(bundle.describe())
+    json.dump(bundle.manifest, sys.stdout, indent=2)
+    print()
+
+
+def _main(argv):
+    args = build_parser().parse_args(argv)
+    return {"run": command_run, "info": command_info}[args.command](args)
+
+
+if __name__ == "__main__":
+    sys.exit(main("python -m runtime", _main))

@@ -1,0 +1,210 @@
+"""The bundle: the one file format between export and the runtime, read and written only here.
+
+A bundle is a directory:
+
+    model.onnx       the network, batch dimension dynamic
+    manifest.json    what the network needs and means (below)
+    parity.json      export's check of ONNX Runtime against Keras on the samples
+    samples/         a few dozen real frames (PNG, as a camera would give them) with the Keras outputs
+                     for them (keras_outputs.npz), for parity checks on the board and as a fallback
+                     calibration set
+
+manifest.json (format_version 1):
+
+    format, format_version
+    name, task          task: classification | binary | steering | regression
+    labels              class names (classification: one per output; binary: [negative, positive])
+    model               {file, sha256, opset}
+    input               {name, shape ([null, H, W, C] ...), layout (NHWC | NCHW | flat), dtype}
+    preprocess          {crop: {top, bottom, left, right} fractions of the frame or null,
+                         resize: {width, height, interpolation: linear | area | nearest},
+                         color: bgr | rgb | gray | yuv (OpenCV's BT.601 YUV, uint8 range),
+                         scale, offset (a number or one per channel: value = pixel * scale + offset)}
+    outputs             [{name, shape, activation: softmax | sigmoid | linear}]
+    steering            {inverse_radius_per_unit, positive}  (task steering only)
+    samples             {dir, files, keras_outputs}
+    tools               versions of what made it
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+
+from .cli import UserError
+
+FORMAT = "edge-bundle"
+FORMAT_VERSION = 1
+MANIFEST = "manifest.json"
+TASKS = ("classification", "binary", "steering", "regression")
+LAYOUTS = ("NHWC", "NCHW", "flat")
+COLORS = ("bgr", "rgb", "gray", "yuv")
+INTERPOLATIONS = ("linear", "area", "nearest")
+
+
+class BundleError(UserError):
+    """A bundle that is missing, incomplete or corrupt."""
+
+
+def sha256_file(path: str) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+class Bundle:
+    """A bundle on disk, checked on load. Attributes mirror manifest.json's sections."""
+
+    def __init__(self, path: str, manifest: dict):
+        self.path = path
+        self.manifest = manifest
+        self.name = manifest.get("name", os.path.basename(os.path.abspath(path)))
+        self.task = manifest["task"]
+        self.labels = list(manifest.get("labels") or [])
+        self.input = manifest["input"]
+        self.preprocess = manifest["preprocess"]
+        self.outputs = manifest["outputs"]
+        self.steering = manifest.get("steering") or {}
+        self.model_path = os.path.join(path, manifest["model"]["file"])
+
+    @property
+    def sample_paths(self):
+        samples = self.manifest.get("samples") or {}
+        folder = os.path.join(self.path, samples.get("dir", "samples"))
+        return [os.path.join(folder, name) for name in samples.get("files", [])]
+
+    @property
+    def keras_outputs_path(self):
+        samples = self.manifest.get("samples") or {}
+        name = samples.get("keras_outputs")
+        return os.path.join(self.path, samples.get("dir", "samples"), name) if name else None
+
+    def describe(self) -> str:
+        shape = "x".join("N" if d is None else str(d) for d in self.input["shape"])
+        pre = self.preprocess
+        return "%s: %s, input %s %s %s, %d labels" % (
+            self.name, self.task, self.input["name"], shape, pre["color"], len(self.labels))
+
+
+def validate(manifest) -> list:
+    """Every problem with a manifest, as short phrases; empty when it is good."""
+    if not isinstance(manifest, dict):
+        return ["manifest is not a JSON object"]
+    problems = []
+    if manifest.get("format") != FORMAT:
+        problems.append("format is %r, not %r" % (manifest.get("format"), FORMAT))
+    version = manifest.get("format_version")
+    if version != FORMAT_VERSION:
+        problems.append("format_version %r is not %d (made by another version of this toolkit?)"
+                        % (version, FORMAT_VERSION))
+    for key in ("task", "model", "input", "preprocess", "outputs"):
+        if key not in manifest:
+            problems.append("no '%s'" % key)
+    if problems:
+        return problems
+    if manifest["task"] not in TASKS:
+        problems.append("task %r is not one of %s" % (manifest["task"], ", ".join(TASKS)))
+    model, inp, pre = manifest["model"], manifest["input"], manifest["preprocess"]
+    if not isinstance(model, dict) or not model.get("file") or not model.get("sha256"):
+        problems.append("model needs 'file' and 'sha256'")
+    if not isinstance(inp, dict) or not {"name", "shape", "layout", "dtype"} <= set(inp):
+        problems.append("input needs name, shape, layout and dtype")
+    elif inp["layout"] not in LAYOUTS:
+        problems.append("input layout %r is not one of %s" % (inp["layout"], ", ".join(LAYOUTS)))
+    if not isinstance(pre, dict) or not {"resize", "color", "scale", "offset"} <= set(pre):
+        problems.append("preprocess needs resize, color, scale and offset")
+    else:
+        if pre["color"] not in COLORS:
+            problems.append("preprocess color %r is not one of %s" % (pre["color"], ", ".join(COLORS)))
+        resize = pre["resize"]
+        if not isinstance(resize, dict) or not all(isinstance(resize.get(k), int) and resize[k] > 0
+                                                   for k in ("width", "height")):
+            problems.append("preprocess resize needs positive integer width and height")
+        elif resize.get("interpolation", "linear") not in INTERPOLATIONS:
+            problems.append("resize interpolation %r is not one of %s"
+                            % (resize.get("interpolation"), ", ".join(INTERPOLATIONS)))
+        crop = pre.get("crop")
+        if crop is not None:
+            try:
+                ok = 0 <= crop["top"] < crop["bottom"] <= 1 and 0 <= crop["left"] < crop["right"] <= 1
+            except (KeyError, TypeError):
+                ok = False
+            if not ok:
+                problems.append("preprocess crop needs 0 <= top < bottom <= 1 and 0 <= left < right <= 1")
+    if not isinstance(manifest["outputs"], list) or not manifest["outputs"]:
+        problems.append("outputs must be a non-empty list")
+    return problems
+
+
+def load(path: str, verify_model: bool = True) -> Bundle:
+    """Open and check a bundle directory; BundleError says what is wrong in one line."""
+    if not os.path.exists(path):
+        raise BundleError("no bundle at %s (make one with: python -m export onnx RUN_DIR --out %s)"
+                          % (path, path))
+    if not os.path.isdir(path):
+        raise BundleError("%s is not a bundle directory (a bundle is a folder with model.onnx and %s)"
+                          % (path, MANIFEST))
+    manifest_path = os.path.join(path, MANIFEST)
+    if not os.path.isfile(manifest_path):
+        raise BundleError("%s has no %s: not a bundle, or an export that did not finish" % (path, MANIFEST))
+    try:
+        with open(manifest_path, "rb") as f:
+            manifest = json.loads(f.read().decode("utf-8"))
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise BundleError("%s is not valid JSON (%s): the bundle is corrupt; export it again"
+                          % (manifest_path, exc)) from None
+    problems = validate(manifest)
+    if problems:
+        raise BundleError("%s: %s" % (manifest_path, "; ".join(problems)))
+    bundle = Bundle(path, manifest)
+    if not os.path.isfile(bundle.model_path):
+        raise BundleError("%s is missing: the bundle is incomplete; export it again" % bundle.model_path)
+    if verify_model:
+        actual = sha256_file(bundle.model_path)
+        if actual != manifest["model"]["sha256"]:
+            raise BundleError("%s does not match its sha256 in the manifest (corrupt or replaced); "
+                              "export the bundle again" % bundle.model_path)
+    return bundle
+
+
+def write_manifest(folder: str, manifest: dict) -> None:
+    """Check a manifest and write it atomically (a temporary file, then a rename)."""
+    problems = validate(manifest)
+    if problems:
+        raise ValueError("refusing to write a bad manifest: " + "; ".join(problems))
+    write_json(os.path.join(folder, MANIFEST), manifest)
+
+
+def write_json(path: str, data) -> None:
+    folder = os.path.dirname(os.path.abspath(path))
+    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".json", dir=folder)
+    try:
+        with os.fdopen(fd, "w") as f:
+            json.dump(data, f, indent=2)
+            f.write("\n")
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def is_bundle(path: str) -> bool:
+    return os.path.isfile(os.path.join(path, MANIFEST))
+
+
+def publish(staging: str, dest: str) -> None:
+    """Move a finished staging directory to dest, replacing an older bundle there as one step."""
+    dest = os.path.abspath(dest)
+    if os.path.exists(dest):
+        old = dest + ".old-%d" % os.getpid()
+        os.replace(dest, old)
+        os.replace(staging, dest)
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        os.replace(staging, dest)

@@ -1,0 +1,42 @@
+"""A bundle ready to run: preprocessing, a backend and postprocessing behind one call.
+
+    model = Model("bundles/pilotnet")
+    result = model(frame)          # uint8 BGR image -> Result (a dict)
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from . import bundle as bundle_format
+from .backends import open_backend
+from .postprocess import Postprocessor
+from .preprocess import Preprocessor
+
+
+class Model:
+    def __init__(self, path_or_bundle, backend: str = "auto"):
+        if isinstance(path_or_bundle, bundle_format.Bundle):
+            self.bundle = path_or_bundle
+        else:
+            self.bundle = bundle_format.load(path_or_bundle)
+        b = self.bundle
+        self.preprocess = Preprocessor(b.preprocess, b.input)
+        self.postprocess = Postprocessor(b.task, b.labels, b.outputs, b.steering)
+        self.backend = open_backend(backend, b).activate()
+
+    def __call__(self, image: np.ndarray):
+        return self.postprocess(self.backend.infer(self.preprocess(image)))
+
+    def predict(self, images) -> list:
+        """Raw network outputs for several frames: a list with one (N, ...) array per output."""
+        return self.backend.infer(self.preprocess.batch(images))
+
+    def close(self):
+        self.backend.deactivate()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()

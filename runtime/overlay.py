@@ -1,0 +1,46 @@
+"""Draw a result on its frame: the label and confidence, or a steering gauge, plus the FPS."""
+
+from __future__ import annotations
+
+import math
+
+_GREEN, _WHITE, _BLACK, _AMBER = (80, 220, 80), (255, 255, 255), (0, 0, 0), (0, 190, 255)
+
+
+def _text(cv2, img, text, org, scale, color):
+    cv2.putText(img, text, org, cv2.FONT_HERSHEY_SIMPLEX, scale, _BLACK, max(1, int(4 * scale)), cv2.LINE_AA)
+    cv2.putText(img, text, org, cv2.FONT_HERSHEY_SIMPLEX, scale, color, max(1, int(1.5 * scale)), cv2.LINE_AA)
+
+
+def draw(image, result, fps=None, truth=None):
+    """Annotate `image` in place and return it."""
+    import cv2
+
+    h, w = image.shape[:2]
+    scale = max(0.4, min(w, h) / 500.0)
+    if "steering" in result:
+        _steering_gauge(cv2, image, result["steering"], truth, scale)
+    _text(cv2, image, result.text, (int(10 * scale), int(30 * scale)), scale, _GREEN)
+    if fps:
+        label = "%.1f FPS" % fps
+        (tw, _), _ = cv2.getTextSize(label, cv2.FONT_HERSHEY_SIMPLEX, scale, 1)
+        _text(cv2, image, label, (w - tw - int(12 * scale), int(30 * scale)), scale, _WHITE)
+    return image
+
+
+def _steering_gauge(cv2, image, value, truth, scale):
+    """A half dial at the bottom centre: the needle leans with the steering (full scale = +-1)."""
+    h, w = image.shape[:2]
+    radius = int(min(w, h) * 0.18)
+    centre = (w // 2, h - int(12 * scale))
+    cv2.ellipse(image, centre, (radius, radius), 0, 180, 360, _WHITE, max(1, int(2 * scale)), cv2.LINE_AA)
+    for tick in (-1.0, -0.5, 0.0, 0.5, 1.0):
+        a = math.radians(tick * 90.0)
+        p0 = (int(centre[0] + 0.85 * radius * math.sin(a)), int(centre[1] - 0.85 * radius * math.cos(a)))
+        p1 = (int(centre[0] + radius * math.sin(a)), int(centre[1] - radius * math.cos(a)))
+        cv2.line(image, p0, p1, _WHITE, 1, cv2.LINE_AA)
+    needles = [(value, _GREEN)] + ([(truth, _AMBER)] if truth is not None else [])
+    for v, color in needles:
+        a = math.radians(max(-1.0, min(1.0, v)) * 90.0)
+        tip = (int(centre[0] + 0.95 * radius * math.sin(a)), int(centre[1] - 0.95 * radius * math.cos(a)))
+        cv2.line(image, centre, tip, color, max(2, int(3 * scale)), cv2.LINE_AA)

@@ -1,0 +1,67 @@
+"""Network outputs -> a result a person or a controller can use, per the bundle's task.
+
+classification: the top class, its label and confidence (softmax applied if the net gives logits)
+binary:         the probability of the positive label and the label chosen at 0.5
+steering:       the normalised steering value and the inverse turning radius it means
+regression:     the raw values
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+class Result(dict):
+    """One frame's result: a plain dict (it goes to JSON as is) with a one-line `text` for overlays."""
+
+    @property
+    def text(self) -> str:
+        if "label" in self:
+            return "%s %.1f%%" % (self["label"], 100.0 * self["confidence"])
+        if "steering" in self:
+            return "steer %+.3f" % self["steering"]
+        return " ".join("%.4g" % v for v in self["values"])
+
+
+def _softmax(x):
+    e = np.exp(x - x.max())
+    return e / e.sum()
+
+
+def _sigmoid(x):
+    return 1.0 / (1.0 + np.exp(-x))
+
+
+class Postprocessor:
+    def __init__(self, task: str, labels, outputs, steering=None, top_k: int = 5):
+        self.task = task
+        self.labels = list(labels)
+        self.activation = outputs[0].get("activation", "linear")
+        self.steering = steering or {}
+        self.top_k = top_k
+
+    def __call__(self, outputs, row: int = 0) -> Result:
+        """outputs: the backend's list of arrays; row: which item of the batch."""
+        y = np.asarray(outputs[0][row], dtype=np.float64).reshape(-1)
+        if self.task == "classification":
+            probs = y if self.activation == "softmax" else _softmax(y)
+            order = np.argsort(-probs)[:self.top_k]
+            top = int(order[0])
+            return Result(class_id=top, label=self._label(top), confidence=float(probs[top]),
+                          top=[[int(i), self._label(int(i)), float(probs[i])] for i in order])
+        if self.task == "binary":
+            p = float(y[0] if self.activation == "sigmoid" else _sigmoid(y[0]))
+            positive = p >= 0.5
+            return Result(class_id=int(positive), label=self._label(int(positive)),
+                          confidence=p if positive else 1.0 - p, probability=p)
+        if self.task == "steering":
+            value = float(y[0])
+            result = Result(steering=value)
+            per_unit = self.steering.get("inverse_radius_per_unit")
+            if per_unit:
+                result["inverse_radius"] = value * per_unit
+            return result
+        return Result(values=[float(v) for v in y])
+
+    def _label(self, i: int) -> str:
+        return self.labels[i] if i < len(self.labels) else str(i)

@@ -1,0 +1,225 @@
+"""The procedural road: forward camera views of a lane, each labelled with the steering that follows it.
+
+Pure numpy (1.17 and later) and deterministic by seed, so the same generator is train's `road` dataset
+(`sample_frames`: independent random poses) and the runtime's `synthetic://road` camera (`RoadDrive`:
+a continuous drive along a winding road).
+
+Geometry: a pinhole camera `CAMERA_HEIGHT_M` above a flat road, looking along the car's heading. The car
+drives in the right lane of a two-lane road. Its pose relative to the lane is the lateral offset `d`
+(metres, positive = right of the lane centre), the heading error `psi` (radians, positive = pointing
+right of the lane's direction), and the road's curvature `k` and curvature rate `dk` ahead (1/m and 1/m^2,
+positive = bending right).
+
+Label: the steering a pure-pursuit driver would command to rejoin the lane centre `LOOKAHEAD_M` ahead,
+as an inverse turning radius 1/r = 2 y / L^2, normalised so that 1.0 means a right turn on a
+`STEERING_RADIUS_M` radius (1/r = 1 / STEERING_RADIUS_M), -1.0 the same to the left, clipped to [-1, 1].
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+STEERING_RADIUS_M = 10.0
+LOOKAHEAD_M = 8.0
+CAMERA_HEIGHT_M = 1.4
+LANE_WIDTH_M = 3.5
+LINE_WIDTH_M = 0.15
+DASH_M, GAP_M = 3.0, 6.0
+HFOV_DEG = 90.0
+HORIZON = 0.42  # horizon row as a fraction of the image height
+
+_SKY_TOP = np.array([0.85, 0.55, 0.35])  # BGR, 0..1
+_SKY_LOW = np.array([0.95, 0.88, 0.80])
+_ASPHALT = np.array([0.36, 0.35, 0.34])
+_WHITE = np.array([0.92, 0.92, 0.92])
+_YELLOW = np.array([0.20, 0.80, 0.92])
+_VERGES = (np.array([0.22, 0.50, 0.30]), np.array([0.30, 0.45, 0.52]), np.array([0.18, 0.40, 0.36]))
+
+
+def steering_label(d: float, psi: float, k: float, dk: float = 0.0) -> float:
+    """Normalised steering that follows the lane from pose (d, psi) on a road of curvature k, dk."""
+    lane_x = _lane_x(LOOKAHEAD_M, d, psi, k, dk)
+    inv_r = 2.0 * lane_x / LOOKAHEAD_M ** 2
+    return float(np.clip(inv_r * STEERING_RADIUS_M, -1.0, 1.0))
+
+
+def _lane_x(z, d, psi, k, dk):
+    """Lateral position (m, right positive) of the lane centre at distance z ahead, in the car's frame."""
+    return -d - psi * z + 0.5 * k * z * z + dk * z * z * z / 6.0
+
+
+def _coverage(pos, lo, hi, width):
+    """Fraction of a pixel footprint [pos - width/2, pos + width/2] that lies inside [lo, hi]."""
+    a = np.maximum(pos - 0.5 * width, lo)
+    b = np.minimum(pos + 0.5 * width, hi)
+    return np.clip((b - a) / width, 0.0, 1.0)
+
+
+class Scene:
+    """Appearance that is not pose: lighting, verge colour, shadows, noise, texture. Drawn from a seed."""
+
+    def __init__(self, rng: np.random.RandomState):
+        self.gain = rng.uniform(0.55, 1.25)
+        self.tint = rng.uniform(0.9, 1.1, size=3)
+        self.verge = _VERGES[rng.randint(len(_VERGES))] * rng.uniform(0.8, 1.2)
+        self.asphalt = _ASPHALT * rng.uniform(0.75, 1.25)
+        self.centre = _YELLOW if rng.rand() < 0.5 else _WHITE
+        self.noise = rng.uniform(0.0, 0.035)
+        self.texture_gain = rng.uniform(0.04, 0.12)
+        n = rng.randint(0, 7)
+        # shadows of roadside trees: (lateral m from lane centre, distance m along the road, radii m)
+        self.shadows = np.stack([
+            rng.uniform(-9.0, 6.0, n), rng.uniform(4.0, 60.0, n),
+            rng.uniform(1.0, 3.5, n), rng.uniform(1.5, 6.0, n)], axis=1) if n else np.zeros((0, 4))
+        self.shadow_depth = rng.uniform(0.35, 0.7)
+
+
+class RoadRenderer:
+    """Renders BGR uint8 frames of a given size; per-pixel geometry is computed once per size."""
+
+    def __init__(self, width: int = 640, height: int = 360, seed: int = 0):
+        if width < 16 or height < 16:
+            raise ValueError("road frames must be at least 16x16 pixels, got %dx%d" % (width, height))
+        self.width, self.height = int(width), int(height)
+        self.f = (width / 2.0) / math.tan(math.radians(HFOV_DEG) / 2.0)
+        self.v_h = height * HORIZON
+        rows = np.arange(height, dtype=np.float32) + 0.5
+        self.ground_rows = np.nonzero(rows > self.v_h + 1.0)[0]
+        self.first_ground = int(self.ground_rows[0])
+        v = rows[self.first_ground:]
+        self.z = (self.f * CAMERA_HEIGHT_M / (v - self.v_h))[:, None]  # distance ahead, per row
+        cols = np.arange(width, dtype=np.float32) + np.float32(0.5 - width / 2.0)
+        self.x = cols[None, :] * self.z / self.f  # lateral metres, per pixel
+        self.px = self.z / self.f  # pixel footprint across the road, metres, per row
+        self.pz = self.z * self.z / (self.f * CAMERA_HEIGHT_M)  # and along it
+        self.fog = np.exp(-self.z / 160.0)[..., None]
+        sky_t = (rows[:self.first_ground] / max(self.v_h, 1.0))[:, None, None]
+        self.sky = (_SKY_TOP * (1 - sky_t) + _SKY_LOW * sky_t).astype(np.float32)
+        tex_rng = np.random.RandomState(seed + 7919)
+        self.texture = tex_rng.rand(256, 256).astype(np.float32)
+        # sensor noise: windows of one stored field, cheaper than drawing every pixel anew
+        self.noise_field = tex_rng.standard_normal((height + 64, width + 64, 3)).astype(np.float32)
+
+    def _texture(self, lateral, along):
+        """Value noise on ground coordinates (0.25 m cells), bilinear, tiled."""
+        u, w = lateral * 4.0, along * 4.0
+        u0, w0 = np.floor(u), np.floor(w)
+        fu, fw = u - u0, w - w0
+        i0, j0 = u0.astype(np.int64) & 255, w0.astype(np.int64) & 255
+        i1, j1 = (i0 + 1) & 255, (j0 + 1) & 255
+        t = self.texture
+        return ((t[j0, i0] * (1 - fu) + t[j0, i1] * fu) * (1 - fw) + (t[j1, i0] * (1 - fu) + t[j1, i1] * fu) * fw)
+
+    def render(self, d: float, psi: float, k: float, dk: float, travelled: float, scene: Scene,
+               rng: np.random.RandomState) -> np.ndarray:
+        z, x = self.z, self.x
+        s = x - _lane_x(z, d, psi, k, dk)  # metres right of my lane centre
+        r = s + 0.5 * LANE_WIDTH_M  # metres right of the road's centre line
+        along = z + travelled  # metres along the road
+        edge = LANE_WIDTH_M
+        road = _coverage(r, -edge - 0.4, edge + 0.4, self.px)
+        lines = (_coverage(r, edge - LINE_WIDTH_M, edge, self.px)
+                 + _coverage(r, -edge, -edge + LINE_WIDTH_M, self.px))
+        dash = _coverage(np.mod(along, DASH_M + GAP_M), 0.0, DASH_M, self.pz)
+        centre = _coverage(r, -0.5 * LINE_WIDTH_M, 0.5 * LINE_WIDTH_M, self.px) * dash
+        tex = self._texture(s, along)[..., None] - 0.5
+        ground = scene.verge * (1.0 + 2.5 * scene.texture_gain * tex)
+        asphalt = scene.asphalt * (1.0 + scene.texture_gain * tex)
+        img = ground + road[..., None] * (asphalt - ground)
+        img = img + lines[..., None] * (_WHITE - img)
+        img = img + centre[..., None] * (scene.centre - img)
+        if len(scene.shadows):
+            shade = np.ones_like(s)
+            for xs, zs, rx, rz in scene.shadows:
+                zs_here = np.mod(zs - travelled, 64.0) + 2.0
+                inside = ((s - xs) / rx) ** 2 + ((z - zs_here) / rz) ** 2 < 1.0
+                shade[inside] = scene.shadow_depth
+            img = img * shade[..., None]
+        img = img * self.fog + _SKY_LOW * (1.0 - self.fog)
+        frame = np.empty((self.height, self.width, 3), dtype=np.float32)
+        frame[:self.first_ground] = self.sky
+        frame[self.first_ground:] = img
+        frame *= (scene.gain * scene.tint * 255.0).astype(np.float32)
+        if scene.noise > 0:
+            dy, dx = rng.randint(0, 64, size=2)
+            frame += self.noise_field[dy:dy + self.height, dx:dx + self.width] * np.float32(scene.noise * 255.0)
+        np.clip(frame, 0.0, 255.0, out=frame)
+        frame += 0.5
+        return frame.astype(np.uint8)
+
+
+def random_pose(rng: np.random.RandomState):
+    """A pose a driver could plausibly be in, with straight roads well represented."""
+    k = 0.0 if rng.rand() < 0.2 else rng.uniform(-1.0 / 45.0, 1.0 / 45.0)
+    dk = rng.uniform(-2e-4, 2e-4)
+    d = float(np.clip(rng.normal(0.0, 0.45), -1.2, 1.2))
+    psi = float(np.clip(rng.normal(0.0, 0.05), -0.15, 0.15))
+    return d, psi, k, dk
+
+
+def sample_frames(n: int, width: int = 320, height: int = 180, seed: int = 0):
+    """n independent frames (uint8 BGR, n x height x width x 3) and their steering labels (float32, n)."""
+    rng = np.random.RandomState(seed)
+    renderer = RoadRenderer(width, height, seed)
+    frames = np.empty((n, height, width, 3), dtype=np.uint8)
+    labels = np.empty((n,), dtype=np.float32)
+    for i in range(n):
+        d, psi, k, dk = random_pose(rng)
+        scene = Scene(rng)
+        frames[i] = renderer.render(d, psi, k, dk, rng.uniform(0, 1000), scene, rng)
+        labels[i] = steering_label(d, psi, k, dk)
+    return frames, labels
+
+
+class RoadDrive:
+    """An endless, continuous drive: a car wandering in its lane along a winding road, 1/fps s a frame.
+
+    `next()` returns (frame, steering label). The driver follows the lane with lag and noise, so the
+    label varies the way a human's steering would. Light and shadows change slowly.
+    """
+
+    SPEED_MPS = 15.0
+
+    def __init__(self, width: int = 640, height: int = 360, seed: int = 0, fps: float = 30.0):
+        self.rng = np.random.RandomState(seed)
+        self.renderer = RoadRenderer(width, height, seed)
+        self.dt = 1.0 / fps
+        self.d, self.psi, self.k, self.dk = 0.0, 0.0, 0.0, 0.0
+        self.k_target = 0.0
+        self.travelled = 0.0
+        self.next_bend = 40.0
+        self.wander = 0.0
+        self.scene = Scene(self.rng)
+        self.next_scene = 150.0
+
+    def next(self):
+        rng, dt, v = self.rng, self.dt, self.SPEED_MPS
+        label = steering_label(self.d, self.psi, self.k, self.dk)
+        frame = self.renderer.render(self.d, self.psi, self.k, self.dk, self.travelled, self.scene, rng)
+        # the road: curvature eases towards a new target every few dozen metres
+        if self.travelled >= self.next_bend:
+            self.k_target = 0.0 if rng.rand() < 0.3 else rng.uniform(-1.0 / 50.0, 1.0 / 50.0)
+            self.next_bend = self.travelled + rng.uniform(30.0, 120.0)
+        self.dk = float(np.clip((self.k_target - self.k) / 25.0, -4e-4, 4e-4))
+        self.k += self.dk * v * dt
+        # the driver: the ideal steering, smoothed, plus slow wander
+        self.wander += -self.wander * 0.5 * dt + rng.normal(0.0, 0.6) * math.sqrt(dt)
+        steer = label + self.wander * 0.3
+        curv = steer / STEERING_RADIUS_M
+        self.psi += v * (curv - self.k) * dt
+        self.d += v * math.sin(self.psi) * dt
+        self.d = float(np.clip(self.d, -1.5, 1.5))
+        self.travelled += v * dt
+        if self.travelled >= self.next_scene:
+            self.scene = _blend_scene(self.scene, Scene(rng))
+            self.next_scene = self.travelled + rng.uniform(100.0, 250.0)
+        return frame, label
+
+
+def _blend_scene(old: Scene, new: Scene) -> Scene:
+    """Keep the road's look (asphalt, lines) but let light, verge and shadows change."""
+    new.asphalt, new.centre = old.asphalt, old.centre
+    new.gain = 0.5 * (old.gain + new.gain)
+    return new
