@@ -75,7 +75,8 @@ def _main(argv):
               "samples; nothing was published, see %s.failed/parity.json"
               % (worst, args.atol, report["samples"], args.out.rstrip("/")), file=sys.stderr)
         return 1
-    print("parity: max |Keras - ONNX Runtime| = %.3g on %d samples (allowed %g)" % (worst, report["samples"], args.atol))
+    print("parity: max |Keras - ONNX Runtime| = %.3g on %d samples (allowed %g)"
+          % (worst, report["samples"], args.atol))
     print("wrote %s (model.onnx, manifest.json, parity.json, samples/)" % args.out)
     return 0
 

@@ -8,8 +8,9 @@ _GREEN, _WHITE, _BLACK, _AMBER = (80, 220, 80), (255, 255, 255), (0, 0, 0), (0, 
 
 
 def _text(cv2, img, text, org, scale, color):
-    cv2.putText(img, text, org, cv2.FONT_HERSHEY_SIMPLEX, scale, _BLACK, max(1, int(4 * scale)), cv2.LINE_AA)
-    cv2.putText(img, text, org, cv2.FONT_HERSHEY_SIMPLEX, scale, color, max(1, int(1.5 * scale)), cv2.LINE_AA)
+    thickness = max(1, int(round(2 * scale)))
+    cv2.putText(img, text, org, cv2.FONT_HERSHEY_SIMPLEX, scale, _BLACK, thickness + 2, cv2.LINE_AA)
+    cv2.putText(img, text, org, cv2.FONT_HERSHEY_SIMPLEX, scale, color, thickness, cv2.LINE_AA)
 
 
 def draw(image, result, fps=None, truth=None):
@@ -17,7 +18,7 @@ def draw(image, result, fps=None, truth=None):
     import cv2
 
     h, w = image.shape[:2]
-    scale = max(0.4, min(w, h) / 500.0)
+    scale = max(0.45, min(w, h) / 450.0)
     if "steering" in result:
         _steering_gauge(cv2, image, result["steering"], truth, scale)
     _text(cv2, image, result.text, (int(10 * scale), int(30 * scale)), scale, _GREEN)

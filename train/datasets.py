@@ -106,7 +106,8 @@ def _keras_dataset(name):
     import keras
 
     cached, origin = {
-        "mnist": (_keras_cache("mnist.npz"), "https://storage.googleapis.com/tensorflow/tf-keras-datasets/mnist.npz"),
+        "mnist": (_keras_cache("mnist.npz"),
+                  "https://storage.googleapis.com/tensorflow/tf-keras-datasets/mnist.npz"),
         "cifar10": (_keras_cache("cifar-10-batches-py-target_archive"),
                     "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz"),
     }[name]
@@ -170,7 +171,8 @@ def load(name: str, spec, limit=None, seed: int = 0) -> Dataset:
     if name == "digits":
         images, targets, labels = _load_digits()
         train_idx, val_idx = _split(len(images), 0.2, seed, targets)
-        train_images, y_train, val_images, y_val = images[train_idx], targets[train_idx], images[val_idx], targets[val_idx]
+        train_images, y_train = images[train_idx], targets[train_idx]
+        val_images, y_val = images[val_idx], targets[val_idx]
     elif name in ("mnist", "cifar10"):
         train_images, y_train, val_images, y_val = _keras_dataset(name)
         train_images, val_images = _gray_to_rgb(train_images), _gray_to_rgb(val_images)

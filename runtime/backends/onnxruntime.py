@@ -28,7 +28,7 @@ class OnnxRuntimeBackend(Backend):
         try:
             self.session = ort.InferenceSession(self.model_path, sess_options=options, providers=providers)
         except Exception as exc:  # ORT raises its own exception types for bad models
-            raise UserError("ONNX Runtime cannot load %s: %s" % (self.model_path, str(exc).splitlines()[0]))
+            raise UserError("ONNX Runtime cannot load %s: %s" % (self.model_path, str(exc).splitlines()[0])) from None
         self.input_name = self.session.get_inputs()[0].name
         self.output_names = [o.name for o in self.session.get_outputs()]
         self.detail = "%s %s" % (ort.__version__, ",".join(self.session.get_providers()))

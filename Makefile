@@ -1,0 +1,42 @@
+# make setup: .venv with everything a desktop needs (quick when already done)
+# make demo:  train pilotnet on the procedural road and a digits classifier, export both, run the runtime
+# make test:  the test suite
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+.PHONY: setup demo test lint clean
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e ".[ort,opencv,train,test]"
+	touch $(STAMP)
+
+demo: setup
+	$(PY) -m train --model pilotnet --data road --epochs 8 --out runs/pilotnet
+	$(PY) -m export onnx runs/pilotnet --out bundles/pilotnet
+	mkdir -p runs/demo
+	$(PY) -m runtime run bundles/pilotnet --source synthetic://road --max-frames 300 --no-display \
+		--output runs/demo/road.mp4 --jsonl runs/demo/road.jsonl
+	$(PY) -m train --model mnist_cnn --data digits --epochs 5 --out runs/digits
+	$(PY) -m export onnx runs/digits --out bundles/digits
+	$(PY) -m runtime run bundles/digits --source bundles/digits/samples --no-display \
+		--jsonl runs/demo/digits.jsonl
+	@echo
+	@echo "Training plots:  runs/pilotnet/training.png  runs/digits/training.png"
+	@echo "Bundles:         bundles/pilotnet  bundles/digits  (python -m runtime info BUNDLE)"
+	@echo "Annotated video: runs/demo/road.mp4"
+	@echo "JSON lines:      runs/demo/road.jsonl  runs/demo/digits.jsonl"
+
+test: setup
+	$(PY) -m pytest -q
+
+lint: setup
+	$(PY) -m ruff check .
+
+clean:
+	rm -rf runs bundles

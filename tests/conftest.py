@@ -1,0 +1,65 @@
+"""Shared fixtures: real training runs and real bundles, made once per test session (small but real)."""
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+
+def cli(*args, timeout=600):
+    """Run `python -m ...` from the repository root as a user would; returns the CompletedProcess."""
+    env = dict(os.environ, PYTHONPATH=ROOT, TF_CPP_MIN_LOG_LEVEL="3")
+    return subprocess.run([sys.executable, "-m"] + [str(a) for a in args], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=timeout)
+
+
+def one_line_error(proc):
+    """Exit status 2 and a single line on stderr (no traceback)."""
+    lines = [ln for ln in proc.stderr.splitlines() if ln.strip()]
+    return proc.returncode == 2 and len(lines) == 1 and "Traceback" not in proc.stderr
+
+
+def read_jsonl(path):
+    with open(path) as f:
+        return [json.loads(line) for line in f]
+
+
+@pytest.fixture(scope="session")
+def digits_run(tmp_path_factory):
+    from train.__main__ import _main
+
+    out = tmp_path_factory.mktemp("runs") / "digits"
+    _main(["--model", "mnist_cnn", "--data", "digits", "--epochs", "6", "--out", str(out)])
+    return out
+
+
+@pytest.fixture(scope="session")
+def digits_bundle(digits_run, tmp_path_factory):
+    from export.__main__ import _main
+
+    out = tmp_path_factory.mktemp("bundles") / "digits"
+    assert _main(["onnx", str(digits_run), "--out", str(out)]) == 0
+    return out
+
+
+@pytest.fixture(scope="session")
+def pilot_run(tmp_path_factory):
+    from train.__main__ import _main
+
+    out = tmp_path_factory.mktemp("runs") / "pilotnet"
+    _main(["--model", "pilotnet", "--data", "road", "--limit", "1500", "--epochs", "5", "--out", str(out)])
+    return out
+
+
+@pytest.fixture(scope="session")
+def pilot_bundle(pilot_run, tmp_path_factory):
+    from export.__main__ import _main
+
+    out = tmp_path_factory.mktemp("bundles") / "pilotnet"
+    assert _main(["onnx", str(pilot_run), "--out", str(out)]) == 0
+    return out

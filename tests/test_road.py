@@ -1,0 +1,45 @@
+"""The procedural road: deterministic, labelled with the steering that follows the lane, a live camera."""
+
+import numpy as np
+
+from runtime import road
+
+
+def test_same_seed_same_frames_other_seed_other_frames():
+    a, la = road.sample_frames(4, 160, 90, seed=3)
+    b, lb = road.sample_frames(4, 160, 90, seed=3)
+    c, _ = road.sample_frames(4, 160, 90, seed=4)
+    assert a.dtype == np.uint8 and a.shape == (4, 90, 160, 3)
+    assert np.array_equal(a, b) and np.array_equal(la, lb)
+    assert not np.array_equal(a, c)
+
+
+def test_steering_follows_the_lane():
+    assert road.steering_label(0.0, 0.0, 0.0) == 0.0                     # centred on a straight road
+    assert road.steering_label(0.0, 0.0, 1 / 40.0) > 0.1                 # road bends right: steer right
+    assert road.steering_label(0.0, 0.0, -1 / 40.0) < -0.1
+    assert road.steering_label(0.8, 0.0, 0.0) < 0                        # right of centre: steer left
+    assert road.steering_label(0.0, 0.1, 0.0) < 0                        # pointing right: steer left
+    # pure pursuit on a curve of radius R with the car on the lane: 1/r = 1/R, so steering = R0 / R
+    assert abs(road.steering_label(0.0, 0.0, 1 / 50.0) - road.STEERING_RADIUS_M / 50.0) < 1e-9
+
+
+def test_frames_show_the_lane_where_the_label_says():
+    """A lane bending right puts the far lane markings right of where a straight lane has them."""
+    renderer = road.RoadRenderer(320, 180, seed=0)
+    scene = road.Scene(np.random.RandomState(0))
+    scene.noise, scene.shadows = 0.0, np.zeros((0, 4))
+    rng = np.random.RandomState(0)
+    row = int(180 * road.HORIZON) + 12  # far ahead
+    straight = renderer.render(0, 0, 0, 0, 0, scene, rng)[row].astype(int).sum(axis=1)
+    right = renderer.render(0, 0, 1 / 40.0, 0, 0, scene, rng)[row].astype(int).sum(axis=1)
+    brightest = lambda r: np.argsort(r)[-5:].mean()  # noqa: E731  (the edge line is the brightest)
+    assert brightest(right) > brightest(straight) + 5
+
+
+def test_a_drive_is_continuous_and_its_steering_varies():
+    drive = road.RoadDrive(160, 90, seed=1, fps=30)
+    frames, labels = zip(*(drive.next() for _ in range(600)))
+    step = np.mean([np.abs(frames[i].astype(int) - frames[i + 1]).mean() for i in range(0, 50)])
+    assert step < 25  # neighbouring frames look alike
+    assert np.std(labels) > 0.02 and max(np.abs(np.diff(labels))) < 0.1

@@ -1,0 +1,114 @@
+"""The runtime on real frames: outputs, summary, bad input, and never TensorFlow."""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+from tests.conftest import ROOT, cli, one_line_error, read_jsonl
+
+
+def test_synthetic_road_run_writes_video_jsonl_and_summary(pilot_bundle, tmp_path):
+    import cv2
+
+    proc = cli("runtime", "run", pilot_bundle, "--source", "synthetic://road", "--max-frames", "40",
+               "--no-display", "--output", tmp_path / "out.mp4", "--jsonl", tmp_path / "out.jsonl",
+               "--input-width", "480", "--input-height", "270")
+    assert proc.returncode == 0, proc.stderr
+    assert "40 frames" in proc.stdout and "FPS" in proc.stdout and "p95" in proc.stdout
+    lines = read_jsonl(tmp_path / "out.jsonl")
+    assert [line["frame"] for line in lines] == list(range(40))
+    assert all(line["latency_ms"] > 0 and line["timestamp"] > 1e9 for line in lines)
+    assert all(-1.5 < line["result"]["steering"] < 1.5 for line in lines)
+    mae = sum(abs(ln["result"]["steering"] - ln["truth"]["steering"]) for ln in lines) / len(lines)
+    assert mae < 0.1  # a camera it has never seen, at another resolution, still steers along the lane
+    video = cv2.VideoCapture(str(tmp_path / "out.mp4"))
+    assert int(video.get(cv2.CAP_PROP_FRAME_COUNT)) == 40
+    assert (video.get(cv2.CAP_PROP_FRAME_WIDTH), video.get(cv2.CAP_PROP_FRAME_HEIGHT)) == (480, 270)
+
+
+def test_classifier_on_a_folder_of_images(digits_bundle, tmp_path):
+    proc = cli("runtime", "run", digits_bundle, "--source", digits_bundle / "samples", "--no-display",
+               "--jsonl", tmp_path / "d.jsonl")
+    assert proc.returncode == 0, proc.stderr
+    lines = read_jsonl(tmp_path / "d.jsonl")
+    meta_targets = json.loads(open(os.path.join(ROOT, digits_bundle, "manifest.json")).read())["samples"]["files"]
+    assert len(lines) == len(meta_targets)
+    assert all(set(ln["result"]) >= {"class_id", "label", "confidence", "top"} for ln in lines)
+
+
+def test_runtime_never_imports_tensorflow(pilot_bundle, tmp_path):
+    code = (
+        "import sys\n"
+        "from runtime import Model, open_source, open_outputs, run\n"
+        "with Model(sys.argv[1]) as model, open_source('synthetic://road', 160, 90) as source:\n"
+        "    stats = run(model, source, open_outputs(jsonl=sys.argv[2]), max_frames=5, log=None)\n"
+        "assert stats.frames == 5\n"
+        "bad = sorted(m for m in sys.modules if m.split('.')[0] in ('tensorflow', 'keras', 'tf2onnx', 'train', "
+        "'export'))\n"
+        "print('LOADED', bad)\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code, str(pilot_bundle), str(tmp_path / "x.jsonl")], cwd=ROOT,
+                          capture_output=True, text=True, env=dict(os.environ, PYTHONPATH=ROOT))
+    assert proc.returncode == 0, proc.stderr
+    assert "LOADED []" in proc.stdout
+
+
+def test_missing_bundle_is_one_line_exit_2(tmp_path):
+    proc = cli("runtime", "run", tmp_path / "nope", "--source", "synthetic://road", "--max-frames", "1")
+    assert one_line_error(proc), proc.stderr
+    assert "no bundle at" in proc.stderr
+
+
+def _copy(bundle, tmp_path):
+    dest = tmp_path / "copy"
+    shutil.copytree(bundle, dest)
+    return dest
+
+
+@pytest.mark.parametrize("damage, message", [
+    (lambda b: (b / "manifest.json").write_text("{ not json"), "not valid JSON"),
+    (lambda b: (b / "manifest.json").unlink(), "no manifest.json"),
+    (lambda b: (b / "model.onnx").write_bytes((b / "model.onnx").read_bytes()[:-100] + b"x" * 100), "sha256"),
+    (lambda b: (b / "model.onnx").unlink(), "is missing"),
+    (lambda b: (b / "manifest.json").write_text(json.dumps({"format": "edge-bundle", "format_version": 99})),
+     "format_version 99"),
+])
+def test_corrupt_bundle_is_one_line_exit_2(pilot_bundle, tmp_path, damage, message):
+    copy = _copy(pilot_bundle, tmp_path)
+    damage(copy)
+    proc = cli("runtime", "run", copy, "--source", "synthetic://road", "--max-frames", "1", "--no-display")
+    assert one_line_error(proc), proc.stderr
+    assert message in proc.stderr
+
+
+@pytest.mark.parametrize("source, message", [
+    ("/no/such/video.mp4", "no such file"),
+    ("synthetic://moon", "unknown synthetic source"),
+    ("ftp://example/video", "unknown source"),
+])
+def test_bad_sources_are_one_line_exit_2(pilot_bundle, source, message):
+    proc = cli("runtime", "run", pilot_bundle, "--source", source, "--max-frames", "1", "--no-display")
+    assert one_line_error(proc), proc.stderr
+    assert message in proc.stderr
+
+
+def test_unreadable_video_is_one_line_exit_2(pilot_bundle, tmp_path):
+    (tmp_path / "clip.mp4").write_bytes(b"\x00" * 1000)
+    proc = cli("runtime", "run", pilot_bundle, "--source", tmp_path / "clip.mp4", "--no-display")
+    assert one_line_error(proc), proc.stderr
+
+
+def test_output_into_missing_folder_is_one_line_exit_2(pilot_bundle, tmp_path):
+    proc = cli("runtime", "run", pilot_bundle, "--source", "synthetic://road", "--max-frames", "1",
+               "--no-display", "--output", tmp_path / "no" / "such" / "dir" / "o.mp4")
+    assert one_line_error(proc), proc.stderr
+
+
+def test_info_describes_a_bundle(digits_bundle):
+    proc = cli("runtime", "info", digits_bundle)
+    assert proc.returncode == 0, proc.stderr
+    assert "classification" in proc.stdout and '"format": "edge-bundle"' in proc.stdout

@@ -1,0 +1,33 @@
+"""The runtime stays installable on a Jetson: Python 3.8 syntax and library, no TensorFlow at import."""
+
+import os
+import subprocess
+import sys
+
+from tests.conftest import ROOT
+
+
+def test_runtime_needs_nothing_newer_than_python_3_8():
+    vermin = os.path.join(os.path.dirname(sys.executable), "vermin")
+    proc = subprocess.run([vermin, "--no-tips", "--violations", "-t=3.8-",
+                           "--eval-annotations", "--backport", "typing", "runtime"],
+                          cwd=ROOT, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_ruff_is_clean():
+    proc = subprocess.run([sys.executable, "-m", "ruff", "check", "--quiet", "."], cwd=ROOT, capture_output=True,
+                          text=True)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_runtime_modules_import_no_heavy_package_at_load():
+    code = ("import sys, importlib, pkgutil, runtime, runtime.backends\n"
+            "for m in pkgutil.walk_packages(runtime.__path__, 'runtime.'):\n"
+            "    importlib.import_module(m.name)\n"
+            "print(sorted(m for m in ('tensorflow', 'keras', 'cv2', 'onnxruntime', 'train', 'export') "
+            "if m in sys.modules))\n")
+    proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True,
+                          env=dict(os.environ, PYTHONPATH=ROOT))
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "[]"

@@ -1,0 +1,67 @@
+"""Real training on the embedded datasets reaches the issue's targets and writes a complete run."""
+
+import json
+
+import pytest
+
+from tests.conftest import cli, one_line_error
+
+
+def _held_out(run):
+    with open(run / "history.json") as f:
+        return json.load(f)["held_out"]
+
+
+def test_digits_reach_95_percent_held_out(digits_run):
+    assert _held_out(digits_run)["val_accuracy"] >= 0.95
+
+
+def test_pilotnet_halves_the_error_of_a_constant_prediction(pilot_run):
+    held_out = _held_out(pilot_run)
+    assert held_out["val_mae"] <= 0.5 * held_out["constant_mae"], held_out
+
+
+def test_run_directory_has_what_export_and_people_need(digits_run):
+    for name in ("model.keras", "history.json", "training.png", "summary.txt", "meta.json"):
+        assert (digits_run / name).is_file(), name
+    assert (digits_run / "training.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "Total params" in (digits_run / "summary.txt").read_text()
+    meta = json.loads((digits_run / "meta.json").read_text())
+    assert meta["task"] == "classification" and meta["labels"] == [str(i) for i in range(10)]
+    assert meta["preprocess"]["color"] == "gray" and meta["input"]["shape"] == [None, 28, 28, 1]
+    assert len(meta["samples"]["files"]) >= 24
+    assert all((digits_run / "samples" / n).is_file() for n in meta["samples"]["files"])
+    history = json.loads((digits_run / "history.json").read_text())["history"]
+    assert len(history["loss"]) == 6 and history["loss"][-1] < history["loss"][0]
+
+
+def test_folder_dataset_trains_the_binary_classifier(tmp_path):
+    """The cats-vs-dogs layout, made of real digit images (0 vs 1) at another size."""
+    import cv2
+    import numpy as np
+    from sklearn.datasets import load_digits
+
+    digits = load_digits()
+    for cls, name in ((0, "zeros"), (1, "ones")):
+        (tmp_path / "data" / name).mkdir(parents=True)
+        for i, image in enumerate(digits.images[digits.target == cls][:30]):
+            big = cv2.resize((image * 255 / 16).astype(np.uint8), (60, 60), interpolation=cv2.INTER_NEAREST)
+            cv2.imwrite(str(tmp_path / "data" / name / ("%d.png" % i)), big)
+    proc = cli("train", "--model", "binary_cnn", "--data", "folder:%s" % (tmp_path / "data"), "--epochs", "2",
+               "--batch-size", "16", "--out", tmp_path / "run")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    meta = json.loads((tmp_path / "run" / "meta.json").read_text())
+    assert meta["task"] == "binary" and meta["labels"] == ["ones", "zeros"]
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--model", "mnist_cnn", "--data", "imagenet"], "unknown dataset 'imagenet'"),
+    (["--model", "mnist_cnn", "--data", "folder:/no/such/folder"], "does not exist"),
+    (["--model", "pilotnet", "--data", "digits"], "pilotnet is a steering model"),
+    (["--model", "binary_cnn"], "needs a two-class image folder"),
+    (["--model", "mnist_cnn", "--epochs", "0"], "invalid positive integer value"),
+])
+def test_bad_training_requests_are_one_line_exit_2(tmp_path, args, message):
+    proc = cli("train", *args, "--out", tmp_path / "run")
+    assert one_line_error(proc), proc.stderr
+    assert message in proc.stderr
