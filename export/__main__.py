@@ -61,13 +61,18 @@ def build_parser():
 def _main(argv):
     parser = build_parser()
     args = parser.parse_args(argv)
-    from .onnx_bundle import Options, export
+    from . import load_tensorflow
+    from .onnx_bundle import Options, export, resolve_source
+
+    if not args.atol > 0:
+        raise UserError("--atol must be positive")
+    model_path, _ = resolve_source(args.src)
+    keras_onnx.check_model_file(model_path)
+    load_tensorflow()
 
     opts = Options(opset=args.opset, atol=args.atol, name=args.name, task=args.task, labels=args.labels,
                    color=args.color, scale=args.scale, offset=args.offset, interpolation=args.interpolation,
                    samples=args.samples)
-    if not args.atol > 0:
-        raise UserError("--atol must be positive")
     report = export(args.src, args.out, opts)
     worst = max((o.get("max_abs_error", float("inf")) for o in report["outputs"]), default=0.0)
     if not report["passed"]:

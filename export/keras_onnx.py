@@ -17,13 +17,21 @@ OPSETS = range(13, 21)
 TENSORRT8_MAX_OPSET = 17
 
 
-def load_keras(path: str):
-    """keras.saving.load_model in safe mode; a bad file is a one-line UserError."""
-    import keras
-
+def check_model_file(path: str) -> None:
+    """Cheap checks before TensorFlow is loaded: a .keras file is a zip archive with a config.json."""
     if not zipfile.is_zipfile(path):
         raise UserError("%s is not a Keras 3 model file (.keras is a zip archive): corrupt or another format"
                         % path)
+    with zipfile.ZipFile(path) as z:
+        if "config.json" not in z.namelist():
+            raise UserError("%s is a zip archive without config.json: not a Keras 3 model file" % path)
+
+
+def load_keras(path: str):
+    """keras.saving.load_model in safe mode; a bad file is a one-line UserError."""
+    check_model_file(path)
+    import keras
+
     try:
         return keras.saving.load_model(path, compile=False, safe_mode=True)
     except Exception as exc:

@@ -6,6 +6,8 @@ train and export import this too: runtime is the base install every stage has.
 from __future__ import annotations
 
 import argparse
+import contextlib
+import os
 import sys
 
 
@@ -41,3 +43,30 @@ def require(module: str, extra: str, purpose: str):
     except ImportError as exc:
         raise UserError("%s needs the Python package '%s' (%s); install it with: pip install '.[%s]'"
                         % (purpose, module, exc, extra)) from None
+
+
+@contextlib.contextmanager
+def native_stderr_silenced():
+    """Silence file descriptor 2 for native libraries that log there whatever they are told (TensorFlow's
+    C++ start-up, FFmpeg probing a file), so that our one-line messages stay one line."""
+    sys.stderr.flush()
+    saved, devnull = os.dup(2), os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, 2)
+    try:
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)
+
+
+def import_quietly(module: str, then=None):
+    """Import a chatty native package silenced; `then(mod)` runs silenced too (TensorFlow prints more when
+    it first looks for devices). Import errors still surface, after stderr is back."""
+    import importlib
+
+    with native_stderr_silenced():
+        mod = importlib.import_module(module)
+        if then is not None:
+            then(mod)
+        return mod

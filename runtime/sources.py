@@ -17,7 +17,7 @@ import time
 
 import numpy as np
 
-from .cli import UserError, require
+from .cli import UserError, native_stderr_silenced, require
 
 IMAGE_EXTS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm")
 LIVE_SCHEMES = ("csi://", "v4l2://", "rtsp://", "rtp://", "gst://", "/dev/video")
@@ -96,7 +96,8 @@ class VideoFile(Source):
         cv2 = require("cv2", "opencv", "reading video files")
         self.uri, self.path, self.loop = "file://" + path, path, loop
         self.size = (width, height) if width and height else None
-        self.cap = cv2.VideoCapture(path)
+        with native_stderr_silenced():  # FFmpeg's own complaints; ours follows in one line
+            self.cap = cv2.VideoCapture(path)
         if not self.cap.isOpened():
             raise UserError("cannot open video %s: not a video, or this OpenCV has no decoder for it" % path)
         self.fps = self.cap.get(cv2.CAP_PROP_FPS) or 30.0

@@ -11,6 +11,13 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _quiet_tensorflow():
+    from train import load_tensorflow
+
+    load_tensorflow()
+
+
 def cli(*args, timeout=600):
     """Run `python -m ...` from the repository root as a user would; returns the CompletedProcess."""
     env = dict(os.environ, PYTHONPATH=ROOT, TF_CPP_MIN_LOG_LEVEL="3")

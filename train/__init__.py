@@ -6,3 +6,10 @@ Writes a run directory that `python -m export onnx` reads. Needs TensorFlow (the
 import os
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's C++ start-up chatter
+
+
+def load_tensorflow():
+    """Import TensorFlow once, without the C++ start-up lines it writes to stderr whatever it is told."""
+    from runtime.cli import import_quietly
+
+    return import_quietly("tensorflow", lambda tf: tf.config.list_physical_devices())

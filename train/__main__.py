@@ -45,6 +45,9 @@ def _main(argv):
     args = build_parser().parse_args(argv)
     spec = models.get(args.model)
     if args.summary:
+        from . import load_tensorflow
+
+        load_tensorflow()
         spec.build().summary()
         return 0
     if not args.out:
@@ -53,10 +56,12 @@ def _main(argv):
     if data is None:
         raise UserError("%s needs a two-class image folder: --data folder:PATH (one subfolder per class)"
                         % spec.name)
-    datasets.check(data)
+    datasets.check(data, spec)
     if os.path.exists(args.out) and not os.path.isdir(args.out):
         raise UserError("--out %s exists and is not a folder" % args.out)
-    from . import trainer
+    from . import load_tensorflow, trainer
+
+    load_tensorflow()
 
     print("loading %s for %s" % (data, spec.name), file=sys.stderr)
     dataset = datasets.load(data, spec, limit=args.limit, seed=args.seed)

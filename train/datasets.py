@@ -35,8 +35,23 @@ class Dataset:
         self.raw_samples, self.sample_targets = raw_samples, sample_targets
 
 
-def check(name: str) -> str:
-    """The dataset's task kind ('classification' or 'steering'); UserError for a bad name or folder."""
+def check(name: str, spec=None) -> str:
+    """The dataset's task kind ('classification' or 'steering'); UserError for a bad name or folder, or
+    for a dataset that does not fit the model. Cheap: nothing is loaded."""
+    task = _check_name(name)
+    if spec is None:
+        return task
+    if (task == "steering") != (spec.task == "steering"):
+        raise UserError("%s is a %s model but %s is a %s dataset (use --data %s)"
+                        % (spec.name, spec.task, name, task, spec.default_data or "folder:PATH"))
+    classes = len(_classes(name[len("folder:"):])) if name.startswith("folder:") else 10
+    if spec.task == "binary" and classes != 2:
+        raise UserError("%s is a binary classifier but %s has %d classes (use --data folder:PATH with two "
+                        "class subfolders)" % (spec.name, name, classes))
+    return task
+
+
+def _check_name(name):
     if name in ("digits", "mnist", "cifar10"):
         return "classification"
     if name == "road":
@@ -119,8 +134,9 @@ def _keras_dataset(name):
     try:
         (x_train, y_train), (x_test, y_test) = loader()
     except Exception as exc:
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise UserError("cannot load %s (%s): download %s and place it at %s"
-                        % (name, str(exc).splitlines()[0] if str(exc) else type(exc).__name__, origin, cached)) from None
+                        % (name, reason, origin, cached)) from None
     finally:
         socket.setdefaulttimeout(previous)
     return x_train, y_train.reshape(-1), x_test, y_test.reshape(-1)
@@ -147,10 +163,7 @@ def load(name: str, spec, limit=None, seed: int = 0) -> Dataset:
     """Load and prepare a dataset for a zoo Spec; limit caps (or, for road, sets) the training size."""
     from .inputs import prepare
 
-    task = check(name)
-    if (task == "steering") != (spec.task == "steering"):
-        raise UserError("%s is a %s model but %s is a %s dataset (use --data %s)"
-                        % (spec.name, spec.task, name, task, spec.default_data or "folder:PATH"))
+    check(name, spec)
 
     def prep(images):
         return prepare(images, spec.preprocess(), spec.layout)
@@ -183,9 +196,6 @@ def load(name: str, spec, limit=None, seed: int = 0) -> Dataset:
         train_images, y_train = [images[i] for i in train_idx], targets[train_idx]
         val_images, y_val = [images[i] for i in val_idx], targets[val_idx]
 
-    if spec.task == "binary" and len(labels) != 2:
-        raise UserError("%s is a binary classifier but %s has %d classes (use --data folder:PATH with two "
-                        "class subfolders)" % (spec.name, name, len(labels)))
     if limit and limit < len(y_train):
         keep = np.sort(np.random.RandomState(seed).permutation(len(y_train))[:limit])
         train_images = train_images[keep] if isinstance(train_images, np.ndarray) else [train_images[i] for i in keep]
