@@ -1,6 +1,8 @@
 # make setup: .venv with everything a desktop needs (quick when already done)
 # make demo:  train pilotnet on the procedural road and a digits classifier, export both, run the runtime
 # make test:  the test suite
+# SYSTEM_SITE_PACKAGES=1: a venv that sees the system's OpenCV (GStreamer-enabled) and TensorRT, as on a
+# Jetson; then no pip OpenCV, and numpy stays below 2 because those are built against numpy 1.x.
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
@@ -10,10 +12,18 @@ STAMP := $(VENV)/.installed
 
 setup: $(STAMP)
 
+ifdef SYSTEM_SITE_PACKAGES
+VENV_FLAGS := --system-site-packages
+EXTRAS := ort,train,test
+PINS := "numpy<2"
+else
+EXTRAS := ort,opencv,train,test
+endif
+
 $(STAMP): pyproject.toml
-	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	test -x $(PY) || $(PYTHON) -m venv $(VENV_FLAGS) $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e ".[ort,opencv,train,test]"
+	$(PY) -m pip install --quiet -e ".[$(EXTRAS)]" $(PINS)
 	touch $(STAMP)
 
 demo: setup

@@ -83,9 +83,11 @@ def command_run(args):
             print("runtime: %s on %s with %s (%s)" % (model.bundle.describe(), source.uri,
                                                      model.backend.name, model.backend.detail), file=sys.stderr)
             stats = run(model, source, outputs, args.max_frames, log=None if args.quiet else sys.stderr)
-    print(stats.summary())
+    print(stats.summary() + (" (stopped by Ctrl-C)" if stats.interrupted else ""))
     for path in args.output + ([args.jsonl] if args.jsonl else []):
         print("wrote %s" % path)
+    if stats.interrupted:
+        return 130
     if stats.frames == 0:
         raise UserError("the source %s gave no frames" % args.source)
 

@@ -27,6 +27,7 @@ class Stats:
         self.latency_ms = []
         self.stage_ms = {s: 0.0 for s in STAGES}
         self.frames = 0
+        self.interrupted = False
         self.start = time.perf_counter()
         self.end = self.start
 
@@ -95,6 +96,8 @@ def run(model, source, outputs=(), max_frames=None, status_every=5.0, log=sys.st
             if log is not None and t_out >= next_status:
                 print("... " + stats.summary(), file=log)
                 next_status = t_out + status_every
+    except KeyboardInterrupt:  # Ctrl-C: stop here; outputs are closed below, complete up to this frame
+        stats.interrupted = True
     finally:
         for out in outputs:
             out.close()
