@@ -9,7 +9,9 @@ with per-stage timing, live status and a summary at the end.
 
 from __future__ import annotations
 
+import signal
 import sys
+import threading
 import time
 
 import numpy as np
@@ -60,6 +62,29 @@ class Stats:
                 % (self.frames, self.fps, self.percentile(50), self.percentile(95), self.backend, stages))
 
 
+class StopOnCtrlC:
+    """The first Ctrl-C asks the loop to stop after the frame in hand (so every output gets every frame);
+    a second one interrupts at once. Only the main thread can receive signals; elsewhere this is inert."""
+
+    def __init__(self):
+        self.requested = False
+        self.previous = None
+
+    def _handler(self, signum, frame):
+        if self.requested:
+            raise KeyboardInterrupt
+        self.requested = True
+
+    def __enter__(self):
+        if threading.current_thread() is threading.main_thread():
+            self.previous = signal.signal(signal.SIGINT, self._handler)
+        return self
+
+    def __exit__(self, *exc):
+        if self.previous is not None:
+            signal.signal(signal.SIGINT, self.previous)
+
+
 def run(model, source, outputs=(), max_frames=None, status_every=5.0, log=sys.stderr) -> Stats:
     """Run model on every frame of source until it ends, max_frames, or a window is closed."""
     stats = Stats("%s (%s)" % (model.backend.name, model.backend.detail))
@@ -67,38 +92,40 @@ def run(model, source, outputs=(), max_frames=None, status_every=5.0, log=sys.st
     next_status = time.perf_counter() + status_every
     clock = time.perf_counter
     frames = iter(source)
-    try:
-        while max_frames is None or stats.frames < max_frames:
-            t = clock()
-            frame = next(frames, None)
-            if frame is None:
-                break
-            t_capture = clock()
-            batch = model.preprocess(frame.image)
-            t_pre = clock()
-            raw = model.backend.infer(batch)
-            t_infer = clock()
-            result = model.postprocess(raw)
-            t_post = clock()
-            annotated = None
-            if overlays:
-                truth = frame.truth.get("steering") if frame.truth else None
-                annotated = overlay.draw(frame.image.copy(), result, stats.fps or None, truth)
-            latency_ms = (clock() - frame.t0) * 1000.0
+    with StopOnCtrlC() as ctrl_c:
+        try:
+            while (max_frames is None or stats.frames < max_frames) and not ctrl_c.requested:
+                t = clock()
+                frame = next(frames, None)
+                if frame is None:
+                    break
+                t_capture = clock()
+                batch = model.preprocess(frame.image)
+                t_pre = clock()
+                raw = model.backend.infer(batch)
+                t_infer = clock()
+                result = model.postprocess(raw)
+                t_post = clock()
+                annotated = None
+                if overlays:
+                    truth = frame.truth.get("steering") if frame.truth else None
+                    annotated = overlay.draw(frame.image.copy(), result, stats.fps or None, truth)
+                latency_ms = (clock() - frame.t0) * 1000.0
+                for out in outputs:
+                    out.write(frame, result, annotated, latency_ms)
+                t_out = clock()
+                stats.add(latency_ms, {"capture": t_capture - t, "preprocess": t_pre - t_capture,
+                                       "infer": t_infer - t_pre, "postprocess": t_post - t_infer,
+                                       "output": t_out - t_post})
+                if any(getattr(o, "closed_by_user", False) for o in outputs):
+                    break
+                if log is not None and t_out >= next_status:
+                    print("... " + stats.summary(), file=log)
+                    next_status = t_out + status_every
+        except KeyboardInterrupt:  # a second Ctrl-C: stop now; outputs are still closed below
+            ctrl_c.requested = True
+        finally:
             for out in outputs:
-                out.write(frame, result, annotated, latency_ms)
-            t_out = clock()
-            stats.add(latency_ms, {"capture": t_capture - t, "preprocess": t_pre - t_capture,
-                                   "infer": t_infer - t_pre, "postprocess": t_post - t_infer,
-                                   "output": t_out - t_post})
-            if any(getattr(o, "closed_by_user", False) for o in outputs):
-                break
-            if log is not None and t_out >= next_status:
-                print("... " + stats.summary(), file=log)
-                next_status = t_out + status_every
-    except KeyboardInterrupt:  # Ctrl-C: stop here; outputs are closed below, complete up to this frame
-        stats.interrupted = True
-    finally:
-        for out in outputs:
-            out.close()
+                out.close()
+    stats.interrupted = ctrl_c.requested
     return stats

@@ -112,3 +112,26 @@ def test_info_describes_a_bundle(digits_bundle):
     proc = cli("runtime", "info", digits_bundle)
     assert proc.returncode == 0, proc.stderr
     assert "classification" in proc.stdout and '"format": "edge-bundle"' in proc.stdout
+
+
+def test_ctrl_c_stops_cleanly_with_every_output_complete(pilot_bundle, tmp_path):
+    import signal
+    import time
+
+    import cv2
+
+    proc = subprocess.Popen([sys.executable, "-m", "runtime", "run", str(pilot_bundle), "--source",
+                             "synthetic://road", "--no-display", "--quiet", "--output", str(tmp_path / "o.mp4"),
+                             "--jsonl", str(tmp_path / "o.jsonl")], cwd=ROOT, env=dict(os.environ, PYTHONPATH=ROOT),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 60
+    while time.time() < deadline and (not (tmp_path / "o.jsonl").exists()
+                                      or (tmp_path / "o.jsonl").stat().st_size < 2000):
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert "stopped by Ctrl-C" in out and "Traceback" not in err
+    lines = read_jsonl(tmp_path / "o.jsonl")
+    video = cv2.VideoCapture(str(tmp_path / "o.mp4"))
+    assert len(lines) > 0 and int(video.get(cv2.CAP_PROP_FRAME_COUNT)) == len(lines)
