@@ -65,3 +65,14 @@ def test_bad_training_requests_are_one_line_exit_2(tmp_path, args, message):
     proc = cli("train", *args, "--out", tmp_path / "run")
     assert one_line_error(proc), proc.stderr
     assert message in proc.stderr
+
+
+def test_mnist_without_cache_or_network_says_which_file_to_place_where(tmp_path, monkeypatch):
+    # an unreachable proxy stands in for "no network", so the test never downloads even where one exists
+    for var in ("http_proxy", "https_proxy", "HTTP_PROXY", "HTTPS_PROXY"):
+        monkeypatch.setenv(var, "http://127.0.0.1:9")
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path / "keras"))
+    proc = cli("train", "--model", "mnist_dense", "--data", "mnist", "--out", tmp_path / "run")
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr
+    last = proc.stderr.strip().splitlines()[-1]
+    assert "place it at %s" % (tmp_path / "keras" / "datasets" / "mnist.npz") in last
