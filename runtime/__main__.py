@@ -80,8 +80,8 @@ def command_run(args):
         source = open_source(args.source, args.input_width, args.input_height, args.input_rate, args.loop)
         with source:
             outputs = open_outputs(args.output, args.jsonl, display, fps=source.fps)
-            print("runtime: %s on %s with %s (%s)" % (model.bundle.describe(), source.uri,
-                                                     model.backend.name, model.backend.detail), file=sys.stderr)
+            print("runtime: %s on %s with %s (%s; %s)" % (model.bundle.describe(), source.uri, model.backend.name,
+                                                         model.backend.detail, model.backend.reason), file=sys.stderr)
             stats = run(model, source, outputs, args.max_frames, log=None if args.quiet else sys.stderr)
     print(stats.summary() + (" (stopped by Ctrl-C)" if stats.interrupted else ""))
     for path in args.output + ([args.jsonl] if args.jsonl else []):

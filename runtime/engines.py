@@ -1,0 +1,128 @@
+"""TensorRT engine files of a bundle: the fingerprint that names them, where they live, atomic writes.
+
+An engine is valid only for the GPU, board and TensorRT version that built it, and for one precision,
+batch range, DLA core and model. All of that goes into its fingerprint, and the fingerprint into its
+file name, so the runtime picks the one engine that fits this device or knows it must build one:
+
+    BUNDLE/engines/fp16-b1-gpu-trt10.3.0-1f2e3d4c5b6a7980.engine   (+ .json with the fields, for people)
+
+When the bundle is read-only, engines go to a per-user cache instead
+($XDG_CACHE_HOME/edge-cnn-toolkit/engines/<model sha256 prefix>/). No TensorRT is imported here.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+
+PRECISIONS = ("fp32", "fp16", "int8")
+ENGINE_DIR = "engines"
+
+
+class Device:
+    """What makes an engine valid here: GPU name, compute capability, SM count, Jetson board model
+    (every Orin reports "Orin" and 8.7, so the board tells them apart) and the TensorRT version."""
+
+    def __init__(self, gpu_name, compute_capability, sm_count, trt_version, board=None):
+        self.gpu_name = gpu_name
+        self.compute_capability = tuple(int(v) for v in compute_capability)
+        self.sm_count = int(sm_count)
+        self.trt_version = str(trt_version)
+        self.board = board
+
+    def as_dict(self):
+        return {"gpu": self.gpu_name, "compute_capability": "%d.%d" % self.compute_capability,
+                "sm_count": self.sm_count, "board": self.board, "tensorrt": self.trt_version}
+
+
+def board_model(root: str = "/") -> str:
+    """The Jetson's model from /proc/device-tree/model (NUL-terminated there), or None off a Jetson."""
+    try:
+        with open(os.path.join(root, "proc/device-tree/model"), "rb") as f:
+            return f.read().rstrip(b"\0").decode("utf-8", "replace").strip() or None
+    except OSError:
+        return None
+
+
+class EngineKey:
+    """Everything an engine is built for; `fingerprint` hashes it and `filename` shows the main parts."""
+
+    def __init__(self, device: Device, precision: str, max_batch: int, dla_core, model_sha256: str):
+        if precision not in PRECISIONS:
+            raise ValueError("precision %r is not one of %s" % (precision, ", ".join(PRECISIONS)))
+        self.device, self.precision, self.max_batch = device, precision, int(max_batch)
+        self.dla_core, self.model_sha256 = dla_core, model_sha256
+
+    def as_dict(self):
+        fields = self.device.as_dict()
+        fields.update(precision=self.precision, max_batch=self.max_batch, dla_core=self.dla_core,
+                      model_sha256=self.model_sha256)
+        return fields
+
+    @property
+    def fingerprint(self) -> str:
+        canonical = json.dumps(self.as_dict(), sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(canonical.encode("utf-8")).hexdigest()[:16]
+
+    @property
+    def filename(self) -> str:
+        where = "gpu" if self.dla_core is None else "dla%d" % self.dla_core
+        return "%s-b%d-%s-trt%s-%s.engine" % (self.precision, self.max_batch, where, self.device.trt_version,
+                                              self.fingerprint)
+
+
+def _writable(folder: str) -> bool:
+    probe = folder if os.path.isdir(folder) else os.path.dirname(folder)
+    return os.access(probe, os.W_OK)
+
+
+def user_cache_dir(model_sha256: str) -> str:
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return os.path.join(base, "edge-cnn-toolkit", ENGINE_DIR, model_sha256[:16])
+
+
+def search_dirs(bundle_path: str, model_sha256: str) -> list:
+    """Where engines for this bundle may be: its own engines/ folder, then the per-user cache."""
+    return [os.path.join(bundle_path, ENGINE_DIR), user_cache_dir(model_sha256)]
+
+
+def find(bundle_path: str, key: EngineKey):
+    """The path of the engine for exactly this key, or None."""
+    for folder in search_dirs(bundle_path, key.model_sha256):
+        path = os.path.join(folder, key.filename)
+        if os.path.isfile(path):
+            return path
+    return None
+
+
+def write_dir(bundle_path: str, model_sha256: str, writable=_writable) -> str:
+    """The bundle's engines/ folder where it can be written, else the per-user cache."""
+    own = os.path.join(bundle_path, ENGINE_DIR)
+    return own if writable(own) else user_cache_dir(model_sha256)
+
+
+def write_atomic(path: str, data: bytes) -> None:
+    """Write data to path so that a reader sees the old file or the whole new one, never a torn one."""
+    folder = os.path.dirname(os.path.abspath(path))
+    os.makedirs(folder, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=folder)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def save(bundle_path: str, key: EngineKey, plan: bytes, writable=_writable) -> str:
+    """Store a serialized engine (and its fields as JSON beside it); returns the engine's path."""
+    path = os.path.join(write_dir(bundle_path, key.model_sha256, writable), key.filename)
+    write_atomic(path, bytes(plan))
+    write_atomic(path[:-len(".engine")] + ".json", (json.dumps(key.as_dict(), indent=2) + "\n").encode("utf-8"))
+    return path
