@@ -7,30 +7,7 @@ import sys
 
 from . import bundle as bundle_format
 from .backends import NAMES as BACKENDS
-from .cli import ArgumentParser, UserError, main
-
-
-def _positive_int(text):
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if value <= 0:
-        raise ValueError(text)
-    return value
-
-
-_positive_int.__name__ = "positive integer"
-
-
-def _positive_float(text):
-    value = float(text)
-    if not value > 0:
-        raise ValueError(text)
-    return value
-
-
-_positive_float.__name__ = "positive number"
+from .cli import ArgumentParser, UserError, main, positive_float, positive_int
 
 
 def build_parser():
@@ -46,16 +23,16 @@ def build_parser():
     run.add_argument("--output", action="append", default=[], metavar="FILE.mp4",
                      help="write annotated frames to a video file (.mp4, .avi, .mkv); may be repeated")
     run.add_argument("--jsonl", metavar="FILE", help="write one JSON line per frame")
-    run.add_argument("--max-frames", type=_positive_int, metavar="N", help="stop after N frames")
+    run.add_argument("--max-frames", type=positive_int, metavar="N", help="stop after N frames")
     show = run.add_mutually_exclusive_group()
     show.add_argument("--display", dest="display", action="store_true", default=None,
                       help="show a window (default: only where a screen exists)")
     show.add_argument("--no-display", "--headless", dest="display", action="store_false",
                       help="never show a window")
     run.add_argument("--backend", choices=BACKENDS, default="auto", help="inference backend (default auto)")
-    run.add_argument("--input-width", type=_positive_int, metavar="W", help="frame width from the source")
-    run.add_argument("--input-height", type=_positive_int, metavar="H", help="frame height from the source")
-    run.add_argument("--input-rate", type=_positive_float, metavar="FPS",
+    run.add_argument("--input-width", type=positive_int, metavar="W", help="frame width from the source")
+    run.add_argument("--input-height", type=positive_int, metavar="H", help="frame height from the source")
+    run.add_argument("--input-rate", type=positive_float, metavar="FPS",
                      help="frame rate of synthetic://road (default: as fast as it is read)")
     run.add_argument("--input-loop", "--loop", dest="loop", action="store_true",
                      help="loop a video, image or folder")

@@ -87,8 +87,8 @@ class Bundle:
     def describe(self) -> str:
         shape = "x".join("N" if d is None else str(d) for d in self.input["shape"])
         pre = self.preprocess
-        return "%s: %s, input %s %s %s, %d labels" % (
-            self.name, self.task, self.input["name"], shape, pre["color"], len(self.labels))
+        labels = ", %d labels" % len(self.labels) if self.labels else ""
+        return "%s: %s, input '%s' %s %s%s" % (self.name, self.task, self.input["name"], shape, pre["color"], labels)
 
 
 def validate(manifest) -> list:

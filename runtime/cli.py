@@ -22,6 +22,25 @@ class ArgumentParser(argparse.ArgumentParser):
         self.exit(2, "%s: error: %s (see %s --help)\n" % (self.prog, message, self.prog))
 
 
+def positive_int(text):
+    """argparse type: argparse reports 'invalid positive integer value' for anything else."""
+    value = int(text) if text.strip().isdigit() else 0
+    if value <= 0:
+        raise ValueError(text)
+    return value
+
+
+def positive_float(text):
+    value = float(text)
+    if not value > 0:
+        raise ValueError(text)
+    return value
+
+
+positive_int.__name__ = "positive integer"
+positive_float.__name__ = "positive number"
+
+
 def main(prog: str, body, argv=None) -> int:
     """Run body(argv) and turn UserError and Ctrl-C into one line and an exit status."""
     try:

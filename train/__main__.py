@@ -9,19 +9,9 @@ from __future__ import annotations
 import os
 import sys
 
-from runtime.cli import ArgumentParser, UserError, main
+from runtime.cli import ArgumentParser, UserError, main, positive_int
 
 from . import datasets, models
-
-
-def _positive_int(text):
-    value = int(text) if text.isdigit() else 0
-    if value <= 0:
-        raise ValueError(text)
-    return value
-
-
-_positive_int.__name__ = "positive integer"
 
 
 def build_parser():
@@ -31,9 +21,9 @@ def build_parser():
     parser.add_argument("--data", metavar="DATASET",
                         help="one of: %s (default: digits for classifiers, road for pilotnet)"
                              % ", ".join(datasets.NAMES))
-    parser.add_argument("--epochs", type=_positive_int, default=10, metavar="N", help="default 10")
-    parser.add_argument("--batch-size", type=_positive_int, default=32, metavar="N", help="default 32")
-    parser.add_argument("--limit", type=_positive_int, metavar="N",
+    parser.add_argument("--epochs", type=positive_int, default=10, metavar="N", help="default 10")
+    parser.add_argument("--batch-size", type=positive_int, default=32, metavar="N", help="default 32")
+    parser.add_argument("--limit", type=positive_int, metavar="N",
                         help="at most N training examples (road: generate N frames; default 3000)")
     parser.add_argument("--seed", type=int, default=0, help="for the split, the road and the weights")
     parser.add_argument("--out", metavar="RUN_DIR", help="where the model, history, plot and metadata go")
