@@ -180,18 +180,25 @@ def write_manifest(folder: str, manifest: dict) -> None:
     write_json(os.path.join(folder, MANIFEST), manifest)
 
 
-def write_json(path: str, data) -> None:
+def write_atomic(path: str, data: bytes) -> None:
+    """Write data to path so that a reader sees the old file or the whole new one, never a torn one."""
     folder = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".json", dir=folder)
+    os.makedirs(folder, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=folder)
     try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(data, f, indent=2)
-            f.write("\n")
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise
+
+
+def write_json(path: str, data) -> None:
+    write_atomic(path, (json.dumps(data, indent=2) + "\n").encode("utf-8"))
 
 
 def is_bundle(path: str) -> bool:

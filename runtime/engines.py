@@ -15,7 +15,8 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
+
+from .bundle import write_atomic, write_json
 
 PRECISIONS = ("fp32", "fp16", "int8")
 ENGINE_DIR = "engines"
@@ -103,26 +104,9 @@ def write_dir(bundle_path: str, model_sha256: str, writable=_writable) -> str:
     return own if writable(own) else user_cache_dir(model_sha256)
 
 
-def write_atomic(path: str, data: bytes) -> None:
-    """Write data to path so that a reader sees the old file or the whole new one, never a torn one."""
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=folder)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
 def save(bundle_path: str, key: EngineKey, plan: bytes, writable=_writable) -> str:
     """Store a serialized engine (and its fields as JSON beside it); returns the engine's path."""
     path = os.path.join(write_dir(bundle_path, key.model_sha256, writable), key.filename)
     write_atomic(path, bytes(plan))
-    write_atomic(path[:-len(".engine")] + ".json", (json.dumps(key.as_dict(), indent=2) + "\n").encode("utf-8"))
+    write_json(path[:-len(".engine")] + ".json", key.as_dict())
     return path

@@ -36,37 +36,38 @@ def read_jsonl(path):
         return [json.loads(line) for line in f]
 
 
-@pytest.fixture(scope="session")
-def digits_run(tmp_path_factory):
+def _train(tmp_path_factory, name, *args):
     from train.__main__ import _main
 
-    out = tmp_path_factory.mktemp("runs") / "digits"
-    _main(["--model", "mnist_cnn", "--data", "digits", "--epochs", "6", "--out", str(out)])
+    out = tmp_path_factory.mktemp("runs") / name
+    _main(list(args) + ["--out", str(out)])
     return out
+
+
+def _export(tmp_path_factory, run, name):
+    from export.__main__ import _main
+
+    out = tmp_path_factory.mktemp("bundles") / name
+    assert _main(["onnx", str(run), "--out", str(out)]) == 0
+    return out
+
+
+@pytest.fixture(scope="session")
+def digits_run(tmp_path_factory):
+    return _train(tmp_path_factory, "digits", "--model", "mnist_cnn", "--data", "digits", "--epochs", "6")
 
 
 @pytest.fixture(scope="session")
 def digits_bundle(digits_run, tmp_path_factory):
-    from export.__main__ import _main
-
-    out = tmp_path_factory.mktemp("bundles") / "digits"
-    assert _main(["onnx", str(digits_run), "--out", str(out)]) == 0
-    return out
+    return _export(tmp_path_factory, digits_run, "digits")
 
 
 @pytest.fixture(scope="session")
 def pilot_run(tmp_path_factory):
-    from train.__main__ import _main
-
-    out = tmp_path_factory.mktemp("runs") / "pilotnet"
-    _main(["--model", "pilotnet", "--data", "road", "--limit", "1500", "--epochs", "5", "--out", str(out)])
-    return out
+    return _train(tmp_path_factory, "pilotnet", "--model", "pilotnet", "--data", "road", "--limit", "1500",
+                  "--epochs", "5")
 
 
 @pytest.fixture(scope="session")
 def pilot_bundle(pilot_run, tmp_path_factory):
-    from export.__main__ import _main
-
-    out = tmp_path_factory.mktemp("bundles") / "pilotnet"
-    assert _main(["onnx", str(pilot_run), "--out", str(out)]) == 0
-    return out
+    return _export(tmp_path_factory, pilot_run, "pilotnet")
