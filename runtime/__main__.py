@@ -8,6 +8,7 @@ import sys
 from . import bundle as bundle_format
 from .backends import NAMES as BACKENDS
 from .cli import ArgumentParser, UserError, main, positive_float, positive_int
+from .engines import PRECISIONS
 
 
 def build_parser():
@@ -29,7 +30,14 @@ def build_parser():
                       help="show a window (default: only where a screen exists)")
     show.add_argument("--no-display", "--headless", dest="display", action="store_false",
                       help="never show a window")
-    run.add_argument("--backend", choices=BACKENDS, default="auto", help="inference backend (default auto)")
+    run.add_argument("--backend", choices=BACKENDS, default="auto",
+                     help="inference backend (default auto: TensorRT where it and a GPU are, else ONNX Runtime)")
+    run.add_argument("--precision", choices=PRECISIONS,
+                     help="TensorRT: which engine (default fp16 where the GPU has fast FP16); ONNX Runtime: "
+                          "model.onnx (fp32, the default) or the bundle's fp16/int8 variant")
+    run.add_argument("--dla-core", type=int, metavar="N", help="TensorRT: run on DLA core N (GPU fallback)")
+    run.add_argument("--no-build", dest="build", action="store_false",
+                     help="TensorRT: never build an engine here; fail when the bundle has none for this device")
     run.add_argument("--input-width", type=positive_int, metavar="W", help="frame width from the source")
     run.add_argument("--input-height", type=positive_int, metavar="H", help="frame height from the source")
     run.add_argument("--input-rate", type=positive_float, metavar="FPS",
@@ -53,7 +61,10 @@ def command_run(args):
     if (args.input_width is None) != (args.input_height is None):
         raise UserError("give --input-width and --input-height together")
     display = has_screen() if args.display is None else args.display
-    with Model(args.bundle, backend=args.backend) as model:
+    if args.dla_core is not None and args.dla_core < 0:
+        raise UserError("--dla-core must be 0 or more")
+    with Model(args.bundle, backend=args.backend, precision=args.precision, dla_core=args.dla_core,
+               build=args.build) as model:
         source = open_source(args.source, args.input_width, args.input_height, args.input_rate, args.loop)
         with source:
             outputs = open_outputs(args.output, args.jsonl, display, fps=source.fps)

@@ -23,6 +23,8 @@ manifest.json (format_version 1):
     outputs             [{name, shape, activation: softmax | sigmoid | linear}]
     steering            {inverse_radius_per_unit, positive}  (task steering only)
     samples             {dir, files, keras_outputs}
+    variants            (optional) {fp16: {file, sha256}, int8: {file, sha256, calibration}}: precision
+                        variants of model.onnx for strongly typed TensorRT (11) and ONNX Runtime
     tools               versions of what made it
 """
 
@@ -43,6 +45,7 @@ TASKS = ("classification", "binary", "steering", "regression")
 LAYOUTS = ("NHWC", "NCHW", "flat")
 COLORS = ("bgr", "rgb", "gray", "yuv")
 INTERPOLATIONS = ("linear", "area", "nearest")
+VARIANTS = ("fp16", "int8")
 
 
 class BundleError(UserError):
@@ -77,6 +80,29 @@ class Bundle:
         samples = self.manifest.get("samples") or {}
         folder = os.path.join(self.path, samples.get("dir", "samples"))
         return [os.path.join(folder, name) for name in samples.get("files", [])]
+
+    def model_file(self, precision: str = "fp32") -> str:
+        """model.onnx for fp32, else the precision variant's file, checked against its sha256."""
+        if precision == "fp32":
+            return self.model_path
+        variant = (self.manifest.get("variants") or {}).get(precision)
+        if variant is None:
+            raise BundleError("%s has no %s variant of its model (make it on the desktop with: python -m export "
+                              "variants %s --precision %s)" % (self.path, precision, self.path, precision))
+        path = os.path.join(self.path, variant["file"])
+        if not os.path.isfile(path) or sha256_file(path) != variant["sha256"]:
+            raise BundleError("%s is missing or does not match its sha256: make the variant again with: python -m "
+                              "export variants %s --precision %s" % (path, self.path, precision))
+        return path
+
+    def model_sha256(self, precision: str = "fp32") -> str:
+        if precision == "fp32":
+            return self.manifest["model"]["sha256"]
+        return (self.manifest.get("variants") or {}).get(precision, {}).get("sha256", "")
+
+    @property
+    def variants(self):
+        return sorted((self.manifest.get("variants") or {}))
 
     @property
     def keras_outputs_path(self):
@@ -138,6 +164,10 @@ def validate(manifest) -> list:
                 problems.append("preprocess crop needs 0 <= top < bottom <= 1 and 0 <= left < right <= 1")
     if not isinstance(manifest["outputs"], list) or not manifest["outputs"]:
         problems.append("outputs must be a non-empty list")
+    variants = manifest.get("variants") or {}
+    if not isinstance(variants, dict) or not all(
+            k in VARIANTS and isinstance(v, dict) and v.get("file") and v.get("sha256") for k, v in variants.items()):
+        problems.append("variants must map %s to {file, sha256}" % " or ".join(VARIANTS))
     return problems
 
 

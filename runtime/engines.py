@@ -33,6 +33,11 @@ class Device:
         self.trt_version = str(trt_version)
         self.board = board
 
+    @property
+    def fingerprint(self) -> str:
+        canonical = json.dumps(self.as_dict(), sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(canonical.encode("utf-8")).hexdigest()[:16]
+
     def as_dict(self):
         return {"gpu": self.gpu_name, "compute_capability": "%d.%d" % self.compute_capability,
                 "sm_count": self.sm_count, "board": self.board, "tensorrt": self.trt_version}
@@ -102,6 +107,28 @@ def write_dir(bundle_path: str, model_sha256: str, writable=_writable) -> str:
     """The bundle's engines/ folder where it can be written, else the per-user cache."""
     own = os.path.join(bundle_path, ENGINE_DIR)
     return own if writable(own) else user_cache_dir(model_sha256)
+
+
+def timing_cache_path(bundle_path: str, key: EngineKey, writable=_writable) -> str:
+    """TensorRT's timing cache is per device and TensorRT version; it makes rebuilds much faster."""
+    folder = write_dir(bundle_path, key.model_sha256, writable)
+    return os.path.join(folder, "timing-trt%s-%s.cache" % (key.device.trt_version, key.device.fingerprint))
+
+
+def calibration_cache_path(bundle_path: str, key: EngineKey, calibration: str, writable=_writable) -> str:
+    """The INT8 calibration cache for this model, TensorRT version and calibration data (kept and reused)."""
+    tag = hashlib.sha256(("%s|%s" % (key.model_sha256, calibration)).encode("utf-8")).hexdigest()[:16]
+    folder = write_dir(bundle_path, key.model_sha256, writable)
+    return os.path.join(folder, "calibration-trt%s-%s.cache" % (key.device.trt_version, tag))
+
+
+def listed(bundle_path: str, model_sha256: str) -> list:
+    """Every engine file for this bundle, in its folder and in the user cache."""
+    found = []
+    for folder in search_dirs(bundle_path, model_sha256):
+        if os.path.isdir(folder):
+            found.extend(os.path.join(folder, n) for n in sorted(os.listdir(folder)) if n.endswith(".engine"))
+    return found
 
 
 def save(bundle_path: str, key: EngineKey, plan: bytes, writable=_writable) -> str:

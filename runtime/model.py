@@ -15,7 +15,7 @@ from .preprocess import Preprocessor
 
 
 class Model:
-    def __init__(self, path_or_bundle, backend: str = "auto"):
+    def __init__(self, path_or_bundle, backend: str = "auto", precision=None, dla_core=None, build=True):
         if isinstance(path_or_bundle, bundle_format.Bundle):
             self.bundle = path_or_bundle
         else:
@@ -23,7 +23,7 @@ class Model:
         b = self.bundle
         self.preprocess = Preprocessor(b.preprocess, b.input)
         self.postprocess = Postprocessor(b.task, b.labels, b.outputs, b.steering)
-        self.backend = open_backend(backend, b).activate()
+        self.backend = open_backend(backend, b, precision, dla_core, build).activate()
 
     def __call__(self, image: np.ndarray):
         return self.postprocess(self.backend.infer(self.preprocess(image)))

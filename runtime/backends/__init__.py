@@ -14,8 +14,6 @@ import importlib.util
 from ..cli import UserError
 
 NAMES = ("auto", "onnxruntime", "tensorrt")
-TENSORRT_HOWTO = ("on a Jetson, JetPack's python3-libnvinfer seen through a venv made with "
-                  "--system-site-packages; on a desktop with an NVIDIA GPU, pip install tensorrt")
 
 
 class Backend:
@@ -47,26 +45,46 @@ def tensorrt_installed() -> bool:
 
 
 def choose(name: str):
-    """(backend name, why): 'auto' says which backend it picked and the reason."""
+    """(backend name, why): 'auto' picks TensorRT when it imports and a GPU is there, and says why not."""
+    from ..cuda import gpu_count, load_pycuda
+    from ..trt import load as load_tensorrt
+
     if name == "onnxruntime":
         return name, "asked for"
     if name == "tensorrt":
-        if not tensorrt_installed():
-            raise UserError("--backend tensorrt: TensorRT is not installed (%s)" % TENSORRT_HOWTO)
-        raise UserError("--backend tensorrt: the TensorRT backend is not in this version yet; "
-                        "use --backend onnxruntime")
+        load_tensorrt()
+        load_pycuda()
+        if gpu_count() == 0:
+            raise UserError("--backend tensorrt: no CUDA GPU is visible (is the NVIDIA driver loaded? on a Jetson, "
+                            "is the user in the video and render groups?)")
+        return name, "asked for"
     if name == "auto":
         if not tensorrt_installed():
             return "onnxruntime", "auto: TensorRT is not installed"
-        return "onnxruntime", "auto: TensorRT is installed but its backend is not in this version yet"
+        try:
+            load_tensorrt()
+            load_pycuda()
+        except UserError as exc:
+            return "onnxruntime", "auto: %s" % str(exc).split(":")[0]
+        if gpu_count() == 0:
+            return "onnxruntime", "auto: TensorRT is installed but no CUDA GPU is visible"
+        return "tensorrt", "auto: TensorRT and a CUDA GPU are here"
     raise UserError("unknown backend %r (choose from: %s)" % (name, ", ".join(NAMES)))
 
 
-def open_backend(name: str, bundle) -> Backend:
-    """A backend for the bundle, not yet activated; `.reason` says why it was chosen."""
+def open_backend(name: str, bundle, precision=None, dla_core=None, build=True) -> Backend:
+    """A backend for the bundle, not yet activated; `.reason` says why it was chosen. precision picks the
+    engine (TensorRT) or the ONNX variant (ONNX Runtime: fp32 = model.onnx, fp16/int8 = the bundle's variants)."""
     chosen, reason = choose(name)
-    from .onnxruntime import OnnxRuntimeBackend
+    if chosen == "tensorrt":
+        from .tensorrt import TensorRTBackend
 
-    backend = OnnxRuntimeBackend(bundle.model_path)
+        backend = TensorRTBackend(bundle, precision=precision, dla_core=dla_core, build=build)
+    else:
+        if dla_core is not None:
+            raise UserError("--dla-core needs the TensorRT backend")
+        from .onnxruntime import OnnxRuntimeBackend
+
+        backend = OnnxRuntimeBackend(bundle.model_file(precision or "fp32"))
     backend.reason = reason
     return backend

@@ -1,0 +1,87 @@
+"""Representative frames for INT8 calibration (TensorRT's calibrator, ONNX Runtime's QDQ quantization),
+prepared by the runtime's own Preprocessor, so calibration sees exactly what inference will see.
+
+    --calib-data road           the procedural road (what the embedded-default PilotNet drives on)
+    --calib-data digits         scikit-learn's digits (needs scikit-learn: the train extra)
+    --calib-data PATH|URI       any source the runtime reads: a folder or glob of images, a video, synthetic://road
+    (none)                      the bundle's own samples, with a warning: a few dozen are too few
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import numpy as np
+
+from .cli import UserError
+from .preprocess import Preprocessor
+
+DEFAULT_FRAMES = 500
+DATASETS = ("road", "digits")
+
+
+def _road(count):
+    from . import road
+
+    frames, _ = road.sample_frames(count, 320, 180, seed=2024)
+    return list(frames)
+
+
+def _digits(count):
+    try:
+        from sklearn.datasets import load_digits
+    except ImportError:
+        raise UserError("--calib-data digits needs scikit-learn (pip install '.[train]'); or give a folder of "
+                        "images") from None
+    images = np.round(load_digits().images[-count:] * (255.0 / 16.0)).astype(np.uint8)
+    return [np.repeat(im[:, :, None], 3, axis=2) for im in images]
+
+
+def _from_source(uri, count):
+    from .sources import open_source
+
+    frames = []
+    with open_source(uri) as source:
+        for frame in source:
+            frames.append(frame.image)
+            if len(frames) >= count:
+                break
+    if not frames:
+        raise UserError("--calib-data %s gave no frames" % uri)
+    return frames
+
+
+def load_frames(bundle, spec=None, count=DEFAULT_FRAMES, log=sys.stderr):
+    """(raw BGR frames, a description of where they came from)."""
+    if spec is None:
+        from .sources import open_source
+
+        paths = bundle.sample_paths
+        if not paths:
+            raise UserError("the bundle has no samples to calibrate on: give --calib-data PATH")
+        with open_source(os.path.dirname(paths[0])) as source:
+            frames = [f.image for f in source][:count]
+        if log is not None and len(frames) < 100:
+            print("warning: calibrating on the bundle's %d samples only; give --calib-data (a folder or a video "
+                  "of real frames, hundreds of them) for an INT8 model you can trust" % len(frames), file=log)
+        return frames, "bundle samples (%d)" % len(frames)
+    if spec == "road":
+        frames = _road(count)
+    elif spec == "digits":
+        frames = _digits(count)
+    else:
+        frames = _from_source(spec, count)
+    if log is not None and len(frames) < min(count, 100):
+        print("warning: --calib-data %s gave only %d frames; hundreds calibrate better" % (spec, len(frames)),
+              file=log)
+    return frames, "%s (%d frames)" % (spec, len(frames))
+
+
+def batches(bundle, frames, batch_size=1):
+    """The frames preprocessed as the runtime does, in float32 batches of batch_size (a short tail dropped,
+    unless it is the only batch)."""
+    pre = Preprocessor(bundle.preprocess, bundle.input)
+    x = pre.batch(frames)
+    n = len(x) // batch_size * batch_size or len(x)
+    return [np.ascontiguousarray(x[i:i + batch_size]) for i in range(0, n, batch_size)]

@@ -1,0 +1,290 @@
+"""Build a TensorRT engine from a bundle on the device that will run it. Needs tensorrt and pycuda only.
+
+    path = build(bundle, BuildOptions(precision="fp16"), gpu)      # -> BUNDLE/engines/fp16-b1-gpu-....engine
+
+What it does, by TensorRT generation (told apart by hasattr, see trt.py):
+- 8.5-10.x: parse model.onnx (explicit-batch flag where it exists), FP16 by BuilderFlag.FP16, INT8 by
+  BuilderFlag.INT8 and an entropy calibrator fed with representative frames through the runtime's own
+  preprocessing (its cache kept beside the engines and reused);
+- 11.x: no precision flags and no calibrators: it parses the bundle's fp16 or int8 variant (strongly typed
+  ONNX, made by `python -m export variants`) as it is.
+Always: the memory-pool workspace limit, TF32 cleared for FP32 (FP32 means FP32), an optimization profile
+over the dynamic batch (1..max batch), DLA with GPU fallback on request, a timing cache saved and reused,
+progress while it builds, and build_serialized_network's None reported instead of crashing.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import threading
+import time
+
+from . import engines, representative, trt as trtlib
+from .bundle import write_atomic
+from .cli import UserError
+
+TRT8_MAX_OPSET = 17
+
+
+class BuildOptions:
+    def __init__(self, precision=None, workspace_mib=None, max_batch=1, dla_core=None, calib_data=None,
+                 calib_frames=representative.DEFAULT_FRAMES, timing_cache=None):
+        if precision is not None and precision not in engines.PRECISIONS:
+            raise UserError("precision %r is not one of %s" % (precision, ", ".join(engines.PRECISIONS)))
+        if precision == "fp32" and dla_core is not None:
+            raise UserError("the DLA runs FP16 or INT8 only: use --precision fp16 or int8 with --dla-core")
+        self.precision, self.workspace_mib, self.max_batch = precision, workspace_mib, int(max_batch)
+        self.dla_core, self.calib_data, self.calib_frames = dla_core, calib_data, int(calib_frames)
+        self.timing_cache = timing_cache
+
+
+def default_workspace_mib(total_memory: int) -> int:
+    """Small on Nano-class boards (the GPU shares 4-8 GB with everything else), generous elsewhere."""
+    gib = total_memory / float(1 << 30)
+    return 256 if gib <= 4.5 else 1024 if gib <= 8.5 else 4096
+
+
+class Plan:
+    """What will be built, decided before building: the engine key, the ONNX file, and why this precision."""
+
+    def __init__(self, key, onnx_path, reason):
+        self.key, self.onnx_path, self.reason = key, onnx_path, reason
+
+    @property
+    def precision(self):
+        return self.key.precision
+
+
+def make_plan(trt, gpu, bundle, opts, builder=None, root="/") -> Plan:
+    weak = trtlib.has_weak_typing(trt)
+    precision, reason = opts.precision, "asked for"
+    if precision is None:
+        if opts.dla_core is not None:
+            precision, reason = "fp16", "the DLA runs FP16 or INT8"
+        elif weak:
+            fast = builder.platform_has_fast_fp16 if builder is not None else True
+            precision, reason = ("fp16", "this GPU has fast FP16") if fast else ("fp32", "no fast FP16 on this GPU")
+        elif "fp16" in bundle.variants:
+            precision, reason = "fp16", "TensorRT %s builds the bundle's fp16 variant" % trt.__version__
+        else:
+            precision, reason = "fp32", ("TensorRT %s takes precision from the ONNX and this bundle has no fp16 "
+                                         "variant (python -m export variants %s --precision fp16)"
+                                         % (trt.__version__, bundle.path))
+    if weak:
+        onnx_path, sha = bundle.model_path, bundle.model_sha256("fp32")
+        if precision == "int8" and not hasattr(trt, "IInt8EntropyCalibrator2"):
+            raise UserError("TensorRT %s has no INT8 calibrator; make the int8 variant (python -m export variants "
+                            "%s --precision int8)" % (trt.__version__, bundle.path))
+    else:
+        onnx_path, sha = bundle.model_file(precision), bundle.model_sha256(precision)
+    device = trtlib.this_device(trt, gpu, root)
+    key = engines.EngineKey(device, precision, opts.max_batch, opts.dla_core, sha)
+    return Plan(key, onnx_path, reason)
+
+
+class Ticker:
+    """One status line while something slow runs: rewritten in place on a terminal, every 10 s otherwise."""
+
+    def __init__(self, label, out=sys.stderr):
+        self.label, self.out = label, out
+        self.t0 = self._last = time.perf_counter()
+        self.tty = hasattr(out, "isatty") and out.isatty()
+        self.lock = threading.Lock()
+
+    def show(self, detail=""):
+        now = time.perf_counter()
+        with self.lock:
+            if self.tty and now - self._last >= 0.2:
+                self.out.write("\r%s [%3.0f s] %-60.60s" % (self.label, now - self.t0, detail))
+                self.out.flush()
+                self._last = now
+            elif not self.tty and now - self._last >= 10:
+                print("%s [%3.0f s] %s" % (self.label, now - self.t0, detail), file=self.out)
+                self._last = now
+
+    def done(self, message):
+        if self.tty:
+            self.out.write("\r" + " " * 80 + "\r")
+        print("%s: %s in %.1f s" % (self.label, message, time.perf_counter() - self.t0), file=self.out)
+
+
+def _progress_monitor(trt, ticker):
+    """TensorRT's IProgressMonitor (9.0+) showing the innermost phase and its step."""
+
+    class Progress(trt.IProgressMonitor):
+        def __init__(self):
+            trt.IProgressMonitor.__init__(self)
+            self.phases = {}
+
+        def phase_start(self, phase_name, parent_phase, num_steps):
+            self.phases[phase_name] = [0, num_steps]
+            ticker.show(phase_name)
+
+        def step_complete(self, phase_name, step):
+            if phase_name in self.phases:
+                self.phases[phase_name][0] = step + 1
+                ticker.show("%s %d/%d" % (phase_name, step + 1, self.phases[phase_name][1]))
+            return True  # False would cancel the build
+
+        def phase_finish(self, phase_name):
+            self.phases.pop(phase_name, None)
+
+    return Progress()
+
+
+def _tick_until(stop, ticker):
+    """Elapsed time where TensorRT has no IProgressMonitor (before 9.0, so JetPack 5 and 6.0)."""
+    while not stop.wait(0.5):
+        ticker.show("(TensorRT before 9.0 reports no progress)")
+
+
+def _calibrator(trt, gpu, bundle, opts, cache_path, batch_size, log):
+    """An IInt8EntropyCalibrator2 fed with representative frames; frames are read only if TensorRT asks
+    (a kept calibration cache makes it skip them)."""
+    import numpy as np
+
+    class Calibrator(trt.IInt8EntropyCalibrator2):
+        def __init__(self):
+            trt.IInt8EntropyCalibrator2.__init__(self)
+            self.batches = None
+            self.fed = 0
+            self.host = self.device = None
+
+        def get_batch_size(self):
+            return batch_size
+
+        def get_batch(self, names):
+            if self.batches is None:
+                frames, where = representative.load_frames(bundle, opts.calib_data, opts.calib_frames, log)
+                print("calibrating INT8 on %s" % where, file=log)
+                self.batches = iter(representative.batches(bundle, frames, batch_size))
+            batch = next(self.batches, None)
+            if batch is None:
+                return None
+            if self.host is None:
+                self.host = gpu.pagelocked(batch.shape, np.float32)
+                self.device = gpu.alloc(self.host.nbytes)
+            np.copyto(self.host, batch)
+            gpu.copy_in(self.device, self.host)
+            gpu.synchronize()
+            self.fed += 1
+            return [gpu.pointer(self.device)]
+
+        def read_calibration_cache(self):
+            if os.path.isfile(cache_path):
+                print("reusing the INT8 calibration cache %s" % cache_path, file=log)
+                with open(cache_path, "rb") as f:
+                    return f.read()
+            return None
+
+        def write_calibration_cache(self, cache):
+            write_atomic(cache_path, bytes(cache))
+
+        def release(self):
+            if self.device is not None:
+                gpu.free(self.device)
+                self.device = None
+
+    return Calibrator()
+
+
+def _parse(trt, builder, log_trt, onnx_path, log):
+    flag = getattr(trt.NetworkDefinitionCreationFlag, "EXPLICIT_BATCH", None)  # 8.x needs it; 11 has none
+    network = builder.create_network(1 << int(flag) if flag is not None else 0)
+    parser = trt.OnnxParser(network, log_trt)
+    with open(onnx_path, "rb") as f:
+        ok = parser.parse(f.read())
+    if not ok:
+        for i in range(parser.num_errors):
+            e = parser.get_error(i)
+            where = "node %s" % e.node()
+            if hasattr(e, "node_name") and e.node_name():
+                where += " (%s %s)" % (e.node_operator(), e.node_name())
+            print("  ONNX parser: %s: %s" % (where, e.desc()), file=log)
+        raise UserError("TensorRT %s's ONNX parser rejected %s (%d error(s), above); TensorRT 8.5/8.6 reads opsets "
+                        "up to %d (export with --opset %d)" % (trt.__version__, onnx_path, parser.num_errors,
+                                                              TRT8_MAX_OPSET, TRT8_MAX_OPSET))
+    return network, parser
+
+
+def build(bundle, opts: BuildOptions, gpu, trt=None, log=sys.stderr, root="/") -> str:
+    """Build, save (atomically) and return the engine's path."""
+    trt = trt or trtlib.load()
+    log_trt = trtlib.logger(trt)
+    builder = trt.Builder(log_trt)
+    plan = make_plan(trt, gpu, bundle, opts, builder, root)
+    key, weak = plan.key, trtlib.has_weak_typing(trt)
+    if opts.dla_core is not None and opts.dla_core >= builder.num_DLA_cores:
+        raise UserError("--dla-core %d: this device has %d DLA core(s) (Xavier, AGX Orin and Orin NX have them; "
+                        "Orin Nano has none)" % (opts.dla_core, builder.num_DLA_cores))
+    network, parser = _parse(trt, builder, log_trt, plan.onnx_path, log)
+
+    config = builder.create_builder_config()
+    workspace = opts.workspace_mib or default_workspace_mib(gpu.info()["memory"])
+    config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, int(workspace) << 20)
+    if plan.precision == "fp32" and hasattr(trt.BuilderFlag, "TF32"):
+        config.clear_flag(trt.BuilderFlag.TF32)
+    if weak and plan.precision in ("fp16", "int8") and (plan.precision == "fp16" or builder.platform_has_fast_fp16):
+        config.set_flag(trt.BuilderFlag.FP16)  # int8 builds keep FP16 for the layers INT8 cannot take
+
+    inp = network.get_input(0)
+    shape = tuple(inp.shape)
+    profile = None
+    if shape and shape[0] == -1:
+        profile = builder.create_optimization_profile()
+        rest = shape[1:]
+        profile.set_shape(inp.name, (1,) + rest, (1,) + rest, (opts.max_batch,) + rest)
+        config.add_optimization_profile(profile)
+    elif opts.max_batch != 1 and shape and shape[0] != opts.max_batch:
+        raise UserError("the model's batch dimension is fixed at %d; --max-batch needs a dynamic batch" % shape[0])
+
+    calibrator = None
+    if weak and plan.precision == "int8":
+        config.set_flag(trt.BuilderFlag.INT8)
+        cache = engines.calibration_cache_path(bundle.path, key, "%s|%d" % (opts.calib_data, opts.calib_frames))
+        calibrator = _calibrator(trt, gpu, bundle, opts, cache, 1, log)
+        config.int8_calibrator = calibrator
+        if profile is not None:
+            config.set_calibration_profile(profile)
+    if opts.dla_core is not None:
+        config.default_device_type = trt.DeviceType.DLA
+        config.DLA_core = int(opts.dla_core)
+        config.set_flag(trt.BuilderFlag.GPU_FALLBACK)
+
+    cache_path = opts.timing_cache or engines.timing_cache_path(bundle.path, key)
+    saved = b""
+    if os.path.isfile(cache_path):
+        with open(cache_path, "rb") as f:
+            saved = f.read()
+    timing = config.create_timing_cache(saved)
+    if not config.set_timing_cache(timing, False):  # a cache from another device or version: start afresh
+        print("warning: timing cache %s does not fit this device; starting a new one" % cache_path, file=log)
+        config.set_timing_cache(config.create_timing_cache(b""), False)
+
+    print("building a %s TensorRT engine for %s (%s; %s; workspace %d MiB, batch 1..%d%s): this takes a while"
+          % (plan.precision, key.device.gpu_name, trtlib.describe(trt), plan.reason, workspace, opts.max_batch,
+             "" if opts.dla_core is None else ", DLA core %d" % opts.dla_core), file=log)
+    ticker = Ticker("building engine", log)
+    stop = threading.Event()
+    if hasattr(trt, "IProgressMonitor"):
+        config.progress_monitor = _progress_monitor(trt, ticker)
+        waiter = None
+    else:
+        waiter = threading.Thread(target=_tick_until, args=(stop, ticker), daemon=True)
+        waiter.start()
+    try:
+        serialized = builder.build_serialized_network(network, config)
+    finally:
+        stop.set()
+        if waiter is not None:
+            waiter.join()
+        if calibrator is not None:
+            calibrator.release()
+    if serialized is None:
+        raise UserError("TensorRT could not build the engine (its log above says why; on a board short of memory "
+                        "try a smaller --workspace, or add swap: jetson_setup.sh --swap 8G)")
+    write_atomic(cache_path, bytes(config.get_timing_cache().serialize()))
+    path = engines.save(bundle.path, key, bytes(serialized))
+    ticker.done("wrote %s" % path)
+    return path
