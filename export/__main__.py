@@ -1,7 +1,9 @@
-"""python -m export onnx: Keras model -> checked ONNX bundle.
+"""python -m export: Keras model -> checked ONNX bundle -> precision variants -> TensorRT engines.
 
-    python -m export onnx runs/pilotnet --out bundles/pilotnet
-    python -m export onnx my_model.keras --out bundles/mine --samples my_images/ --labels cat,dog
+    python -m export onnx runs/pilotnet --out bundles/pilotnet        (desktop: needs TensorFlow)
+    python -m export variants bundles/pilotnet --calib-data road      (desktop: fp16 and int8 ONNX)
+    python -m export engine bundles/pilotnet --precision fp16         (on the board: needs TensorRT only)
+    python -m export verify bundles/pilotnet                          (anywhere: every backend vs Keras)
 """
 
 from __future__ import annotations
@@ -9,8 +11,10 @@ from __future__ import annotations
 import os
 import sys
 
-from runtime.bundle import INTERPOLATIONS, COLORS, TASKS
-from runtime.cli import ArgumentParser, UserError, main
+from runtime.bundle import COLORS, INTERPOLATIONS, TASKS, VARIANTS
+from runtime.cli import ArgumentParser, UserError, main, positive_int
+from runtime.engines import PRECISIONS
+from runtime.representative import DATASETS, DEFAULT_FRAMES
 
 from . import keras_onnx, parity
 
@@ -55,12 +59,105 @@ def build_parser():
     g.add_argument("--scale", type=_scale, help="input = pixel * scale + offset (default 1/255)")
     g.add_argument("--offset", type=_scale, help="(default 0)")
     g.add_argument("--interpolation", choices=INTERPOLATIONS, help="resize method (default linear)")
+
+    p = sub.add_parser("engine", help="build a TensorRT engine from a bundle, on the device that will run it")
+    p.prog = "python -m export engine"
+    p.add_argument("bundle", metavar="BUNDLE_DIR")
+    p.add_argument("--precision", choices=PRECISIONS, help="default: fp16 where the GPU has fast FP16, else fp32")
+    p.add_argument("--workspace", type=positive_int, metavar="MiB",
+                   help="builder workspace limit (default: 256 MiB on 4 GB boards, 1 GiB on 8 GB, else 4 GiB)")
+    p.add_argument("--max-batch", type=positive_int, default=1, metavar="N",
+                   help="largest batch the engine takes (default 1: one camera frame at a time)")
+    p.add_argument("--dla-core", type=int, metavar="N", help="build for DLA core N, falling back to the GPU "
+                                                             "(Xavier, AGX Orin, Orin NX; needs fp16 or int8)")
+    _calibration_options(p)
+    p.add_argument("--timing-cache", metavar="FILE", help="TensorRT timing cache to read and update (default: "
+                                                          "one per device beside the engines)")
+    p.add_argument("--force", action="store_true", help="build even when a matching engine exists")
+
+    p = sub.add_parser("variants", help="write fp16 and int8 (Q/DQ) variants of the bundle's ONNX and check them")
+    p.prog = "python -m export variants"
+    p.add_argument("bundle", metavar="BUNDLE_DIR")
+    p.add_argument("--precision", nargs="+", choices=VARIANTS, default=list(VARIANTS),
+                   help="which variants (default: %s)" % " ".join(VARIANTS))
+    _calibration_options(p)
+
+    p = sub.add_parser("verify", help="run the bundle's samples through every backend here and compare with Keras")
+    p.prog = "python -m export verify"
+    p.add_argument("bundle", metavar="BUNDLE_DIR")
+    p.add_argument("--keras", metavar="RUN_DIR_or_MODEL.keras", help="also run this Keras model now")
+    p.add_argument("--json", metavar="FILE", help="write the report as JSON")
     return parser
+
+
+def _calibration_options(p):
+    p.add_argument("--calib-data", metavar="PATH|DATASET",
+                   help="INT8 calibration frames: %s, or a folder, glob or video of real frames (default: the "
+                        "bundle's samples, with a warning: too few)" % " or ".join(DATASETS))
+    p.add_argument("--calib-frames", type=positive_int, default=DEFAULT_FRAMES, metavar="N",
+                   help="how many calibration frames (default %d)" % DEFAULT_FRAMES)
+
+
+def command_engine(args):
+    from runtime import bundle as bundle_format
+    from runtime import engines, trt as trtlib, trt_build
+    from runtime.cuda import Gpu, load_pycuda
+
+    if args.dla_core is not None and args.dla_core < 0:
+        raise UserError("--dla-core must be 0 or more")
+    if args.calib_data is not None and args.precision != "int8":
+        raise UserError("--calib-data is for --precision int8")
+    opts = trt_build.BuildOptions(args.precision, args.workspace, args.max_batch, args.dla_core, args.calib_data,
+                                  args.calib_frames, args.timing_cache)
+    bundle = bundle_format.load(args.bundle)
+    trt = trtlib.load()
+    load_pycuda()
+    gpu = Gpu()
+    try:
+        builder = trt.Builder(trtlib.logger(trt)) if trtlib.has_weak_typing(trt) else None
+        plan = trt_build.make_plan(trt, gpu, bundle, opts, builder)
+        existing = engines.find(bundle.path, plan.key)
+        if existing and not args.force:
+            print("up to date: %s (--force builds it again)" % existing)
+            return 0
+        trt_build.build(bundle, opts, gpu, trt)
+    finally:
+        gpu.close()
+    return 0
+
+
+def command_variants(args):
+    from . import variants, verify
+
+    for precision in args.precision:
+        path = variants.make(args.bundle, precision, args.calib_data, args.calib_frames)
+        print("wrote %s" % path)
+    report = verify.verify(args.bundle)
+    print(verify.table(report))
+    return 0 if report["passed"] else 1
+
+
+def command_verify(args):
+    from runtime.bundle import write_json
+
+    from . import verify
+
+    report = verify.verify(args.bundle, args.keras)
+    print(verify.table(report))
+    if args.json:
+        write_json(args.json, report)
+    if not report["passed"]:
+        print("python -m export verify: FAILED: a backend is outside its tolerance (see the table)", file=sys.stderr)
+        return 1
+    return 0
 
 
 def _main(argv):
     parser = build_parser()
     args = parser.parse_args(argv)
+    commands = {"engine": command_engine, "variants": command_variants, "verify": command_verify}
+    if args.command in commands:
+        return commands[args.command](args)
     from . import load_tensorflow
     from .onnx_bundle import Options, export, resolve_source
 

@@ -262,7 +262,7 @@ def build(bundle, opts: BuildOptions, gpu, trt=None, log=sys.stderr, root="/") -
         print("warning: timing cache %s does not fit this device; starting a new one" % cache_path, file=log)
         config.set_timing_cache(config.create_timing_cache(b""), False)
 
-    print("building a %s TensorRT engine for %s (%s; %s; workspace %d MiB, batch 1..%d%s): this takes a while"
+    print("building a TensorRT engine, %s, for %s (%s; %s; workspace %d MiB, batch 1..%d%s): this takes a while"
           % (plan.precision, key.device.gpu_name, trtlib.describe(trt), plan.reason, workspace, opts.max_batch,
              "" if opts.dla_core is None else ", DLA core %d" % opts.dla_core), file=log)
     ticker = Ticker("building engine", log)

@@ -87,7 +87,8 @@ class TensorRTBackend(Backend):
         self.input = inputs[0]
         self.outputs = [t for t in self.io.tensors if not t.is_input]
         self.max_batch = self.input.max_shape[0]
-        self.detail = "%s, %s engine %s" % (trtlib.describe(trt), self.precision or "", os.path.basename(path))
+        api = "tensor API" if trtlib.has_tensor_api(trt) else "bindings API"
+        self.detail = "TensorRT %s %s, %s engine %s" % (trt.__version__, api, self.precision, os.path.basename(path))
 
     # -- running ---------------------------------------------------------------------------------------
     def _buffers_for(self, n):

@@ -1,0 +1,87 @@
+"""Precision variants of a bundle's model.onnx, for TensorRT 11 (strongly typed: precision comes from the
+ONNX) and for ONNX Runtime:
+
+    model.fp16.onnx   float16 weights and compute, float32 input and output (onnxruntime's float16 converter)
+    model.int8.onnx   QuantizeLinear/DequantizeLinear around every Conv/MatMul/Gemm, symmetric INT8 (what
+                      TensorRT's explicit quantization takes), calibrated by ONNX Runtime's static
+                      quantization on representative frames prepared by the runtime's own preprocessing
+
+Each is written atomically, then the manifest gains `variants.<precision>` with its sha256; the variant is
+then run in ONNX Runtime on the bundle's samples and compared with Keras's outputs (export/verify.py).
+Needs onnx and onnxruntime (the `train` extra), never TensorFlow.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import tempfile
+
+from runtime import bundle as bundle_format
+from runtime import representative
+from runtime.cli import UserError, require
+
+FILES = {"fp16": "model.fp16.onnx", "int8": "model.int8.onnx"}
+
+
+def fp16_model(src: str):
+    onnx = require("onnx", "train", "making an fp16 variant")
+    from onnxruntime.transformers.float16 import convert_float_to_float16
+
+    return convert_float_to_float16(onnx.load(src), keep_io_types=True)
+
+
+class _Reader:
+    """onnxruntime.quantization's CalibrationDataReader face over our preprocessed batches."""
+
+    def __init__(self, name, batches):
+        self.name, self.batches = name, iter(batches)
+
+    def get_next(self):
+        batch = next(self.batches, None)
+        return None if batch is None else {self.name: batch}
+
+    def rewind(self):  # newer onnxruntime versions call it
+        pass
+
+
+def int8_model(bundle, calib_data, calib_frames, log):
+    """(onnx ModelProto with Q/DQ nodes, where the calibration frames came from)."""
+    onnx = require("onnx", "train", "making an int8 variant")
+    from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    frames, where = representative.load_frames(bundle, calib_data, calib_frames, log)
+    batches = representative.batches(bundle, frames, 1)
+    with tempfile.TemporaryDirectory() as tmp:
+        prepared, out = os.path.join(tmp, "prepared.onnx"), os.path.join(tmp, "int8.onnx")
+        quant_pre_process(bundle.model_path, prepared, skip_symbolic_shape=True)
+        quantize_static(prepared, out, _Reader(bundle.input["name"], batches), quant_format=QuantFormat.QDQ,
+                        activation_type=QuantType.QInt8, weight_type=QuantType.QInt8, per_channel=True,
+                        calibrate_method=CalibrationMethod.Entropy,
+                        extra_options={"ActivationSymmetric": True, "WeightSymmetric": True})
+        return onnx.load(out), where
+
+
+def make(bundle_path: str, precision: str, calib_data=None, calib_frames=representative.DEFAULT_FRAMES,
+         log=sys.stderr) -> str:
+    """Write one variant into the bundle and record it in the manifest; returns the variant's path."""
+    if precision not in FILES:
+        raise UserError("no %s variant: choose from %s" % (precision, ", ".join(FILES)))
+    bundle = bundle_format.load(bundle_path)
+    if not os.access(bundle.path, os.W_OK):
+        raise UserError("%s is read-only: copy the bundle somewhere writable to add variants" % bundle.path)
+    entry = {"file": FILES[precision]}
+    if precision == "fp16":
+        proto = fp16_model(bundle.model_path)
+    else:
+        proto, where = int8_model(bundle, calib_data, calib_frames, log)
+        entry["calibration"] = {"data": where, "method": "entropy", "format": "QDQ, symmetric, per-channel weights"}
+    data = proto.SerializeToString()
+    path = os.path.join(bundle.path, entry["file"])
+    bundle_format.write_atomic(path, data)
+    entry["sha256"] = bundle_format.sha256_file(path)
+    manifest = dict(bundle.manifest)
+    manifest["variants"] = dict(manifest.get("variants") or {}, **{precision: entry})
+    bundle_format.write_manifest(bundle.path, manifest)
+    return path

@@ -1,0 +1,159 @@
+"""python -m export verify BUNDLE: the bundle's samples through every backend this machine has, against
+Keras's outputs stored at export, one table row per backend and precision.
+
+Rows: Keras itself when given --keras and TensorFlow is here; ONNX Runtime on model.onnx and on each
+precision variant; each TensorRT engine in the bundle (or the user cache) built for this device and TensorRT.
+Errors are scaled to the output's range (max |error| / max |reference|): FP32 within 1e-4, FP16 within 1e-2;
+INT8 is judged by the task: top-1 agreement >= 99% (classification, binary), steering error within 5% of the
+steering range [-1, 1] (so 0.1), relative error within 5% for other regressions.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+
+import numpy as np
+
+from runtime import bundle as bundle_format
+from runtime import engines
+from runtime.cli import UserError, require
+from runtime.preprocess import Preprocessor
+
+RELATIVE_TOLERANCE = {"fp32": 1e-4, "fp16": 1e-2}
+INT8_TOP1_AGREEMENT = 0.99
+INT8_STEERING_FRACTION = 0.05
+STEERING_RANGE = 2.0  # steering is normalised to [-1, 1]
+INT8_RELATIVE = 0.05
+
+
+def judge(task, precision, reference, outputs):
+    """One row's numbers and verdict: max abs/rel error per output, top-1 agreement where it means something."""
+    row = {"precision": precision, "outputs": [], "passed": True}
+    for i, (ref, out) in enumerate(zip(reference, outputs)):
+        ref, out = np.asarray(ref, np.float64), np.asarray(out, np.float64).reshape(np.shape(ref))
+        max_abs = float(np.abs(ref - out).max())
+        rel = max_abs / max(float(np.abs(ref).max()), 1e-12)
+        entry = {"index": i, "max_abs_error": max_abs, "max_rel_error": rel}
+        if i == 0 and task in ("classification", "binary"):
+            if task == "classification":
+                agree = float(np.mean(ref.argmax(-1) == out.argmax(-1)))
+            else:
+                agree = float(np.mean((ref > 0.5) == (out > 0.5)))
+            entry["top1_agreement"] = agree
+        if precision in RELATIVE_TOLERANCE:
+            entry["tolerance"] = "rel <= %g" % RELATIVE_TOLERANCE[precision]
+            ok = rel <= RELATIVE_TOLERANCE[precision]
+        elif "top1_agreement" in entry:
+            entry["tolerance"] = "top-1 >= %g%%" % (100 * INT8_TOP1_AGREEMENT)
+            ok = entry["top1_agreement"] >= INT8_TOP1_AGREEMENT
+        elif task == "steering":
+            limit = INT8_STEERING_FRACTION * STEERING_RANGE
+            entry["tolerance"] = "abs <= %g" % limit
+            ok = max_abs <= limit
+        else:
+            entry["tolerance"] = "rel <= %g" % INT8_RELATIVE
+            ok = rel <= INT8_RELATIVE
+        entry["passed"] = bool(ok)
+        row["passed"] = row["passed"] and entry["passed"]
+        row["outputs"].append(entry)
+    return row
+
+
+def _samples(bundle):
+    cv2 = require("cv2", "opencv", "reading the bundle's samples")
+    if not bundle.sample_paths or not bundle.keras_outputs_path or not os.path.isfile(bundle.keras_outputs_path):
+        raise UserError("%s has no samples with Keras outputs to verify against (export it again)" % bundle.path)
+    frames = [cv2.imread(p, cv2.IMREAD_COLOR) for p in bundle.sample_paths]
+    if any(f is None for f in frames):
+        raise UserError("%s has unreadable sample images: export it again" % bundle.path)
+    x = Preprocessor(bundle.preprocess, bundle.input).batch(frames)
+    with np.load(bundle.keras_outputs_path) as stored:
+        reference = [stored[o["name"]] for o in bundle.outputs]
+    return x, reference
+
+
+def _keras_row(src, x):
+    from . import load_tensorflow, keras_onnx
+    from .onnx_bundle import resolve_source
+
+    model_path, _ = resolve_source(src)
+    load_tensorflow()
+    out = keras_onnx.load_keras(model_path).predict(x, verbose=0)
+    return list(out) if isinstance(out, (list, tuple)) else [out]
+
+
+def _engine_rows(bundle, log):
+    """(backend label, precision, backend) for every engine that fits this device; notes for the rest."""
+    from runtime.backends import choose
+    from runtime.backends.tensorrt import TensorRTBackend
+
+    notes, runs = [], []
+    shas = {bundle.model_sha256(p): p for p in ("fp32",) + tuple(bundle.variants)}
+    paths = [p for sha in shas for p in engines.listed(bundle.path, sha)]
+    if not paths:
+        return runs, ["TensorRT: no engines in the bundle (build one with: python -m export engine %s)" % bundle.path]
+    try:
+        choose("tensorrt")
+    except UserError as exc:
+        return runs, ["TensorRT: %d engine(s) not checked: %s" % (len(paths), exc)]
+    from runtime import trt as trtlib
+    from runtime.cuda import Gpu
+
+    trt = trtlib.load()
+    gpu = Gpu()
+    try:
+        here = trtlib.this_device(trt, gpu).as_dict()
+    finally:
+        gpu.close()
+    for path in sorted(set(paths)):
+        try:
+            with open(path[:-len(".engine")] + ".json") as f:
+                fields = json.load(f)
+        except (OSError, ValueError):
+            notes.append("%s: no readable .json beside it; skipped" % os.path.basename(path))
+            continue
+        if any(fields.get(k) != v for k, v in here.items()):
+            notes.append("%s: built for %s / TensorRT %s; skipped" % (os.path.basename(path), fields.get("gpu"),
+                                                                      fields.get("tensorrt")))
+            continue
+        backend = TensorRTBackend(bundle, precision=fields["precision"], dla_core=fields.get("dla_core"),
+                                  build=False, engine_path=path, log=log)
+        runs.append(("tensorrt " + os.path.basename(path), fields["precision"], backend))
+    return runs, notes
+
+
+def verify(bundle_path, keras_src=None, log=sys.stderr) -> dict:
+    from runtime.backends.onnxruntime import OnnxRuntimeBackend
+
+    bundle = bundle_format.load(bundle_path)
+    x, reference = _samples(bundle)
+    rows, notes = [], []
+    if keras_src is not None:
+        row = judge(bundle.task, "fp32", reference, _keras_row(keras_src, x))
+        rows.append(dict(row, backend="keras (now)"))
+    runs = [("onnxruntime " + os.path.basename(bundle.model_file(p)), p,
+             OnnxRuntimeBackend(bundle.model_file(p), providers=["CPUExecutionProvider"]))
+            for p in ("fp32",) + tuple(bundle.variants)]
+    engine_runs, engine_notes = _engine_rows(bundle, log)
+    notes.extend(engine_notes)
+    for label, precision, backend in runs + engine_runs:
+        with backend:
+            outputs = backend.infer(x)
+        rows.append(dict(judge(bundle.task, precision, reference, outputs), backend=label))
+    return {"bundle": bundle.path, "task": bundle.task, "samples": int(len(x)), "rows": rows, "notes": notes,
+            "passed": all(r["passed"] for r in rows)}
+
+
+def table(report) -> str:
+    lines = ["%-52s %-5s %3s %10s %10s %7s  %-15s %s" % ("backend", "prec", "out", "max abs", "max rel", "top-1",
+                                                        "tolerance", "verdict")]
+    for row in report["rows"]:
+        for o in row["outputs"]:
+            top1 = "%.1f%%" % (100 * o["top1_agreement"]) if "top1_agreement" in o else "-"
+            lines.append("%-52s %-5s %3d %10.3g %10.3g %7s  %-15s %s" % (
+                row["backend"][:52], row["precision"], o["index"], o["max_abs_error"], o["max_rel_error"], top1,
+                o["tolerance"], "ok" if o["passed"] else "FAIL"))
+    lines.extend("note: " + n for n in report["notes"])
+    return "\n".join(lines)
