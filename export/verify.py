@@ -91,7 +91,7 @@ def _engine_rows(bundle, log):
 
     notes, runs = [], []
     shas = {bundle.model_sha256(p): p for p in ("fp32",) + tuple(bundle.variants)}
-    paths = [p for sha in shas for p in engines.listed(bundle.path, sha)]
+    paths = sorted({p for sha in shas for p in engines.listed(bundle.path, sha)})
     if not paths:
         return runs, ["TensorRT: no engines in the bundle (build one with: python -m export engine %s)" % bundle.path]
     try:
@@ -107,7 +107,7 @@ def _engine_rows(bundle, log):
         here = trtlib.this_device(trt, gpu).as_dict()
     finally:
         gpu.close()
-    for path in sorted(set(paths)):
+    for path in paths:
         try:
             with open(path[:-len(".engine")] + ".json") as f:
                 fields = json.load(f)

@@ -46,8 +46,29 @@ def describe(trt) -> str:
     return "TensorRT %s (%s, %s)" % (trt.__version__, api, typing)
 
 
-def logger(trt):
-    return trt.Logger(trt.Logger.WARNING)
+def logger(trt, echo=True, out=None):
+    """A TensorRT logger that keeps the errors (so they go into our one-line messages) and prints warnings
+    (and, with echo, errors) to stderr."""
+    import sys
+
+    class Logger(trt.ILogger):
+        def __init__(self):
+            trt.ILogger.__init__(self)
+            self.errors = []
+
+        def log(self, severity, msg):
+            severity = int(severity)  # pybind11 enums compare reliably only as ints
+            if severity <= int(trt.ILogger.Severity.ERROR):
+                self.errors.append(str(msg).strip())
+                if not echo:
+                    return
+            if severity <= int(trt.ILogger.Severity.WARNING):
+                print("TensorRT: %s" % str(msg).strip(), file=out or sys.stderr)
+
+        def last_error(self, default=""):
+            return self.errors[-1] if self.errors else default
+
+    return Logger()
 
 
 def this_device(trt, gpu, root: str = "/") -> engines.Device:

@@ -211,7 +211,7 @@ def _parse(trt, builder, log_trt, onnx_path, log):
 def build(bundle, opts: BuildOptions, gpu, trt=None, log=sys.stderr, root="/") -> str:
     """Build, save (atomically) and return the engine's path."""
     trt = trt or trtlib.load()
-    log_trt = trtlib.logger(trt)
+    log_trt = trtlib.logger(trt, echo=False, out=log)
     builder = trt.Builder(log_trt)
     plan = make_plan(trt, gpu, bundle, opts, builder, root)
     key, weak = plan.key, trtlib.has_weak_typing(trt)
@@ -282,8 +282,8 @@ def build(bundle, opts: BuildOptions, gpu, trt=None, log=sys.stderr, root="/") -
         if calibrator is not None:
             calibrator.release()
     if serialized is None:
-        raise UserError("TensorRT could not build the engine (its log above says why; on a board short of memory "
-                        "try a smaller --workspace, or add swap: jetson_setup.sh --swap 8G)")
+        raise UserError("TensorRT could not build the engine (%s); on a board short of memory try a smaller "
+                        "--workspace, or add swap: jetson_setup.sh --swap 8G" % log_trt.last_error("no reason given"))
     write_atomic(cache_path, bytes(config.get_timing_cache().serialize()))
     path = engines.save(bundle.path, key, bytes(serialized))
     ticker.done("wrote %s" % path)

@@ -18,9 +18,16 @@ def _quiet_tensorflow():
     load_tensorflow()
 
 
-def cli(*args, timeout=600):
-    """Run `python -m ...` from the repository root as a user would; returns the CompletedProcess."""
-    env = dict(os.environ, PYTHONPATH=ROOT, TF_CPP_MIN_LOG_LEVEL="3")
+FAKES = os.path.join(ROOT, "tests", "fakes", "site")  # FAKE tensorrt and pycuda (tests/fakes/README.md)
+
+
+def cli(*args, timeout=600, env=None, fake_gpu=None):
+    """Run `python -m ...` from the repository root as a user would; returns the CompletedProcess.
+    fake_gpu="10.3.0" (a TensorRT version) puts the FAKE tensorrt and pycuda on the path."""
+    path = ROOT if fake_gpu is None else os.pathsep.join([ROOT, FAKES])
+    env = dict(os.environ, PYTHONPATH=path, TF_CPP_MIN_LOG_LEVEL="3", **(env or {}))
+    if fake_gpu is not None:
+        env["FAKE_TENSORRT_VERSION"] = fake_gpu
     return subprocess.run([sys.executable, "-m"] + [str(a) for a in args], cwd=ROOT, env=env,
                           capture_output=True, text=True, timeout=timeout)
 

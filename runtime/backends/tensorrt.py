@@ -65,17 +65,18 @@ class TensorRTBackend(Backend):
         trt = self.trt
         opts = trt_build.BuildOptions(precision=self.precision, dla_core=self.dla_core)
         path = self.engine_path or self._find_or_build(opts)
+        log_trt = trtlib.logger(trt, echo=False, out=self.log)
         with open(path, "rb") as f:
-            self.runtime, self.engine = trtlib.deserialize(trt, trtlib.logger(trt), f.read(), self.dla_core)
+            self.runtime, self.engine = trtlib.deserialize(trt, log_trt, f.read(), self.dla_core)
         if self.engine is None:
-            why = "%s will not deserialize with TensorRT %s (built by another version, or corrupt)" % (
-                path, trt.__version__)
+            why = "%s will not deserialize with TensorRT %s (built by another version, or corrupt: %s)" % (
+                path, trt.__version__, log_trt.last_error("no reason given"))
             if self.engine_path or not self.build:
                 raise UserError(why + "; rebuild it with: python -m export engine %s" % self.bundle.path)
             print("warning: %s: rebuilding it" % why, file=self.log)
             path = trt_build.build(self.bundle, opts, self.gpu, trt, self.log, self.root)
             with open(path, "rb") as f:
-                self.runtime, self.engine = trtlib.deserialize(trt, trtlib.logger(trt), f.read(), self.dla_core)
+                self.runtime, self.engine = trtlib.deserialize(trt, log_trt, f.read(), self.dla_core)
             if self.engine is None:
                 raise UserError("TensorRT %s cannot load the engine it has just built (%s)" % (trt.__version__, path))
         self.path = path

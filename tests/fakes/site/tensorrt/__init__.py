@@ -90,11 +90,18 @@ class ILogger:
         INFO = 3
         VERBOSE = 4
 
+    def __init__(self):
+        self._fake_base_initialized = True
+
+    def log(self, severity, msg):
+        raise NotImplementedError
+
 
 class Logger(ILogger):
     INTERNAL_ERROR, ERROR, WARNING, INFO, VERBOSE = list(ILogger.Severity)
 
     def __init__(self, min_severity=ILogger.Severity.WARNING):
+        ILogger.__init__(self)
         self.min_severity = min_severity
 
     def log(self, severity, msg):
@@ -346,7 +353,7 @@ class Builder:
     def create_network(self, flags=0):
         known = sum(1 << int(f) for f in NetworkDefinitionCreationFlag)
         if flags & ~known:
-            raise TypeError("FAKE: unknown NetworkDefinitionCreationFlag bits %#x for TensorRT %s" % (flags, __version__))
+            raise TypeError("FAKE: unknown NetworkDefinitionCreationFlag bits %#x (TensorRT %s)" % (flags, __version__))
         calls.append(("create_network", {"flags": flags}))
         return INetworkDefinition(flags)
 

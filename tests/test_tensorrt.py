@@ -1,0 +1,409 @@
+"""The TensorRT path against FAKES of tensorrt and pycuda (tests/fakes/README.md): no GPU here or in CI.
+
+The fakes keep the real names and signatures of each generation (8.4 bindings only, 8.5 both, 10.3 tensor
+API, 11.4 strongly typed) and refuse what the real ones refuse; their engine runs the ONNX model with ONNX
+Runtime on the bytes in fake device memory, so the numbers that come back are real.
+"""
+
+import io
+import json
+import os
+import shutil
+import sys
+import threading
+
+import numpy as np
+import pytest
+
+from tests.conftest import FAKES, cli, one_line_error, read_jsonl
+
+VERSIONS = ["8.4.3", "8.5.2", "10.3.0", "11.4.1"]
+FAKE_MODULES = ("tensorrt", "pycuda", "pycuda.driver")
+
+
+@pytest.fixture
+def fake_gpu(monkeypatch, tmp_path):
+    """install(version, **env) -> (fake tensorrt, fake pycuda.driver), imported fresh for this test."""
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+
+    def install(version="10.3.0", **env):
+        monkeypatch.setenv("FAKE_TENSORRT_VERSION", version)
+        for name, value in env.items():
+            monkeypatch.setenv(name, str(value))
+        if FAKES not in sys.path:  # not monkeypatch.syspath_prepend: its undo would also drop what other
+            sys.path.insert(0, FAKES)  # packages appended meanwhile (onnxruntime.transformers does)
+        for m in FAKE_MODULES:
+            sys.modules.pop(m, None)
+        import pycuda.driver
+        import tensorrt
+
+        assert "FAKE" in tensorrt.__doc__ and "FAKE" in pycuda.driver.__doc__
+        return tensorrt, pycuda.driver
+
+    yield install
+    if FAKES in sys.path:
+        sys.path.remove(FAKES)
+    for m in FAKE_MODULES:
+        sys.modules.pop(m, None)
+
+
+def copy_bundle(src, tmp_path, name="bundle"):
+    dest = tmp_path / name
+    shutil.copytree(str(src), str(dest))
+    return dest
+
+
+def sample_frames(bundle):
+    import cv2
+
+    from runtime import bundle as bundle_format
+
+    return [cv2.imread(p) for p in bundle_format.load(str(bundle)).sample_paths]
+
+
+def calls(trt, what):
+    return [details for name, details in trt.calls if name == what]
+
+
+@pytest.mark.parametrize("version", VERSIONS)
+def test_engine_is_built_then_run_with_the_same_results_as_onnxruntime(version, fake_gpu, pilot_bundle, tmp_path):
+    from export import variants
+    from runtime.model import Model
+
+    trt, cuda = fake_gpu(version)
+    bundle = copy_bundle(pilot_bundle, tmp_path)
+    if version.startswith("11."):
+        variants.make(str(bundle), "fp16")  # TensorRT 11 takes FP16 from a strongly typed ONNX
+    frames = sample_frames(bundle)
+    with Model(str(bundle), backend="onnxruntime") as reference:
+        expected = reference.predict(frames)[0]
+    log = io.StringIO()
+    with Model(str(bundle), backend="tensorrt") as model:
+        model.backend.log = log
+        assert model.backend.precision == "fp16" and model.backend.name == "tensorrt"
+        got = model.predict(frames)[0]  # 32 frames through a batch-1 engine: 32 executions, one set of buffers
+        one = model(frames[0])
+    assert got.shape == expected.shape
+    assert np.abs(got - expected).max() / np.abs(expected).max() < 1e-2
+    assert one["steering"] == pytest.approx(float(got[0, 0]), abs=1e-6)
+
+    assert calls(trt, "create_network")[0]["flags"] == (0 if version.startswith("11.") else 1)  # explicit batch
+    built = calls(trt, "build_serialized_network")[0]
+    assert built["profile"] == [[1, 66, 200, 3], [1, 66, 200, 3], [1, 66, 200, 3]]
+    assert built["workspace"] == 1024 << 20  # an 8 GB board
+    api = {d["api"] for d in calls(trt, "execute")}
+    assert api == ({"execute_async_v2"} if version == "8.4.3" else {"execute_async_v3"})
+    assert len(calls(trt, "execute")) == 33 and all(d["stream"] for d in calls(trt, "execute"))
+    assert cuda.stats["allocations"] == 2 and cuda.stats["frees"] == 2  # one input, one output, made once
+    assert cuda.stats["htod"] == 33 and cuda.stats["dtoh"] == 33
+    assert cuda.Context.get_current() is None  # every push popped, the context released
+    engine = [p for p in os.listdir(bundle / "engines") if p.endswith(".engine")]
+    assert len(engine) == 1 and engine[0].startswith("fp16-b1-gpu-trt%s-" % version)
+
+
+def test_fp32_clears_tf32_and_a_batch_profile_gets_buffers_per_shape(fake_gpu, pilot_bundle, tmp_path):
+    from runtime import bundle as bundle_format
+    from runtime import trt_build
+    from runtime.backends.tensorrt import TensorRTBackend
+    from runtime.cuda import Gpu
+    from runtime.preprocess import Preprocessor
+
+    trt, cuda = fake_gpu("10.3.0")
+    bundle = bundle_format.load(str(copy_bundle(pilot_bundle, tmp_path)))
+    gpu = Gpu()
+    path = trt_build.build(bundle, trt_build.BuildOptions("fp32", workspace_mib=300, max_batch=8), gpu, trt,
+                           log=io.StringIO())
+    gpu.close()
+    built = calls(trt, "build_serialized_network")[0]
+    assert built["tf32"] is False and built["precision"] == "fp32"  # FP32 means FP32
+    assert built["workspace"] == 300 << 20
+    assert built["profile"][0][0] == 1 and built["profile"][2][0] == 8
+    assert os.path.basename(path).startswith("fp32-b8-gpu-trt10.3.0-")
+    assert json.load(open(path[:-len(".engine")] + ".json"))["max_batch"] == 8
+
+    x = Preprocessor(bundle.preprocess, bundle.input).batch(sample_frames(bundle.path)[:20])
+    with TensorRTBackend(bundle, precision="fp32", engine_path=path, build=False) as backend:
+        assert backend.max_batch == 8
+        out = backend.infer(x)[0]  # 8 + 8 + 4
+        again = backend.infer(x)[0]
+    from runtime.backends.onnxruntime import OnnxRuntimeBackend
+
+    with OnnxRuntimeBackend(bundle.model_path) as ort:
+        expected = ort.infer(x)[0]
+    assert np.abs(out - expected).max() < 1e-5 and np.array_equal(out, again)
+    assert [d["batch"] for d in calls(trt, "execute")] == [8, 8, 4, 8, 8, 4]
+    assert cuda.stats["allocations"] == 4  # input+output for batch 8, and for batch 4; reused the second time
+
+
+def test_an_engine_is_reused_and_each_precision_gets_its_own(fake_gpu, digits_bundle, tmp_path):
+    from runtime.model import Model
+
+    trt, _ = fake_gpu("8.5.2")
+    bundle = copy_bundle(digits_bundle, tmp_path)
+    Model(str(bundle), backend="tensorrt").close()
+    Model(str(bundle), backend="tensorrt").close()
+    assert len(calls(trt, "build_serialized_network")) == 1
+    with Model(str(bundle), backend="tensorrt", precision="fp32") as model:
+        assert model.backend.precision == "fp32"
+    assert len(calls(trt, "build_serialized_network")) == 2
+    names = sorted(p for p in os.listdir(bundle / "engines") if p.endswith(".engine"))
+    assert [n.split("-")[0] for n in names] == ["fp16", "fp32"]
+    timing = [n for n in os.listdir(bundle / "engines") if n.startswith("timing-trt8.5.2-")]
+    assert len(timing) == 1  # one timing cache per device, saved after the first build and read by the second:
+    assert json.loads((bundle / "engines" / timing[0]).read_bytes()[len(b"FAKE-TIMING "):])["n"] == 2
+
+
+def test_a_corrupt_engine_is_reported_and_rebuilt(digits_bundle, tmp_path):
+    bundle = copy_bundle(digits_bundle, tmp_path)
+    env = {"XDG_CACHE_HOME": str(tmp_path / "cache")}
+    proc = cli("export", "engine", bundle, fake_gpu="10.3.0", env=env)
+    assert proc.returncode == 0, proc.stderr
+    engine = [bundle / "engines" / n for n in os.listdir(bundle / "engines") if n.endswith(".engine")][0]
+    assert "wrote %s" % engine in proc.stderr
+    assert "up to date" in cli("export", "engine", bundle, fake_gpu="10.3.0", env=env).stdout
+
+    engine.write_bytes(b"half an engine, cut off by a power failure")
+    proc = cli("runtime", "run", bundle, "--source", bundle / "samples", "--no-display", "--backend", "tensorrt",
+               "--no-build", fake_gpu="10.3.0", env=env)
+    assert one_line_error(proc), proc.stderr
+    assert "will not deserialize" in proc.stderr and "magic tag" in proc.stderr
+
+    proc = cli("runtime", "run", bundle, "--source", bundle / "samples", "--no-display", "--jsonl",
+               tmp_path / "r.jsonl", fake_gpu="10.3.0", env=env)
+    assert proc.returncode == 0, proc.stderr
+    assert "rebuilding" in proc.stderr and "with tensorrt" in proc.stderr
+    assert len(read_jsonl(tmp_path / "r.jsonl")) == 32
+
+    # an engine from another TensorRT version under this one's name: the same report, then a rebuild
+    other = engine.read_bytes().replace(b'"version": "10.3.0"', b'"version": "10.2.0"')
+    engine.write_bytes(other)
+    proc = cli("runtime", "run", bundle, "--source", bundle / "samples", "--no-display", fake_gpu="10.3.0", env=env)
+    assert proc.returncode == 0 and "not compatible with this version" in proc.stderr
+
+
+def test_no_build_without_an_engine_is_one_line(digits_bundle, tmp_path):
+    proc = cli("runtime", "run", digits_bundle, "--source", digits_bundle / "samples", "--no-display", "--no-build",
+               fake_gpu="10.3.0", env={"XDG_CACHE_HOME": str(tmp_path)})
+    assert one_line_error(proc), proc.stderr
+    assert "no fp16 engine for this device" in proc.stderr and "python -m export engine" in proc.stderr
+
+
+def test_int8_calibration_feeds_preprocessed_frames_and_keeps_its_cache(fake_gpu, pilot_bundle, tmp_path,
+                                                                         monkeypatch):
+    from runtime import bundle as bundle_format
+    from runtime import representative, trt_build
+    from runtime.cuda import Gpu
+
+    trt, cuda = fake_gpu("10.3.0")
+    bundle = bundle_format.load(str(copy_bundle(pilot_bundle, tmp_path)))
+    gpu = Gpu()
+    log = io.StringIO()
+    opts = trt_build.BuildOptions("int8", calib_data="road", calib_frames=24)
+    trt_build.build(bundle, opts, gpu, trt, log=log)
+    calibration = calls(trt, "build_serialized_network")[0]["calibration"]
+    assert calibration["batches"] == 24 and calibration["batch_size"] == 1 and not calibration["from_cache"]
+    low, high = calibration["range"]
+    assert 0 <= low < 60 and 150 < high <= 255  # YUV pixels, as the runtime's preprocessing gives PilotNet
+    assert "calibrating INT8 on road (24 frames)" in log.getvalue()
+    caches = [n for n in os.listdir(os.path.join(bundle.path, "engines")) if n.startswith("calibration-")]
+    assert len(caches) == 1
+
+    def must_not_load(*a, **k):
+        raise AssertionError("frames loaded although the calibration cache was there")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(representative, "load_frames", must_not_load)
+        trt_build.build(bundle, opts, gpu, trt, log=log)
+    assert calls(trt, "build_serialized_network")[1]["calibration"]["from_cache"] is True
+    assert "reusing the INT8 calibration cache" in log.getvalue()
+
+    log = io.StringIO()  # no --calib-data: the bundle's few samples, with a warning
+    trt_build.build(bundle, trt_build.BuildOptions("int8", max_batch=4), gpu, trt, log=log)
+    assert "calibrating on the bundle's 32 samples only" in log.getvalue()
+    gpu.close()
+    assert cuda.Context.get_current() is None
+
+
+def test_tensorrt_11_takes_precision_from_the_bundles_variants(fake_gpu, digits_bundle, tmp_path):
+    from export import variants
+    from runtime import bundle as bundle_format
+    from runtime import trt_build
+    from runtime.cli import UserError
+    from runtime.cuda import Gpu
+
+    trt, _ = fake_gpu("11.4.1")
+    path = str(copy_bundle(digits_bundle, tmp_path))
+    gpu = Gpu()
+    with pytest.raises(UserError, match="no int8 variant.*python -m export variants"):
+        trt_build.build(bundle_format.load(path), trt_build.BuildOptions("int8"), gpu, trt, log=io.StringIO())
+    plan = trt_build.make_plan(trt, gpu, bundle_format.load(path), trt_build.BuildOptions())
+    assert plan.precision == "fp32" and "no fp16 variant" in plan.reason
+
+    variants.make(path, "int8", calib_data="digits", calib_frames=64, log=io.StringIO())
+    engine = trt_build.build(bundle_format.load(path), trt_build.BuildOptions("int8"), gpu, trt, log=io.StringIO())
+    gpu.close()
+    assert calls(trt, "parse")[-1]["kind"] == "int8-qdq" and calls(trt, "create_network")[-1]["flags"] == 0
+    fields = json.load(open(engine[:-len(".engine")] + ".json"))
+    assert fields["model_sha256"] == bundle_format.load(path).model_sha256("int8")  # named by the variant it built
+
+
+def test_dla_needs_fp16_or_int8_and_a_board_that_has_one(digits_bundle, tmp_path):
+    env = {"XDG_CACHE_HOME": str(tmp_path / "cache")}
+    proc = cli("export", "engine", digits_bundle, "--precision", "fp32", "--dla-core", "0", fake_gpu="10.3.0", env=env)
+    assert one_line_error(proc) and "DLA runs FP16 or INT8 only" in proc.stderr
+    proc = cli("export", "engine", digits_bundle, "--dla-core", "0", fake_gpu="10.3.0", env=env)
+    assert one_line_error(proc) and "0 DLA core(s)" in proc.stderr and "Orin Nano has none" in proc.stderr
+
+    bundle = copy_bundle(digits_bundle, tmp_path)
+    env["FAKE_DLA_CORES"] = "2"
+    proc = cli("export", "engine", bundle, "--dla-core", "1", fake_gpu="10.3.0", env=env)
+    assert proc.returncode == 0, proc.stderr
+    assert any(n.startswith("fp16-b1-dla1-trt10.3.0-") for n in os.listdir(bundle / "engines"))
+    proc = cli("runtime", "run", bundle, "--source", bundle / "samples", "--no-display", "--dla-core", "1",
+               "--no-build", fake_gpu="10.3.0", env=env)
+    assert proc.returncode == 0, proc.stderr
+
+
+def test_parser_errors_are_listed_with_their_node(fake_gpu, digits_bundle, tmp_path):
+    import onnx
+
+    from runtime import bundle as bundle_format
+
+    bundle = copy_bundle(digits_bundle, tmp_path)
+    model = onnx.load(str(bundle / "model.onnx"))
+    model.opset_import[0].version = 18  # newer than TensorRT 8.5/8.6's parser reads
+    onnx.save(model, str(bundle / "model.onnx"))
+    manifest = json.load(open(bundle / "manifest.json"))
+    manifest["model"]["sha256"] = bundle_format.sha256_file(str(bundle / "model.onnx"))
+    bundle_format.write_manifest(str(bundle), manifest)
+    proc = cli("export", "engine", bundle, fake_gpu="8.5.2", env={"XDG_CACHE_HOME": str(tmp_path)})
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert "ONNX parser: node" in lines[-2] and "opset 18" in lines[-2]
+    assert "ONNX parser rejected" in lines[-1] and "--opset 17" in lines[-1]
+
+    model.graph.node[1].op_type = "FakeUnsupportedOp"  # an op the parser has no importer for
+    model.opset_import[0].version = 15
+    onnx.save(model, str(bundle / "model.onnx"))
+    manifest["model"]["sha256"] = bundle_format.sha256_file(str(bundle / "model.onnx"))
+    bundle_format.write_manifest(str(bundle), manifest)
+    proc = cli("export", "engine", bundle, fake_gpu="10.3.0", env={"XDG_CACHE_HOME": str(tmp_path)})
+    assert proc.returncode == 2
+    assert "node 1 (FakeUnsupportedOp %s)" % model.graph.node[1].name in proc.stderr
+
+
+def test_a_failed_build_is_one_line_with_tensorrts_reason(digits_bundle, tmp_path):
+    proc = cli("export", "engine", digits_bundle, fake_gpu="10.3.0",
+               env={"XDG_CACHE_HOME": str(tmp_path), "FAKE_TRT_BUILD_FAILS": "1"})
+    lines = proc.stderr.strip().splitlines()  # "building ..." (what it was doing), then the error
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr and len(lines) == 2, proc.stderr
+    assert lines[-1].startswith("python -m export: error: ")
+    assert "could not build the engine (FAKE: out of memory while building)" in proc.stderr
+    assert "--workspace" in proc.stderr
+
+
+def test_the_cuda_context_belongs_to_the_thread_that_made_it(fake_gpu, digits_bundle, tmp_path):
+    from runtime.model import Model
+
+    _, cuda = fake_gpu("10.3.0")
+    bundle = copy_bundle(digits_bundle, tmp_path)
+    made = {}
+    maker = threading.Thread(target=lambda: made.update(model=Model(str(bundle), backend="tensorrt")))
+    maker.start()
+    maker.join()
+    model = made["model"]
+    frame = sample_frames(bundle)[0]
+    assert cuda.Context.get_current() is None  # this thread has no context of its own...
+    with pytest.raises(cuda.LogicError, match="invalid device context"):
+        cuda.mem_alloc(16)  # ...so CUDA calls outside the backend fail here, as they would on a real GPU
+    result = model(frame)  # the backend pushes its context for the call and pops it after
+    assert cuda.Context.get_current() is None and result["label"] in [str(i) for i in range(10)]
+    model.close()
+
+
+def test_auto_picks_tensorrt_where_it_and_a_gpu_are(digits_bundle, tmp_path):
+    env = {"XDG_CACHE_HOME": str(tmp_path)}
+    proc = cli("runtime", "run", digits_bundle, "--source", digits_bundle / "samples", "--no-display", "--quiet",
+               fake_gpu="10.3.0", env=env)
+    assert proc.returncode == 0, proc.stderr
+    assert "with tensorrt" in proc.stderr and "auto: TensorRT and a CUDA GPU are here" in proc.stderr
+    assert "building one now" in proc.stderr
+
+    env["FAKE_GPU_COUNT"] = "0"
+    proc = cli("runtime", "run", digits_bundle, "--source", digits_bundle / "samples", "--no-display", "--quiet",
+               fake_gpu="10.3.0", env=env)
+    assert proc.returncode == 0 and "with onnxruntime" in proc.stderr and "no CUDA GPU is visible" in proc.stderr
+    proc = cli("runtime", "run", digits_bundle, "--source", digits_bundle / "samples", "--no-display",
+               "--backend", "tensorrt", fake_gpu="10.3.0", env=env)
+    assert one_line_error(proc) and "no CUDA GPU is visible" in proc.stderr
+
+
+def test_missing_pycuda_or_tensorrt_says_how_to_get_them(fake_gpu, digits_bundle, monkeypatch):
+    from runtime.backends import choose
+    from runtime.cli import UserError
+
+    fake_gpu("10.3.0")
+    monkeypatch.setitem(sys.modules, "pycuda.driver", None)  # as if pycuda never built
+    with pytest.raises(UserError, match="pycuda is not installed.*nvcc must be on PATH"):
+        choose("tensorrt")
+    assert choose("auto")[0] == "onnxruntime"
+
+    proc = cli("export", "engine", digits_bundle)  # no fakes on the path: this machine has no TensorRT
+    assert one_line_error(proc) and "TensorRT is not installed" in proc.stderr and "pip install tensorrt" in proc.stderr
+
+
+def test_verify_judges_each_precision_by_its_own_tolerance():
+    from export.verify import judge
+
+    ref = [np.array([[0.9, 0.1], [0.2, 0.8]] * 16)]
+    assert judge("classification", "fp32", ref, [ref[0] + 5e-5])["passed"]
+    assert not judge("classification", "fp32", ref, [ref[0] + 2e-4])["passed"]
+    assert judge("classification", "fp16", ref, [ref[0] + 5e-3])["passed"]
+    flipped = ref[0].copy()
+    flipped[0] = [0.1, 0.9]  # 31 of 32 agree: 96.9% < 99%
+    assert not judge("classification", "int8", ref, [flipped])["passed"]
+    assert judge("classification", "int8", ref, [ref[0] * 0.8])["passed"]  # far off, same answers
+    steer = [np.linspace(-0.8, 0.8, 32)[:, None]]
+    assert judge("steering", "int8", steer, [steer[0] + 0.09])["passed"]
+    assert not judge("steering", "int8", steer, [steer[0] + 0.11])["passed"]
+
+
+def test_variants_run_in_onnxruntime_and_verify_covers_every_backend(digits_bundle, tmp_path):
+    bundle = copy_bundle(digits_bundle, tmp_path)
+    proc = cli("export", "variants", bundle, "--calib-data", "digits", "--calib-frames", "200")
+    assert proc.returncode == 0, proc.stderr
+    manifest = json.load(open(bundle / "manifest.json"))
+    assert set(manifest["variants"]) == {"fp16", "int8"}
+    assert manifest["variants"]["int8"]["calibration"]["data"] == "digits (200 frames)"
+    rows = [ln for ln in proc.stdout.splitlines() if ln.startswith("onnxruntime")]
+    assert len(rows) == 3 and all(ln.endswith(" ok") for ln in rows), proc.stdout
+
+    import onnx
+
+    int8 = onnx.load(str(bundle / "model.int8.onnx"))
+    ops = {n.op_type for n in int8.graph.node}
+    assert {"QuantizeLinear", "DequantizeLinear"} <= ops
+    fp16 = onnx.load(str(bundle / "model.fp16.onnx"))
+    assert fp16.graph.input[0].type.tensor_type.elem_type == onnx.TensorProto.FLOAT  # float32 in and out
+    assert any(i.data_type == onnx.TensorProto.FLOAT16 for i in fp16.graph.initializer)
+
+    proc = cli("runtime", "run", bundle, "--source", bundle / "samples", "--no-display", "--backend", "onnxruntime",
+               "--precision", "int8", "--jsonl", tmp_path / "i.jsonl")
+    assert proc.returncode == 0, proc.stderr
+    assert len(read_jsonl(tmp_path / "i.jsonl")) == 32
+
+    env = {"XDG_CACHE_HOME": str(tmp_path / "cache")}
+    assert cli("export", "engine", bundle, fake_gpu="10.3.0", env=env).returncode == 0
+    proc = cli("export", "verify", bundle, "--json", tmp_path / "v.json", fake_gpu="10.3.0", env=env)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    report = json.load(open(tmp_path / "v.json"))
+    assert [r["precision"] for r in report["rows"]] == ["fp32", "fp16", "int8", "fp16"]
+    assert report["rows"][-1]["backend"].startswith("tensorrt fp16-b1-gpu-trt10.3.0-") and report["passed"]
+
+    proc = cli("export", "verify", bundle)  # no TensorRT here: the engine is named, not checked
+    assert proc.returncode == 0 and "1 engine(s) not checked: TensorRT is not installed" in proc.stdout
+
+    manifest["variants"]["fp16"]["sha256"] = "0" * 64  # a variant that does not match: one line, exit 2
+    json.dump(manifest, open(bundle / "manifest.json", "w"))
+    proc = cli("export", "verify", bundle)
+    assert one_line_error(proc) and "does not match its sha256" in proc.stderr
