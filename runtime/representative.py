@@ -21,20 +21,25 @@ DEFAULT_FRAMES = 500
 DATASETS = ("road", "digits")
 
 
-def _road(count):
+SEEDS = {"calibration": 2024, "evaluation": 7}  # different road frames for calibrating and for judging
+
+
+def _road(count, purpose):
     from . import road
 
-    frames, _ = road.sample_frames(count, 320, 180, seed=2024)
+    frames, _ = road.sample_frames(count, 320, 180, seed=SEEDS[purpose])
     return list(frames)
 
 
-def _digits(count):
+def _digits(count, purpose):
     try:
         from sklearn.datasets import load_digits
     except ImportError:
         raise UserError("--calib-data digits needs scikit-learn (pip install '.[train]'); or give a folder of "
                         "images") from None
-    images = np.round(load_digits().images[-count:] * (255.0 / 16.0)).astype(np.uint8)
+    images = load_digits().images
+    images = images[-count:] if purpose == "calibration" else images[:count]  # apart when count <= 898
+    images = np.round(images * (255.0 / 16.0)).astype(np.uint8)
     return [np.repeat(im[:, :, None], 3, axis=2) for im in images]
 
 
@@ -52,8 +57,9 @@ def _from_source(uri, count):
     return frames
 
 
-def load_frames(bundle, spec=None, count=DEFAULT_FRAMES, log=sys.stderr):
-    """(raw BGR frames, a description of where they came from)."""
+def load_frames(bundle, spec=None, count=DEFAULT_FRAMES, log=sys.stderr, purpose="calibration"):
+    """(raw BGR frames, a description of where they came from). For purpose="evaluation" the datasets give
+    other frames than for calibration (a folder or video gives the same ones: use another for judging)."""
     if spec is None:
         from .sources import open_source
 
@@ -67,9 +73,9 @@ def load_frames(bundle, spec=None, count=DEFAULT_FRAMES, log=sys.stderr):
                   "of real frames, hundreds of them) for an INT8 model you can trust" % len(frames), file=log)
         return frames, "bundle samples (%d)" % len(frames)
     if spec == "road":
-        frames = _road(count)
+        frames = _road(count, purpose)
     elif spec == "digits":
-        frames = _digits(count)
+        frames = _digits(count, purpose)
     else:
         frames = _from_source(spec, count)
     if log is not None and len(frames) < min(count, 100):
