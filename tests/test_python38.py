@@ -11,7 +11,7 @@ import subprocess
 
 import pytest
 
-from tests.conftest import ROOT, cli, read_jsonl
+from tests.conftest import FAKES, ROOT, cli, read_jsonl
 
 VENV = os.path.join(ROOT, ".venv38")
 PINS = ["numpy==1.17.*", "onnxruntime<1.11", "opencv-python-headless<4.6"]  # JetPack 5's numpy is 1.17.4
@@ -43,9 +43,9 @@ def py38():
     return python
 
 
-def _run38(python, *args):
-    return subprocess.run([python, "-m", "runtime"] + [str(a) for a in args], cwd=ROOT, capture_output=True,
-                          text=True, env=dict(os.environ, PYTHONPATH=ROOT), timeout=300)
+def _run38(python, *args, package="runtime", env=None):
+    return subprocess.run([python, "-m", package] + [str(a) for a in args], cwd=ROOT, capture_output=True,
+                          text=True, env=dict(dict(os.environ, PYTHONPATH=ROOT), **(env or {})), timeout=300)
 
 
 def test_steering_on_python38_numpy117_matches(py38, pilot_bundle, tmp_path):
@@ -72,3 +72,21 @@ def test_classifier_on_python38_numpy117_matches(py38, digits_bundle, tmp_path):
 def test_bad_bundle_on_python38_is_one_line_exit_2(py38, tmp_path):
     proc = _run38(py38, "run", tmp_path / "missing", "--source", "synthetic://road")
     assert proc.returncode == 2 and len(proc.stderr.strip().splitlines()) == 1, proc.stderr
+
+
+def test_tensorrt_8_5_path_on_python38_numpy117(py38, digits_bundle, tmp_path):
+    """JetPack 5 exactly: Python 3.8, numpy 1.17, TensorRT 8.5 (FAKE tensorrt and pycuda, tests/fakes/)."""
+    bundle = tmp_path / "bundle"
+    shutil.copytree(str(digits_bundle), str(bundle))
+    env = {"PYTHONPATH": os.pathsep.join([ROOT, FAKES]), "FAKE_TENSORRT_VERSION": "8.5.2",
+           "XDG_CACHE_HOME": str(tmp_path / "cache")}
+    proc = _run38(py38, "engine", bundle, "--precision", "fp32", package="export", env=env)
+    assert proc.returncode == 0, proc.stderr
+    args = ["run", bundle, "--source", bundle / "samples", "--no-display", "--precision", "fp32"]
+    proc = _run38(py38, *args, "--backend", "tensorrt", "--no-build", "--jsonl", tmp_path / "trt.jsonl", env=env)
+    assert proc.returncode == 0, proc.stderr
+    assert "with tensorrt (TensorRT 8.5.2 tensor API, fp32 engine" in proc.stderr
+    assert cli("runtime", *args, "--backend", "onnxruntime", "--jsonl", tmp_path / "ort.jsonl").returncode == 0
+    trt, ort = read_jsonl(tmp_path / "trt.jsonl"), read_jsonl(tmp_path / "ort.jsonl")
+    assert [t["result"]["class_id"] for t in trt] == [o["result"]["class_id"] for o in ort]
+    assert max(abs(t["result"]["confidence"] - o["result"]["confidence"]) for t, o in zip(trt, ort)) < 1e-5

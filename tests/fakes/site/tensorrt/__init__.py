@@ -194,43 +194,62 @@ class OnnxParser:
             return self.parse(f.read())
 
     def parse(self, model, path=None):
-        import onnx
-
         net = self.network
         if _WEAK_TYPING and _MAJOR_MINOR < (10, 0) and not net.flags & (1 << 0):
             self.errors.append(_ParserError(4, "The ONNX parser only supports networks with an explicit batch "
                                                "dimension"))
             return False
         try:
-            proto = onnx.load_from_string(bytes(model))
+            graph = _read_onnx(bytes(model))
         except Exception as exc:  # noqa: BLE001 (the real parser reports any decode failure the same way)
             self.errors.append(_ParserError(1, "Failed to parse ONNX model: %s" % exc))
             return False
-        opset = max((o.version for o in proto.opset_import if o.domain in ("", "ai.onnx")), default=0)
         max_opset = 17 if _MAJOR_MINOR < (10, 0) else 22
-        if opset > max_opset:
+        if graph["opset"] > max_opset:
             self.errors.append(_ParserError(8, "Unsupported ONNX opset %d (this parser reads up to %d)"
-                                               % (opset, max_opset)))
+                                               % (graph["opset"], max_opset)))
             return False
-        for i, node in enumerate(proto.graph.node):
-            if node.op_type.startswith("FakeUnsupported"):
-                self.errors.append(_ParserError(8, "No importer registered for op: %s" % node.op_type, i, node.name,
-                                                node.op_type))
+        for i, (op, name) in enumerate(graph["nodes"]):
+            if op.startswith("FakeUnsupported"):
+                self.errors.append(_ParserError(8, "No importer registered for op: %s" % op, i, name, op))
         if self.errors:
             return False
-        quantized = any(n.op_type == "QuantizeLinear" for n in proto.graph.node)
-        float16 = any(init.data_type == onnx.TensorProto.FLOAT16 for init in proto.graph.initializer)
-
-        def dims(value_info):
-            return [d.dim_value if d.HasField("dim_value") else -1 for d in value_info.type.tensor_type.shape.dim]
-
-        initializers = {i.name for i in proto.graph.initializer}
-        net.inputs = [ITensor(v.name, dims(v)) for v in proto.graph.input if v.name not in initializers]
-        net.outputs = [ITensor(v.name, dims(v)) for v in proto.graph.output]
+        net.inputs = [ITensor(n, s) for n, s in graph["inputs"]]
+        net.outputs = [ITensor(n, s) for n, s in graph["outputs"]]
         net.onnx = bytes(model)
-        net.onnx_kind = "int8-qdq" if quantized else "fp16" if float16 else "fp32"
+        net.onnx_kind = graph["kind"]
         calls.append(("parse", {"inputs": [t.name for t in net.inputs], "kind": net.onnx_kind}))
         return True
+
+
+def _read_onnx(data):
+    """Inputs, outputs, opset, nodes and precision kind of an ONNX model: with the onnx package where it is
+    installed, else (a Python 3.8 venv with only onnxruntime) IO from ONNX Runtime and no node checks."""
+    try:
+        import onnx
+    except ImportError:
+        import onnxruntime
+
+        session = onnxruntime.InferenceSession(data, providers=["CPUExecutionProvider"])
+
+        def shape(v):
+            return [d if isinstance(d, int) else -1 for d in v.shape]
+
+        return {"opset": 0, "nodes": [], "kind": "fp32", "inputs": [(v.name, shape(v)) for v in session.get_inputs()],
+                "outputs": [(v.name, shape(v)) for v in session.get_outputs()]}
+    proto = onnx.load_from_string(data)
+
+    def dims(value_info):
+        return [d.dim_value if d.HasField("dim_value") else -1 for d in value_info.type.tensor_type.shape.dim]
+
+    initializers = {i.name for i in proto.graph.initializer}
+    quantized = any(n.op_type == "QuantizeLinear" for n in proto.graph.node)
+    float16 = any(init.data_type == onnx.TensorProto.FLOAT16 for init in proto.graph.initializer)
+    return {"opset": max((o.version for o in proto.opset_import if o.domain in ("", "ai.onnx")), default=0),
+            "nodes": [(n.op_type, n.name) for n in proto.graph.node],
+            "kind": "int8-qdq" if quantized else "fp16" if float16 else "fp32",
+            "inputs": [(v.name, dims(v)) for v in proto.graph.input if v.name not in initializers],
+            "outputs": [(v.name, dims(v)) for v in proto.graph.output]}
 
 
 class IOptimizationProfile:
