@@ -29,6 +29,7 @@ $(STAMP): pyproject.toml
 demo: setup
 	$(PY) -m train --model pilotnet --data road --epochs 8 --out runs/pilotnet
 	$(PY) -m export onnx runs/pilotnet --out bundles/pilotnet
+	$(PY) -m export variants bundles/pilotnet --calib-data road
 	mkdir -p runs/demo
 	$(PY) -m runtime run bundles/pilotnet --source synthetic://road --max-frames 300 --no-display \
 		--output runs/demo/road.mp4 --jsonl runs/demo/road.jsonl
@@ -39,6 +40,7 @@ demo: setup
 	@echo
 	@echo "Training plots:  runs/pilotnet/training.png  runs/digits/training.png"
 	@echo "Bundles:         bundles/pilotnet  bundles/digits  (python -m runtime info BUNDLE)"
+	@echo "On a Jetson:     python -m export engine bundles/pilotnet; python -m export verify bundles/pilotnet"
 	@echo "Annotated video: runs/demo/road.mp4"
 	@echo "JSON lines:      runs/demo/road.jsonl  runs/demo/digits.jsonl"
 

@@ -81,8 +81,14 @@ def command_run(args):
 
 
 def command_info(args):
+    from . import engines
+
     bundle = bundle_format.load(args.bundle)
     print(bundle.describe())
+    print("variants: %s" % (", ".join(bundle.variants) or "none (python -m export variants %s)" % args.bundle))
+    found = sorted({p for v in ["fp32"] + bundle.variants for p in engines.listed(bundle.path, bundle.model_sha256(v))})
+    print("engines: %s" % ("\n  ".join([""] + found) if found else "none yet (built on the board: python -m export "
+                                                                    "engine %s)" % args.bundle))
     json.dump(bundle.manifest, sys.stdout, indent=2)
     print()
 

@@ -51,6 +51,9 @@ def main(prog: str, body, argv=None) -> int:
     except KeyboardInterrupt:
         print("%s: interrupted" % prog, file=sys.stderr)
         return 130
+    except BrokenPipeError:  # `... | head`: the reader left; say nothing (Python's documented remedy)
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
 
 
 def require(module: str, extra: str, purpose: str):

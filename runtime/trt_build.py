@@ -202,10 +202,11 @@ def _parse(trt, builder, log_trt, onnx_path, log):
             if hasattr(e, "node_name") and e.node_name():
                 where += " (%s %s)" % (e.node_operator(), e.node_name())
             print("  ONNX parser: %s: %s" % (where, e.desc()), file=log)
-        raise UserError("TensorRT %s's ONNX parser rejected %s (%d error(s), above); TensorRT 8.5/8.6 reads opsets "
-                        "up to %d (export with --opset %d)" % (trt.__version__, onnx_path, parser.num_errors,
-                                                              TRT8_MAX_OPSET, TRT8_MAX_OPSET))
-    return network, parser
+        hint = ("; TensorRT 8.x reads ONNX opsets up to %d (export with --opset %d)" % (TRT8_MAX_OPSET, TRT8_MAX_OPSET)
+                if trt.__version__.startswith("8.") else "")
+        raise UserError("TensorRT %s's ONNX parser rejected %s (%d error(s), above)%s"
+                        % (trt.__version__, onnx_path, parser.num_errors, hint))
+    return network, parser  # the parser holds the weights: it must live until the build is done
 
 
 def build(bundle, opts: BuildOptions, gpu, trt=None, log=sys.stderr, root="/") -> str:
@@ -243,10 +244,14 @@ def build(bundle, opts: BuildOptions, gpu, trt=None, log=sys.stderr, root="/") -
     if weak and plan.precision == "int8":
         config.set_flag(trt.BuilderFlag.INT8)
         cache = engines.calibration_cache_path(bundle.path, key, "%s|%d" % (opts.calib_data, opts.calib_frames))
+        # batch 1: TensorRT calibrates dynamic shapes at the calibration profile's opt shape, which is 1 here
         calibrator = _calibrator(trt, gpu, bundle, opts, cache, 1, log)
         config.int8_calibrator = calibrator
         if profile is not None:
             config.set_calibration_profile(profile)
+    elif plan.precision == "int8" and opts.calib_data is not None:
+        print("note: TensorRT %s builds the int8 variant as `export variants` calibrated it; --calib-data is not "
+              "used here" % trt.__version__, file=log)
     if opts.dla_core is not None:
         config.default_device_type = trt.DeviceType.DLA
         config.DLA_core = int(opts.dla_core)
