@@ -9,6 +9,8 @@ from . import bundle as bundle_format
 from .backends import NAMES as BACKENDS
 from .cli import ArgumentParser, UserError, main, positive_float, positive_int
 from .engines import PRECISIONS
+from .gst import CODECS
+from .sources import DEFAULT_RECONNECT_TIMEOUT, FLIPS
 
 
 def build_parser():
@@ -20,9 +22,11 @@ def build_parser():
     run.prog = "python -m runtime run"
     run.add_argument("bundle", help="bundle directory (made by python -m export onnx)")
     run.add_argument("--source", "--input", dest="source", required=True,
-                     help="synthetic://road, file://PATH, a video, an image, a folder or a glob of images")
-    run.add_argument("--output", action="append", default=[], metavar="FILE.mp4",
-                     help="write annotated frames to a video file (.mp4, .avi, .mkv); may be repeated")
+                     help="csi://N, v4l2:///dev/videoN (or /dev/videoN, N), rtsp://..., gst://PIPELINE, "
+                          "synthetic://road, file://PATH, a video, an image, a folder or a glob of images")
+    run.add_argument("--output", action="append", default=[], metavar="FILE.mp4|rtp://HOST:PORT|rtsp://@:PORT/PATH",
+                     help="annotated frames to a video file, an RTP/H.264 stream, or an RTSP server here; "
+                          "may be repeated")
     run.add_argument("--jsonl", metavar="FILE", help="write one JSON line per frame")
     run.add_argument("--max-frames", type=positive_int, metavar="N", help="stop after N frames")
     show = run.add_mutually_exclusive_group()
@@ -44,6 +48,14 @@ def build_parser():
                      help="frame rate of synthetic://road (default: as fast as it is read)")
     run.add_argument("--input-loop", "--loop", dest="loop", action="store_true",
                      help="loop a video, image or folder")
+    run.add_argument("--input-flip", default="none", choices=FLIPS,
+                     help="rotate or mirror frames (in the VIC for csi:// on a Jetson)")
+    run.add_argument("--input-codec", choices=CODECS, help="rtsp:// stream codec (default h264)")
+    run.add_argument("--reconnect-timeout", type=positive_float, default=DEFAULT_RECONNECT_TIMEOUT, metavar="S",
+                     help="how long a live source that stopped may take to come back (default %g s)"
+                          % DEFAULT_RECONNECT_TIMEOUT)
+    run.add_argument("--realtime", action="store_true",
+                     help="pace a video or folder at its frame rate, newest frame wins, as a camera would")
     run.add_argument("--quiet", action="store_true", help="no live status, only the summary")
 
     info = sub.add_parser("info", help="check a bundle and print its manifest")
@@ -65,12 +77,14 @@ def command_run(args):
         raise UserError("--dla-core must be 0 or more")
     with Model(args.bundle, backend=args.backend, precision=args.precision, dla_core=args.dla_core,
                build=args.build) as model:
-        source = open_source(args.source, args.input_width, args.input_height, args.input_rate, args.loop)
+        source = open_source(args.source, args.input_width, args.input_height, args.input_rate, args.loop,
+                             args.input_flip, args.input_codec, args.reconnect_timeout)
         with source:
             outputs = open_outputs(args.output, args.jsonl, display, fps=source.fps)
             print("runtime: %s on %s with %s (%s; %s)" % (model.bundle.describe(), source.uri, model.backend.name,
                                                          model.backend.detail, model.backend.reason), file=sys.stderr)
-            stats = run(model, source, outputs, args.max_frames, log=None if args.quiet else sys.stderr)
+            stats = run(model, source, outputs, args.max_frames, log=None if args.quiet else sys.stderr,
+                        realtime=args.realtime)
     print(stats.summary() + (" (stopped by Ctrl-C)" if stats.interrupted else ""))
     for path in args.output + ([args.jsonl] if args.jsonl else []):
         print("wrote %s" % path)

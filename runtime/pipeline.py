@@ -1,14 +1,25 @@
-"""The loop from camera to result: capture -> preprocess -> infer -> postprocess -> overlay -> outputs,
-with per-stage timing, live status and a summary at the end.
+"""The loop from camera to result, in three threads so that throughput approaches the slowest stage rather
+than the sum of the stages:
+
+    capture thread     source -> frames          live: a one-frame slot, the newest frame wins (a frame that
+                                                  went stale while inference ran is dropped and counted);
+                                                  files: a short queue, every frame in order
+    inference thread   preprocess -> infer -> postprocess
+    calling thread     overlay -> outputs (video, stream, JSON lines, window), live status, Ctrl-C
 
     from runtime import Model, open_source, open_outputs, run
     with Model("bundle") as model, open_source("synthetic://road") as source:
-        stats = run(model, source, open_outputs(video="out.mp4"), max_frames=300)
+        stats = run(model, source, open_outputs(videos=["out.mp4"]), max_frames=300)
     print(stats.summary())
+
+Every frame carries its capture time; latency is capture -> result. Outputs stay in the calling thread
+because a window (OpenCV's highgui) must live in the main thread.
 """
 
 from __future__ import annotations
 
+import collections
+import queue
 import signal
 import sys
 import threading
@@ -19,16 +30,20 @@ import numpy as np
 from . import overlay
 
 STAGES = ("capture", "preprocess", "infer", "postprocess", "output")
+FILE_QUEUE = 4  # frames read ahead from a file
+RESULT_QUEUE = 2  # results waiting for the outputs
 
 
 class Stats:
-    """Latency (capture -> result written) and per-stage time of every frame; FPS over the run."""
+    """Latency (capture -> result), per-stage time, drops and FPS over the run."""
 
     def __init__(self, backend=""):
         self.backend = backend
         self.latency_ms = []
         self.stage_ms = {s: 0.0 for s in STAGES}
         self.frames = 0
+        self.dropped = 0
+        self.reconnects = 0
         self.interrupted = False
         self.start = time.perf_counter()
         self.end = self.start
@@ -48,22 +63,34 @@ class Stats:
     def percentile(self, q):
         return float(np.percentile(self.latency_ms, q)) if self.latency_ms else 0.0
 
-    def as_dict(self):
+    def stages(self):
         n = max(self.frames, 1)
-        return {"backend": self.backend, "frames": self.frames, "fps": round(self.fps, 2),
+        return {k: v / n for k, v in self.stage_ms.items()}
+
+    @property
+    def slowest_stage_fps(self):
+        slowest = max(self.stages().values())
+        return 1000.0 / slowest if slowest > 0 else 0.0
+
+    def as_dict(self):
+        return {"backend": self.backend, "frames": self.frames, "dropped": self.dropped,
+                "reconnects": self.reconnects, "fps": round(self.fps, 2),
                 "latency_ms": {"p50": round(self.percentile(50), 3), "p95": round(self.percentile(95), 3),
                                "max": round(max(self.latency_ms or [0.0]), 3)},
-                "stages_ms": {k: round(v / n, 3) for k, v in self.stage_ms.items()}}
+                "stages_ms": {k: round(v, 3) for k, v in self.stages().items()},
+                "slowest_stage_fps": round(self.slowest_stage_fps, 2)}
 
     def summary(self):
-        n = max(self.frames, 1)
-        stages = " ".join("%s %.2f" % (k, v / n) for k, v in self.stage_ms.items())
-        return ("%d frames, %.1f FPS, latency p50 %.1f ms p95 %.1f ms (%s; per frame ms: %s)"
-                % (self.frames, self.fps, self.percentile(50), self.percentile(95), self.backend, stages))
+        stages = " ".join("%s %.2f" % kv for kv in self.stages().items())
+        extra = "".join([", dropped %d stale" % self.dropped if self.dropped else "",
+                         ", reconnected %d time(s)" % self.reconnects if self.reconnects else ""])
+        return ("%d frames, %.1f FPS, latency p50 %.1f ms p95 %.1f ms max %.1f ms%s (%s; per frame ms: %s)"
+                % (self.frames, self.fps, self.percentile(50), self.percentile(95), max(self.latency_ms or [0.0]),
+                   extra, self.backend, stages))
 
 
 class StopOnCtrlC:
-    """The first Ctrl-C asks the loop to stop after the frame in hand (so every output gets every frame);
+    """The first Ctrl-C asks the run to stop after the frame in hand (so every output gets every frame);
     a second one interrupts at once. Only the main thread can receive signals; elsewhere this is inert."""
 
     def __init__(self):
@@ -85,47 +112,172 @@ class StopOnCtrlC:
             signal.signal(signal.SIGINT, self.previous)
 
 
-def run(model, source, outputs=(), max_frames=None, status_every=5.0, log=sys.stderr) -> Stats:
-    """Run model on every frame of source until it ends, max_frames, or a window is closed."""
-    stats = Stats("%s (%s)" % (model.backend.name, model.backend.detail))
-    overlays = any(getattr(o, "wants_overlay", False) for o in outputs)
-    next_status = time.perf_counter() + status_every
-    clock = time.perf_counter
-    frames = iter(source)
-    with StopOnCtrlC() as ctrl_c:
+class Capture:
+    """Reads a source in its own thread. newest_wins: a one-frame slot (a frame not yet taken when the next
+    arrives is dropped and counted); otherwise a short queue (every frame, in order, reading paced by use).
+    realtime paces a file at its frame rate, as a camera would deliver it."""
+
+    def __init__(self, source, newest_wins, realtime=False):
+        self.source, self.newest_wins, self.realtime = source, newest_wins, realtime
+        self.frames = collections.deque()
+        self.cond = threading.Condition()
+        self.dropped = 0
+        self.ended = False
+        self.stopping = False
+        self.error = None
+        self.thread = threading.Thread(target=self._read, name="capture", daemon=True)
+
+    def start(self):
+        self.thread.start()
+        return self
+
+    def _read(self):
+        period = 1.0 / (self.source.fps or 30.0) if self.realtime else 0.0
+        due = time.perf_counter()
         try:
-            while (max_frames is None or stats.frames < max_frames) and not ctrl_c.requested:
-                t = clock()
+            frames = iter(self.source)
+            while not self.stopping:
+                t = time.perf_counter()
                 frame = next(frames, None)
                 if frame is None:
                     break
-                t_capture = clock()
+                if period:
+                    due += period
+                    time.sleep(max(0.0, due - time.perf_counter()))
+                    frame.t0, frame.timestamp = time.perf_counter(), time.time()  # "captured" now
+                frame.read_s = time.perf_counter() - t
+                with self.cond:
+                    if self.newest_wins:
+                        if self.frames:
+                            self.frames.popleft()
+                            self.dropped += 1
+                    else:
+                        while len(self.frames) >= FILE_QUEUE and not self.stopping:
+                            self.cond.wait(0.1)
+                    self.frames.append(frame)
+                    self.cond.notify_all()
+        except BaseException as exc:  # handed to the reader of get()
+            self.error = exc
+        finally:
+            with self.cond:
+                self.ended = True
+                self.cond.notify_all()
+
+    def get(self):
+        """The next frame (the newest, for live sources), or None when the source has ended."""
+        with self.cond:
+            while not self.frames and not self.ended:
+                self.cond.wait(0.1)
+            if self.frames:
+                frame = self.frames.popleft()
+                self.cond.notify_all()
+                return frame
+        if self.error is not None:
+            raise self.error
+        return None
+
+    def stop(self, timeout=2.0):
+        with self.cond:
+            self.stopping = True
+            self.cond.notify_all()
+        self.thread.join(timeout)
+
+
+class _Inference(threading.Thread):
+    """Frames from the capture -> results onto a queue for the outputs, until the end, max_frames or stop."""
+
+    def __init__(self, model, capture, results, max_frames, stop):
+        super().__init__(name="inference", daemon=True)
+        self.model, self.capture, self.results = model, capture, results
+        self.max_frames, self.stop, self.error = max_frames, stop, None
+
+    def run(self):
+        clock, model, done = time.perf_counter, self.model, 0
+        try:
+            while (self.max_frames is None or done < self.max_frames) and not self.stop.is_set():
+                frame = self.capture.get()
+                if frame is None:
+                    break
+                t0 = clock()
                 batch = model.preprocess(frame.image)
-                t_pre = clock()
+                t1 = clock()
                 raw = model.backend.infer(batch)
-                t_infer = clock()
+                t2 = clock()
                 result = model.postprocess(raw)
-                t_post = clock()
+                t3 = clock()
+                times = {"capture": getattr(frame, "read_s", 0.0), "preprocess": t1 - t0, "infer": t2 - t1,
+                         "postprocess": t3 - t2}
+                self._put((frame, result, (t3 - frame.t0) * 1000.0, times))
+                done += 1
+        except BaseException as exc:  # handed to the calling thread
+            self.error = exc
+        finally:
+            self._put(None)
+
+    def _put(self, item):
+        while True:
+            try:
+                self.results.put(item, timeout=0.1)
+                return
+            except queue.Full:
+                if self.stop.is_set():  # the outputs stopped reading: do not wait for them
+                    return
+
+
+def run(model, source, outputs=(), max_frames=None, status_every=5.0, log=sys.stderr, realtime=False) -> Stats:
+    """Run model on source until it ends, max_frames, a closed window or Ctrl-C; every processed frame
+    reaches every output, and every output is closed at the end."""
+    stats = Stats("%s (%s)" % (model.backend.name, model.backend.detail))
+    live = bool(getattr(source, "live", False)) or realtime
+    overlays = any(getattr(o, "wants_overlay", False) for o in outputs)
+    capture = Capture(source, newest_wins=live, realtime=realtime and not source.live).start()
+    results = queue.Queue(RESULT_QUEUE)
+    stop = threading.Event()
+    worker = _Inference(model, capture, results, max_frames, stop)
+    next_status = time.perf_counter() + status_every
+    with StopOnCtrlC() as ctrl_c:
+        worker.start()
+        try:
+            while True:
+                try:
+                    item = results.get(timeout=0.1)
+                except queue.Empty:
+                    if ctrl_c.requested:
+                        stop.set()
+                    if stop.is_set() and not worker.is_alive() and results.empty():
+                        break
+                    continue
+                if item is None:
+                    break
+                frame, result, latency_ms, times = item
+                t = time.perf_counter()
                 annotated = None
                 if overlays:
                     truth = frame.truth.get("steering") if frame.truth else None
                     annotated = overlay.draw(frame.image.copy(), result, stats.fps or None, truth)
-                latency_ms = (clock() - frame.t0) * 1000.0
                 for out in outputs:
                     out.write(frame, result, annotated, latency_ms)
-                t_out = clock()
-                stats.add(latency_ms, {"capture": t_capture - t, "preprocess": t_pre - t_capture,
-                                       "infer": t_infer - t_pre, "postprocess": t_post - t_infer,
-                                       "output": t_out - t_post})
-                if any(getattr(o, "closed_by_user", False) for o in outputs):
-                    break
-                if log is not None and t_out >= next_status:
+                times["output"] = time.perf_counter() - t
+                stats.add(latency_ms, times)
+                if ctrl_c.requested or any(getattr(o, "closed_by_user", False) for o in outputs):
+                    stop.set()  # the frame in hand is written; those already inferred follow, then the end
+                if log is not None and stats.end >= next_status:
+                    stats.dropped = capture.dropped
                     print("... " + stats.summary(), file=log)
-                    next_status = t_out + status_every
+                    next_status = stats.end + status_every
         except KeyboardInterrupt:  # a second Ctrl-C: stop now; outputs are still closed below
             ctrl_c.requested = True
+            stop.set()
         finally:
+            stop.set()
+            capture.stop()
+            worker.join(5.0)
             for out in outputs:
                 out.close()
+    stats.dropped = capture.dropped
+    stats.reconnects = getattr(source, "reconnects", 0)
     stats.interrupted = ctrl_c.requested
+    for error in (worker.error, capture.error):
+        if error is not None:
+            raise error
     return stats

@@ -1,0 +1,113 @@
+"""GStreamer pipeline strings for cameras, streams and encoders, and whether this OpenCV can run them.
+
+Strings only (no GStreamer, no OpenCV imported to build them), so they are tested as strings everywhere and
+parsed by GStreamer where its elements exist. The Jetson variants follow NVIDIA's Accelerated GStreamer
+guide: NVMM buffers from nvarguscamerasrc and nvv4l2decoder, scaling and colour conversion in nvvidconv
+(the VIC) rather than on the ARM cores, nvv4l2h264enc where the board has NVENC (Orin Nano has none).
+
+Every capture pipeline ends in `appsink drop=1 max-buffers=1 sync=false` for live sources: GStreamer keeps
+only the newest frame, so a slow reader never sees a backlog.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+
+LIVE_SINK = "appsink drop=1 max-buffers=1 sync=false"
+BGR = "video/x-raw,format=BGR"
+CODECS = ("h264", "h265")
+
+
+def _size(width, height, fmt=None, memory=None):
+    caps = "video/x-raw" + ("(memory:%s)" % memory if memory else "")
+    fields = [] if fmt is None else ["format=%s" % fmt]
+    if width and height:
+        fields = ["width=%d" % width, "height=%d" % height] + fields
+    return caps + "".join("," + f for f in fields)
+
+
+def _to_bgr(width, height, jetson):
+    """The tail that scales and converts to BGR: in nvvidconv on a Jetson, in software elsewhere."""
+    if jetson:
+        return "nvvidconv ! %s ! videoconvert ! %s ! %s" % (_size(width, height, "BGRx"), BGR, LIVE_SINK)
+    scale = "videoscale ! %s ! " % _size(width, height) if width and height else ""
+    return "videoconvert ! %s%s ! %s" % (scale, BGR, LIVE_SINK)
+
+
+def csi(sensor_id=0, width=None, height=None, fps=30, flip=0, capture=(1920, 1080)):
+    """A Jetson CSI camera (nvarguscamerasrc); the VIC scales to width x height and flips."""
+    cw, ch = capture
+    return ("nvarguscamerasrc sensor-id=%d ! video/x-raw(memory:NVMM),width=%d,height=%d,framerate=%d/1 ! "
+            "nvvidconv flip-method=%d ! %s ! videoconvert ! %s ! %s"
+            % (sensor_id, cw, ch, int(round(fps or 30)), flip, _size(width or cw // 2, height or ch // 2, "BGRx"),
+               BGR, LIVE_SINK))
+
+
+def v4l2(device="/dev/video0", width=None, height=None, fps=None, mjpeg=False, jetson=False, flip=0):
+    """A USB (V4L2) camera; MJPEG where the camera offers it (most reach full rate only that way)."""
+    fields = "".join([",width=%d,height=%d" % (width, height) if width and height else "",
+                      ",framerate=%d/1" % int(round(fps)) if fps else ""])
+    if mjpeg:
+        decode = ("nvv4l2decoder mjpeg=1 ! nvvidconv flip-method=%d" % flip if jetson else "jpegdec")
+        head = "v4l2src device=%s io-mode=2 ! image/jpeg%s ! %s" % (device, fields, decode)
+    else:
+        head = "v4l2src device=%s ! video/x-raw%s" % (device, fields)
+        if jetson:
+            head += " ! nvvidconv flip-method=%d" % flip
+    if jetson:
+        return "%s ! %s ! videoconvert ! %s ! %s" % (head, _size(None, None, "BGRx"), BGR, LIVE_SINK)
+    return "%s ! %s" % (head, _to_bgr(None, None, False))
+
+
+def rtsp(uri, codec="h264", width=None, height=None, latency_ms=200, jetson=False):
+    """An RTSP stream with low latency: small jitter buffer that drops late packets, newest frame only."""
+    if codec not in CODECS:
+        raise ValueError("codec %r is not one of %s" % (codec, ", ".join(CODECS)))
+    depay = "rtp%sdepay ! %sparse" % (codec, codec)
+    decode = "nvv4l2decoder" if jetson else "avdec_%s" % codec
+    return ("rtspsrc location=%s latency=%d drop-on-latency=true ! %s ! %s ! %s"
+            % (uri, latency_ms, depay, decode, _to_bgr(width, height, jetson)))
+
+
+def h264_encoder(jetson=False, nvenc=True, bitrate_kbps=4000):
+    if jetson and nvenc:
+        return ("videoconvert ! video/x-raw,format=BGRx ! nvvidconv ! video/x-raw(memory:NVMM),format=NV12 ! "
+                "nvv4l2h264enc insert-sps-pps=true idrinterval=30 bitrate=%d ! h264parse" % (bitrate_kbps * 1000))
+    return ("videoconvert ! video/x-raw,format=I420 ! x264enc tune=zerolatency speed-preset=ultrafast "
+            "bitrate=%d key-int-max=30 ! video/x-h264,profile=baseline ! h264parse" % bitrate_kbps)
+
+
+def rtp_sender(host, port, jetson=False, nvenc=True):
+    """Annotated frames from an OpenCV VideoWriter (appsrc) to RTP/H.264 over UDP."""
+    return ("appsrc is-live=true ! %s ! rtph264pay config-interval=1 pt=96 ! udpsink host=%s port=%d sync=false "
+            "async=false" % (h264_encoder(jetson, nvenc), host, port))
+
+
+RTP_CAPS = "application/x-rtp,media=video,clock-rate=90000,encoding-name=H264,payload=96"
+
+
+def rtsp_relay(port):
+    """What the RTSP server serves: the local RTP stream rtp_sender sends to port."""
+    return "( udpsrc port=%d caps=\"%s\" ! rtph264depay ! rtph264pay name=pay0 pt=96 config-interval=1 )" % (
+        port, RTP_CAPS)
+
+
+def is_jetson(root="/") -> bool:
+    return os.path.exists(os.path.join(root, "etc/nv_tegra_release"))
+
+
+def has_nvenc(board) -> bool:
+    """Orin Nano has no hardware video encoder; every other Jetson does."""
+    return not (board and "Orin Nano" in board)
+
+
+def opencv_has_gstreamer(cv2) -> bool:
+    match = re.search(r"GStreamer:\s*(\w+)", cv2.getBuildInformation())
+    return bool(match) and match.group(1).upper() == "YES"
+
+
+NO_GSTREAMER = ("this OpenCV (%s) is built without GStreamer (pip's opencv-python wheels have none; check with: "
+                "python -c \"import cv2; print(cv2.getBuildInformation())\" | grep GStreamer); use the system's "
+                "OpenCV through a venv made with --system-site-packages (JetPack's, or Debian's python3-opencv) "
+                "and no pip opencv-python in it")
