@@ -31,8 +31,9 @@ def _to_bgr(width, height, jetson):
     """The tail that scales and converts to BGR: in nvvidconv on a Jetson, in software elsewhere."""
     if jetson:
         return "nvvidconv ! %s ! videoconvert ! %s ! %s" % (_size(width, height, "BGRx"), BGR, LIVE_SINK)
-    scale = "videoscale ! %s ! " % _size(width, height) if width and height else ""
-    return "videoconvert ! %s%s ! %s" % (scale, BGR, LIVE_SINK)
+    if width and height:
+        return "videoconvert ! videoscale ! %s ! %s" % (_size(width, height, "BGR"), LIVE_SINK)
+    return "videoconvert ! %s ! %s" % (BGR, LIVE_SINK)
 
 
 def csi(sensor_id=0, width=None, height=None, fps=30, flip=0, capture=(1920, 1080)):
@@ -91,6 +92,26 @@ def rtsp_relay(port):
     """What the RTSP server serves: the local RTP stream rtp_sender sends to port."""
     return "( udpsrc port=%d caps=\"%s\" ! rtph264depay ! rtph264pay name=pay0 pt=96 config-interval=1 )" % (
         port, RTP_CAPS)
+
+
+def check(pipeline):
+    """GStreamer's own complaint about a pipeline (an element this machine lacks, a syntax error), or None.
+    Checked before OpenCV sees it: some OpenCV versions hang on a pipeline that does not parse. Needs the
+    GStreamer Python bindings (python3-gi); without them nothing is checked here."""
+    try:
+        import gi
+
+        gi.require_version("Gst", "1.0")
+        from gi.repository import GLib, Gst
+    except (ImportError, ValueError):
+        return None
+    Gst.init(None)
+    try:
+        element = Gst.parse_launch(pipeline)
+    except GLib.Error as exc:
+        return exc.message
+    element.set_state(Gst.State.NULL)
+    return None
 
 
 def is_jetson(root="/") -> bool:

@@ -30,6 +30,7 @@ IMAGE_EXTS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".ppm",
 FLIPS = ("none", "counterclockwise", "rotate-180", "clockwise", "horizontal", "vertical")
 NVVIDCONV_FLIP = {"none": 0, "counterclockwise": 1, "rotate-180": 2, "clockwise": 3, "horizontal": 4, "vertical": 6}
 DEFAULT_RECONNECT_TIMEOUT = 10.0
+OPEN_TIMEOUT = 20.0  # seconds a camera or stream may take to give its first frame
 
 
 class Frame:
@@ -219,16 +220,31 @@ def _gstreamer_opener(uri, pipeline, cause):
 
     if not gst.opencv_has_gstreamer(cv2):
         raise UserError("%s needs GStreamer, but %s" % (uri, gst.NO_GSTREAMER % cv2.__version__))
+    problem = gst.check(pipeline)
+    if problem is not None:
+        raise UserError("cannot open %s: GStreamer says: %s (the pipeline: %s)" % (uri, problem, pipeline))
 
     def open_():
         with native_stderr_silenced():  # GStreamer's own warnings; our one line follows
-            cap = cv2.VideoCapture(pipeline, cv2.CAP_GSTREAMER)
-        if not cap.isOpened():
-            cap.release()
+            cap = _within(OPEN_TIMEOUT, lambda: cv2.VideoCapture(pipeline, cv2.CAP_GSTREAMER))
+        if cap is None or not cap.isOpened():
+            if cap is not None:
+                cap.release()
             raise UserError("cannot open %s: %s (the pipeline: %s)" % (uri, cause, pipeline))
         return cap
 
     return open_
+
+
+def _within(seconds, fn):
+    """fn() in a helper thread; None when it has not returned within seconds (a stream that never starts)."""
+    import threading
+
+    box = []
+    worker = threading.Thread(target=lambda: box.append(fn()), daemon=True)
+    worker.start()
+    worker.join(seconds)
+    return box[0] if box else None
 
 
 def _v4l2_opener(uri, device, width, height, rate):
@@ -367,7 +383,7 @@ def _open(uri, width, height, rate, loop, flip, codec, reconnect_timeout, log):
         pipeline = uri[len("gst://"):].strip()
         if "appsink" not in pipeline:
             raise UserError("gst:// pipelines must end in appsink (as in: gst://videotestsrc ! videoconvert ! appsink)")
-        opener = _gstreamer_opener(uri, pipeline, "GStreamer could not start it (try it with: gst-launch-1.0 %s)"
+        opener = _gstreamer_opener(uri, pipeline, "GStreamer could not start it (try: gst-launch-1.0 %s)"
                                    % pipeline.replace("appsink", "fakesink"))
         if pipeline.split()[0] in ("filesrc", "multifilesrc"):
             return _EndingCapture(uri, opener)

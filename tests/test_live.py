@@ -1,0 +1,223 @@
+"""Live sources and the real-time pipeline, with real GStreamer.
+
+pip's OpenCV has no GStreamer, so these run in a venv made with --system-site-packages over Debian's
+python3-opencv (built with GStreamer) and numpy 1.x: exactly how a Jetson's venv sees JetPack's OpenCV.
+`.ci/run` installs those packages; `videotestsrc is-live=true` is the live camera.
+"""
+
+import json
+import os
+import subprocess
+import textwrap
+import time
+
+import pytest
+
+from tests.conftest import ROOT, cli, one_line_error, read_jsonl
+
+VENV = os.path.join(ROOT, ".venv-sys")
+SYSTEM_PYTHON = "/usr/bin/python3"
+CAMERA = ("videotestsrc is-live=true pattern=ball ! video/x-raw,width=320,height=240,framerate=30/1 ! "
+          "videoconvert ! video/x-raw,format=BGR ! appsink drop=1 max-buffers=1 sync=false")
+
+
+def _system_opencv_has_gstreamer():
+    code = "import cv2, re; print(re.search(r'GStreamer:\\s*YES', cv2.getBuildInformation()) is not None)"
+    try:
+        out = subprocess.run([SYSTEM_PYTHON, "-c", code], capture_output=True, text=True, timeout=60).stdout
+    except OSError:
+        return False
+    return out.strip() == "True"
+
+
+@pytest.fixture(scope="module")
+def syspy():
+    """The system-OpenCV venv (made once): python3 -m venv --system-site-packages; pip install '.[ort]' 'numpy<2'."""
+    python = os.path.join(VENV, "bin", "python")
+    if not os.path.exists(os.path.join(VENV, ".installed")):
+        if not _system_opencv_has_gstreamer():
+            pytest.skip("no system OpenCV with GStreamer (apt install python3-opencv; .ci/run does)")
+        subprocess.run([SYSTEM_PYTHON, "-m", "venv", "--clear", "--system-site-packages", VENV], check=True)
+        subprocess.run([python, "-m", "pip", "install", "--quiet", ROOT + "[ort]", "numpy<2"], check=True)
+        open(os.path.join(VENV, ".installed"), "w").close()
+    out = subprocess.run([python, "-c", "import numpy, cv2, sys; print(numpy.__version__, cv2.__file__)"],
+                         capture_output=True, text=True, check=True).stdout
+    assert out.startswith("1.") and out.split()[1].startswith("/usr/lib/python3/dist-packages")
+    return python
+
+
+def run_sys(python, *args, timeout=120):
+    return subprocess.run([python, "-m", "runtime"] + [str(a) for a in args], cwd=ROOT, capture_output=True,
+                          text=True, env=dict(os.environ, PYTHONPATH=ROOT), timeout=timeout)
+
+
+def script_sys(python, code, *args, timeout=120):
+    return subprocess.run([python, "-c", textwrap.dedent(code)] + [str(a) for a in args], cwd=ROOT,
+                          capture_output=True, text=True, env=dict(os.environ, PYTHONPATH=ROOT), timeout=timeout)
+
+
+def test_a_live_gstreamer_camera_runs_at_its_rate(syspy, pilot_bundle, tmp_path):
+    proc = run_sys(syspy, "run", pilot_bundle, "--source", "gst://" + CAMERA, "--max-frames", "45", "--no-display",
+                   "--jsonl", tmp_path / "live.jsonl", "--output", tmp_path / "live.mp4")
+    assert proc.returncode == 0, proc.stderr
+    lines = read_jsonl(tmp_path / "live.jsonl")
+    assert len(lines) == 45 and all(-2 < ln["result"]["steering"] < 2 for ln in lines)
+    fps = float(proc.stdout.split(" FPS")[0].split()[-1])
+    assert 20 < fps < 40  # paced by the camera's 30 fps, not by inference
+    assert os.path.getsize(tmp_path / "live.mp4") > 0
+
+
+def test_newest_frame_wins_when_inference_is_slower_than_the_camera(syspy, pilot_bundle, tmp_path):
+    code = """
+        import json, sys, time
+        from runtime import Model, open_outputs, open_source, run
+        with Model(sys.argv[1], backend="onnxruntime") as model:
+            infer = model.backend.infer
+            model.backend.infer = lambda batch: (time.sleep(0.1), infer(batch))[1]   # 10 FPS against 30
+            with open_source("gst://" + sys.argv[2]) as camera:
+                stats = run(model, camera, open_outputs(jsonl=sys.argv[3]), max_frames=30, log=None)
+        print(json.dumps(stats.as_dict()))
+    """
+    proc = script_sys(syspy, code, pilot_bundle, CAMERA, tmp_path / "slow.jsonl")
+    assert proc.returncode == 0, proc.stderr
+    stats = json.loads(proc.stdout.strip().splitlines()[-1])
+    lines = read_jsonl(tmp_path / "slow.jsonl")
+    frames = [ln["frame"] for ln in lines]
+    assert frames == sorted(frames) and len(set(frames)) == 30  # never out of order, never twice
+    assert stats["dropped"] >= 30  # about two of every three camera frames went stale and were dropped
+    assert 0 < stats["fps"] < 11
+    latency = [ln["latency_ms"] for ln in lines]
+    assert max(latency) < 250  # one inference (100 ms) plus at most a frame's wait: bounded...
+    assert sum(latency[-10:]) / 10 < sum(latency[5:15]) / 10 + 30  # ...and not growing with time
+
+
+def test_a_source_that_dies_is_reconnected_or_given_up_cleanly(syspy, pilot_bundle, tmp_path):
+    code = """
+        import json, sys, cv2
+        from runtime import Model, open_outputs, run
+        from runtime.cli import UserError
+        from runtime.sources import LiveCapture
+        pipeline = sys.argv[2].replace("is-live=true", "is-live=true num-buffers=15")   # dies after 15 frames
+        attempts = []
+        def opener():                       # comes back on the third try; never, when told so
+            attempts.append(1)
+            if len(attempts) > 1 and (sys.argv[4] == "never" or len(attempts) < 4):
+                raise UserError("camera unplugged")
+            return cv2.VideoCapture(pipeline, cv2.CAP_GSTREAMER)
+        with Model(sys.argv[1], backend="onnxruntime") as model:
+            camera = LiveCapture("gst://test", opener, reconnect_timeout=2.0)
+            with camera:
+                stats = run(model, camera, open_outputs(jsonl=sys.argv[3]), max_frames=25, log=None)
+        print(json.dumps(stats.as_dict()))
+    """
+    proc = script_sys(syspy, code, pilot_bundle, CAMERA, tmp_path / "back.jsonl", "back")
+    assert proc.returncode == 0, proc.stderr
+    assert "gst://test stopped; reconnecting (for up to 2 s)" in proc.stderr and "is back after" in proc.stderr
+    assert json.loads(proc.stdout.strip().splitlines()[-1])["reconnects"] == 1
+    assert len(read_jsonl(tmp_path / "back.jsonl")) == 25
+
+    proc = script_sys(syspy, code, pilot_bundle, CAMERA, tmp_path / "gone.jsonl", "never")
+    assert proc.returncode == 0, proc.stderr
+    assert "did not come back within 2 s (camera unplugged); stopping" in proc.stderr
+    assert len(read_jsonl(tmp_path / "gone.jsonl")) == 15  # every result so far written, then a clean end
+
+
+def test_rtp_and_rtsp_outputs_stream_h264_a_player_can_read(syspy, pilot_bundle, tmp_path):
+    receiver = """
+        import sys, time, cv2
+        uri = sys.argv[1]
+        if uri.startswith("rtp://"):
+            pipeline = ('udpsrc port=%s caps="application/x-rtp,media=video,clock-rate=90000,encoding-name=H264,'
+                        'payload=96" ! rtph264depay ! h264parse ! avdec_h264 ! videoconvert ! '
+                        'video/x-raw,format=BGR ! appsink sync=false' % uri.rsplit(":", 1)[1])
+        else:
+            time.sleep(2.0)  # the server starts with the run
+            pipeline = ("rtspsrc location=%s latency=100 ! rtph264depay ! h264parse ! avdec_h264 ! videoconvert ! "
+                        "video/x-raw,format=BGR ! appsink sync=false" % uri)
+        cap = cv2.VideoCapture(pipeline, cv2.CAP_GSTREAMER)
+        got, shape, t = 0, None, time.time()
+        while got < 20 and time.time() - t < 20:
+            ok, frame = cap.read()
+            if ok:
+                got, shape = got + 1, frame.shape
+        print("RECEIVED", got, shape)
+    """
+    for out, watch in (("rtp://127.0.0.1:5611", "rtp://127.0.0.1:5611"),
+                       ("rtsp://@:8611/road", "rtsp://127.0.0.1:8611/road")):
+        player = subprocess.Popen([SYSTEM_PYTHON, "-c", textwrap.dedent(receiver), watch], stdout=subprocess.PIPE,
+                                  stderr=subprocess.DEVNULL, text=True)
+        time.sleep(0.5)
+        proc = run_sys(syspy, "run", pilot_bundle, "--source", "synthetic://road", "--input-rate", "30",
+                       "--input-width", "320", "--input-height", "180", "--max-frames", "200", "--no-display",
+                       "--output", out, "--quiet")
+        assert proc.returncode == 0, proc.stderr
+        seen = player.communicate(timeout=30)[0]
+        assert "RECEIVED 20 (180, 320, 3)" in seen, (out, seen)
+
+
+@pytest.mark.parametrize("uri, message", [
+    ("/dev/video9", "no such camera /dev/video9"),
+    ("v4l2:///dev/video7", "no such camera /dev/video7"),
+    ("3", "no such camera /dev/video3"),
+    ("csi://0", "only a Jetson has"),
+    ("csi://front", "csi:// needs a sensor number"),
+    ("gst://videotestsrc ! fakesink", "must end in appsink"),
+    ("gst://nosuchelement ! videoconvert ! appsink", 'GStreamer says: no element "nosuchelement"'),
+    ("gst://videotestsrc ! video/x-raw,format=NOPE ! appsink", "could not link"),
+])
+def test_live_sources_that_cannot_open_are_one_line(syspy, pilot_bundle, uri, message):
+    proc = run_sys(syspy, "run", pilot_bundle, "--source", uri, "--no-display")
+    assert one_line_error(proc), proc.stderr
+    assert message in proc.stderr
+
+
+def test_pips_opencv_says_it_has_no_gstreamer(pilot_bundle):
+    proc = cli("runtime", "run", pilot_bundle, "--source", "gst://" + CAMERA, "--no-display")
+    assert one_line_error(proc), proc.stderr
+    assert "built without GStreamer" in proc.stderr and "grep GStreamer" in proc.stderr
+    proc = cli("runtime", "run", pilot_bundle, "--source", "synthetic://road", "--no-display",
+               "--output", "rtsp://@:8554/x")
+    assert one_line_error(proc) and "built without GStreamer" in proc.stderr
+
+
+def test_every_frame_of_a_file_in_order_unless_realtime(pilot_bundle, tmp_path):
+    proc = cli("runtime", "run", pilot_bundle, "--source", pilot_bundle / "samples", "--no-display",
+               "--jsonl", tmp_path / "f.jsonl", "--quiet")
+    assert proc.returncode == 0, proc.stderr
+    assert [ln["frame"] for ln in read_jsonl(tmp_path / "f.jsonl")] == list(range(32))
+    assert "dropped" not in proc.stdout
+
+
+def test_ctrl_c_during_a_live_run_closes_every_output(syspy, pilot_bundle, tmp_path):
+    import signal
+
+    proc = subprocess.Popen([syspy, "-m", "runtime", "run", str(pilot_bundle), "--source", "gst://" + CAMERA,
+                             "--no-display", "--jsonl", str(tmp_path / "c.jsonl"), "--output", str(tmp_path / "c.mp4")],
+                            cwd=ROOT, env=dict(os.environ, PYTHONPATH=ROOT), stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    time.sleep(3)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=30)
+    assert proc.returncode == 130, err
+    lines = read_jsonl(tmp_path / "c.jsonl")
+    assert len(lines) > 10 and "stopped by Ctrl-C" in out
+    import cv2
+
+    video = cv2.VideoCapture(str(tmp_path / "c.mp4"))
+    assert int(video.get(cv2.CAP_PROP_FRAME_COUNT)) == len(lines)  # a complete file, every frame in it
+
+
+def test_the_python_api_camera_demo_runs_on_a_live_source(syspy, pilot_bundle):
+    code = """
+        import sys
+        from runtime import Model, open_source
+        with Model(sys.argv[1]) as model, open_source("gst://" + sys.argv[2]) as camera:
+            for frame in camera:
+                result = model(frame.image)
+                if frame.index == 10:
+                    break
+        print("LAST", frame.index, sorted(result))
+    """
+    proc = script_sys(syspy, code, pilot_bundle, CAMERA)
+    assert proc.returncode == 0, proc.stderr
+    assert "LAST 10 ['inverse_radius', 'steering']" in proc.stdout
