@@ -58,6 +58,12 @@ def build_parser():
                      help="pace a video or folder at its frame rate, newest frame wins, as a camera would")
     run.add_argument("--quiet", action="store_true", help="no live status, only the summary")
 
+    doctor = sub.add_parser("doctor", help="what this machine can run, and how to fix what it cannot")
+    doctor.prog = "python -m runtime doctor"
+    doctor.add_argument("--json", action="store_true", help="print the report as JSON")
+    doctor.add_argument("--root", default="/", metavar="DIR", help="read the Jetson's system files under DIR "
+                                                                    "(for tests)")
+
     info = sub.add_parser("info", help="check a bundle and print its manifest")
     info.prog = "python -m runtime info"
     info.add_argument("bundle")
@@ -109,6 +115,10 @@ def command_info(args):
 
 def _main(argv):
     args = build_parser().parse_args(argv)
+    if args.command == "doctor":
+        from . import doctor
+
+        return doctor.main(args)
     return {"run": command_run, "info": command_info}[args.command](args)
 
 

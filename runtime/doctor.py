@@ -1,0 +1,273 @@
+"""python -m runtime doctor: what this machine can run, one line per capability, and the command that fixes
+each thing that is missing. Exit status 0 when the runtime can run (OpenCV and at least one backend).
+
+It reads, never changes: Python and numpy; OpenCV (GStreamer, CUDA); ONNX Runtime (providers); TensorRT
+(version, API generation); pycuda and the GPU; on a Jetson the board, L4T/JetPack and power mode; cameras.
+--root DIR reads the Jetson's files (/etc/nv_tegra_release, /proc/device-tree/model, /etc/nvpmodel.conf,
+/dev/video*, /sys/class/video4linux) under DIR instead, for tests.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+import re
+import shutil
+import subprocess
+import sys
+
+from . import engines
+
+OK, WARN, MISSING = "ok", "warn", "missing"
+JETPACK = {35: "5", 36: "6"}  # R38 and later: 7
+
+
+class Check:
+    def __init__(self, name, verdict, detail, fix=None):
+        self.name, self.verdict, self.detail, self.fix = name, verdict, detail, fix
+
+    def line(self):
+        text = "%-9s %-12s %s" % ("[%s]" % self.verdict, self.name, self.detail)
+        return text + ("\n" + " " * 23 + "fix: " + self.fix if self.fix and self.verdict != OK else "")
+
+    def as_dict(self):
+        return {"name": self.name, "verdict": self.verdict, "detail": self.detail, "fix": self.fix}
+
+
+def _module(name):
+    import importlib
+
+    try:
+        return importlib.import_module(name), None
+    except Exception as exc:  # ImportError, or a broken build (numpy 2 under a numpy-1 OpenCV raises others)
+        return None, str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+
+
+def l4t_release(root="/"):
+    """(major, 'R.M.P') from /etc/nv_tegra_release ('# R36 (release), REVISION: 4.3, ...'), or None."""
+    try:
+        with open(os.path.join(root, "etc/nv_tegra_release")) as f:
+            first = f.readline()
+    except OSError:
+        return None
+    match = re.match(r"#\s*R(\d+)\s*\(release\),\s*REVISION:\s*([\d.]+)", first)
+    if not match:
+        return None
+    return int(match.group(1)), "%s.%s" % (match.group(1), match.group(2))
+
+
+def jetpack_of(major):
+    return JETPACK.get(major) or ("7" if major >= 38 else None)
+
+
+def maxn_mode(root="/"):
+    """(id, name) of the MAXN power mode in /etc/nvpmodel.conf (mode 0 is not MAXN on every board), or None."""
+    try:
+        with open(os.path.join(root, "etc/nvpmodel.conf")) as f:
+            text = f.read()
+    except OSError:
+        return None
+    modes = re.findall(r"<\s*POWER_MODEL\s+ID=(\d+)\s+NAME=(\S+)\s*>", text)
+    for mode_id, name in modes:
+        if name.upper().startswith("MAXN"):
+            return int(mode_id), name
+    return None
+
+
+def power_mode(root="/"):
+    """The current nvpmodel mode's name: from /var/lib/nvpmodel/status ('pmode:0002 ...') and the conf, or
+    from `nvpmodel -q`; None when unknown."""
+    try:
+        with open(os.path.join(root, "var/lib/nvpmodel/status")) as f:
+            match = re.match(r"pmode:0*(\d+)", f.read())
+        if match:
+            with open(os.path.join(root, "etc/nvpmodel.conf")) as f:
+                names = dict(re.findall(r"<\s*POWER_MODEL\s+ID=(\d+)\s+NAME=(\S+)\s*>", f.read()))
+            return names.get(match.group(1), "mode %s" % match.group(1))
+    except OSError:
+        pass
+    if root == "/" and shutil.which("nvpmodel"):
+        out = subprocess.run(["nvpmodel", "-q"], capture_output=True, text=True).stdout
+        if "NV Power Mode:" in out:
+            return out.split("NV Power Mode:")[-1].split("\n")[0].strip()
+    return None
+
+
+def _python_numpy():
+    np, _ = _module("numpy")
+    version = "Python %d.%d.%d" % sys.version_info[:3]
+    if sys.version_info < (3, 8):
+        return Check("python", MISSING, version + ": the runtime needs 3.8 or later", "use JetPack 5.1 or later")
+    if np is None:
+        return Check("python", MISSING, version + ", no numpy", "pip install 'numpy<2'")
+    detail = "%s, numpy %s" % (version, np.__version__)
+    if int(np.__version__.split(".")[0]) >= 2:
+        cv2_path = getattr(sys.modules.get("cv2"), "__file__", "") or ""
+        if "dist-packages" in cv2_path or os.path.exists("/etc/nv_tegra_release"):
+            return Check("python", WARN, detail + ": the system's OpenCV and TensorRT are built against numpy 1.x",
+                         "pip install 'numpy<2'")
+    return Check("python", OK, detail)
+
+
+def _opencv():
+    cv2, error = _module("cv2")
+    if cv2 is None:
+        return Check("opencv", MISSING, "no OpenCV (%s)" % error,
+                     "on a Jetson: sudo apt install nvidia-opencv, in a venv made with --system-site-packages; "
+                     "elsewhere: pip install opencv-python (no cameras) or apt install python3-opencv"), None
+    from .gst import opencv_has_gstreamer
+
+    info = cv2.getBuildInformation()
+    gst = opencv_has_gstreamer(cv2)
+    cuda = bool(re.search(r"NVIDIA CUDA:\s*YES", info))
+    detail = "OpenCV %s (%s), GStreamer %s, CUDA %s" % (cv2.__version__, os.path.dirname(cv2.__file__ or ""),
+                                                         "yes" if gst else "no", "yes" if cuda else "no")
+    if not gst:
+        return Check("opencv", WARN, detail + ": no cameras or streams (pip's wheels have no GStreamer)",
+                     "pip uninstall opencv-python; use the system OpenCV (JetPack's, or apt install python3-opencv) "
+                     "through a venv made with --system-site-packages"), cv2
+    return Check("opencv", OK, detail), cv2
+
+
+def _onnxruntime():
+    ort, error = _module("onnxruntime")
+    if ort is None:
+        return Check("onnxruntime", MISSING, "not installed (%s)" % error, "pip install '.[ort]'")
+    return Check("onnxruntime", OK, "ONNX Runtime %s, providers %s" % (ort.__version__,
+                                                                        ", ".join(ort.get_available_providers())))
+
+
+def _tensorrt():
+    from . import trt
+
+    module, error = _module("tensorrt")
+    if module is None:
+        return Check("tensorrt", MISSING, "not installed (%s)" % error, trt.TENSORRT_HOWTO), None
+    return Check("tensorrt", OK, trt.describe(module)), module
+
+
+def _gpu():
+    from .cuda import PYCUDA_HOWTO
+
+    cuda, error = _module("pycuda.driver")
+    if cuda is None:
+        return Check("pycuda/gpu", MISSING, "pycuda not installed (%s)" % error, PYCUDA_HOWTO), False
+    try:
+        cuda.init()
+        count = cuda.Device.count()
+    except Exception as exc:  # pycuda's driver errors
+        return Check("pycuda/gpu", MISSING, "pycuda is here, CUDA does not start (%s)" % exc,
+                     "check the NVIDIA driver (nvidia-smi; on a Jetson: is the user in the video and render "
+                     "groups?)"), False
+    if count == 0:
+        return Check("pycuda/gpu", MISSING, "pycuda is here, no CUDA GPU", "check the NVIDIA driver"), False
+    d = cuda.Device(0)
+    return Check("pycuda/gpu", OK, "%s, compute %d.%d, %.1f GiB" % (
+        d.name(), d.compute_capability()[0], d.compute_capability()[1], d.total_memory() / float(1 << 30))), True
+
+
+def _jetson(root):
+    release = l4t_release(root)
+    model = engines.board_model(root)
+    if release is None:
+        return Check("jetson", OK, "not a Jetson" + (" (%s)" % model if model else ""))
+    major, version = release
+    jetpack = jetpack_of(major)
+    detail = "%s, L4T R%s = JetPack %s" % (model or "unknown board", version, jetpack or "?")
+    if jetpack is None:
+        return Check("jetson", MISSING, detail + ": too old for this runtime", "flash JetPack 5.1 or later")
+    mode = power_mode(root) or "unknown"
+    maxn = maxn_mode(root)
+    detail += ", power mode %s" % mode
+    if maxn and mode != maxn[1]:
+        return Check("jetson", WARN, detail + " (the fastest is %s, mode %d)" % (maxn[1], maxn[0]),
+                     "./jetson_setup.sh --max-perf   (or: sudo nvpmodel -m %d && sudo jetson_clocks)" % maxn[0])
+    return Check("jetson", OK, detail)
+
+
+def _cameras(root):
+    devices = sorted(glob.glob(os.path.join(root, "dev/video*")))
+    names = []
+    for dev in devices:
+        name_file = os.path.join(root, "sys/class/video4linux", os.path.basename(dev), "name")
+        try:
+            with open(name_file) as f:
+                names.append("%s (%s)" % (dev[len(root.rstrip("/")):], f.read().strip()))
+        except OSError:
+            names.append(dev[len(root.rstrip("/")):])
+    csi = [n for n in names if "vi-output" in n or "imx" in n.lower()]
+    if not devices:
+        return Check("cameras", WARN, "no /dev/video* (no USB or CSI camera connected)",
+                     "plug in a camera, or use synthetic://road, a video or rtsp://"), []
+    unreadable = [d for d in devices if not os.access(d, os.R_OK | os.W_OK)]
+    detail = ", ".join(names)
+    if csi and root == "/" and not _nvargus_running():
+        return Check("cameras", WARN, detail + "; nvargus-daemon is not running (csi:// needs it)",
+                     "sudo systemctl restart nvargus-daemon"), devices
+    if unreadable:
+        return Check("cameras", WARN, detail + "; no permission for " + ", ".join(unreadable),
+                     "sudo usermod -aG video $USER, then log in again"), devices
+    return Check("cameras", OK, detail), devices
+
+
+def _nvargus_running():
+    return subprocess.run(["pgrep", "-x", "nvargus-daemon"], capture_output=True).returncode == 0
+
+
+def diagnose(root="/"):
+    """(checks, summary lines, runnable)."""
+    checks = [_python_numpy()]
+    opencv, cv2 = _opencv()
+    checks.append(opencv)
+    ort = _onnxruntime()
+    checks.append(ort)
+    trt_check, _ = _tensorrt()
+    checks.append(trt_check)
+    gpu_check, gpu = _gpu()
+    checks.append(gpu_check)
+    jetson = _jetson(root)
+    checks.append(jetson)
+    cams, devices = _cameras(root)
+    checks.append(cams)
+
+    backends = []
+    if ort.verdict == OK:
+        backends.append("onnxruntime")
+    if trt_check.verdict == OK and gpu:
+        backends.append("tensorrt")
+    gst = cv2 is not None and opencv.verdict == OK
+    on_jetson = l4t_release(root) is not None
+    sources = {"synthetic://road, files": cv2 is not None, "rtsp://, gst://": gst,
+               "v4l2 (USB)": cv2 is not None and bool(devices), "csi://": gst and on_jetson and bool(devices)}
+    summary = ["backends that will work: %s" % (", ".join(backends) or "none")]
+    if "tensorrt" not in backends:
+        summary.append("  tensorrt: needs " + " and ".join(
+            c.name for c in (trt_check, gpu_check) if c.verdict != OK) + " (see the fixes above)")
+    summary.append("sources that will work: %s" % (", ".join(k for k, v in sources.items() if v) or "none"))
+    for name, works in sources.items():
+        if not works:
+            why = {"rtsp://, gst://": "an OpenCV with GStreamer (see opencv above)",
+                   "v4l2 (USB)": "a camera at /dev/video*", "csi://": "a Jetson with a CSI camera and an OpenCV "
+                                                                       "with GStreamer",
+                   "synthetic://road, files": "OpenCV"}[name]
+            summary.append("  %s: needs %s" % (name, why))
+    runnable = cv2 is not None and bool(backends)
+    return checks, summary, runnable
+
+
+def main(args) -> int:
+    import json
+
+    checks, summary, runnable = diagnose(args.root)
+    if args.json:
+        json.dump({"checks": [c.as_dict() for c in checks], "summary": summary, "runnable": runnable},
+                  sys.stdout, indent=2)
+        print()
+    else:
+        for c in checks:
+            print(c.line())
+        print()
+        for line in summary:
+            print(line)
+        print("the runtime %s run here" % ("can" if runnable else "CANNOT"))
+    return 0 if runnable else 1
