@@ -146,6 +146,7 @@ else
     # numpy < 2: the system's OpenCV and TensorRT are built against numpy 1.x (JetPack 5 ships 1.17, 6 ships
     # 1.21); pip raises it within 1.x only if onnxruntime needs a newer one. No opencv extra: the system's
     # OpenCV, with GStreamer, must stay the one that imports.
+    act "$VENV/bin/pip" install --upgrade "pip>=21.3"   # JetPack 5's pip 20 cannot install a pyproject.toml project
     act "$VENV/bin/pip" install -e "${REPO}[ort]" "numpy<2"
 fi
 if [[ -x "$VENV/bin/python" ]] && "$VENV/bin/python" -c "import pycuda.driver" >/dev/null 2>&1; then
