@@ -241,16 +241,20 @@ def diagnose(root="/"):
                "v4l2 (USB)": cv2 is not None and bool(devices), "csi://": gst and on_jetson and bool(devices)}
     summary = ["backends that will work: %s" % (", ".join(backends) or "none")]
     if "tensorrt" not in backends:
-        summary.append("  tensorrt: needs " + " and ".join(
-            c.name for c in (trt_check, gpu_check) if c.verdict != OK) + " (see the fixes above)")
+        for c in (trt_check, gpu_check):
+            if c.verdict != OK:
+                summary.append("  tensorrt needs %s: %s" % (c.name, c.fix))
+    if ort.verdict != OK:
+        summary.append("  onnxruntime: %s" % ort.fix)
     summary.append("sources that will work: %s" % (", ".join(k for k, v in sources.items() if v) or "none"))
+    fixes = {"synthetic://road, files": opencv.fix,
+             "rtsp://, gst://": opencv.fix,
+             "v4l2 (USB)": opencv.fix if cv2 is None else "plug in a USB camera (then: ls /dev/video*)",
+             "csi://": ("only a Jetson has CSI cameras" if not on_jetson else
+                        opencv.fix if not gst else "connect a CSI camera; sudo systemctl restart nvargus-daemon")}
     for name, works in sources.items():
         if not works:
-            why = {"rtsp://, gst://": "an OpenCV with GStreamer (see opencv above)",
-                   "v4l2 (USB)": "a camera at /dev/video*", "csi://": "a Jetson with a CSI camera and an OpenCV "
-                                                                       "with GStreamer",
-                   "synthetic://road, files": "OpenCV"}[name]
-            summary.append("  %s: needs %s" % (name, why))
+            summary.append("  %s: %s" % (name, fixes[name]))
     runnable = cv2 is not None and bool(backends)
     return checks, summary, runnable
 

@@ -111,7 +111,7 @@ def test_a_dry_run_prints_the_plan_for_each_jetpack_and_changes_nothing(tmp_path
     assert "PATH=/usr/local/cuda/bin:$PATH CUDA_ROOT=/usr/local/cuda" in out and "install pycuda" in out
     assert "note: alice is not in the video group" in out and "--yes" in out
     assert "would run: %s -m runtime doctor" % (tmp_path / "venv" / "bin" / "python") in out
-    assert "install --upgrade pip\>=21.3" in out  # JetPack 5's pip 20 predates editable pyproject installs
+    assert r"install --upgrade pip\>=21.3" in out  # JetPack 5's pip 20 predates editable pyproject installs
     assert "dry run: 6 action(s) above, nothing changed" in out
     assert listing(root) == before and not (tmp_path / "venv").exists()
 
