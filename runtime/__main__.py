@@ -58,6 +58,16 @@ def build_parser():
                      help="pace a video or folder at its frame rate, newest frame wins, as a camera would")
     run.add_argument("--quiet", action="store_true", help="no live status, only the summary")
 
+    bench = sub.add_parser("bench", help="measure a bundle end to end: FPS, latency, stages, memory, start-up")
+    bench.prog = "python -m runtime bench"
+    bench.add_argument("bundle")
+    bench.add_argument("--source", "--input", dest="source", metavar="URI",
+                       help="default: the bundle's samples held in memory (no decoder in the way)")
+    bench.add_argument("--frames", type=positive_int, default=1000, metavar="N", help="frames measured (1000)")
+    bench.add_argument("--warmup", type=positive_int, default=50, metavar="N", help="frames first, not measured")
+    bench.add_argument("--backend", choices=BACKENDS, default="auto")
+    bench.add_argument("--json", metavar="FILE", help="write the report as JSON")
+
     doctor = sub.add_parser("doctor", help="what this machine can run, and how to fix what it cannot")
     doctor.prog = "python -m runtime doctor"
     doctor.add_argument("--json", action="store_true", help="print the report as JSON")
@@ -115,6 +125,10 @@ def command_info(args):
 
 def _main(argv):
     args = build_parser().parse_args(argv)
+    if args.command == "bench":
+        from . import bench
+
+        return bench.main(args)
     if args.command == "doctor":
         from . import doctor
 

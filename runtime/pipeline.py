@@ -1,25 +1,26 @@
-"""The loop from camera to result, in three threads so that throughput approaches the slowest stage rather
+"""The loop from camera to result, in two threads so that throughput approaches the slowest side rather
 than the sum of the stages:
 
-    capture thread     source -> frames          live: a one-frame slot, the newest frame wins (a frame that
-                                                  went stale while inference ran is dropped and counted);
-                                                  files: a short queue, every frame in order
-    inference thread   preprocess -> infer -> postprocess
-    calling thread     overlay -> outputs (video, stream, JSON lines, window), live status, Ctrl-C
+    capture thread     source -> frame -> preprocess (into a ring of input buffers)
+                         live: a one-frame slot, the newest frame wins (a frame that went stale while
+                         inference ran is dropped and counted); files: a short queue, every frame in order
+    calling thread     infer -> postprocess -> overlay -> outputs (video, stream, JSON lines, window),
+                         live status, Ctrl-C
 
     from runtime import Model, open_source, open_outputs, run
     with Model("bundle") as model, open_source("synthetic://road") as source:
         stats = run(model, source, open_outputs(videos=["out.mp4"]), max_frames=300)
     print(stats.summary())
 
-Every frame carries its capture time; latency is capture -> result. Outputs stay in the calling thread
-because a window (OpenCV's highgui) must live in the main thread.
+Every frame carries its capture time; latency is capture -> result. Inference stays in the calling thread,
+which made the model (a TensorRT backend's CUDA context belongs to it), and so do the outputs, because a
+window (OpenCV's highgui) must live in the main thread. A third thread for the outputs measured slower
+here: each hand-off between Python threads costs more than it overlaps.
 """
 
 from __future__ import annotations
 
 import collections
-import queue
 import signal
 import sys
 import threading
@@ -31,7 +32,6 @@ from . import overlay
 
 STAGES = ("capture", "preprocess", "infer", "postprocess", "output")
 FILE_QUEUE = 4  # frames read ahead from a file
-RESULT_QUEUE = 2  # results waiting for the outputs
 
 
 class Stats:
@@ -117,8 +117,9 @@ class Capture:
     arrives is dropped and counted); otherwise a short queue (every frame, in order, reading paced by use).
     realtime paces a file at its frame rate, as a camera would deliver it."""
 
-    def __init__(self, source, newest_wins, realtime=False):
+    def __init__(self, source, newest_wins, realtime=False, prepare=None):
         self.source, self.newest_wins, self.realtime = source, newest_wins, realtime
+        self.prepare = prepare  # frame -> network input, done here so that it overlaps inference
         self.frames = collections.deque()
         self.cond = threading.Condition()
         self.dropped = 0
@@ -145,7 +146,11 @@ class Capture:
                     due += period
                     time.sleep(max(0.0, due - time.perf_counter()))
                     frame.t0, frame.timestamp = time.perf_counter(), time.time()  # "captured" now
-                frame.read_s = time.perf_counter() - t
+                t_read = time.perf_counter()
+                frame.read_s = t_read - t
+                if self.prepare is not None:
+                    frame.batch = self.prepare(frame.image)
+                    frame.prepare_s = time.perf_counter() - t_read
                 with self.cond:
                     if self.newest_wins:
                         if self.frames:
@@ -183,45 +188,19 @@ class Capture:
         self.thread.join(timeout)
 
 
-class _Inference(threading.Thread):
-    """Frames from the capture -> results onto a queue for the outputs, until the end, max_frames or stop."""
+class _BufferRing:
+    """Preprocessing into a ring of input buffers, one per frame that can be in flight at once (queued,
+    being inferred, being prepared), so a frame's input is never overwritten before inference has read it."""
 
-    def __init__(self, model, capture, results, max_frames, stop):
-        super().__init__(name="inference", daemon=True)
-        self.model, self.capture, self.results = model, capture, results
-        self.max_frames, self.stop, self.error = max_frames, stop, None
+    def __init__(self, preprocess, size=FILE_QUEUE + 4):
+        self.preprocess = preprocess
+        self.buffers = [preprocess.new_buffer() for _ in range(size)]
+        self.next = 0
 
-    def run(self):
-        clock, model, done = time.perf_counter, self.model, 0
-        try:
-            while (self.max_frames is None or done < self.max_frames) and not self.stop.is_set():
-                frame = self.capture.get()
-                if frame is None:
-                    break
-                t0 = clock()
-                batch = model.preprocess(frame.image)
-                t1 = clock()
-                raw = model.backend.infer(batch)
-                t2 = clock()
-                result = model.postprocess(raw)
-                t3 = clock()
-                times = {"capture": getattr(frame, "read_s", 0.0), "preprocess": t1 - t0, "infer": t2 - t1,
-                         "postprocess": t3 - t2}
-                self._put((frame, result, (t3 - frame.t0) * 1000.0, times))
-                done += 1
-        except BaseException as exc:  # handed to the calling thread
-            self.error = exc
-        finally:
-            self._put(None)
-
-    def _put(self, item):
-        while True:
-            try:
-                self.results.put(item, timeout=0.1)
-                return
-            except queue.Full:
-                if self.stop.is_set():  # the outputs stopped reading: do not wait for them
-                    return
+    def __call__(self, image):
+        out = self.buffers[self.next]
+        self.next = (self.next + 1) % len(self.buffers)
+        return self.preprocess(image, out)
 
 
 def run(model, source, outputs=(), max_frames=None, status_every=5.0, log=sys.stderr, realtime=False) -> Stats:
@@ -230,54 +209,45 @@ def run(model, source, outputs=(), max_frames=None, status_every=5.0, log=sys.st
     stats = Stats("%s (%s)" % (model.backend.name, model.backend.detail))
     live = bool(getattr(source, "live", False)) or realtime
     overlays = any(getattr(o, "wants_overlay", False) for o in outputs)
-    capture = Capture(source, newest_wins=live, realtime=realtime and not source.live).start()
-    results = queue.Queue(RESULT_QUEUE)
-    stop = threading.Event()
-    worker = _Inference(model, capture, results, max_frames, stop)
+    capture = Capture(source, newest_wins=live, realtime=realtime and not source.live,
+                      prepare=_BufferRing(model.preprocess)).start()
     next_status = time.perf_counter() + status_every
+    clock = time.perf_counter
     with StopOnCtrlC() as ctrl_c:
-        worker.start()
         try:
-            while True:
-                try:
-                    item = results.get(timeout=0.1)
-                except queue.Empty:
-                    if ctrl_c.requested:
-                        stop.set()
-                    if stop.is_set() and not worker.is_alive() and results.empty():
-                        break
-                    continue
-                if item is None:
+            while (max_frames is None or stats.frames < max_frames) and not ctrl_c.requested:
+                frame = capture.get()
+                if frame is None:
                     break
-                frame, result, latency_ms, times = item
-                t = time.perf_counter()
+                t1 = clock()
+                raw = model.backend.infer(frame.batch)
+                t2 = clock()
+                result = model.postprocess(raw)
+                t3 = clock()
+                latency_ms = (t3 - frame.t0) * 1000.0
                 annotated = None
                 if overlays:
                     truth = frame.truth.get("steering") if frame.truth else None
                     annotated = overlay.draw(frame.image.copy(), result, stats.fps or None, truth)
                 for out in outputs:
                     out.write(frame, result, annotated, latency_ms)
-                times["output"] = time.perf_counter() - t
-                stats.add(latency_ms, times)
-                if ctrl_c.requested or any(getattr(o, "closed_by_user", False) for o in outputs):
-                    stop.set()  # the frame in hand is written; those already inferred follow, then the end
+                stats.add(latency_ms, {"capture": frame.read_s, "preprocess": frame.prepare_s, "infer": t2 - t1,
+                                       "postprocess": t3 - t2, "output": clock() - t3})
+                if any(getattr(o, "closed_by_user", False) for o in outputs):
+                    break
                 if log is not None and stats.end >= next_status:
                     stats.dropped = capture.dropped
                     print("... " + stats.summary(), file=log)
                     next_status = stats.end + status_every
         except KeyboardInterrupt:  # a second Ctrl-C: stop now; outputs are still closed below
             ctrl_c.requested = True
-            stop.set()
         finally:
-            stop.set()
             capture.stop()
-            worker.join(5.0)
             for out in outputs:
                 out.close()
     stats.dropped = capture.dropped
     stats.reconnects = getattr(source, "reconnects", 0)
     stats.interrupted = ctrl_c.requested
-    for error in (worker.error, capture.error):
-        if error is not None:
-            raise error
+    if capture.error is not None:
+        raise capture.error
     return stats

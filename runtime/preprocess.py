@@ -29,13 +29,17 @@ class Preprocessor:
         self.scale = np.asarray(preprocess["scale"], dtype=np.float32)
         self.offset = np.asarray(preprocess["offset"], dtype=np.float32)
         self.shape = self._network_shape(input_spec["shape"])
-        self.buffer = np.zeros((1,) + self.shape, dtype=np.float32)
-        # a view of the buffer in H x W x C order, so one ufunc call fills it whatever the layout
-        w, h, c = self.size[0], self.size[1], self.channels
+        self.buffer = self.new_buffer()
+
+    def new_buffer(self) -> np.ndarray:
+        """A (1, ...) float32 input buffer; pass it as `out` to keep several frames in flight."""
+        return np.zeros((1,) + self.shape, dtype=np.float32)
+
+    def _hwc(self, buffer):
+        """A view of the buffer in H x W x C order, so one ufunc call fills it whatever the layout."""
         if self.layout == "NCHW":
-            self._hwc = self.buffer[0].transpose(1, 2, 0)
-        else:
-            self._hwc = self.buffer[0].reshape(h, w, c)
+            return buffer[0].transpose(1, 2, 0)
+        return buffer[0].reshape(self.size[1], self.size[0], self.channels)
 
     def _network_shape(self, shape):
         w, h, c = self.size[0], self.size[1], self.channels
@@ -46,8 +50,9 @@ class Preprocessor:
                             "channel(s), %s): the bundle is inconsistent" % (list(shape), w, h, c, self.layout))
         return expected
 
-    def __call__(self, frame: np.ndarray) -> np.ndarray:
-        """One frame -> a (1, ...) float32 network input (the reused buffer)."""
+    def __call__(self, frame: np.ndarray, out=None) -> np.ndarray:
+        """One frame -> a (1, ...) float32 network input: written into `out` (from new_buffer()), or else
+        into the one reused buffer."""
         cv2 = self.cv2
         img = frame
         if img.ndim != 3 or img.shape[2] != 3 or img.dtype != np.uint8:
@@ -66,10 +71,12 @@ class Preprocessor:
             img = cv2.cvtColor(img, self.color_code)
         if img.ndim == 2:
             img = img[:, :, None]
-        np.multiply(img, self.scale, out=self._hwc, casting="unsafe")
+        out = self.buffer if out is None else out
+        hwc = self._hwc(out)
+        np.multiply(img, self.scale, out=hwc, casting="unsafe")
         if self.offset.any():
-            self._hwc += self.offset
-        return self.buffer
+            hwc += self.offset
+        return out
 
     def batch(self, frames) -> np.ndarray:
         """Several frames -> an (N, ...) float32 array of their own."""

@@ -1,0 +1,170 @@
+"""python -m runtime bench BUNDLE: how fast this machine runs a bundle, end to end, as the runtime runs it.
+
+Warm-up, then N frames through the same threaded pipeline as `run`. Without --source it cycles the
+bundle's own samples held in memory at the size whose crop is the network's input (so no resize either),
+which isolates the pipeline from any decoder and from resizing. Reports (and --json
+writes): backend, frames, fps, latency_ms {p50, p95, max}, stages_ms (mean per stage; capture includes
+waiting for the source), slowest_stage_fps (1000 / the largest stage mean), bare_fps (the backend alone on a
+ready input: the limit), peak_rss_mb, startup_s (process start to first result). On a Jetson also the power
+mode, GPU load and board power from tegrastats, and trtexec's rate on the same engine where it exists.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import resource
+import shutil
+import subprocess
+import sys
+import threading
+import time
+
+from .sources import Source
+
+TRTEXEC = ("trtexec", "/usr/src/tensorrt/bin/trtexec")
+
+
+def process_start_epoch():
+    """When this process started (Linux: /proc/self/stat's starttime after boot, plus /proc/stat's btime)."""
+    try:
+        with open("/proc/self/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        with open("/proc/stat") as f:
+            btime = int(next(line.split()[1] for line in f if line.startswith("btime")))
+        return btime + int(fields[19]) / float(os.sysconf("SC_CLK_TCK"))
+    except (OSError, ValueError, StopIteration, IndexError):
+        return None
+
+
+def peak_rss_mb():
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # kilobytes on Linux
+
+
+def network_sized(bundle, images):
+    """The frames at the size whose crop is exactly the network's input size, so preprocessing does no
+    resize: what is left to measure is the pipeline itself (colour conversion, scaling, inference, handoffs)."""
+    import cv2
+
+    pre, crop = bundle.preprocess, bundle.preprocess.get("crop") or {"top": 0, "bottom": 1, "left": 0, "right": 1}
+    w, h = pre["resize"]["width"], pre["resize"]["height"]
+    size = (int(round(w / (crop["right"] - crop["left"]))), int(round(h / (crop["bottom"] - crop["top"]))))
+    return [cv2.resize(im, size, interpolation=cv2.INTER_AREA) for im in images]
+
+
+class MemoryFrames(Source):
+    """Decoded frames held in memory, cycled as fast as they are read (every frame, in order)."""
+
+    def __init__(self, images, uri="memory://samples"):
+        self.images, self.uri = list(images), uri
+
+    def _images(self):
+        while True:
+            for image in self.images:
+                yield image, None
+
+
+def bare_fps(backend, batch, seconds=2.0):
+    """The backend alone, on one ready input, for about `seconds`: the most any pipeline can reach."""
+    for _ in range(10):
+        backend.infer(batch)
+    n, t0 = 0, time.perf_counter()
+    while time.perf_counter() - t0 < seconds:
+        backend.infer(batch)
+        n += 1
+    return n / (time.perf_counter() - t0)
+
+
+class Tegrastats:
+    """GPU load (GR3D_FREQ %) and board power (VDD_IN mW) from tegrastats while the run lasts."""
+
+    def __init__(self):
+        self.gpu, self.power = [], []
+        self.proc = subprocess.Popen(["tegrastats", "--interval", "500"], stdout=subprocess.PIPE,
+                                     stderr=subprocess.DEVNULL, text=True)
+        self.thread = threading.Thread(target=self._read, daemon=True)
+        self.thread.start()
+
+    def _read(self):
+        for line in self.proc.stdout:
+            gpu = re.search(r"GR3D_FREQ (\d+)%", line)
+            power = re.search(r"VDD_IN (\d+)mW", line)
+            if gpu:
+                self.gpu.append(int(gpu.group(1)))
+            if power:
+                self.power.append(int(power.group(1)))
+
+    def stop(self):
+        self.proc.terminate()
+        self.proc.wait(5)
+        return {"gpu_load_percent": _mean(self.gpu), "board_power_mw": _mean(self.power)}
+
+
+def _mean(values):
+    return round(sum(values) / len(values), 1) if values else None
+
+
+def trtexec_fps(engine_path, seconds=5):
+    """trtexec's pure engine rate on the same engine (where JetPack's trtexec is installed), or None."""
+    found = [shutil.which(t) or t for t in TRTEXEC if shutil.which(t) or os.path.isfile(t)]
+    if not found:
+        return None
+    exe = found[0]
+    out = subprocess.run([exe, "--loadEngine=%s" % engine_path, "--duration=%d" % seconds],
+                         capture_output=True, text=True).stdout
+    match = re.search(r"Throughput:\s*([\d.]+)\s*qps", out)
+    return float(match.group(1)) if match else None
+
+
+def bench(bundle_path, source_uri=None, frames=1000, backend="auto", warmup=50, started=None, log=sys.stderr):
+    from . import doctor
+    from .model import Model
+    from .pipeline import run
+    from .sources import open_source
+
+    with Model(bundle_path, backend=backend) as model:
+        if source_uri is None:
+            import cv2
+
+            images = [cv2.imread(p, cv2.IMREAD_COLOR) for p in model.bundle.sample_paths]
+            source = MemoryFrames(network_sized(model.bundle, [im for im in images if im is not None]))
+        else:
+            source = open_source(source_uri)
+        with source:
+            first = next(iter(source))
+            model(first.image)
+            startup = time.time() - started if started else None
+            run(model, source, max_frames=warmup, log=None)
+            jetson = doctor.l4t_release() is not None
+            stats_tegra = Tegrastats() if jetson and shutil.which("tegrastats") else None
+            stats = run(model, source, max_frames=frames, log=None)
+            tegra = stats_tegra.stop() if stats_tegra else None
+        bare = bare_fps(model.backend, model.preprocess(first.image).copy())
+        report = stats.as_dict()
+        report.update(source=source.uri, bare_fps=round(bare, 1), peak_rss_mb=round(peak_rss_mb(), 1),
+                      startup_s=None if startup is None else round(startup, 3),
+                      per_frame_ms=round(1000.0 / stats.fps, 4) if stats.fps else None,
+                      bare_ms=round(1000.0 / bare, 4))
+        if jetson:
+            report["power_mode"] = doctor.power_mode()
+            if tegra:
+                report.update(tegra)
+            if model.backend.name == "tensorrt":
+                report["trtexec_fps"] = trtexec_fps(model.backend.path)
+    return report
+
+
+def main(args):
+    report = bench(args.bundle, args.source, args.frames, args.backend, args.warmup, started=process_start_epoch())
+    print("%s on %s: %.1f FPS end to end (%.3f ms/frame; the backend alone %.1f FPS, %.3f ms), latency p50 %.2f "
+          "ms p95 %.2f ms, slowest stage %.1f FPS, peak RSS %.0f MB, first result %.2f s after start"
+          % (report["backend"], report["source"], report["fps"], report["per_frame_ms"], report["bare_fps"],
+             report["bare_ms"], report["latency_ms"]["p50"], report["latency_ms"]["p95"],
+             report["slowest_stage_fps"], report["peak_rss_mb"], report["startup_s"] or float("nan")))
+    print("stages (ms/frame): " + ", ".join("%s %.3f" % kv for kv in report["stages_ms"].items()))
+    if args.json:
+        from .bundle import write_json
+
+        write_json(args.json, report)
+        print("wrote %s" % args.json)
+    return 0
