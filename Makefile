@@ -47,6 +47,9 @@ demo: setup
 test: setup
 	$(PY) -m pytest -q
 
+bench: setup   ## by hand: the README's performance table (minutes; not part of make test)
+	$(PY) benchmarks/compare.py --out benchmarks/results
+
 lint: setup
 	$(PY) -m ruff check .
 

@@ -8,6 +8,7 @@ Approaches, each measured in a process of its own (so peak memory is its own):
     keras_predict   the lecture's way: preprocess, then model.predict(x) per frame
     keras_call      preprocess, then model(x) per frame
     sequential      a tutorial's loop in one thread: read -> cv2 resize/colour/astype -> ONNX Runtime -> draw
+                    (the same overlay as the runtime draws, so drawing costs both the same)
     bare            the runtime's backend alone on one ready input (the limit for any pipeline)
     runtime         runtime.run(): threaded capture + preprocessing, inference, overlay drawn
 Sources: frames in memory (the bundle's samples at the size whose crop is the network input), a 1280x720
@@ -20,7 +21,6 @@ results.md (the table) and results.png (the chart).
 import argparse
 import json
 import os
-import resource
 import subprocess
 import sys
 import time
@@ -128,7 +128,9 @@ def tutorial_preprocess(image, pre):
     if crop:
         h, w = image.shape[:2]
         image = image[int(crop["top"] * h):int(crop["bottom"] * h), int(crop["left"] * w):int(crop["right"] * w)]
-    image = cv2.resize(image, (pre["resize"]["width"], pre["resize"]["height"]))
+    image = cv2.resize(image, (pre["resize"]["width"], pre["resize"]["height"]),  # the model's own interpolation:
+                       interpolation={"area": cv2.INTER_AREA, "nearest": cv2.INTER_NEAREST}.get(  # else it is not
+                           pre["resize"].get("interpolation"), cv2.INTER_LINEAR))              # the same input
     code = {"rgb": cv2.COLOR_BGR2RGB, "yuv": cv2.COLOR_BGR2YUV, "gray": cv2.COLOR_BGR2GRAY}.get(pre["color"])
     if code is not None:
         image = cv2.cvtColor(image, code)
@@ -137,7 +139,6 @@ def tutorial_preprocess(image, pre):
 
 
 def measure(approach, source, bundle, run_dir, frames):
-    import cv2
 
     from runtime import bundle as bundle_format
 
@@ -162,9 +163,14 @@ def measure(approach, source, bundle, run_dir, frames):
         session = ort.InferenceSession(b.model_path, providers=["CPUExecutionProvider"])
         name = session.get_inputs()[0].name
 
+        from runtime import overlay
+        from runtime.postprocess import Postprocessor
+
+        post = Postprocessor(b.task, b.labels, b.outputs, b.steering)
+
         def step(image):
-            out = session.run(None, {name: tutorial_preprocess(image, pre)})[0]
-            cv2.putText(image, "%.3f" % float(out.ravel()[0]), (10, 30), cv2.FONT_HERSHEY_SIMPLEX, 1, (0, 255, 0), 2)
+            out = session.run(None, {name: tutorial_preprocess(image, pre)})
+            overlay.draw(image.copy(), post(out), None, None)  # the same drawing as the runtime's
             return out
     elif approach == "bare":
         from runtime.model import Model
@@ -176,12 +182,15 @@ def measure(approach, source, bundle, run_dir, frames):
             return model.backend.infer(x)
     else:
         return measure_runtime(source, bundle, frames)
+    def read():
+        return None if approach == "bare" else next(it)  # the bare call reads nothing: it is the limit
+
     for _ in range(5):
-        step(next(it))
+        step(read())
     n, t_start = 0, time.perf_counter()
     while n < frames:
         t = time.perf_counter()
-        step(next(it))
+        step(read())
         latencies.append((time.perf_counter() - t) * 1000)
         n += 1
     elapsed = time.perf_counter() - t_start
@@ -233,7 +242,9 @@ def frames_from_list(bundle):
 # -- the driver --------------------------------------------------------------------------------------------
 def child(args):
     result = measure(args.approach, args.source, args.bundle, args.run_dir, args.frames)
-    result["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+    from runtime.bench import peak_rss_mb
+
+    result["peak_rss_mb"] = peak_rss_mb()
     print("RESULT " + json.dumps(result))
 
 
@@ -302,6 +313,7 @@ def main():
         return child(args)
     os.makedirs(args.out, exist_ok=True)
     work = os.path.join(args.out, "work")
+    os.makedirs(work, exist_ok=True)
     video = make_video(os.path.join(work, "road_1280x720_h264.mp4")) if "video" in args.sources else None
     results = []
     for model in args.models:

@@ -5,7 +5,8 @@ bundle's own samples held in memory at the size whose crop is the network's inpu
 which isolates the pipeline from any decoder and from resizing. Reports (and --json
 writes): backend, frames, fps, latency_ms {p50, p95, max}, stages_ms (mean per stage; capture includes
 waiting for the source), slowest_stage_fps (1000 / the largest stage mean), bare_fps (the backend alone on a
-ready input: the limit), peak_rss_mb, startup_s (process start to first result). On a Jetson also the power
+ready input: the limit), peak_rss_mb, rss_growth_mb (resident memory after the measured frames minus before
+them: flat means no per-frame allocation growth), startup_s (process start to first result). On a Jetson also the power
 mode, GPU load and board power from tegrastats, and trtexec's rate on the same engine where it exists.
 """
 
@@ -37,8 +38,22 @@ def process_start_epoch():
         return None
 
 
+def rss_mb(field="VmRSS"):
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith(field + ":"):
+                    return int(line.split()[1]) / 1024.0
+    except OSError:
+        pass
+    return None
+
+
 def peak_rss_mb():
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # kilobytes on Linux
+    """This process's peak resident memory: VmHWM (getrusage's ru_maxrss survives exec, so a process started
+    by a big one would report its parent's peak)."""
+    peak = rss_mb("VmHWM")
+    return peak if peak is not None else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
 def network_sized(bundle, images):
@@ -53,7 +68,10 @@ def network_sized(bundle, images):
 
 
 class MemoryFrames(Source):
-    """Decoded frames held in memory, cycled as fast as they are read (every frame, in order)."""
+    """Decoded frames held in memory, cycled as fast as they are read (every frame, in order). The same
+    arrays come round again, so whoever draws on one must copy it first (`in_memory`)."""
+
+    in_memory = True
 
     def __init__(self, images, uri="memory://samples"):
         self.images, self.uri = list(images), uri
@@ -137,14 +155,17 @@ def bench(bundle_path, source_uri=None, frames=1000, backend="auto", warmup=50, 
             run(model, source, max_frames=warmup, log=None)
             jetson = doctor.l4t_release() is not None
             stats_tegra = Tegrastats() if jetson and shutil.which("tegrastats") else None
+            rss_before = rss_mb()
             stats = run(model, source, max_frames=frames, log=None)
+            rss_after = rss_mb()
             tegra = stats_tegra.stop() if stats_tegra else None
         bare = bare_fps(model.backend, model.preprocess(first.image).copy())
         report = stats.as_dict()
         report.update(source=source.uri, bare_fps=round(bare, 1), peak_rss_mb=round(peak_rss_mb(), 1),
                       startup_s=None if startup is None else round(startup, 3),
                       per_frame_ms=round(1000.0 / stats.fps, 4) if stats.fps else None,
-                      bare_ms=round(1000.0 / bare, 4))
+                      bare_ms=round(1000.0 / bare, 4),
+                      rss_growth_mb=None if rss_before is None else round(rss_after - rss_before, 2))
         if jetson:
             report["power_mode"] = doctor.power_mode()
             if tegra:
@@ -161,7 +182,8 @@ def main(args):
           % (report["backend"], report["source"], report["fps"], report["per_frame_ms"], report["bare_fps"],
              report["bare_ms"], report["latency_ms"]["p50"], report["latency_ms"]["p95"],
              report["slowest_stage_fps"], report["peak_rss_mb"], report["startup_s"] or float("nan")))
-    print("stages (ms/frame): " + ", ".join("%s %.3f" % kv for kv in report["stages_ms"].items()))
+    print("stages (ms/frame): " + ", ".join("%s %.3f" % kv for kv in report["stages_ms"].items())
+          + "; resident memory grew %s MB over the measured frames" % report["rss_growth_mb"])
     if args.json:
         from .bundle import write_json
 

@@ -37,7 +37,7 @@ class Frame:
     """One captured frame: `image` (uint8 BGR), `index`, `timestamp` (epoch s), `t0` (perf_counter at
     capture, for latency), and `truth` (the right answer, where the source knows it)."""
 
-    __slots__ = ("image", "index", "timestamp", "t0", "truth", "read_s", "batch", "prepare_s")
+    __slots__ = ("image", "index", "timestamp", "t0", "truth", "read_s")
 
     def __init__(self, image, index, truth=None):
         self.image = image
@@ -46,8 +46,6 @@ class Frame:
         self.t0 = time.perf_counter()
         self.truth = truth
         self.read_s = 0.0  # how long the source took to give it (the capture stage)
-        self.batch = None  # the network input made from it, by the pipeline
-        self.prepare_s = 0.0
 
 
 class Source:
@@ -57,6 +55,7 @@ class Source:
     live = False
     fps = 30.0
     flip = "none"  # applied here unless the source flips in hardware (CSI on a Jetson)
+    in_memory = False  # frames held in memory: read without a thread, and the same arrays come round again
     reconnects = 0
 
     def __iter__(self):
