@@ -14,6 +14,7 @@ Approaches, each measured in a process of its own (so peak memory is its own):
 Sources: frames in memory (the bundle's samples at the size whose crop is the network input), a 1280x720
 H.264 video (made with GStreamer's x264enc by the system Python), and synthetic://road (rendered).
 Models are the zoo's networks with fresh weights: speed does not depend on what they learned.
+Each approach runs --repeats times (2), interleaved with the others, and the best run counts.
 Writes results.json (per case: runtime_fps, bare_fps, keras_predict_fps, keras_call_fps, sequential_fps, ...),
 results.md (the table) and results.png (the chart).
 """
@@ -29,7 +30,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 sys.path.insert(0, ROOT)
 APPROACHES = ("keras_predict", "keras_call", "sequential", "bare", "runtime")
-FRAMES = {"keras_predict": 60, "keras_call": 150, "sequential": 600, "bare": 2000, "runtime": 2000}
+FRAMES = {"keras_predict": 50, "keras_call": 120, "sequential": 500, "bare": 2000, "runtime": 1500}
 VIDEO_FRAMES = 240
 
 
@@ -302,6 +303,7 @@ def main():
     p.add_argument("--models", nargs="+", default=["pilotnet", "cifar_cnn", "binary_cnn"])
     p.add_argument("--sources", nargs="+", default=["memory", "video", "road"])
     p.add_argument("--out", default=os.path.join(HERE, "results"))
+    p.add_argument("--repeats", type=int, default=2, help="runs of each approach, interleaved; the best counts")
     p.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     p.add_argument("--approach", help=argparse.SUPPRESS)
     p.add_argument("--source", help=argparse.SUPPRESS)
@@ -322,9 +324,15 @@ def main():
         for source in args.sources:
             src = video if source == "video" else source
             case = {"model": model, "source": source}
+            best = {}
+            for _ in range(args.repeats):  # interleaved, best of each: this machine's noise is larger than
+                for approach in APPROACHES:  # some of the differences measured
+                    r = one(approach, src, bundle, run_dir, FRAMES[approach] if source != "video" or approach in
+                            ("keras_predict", "keras_call") else min(FRAMES[approach], 600))
+                    if approach not in best or r["fps"] > best[approach]["fps"]:
+                        best[approach] = r
             for approach in APPROACHES:
-                r = one(approach, src, bundle, run_dir, FRAMES[approach] if source != "video" or approach in
-                        ("keras_predict", "keras_call") else min(FRAMES[approach], 600))
+                r = best[approach]
                 case["%s_fps" % approach] = round(r["fps"], 2)
                 case["%s_peak_rss_mb" % approach] = round(r["peak_rss_mb"], 1)
                 if approach == "runtime":
