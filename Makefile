@@ -29,7 +29,7 @@ $(STAMP): pyproject.toml
 demo: setup
 	$(PY) -m train --model pilotnet --data road --epochs 8 --out runs/pilotnet
 	$(PY) -m export onnx runs/pilotnet --out bundles/pilotnet
-	$(PY) -m export variants bundles/pilotnet --calib-data road
+	$(PY) -m export variants bundles/pilotnet --precision fp16
 	mkdir -p runs/demo
 	$(PY) -m runtime run bundles/pilotnet --source synthetic://road --max-frames 300 --no-display \
 		--output runs/demo/road.mp4 --jsonl runs/demo/road.jsonl
