@@ -60,18 +60,19 @@ def jetpack_of(major):
     return JETPACK.get(major) or ("7" if major >= 38 else None)
 
 
-def maxn_mode(root="/"):
-    """(id, name) of the MAXN power mode in /etc/nvpmodel.conf (mode 0 is not MAXN on every board), or None."""
+def power_modes(root="/"):
+    """[(id, name)] of the power modes in /etc/nvpmodel.conf; empty where there is none."""
     try:
         with open(os.path.join(root, "etc/nvpmodel.conf")) as f:
             text = f.read()
     except OSError:
-        return None
-    modes = re.findall(r"<\s*POWER_MODEL\s+ID=(\d+)\s+NAME=(\S+)\s*>", text)
-    for mode_id, name in modes:
-        if name.upper().startswith("MAXN"):
-            return int(mode_id), name
-    return None
+        return []
+    return [(int(i), name) for i, name in re.findall(r"<\s*POWER_MODEL\s+ID=(\d+)\s+NAME=(\S+)\s*>", text)]
+
+
+def maxn_mode(root="/"):
+    """(id, name) of the MAXN power mode (mode 0 is not MAXN on every board), or None."""
+    return next(((i, name) for i, name in power_modes(root) if name.upper().startswith("MAXN")), None)
 
 
 def power_mode(root="/"):
@@ -81,9 +82,7 @@ def power_mode(root="/"):
         with open(os.path.join(root, "var/lib/nvpmodel/status")) as f:
             match = re.match(r"pmode:0*(\d+)", f.read())
         if match:
-            with open(os.path.join(root, "etc/nvpmodel.conf")) as f:
-                names = dict(re.findall(r"<\s*POWER_MODEL\s+ID=(\d+)\s+NAME=(\S+)\s*>", f.read()))
-            return names.get(match.group(1), "mode %s" % match.group(1))
+            return dict(power_modes(root)).get(int(match.group(1)), "mode %s" % match.group(1))
     except OSError:
         pass
     if root == "/" and shutil.which("nvpmodel"):
