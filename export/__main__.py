@@ -118,8 +118,7 @@ def command_engine(args):
     load_pycuda()
     gpu = Gpu()
     try:
-        builder = trt.Builder(trtlib.logger(trt)) if trtlib.has_weak_typing(trt) else None
-        plan = trt_build.make_plan(trt, gpu, bundle, opts, builder)
+        plan = trt_build.make_plan(trt, gpu, bundle, opts)
         existing = engines.find(bundle.path, plan.key)
         if existing and not args.force:
             print("up to date: %s (--force builds it again)" % existing)

@@ -101,6 +101,11 @@ class Tensor:
         return "Tensor(%r, %s, %s %s)" % (self.name, "in" if self.is_input else "out", self.dtype, self.shape)
 
 
+def _refused(tensor, shape):
+    return UserError("TensorRT refused input shape %s for '%s' (the engine's profile allows up to %s)"
+                     % (tuple(shape), tensor.name, tensor.max_shape))
+
+
 class TensorAPI:
     """TensorRT 8.5+: tensors by name, addresses set one by one, execute_async_v3."""
 
@@ -117,8 +122,7 @@ class TensorAPI:
 
     def set_input_shape(self, context, tensor, shape):
         if not context.set_input_shape(tensor.name, tuple(shape)):
-            raise UserError("TensorRT refused input shape %s for '%s' (the engine's profile allows up to %s)"
-                            % (tuple(shape), tensor.name, tensor.max_shape))
+            raise _refused(tensor, shape)
 
     def shape(self, context, tensor):
         return tuple(context.get_tensor_shape(tensor.name))
@@ -144,8 +148,7 @@ class BindingsAPI:
 
     def set_input_shape(self, context, tensor, shape):
         if not context.set_binding_shape(tensor.index, tuple(shape)):
-            raise UserError("TensorRT refused input shape %s for '%s' (the engine's profile allows up to %s)"
-                            % (tuple(shape), tensor.name, tensor.max_shape))
+            raise _refused(tensor, shape)
 
     def shape(self, context, tensor):
         return tuple(context.get_binding_shape(tensor.index))

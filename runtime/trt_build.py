@@ -57,13 +57,15 @@ class Plan:
 
 
 def make_plan(trt, gpu, bundle, opts, builder=None, root="/") -> Plan:
+    """builder: the caller's trt.Builder if it has one; one is made here only when the answer needs
+    platform_has_fast_fp16 (the default precision on TensorRT 8.x-10.x)."""
     weak = trtlib.has_weak_typing(trt)
     precision, reason = opts.precision, "asked for"
     if precision is None:
         if opts.dla_core is not None:
             precision, reason = "fp16", "the DLA runs FP16 or INT8"
         elif weak:
-            fast = builder.platform_has_fast_fp16 if builder is not None else True
+            fast = (builder or trt.Builder(trtlib.logger(trt))).platform_has_fast_fp16
             precision, reason = ("fp16", "this GPU has fast FP16") if fast else ("fp32", "no fast FP16 on this GPU")
         elif "fp16" in bundle.variants:
             precision, reason = "fp16", "TensorRT %s builds the bundle's fp16 variant" % trt.__version__

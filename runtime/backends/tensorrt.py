@@ -44,8 +44,7 @@ class TensorRTBackend(Backend):
 
     def _find_or_build(self, opts):
         trt, bundle = self.trt, self.bundle
-        builder = trt.Builder(trtlib.logger(trt)) if opts.precision is None and trtlib.has_weak_typing(trt) else None
-        plan = trt_build.make_plan(trt, self.gpu, bundle, opts, builder, self.root)
+        plan = trt_build.make_plan(trt, self.gpu, bundle, opts, root=self.root)
         self.precision = plan.precision
         path = engines.find(bundle.path, plan.key)
         if path is not None:
@@ -61,13 +60,16 @@ class TensorRTBackend(Backend):
               % plan.precision, file=self.log)
         return trt_build.build(bundle, opts, self.gpu, trt, self.log, self.root)
 
+    def _deserialize(self, path, log_trt):
+        with open(path, "rb") as f:
+            self.runtime, self.engine = trtlib.deserialize(self.trt, log_trt, f.read(), self.dla_core)
+
     def _open(self):
         trt = self.trt
         opts = trt_build.BuildOptions(precision=self.precision, dla_core=self.dla_core)
         path = self.engine_path or self._find_or_build(opts)
         log_trt = trtlib.logger(trt, echo=False, out=self.log)
-        with open(path, "rb") as f:
-            self.runtime, self.engine = trtlib.deserialize(trt, log_trt, f.read(), self.dla_core)
+        self._deserialize(path, log_trt)
         if self.engine is None:
             why = "%s will not deserialize with TensorRT %s (built by another version, or corrupt: %s)" % (
                 path, trt.__version__, log_trt.last_error("no reason given"))
@@ -75,8 +77,7 @@ class TensorRTBackend(Backend):
                 raise UserError(why + "; rebuild it with: python -m export engine %s" % self.bundle.path)
             print("warning: %s: rebuilding it" % why, file=self.log)
             path = trt_build.build(self.bundle, opts, self.gpu, trt, self.log, self.root)
-            with open(path, "rb") as f:
-                self.runtime, self.engine = trtlib.deserialize(trt, log_trt, f.read(), self.dla_core)
+            self._deserialize(path, log_trt)
             if self.engine is None:
                 raise UserError("TensorRT %s cannot load the engine it has just built (%s)" % (trt.__version__, path))
         self.path = path
