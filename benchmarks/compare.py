@@ -95,12 +95,8 @@ def frames_from(source, bundle):
     """An endless iterator of BGR frames, read as each approach would read them."""
     import cv2
 
-    from runtime import bundle as bundle_format
-    from runtime.bench import network_sized
-
     if source == "memory":
-        b = bundle_format.load(bundle)
-        images = network_sized(b, [cv2.imread(p) for p in b.sample_paths])
+        images = frames_from_list(bundle)
         while True:
             yield from images
     elif source == "road":
@@ -231,13 +227,13 @@ def measure_runtime(source, bundle, frames):
 
 
 def frames_from_list(bundle):
-    import cv2
-
+    """The bundle's samples at the size whose crop is the network input, as `runtime bench` holds them."""
     from runtime import bundle as bundle_format
     from runtime.bench import network_sized
+    from runtime.representative import bundle_samples
 
     b = bundle_format.load(bundle)
-    return network_sized(b, [cv2.imread(p) for p in b.sample_paths])
+    return network_sized(b, bundle_samples(b))
 
 
 # -- the driver --------------------------------------------------------------------------------------------

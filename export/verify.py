@@ -20,7 +20,7 @@ import numpy as np
 
 from runtime import bundle as bundle_format
 from runtime import engines
-from runtime.cli import UserError, require
+from runtime.cli import UserError
 from runtime.preprocess import Preprocessor
 
 RELATIVE_TOLERANCE = {"fp32": 1e-4, "fp16": 1e-2}
@@ -67,12 +67,11 @@ def judge(task, precision, reference, outputs):
 
 
 def _samples(bundle):
-    cv2 = require("cv2", "opencv", "reading the bundle's samples")
+    from runtime.representative import bundle_samples
+
     if not bundle.sample_paths or not bundle.keras_outputs_path or not os.path.isfile(bundle.keras_outputs_path):
         raise UserError("%s has no samples with Keras outputs to verify against (export it again)" % bundle.path)
-    frames = [cv2.imread(p, cv2.IMREAD_COLOR) for p in bundle.sample_paths]
-    if any(f is None for f in frames):
-        raise UserError("%s has unreadable sample images: export it again" % bundle.path)
+    frames = bundle_samples(bundle)
     x = Preprocessor(bundle.preprocess, bundle.input).batch(frames)
     with np.load(bundle.keras_outputs_path) as stored:
         reference = [stored[o["name"]] for o in bundle.outputs]

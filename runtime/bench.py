@@ -142,10 +142,9 @@ def bench(bundle_path, source_uri=None, frames=1000, backend="auto", warmup=50, 
 
     with Model(bundle_path, backend=backend) as model:
         if source_uri is None:
-            import cv2
+            from .representative import bundle_samples
 
-            images = [cv2.imread(p, cv2.IMREAD_COLOR) for p in model.bundle.sample_paths]
-            source = MemoryFrames(network_sized(model.bundle, [im for im in images if im is not None]))
+            source = MemoryFrames(network_sized(model.bundle, bundle_samples(model.bundle)))
         else:
             source = open_source(source_uri)
         with source:

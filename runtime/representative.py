@@ -9,7 +9,6 @@ prepared by the runtime's own Preprocessor, so calibration sees exactly what inf
 
 from __future__ import annotations
 
-import os
 import sys
 
 import numpy as np
@@ -57,17 +56,24 @@ def _from_source(uri, count):
     return frames
 
 
+def bundle_samples(bundle):
+    """The bundle's own sample frames (uint8 BGR), exactly those its manifest lists."""
+    from .cli import require
+
+    cv2 = require("cv2", "opencv", "reading the bundle's samples")
+    frames = [cv2.imread(p, cv2.IMREAD_COLOR) for p in bundle.sample_paths]
+    if any(f is None for f in frames):
+        raise UserError("%s has unreadable sample images: export it again" % bundle.path)
+    return frames
+
+
 def load_frames(bundle, spec=None, count=DEFAULT_FRAMES, log=sys.stderr, purpose="calibration"):
     """(raw BGR frames, a description of where they came from). For purpose="evaluation" the datasets give
     other frames than for calibration (a folder or video gives the same ones: use another for judging)."""
     if spec is None:
-        from .sources import open_source
-
-        paths = bundle.sample_paths
-        if not paths:
+        if not bundle.sample_paths:
             raise UserError("the bundle has no samples to calibrate on: give --calib-data PATH")
-        with open_source(os.path.dirname(paths[0])) as source:
-            frames = [f.image for f in source][:count]
+        frames = bundle_samples(bundle)[:count]
         if log is not None and len(frames) < 100:
             print("warning: calibrating on the bundle's %d samples only; give --calib-data (a folder or a video "
                   "of real frames, hundreds of them) for an INT8 model you can trust" % len(frames), file=log)
