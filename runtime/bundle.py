@@ -16,10 +16,14 @@ manifest.json (format_version 1):
     labels              class names (classification: one per output; binary: [negative, positive])
     model               {file, sha256, opset}
     input               {name, shape ([null, H, W, C] ...), layout (NHWC | NCHW | flat), dtype}
-    preprocess          {crop: {top, bottom, left, right} fractions of the frame or null,
-                         resize: {width, height, interpolation: linear | area | nearest},
-                         color: bgr | rgb | gray | yuv (OpenCV's BT.601 YUV, uint8 range),
-                         scale, offset (a number or one per channel: value = pixel * scale + offset)}
+    preprocess          in this order, on uint8 BGR frames:
+                        {crop: {top, bottom, left, right} fractions of the frame (Python's round) or null,
+                         resize: {width, height, interpolation: linear | area | nearest} of the uint8
+                           image (so its result is uint8: rounded half up); none when already that size;
+                           nearest takes the pixel under each output pixel's centre (as TensorFlow, PIL),
+                         color: bgr | rgb | gray | yuv, in float (no rounding): BT.601 as OpenCV defines
+                           it, Y = .299 R + .587 G + .114 B, U = .492 (B - Y) + 128, V = .877 (R - Y) + 128,
+                         scale, offset (a number or one per channel: value = colour * scale + offset)}
     outputs             [{name, shape, activation: softmax | sigmoid | linear}]
     steering            {inverse_radius_per_unit, positive}  (task steering only)
     samples             {dir, files, keras_outputs}
@@ -154,6 +158,12 @@ def validate(manifest) -> list:
         elif resize.get("interpolation", "linear") not in INTERPOLATIONS:
             problems.append("resize interpolation %r is not one of %s"
                             % (resize.get("interpolation"), ", ".join(INTERPOLATIONS)))
+        channels = 1 if pre["color"] == "gray" else 3
+        for key in ("scale", "offset"):
+            values = pre[key] if isinstance(pre[key], list) else [pre[key]]
+            if len(values) not in (1, channels) or not all(
+                    isinstance(v, (int, float)) and not isinstance(v, bool) for v in values):
+                problems.append("preprocess %s must be a number or a list of %d (one per channel)" % (key, channels))
         crop = pre.get("crop")
         if crop is not None:
             try:

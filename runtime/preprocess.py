@@ -1,8 +1,11 @@
 """Frame -> network input, exactly as the bundle's manifest says, the same code for every backend.
 
-Frames are uint8 BGR (H x W x 3), as OpenCV gives them. Steps: crop (fractions of the frame), resize,
-colour conversion, then value = pixel * scale + offset written into a preallocated float32 buffer in the
-network's layout. The buffer is reused: copy it if you keep it past the next call.
+Frames are uint8 BGR (H x W x 3), as OpenCV gives them. Steps, as the manifest's contract orders them
+(runtime/bundle.py): crop (fractions of the frame); resize the uint8 image (its result is uint8, rounded);
+then in float32, with no rounding, the colour conversion and value = colour * scale + offset, folded into
+one 3 -> C affine map (cv2.transform) that writes a preallocated buffer in the network's layout. train's
+TensorFlow pipeline (train/inputs.py) follows the same contract, so the two agree (tests/test_skew.py).
+The buffer is reused: copy it if you keep it past the next call.
 """
 
 from __future__ import annotations
@@ -11,8 +14,25 @@ import numpy as np
 
 from .cli import UserError, require
 
-_COLOR_CODES = {"rgb": "COLOR_BGR2RGB", "gray": "COLOR_BGR2GRAY", "yuv": "COLOR_BGR2YUV"}
-_INTERPOLATIONS = {"linear": "INTER_LINEAR", "area": "INTER_AREA", "nearest": "INTER_NEAREST"}
+# The manifest's colours as linear maps of a BGR pixel (rows: output channels) plus a bias. BT.601, as
+# OpenCV defines its float BGR2GRAY and BGR2YUV: Y = .299 R + .587 G + .114 B, U = .492 (B - Y) + 128,
+# V = .877 (R - Y) + 128 (U and V centred on 128, the uint8 range).
+_Y = np.array([0.114, 0.587, 0.299])
+_COLORS = {
+    "bgr": (np.eye(3), np.zeros(3)),
+    "rgb": (np.eye(3)[::-1], np.zeros(3)),
+    "gray": (_Y[None], np.zeros(1)),
+    "yuv": (np.stack([_Y, 0.492 * (np.array([1.0, 0, 0]) - _Y), 0.877 * (np.array([0, 0, 1.0]) - _Y)]),
+            np.array([0.0, 128.0, 128.0])),
+}
+_INTERPOLATIONS = {"linear": "INTER_LINEAR", "area": "INTER_AREA"}  # "nearest": _nearest_indices
+
+
+def _nearest_indices(n_in, n_out):
+    """Nearest neighbour as TensorFlow and PIL sample it: the source pixel under each output pixel's centre,
+    floor((i + 0.5) * n_in / n_out), in exact integer arithmetic. (OpenCV's INTER_NEAREST takes
+    floor(i * n_in / n_out) instead, a different pixel; INTER_NEAREST_EXACT rounds some centres down.)"""
+    return np.minimum((2 * np.arange(n_out) + 1) * n_in // (2 * n_out), n_in - 1)
 
 
 class Preprocessor:
@@ -20,26 +40,24 @@ class Preprocessor:
         self.cv2 = require("cv2", "opencv", "preprocessing frames")
         resize = preprocess["resize"]
         self.size = (int(resize["width"]), int(resize["height"]))
-        self.interpolation = getattr(self.cv2, _INTERPOLATIONS[resize.get("interpolation", "linear")])
+        interpolation = resize.get("interpolation", "linear")
+        self.interpolation = getattr(self.cv2, _INTERPOLATIONS[interpolation]) if interpolation != "nearest" else None
+        self._nearest = {}  # (height, width) of a crop -> (rows, columns) to take
         self.crop = preprocess.get("crop")
         self.color = preprocess["color"]
-        self.color_code = getattr(self.cv2, _COLOR_CODES[self.color]) if self.color in _COLOR_CODES else None
-        self.channels = 1 if self.color == "gray" else 3
         self.layout = input_spec["layout"]
-        self.scale = np.asarray(preprocess["scale"], dtype=np.float32)
-        self.offset = np.asarray(preprocess["offset"], dtype=np.float32)
+        matrix, bias = _COLORS[self.color]
+        self.channels = len(matrix)
+        scale = np.broadcast_to(np.asarray(preprocess["scale"], np.float64), (self.channels,))
+        offset = np.broadcast_to(np.asarray(preprocess["offset"], np.float64), (self.channels,))
+        # one affine map: value = (matrix @ bgr + bias) * scale + offset
+        self.affine = np.hstack([matrix * scale[:, None], (bias * scale + offset)[:, None]]).astype(np.float32)
         self.shape = self._network_shape(input_spec["shape"])
         self.buffer = self.new_buffer()
 
     def new_buffer(self) -> np.ndarray:
         """A (1, ...) float32 input buffer; pass it as `out` to keep several frames in flight."""
         return np.zeros((1,) + self.shape, dtype=np.float32)
-
-    def _hwc(self, buffer):
-        """A view of the buffer in H x W x C order, so one ufunc call fills it whatever the layout."""
-        if self.layout == "NCHW":
-            return buffer[0].transpose(1, 2, 0)
-        return buffer[0].reshape(self.size[1], self.size[0], self.channels)
 
     def _network_shape(self, shape):
         w, h, c = self.size[0], self.size[1], self.channels
@@ -49,6 +67,22 @@ class Preprocessor:
             raise UserError("the manifest's input shape %s does not match its preprocessing (%dx%d, %d "
                             "channel(s), %s): the bundle is inconsistent" % (list(shape), w, h, c, self.layout))
         return expected
+
+    def _hw_c(self, buffer):
+        """The buffer as the H x W (x C) image cv2.transform writes: a view, contiguous except for NCHW."""
+        if self.layout == "NCHW":
+            view = buffer[0].transpose(1, 2, 0)
+        else:
+            view = buffer[0].reshape(self.size[1], self.size[0], self.channels)
+        return view[:, :, 0] if self.channels == 1 else view
+
+    def _resize_nearest(self, img):
+        key = img.shape[:2]
+        if key not in self._nearest:  # one pair per frame size: a camera gives one size
+            self._nearest[key] = (_nearest_indices(key[0], self.size[1])[:, None],
+                                  _nearest_indices(key[1], self.size[0]))
+        rows, cols = self._nearest[key]
+        return img[rows, cols]
 
     def __call__(self, frame: np.ndarray, out=None) -> np.ndarray:
         """One frame -> a (1, ...) float32 network input: written into `out` (from new_buffer()), or else
@@ -66,16 +100,16 @@ class Preprocessor:
                 raise UserError("a %dx%d frame is too small for the bundle's crop" % (w, h))
             img = img[y0:y1, x0:x1]
         if (img.shape[1], img.shape[0]) != self.size:
-            img = cv2.resize(img, self.size, interpolation=self.interpolation)
-        if self.color_code is not None:
-            img = cv2.cvtColor(img, self.color_code)
-        if img.ndim == 2:
-            img = img[:, :, None]
+            if self.interpolation is None:
+                img = self._resize_nearest(img)
+            else:
+                img = cv2.resize(img, self.size, interpolation=self.interpolation)
         out = self.buffer if out is None else out
-        hwc = self._hwc(out)
-        np.multiply(img, self.scale, out=hwc, casting="unsafe")
-        if self.offset.any():
-            hwc += self.offset
+        view = self._hw_c(out)
+        dst = view if view.flags.c_contiguous else None
+        result = cv2.transform(img.astype(np.float32), self.affine, dst=dst)
+        if result is not view:  # NCHW (or an OpenCV that allocated anew): copy into the layout's view
+            np.copyto(view, result.reshape(view.shape))
         return out
 
     def batch(self, frames) -> np.ndarray:

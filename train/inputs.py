@@ -1,8 +1,9 @@
 """train's own input pipeline: RGB uint8 images -> network inputs, in TensorFlow.
 
-It follows the same manifest contract as the runtime's preprocessing (crop fractions, resize, colour,
-scale and offset) but is written independently, with TensorFlow's image ops, so that comparing the two
-tests for train/serve skew instead of comparing a function with itself.
+It follows the same manifest contract as the runtime's preprocessing (crop fractions; resize, its result
+rounded to uint8 as a uint8 image resize gives it; colour in float; scale and offset) but is written
+independently, with TensorFlow's image ops and the colour formulas rather than the runtime's matrices, so
+that comparing the two tests for train/serve skew instead of comparing a function with itself.
 """
 
 from __future__ import annotations
@@ -27,14 +28,17 @@ def _prepare_same_size(tf, x, pre):
     if tuple(x.shape[1:3]) != size:
         method = {"linear": "bilinear", "area": "area", "nearest": "nearest"}[resize.get("interpolation", "linear")]
         x = tf.image.resize(x, size, method=method, antialias=False)
+        # a uint8 image resized is a uint8 image: round half up (OpenCV's integer rounding), no clipping
+        # needed (these interpolations never leave the inputs' range)
+        x = tf.floor(x + 0.5)
     color = pre["color"]
     if color == "bgr":
         x = x[..., ::-1]
-    elif color == "gray":
-        x = tf.tensordot(x, tf.constant([0.299, 0.587, 0.114]), axes=1)[..., None]
-    elif color == "yuv":
-        # BT.601 full range with U, V centred on 128: what OpenCV's BGR2YUV computes on uint8
-        x = tf.image.rgb_to_yuv(x / 255.0) * 255.0 + tf.constant([0.0, 128.0, 128.0])
+    elif color in ("gray", "yuv"):
+        # BT.601, as OpenCV defines BGR2GRAY and BGR2YUV (U and V centred on 128, the uint8 range)
+        r, g, b = x[..., 0], x[..., 1], x[..., 2]
+        y = 0.299 * r + 0.587 * g + 0.114 * b
+        x = y[..., None] if color == "gray" else tf.stack([y, 0.492 * (b - y) + 128.0, 0.877 * (r - y) + 128.0], -1)
     scale = tf.constant(np.asarray(pre["scale"], np.float32))
     offset = tf.constant(np.asarray(pre["offset"], np.float32))
     return x * scale + offset

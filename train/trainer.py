@@ -48,7 +48,8 @@ def train(spec, dataset, out_dir, epochs, batch_size, seed=0, verbose=None):
     import keras
     import tensorflow as tf
 
-    keras.utils.set_random_seed(seed)
+    keras.utils.set_random_seed(seed)  # Python, NumPy and TensorFlow: weights, shuffling, dropout
+    tf.config.experimental.enable_op_determinism()  # and the same kernels' results on every run
     os.makedirs(os.path.join(out_dir, "samples"), exist_ok=True)
     num_classes = max(len(dataset.labels), 2)
     model = spec.build(num_classes)
