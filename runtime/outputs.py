@@ -68,7 +68,7 @@ class JsonlOutput:
     def __init__(self, path):
         _check_writable(path)
         self.path = path
-        self.file = open(path, "w")
+        self.file = open(path, "w", buffering=1)  # line by line: a reader can follow a live run (tail -f)
 
     def write(self, frame, result, annotated, latency_ms=None):
         line = {"frame": frame.index, "timestamp": round(frame.timestamp, 6),

@@ -62,8 +62,12 @@ def test_a_live_gstreamer_camera_runs_at_its_rate(syspy, pilot_bundle, tmp_path)
     assert proc.returncode == 0, proc.stderr
     lines = read_jsonl(tmp_path / "live.jsonl")
     assert len(lines) == 45 and all(-2 < ln["result"]["steering"] < 2 for ln in lines)
+    frames = [ln["frame"] for ln in lines]
+    assert frames == sorted(set(frames))  # each camera frame at most once, in order
     fps = float(proc.stdout.split(" FPS")[0].split()[-1])
-    assert 20 < fps < 40  # paced by the camera's 30 fps, not by inference
+    # paced by the camera, not by inference: never above its 30 fps (36 allows the first frame's timing).
+    # No lower bound: a loaded machine may run slower, and that is not what this test is about.
+    assert 0 < fps < 36
     assert os.path.getsize(tmp_path / "live.mp4") > 0
 
 
@@ -84,11 +88,13 @@ def test_newest_frame_wins_when_inference_is_slower_than_the_camera(syspy, pilot
     lines = read_jsonl(tmp_path / "slow.jsonl")
     frames = [ln["frame"] for ln in lines]
     assert frames == sorted(frames) and len(set(frames)) == 30  # never out of order, never twice
-    assert stats["dropped"] >= 30  # about two of every three camera frames went stale and were dropped
-    assert 0 < stats["fps"] < 11
+    assert stats["dropped"] >= 30  # about two of every three camera frames (60 of 90) went stale and were dropped
+    assert 0 < stats["fps"] < 11  # the 100 ms sleep bounds it from above whatever the machine
+    # Bounded latency: one inference (100 ms) plus at most a frame's wait, about 130 ms. A queue (oldest frame
+    # first) would add 67 ms a frame, 2 s by the 30th; the bounds sit far from both, so load cannot flip them.
     latency = [ln["latency_ms"] for ln in lines]
-    assert max(latency) < 250  # one inference (100 ms) plus at most a frame's wait: bounded...
-    assert sum(latency[-10:]) / 10 < sum(latency[5:15]) / 10 + 30  # ...and not growing with time
+    assert max(latency) < 1000
+    assert sum(latency[-10:]) / 10 < sum(latency[:10]) / 10 + 500  # not growing with time
 
 
 def test_a_source_that_dies_is_reconnected_or_given_up_cleanly(syspy, pilot_bundle, tmp_path):
@@ -105,38 +111,46 @@ def test_a_source_that_dies_is_reconnected_or_given_up_cleanly(syspy, pilot_bund
                 raise UserError("camera unplugged")
             return cv2.VideoCapture(pipeline, cv2.CAP_GSTREAMER)
         with Model(sys.argv[1], backend="onnxruntime") as model:
-            camera = LiveCapture("gst://test", opener, reconnect_timeout=2.0)
+            camera = LiveCapture("gst://test", opener, reconnect_timeout=float(sys.argv[5]))
             with camera:
                 stats = run(model, camera, open_outputs(jsonl=sys.argv[3]), max_frames=25, log=None)
         print(json.dumps(stats.as_dict()))
     """
-    proc = script_sys(syspy, code, pilot_bundle, CAMERA, tmp_path / "back.jsonl", "back")
+    # it is back after about 0.75 s of backoff (0.25 + 0.5) and two pipeline opens; 20 s leaves room for load
+    proc = script_sys(syspy, code, pilot_bundle, CAMERA, tmp_path / "back.jsonl", "back", 20)
     assert proc.returncode == 0, proc.stderr
-    assert "gst://test stopped; reconnecting (for up to 2 s)" in proc.stderr and "is back after" in proc.stderr
+    assert "gst://test stopped; reconnecting (for up to 20 s)" in proc.stderr and "is back after" in proc.stderr
     assert json.loads(proc.stdout.strip().splitlines()[-1])["reconnects"] == 1
     assert len(read_jsonl(tmp_path / "back.jsonl")) == 25
 
-    proc = script_sys(syspy, code, pilot_bundle, CAMERA, tmp_path / "gone.jsonl", "never")
+    proc = script_sys(syspy, code, pilot_bundle, CAMERA, tmp_path / "gone.jsonl", "never", 2)
     assert proc.returncode == 0, proc.stderr
     assert "did not come back within 2 s (camera unplugged); stopping" in proc.stderr
     assert len(read_jsonl(tmp_path / "gone.jsonl")) == 15  # every result so far written, then a clean end
 
 
 def test_rtp_and_rtsp_outputs_stream_h264_a_player_can_read(syspy, pilot_bundle, tmp_path):
+    # The player waits for the stream rather than for a time: the run starts once the player has loaded
+    # OpenCV (it says READY), an RTP player's open returns with the first packets, an RTSP player retries until
+    # the run's server answers. Keyframes come every 30 frames, so a player that joins late still decodes;
+    # the run sends 200 frames (about 7 s at 30 fps).
     receiver = """
         import sys, time, cv2
-        uri = sys.argv[1]
+        print("READY", flush=True)
+        uri, t = sys.argv[1], time.time()
         if uri.startswith("rtp://"):
             pipeline = ('udpsrc port=%s caps="application/x-rtp,media=video,clock-rate=90000,encoding-name=H264,'
                         'payload=96" ! rtph264depay ! h264parse ! avdec_h264 ! videoconvert ! '
                         'video/x-raw,format=BGR ! appsink sync=false' % uri.rsplit(":", 1)[1])
         else:
-            time.sleep(2.0)  # the server starts with the run
             pipeline = ("rtspsrc location=%s latency=100 ! rtph264depay ! h264parse ! avdec_h264 ! videoconvert ! "
                         "video/x-raw,format=BGR ! appsink sync=false" % uri)
         cap = cv2.VideoCapture(pipeline, cv2.CAP_GSTREAMER)
-        got, shape, t = 0, None, time.time()
-        while got < 20 and time.time() - t < 20:
+        while not cap.isOpened() and time.time() - t < 60:  # RTSP: the server is not up yet
+            time.sleep(0.2)
+            cap = cv2.VideoCapture(pipeline, cv2.CAP_GSTREAMER)
+        got, shape = 0, None
+        while got < 20 and time.time() - t < 60:
             ok, frame = cap.read()
             if ok:
                 got, shape = got + 1, frame.shape
@@ -146,12 +160,12 @@ def test_rtp_and_rtsp_outputs_stream_h264_a_player_can_read(syspy, pilot_bundle,
                        ("rtsp://@:8611/road", "rtsp://127.0.0.1:8611/road")):
         player = subprocess.Popen([SYSTEM_PYTHON, "-c", textwrap.dedent(receiver), watch], stdout=subprocess.PIPE,
                                   stderr=subprocess.DEVNULL, text=True)
-        time.sleep(0.5)
+        assert player.stdout.readline().startswith("READY")
         proc = run_sys(syspy, "run", pilot_bundle, "--source", "synthetic://road", "--input-rate", "30",
                        "--input-width", "320", "--input-height", "180", "--max-frames", "200", "--no-display",
                        "--output", out, "--quiet")
         assert proc.returncode == 0, proc.stderr
-        seen = player.communicate(timeout=30)[0]
+        seen = player.communicate(timeout=90)[0]
         assert "RECEIVED 20 (180, 320, 3)" in seen, (out, seen)
 
 
@@ -195,7 +209,10 @@ def test_ctrl_c_during_a_live_run_closes_every_output(syspy, pilot_bundle, tmp_p
                              "--no-display", "--jsonl", str(tmp_path / "c.jsonl"), "--output", str(tmp_path / "c.mp4")],
                             cwd=ROOT, env=dict(os.environ, PYTHONPATH=ROOT), stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
-    time.sleep(3)
+    deadline = time.time() + 60  # interrupted once it has written 11 results, however long that takes
+    while time.time() < deadline and proc.poll() is None and (
+            not os.path.exists(tmp_path / "c.jsonl") or len(open(tmp_path / "c.jsonl").readlines()) < 11):
+        time.sleep(0.1)
     proc.send_signal(signal.SIGINT)
     out, err = proc.communicate(timeout=30)
     assert proc.returncode == 130, err
