@@ -56,6 +56,7 @@ class Gpu:
         self.device = cuda.Device(device)
         self.context = self.device.make_context()  # current in this thread from now on
         self.owner = threading.get_ident()
+        self.owner_thread = threading.current_thread()
         self.stream = cuda.Stream()
         self._closed = False
 
@@ -104,12 +105,24 @@ class Gpu:
         self.stream.synchronize()
 
     def close(self):
-        """Pop and release the context (from the owner thread, or pushed from this one first)."""
+        """Release the context. pycuda destroys a context only where it is current or in the thread that
+        made it (context::detach in src/cpp/cuda.hpp); anywhere else detach() leaks it silently. So: in the
+        owner thread, pop and detach; in another thread once the owner has ended, push it here and detach it
+        while current (which destroys and pops it); while the owner thread still runs, refuse: it still has
+        the context current, and destroying it under that thread would break its next CUDA call."""
         if self._closed:
             return
-        self._closed = True
         if threading.get_ident() != self.owner:
+            if self.owner_thread.is_alive():
+                raise RuntimeError("Gpu.close() from thread %r: the CUDA context belongs to thread %r, which is still "
+                                   "running; close it there (pycuda would leak it from here)"
+                                   % (threading.current_thread().name, self.owner_thread.name))
+            self._closed = True
             self.context.push()
+            self.stream = None
+            self.context.detach()  # current here: destroyed, and popped with it
+            return
+        self._closed = True
         self.stream = None
         self.cuda.Context.pop()
         self.context.detach()

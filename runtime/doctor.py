@@ -142,6 +142,9 @@ def _tensorrt():
     module, error = _module("tensorrt")
     if module is None:
         return Check("tensorrt", MISSING, "not installed (%s)" % error, trt.TENSORRT_HOWTO), None
+    if not trt.has_tensor_api(module):
+        return Check("tensorrt", MISSING, trt.describe(module), "JetPack 5.1 or later (TensorRT 8.5+); on a desktop: "
+                     "pip install tensorrt"), None
     return Check("tensorrt", OK, trt.describe(module)), module
 
 

@@ -55,16 +55,20 @@ def board_model(root: str = "/") -> str:
 class EngineKey:
     """Everything an engine is built for; `fingerprint` hashes it and `filename` shows the main parts."""
 
-    def __init__(self, device: Device, precision: str, max_batch: int, dla_core, model_sha256: str):
+    def __init__(self, device: Device, precision: str, max_batch: int, dla_core, model_sha256: str,
+                 calibration=None):
         if precision not in PRECISIONS:
             raise ValueError("precision %r is not one of %s" % (precision, ", ".join(PRECISIONS)))
         self.device, self.precision, self.max_batch = device, precision, int(max_batch)
         self.dla_core, self.model_sha256 = dla_core, model_sha256
+        self.calibration = calibration  # INT8 by calibration: the calibration cache's sha256 (prefix)
 
     def as_dict(self):
         fields = self.device.as_dict()
         fields.update(precision=self.precision, max_batch=self.max_batch, dla_core=self.dla_core,
                       model_sha256=self.model_sha256)
+        if self.calibration is not None:  # only INT8 engines by calibration have one (other names unchanged)
+            fields["calibration"] = self.calibration
         return fields
 
     @property
@@ -94,13 +98,28 @@ def search_dirs(bundle_path: str, model_sha256: str) -> list:
     return [os.path.join(bundle_path, ENGINE_DIR), user_cache_dir(model_sha256)]
 
 
-def find(bundle_path: str, key: EngineKey):
-    """The path of the engine for exactly this key, or None."""
+def find(bundle_path: str, key: EngineKey, any_calibration: bool = False):
+    """The path of the engine for exactly this key, or None. any_calibration: an INT8 engine calibrated on
+    any data will do (the runtime, which is not told what calibrated it), the newest one."""
     for folder in search_dirs(bundle_path, key.model_sha256):
         path = os.path.join(folder, key.filename)
         if os.path.isfile(path):
             return path
-    return None
+    if not (any_calibration and key.precision == "int8"):
+        return None
+    want = key.as_dict()
+    want.pop("calibration", None)
+    found = []
+    for path in listed(bundle_path, key.model_sha256):
+        try:
+            with open(path[:-len(".engine")] + ".json") as f:
+                fields = json.load(f)
+        except (OSError, ValueError):
+            continue
+        fields.pop("calibration", None)
+        if fields == want:
+            found.append((os.path.getmtime(path), path))
+    return max(found)[1] if found else None
 
 
 def write_dir(bundle_path: str, model_sha256: str, writable=_writable) -> str:

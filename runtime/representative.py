@@ -97,3 +97,17 @@ def batches(bundle, frames, batch_size=1):
     x = pre.batch(frames)
     n = len(x) // batch_size * batch_size or len(x)
     return [np.ascontiguousarray(x[i:i + batch_size]) for i in range(0, n, batch_size)]
+
+
+def check_batches(batches, input_shape, where):
+    """Refuse calibration batches that TensorRT could not use, before it is asked to: none at all, a shape
+    other than the network's input (-1 = any), or values that are not finite."""
+    if not batches:
+        raise UserError("no calibration frames from %s" % where)
+    want = tuple(input_shape)
+    for batch in batches:
+        if len(batch.shape) != len(want) or any(w not in (-1, b) for w, b in zip(want, batch.shape)):
+            raise UserError("calibration frames from %s come out as %s; the network's input is %s (-1 = any)"
+                            % (where, tuple(batch.shape), want))
+        if not np.isfinite(batch).all():
+            raise UserError("calibration frames from %s give values that are not finite" % where)

@@ -1,12 +1,13 @@
-"""TensorRT 8.5 to 11, both API generations, behind a few names: load it, say what this device is,
-deserialize an engine, and describe/bind/execute its input and output tensors.
+"""TensorRT 8.5 to 11 behind a few names: load it, start it, say what this device is, deserialize an
+engine, and describe/bind/execute its input and output tensors.
 
 Generations are told apart by what the module has (hasattr), never by parsing its version:
-- the tensor API (num_io_tensors, set_input_shape, set_tensor_address, execute_async_v3): 8.5 and later;
-- the bindings API (num_bindings, binding_is_input, execute_async_v2): up to 8.6, used only where the tensor
-  API is missing;
-- weak typing (BuilderFlag.FP16/INT8, platform_has_fast_fp16, INT8 calibrators): up to 10.x; TensorRT 11
-  takes precision from a strongly typed ONNX instead (the bundle's fp16/int8 variants).
+- the tensor API (num_io_tensors, set_input_shape, set_tensor_address, execute_async_v3): 8.5 and later,
+  the only one used (JetPack 5.1 ships 8.5.2; older TensorRT is refused with what to install);
+- weak typing (BuilderFlag.FP16/INT8, INT8 calibrators): up to 10.x; TensorRT 11 takes precision from a
+  strongly typed ONNX instead (the bundle's fp16/int8 variants).
+Names are NVIDIA's (python/src/infer/pyCore.cpp); tests/test_real_tensorrt.py checks every name this code
+touches against the real binding modules of 8.6.1, 10.3.0, 10.13 and 11.4.
 
 Only this module, trt_build.py and backends/tensorrt.py import tensorrt, and only when asked to.
 """
@@ -20,6 +21,13 @@ from .cli import UserError
 
 TENSORRT_HOWTO = ("on a Jetson, JetPack's python3-libnvinfer seen through a venv made with "
                   "--system-site-packages; on a desktop with an NVIDIA GPU, pip install tensorrt")
+START_HOWTO = ("check that this process sees a CUDA GPU (nvidia-smi, or on a Jetson: is the user in the video "
+               "and render groups?; in a container: --runtime nvidia) and that the NVIDIA driver is new enough "
+               "for this TensorRT's CUDA")
+# numpy types of TensorRT's DataType members, by name: trt.nptype is broken on 8.5.2 under numpy 1.24-1.26
+# (its table names np.bool; NVIDIA/TensorRT issues 2557, 2567). BF16, FP8, INT4, FP4, E8M0 have none.
+NUMPY_TYPES = {"FLOAT": "float32", "HALF": "float16", "INT8": "int8", "INT32": "int32", "INT64": "int64",
+               "BOOL": "bool_", "UINT8": "uint8"}
 
 
 def load():
@@ -28,6 +36,9 @@ def load():
         import tensorrt
     except ImportError as exc:
         raise UserError("TensorRT is not installed (%s): %s" % (exc, TENSORRT_HOWTO)) from None
+    if not has_tensor_api(tensorrt):
+        raise UserError("TensorRT %s is too old: the runtime needs 8.5 or later (JetPack 5.1 or later; on a desktop "
+                        "pip install tensorrt)" % tensorrt.__version__)
     return tensorrt
 
 
@@ -41,9 +52,26 @@ def has_weak_typing(trt) -> bool:
 
 
 def describe(trt) -> str:
-    api = "tensor API" if has_tensor_api(trt) else "bindings API"
+    api = "tensor API" if has_tensor_api(trt) else "no tensor API: older than 8.5, not supported"
     typing = "precision by builder flags" if has_weak_typing(trt) else "strongly typed"
     return "TensorRT %s (%s, %s)" % (trt.__version__, api, typing)
+
+
+def fast_fp16(compute_capability) -> bool:
+    """Whether the GPU runs FP16 at full rate or better (what Builder.platform_has_fast_fp16 answers, without
+    making a Builder: that starts CUDA and TensorRT, and is deprecated in 10.5, removed in 11): sm 5.3
+    (Jetson Nano/TX1), 6.0, 6.2 (TX2) and 7.0 and later (Xavier 7.2, Orin 8.7, Thor); not 6.1 or other 5.x."""
+    major, minor = (int(v) for v in tuple(compute_capability)[:2])
+    return major >= 7 or (major, minor) in ((5, 3), (6, 0), (6, 2))
+
+
+def numpy_dtype(data_type, what="tensor"):
+    """The numpy dtype of a trt.DataType member, by its name (not trt.nptype, see NUMPY_TYPES)."""
+    name = getattr(data_type, "name", None) or str(data_type).split(".")[-1]
+    if name not in NUMPY_TYPES:
+        raise UserError("%s is of TensorRT type %s, which numpy has no type for: export the model with float32, "
+                        "float16 or integer inputs and outputs" % (what, name))
+    return np.dtype(NUMPY_TYPES[name])
 
 
 def logger(trt, echo=True, out=None):
@@ -71,6 +99,27 @@ def logger(trt, echo=True, out=None):
     return Logger()
 
 
+def _started(trt, factory, name, log):
+    """trt.Builder(log) or trt.Runtime(log); TensorRT that cannot start CUDA (no GPU visible, a driver that
+    does not fit, a container without the GPU) makes pybind11 raise TypeError "factory function returned
+    nullptr": that becomes one line with what TensorRT logged and what to check."""
+    try:
+        return factory(log)
+    except TypeError as exc:
+        if "nullptr" not in str(exc):
+            raise
+        raise UserError("TensorRT %s does not start: trt.%s() returned nothing (%s); %s"
+                        % (trt.__version__, name, log.last_error("TensorRT logged no reason"), START_HOWTO)) from None
+
+
+def builder(trt, log):
+    return _started(trt, trt.Builder, "Builder", log)
+
+
+def runtime(trt, log):
+    return _started(trt, trt.Runtime, "Runtime", log)
+
+
 def this_device(trt, gpu, root: str = "/") -> engines.Device:
     info = gpu.info()
     return engines.Device(info["name"], info["compute_capability"], info["sm_count"], trt.__version__,
@@ -79,14 +128,14 @@ def this_device(trt, gpu, root: str = "/") -> engines.Device:
 
 def deserialize(trt, log, plan: bytes, dla_core=None):
     """(runtime, engine); engine is None when this TensorRT cannot read the plan (other version, corrupt)."""
-    runtime = trt.Runtime(log)
+    rt = runtime(trt, log)
     if dla_core is not None:
-        runtime.DLA_core = int(dla_core)
+        rt.DLA_core = int(dla_core)
     try:
-        engine = runtime.deserialize_cuda_engine(plan)
+        engine = rt.deserialize_cuda_engine(plan)
     except Exception:  # some versions raise instead of returning None
         engine = None
-    return runtime, engine  # the runtime is kept beside its engine: it must outlive it
+    return rt, engine  # the runtime is kept beside its engine: it must outlive it
 
 
 class Tensor:
@@ -101,28 +150,32 @@ class Tensor:
         return "Tensor(%r, %s, %s %s)" % (self.name, "in" if self.is_input else "out", self.dtype, self.shape)
 
 
-def _refused(tensor, shape):
-    return UserError("TensorRT refused input shape %s for '%s' (the engine's profile allows up to %s)"
-                     % (tuple(shape), tensor.name, tensor.max_shape))
+def _refused(tensor, shape, log):
+    static = len(shape) != len(tensor.shape) or any(d != -1 and d != s for d, s in zip(tensor.shape, shape))
+    why = ("the engine's input is %s (-1 = any)" % (tensor.shape,) if static
+           else "the engine's profile allows up to %s" % (tensor.max_shape,))
+    reason = log.last_error("") if log is not None else ""
+    return UserError("TensorRT refused input shape %s for '%s' (%s)%s" % (tuple(shape), tensor.name, why,
+                                                                          ": " + reason if reason else ""))
 
 
 class TensorAPI:
     """TensorRT 8.5+: tensors by name, addresses set one by one, execute_async_v3."""
 
-    def __init__(self, trt, engine):
-        self.trt = trt
+    def __init__(self, trt, engine, log=None):
+        self.trt, self.log = trt, log
         self.tensors = []
         for i in range(engine.num_io_tensors):
             name = engine.get_tensor_name(i)
             is_input = engine.get_tensor_mode(name) == trt.TensorIOMode.INPUT
             shape = tuple(engine.get_tensor_shape(name))
             max_shape = tuple(engine.get_tensor_profile_shape(name, 0)[2]) if is_input and -1 in shape else shape
-            self.tensors.append(Tensor(name, i, is_input, trt.nptype(engine.get_tensor_dtype(name)), shape,
-                                       max_shape))
+            dtype = numpy_dtype(engine.get_tensor_dtype(name), "the engine's tensor '%s'" % name)
+            self.tensors.append(Tensor(name, i, is_input, dtype, shape, max_shape))
 
     def set_input_shape(self, context, tensor, shape):
         if not context.set_input_shape(tensor.name, tuple(shape)):
-            raise _refused(tensor, shape)
+            raise _refused(tensor, shape, self.log)
 
     def shape(self, context, tensor):
         return tuple(context.get_tensor_shape(tensor.name))
@@ -133,29 +186,5 @@ class TensorAPI:
         return context.execute_async_v3(stream_handle)
 
 
-class BindingsAPI:
-    """TensorRT up to 8.6 (removed in 10): tensors by binding index, execute_async_v2 with a pointer list."""
-
-    def __init__(self, trt, engine):
-        self.trt = trt
-        self.tensors = []
-        for i in range(engine.num_bindings):
-            is_input = engine.binding_is_input(i)
-            shape = tuple(engine.get_binding_shape(i))
-            max_shape = tuple(engine.get_profile_shape(0, i)[2]) if is_input and -1 in shape else shape
-            self.tensors.append(Tensor(engine.get_binding_name(i), i, is_input,
-                                       trt.nptype(engine.get_binding_dtype(i)), shape, max_shape))
-
-    def set_input_shape(self, context, tensor, shape):
-        if not context.set_binding_shape(tensor.index, tuple(shape)):
-            raise _refused(tensor, shape)
-
-    def shape(self, context, tensor):
-        return tuple(context.get_binding_shape(tensor.index))
-
-    def execute(self, context, addresses, stream_handle):
-        return context.execute_async_v2(bindings=[int(a) for a in addresses], stream_handle=stream_handle)
-
-
-def io_api(trt, engine):
-    return TensorAPI(trt, engine) if has_tensor_api(trt) else BindingsAPI(trt, engine)
+def io_api(trt, engine, log=None):
+    return TensorAPI(trt, engine, log)

@@ -9,12 +9,17 @@ What it does, by TensorRT generation (told apart by hasattr, see trt.py):
 - 11.x: no precision flags and no calibrators: it parses the bundle's fp16 or int8 variant (strongly typed
   ONNX, made by `python -m export variants`) as it is.
 Always: the memory-pool workspace limit, TF32 cleared for FP32 (FP32 means FP32), an optimization profile
-over the dynamic batch (1..max batch), DLA with GPU fallback on request, a timing cache saved and reused,
-progress while it builds, and build_serialized_network's None reported instead of crashing.
+over the dynamic batch (1..max batch; static batch 1 on the DLA), DLA with GPU fallback on request, a timing
+cache saved and reused, progress while it builds, and build_serialized_network's None reported instead of
+crashing. TensorRT's trampolines swallow what a Python callback raises (they print "Exception caught in
+get_batch()" and go on with None/False), so fallible work (reading and checking calibration frames) is done
+before building, and what a callback still raises is kept and raised again after the build.
 """
 
 from __future__ import annotations
 
+import functools
+import hashlib
 import os
 import sys
 import threading
@@ -34,6 +39,12 @@ class BuildOptions:
             raise UserError("precision %r is not one of %s" % (precision, ", ".join(engines.PRECISIONS)))
         if precision == "fp32" and dla_core is not None:
             raise UserError("the DLA runs FP16 or INT8 only: use --precision fp16 or int8 with --dla-core")
+        if dla_core is not None and int(max_batch) != 1:
+            # The DLA takes static shapes only (a dynamic profile sends every layer to the GPU). A static batch
+            # of N would make each camera frame, which comes alone, pay for N: DLA engines are batch 1.
+            raise UserError("--dla-core builds for batch 1 only: the DLA takes static shapes, and a static batch of %d "
+                            "would make every single camera frame pay for %d; leave out --max-batch, or build a GPU "
+                            "engine for batches" % (int(max_batch), int(max_batch)))
         self.precision, self.workspace_mib, self.max_batch = precision, workspace_mib, int(max_batch)
         self.dla_core, self.calib_data, self.calib_frames = dla_core, calib_data, int(calib_frames)
         self.timing_cache = timing_cache
@@ -46,27 +57,42 @@ def default_workspace_mib(total_memory: int) -> int:
 
 
 class Plan:
-    """What will be built, decided before building: the engine key, the ONNX file, and why this precision."""
+    """What will be built, decided before building: the engine key, the ONNX file, why this precision, and
+    (INT8 by calibration) the calibration cache it comes from."""
 
-    def __init__(self, key, onnx_path, reason):
+    def __init__(self, key, onnx_path, reason, calibration_cache=None):
         self.key, self.onnx_path, self.reason = key, onnx_path, reason
+        self.calibration_cache = calibration_cache
 
     @property
     def precision(self):
         return self.key.precision
 
 
-def make_plan(trt, gpu, bundle, opts, builder=None, root="/") -> Plan:
-    """builder: the caller's trt.Builder if it has one; one is made here only when the answer needs
-    platform_has_fast_fp16 (the default precision on TensorRT 8.x-10.x)."""
+def _calibration_spec(opts):
+    return "%s|%d" % (opts.calib_data, opts.calib_frames)
+
+
+def file_digest(path):
+    with open(path, "rb") as f:
+        return hashlib.sha256(f.read()).hexdigest()[:16]
+
+
+def make_plan(trt, gpu, bundle, opts, root="/") -> Plan:
+    """The default precision comes from the GPU's compute capability (trtlib.fast_fp16), not from a
+    trt.Builder, so deciding costs nothing. An INT8 key by calibration names the calibration cache it was
+    built from (its sha256), so other calibration data makes another engine."""
     weak = trtlib.has_weak_typing(trt)
+    info = gpu.info()
     precision, reason = opts.precision, "asked for"
     if precision is None:
         if opts.dla_core is not None:
             precision, reason = "fp16", "the DLA runs FP16 or INT8"
         elif weak:
-            fast = (builder or trt.Builder(trtlib.logger(trt))).platform_has_fast_fp16
-            precision, reason = ("fp16", "this GPU has fast FP16") if fast else ("fp32", "no fast FP16 on this GPU")
+            fast = trtlib.fast_fp16(info["compute_capability"])
+            cc = "sm %d.%d" % tuple(info["compute_capability"])
+            precision, reason = (("fp16", "this GPU (%s) has fast FP16" % cc) if fast
+                                 else ("fp32", "no fast FP16 on this GPU (%s)" % cc))
         elif "fp16" in bundle.variants:
             precision, reason = "fp16", "TensorRT %s builds the bundle's fp16 variant" % trt.__version__
         else:
@@ -82,7 +108,11 @@ def make_plan(trt, gpu, bundle, opts, builder=None, root="/") -> Plan:
         onnx_path, sha = bundle.model_file(precision), bundle.model_sha256(precision)
     device = trtlib.this_device(trt, gpu, root)
     key = engines.EngineKey(device, precision, opts.max_batch, opts.dla_core, sha)
-    return Plan(key, onnx_path, reason)
+    cache = None
+    if weak and precision == "int8":
+        cache = engines.calibration_cache_path(bundle.path, key, _calibration_spec(opts))
+        key.calibration = file_digest(cache) if os.path.isfile(cache) else "pending"
+    return Plan(key, onnx_path, reason, cache)
 
 
 class Ticker:
@@ -111,24 +141,58 @@ class Ticker:
         print("%s: %s in %.1f s" % (self.label, message, time.perf_counter() - self.t0), file=self.out)
 
 
+class _Callbacks:
+    """A Python object TensorRT calls back through its trampolines: `caught` keeps the first exception that
+    a guarded callback raised (the trampoline would only print it), to raise it again after the build."""
+
+    caught = None
+
+    def raise_caught(self):
+        if self.caught is not None:
+            caught, self.caught = self.caught, None
+            raise caught
+
+
+def _guarded(fallback):
+    """A callback that keeps what it raises in self.caught and answers `fallback` (None stops calibration,
+    False cancels the build) instead of leaving the exception to TensorRT's trampoline."""
+
+    def wrap(method):
+        @functools.wraps(method)
+        def call(self, *args):
+            try:
+                return method(self, *args)
+            except BaseException as exc:  # noqa: BLE001 (raised again after the build, with its traceback)
+                if self.caught is None:
+                    self.caught = exc
+                return fallback
+
+        return call
+
+    return wrap
+
+
 def _progress_monitor(trt, ticker):
     """TensorRT's IProgressMonitor (9.0+) showing the innermost phase and its step."""
 
-    class Progress(trt.IProgressMonitor):
+    class Progress(trt.IProgressMonitor, _Callbacks):
         def __init__(self):
             trt.IProgressMonitor.__init__(self)
             self.phases = {}
 
+        @_guarded(None)
         def phase_start(self, phase_name, parent_phase, num_steps):
             self.phases[phase_name] = [0, num_steps]
             ticker.show(phase_name)
 
+        @_guarded(False)
         def step_complete(self, phase_name, step):
             if phase_name in self.phases:
                 self.phases[phase_name][0] = step + 1
                 ticker.show("%s %d/%d" % (phase_name, step + 1, self.phases[phase_name][1]))
             return True  # False would cancel the build
 
+        @_guarded(None)
         def phase_finish(self, phase_name):
             self.phases.pop(phase_name, None)
 
@@ -141,26 +205,36 @@ def _tick_until(stop, ticker):
         ticker.show("(TensorRT before 9.0 reports no progress)")
 
 
-def _calibrator(trt, gpu, bundle, opts, cache_path, batch_size, log):
-    """An IInt8EntropyCalibrator2 fed with representative frames; frames are read only if TensorRT asks
-    (a kept calibration cache makes it skip them)."""
+def _calibration_batches(bundle, opts, input_shape, log):
+    """The calibration frames, read, preprocessed and checked BEFORE building: inside get_batch a failure
+    would only be printed by TensorRT's trampoline and the build would go on without data."""
+    frames, where = representative.load_frames(bundle, opts.calib_data, opts.calib_frames, log)
+    batches = representative.batches(bundle, frames, 1)
+    representative.check_batches(batches, input_shape, where)
+    print("calibrating INT8 on %s" % where, file=log)
+    return batches
+
+
+def _calibrator(trt, gpu, bundle, opts, cache_path, batch_size, batches, input_shape, log):
+    """An IInt8EntropyCalibrator2 fed with the prepared batches; with a kept calibration cache there are
+    none, and frames are read only if TensorRT rejects the cache and asks for batches anyway."""
     import numpy as np
 
-    class Calibrator(trt.IInt8EntropyCalibrator2):
+    class Calibrator(trt.IInt8EntropyCalibrator2, _Callbacks):
         def __init__(self):
             trt.IInt8EntropyCalibrator2.__init__(self)
-            self.batches = None
+            self.batches = None if batches is None else iter(batches)
             self.fed = 0
             self.host = self.device = None
 
+        @_guarded(-1)
         def get_batch_size(self):
             return batch_size
 
+        @_guarded(None)
         def get_batch(self, names):
             if self.batches is None:
-                frames, where = representative.load_frames(bundle, opts.calib_data, opts.calib_frames, log)
-                print("calibrating INT8 on %s" % where, file=log)
-                self.batches = iter(representative.batches(bundle, frames, batch_size))
+                self.batches = iter(_calibration_batches(bundle, opts, input_shape, log))
             batch = next(self.batches, None)
             if batch is None:
                 return None
@@ -173,6 +247,7 @@ def _calibrator(trt, gpu, bundle, opts, cache_path, batch_size, log):
             self.fed += 1
             return [gpu.pointer(self.device)]
 
+        @_guarded(None)
         def read_calibration_cache(self):
             if os.path.isfile(cache_path):
                 print("reusing the INT8 calibration cache %s" % cache_path, file=log)
@@ -180,6 +255,7 @@ def _calibrator(trt, gpu, bundle, opts, cache_path, batch_size, log):
                     return f.read()
             return None
 
+        @_guarded(None)
         def write_calibration_cache(self, cache):
             write_atomic(cache_path, bytes(cache))
 
@@ -215,9 +291,9 @@ def build(bundle, opts: BuildOptions, gpu, trt=None, log=sys.stderr, root="/") -
     """Build, save (atomically) and return the engine's path."""
     trt = trt or trtlib.load()
     log_trt = trtlib.logger(trt, echo=False, out=log)
-    builder = trt.Builder(log_trt)
-    plan = make_plan(trt, gpu, bundle, opts, builder, root)
+    plan = make_plan(trt, gpu, bundle, opts, root)
     key, weak = plan.key, trtlib.has_weak_typing(trt)
+    builder = trtlib.builder(trt, log_trt)
     if opts.dla_core is not None and opts.dla_core >= builder.num_DLA_cores:
         raise UserError("--dla-core %d: this device has %d DLA core(s) (Xavier, AGX Orin and Orin NX have them; "
                         "Orin Nano has none)" % (opts.dla_core, builder.num_DLA_cores))
@@ -228,7 +304,8 @@ def build(bundle, opts: BuildOptions, gpu, trt=None, log=sys.stderr, root="/") -
     config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, int(workspace) << 20)
     if plan.precision == "fp32" and hasattr(trt.BuilderFlag, "TF32"):
         config.clear_flag(trt.BuilderFlag.TF32)
-    if weak and plan.precision in ("fp16", "int8") and (plan.precision == "fp16" or builder.platform_has_fast_fp16):
+    if weak and (plan.precision == "fp16" or (plan.precision == "int8"
+                                              and trtlib.fast_fp16(key.device.compute_capability))):
         config.set_flag(trt.BuilderFlag.FP16)  # int8 builds keep FP16 for the layers INT8 cannot take
 
     inp = network.get_input(0)
@@ -237,7 +314,8 @@ def build(bundle, opts: BuildOptions, gpu, trt=None, log=sys.stderr, root="/") -
     if shape and shape[0] == -1:
         profile = builder.create_optimization_profile()
         rest = shape[1:]
-        profile.set_shape(inp.name, (1,) + rest, (1,) + rest, (opts.max_batch,) + rest)
+        low = 1 if opts.dla_core is None else opts.max_batch  # the DLA takes static shapes: min = opt = max
+        profile.set_shape(inp.name, (low,) + rest, (low,) + rest, (opts.max_batch,) + rest)
         config.add_optimization_profile(profile)
     elif opts.max_batch != 1 and shape and shape[0] != opts.max_batch:
         raise UserError("the model's batch dimension is fixed at %d; --max-batch needs a dynamic batch" % shape[0])
@@ -245,9 +323,11 @@ def build(bundle, opts: BuildOptions, gpu, trt=None, log=sys.stderr, root="/") -
     calibrator = None
     if weak and plan.precision == "int8":
         config.set_flag(trt.BuilderFlag.INT8)
-        cache = engines.calibration_cache_path(bundle.path, key, "%s|%d" % (opts.calib_data, opts.calib_frames))
+        batches = None
+        if not os.path.isfile(plan.calibration_cache):
+            batches = _calibration_batches(bundle, opts, shape, log)
         # batch 1: TensorRT calibrates dynamic shapes at the calibration profile's opt shape, which is 1 here
-        calibrator = _calibrator(trt, gpu, bundle, opts, cache, 1, log)
+        calibrator = _calibrator(trt, gpu, bundle, opts, plan.calibration_cache, 1, batches, shape, log)
         config.int8_calibrator = calibrator
         if profile is not None:
             config.set_calibration_profile(profile)
@@ -269,14 +349,16 @@ def build(bundle, opts: BuildOptions, gpu, trt=None, log=sys.stderr, root="/") -
         print("warning: timing cache %s does not fit this device; starting a new one" % cache_path, file=log)
         config.set_timing_cache(config.create_timing_cache(b""), False)
 
-    print("building a TensorRT engine, %s, for %s (%s; %s; workspace %d MiB, batch 1..%d%s): this takes a while"
-          % (plan.precision, key.device.gpu_name, trtlib.describe(trt), plan.reason, workspace, opts.max_batch,
+    print("building a TensorRT engine, %s, for %s (%s; %s; workspace %d MiB, batch %s%s): this takes a while"
+          % (plan.precision, key.device.gpu_name, trtlib.describe(trt), plan.reason, workspace,
+             "1..%d" % opts.max_batch if opts.dla_core is None else "%d (static)" % opts.max_batch,
              "" if opts.dla_core is None else ", DLA core %d" % opts.dla_core), file=log)
     ticker = Ticker("building engine", log)
     stop = threading.Event()
+    monitor = waiter = None
     if hasattr(trt, "IProgressMonitor"):
-        config.progress_monitor = _progress_monitor(trt, ticker)
-        waiter = None
+        monitor = _progress_monitor(trt, ticker)
+        config.progress_monitor = monitor
     else:
         waiter = threading.Thread(target=_tick_until, args=(stop, ticker), daemon=True)
         waiter.start()
@@ -288,10 +370,18 @@ def build(bundle, opts: BuildOptions, gpu, trt=None, log=sys.stderr, root="/") -
             waiter.join()
         if calibrator is not None:
             calibrator.release()
+    for callbacks in (calibrator, monitor):  # what TensorRT's trampolines swallowed, raised here
+        if callbacks is not None:
+            callbacks.raise_caught()
     if serialized is None:
         raise UserError("TensorRT could not build the engine (%s); on a board short of memory try a smaller "
                         "--workspace, or add swap: jetson_setup.sh --swap 8G" % log_trt.last_error("no reason given"))
     write_atomic(cache_path, bytes(config.get_timing_cache().serialize()))
+    if calibrator is not None:
+        if not os.path.isfile(plan.calibration_cache):
+            raise UserError("TensorRT built an INT8 engine but wrote no calibration cache (%s)"
+                            % log_trt.last_error("no reason given"))
+        key.calibration = file_digest(plan.calibration_cache)  # the engine is named by what calibrated it
     path = engines.save(bundle.path, key, bytes(serialized))
     ticker.done("wrote %s" % path)
     return path

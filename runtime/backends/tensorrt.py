@@ -46,7 +46,7 @@ class TensorRTBackend(Backend):
         trt, bundle = self.trt, self.bundle
         plan = trt_build.make_plan(trt, self.gpu, bundle, opts, root=self.root)
         self.precision = plan.precision
-        path = engines.find(bundle.path, plan.key)
+        path = engines.find(bundle.path, plan.key, any_calibration=True)
         if path is not None:
             return path
         if not self.build:
@@ -82,15 +82,15 @@ class TensorRTBackend(Backend):
                 raise UserError("TensorRT %s cannot load the engine it has just built (%s)" % (trt.__version__, path))
         self.path = path
         self.context = self.engine.create_execution_context()
-        self.io = trtlib.io_api(trt, self.engine)
+        self.io = trtlib.io_api(trt, self.engine, log_trt)
         inputs = [t for t in self.io.tensors if t.is_input]
         if len(inputs) != 1:
             raise UserError("%s has %d inputs; the runtime feeds one image input" % (path, len(inputs)))
         self.input = inputs[0]
         self.outputs = [t for t in self.io.tensors if not t.is_input]
         self.max_batch = self.input.max_shape[0]
-        api = "tensor API" if trtlib.has_tensor_api(trt) else "bindings API"
-        self.detail = "TensorRT %s %s, %s engine %s" % (trt.__version__, api, self.precision, os.path.basename(path))
+        self.detail = "TensorRT %s tensor API, %s engine %s" % (trt.__version__, self.precision,
+                                                                os.path.basename(path))
 
     # -- running ---------------------------------------------------------------------------------------
     def _buffers_for(self, n):

@@ -2,8 +2,12 @@
 
 Device memory is host bytes keyed by a fake pointer; contexts are per-thread stacks as in CUDA. It refuses
 what CUDA and pycuda refuse: memory and streams without a current context ("invalid device context"),
-async copies from pageable host memory, popping an empty stack, using a detached context.
-Env: FAKE_GPU_COUNT (default 1), FAKE_GPU_MEMORY_GB (default 8).
+non-contiguous host arrays, popping an empty stack, using a destroyed context. Like pycuda (src/cpp/cuda.hpp,
+context::detach) a context's detach() destroys it only where it is current or in the thread that made it;
+in any other thread it is leaked silently (counted in fake_stats["leaked_contexts"]). Async copies from
+pageable host memory work, as in CUDA, but synchronously (counted in fake_stats["pageable_copies"]).
+Everything here that is not pycuda's API is named fake_* or _*.
+Env: FAKE_GPU_COUNT (default 1), FAKE_GPU_MEMORY_GB (default 8), FAKE_GPU_CC (default 8.7).
 """
 
 import itertools
@@ -15,7 +19,8 @@ import numpy as np
 _local = threading.local()
 _memory = {}          # pointer -> np.uint8 array (the "device" bytes)
 _next_pointer = itertools.count(0x7F0000000000, 0x100000)
-stats = {"allocations": 0, "frees": 0, "htod": 0, "dtoh": 0, "contexts": 0}
+fake_stats = {"allocations": 0, "frees": 0, "htod": 0, "dtoh": 0, "contexts": 0, "destroyed_contexts": 0,
+              "leaked_contexts": 0, "pageable_copies": 0}
 _initialized = [False]
 
 
@@ -47,7 +52,7 @@ def _require_context(what):
     if not _initialized[0]:
         raise LogicError("cuInit has not been called")
     stack = _stack()
-    if not stack or stack[-1].detached:
+    if not stack or not stack[-1].fake_alive:
         raise LogicError("%s failed: invalid device context" % what)
     return stack[-1]
 
@@ -70,19 +75,21 @@ class Device:
         return "FAKE Orin (nvgpu)"
 
     def compute_capability(self):
-        return (8, 7)
+        major, minor = os.environ.get("FAKE_GPU_CC", "8.7").split(".")
+        return (int(major), int(minor))
 
     def total_memory(self):
         return int(float(os.environ.get("FAKE_GPU_MEMORY_GB", "8")) * (1 << 30))
 
     def get_attribute(self, attr):
-        return {device_attribute.MULTIPROCESSOR_COUNT: 8, device_attribute.COMPUTE_CAPABILITY_MAJOR: 8,
-                device_attribute.COMPUTE_CAPABILITY_MINOR: 7}[attr]
+        major, minor = self.compute_capability()
+        return {device_attribute.MULTIPROCESSOR_COUNT: 8, device_attribute.COMPUTE_CAPABILITY_MAJOR: major,
+                device_attribute.COMPUTE_CAPABILITY_MINOR: minor}[attr]
 
     def make_context(self, flags=0):
         ctx = Context(self)
         _stack().append(ctx)
-        stats["contexts"] += 1
+        fake_stats["contexts"] += 1
         return ctx
 
     def retain_primary_context(self):
@@ -92,18 +99,20 @@ class Device:
 class Context:
     def __init__(self, device):
         self.device = device
-        self.detached = False
+        self.fake_alive = True  # False once destroyed
+        self._fake_valid = True  # pycuda's m_valid: False after detach(), destroyed or leaked
+        self._fake_thread = threading.get_ident()  # pycuda's m_thread
 
     def push(self):
-        if self.detached:
-            raise LogicError("cuCtxPushCurrent failed: context was destroyed")
+        if not self.fake_alive:
+            raise LogicError("cuCtxPushCurrent failed: invalid device context")
         _stack().append(self)
 
     @staticmethod
     def pop():
         stack = _stack()
         if not stack:
-            raise LogicError("cuCtxPopCurrent failed: invalid device context")
+            raise LogicError("context::pop failed: invalid device context - cannot pop non-current context")
         stack.pop()
 
     @staticmethod
@@ -112,9 +121,17 @@ class Context:
         return stack[-1] if stack else None
 
     def detach(self):
-        if self in _stack():
-            raise LogicError("context still on this thread's stack at detach: context stack was not empty")
-        self.detached = True
+        if not self._fake_valid:
+            raise LogicError("context::detach failed: invalid device context - cannot detach from invalid context")
+        stack = _stack()
+        if (stack and stack[-1] is self) or self._fake_thread == threading.get_ident():
+            if stack and stack[-1] is self:
+                stack.pop()  # destroying the current context pops it
+            self.fake_alive = False
+            fake_stats["destroyed_contexts"] += 1
+        else:  # pycuda: "this context's managing thread has exited": nothing is destroyed
+            fake_stats["leaked_contexts"] += 1
+        self._fake_valid = False
 
     def synchronize(self):
         _require_context("cuCtxSynchronize")
@@ -134,12 +151,12 @@ class DeviceAllocation:
     def free(self):
         _require_context("cuMemFree")
         if _memory.pop(self.pointer, None) is not None:
-            stats["frees"] += 1
+            fake_stats["frees"] += 1
 
 
 def mem_alloc(nbytes):
     _require_context("cuMemAlloc")
-    stats["allocations"] += 1
+    fake_stats["allocations"] += 1
     return DeviceAllocation(int(nbytes))
 
 
@@ -159,33 +176,42 @@ def _device_bytes(pointer, nbytes, what):
     raise LogicError("%s failed: an illegal memory access (pointer %#x, %d bytes)" % (what, pointer, nbytes))
 
 
-def device_view(pointer, nbytes):
-    """FAKE-only: the bytes at a device pointer (the fake TensorRT reads and writes through it)."""
+def fake_device_view(pointer, nbytes):
+    """The bytes at a device pointer (the fake TensorRT reads and writes through it)."""
     return _device_bytes(int(pointer), int(nbytes), "device access")
+
+
+def _host(array, what):
+    """pycuda reads host arrays through the buffer protocol, contiguous only."""
+    if not (array.flags.c_contiguous or array.flags.f_contiguous):
+        raise ValueError("%s: ndarray is not contiguous" % what)
+    return array
 
 
 def _check_async(host, stream, what):
     _require_context(what)
+    _host(host, what)
     if not isinstance(host, _PagelockedArray):
-        raise LogicError("%s: host memory must be page-locked for asynchronous copies" % what)
+        fake_stats["pageable_copies"] += 1  # CUDA copies pageable memory synchronously
     if stream is not None and not isinstance(stream, Stream):
         raise TypeError("stream must be a pycuda.driver.Stream")
 
 
 def memcpy_htod_async(dest, src, stream=None):
     _check_async(src, stream, "cuMemcpyHtoDAsync")
-    stats["htod"] += 1
+    fake_stats["htod"] += 1
     _device_bytes(int(dest), src.nbytes, "cuMemcpyHtoDAsync")[:] = np.ascontiguousarray(src).view(np.uint8).ravel()
 
 
 def memcpy_dtoh_async(dest, src, stream=None):
     _check_async(dest, stream, "cuMemcpyDtoHAsync")
-    stats["dtoh"] += 1
-    dest.view(np.uint8).ravel()[:] = _device_bytes(int(src), dest.nbytes, "cuMemcpyDtoHAsync")
+    fake_stats["dtoh"] += 1
+    dest.view(np.uint8).reshape(-1)[:] = _device_bytes(int(src), dest.nbytes, "cuMemcpyDtoHAsync")
 
 
 def memcpy_htod(dest, src):
     _require_context("cuMemcpyHtoD")
+    _host(src, "cuMemcpyHtoD")
     _device_bytes(int(dest), src.nbytes, "cuMemcpyHtoD")[:] = np.ascontiguousarray(src).view(np.uint8).ravel()
 
 

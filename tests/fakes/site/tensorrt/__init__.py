@@ -1,15 +1,23 @@
 """FAKE tensorrt for tests (no GPU here; see tests/fakes/README.md).
 
-Names and signatures follow NVIDIA/TensorRT's Python bindings (python/src/infer/pyCore.cpp, pyCoreDoc.h,
-parsers/pyOnnx.cpp) at the generation chosen by FAKE_TENSORRT_VERSION (default 10.3.0):
-    8.4   bindings API only; BuilderFlag.FP16/INT8; EXPLICIT_BATCH needed by the ONNX parser
-    8.5   both the bindings and the tensor API (8.5 added the tensor API)
-    10.3  tensor API only (bindings, build_engine, max_workspace_size removed); IProgressMonitor (9.0+)
-    11.4  strongly typed only: no BuilderFlag.FP16/INT8, no platform_has_fast_fp16, no INT8 calibrators,
-          no EXPLICIT_BATCH flag (create_network takes 0)
+Names, enum values and parameter names follow NVIDIA's real Python bindings of each generation, and
+tests/test_real_tensorrt.py checks them against the real modules (pip's binding wheels, loaded over stub
+libraries). FAKE_TENSORRT_VERSION picks the generation (default 10.3.0):
+    8.5.x   JetPack 5.1 (8.5.2; checked against the real 8.6.1): bindings API and tensor API, weak typing,
+            EXPLICIT_BATCH needed by the ONNX parser, nptype naming np.bool (fails on numpy 1.24-1.26)
+    10.x    JetPack 6.1/6.2 (10.3.0): tensor API only; IProgressMonitor (9.0+); weak typing deprecated
+    11.x    JetPack 7.2.2+ and pip (11.4): strongly typed only: no BuilderFlag.FP16/INT8, no
+            platform_has_fast_fp16, no INT8 calibrators, no EXPLICIT_BATCH (STRONGLY_TYPED is flag 0)
+What the real bindings do that the fakes copy: the trampolines of ILogger, IProgressMonitor and
+IInt8EntropyCalibrator2 catch every exception a Python callback raises, print "[ERROR] Exception caught in
+get_batch()" and go on with a neutral answer; Builder/Runtime raise TypeError "factory function returned
+nullptr" when TensorRT cannot start CUDA; set_input_shape refuses (False, an error logged) a shape outside
+the profile or one that changes a static dimension; IOptimizationProfile.set_shape raises RuntimeError.
 The "engine" is the parsed ONNX model; executing it runs ONNX Runtime on the bytes in the fake pycuda's
-device memory and writes the results back there. FP16 engines round inputs and outputs to float16.
-Other env: FAKE_DLA_CORES (default 0), FAKE_TRT_BUILD_FAILS=1 (build_serialized_network returns None).
+device memory. Everything here that is not NVIDIA's API is named FAKE*, fake_* or _*.
+Env: FAKE_DLA_CORES (0), FAKE_FAST_FP16 (1), FAKE_TRT_BUILD_FAILS=1 (build returns None),
+FAKE_TRT_NO_CUDA=1 (Builder/Runtime return nullptr), FAKE_TRT_IO_DTYPE=HALF (engines with FP16 inputs and
+outputs), FAKE_TRT_RECORD=FILE (append every TensorRT name the project's code touches to FILE).
 """
 
 import enum
@@ -21,12 +29,14 @@ import numpy as np
 
 __version__ = os.environ.get("FAKE_TENSORRT_VERSION", "10.3.0")
 _MAJOR_MINOR = tuple(int(v) for v in __version__.split(".")[:2])
+if _MAJOR_MINOR < (8, 5):
+    raise ImportError("FAKE tensorrt: generation %s is not faked (JetPack 5.1 ships 8.5.2; 8.5 is the oldest)"
+                      % __version__)
 _BINDINGS = _MAJOR_MINOR < (10, 0)
-_TENSOR_API = _MAJOR_MINOR >= (8, 5)
 _WEAK_TYPING = _MAJOR_MINOR < (11, 0)
 _PROGRESS = _MAJOR_MINOR >= (9, 0)
 _MAGIC = b"FAKE-TRT-PLAN\0"
-calls = []  # FAKE-only: (what, details) in call order, for tests to read
+FAKE_calls = []  # (what, details) in call order, for tests to read
 
 
 def _driver():
@@ -35,21 +45,66 @@ def _driver():
     return cuda
 
 
-class Dims(tuple):
-    pass
+def _enum(name, members):
+    return enum.IntEnum(name, members, module=__name__)
 
 
-class DataType(enum.IntEnum):
-    FLOAT = 0
-    HALF = 1
-    INT8 = 2
-    INT32 = 3
-    BOOL = 4
+# Enum members and values as the real modules have them (8.5: 8.5.2's, a subset of 8.6.1's).
+if _BINDINGS:
+    DataType = _enum("DataType", [("FLOAT", 0), ("HALF", 1), ("INT8", 2), ("INT32", 3), ("BOOL", 4), ("UINT8", 5)])
+    NetworkDefinitionCreationFlag = _enum("NetworkDefinitionCreationFlag",
+                                          [("EXPLICIT_BATCH", 0), ("EXPLICIT_PRECISION", 1)])
+    BuilderFlag = _enum("BuilderFlag", [
+        ("FP16", 0), ("INT8", 1), ("DEBUG", 2), ("GPU_FALLBACK", 3), ("STRICT_TYPES", 4), ("REFIT", 5),
+        ("DISABLE_TIMING_CACHE", 6), ("TF32", 7), ("SPARSE_WEIGHTS", 8), ("SAFETY_SCOPE", 9),
+        ("OBEY_PRECISION_CONSTRAINTS", 10), ("PREFER_PRECISION_CONSTRAINTS", 11), ("DIRECT_IO", 12),
+        ("REJECT_EMPTY_ALGORITHMS", 13), ("ENABLE_TACTIC_HEURISTIC", 14)])
+    MemoryPoolType = _enum("MemoryPoolType", [("WORKSPACE", 0), ("DLA_MANAGED_SRAM", 1), ("DLA_LOCAL_DRAM", 2),
+                                              ("DLA_GLOBAL_DRAM", 3), ("TACTIC_DRAM", 4)])
+elif _WEAK_TYPING:
+    DataType = _enum("DataType", [("FLOAT", 0), ("HALF", 1), ("BF16", 7), ("INT8", 2), ("INT32", 3), ("INT64", 8),
+                                  ("BOOL", 4), ("UINT8", 5), ("FP8", 6), ("INT4", 9)])
+    NetworkDefinitionCreationFlag = _enum("NetworkDefinitionCreationFlag",
+                                          [("EXPLICIT_BATCH", 0), ("STRONGLY_TYPED", 1)])
+    BuilderFlag = _enum("BuilderFlag", [
+        ("FP16", 0), ("BF16", 17), ("INT8", 1), ("DEBUG", 2), ("GPU_FALLBACK", 3), ("REFIT", 4),
+        ("DISABLE_TIMING_CACHE", 5), ("TF32", 6), ("SPARSE_WEIGHTS", 7), ("SAFETY_SCOPE", 8),
+        ("OBEY_PRECISION_CONSTRAINTS", 9), ("PREFER_PRECISION_CONSTRAINTS", 10), ("DIRECT_IO", 11),
+        ("REJECT_EMPTY_ALGORITHMS", 12), ("VERSION_COMPATIBLE", 13), ("EXCLUDE_LEAN_RUNTIME", 14), ("FP8", 15),
+        ("ERROR_ON_TIMING_CACHE_MISS", 16), ("DISABLE_COMPILATION_CACHE", 18), ("WEIGHTLESS", 19),
+        ("STRIP_PLAN", 19), ("REFIT_IDENTICAL", 20), ("WEIGHT_STREAMING", 21), ("INT4", 22),
+        ("REFIT_INDIVIDUAL", 23)])
+else:
+    DataType = _enum("DataType", [("FLOAT", 0), ("HALF", 1), ("BF16", 7), ("INT8", 2), ("INT32", 3), ("INT64", 8),
+                                  ("BOOL", 4), ("UINT8", 5), ("FP8", 6), ("INT4", 9), ("FP4", 10), ("E8M0", 11)])
+    NetworkDefinitionCreationFlag = _enum("NetworkDefinitionCreationFlag", [
+        ("STRONGLY_TYPED", 0), ("PREFER_AOT_PYTHON_PLUGINS", 2), ("PREFER_JIT_PYTHON_PLUGINS", 1)])
+    BuilderFlag = _enum("BuilderFlag", [
+        ("DEBUG", 2), ("GPU_FALLBACK", 3), ("REFIT", 4), ("DISABLE_TIMING_CACHE", 5), ("EDITABLE_TIMING_CACHE", 26),
+        ("TF32", 6), ("SPARSE_WEIGHTS", 7), ("SAFETY_SCOPE", 8), ("DIRECT_IO", 11), ("VERSION_COMPATIBLE", 12),
+        ("EXCLUDE_LEAN_RUNTIME", 13), ("ERROR_ON_TIMING_CACHE_MISS", 15), ("DISABLE_COMPILATION_CACHE", 17),
+        ("STRIP_PLAN", 18), ("REFIT_IDENTICAL", 19), ("WEIGHT_STREAMING", 20), ("REFIT_INDIVIDUAL", 22),
+        ("STRICT_NANS", 23), ("MONITOR_MEMORY", 24), ("DISTRIBUTIVE_INDEPENDENCE", 27)])
+if not _BINDINGS:
+    MemoryPoolType = _enum("MemoryPoolType", [("WORKSPACE", 0), ("DLA_MANAGED_SRAM", 1), ("DLA_LOCAL_DRAM", 2),
+                                              ("DLA_GLOBAL_DRAM", 3), ("TACTIC_DRAM", 4), ("TACTIC_SHARED_MEMORY", 5)])
+DeviceType = _enum("DeviceType", [("GPU", 0), ("DLA", 1)])
+TensorIOMode = _enum("TensorIOMode", [("NONE", 0), ("INPUT", 1), ("OUTPUT", 2)])
+_NUMPY = {"FLOAT": "float32", "HALF": "float16", "INT8": "int8", "INT32": "int32", "INT64": "int64", "BOOL": "bool_",
+          "UINT8": "uint8"}
 
 
 def nptype(trt_type):
-    return {DataType.FLOAT: np.float32, DataType.HALF: np.float16, DataType.INT8: np.int8,
-            DataType.INT32: np.int32, DataType.BOOL: np.bool_}[trt_type]
+    """The numpy type of a DataType. 8.5.2's table names np.bool, which numpy 1.24 removed (NVIDIA/TensorRT
+    issues 2557, 2567; fixed in 8.6): there every call raises AttributeError, as here."""
+    if _BINDINGS:
+        table = {DataType.FLOAT: np.float32, DataType.HALF: np.float16, DataType.INT8: np.int8,
+                 DataType.INT32: np.int32, DataType.BOOL: np.bool, DataType.UINT8: np.uint8}  # noqa: NPY001
+        return table[trt_type]
+    name = _NUMPY.get(DataType(trt_type).name)
+    if name is None:
+        raise TypeError("Could not resolve TensorRT datatype to an equivalent numpy datatype.")
+    return getattr(np, name)
 
 
 def volume(iterable):
@@ -59,27 +114,13 @@ def volume(iterable):
     return v
 
 
-NetworkDefinitionCreationFlag = enum.IntEnum(
-    "NetworkDefinitionCreationFlag",
-    ([("EXPLICIT_BATCH", 0)] if _WEAK_TYPING else []) + ([("STRONGLY_TYPED", 5)] if _MAJOR_MINOR >= (10, 0) else []))
-BuilderFlag = enum.IntEnum(
-    "BuilderFlag", ([("FP16", 0), ("INT8", 1)] if _WEAK_TYPING else []) + [("GPU_FALLBACK", 3), ("TF32", 6)])
+class Dims(tuple):
+    pass
 
 
-class MemoryPoolType(enum.IntEnum):
-    WORKSPACE = 0
-    DLA_MANAGED_SRAM = 1
-
-
-class DeviceType(enum.IntEnum):
-    GPU = 0
-    DLA = 1
-
-
-class TensorIOMode(enum.IntEnum):
-    NONE = 0
-    INPUT = 1
-    OUTPUT = 2
+def _caught(where, exc):
+    """What the real trampolines print when a Python callback raises (pyCore.cpp: std::cerr)."""
+    print("[ERROR] Exception caught in %s(): %s: %s" % (where, type(exc).__name__, exc), file=sys.stderr)
 
 
 class ILogger:
@@ -97,6 +138,15 @@ class ILogger:
         raise NotImplementedError
 
 
+def _log(logger, severity, msg):
+    """TensorRT calling the logger's log() through its trampoline: exceptions are printed and dropped."""
+    _fake_check(logger)
+    try:
+        logger.log(severity, msg)
+    except Exception as exc:  # noqa: BLE001 (the real trampoline catches everything)
+        _caught("log", exc)
+
+
 class Logger(ILogger):
     INTERNAL_ERROR, ERROR, WARNING, INFO, VERBOSE = list(ILogger.Severity)
 
@@ -109,15 +159,26 @@ class Logger(ILogger):
             print("[TRT] [%s] %s" % ("IEWIV"[int(severity)], msg), file=sys.stderr)
 
 
-class _BaseInitChecked:
-    """pybind11 trampolines fail when a subclass forgets to call the base __init__."""
+def _fake_check(obj):
+    """pybind11 trampolines refuse a subclass that did not call the base __init__."""
+    if not getattr(obj, "_fake_base_initialized", False):
+        base = [c for c in type(obj).__mro__ if c.__module__ == __name__][0]
+        raise TypeError("tensorrt.tensorrt.%s.__init__() must be called when overriding __init__" % base.__name__)
 
+
+class _BaseInitChecked:
     def __init__(self):
         self._fake_base_initialized = True
 
-    def _fake_check(self):
-        if not getattr(self, "_fake_base_initialized", False):
-            raise TypeError("%s.__init__() must be called when overriding __init__" % type(self).__mro__[1].__name__)
+
+def _callback(obj, where, fallback, *args):
+    """TensorRT calling a Python callback through its trampoline."""
+    _fake_check(obj)
+    try:
+        return getattr(obj, where)(*args)
+    except Exception as exc:  # noqa: BLE001 (the real trampoline catches everything)
+        _caught(where, exc)
+        return fallback
 
 
 if _WEAK_TYPING:
@@ -139,86 +200,86 @@ class ITensor:
 
 class INetworkDefinition:
     def __init__(self, flags):
-        self.flags = flags
-        self.inputs, self.outputs, self.onnx = [], [], None
+        self._fake_flags = flags
+        self._fake_inputs, self._fake_outputs, self._fake_onnx, self._fake_kind = [], [], None, None
 
     @property
     def num_inputs(self):
-        return len(self.inputs)
+        return len(self._fake_inputs)
 
     @property
     def num_outputs(self):
-        return len(self.outputs)
+        return len(self._fake_outputs)
 
     def get_input(self, index):
-        return self.inputs[index]
+        return self._fake_inputs[index]
 
     def get_output(self, index):
-        return self.outputs[index]
+        return self._fake_outputs[index]
 
 
-class _ParserError:
+class ParserError:
     def __init__(self, code, desc, node=-1, node_name="", op=""):
-        self._code, self._desc, self._node, self._name, self._op = code, desc, node, node_name, op
+        self._fake = (code, desc, node, node_name, op)
 
     def code(self):
-        return self._code
+        return self._fake[0]
 
     def desc(self):
-        return self._desc
+        return self._fake[1]
 
     def node(self):
-        return self._node
+        return self._fake[2]
 
-    if _MAJOR_MINOR >= (10, 0):
+    if not _BINDINGS:
         def node_name(self):
-            return self._name
+            return self._fake[3]
 
         def node_operator(self):
-            return self._op
+            return self._fake[4]
 
 
 class OnnxParser:
     def __init__(self, network, logger):
-        self.network, self.logger, self.errors = network, logger, []
+        self._fake_network, self._fake_logger, self._fake_errors = network, logger, []
 
     @property
     def num_errors(self):
-        return len(self.errors)
+        return len(self._fake_errors)
 
     def get_error(self, index):
-        return self.errors[index]
+        return self._fake_errors[index]
 
     def parse_from_file(self, model):
         with open(model, "rb") as f:
             return self.parse(f.read())
 
     def parse(self, model, path=None):
-        net = self.network
-        if _WEAK_TYPING and _MAJOR_MINOR < (10, 0) and not net.flags & (1 << 0):
-            self.errors.append(_ParserError(4, "The ONNX parser only supports networks with an explicit batch "
-                                               "dimension"))
+        net, errors = self._fake_network, self._fake_errors
+        if _BINDINGS and not net._fake_flags & (1 << int(NetworkDefinitionCreationFlag.EXPLICIT_BATCH)):
+            errors.append(ParserError(4, "The ONNX parser only supports networks with an explicit batch dimension"))
             return False
         try:
             graph = _read_onnx(bytes(model))
         except Exception as exc:  # noqa: BLE001 (the real parser reports any decode failure the same way)
-            self.errors.append(_ParserError(1, "Failed to parse ONNX model: %s" % exc))
+            errors.append(ParserError(1, "Failed to parse ONNX model: %s" % exc))
             return False
-        max_opset = 17 if _MAJOR_MINOR < (10, 0) else 22
+        max_opset = 17 if _BINDINGS else 22
         if graph["opset"] > max_opset:
-            self.errors.append(_ParserError(8, "Unsupported ONNX opset %d (this parser reads up to %d)"
-                                               % (graph["opset"], max_opset)))
+            errors.append(ParserError(8, "Unsupported ONNX opset %d (this parser reads up to %d)"
+                                         % (graph["opset"], max_opset)))
             return False
         for i, (op, name) in enumerate(graph["nodes"]):
             if op.startswith("FakeUnsupported"):
-                self.errors.append(_ParserError(8, "No importer registered for op: %s" % op, i, name, op))
-        if self.errors:
+                errors.append(ParserError(8, "No importer registered for op: %s" % op, i, name, op))
+        if errors:
             return False
-        net.inputs = [ITensor(n, s) for n, s in graph["inputs"]]
-        net.outputs = [ITensor(n, s) for n, s in graph["outputs"]]
-        net.onnx = bytes(model)
-        net.onnx_kind = graph["kind"]
-        calls.append(("parse", {"inputs": [t.name for t in net.inputs], "kind": net.onnx_kind}))
+        io_type = DataType[os.environ.get("FAKE_TRT_IO_DTYPE", "FLOAT")]
+        net._fake_inputs = [ITensor(n, s, io_type) for n, s in graph["inputs"]]
+        net._fake_outputs = [ITensor(n, s, io_type) for n, s in graph["outputs"]]
+        net._fake_onnx = bytes(model)
+        net._fake_kind = graph["kind"]
+        FAKE_calls.append(("parse", {"inputs": [t.name for t in net._fake_inputs], "kind": net._fake_kind}))
         return True
 
 
@@ -254,71 +315,72 @@ def _read_onnx(data):
 
 class IOptimizationProfile:
     def __init__(self):
-        self.shapes = {}
+        self._fake_shapes = {}
 
     def set_shape(self, input, min, opt, max):  # noqa: A002 (TensorRT's parameter names)
         if not (len(min) == len(opt) == len(max)) or any(a > b for a, b in zip(min, opt)) or any(
                 a > b for a, b in zip(opt, max)):
-            raise ValueError("profile needs min <= opt <= max")
-        self.shapes[input] = (Dims(min), Dims(opt), Dims(max))
+            raise RuntimeError("Shape provided for set_shape() is invalid.")  # pyCore.cpp: PY_ASSERT_RUNTIME_ERROR
+        self._fake_shapes[input] = (Dims(min), Dims(opt), Dims(max))
 
     def get_shape(self, input):  # noqa: A002
-        return list(self.shapes[input])
+        return list(self._fake_shapes[input])
 
 
 class ITimingCache:
     def __init__(self, data):
-        self.entries = json.loads(data[len(b"FAKE-TIMING "):].decode()) if data else {"version": __version__, "n": 0}
+        self._fake_entries = (json.loads(data[len(b"FAKE-TIMING "):].decode()) if data
+                              else {"version": __version__, "n": 0})
 
     def serialize(self):
-        return b"FAKE-TIMING " + json.dumps(self.entries).encode()
+        return IHostMemory(b"FAKE-TIMING " + json.dumps(self._fake_entries).encode())
 
 
 class IBuilderConfig:
     def __init__(self):
-        self.flags = {BuilderFlag.TF32}
-        self.pools = {}
-        self.profiles = []
+        self._fake_flags = {BuilderFlag.TF32}
+        self._fake_pools = {}
+        self._fake_profiles = []
+        self._fake_timing_cache = None
+        self._fake_calibration_profile = None
         self.default_device_type = DeviceType.GPU
         self.DLA_core = -1
-        self.timing_cache = None
         if _WEAK_TYPING:
             self.int8_calibrator = None
-            self.calibration_profile = None
         if _PROGRESS:
             self.progress_monitor = None
 
     if _BINDINGS:
         @property
         def max_workspace_size(self):
-            return self.pools.get(MemoryPoolType.WORKSPACE, 0)
+            return self._fake_pools.get(MemoryPoolType.WORKSPACE, 0)
 
         @max_workspace_size.setter
         def max_workspace_size(self, value):
             raise AssertionError("FAKE: max_workspace_size is deprecated (removed in 10.0); use set_memory_pool_limit")
 
     def set_memory_pool_limit(self, pool, pool_size):
-        self.pools[pool] = int(pool_size)
+        self._fake_pools[pool] = int(pool_size)
 
     def get_memory_pool_limit(self, pool):
-        return self.pools.get(pool, 1 << 40)
+        return self._fake_pools.get(pool, 1 << 40)
 
     def set_flag(self, flag):
-        self.flags.add(BuilderFlag(flag))
+        self._fake_flags.add(BuilderFlag(flag))
 
     def clear_flag(self, flag):
-        self.flags.discard(BuilderFlag(flag))
+        self._fake_flags.discard(BuilderFlag(flag))
 
     def get_flag(self, flag):
-        return BuilderFlag(flag) in self.flags
+        return BuilderFlag(flag) in self._fake_flags
 
     def add_optimization_profile(self, profile):
-        self.profiles.append(profile)
-        return len(self.profiles) - 1
+        self._fake_profiles.append(profile)
+        return len(self._fake_profiles) - 1
 
     if _WEAK_TYPING:
         def set_calibration_profile(self, profile):
-            self.calibration_profile = profile
+            self._fake_calibration_profile = profile
 
     def create_timing_cache(self, serialized_timing_cache):
         data = bytes(serialized_timing_cache)
@@ -327,34 +389,42 @@ class IBuilderConfig:
         return ITimingCache(data)
 
     def set_timing_cache(self, cache, ignore_mismatch):
-        if cache.entries.get("version") != __version__ and not ignore_mismatch:
+        if cache._fake_entries.get("version") != __version__ and not ignore_mismatch:
             return False
-        self.timing_cache = cache
+        self._fake_timing_cache = cache
         return True
 
     def get_timing_cache(self):
-        return self.timing_cache
+        return self._fake_timing_cache
 
 
 class IHostMemory:
     def __init__(self, data):
-        self._data = data
+        self._fake_data = data
 
     @property
     def nbytes(self):
-        return len(self._data)
+        return len(self._fake_data)
 
     def __buffer__(self, flags):  # bytes(obj) on Python 3.12+
-        return memoryview(self._data)
+        return memoryview(self._fake_data)
 
     def __bytes__(self):
-        return self._data
+        return self._fake_data
+
+
+def _no_cuda(logger):
+    if os.environ.get("FAKE_TRT_NO_CUDA") == "1":
+        _log(logger, Logger.ERROR, "CUDA initialization failure with error: 35. Please check your CUDA installation: "
+                                   "http://docs.nvidia.com/cuda/cuda-installation-guide-linux/index.html")
+        raise TypeError("pybind11::init(): factory function returned nullptr")
 
 
 class Builder:
     def __init__(self, logger):
+        _no_cuda(logger)
         self.logger = logger
-        calls.append(("Builder", {}))
+        FAKE_calls.append(("Builder", {}))
 
     if _WEAK_TYPING:
         @property
@@ -373,7 +443,7 @@ class Builder:
         known = sum(1 << int(f) for f in NetworkDefinitionCreationFlag)
         if flags & ~known:
             raise TypeError("FAKE: unknown NetworkDefinitionCreationFlag bits %#x (TensorRT %s)" % (flags, __version__))
-        calls.append(("create_network", {"flags": flags}))
+        FAKE_calls.append(("create_network", {"flags": flags}))
         return INetworkDefinition(flags)
 
     def create_builder_config(self):
@@ -387,235 +457,266 @@ class Builder:
             raise AssertionError("FAKE: build_engine is deprecated (removed in 10.0); use build_serialized_network")
 
     def build_serialized_network(self, network, config):
-        if network.onnx is None:
+        if network._fake_onnx is None:
             raise AssertionError("FAKE: building a network the parser did not fill")
-        if config.timing_cache is None:
+        if config._fake_timing_cache is None:
             raise AssertionError("FAKE: the toolkit always sets a timing cache")
-        inp = network.inputs[0]
+        inp = network._fake_inputs[0]
         profile = None
         if -1 in inp.shape:
-            if not config.profiles or inp.name not in config.profiles[0].shapes:
-                self.logger.log(Logger.ERROR, "Network has dynamic or shape inputs, but no optimization profile")
+            if not config._fake_profiles or inp.name not in config._fake_profiles[0]._fake_shapes:
+                _log(self.logger, Logger.ERROR, "Network has dynamic or shape inputs, but no optimization profile")
                 return None
-            profile = [list(s) for s in config.profiles[0].shapes[inp.name]]
-        weak = _WEAK_TYPING and {BuilderFlag(f).name for f in config.flags} & {"FP16", "INT8"}
+            profile = [list(s) for s in config._fake_profiles[0]._fake_shapes[inp.name]]
+        flags = {BuilderFlag(f).name for f in config._fake_flags}
+        weak = _WEAK_TYPING and flags & {"FP16", "INT8"}
         precision = ("int8" if "INT8" in weak else "fp16") if weak else \
-            {"fp16": "fp16", "int8-qdq": "int8", "fp32": "fp32"}[network.onnx_kind]
-        if config.default_device_type == DeviceType.DLA and precision == "fp32":
-            self.logger.log(Logger.ERROR, "DLA supports only FP16 and INT8")
+            {"fp16": "fp16", "int8-qdq": "int8", "fp32": "fp32"}[network._fake_kind]
+        dla = config.default_device_type == DeviceType.DLA
+        if dla and precision == "fp32":
+            _log(self.logger, Logger.ERROR, "DLA supports only FP16 and INT8")
             return None
+        dla_on_gpu = dla and profile is not None and not profile[0] == profile[1] == profile[2]
+        if dla_on_gpu:  # what TensorRT does with dynamic shapes on the DLA: every layer falls back to the GPU
+            _log(self.logger, Logger.WARNING, "DLA does not support dynamic shapes: layers fall back to the GPU")
         calibration = None
         if weak and "INT8" in weak:
-            calibration = self._calibrate(config, inp, profile)
+            calibration = self._fake_calibrate(config, inp, profile)
             if calibration is None:
                 return None
         if _PROGRESS and config.progress_monitor is not None:
             monitor = config.progress_monitor
-            monitor._fake_check()
-            monitor.phase_start("Building engine", None, 3)
+            _callback(monitor, "phase_start", None, "Building engine", None, 3)
             for step in range(3):
-                if not monitor.step_complete("Building engine", step):
+                if not _callback(monitor, "step_complete", False, "Building engine", step):
+                    _log(self.logger, Logger.ERROR, "Build was cancelled by the progress monitor")
                     return None
-            monitor.phase_finish("Building engine")
+            _callback(monitor, "phase_finish", None, "Building engine")
         if os.environ.get("FAKE_TRT_BUILD_FAILS") == "1":
-            self.logger.log(Logger.ERROR, "FAKE: out of memory while building")
+            _log(self.logger, Logger.ERROR, "FAKE: out of memory while building")
             return None
-        config.timing_cache.entries["n"] += 1
-        header = {"version": __version__, "precision": precision, "tf32": BuilderFlag.TF32 in config.flags,
-                  "workspace": config.pools.get(MemoryPoolType.WORKSPACE),
-                  "dla_core": config.DLA_core if config.default_device_type == DeviceType.DLA else None,
-                  "gpu_fallback": BuilderFlag.GPU_FALLBACK in config.flags, "profile": profile,
-                  "inputs": [[t.name, list(t.shape)] for t in network.inputs],
-                  "outputs": [[t.name, list(t.shape)] for t in network.outputs], "calibration": calibration}
-        calls.append(("build_serialized_network", header))
-        return IHostMemory(_MAGIC + json.dumps(header).encode() + b"\0" + network.onnx)
+        config._fake_timing_cache._fake_entries["n"] += 1
+        header = {"version": __version__, "precision": precision, "tf32": BuilderFlag.TF32 in config._fake_flags,
+                  "fp16_flag": "FP16" in flags, "workspace": config._fake_pools.get(MemoryPoolType.WORKSPACE),
+                  "dla_core": config.DLA_core if dla else None, "dla_on_gpu": dla_on_gpu,
+                  "gpu_fallback": BuilderFlag.GPU_FALLBACK in config._fake_flags, "profile": profile,
+                  "inputs": [[t.name, list(t.shape), t.dtype.name] for t in network._fake_inputs],
+                  "outputs": [[t.name, list(t.shape), t.dtype.name] for t in network._fake_outputs],
+                  "calibration": calibration}
+        FAKE_calls.append(("build_serialized_network", header))
+        return IHostMemory(_MAGIC + json.dumps(header).encode() + b"\0" + network._fake_onnx)
 
-    def _calibrate(self, config, inp, profile):
+    def _fake_calibrate(self, config, inp, profile):
         calibrator = config.int8_calibrator
         if calibrator is None:
-            self.logger.log(Logger.ERROR, "INT8 requested but no calibrator and no Q/DQ nodes")
+            _log(self.logger, Logger.ERROR, "INT8 requested but no calibrator and no Q/DQ nodes")
             return None
-        calibrator._fake_check()
-        if profile is not None and config.calibration_profile is None:
-            self.logger.log(Logger.ERROR, "dynamic shapes with INT8 need a calibration profile")
+        _fake_check(calibrator)
+        if profile is not None and config._fake_calibration_profile is None:
+            _log(self.logger, Logger.ERROR, "dynamic shapes with INT8 need a calibration profile")
             return None
-        cache = calibrator.read_calibration_cache()
+        cache = _callback(calibrator, "read_calibration_cache", None)
         if cache:
-            return {"from_cache": True, "batches": 0}
-        batch_size = calibrator.get_batch_size()
+            return {"from_cache": True, "batches": 0, "cache": bytes(cache).decode(errors="replace")}
+        batch_size = _callback(calibrator, "get_batch_size", -1)
         cuda = _driver()
         per_item = volume(inp.shape[1:]) * 4
         batches, low, high = 0, np.inf, -np.inf
         while True:
-            pointers = calibrator.get_batch([inp.name])
-            if pointers is None:
+            pointers = _callback(calibrator, "get_batch", None, [inp.name])
+            if not pointers:
                 break
             if len(pointers) != 1:
                 raise AssertionError("FAKE: get_batch must give one pointer per input")
-            data = cuda.device_view(int(pointers[0]), batch_size * per_item).view(np.float32)
+            data = cuda.fake_device_view(int(pointers[0]), batch_size * per_item).view(np.float32)
             low, high = min(low, float(data.min())), max(high, float(data.max()))
             batches += 1
         if batches == 0:
-            self.logger.log(Logger.ERROR, "Calibration failure: no batches")
+            _log(self.logger, Logger.ERROR, "Calibration failure occurred with no scaling factors detected. This "
+                                            "could be due to no int8 calibrator or insufficient custom scales")
             return None
         result = {"from_cache": False, "batches": batches, "batch_size": batch_size, "range": [low, high]}
-        calibrator.write_calibration_cache(b"FAKE-CALIBRATION " + json.dumps(result).encode())
+        _callback(calibrator, "write_calibration_cache", None, b"FAKE-CALIBRATION " + json.dumps(result).encode())
         return result
 
 
 class ICudaEngine:
-    def __init__(self, header, onnx_bytes):
+    def __init__(self, header, onnx_bytes, logger):
         import onnxruntime
 
-        self.header = header
-        self.session = onnxruntime.InferenceSession(onnx_bytes, providers=["CPUExecutionProvider"])
-        self._io = [(n, s, True) for n, s in header["inputs"]] + [(n, s, False) for n, s in header["outputs"]]
+        self._fake_header, self._fake_logger = header, logger
+        self._fake_session = onnxruntime.InferenceSession(onnx_bytes, providers=["CPUExecutionProvider"])
+        self._fake_io = ([(n, s, True, DataType[t]) for n, s, t in header["inputs"]]
+                         + [(n, s, False, DataType[t]) for n, s, t in header["outputs"]])
 
-    def _index(self, name):
-        for i, (n, _, _) in enumerate(self._io):
-            if n == name:
+    def _fake_index(self, name):
+        for i, io in enumerate(self._fake_io):
+            if io[0] == name:
                 return i
         raise KeyError(name)
 
     def create_execution_context(self):
         return IExecutionContext(self)
 
-    if _TENSOR_API:
-        @property
-        def num_io_tensors(self):
-            return len(self._io)
+    @property
+    def num_io_tensors(self):
+        return len(self._fake_io)
 
-        def get_tensor_name(self, index):
-            return self._io[index][0]
+    def get_tensor_name(self, index):
+        return self._fake_io[index][0]
 
-        def get_tensor_mode(self, name):
-            return TensorIOMode.INPUT if self._io[self._index(name)][2] else TensorIOMode.OUTPUT
+    def get_tensor_mode(self, name):
+        return TensorIOMode.INPUT if self._fake_io[self._fake_index(name)][2] else TensorIOMode.OUTPUT
 
-        def get_tensor_shape(self, name):
-            return Dims(self._io[self._index(name)][1])
+    def get_tensor_shape(self, name):
+        return Dims(self._fake_io[self._fake_index(name)][1])
 
-        def get_tensor_dtype(self, name):
-            self._index(name)
-            return DataType.FLOAT
+    def get_tensor_dtype(self, name):
+        return self._fake_io[self._fake_index(name)][3]
 
-        def get_tensor_profile_shape(self, name, profile_index):
-            return [Dims(s) for s in self.header["profile"]]
+    def get_tensor_profile_shape(self, name, profile_index):
+        return [Dims(s) for s in self._fake_header["profile"]]
 
     if _BINDINGS:
         @property
         def num_bindings(self):
-            return len(self._io)
+            return len(self._fake_io)
 
         def binding_is_input(self, index):
-            return self._io[index][2]
+            return self._fake_io[index][2]
 
         def get_binding_name(self, index):
-            return self._io[index][0]
+            return self._fake_io[index][0]
 
         def get_binding_shape(self, index):
-            return Dims(self._io[index][1])
+            return Dims(self._fake_io[index][1])
 
         def get_binding_dtype(self, index):
-            return DataType.FLOAT
+            return self._fake_io[index][3]
 
         def get_profile_shape(self, profile_index, binding):
-            return [Dims(s) for s in self.header["profile"]]
+            return [Dims(s) for s in self._fake_header["profile"]]
 
 
 class Runtime:
     def __init__(self, logger):
+        _no_cuda(logger)
         self.logger = logger
         self.DLA_core = -1
 
     def deserialize_cuda_engine(self, serialized_engine):
         data = bytes(serialized_engine)
         if not data.startswith(_MAGIC):
-            self.logger.log(Logger.ERROR, "1: [runtime.cpp::parsePlan] Error Code 1: Serialization (magic tag "
-                                          "does not match)")
+            _log(self.logger, Logger.ERROR, "1: [runtime.cpp::parsePlan] Error Code 1: Serialization (magic tag "
+                                            "does not match)")
             return None
         head, _, onnx_bytes = data[len(_MAGIC):].partition(b"\0")
         header = json.loads(head.decode())
         if header["version"] != __version__:
-            self.logger.log(Logger.ERROR, "6: The engine plan file is not compatible with this version of TensorRT, "
-                                          "expecting library version %s got %s" % (__version__, header["version"]))
+            _log(self.logger, Logger.ERROR, "6: The engine plan file is not compatible with this version of TensorRT, "
+                                            "expecting library version %s got %s" % (__version__, header["version"]))
             return None
-        calls.append(("deserialize_cuda_engine", {"precision": header["precision"], "dla_core": self.DLA_core}))
-        return ICudaEngine(header, onnx_bytes)
+        FAKE_calls.append(("deserialize_cuda_engine", {"precision": header["precision"], "dla_core": self.DLA_core}))
+        return ICudaEngine(header, onnx_bytes, self.logger)
 
 
 class IExecutionContext:
     def __init__(self, engine):
-        self.engine = engine
-        self.input_shapes = {}
-        self.addresses = {}
+        self._fake_engine = engine
+        self._fake_input_shapes = {}
+        self._fake_addresses = {}
 
-    def _output_shape(self, name):
-        shape = list(dict((n, s) for n, s, _ in self.engine._io)[name])
+    def _fake_output_shape(self, name):
+        shape = list(dict((io[0], io[1]) for io in self._fake_engine._fake_io)[name])
         if shape and shape[0] == -1:
-            batch = next(iter(self.input_shapes.values()), None)
+            batch = next(iter(self._fake_input_shapes.values()), None)
             shape[0] = batch[0] if batch else -1
         return Dims(shape)
 
-    def _set_shape(self, name, shape):
-        profile = self.engine.header["profile"]
-        if profile is not None and any(not lo <= d <= hi for d, lo, hi in zip(shape, profile[0], profile[2])):
+    def _fake_set_shape(self, name, shape):
+        engine = self._fake_engine
+        declared = engine._fake_io[engine._fake_index(name)][1]
+        profile = engine._fake_header["profile"]
+        static = [i for i, d in enumerate(declared) if d != -1 and d != shape[i]]
+        if len(shape) != len(declared) or static:
+            _log(engine._fake_logger, Logger.ERROR, "3: [executionContext.cpp::setInputShape] Error Code 3: API Usage "
+                 "Error (Parameter check failed, condition: engineDims.d[i] == dims.d[i]. Static dimension mismatch "
+                 "while setting input shape for %s. Set dimensions are %s. Expected dimensions are %s.)"
+                 % (name, list(shape), declared))
             return False
-        self.input_shapes[name] = tuple(shape)
+        if profile is not None and any(not lo <= d <= hi for d, lo, hi in zip(shape, profile[0], profile[2])):
+            _log(engine._fake_logger, Logger.ERROR, "3: [executionContext.cpp::setInputShape] Error Code 3: API Usage "
+                 "Error (Parameter check failed, condition: satisfyProfile. Set dimension %s for tensor %s does not "
+                 "satisfy any optimization profiles.)" % (list(shape), name))
+            return False
+        self._fake_input_shapes[name] = tuple(shape)
         return True
 
-    def _run(self, addresses, stream_handle, api):
+    def _fake_run(self, addresses, stream_handle, api):
         cuda = _driver()
         cuda._require_context("execute")
-        header = self.engine.header
-        name, shape = header["inputs"][0][0], self.input_shapes.get(header["inputs"][0][0])
+        engine = self._fake_engine
+        header = engine._fake_header
+        name, declared, _, in_type = engine._fake_io[0]
+        shape = self._fake_input_shapes.get(name)
         if shape is None:
-            if -1 in header["inputs"][0][1]:
+            if -1 in declared:
                 raise AssertionError("FAKE: input shape not set before execute")
-            shape = tuple(header["inputs"][0][1])
-        x = cuda.device_view(addresses[name], volume(shape) * 4).view(np.float32).reshape(shape)
+            shape = tuple(declared)
+        in_dtype = np.dtype(_NUMPY[in_type.name])
+        x = cuda.fake_device_view(addresses[name], volume(shape) * in_dtype.itemsize).view(in_dtype).reshape(shape)
+        x = x.astype(np.float32)
         if header["precision"] != "fp32":
             x = x.astype(np.float16).astype(np.float32)
-        outs = self.engine.session.run([n for n, _ in header["outputs"]], {name: x})
-        for (out_name, _), value in zip(header["outputs"], outs):
+        outputs = [io for io in engine._fake_io if not io[2]]
+        outs = engine._fake_session.run([io[0] for io in outputs], {name: x})
+        for (out_name, _, _, out_type), value in zip(outputs, outs):
             value = np.asarray(value, np.float32)
             if header["precision"] != "fp32":
                 value = value.astype(np.float16).astype(np.float32)
-            cuda.device_view(addresses[out_name], value.nbytes)[:] = value.view(np.uint8).ravel()
-        calls.append(("execute", {"batch": shape[0], "stream": stream_handle, "api": api}))
+            value = value.astype(_NUMPY[out_type.name])
+            cuda.fake_device_view(addresses[out_name], value.nbytes)[:] = value.view(np.uint8).ravel()
+        FAKE_calls.append(("execute", {"batch": shape[0], "stream": stream_handle, "api": api}))
         return True
 
-    if _TENSOR_API:
-        def set_input_shape(self, name, shape):
-            return self._set_shape(name, shape)
+    def set_input_shape(self, name, shape):
+        return self._fake_set_shape(name, shape)
 
-        def get_tensor_shape(self, name):
-            if name in self.input_shapes:
-                return Dims(self.input_shapes[name])
-            return self._output_shape(name)
+    def get_tensor_shape(self, name):
+        if name in self._fake_input_shapes:
+            return Dims(self._fake_input_shapes[name])
+        return self._fake_output_shape(name)
 
-        def set_tensor_address(self, name, memory):
-            self.engine._index(name)
-            self.addresses[name] = int(memory)
-            return True
+    def set_tensor_address(self, name, memory):
+        self._fake_engine._fake_index(name)
+        self._fake_addresses[name] = int(memory)
+        return True
 
-        def execute_async_v3(self, stream_handle):
-            if not stream_handle:
-                raise AssertionError("FAKE: the toolkit must not use the default stream")
-            missing = [n for n, _, _ in self.engine._io if n not in self.addresses]
-            if missing:
-                raise AssertionError("FAKE: no address set for %s" % missing)
-            return self._run(self.addresses, stream_handle, "execute_async_v3")
+    def execute_async_v3(self, stream_handle):
+        if not stream_handle:
+            raise AssertionError("FAKE: the toolkit must not use the default stream")
+        missing = [io[0] for io in self._fake_engine._fake_io if io[0] not in self._fake_addresses]
+        if missing:
+            raise AssertionError("FAKE: no address set for %s" % missing)
+        return self._fake_run(self._fake_addresses, stream_handle, "execute_async_v3")
 
     if _BINDINGS:
         def set_binding_shape(self, binding, shape):
-            return self._set_shape(self.engine._io[binding][0], shape)
+            return self._fake_set_shape(self._fake_engine._fake_io[binding][0], shape)
 
         def get_binding_shape(self, binding):
-            name, _, is_input = self.engine._io[binding]
-            return Dims(self.input_shapes[name]) if is_input and name in self.input_shapes else self._output_shape(name)
+            name, _, is_input, _ = self._fake_engine._fake_io[binding]
+            return (Dims(self._fake_input_shapes[name]) if is_input and name in self._fake_input_shapes
+                    else self._fake_output_shape(name))
 
         def execute_async_v2(self, bindings, stream_handle, input_consumed=None):
-            if len(bindings) != len(self.engine._io):
+            if len(bindings) != len(self._fake_engine._fake_io):
                 raise AssertionError("FAKE: one pointer per binding")
-            return self._run({n: int(p) for (n, _, _), p in zip(self.engine._io, bindings)}, stream_handle,
-                             "execute_async_v2")
+            return self._fake_run({io[0]: int(p) for io, p in zip(self._fake_engine._fake_io, bindings)},
+                                  stream_handle, "execute_async_v2")
+
+
+if os.environ.get("FAKE_TRT_RECORD"):
+    from ._fake_record import fake_install
+
+    fake_install(sys.modules[__name__], os.environ["FAKE_TRT_RECORD"])
