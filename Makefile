@@ -1,14 +1,17 @@
 # make setup: .venv with everything a desktop needs (quick when already done)
 # make demo:  train pilotnet on the procedural road and a digits classifier, export both, run the runtime
 # make test:  the test suite
+# make test-board: the runtime's own tests (tests/runtime/), which need no TensorFlow and never run setup:
+#             on a board, PYTHON_BOARD=/path/to/venv/bin/python make test-board
 # SYSTEM_SITE_PACKAGES=1: a venv that sees the system's OpenCV (GStreamer-enabled) and TensorRT, as on a
 # Jetson; then no pip OpenCV, and numpy stays below 2 because those are built against numpy 1.x.
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
+PYTHON_BOARD ?= $(PY)
 STAMP := $(VENV)/.installed
 
-.PHONY: setup demo test lint clean
+.PHONY: setup demo test test-board bench lint clean
 
 setup: $(STAMP)
 
@@ -46,6 +49,9 @@ demo: setup
 
 test: setup
 	$(PY) -m pytest -q
+
+test-board:  ## no `setup` dependency: the interpreter given is used as it is
+	$(PYTHON_BOARD) -m pytest -q tests/runtime
 
 bench: setup   ## by hand: the README's performance table (minutes; not part of make test)
 	$(PY) benchmarks/compare.py --out benchmarks/results

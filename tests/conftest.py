@@ -1,4 +1,5 @@
-"""Shared fixtures: real training runs and real bundles, made once per test session (small but real)."""
+"""Shared helpers, and fixtures for real training runs and real bundles made once per test session (small but
+real). Nothing here imports TensorFlow until a fixture trains: tests/runtime/ runs without it (on a board)."""
 
 import json
 import os
@@ -9,13 +10,6 @@ import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-
-
-@pytest.fixture(scope="session", autouse=True)
-def _quiet_tensorflow():
-    from train import load_tensorflow
-
-    load_tensorflow()
 
 
 FAKES = os.path.join(ROOT, "tests", "fakes", "site")  # FAKE tensorrt and pycuda (tests/fakes/README.md)
@@ -44,7 +38,10 @@ def read_jsonl(path):
 
 
 def _train(tmp_path_factory, name, *args):
+    from train import load_tensorflow
     from train.__main__ import _main
+
+    load_tensorflow()  # once, without its C++ start-up lines
 
     out = tmp_path_factory.mktemp("runs") / name
     _main(list(args) + ["--out", str(out)])
