@@ -3,7 +3,8 @@ by train's own (TensorFlow) input pipeline, not by the runtime's preprocessing.
 
 What may remain, measured (README, "Train/serve skew"): a resize whose exact result is a tie (x.5) or, for
 OpenCV's fixed-point linear resize, near one, rounds to the neighbouring uint8 on one side: one step, in
-about 1% of values (area, down; 10% up) or 12% (linear). The colour conversion, scale and offset agree to float rounding.
+about 1% of values (area, down; 10% up) or 12% (linear). The colour conversion, scale and offset agree to
+float rounding.
 """
 
 import itertools
