@@ -2,13 +2,14 @@
 # jetson_setup.sh: turn a Jetson (JetPack 5, 6 or 7) into a ready runtime, then say what is ready.
 #
 #   ./jetson_setup.sh [--max-perf] [--swap SIZE] [--venv DIR] [--yes] [--dry-run] [--root DIR]
+#   ./jetson_setup.sh --print-requirements 5|6|7   (what pip installs on that JetPack; .ci/jetson_resolve.sh reads it)
 #
 # It detects the board and its L4T release (R35 = JetPack 5, R36 = JetPack 6, R38 and later = JetPack 7),
 # reads the real TensorRT, CUDA and Python versions from the system, installs with apt what JetPack
 # provides (TensorRT's Python bindings, GStreamer's plugins, an OpenCV with GStreamer where there is none;
-# never a pip OpenCV over it), makes a venv with --system-site-packages (so it sees the system's tensorrt
-# and cv2), installs the runtime into it with numpy below 2 and without TensorFlow, builds pycuda against
-# CUDA, checks the video group, and ends with `python -m runtime doctor`. Idempotent: each step is checked
+# never a pip OpenCV over it), makes a venv with the system's /usr/bin/python3 and --system-site-packages (so
+# it sees the system's tensorrt and cv2), installs the runtime into it with numpy below 2 (below 1.24 on
+# JetPack 5) and without TensorFlow, builds pycuda against CUDA, checks the video group, and ends with `python -m runtime doctor`. Idempotent: each step is checked
 # first, and a second run changes nothing and says so.
 set -euo pipefail
 
@@ -21,21 +22,30 @@ SWAP=""
 YES=0
 VENV="$REPO/.venv"
 ACTIONS=0
+PRINT_REQUIREMENTS=""
+SYSTEM_PYTHON=/usr/bin/python3   # JetPack's tensorrt and cv2 are built for it; a pyenv or conda python3 cannot see them
+EXTRAS="[ort]"                   # the runtime with ONNX Runtime; never the opencv extra (the system's has GStreamer)
 
 usage() {
     cat <<EOF
 usage: $PROG [--max-perf] [--swap SIZE] [--venv DIR] [--yes] [--dry-run] [--root DIR]
+       $PROG --print-requirements 5|6|7
 
 Sets up this Jetson for the runtime: apt packages (TensorRT's Python bindings, GStreamer, OpenCV with
-GStreamer), a venv with --system-site-packages and the runtime in it (numpy < 2), pycuda built against
-CUDA, the video group; then runs python -m runtime doctor. Safe to run again: done steps are skipped.
+GStreamer), a venv made by /usr/bin/python3 with --system-site-packages and the runtime in it (numpy < 2;
+< 1.24 on JetPack 5), pycuda built against CUDA, the video group; then runs python -m runtime doctor. Safe to
+run again: done steps are skipped.
 
-  --max-perf    switch to the MAXN power mode (read from /etc/nvpmodel.conf) and lock clocks (jetson_clocks)
+  --max-perf    switch to the fastest power mode (MAXN by name in /etc/nvpmodel.conf, else the most watts,
+                then the most cores) and lock clocks (jetson_clocks)
   --swap SIZE   make and enable a swap file of SIZE (e.g. 8G); Nano-class boards need it to build engines
   --venv DIR    where the venv goes (default: $REPO/.venv)
   --yes         consent to adding you to the video group without asking
   --dry-run     print every action, change nothing
   --root DIR    read the system's files under DIR (for tests; changes are refused there)
+  --print-requirements JETPACK
+                print what pip installs into the venv on JetPack 5, 6 or 7 (Python version, the runtime's
+                requirements, pycuda's) and exit; CI resolves them for aarch64 (.ci/jetson_resolve.sh)
   -h, --help    this text
 EOF
 }
@@ -50,11 +60,37 @@ while [[ $# -gt 0 ]]; do
         --root) [[ $# -ge 2 ]] || die "--root needs a folder"; ROOT="$2"; shift ;;
         --yes|-y) YES=1 ;;
         --dry-run|-n) DRY=1 ;;
+        --print-requirements)
+            [[ $# -ge 2 ]] || die "--print-requirements needs a JetPack: 5, 6 or 7"; PRINT_REQUIREMENTS="$2"; shift ;;
         -h|--help) usage; exit 0 ;;
         *) die "unknown option $1 (see $PROG --help)" ;;
     esac
     shift
 done
+
+# --- what pip installs, per JetPack: the one place (--print-requirements shows it to CI) ---------------------
+#   numpy: the system's OpenCV and TensorRT are built against numpy 1.x, so below 2 everywhere; on JetPack 5 also
+#     below 1.24, where TensorRT 8.5's trt.nptype names np.bool (removed in 1.24), and pip would pick 1.24 for
+#     numpy<2 (onnxruntime's aarch64 wheels for Python 3.8 need >= 1.21.6).
+#   pycuda (an sdist, compiled here): 2026.1 says Python ~=3.8 but uses 3.9/3.10 syntax at import time
+#     (pycuda.tools, gpuarray, autoinit fail on 3.8), so 2025.1.x on Python 3.8; CUDA 13 needs >= 2025.1.2.
+#   Python and glibc are the JetPack's Ubuntu's (20.04, 22.04, 24.04): what pip's wheels must fit there.
+requirements_of() {  # JETPACK -> sets PIP_PYTHON PIP_GLIBC NUMPY_PIN PYCUDA_PIN
+    case "$1" in
+        5) PIP_PYTHON=3.8;  PIP_GLIBC=2.31; NUMPY_PIN="numpy<1.24"; PYCUDA_PIN="pycuda>=2022.2,<2026" ;;
+        6) PIP_PYTHON=3.10; PIP_GLIBC=2.35; NUMPY_PIN="numpy<2";    PYCUDA_PIN="pycuda>=2022.2" ;;
+        7) PIP_PYTHON=3.12; PIP_GLIBC=2.39; NUMPY_PIN="numpy<2";    PYCUDA_PIN="pycuda>=2025.1.2" ;;
+        *) return 1 ;;
+    esac
+}
+if [[ -n "$PRINT_REQUIREMENTS" ]]; then
+    requirements_of "$PRINT_REQUIREMENTS" || die "--print-requirements $PRINT_REQUIREMENTS: give a JetPack: 5, 6 or 7"
+    echo "python $PIP_PYTHON"
+    echo "glibc $PIP_GLIBC"
+    echo "runtime .$EXTRAS $NUMPY_PIN"
+    echo "pycuda $PYCUDA_PIN"
+    exit 0
+fi
 [[ -z "$SWAP" || "$SWAP" =~ ^[1-9][0-9]*[MG]$ ]] || die "--swap $SWAP: give a size such as 4G or 8192M"
 [[ -d "$ROOT" ]] || die "--root $ROOT is not a folder"
 ROOT="${ROOT%/}/"
@@ -115,17 +151,34 @@ python="$(upstream python3)"
 echo "Jetson: $model, L4T R$l4t = JetPack $jetpack; TensorRT ${trt:-not installed yet}, CUDA ${cuda:-not found}, Python ${python:-?}"
 
 # --- apt: what JetPack provides ---------------------------------------------------------------------
+requirements_of "$jetpack"
+# CUDA's compiler and headers for pycuda, JetPack's own versioned packages (not nvidia-cuda-dev, which pulls the
+# whole toolkit and may resolve to Ubuntu's), named by the CUDA release: the system's, else the L4T release's.
+if [[ -n "$cuda" ]]; then
+    cuda_xy="${cuda%%.*}-$(cut -d. -f2 <<<"$cuda")"
+else
+    case "$major" in
+        35) cuda_xy=11-4 ;;
+        36) if [[ "$(cut -d. -f2 <<<"$l4t")" -ge 4 ]]; then cuda_xy=12-6; else cuda_xy=12-2; fi ;;
+        *) cuda_xy=13-0 ;;
+    esac
+fi
+cuda_home=/usr/local/cuda
 packages=(python3-libnvinfer python3-venv python3-pip python3-dev python3-gi gir1.2-gst-rtsp-server-1.0
           gstreamer1.0-tools gstreamer1.0-plugins-good gstreamer1.0-plugins-bad gstreamer1.0-plugins-ugly
-          gstreamer1.0-libav)
-if ! installed libopencv-python && ! installed python3-opencv && ! installed nvidia-opencv; then
-    if [[ $jetpack -ge 7 ]]; then packages+=(python3-opencv); else packages+=(nvidia-opencv); fi
+          gstreamer1.0-libav build-essential)   # build-essential: g++, which pycuda's build needs
+# JetPack's cv2 is in libopencv-python (nvidia-opencv is only a metapackage over it); JetPack 7 uses Ubuntu's.
+if ! installed libopencv-python && ! installed python3-opencv; then
+    if [[ $jetpack -ge 7 ]]; then packages+=(python3-opencv); else packages+=(libopencv-python); fi
 fi
-[[ -x "${ROOT}usr/local/cuda/bin/nvcc" ]] || packages+=(nvidia-cuda-dev)   # pycuda compiles against CUDA
+if [[ ! -x "${ROOT}usr/local/cuda/bin/nvcc" ]]; then
+    packages+=("cuda-nvcc-$cuda_xy" "cuda-cudart-dev-$cuda_xy" "cuda-driver-dev-$cuda_xy")
+    cuda_home="/usr/local/cuda-${cuda_xy/-/.}"
+fi
 missing=()
 for p in "${packages[@]}"; do installed "$p" || missing+=("$p"); done
 if [[ ${#missing[@]} -eq 0 ]]; then
-    ok "apt packages (TensorRT bindings, GStreamer, OpenCV with GStreamer, CUDA headers) are installed"
+    ok "apt packages (TensorRT bindings, GStreamer, OpenCV with GStreamer, CUDA's compiler, g++) are installed"
 else
     act $SUDO apt-get update
     act $SUDO apt-get install -y "${missing[@]}"
@@ -135,26 +188,29 @@ fi
 if [[ -x "$VENV/bin/python" ]]; then
     grep -q "include-system-site-packages = true" "$VENV/pyvenv.cfg" 2>/dev/null \
         || die "$VENV exists but does not see the system's packages (tensorrt, cv2): remove it, or pass --venv DIR"
-    ok "venv $VENV (with --system-site-packages)"
+    home="$(sed -n 's/^home *= *//p' "$VENV/pyvenv.cfg" 2>/dev/null | head -n 1)"
+    [[ "${home%/}" == "${SYSTEM_PYTHON%/*}" ]] \
+        || die "$VENV was made by ${home:-an unknown}/python3, not the system's $SYSTEM_PYTHON, so it cannot see JetPack's tensorrt and cv2: remove it, or pass --venv DIR"
+    ok "venv $VENV (made by $SYSTEM_PYTHON, with --system-site-packages)"
 else
-    act python3 -m venv --system-site-packages "$VENV"
+    act "$SYSTEM_PYTHON" -m venv --system-site-packages "$VENV"
 fi
-check_runtime='import numpy, onnxruntime, runtime; assert int(numpy.__version__.split(".")[0]) < 2'
+numpy_below="${NUMPY_PIN#numpy<}"
+check_runtime="import numpy, onnxruntime, runtime; v = tuple(int(x) for x in numpy.__version__.split('.')[:2]); assert v < tuple(int(x) for x in '$numpy_below'.split('.'))"
 if [[ -x "$VENV/bin/python" ]] && "$VENV/bin/python" -c "$check_runtime" >/dev/null 2>&1; then
-    ok "the runtime, ONNX Runtime and numpy < 2 are in the venv"
+    ok "the runtime, ONNX Runtime and $NUMPY_PIN are in the venv"
 else
-    # numpy < 2: the system's OpenCV and TensorRT are built against numpy 1.x (JetPack 5 ships 1.17, 6 ships
-    # 1.21); pip raises it within 1.x only if onnxruntime needs a newer one. No opencv extra: the system's
-    # OpenCV, with GStreamer, must stay the one that imports.
+    # No opencv extra: the system's OpenCV, with GStreamer, must stay the one that imports.
     act "$VENV/bin/pip" install --upgrade "pip>=21.3"   # JetPack 5's pip 20 cannot install a pyproject.toml project
-    act "$VENV/bin/pip" install -e "${REPO}[ort]" "numpy<2"
+    act "$VENV/bin/pip" install -e "${REPO}${EXTRAS}" "$NUMPY_PIN"
 fi
-if [[ -x "$VENV/bin/python" ]] && "$VENV/bin/python" -c "import pycuda.driver" >/dev/null 2>&1; then
+# pycuda.tools too: the pycuda that breaks on Python 3.8 loads pycuda.driver and fails there.
+if [[ -x "$VENV/bin/python" ]] && "$VENV/bin/python" -c "import pycuda.driver, pycuda.tools" >/dev/null 2>&1; then
     ok "pycuda is in the venv"
 else
-    act --show "PATH=/usr/local/cuda/bin:\$PATH CUDA_ROOT=/usr/local/cuda $VENV/bin/pip install pycuda" \
-        env PATH="/usr/local/cuda/bin:$PATH" CUDA_ROOT=/usr/local/cuda \
-        LD_LIBRARY_PATH="/usr/local/cuda/lib64:${LD_LIBRARY_PATH:-}" "$VENV/bin/pip" install pycuda
+    act --show "PATH=$cuda_home/bin:\$PATH CUDA_ROOT=$cuda_home $VENV/bin/pip install $(printf '%q' "$PYCUDA_PIN")" \
+        env PATH="$cuda_home/bin:$PATH" CUDA_ROOT="$cuda_home" \
+        LD_LIBRARY_PATH="$cuda_home/lib64:${LD_LIBRARY_PATH:-}" "$VENV/bin/pip" install "$PYCUDA_PIN"
 fi
 
 # --- cameras: the video group --------------------------------------------------------------------------
@@ -172,18 +228,91 @@ else
     echo "note: $user is not in the video group, so cameras will not open: sudo usermod -aG video $user (or re-run with --yes)"
 fi
 
-# --- --max-perf: MAXN (by name, from nvpmodel.conf: mode 0 is not the fastest on every board), clocks ----
-if [[ $MAX_PERF -eq 1 ]]; then
-    maxn="$(sed -n 's/.*< *POWER_MODEL *ID=\([0-9]*\) *NAME=\(MAXN[^ >]*\) *>.*/\1 \2/p' "${ROOT}etc/nvpmodel.conf" 2>/dev/null | head -n 1)"
-    current="$(sed -n 's/^pmode:0*\([0-9][0-9]*\).*/\1/p' "${ROOT}var/lib/nvpmodel/status" 2>/dev/null || true)"
-    if [[ -z "$maxn" ]]; then
-        echo "note: no MAXN mode in ${ROOT}etc/nvpmodel.conf; leaving the power mode as it is"
-    elif [[ "${current:-x}" == "${maxn%% *}" ]]; then
-        ok "power mode ${maxn#* } (mode ${maxn%% *})"
-    else
-        act $SUDO nvpmodel -m "${maxn%% *}"
+# --- --max-perf: the fastest power mode, then clocks -------------------------------------------------------
+# The fastest mode by name, the rule of runtime/doctor.py's fastest_mode (a test checks they agree): MAXN*, else
+# the most watts, then the most cores (Xavier NX on JetPack 5 has no MAXN: mode 8, MODE_20W_6CORE); mode 0 is
+# not the fastest on every board.
+rating_greater() {  # "A B C" "D E F": is the first rating greater?
+    local -a a b
+    read -r -a a <<<"$1"
+    read -r -a b <<<"$2"
+    local i
+    for i in 0 1 2; do
+        ((a[i] > b[i])) && return 0
+        ((a[i] < b[i])) && return 1
+    done
+    return 1
+}
+fastest_mode() {  # CONF -> "ID NAME", or nothing when no name says
+    local id name upper rating best="" best_rating="" cores
+    while read -r id name; do
+        upper="${name^^}"
+        if [[ "$upper" == MAXN* ]]; then
+            rating="2 0 0"
+        elif [[ "$upper" =~ ([0-9]+)W ]]; then
+            rating="1 ${BASH_REMATCH[1]}"
+            cores=0
+            [[ "$upper" =~ ([0-9]+)CORE ]] && cores="${BASH_REMATCH[1]}"
+            rating="$rating $cores"
+        else
+            continue
+        fi
+        if [[ -z "$best" ]] || rating_greater "$rating" "$best_rating"; then best="$id $name"; best_rating="$rating"; fi
+    done < <(sed -n 's/.*<[[:space:]]*POWER_MODEL[[:space:]][[:space:]]*ID=\([0-9][0-9]*\)[[:space:]][[:space:]]*NAME=\([^[:space:]>][^[:space:]>]*\).*/\1 \2/p' "$1")
+    echo "$best"
+}
+# nvpmodel -m asks "DO YOU WANT TO REBOOT NOW?" when the mode changes what only a reboot applies (CPU cores on
+# some boards): answer no, and say so; otherwise check the mode with nvpmodel -q.
+switch_power_mode() {  # ID NAME
+    local out rc=0 now
+    out="$(echo no | $SUDO nvpmodel -m "$1" 2>&1)" || rc=$?
+    [[ -z "$out" ]] || echo "$out"
+    if grep -qi "reboot" <<<"$out"; then
+        REBOOT_PENDING=1
+        echo "note: power mode $2 (mode $1) takes effect after a reboot, which nvpmodel asked for and was not done: sudo reboot, then run $PROG --max-perf again to lock the clocks"
+        return 0
     fi
-    act $SUDO jetson_clocks   # clocks at their maximum until the next reboot
+    [[ $rc -eq 0 ]] || return "$rc"
+    now="$($SUDO nvpmodel -q 2>/dev/null | sed -n 's/^NV Power Mode: *//p' | head -n 1)"
+    [[ "$now" == "$2" ]] || { echo "nvpmodel -q says the power mode is '${now:-?}', not $2" >&2; return 1; }
+    ok "power mode $2 (mode $1), as nvpmodel -q says"
+}
+clocks_locked() {  # jetson_clocks pins each CPU's minimum frequency to its maximum until the next reboot
+    local cpufreq="${ROOT}sys/devices/system/cpu/cpu0/cpufreq" low high
+    low="$(cat "$cpufreq/scaling_min_freq" 2>/dev/null || true)"
+    high="$(cat "$cpufreq/cpuinfo_max_freq" 2>/dev/null || true)"
+    [[ -n "$low" && "$low" == "$high" ]]
+}
+REBOOT_PENDING=0
+if [[ $MAX_PERF -eq 1 ]]; then
+    conf="${ROOT}etc/nvpmodel.conf"
+    mode_changed=0
+    if [[ ! -f "$conf" ]]; then
+        echo "note: no /etc/nvpmodel.conf here (nvpmodel is not set up on this board): leaving the power mode as it is"
+    else
+        fastest="$(fastest_mode "$conf")"
+        current="$(sed -n 's/^pmode:0*\([0-9][0-9]*\).*/\1/p' "${ROOT}var/lib/nvpmodel/status" 2>/dev/null || true)"
+        if [[ -z "$current" && "$ROOT" == / ]] && command -v nvpmodel >/dev/null; then
+            current_name="$(nvpmodel -q 2>/dev/null | sed -n 's/^NV Power Mode: *//p' | head -n 1)"
+            [[ "$current_name" == "${fastest#* }" ]] && current="${fastest%% *}"
+        fi
+        if [[ -z "$fastest" ]]; then
+            echo "note: no mode in /etc/nvpmodel.conf is MAXN or says its watts; leaving the power mode as it is"
+        elif [[ "${current:-x}" == "${fastest%% *}" ]]; then
+            ok "power mode ${fastest#* } (mode ${fastest%% *}), the fastest"
+        else
+            act --show "echo no | ${SUDO:+$SUDO }nvpmodel -m ${fastest%% *} && ${SUDO:+$SUDO }nvpmodel -q" \
+                switch_power_mode "${fastest%% *}" "${fastest#* }"
+            mode_changed=1
+        fi
+    fi
+    if [[ $REBOOT_PENDING -eq 1 ]]; then
+        echo "note: clocks not locked: the new power mode needs the reboot first"
+    elif [[ $mode_changed -eq 0 ]] && clocks_locked; then
+        ok "clocks are locked at their maximum (jetson_clocks has run since the last boot)"
+    else
+        act $SUDO jetson_clocks   # clocks at their maximum until the next reboot
+    fi
 fi
 
 # --- --swap SIZE ----------------------------------------------------------------------------------------

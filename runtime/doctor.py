@@ -70,9 +70,29 @@ def power_modes(root="/"):
     return [(int(i), name) for i, name in re.findall(r"<\s*POWER_MODEL\s+ID=(\d+)\s+NAME=(\S+)\s*>", text)]
 
 
-def maxn_mode(root="/"):
-    """(id, name) of the MAXN power mode (mode 0 is not MAXN on every board), or None."""
-    return next(((i, name) for i, name in power_modes(root) if name.upper().startswith("MAXN")), None)
+def mode_rating(name):
+    """How fast a power mode is by its name: (2, 0, 0) for MAXN*, else (1, watts, cores) from names such as
+    MODE_20W_6CORE, 15W or MODE_30W_ALL, (0, 0, 0) when the name says neither. jetson_setup.sh applies the
+    same rule (fastest_mode there); tests/test_jetson_setup.py checks the two agree on real boards' confs."""
+    upper = name.upper()
+    if upper.startswith("MAXN"):
+        return (2, 0, 0)
+    watts = re.search(r"(\d+)W", upper)
+    cores = re.search(r"(\d+)CORE", upper)
+    if not watts:
+        return (0, 0, 0)
+    return (1, int(watts.group(1)), int(cores.group(1)) if cores else 0)
+
+
+def fastest_mode(root="/"):
+    """(id, name) of the fastest power mode: MAXN by name (mode 0 is not the fastest on every board), else the
+    most watts, then the most cores (Xavier NX on JetPack 5 has no MAXN: its fastest is 8, MODE_20W_6CORE);
+    the first of equals. None when there is no nvpmodel.conf or no name says."""
+    best = None
+    for i, name in power_modes(root):
+        if mode_rating(name) > (0, 0, 0) and (best is None or mode_rating(name) > mode_rating(best[1])):
+            best = (i, name)
+    return best
 
 
 def power_mode(root="/"):
@@ -112,7 +132,8 @@ def _opencv():
     cv2, error = _module("cv2")
     if cv2 is None:
         return Check("opencv", MISSING, "no OpenCV (%s)" % error,
-                     "on a Jetson: sudo apt install nvidia-opencv, in a venv made with --system-site-packages; "
+                     "on a Jetson: sudo apt install libopencv-python (JetPack 5/6; python3-opencv on 7), in a venv "
+                     "made by /usr/bin/python3 with --system-site-packages; "
                      "elsewhere: pip install opencv-python (no cameras) or apt install python3-opencv"), None
     from .gst import opencv_has_gstreamer
 
@@ -179,11 +200,11 @@ def _jetson(root):
     if jetpack is None:
         return Check("jetson", MISSING, detail + ": too old for this runtime", "flash JetPack 5.1 or later")
     mode = power_mode(root) or "unknown"
-    maxn = maxn_mode(root)
+    fastest = fastest_mode(root)
     detail += ", power mode %s" % mode
-    if maxn and mode != maxn[1]:
-        return Check("jetson", WARN, detail + " (the fastest is %s, mode %d)" % (maxn[1], maxn[0]),
-                     "./jetson_setup.sh --max-perf   (or: sudo nvpmodel -m %d && sudo jetson_clocks)" % maxn[0])
+    if fastest and mode != fastest[1]:
+        return Check("jetson", WARN, detail + " (the fastest is %s, mode %d)" % (fastest[1], fastest[0]),
+                     "./jetson_setup.sh --max-perf   (or: sudo nvpmodel -m %d && sudo jetson_clocks)" % fastest[0])
     return Check("jetson", OK, detail)
 
 

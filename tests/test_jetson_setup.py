@@ -1,74 +1,23 @@
-"""jetson_setup.sh and `python -m runtime doctor`, against fake Jetson roots (--root): the files a Jetson
-has (/etc/nv_tegra_release, /proc/device-tree/model, dpkg's status, CUDA's version file, nvpmodel's conf
-and status, /etc/group), one per JetPack release. The script never changes anything under --root."""
+"""jetson_setup.sh and `python -m runtime doctor`, against fake Jetson roots (--root, tests/jetson_roots.py): the
+files a Jetson has (/etc/nv_tegra_release, /proc/device-tree/model, dpkg's status, CUDA's version file,
+nvpmodel's conf and status, /etc/group, cpufreq), one per JetPack release. The script never changes anything
+under --root. What pip installs per JetPack is checked on the reports .ci/jetson_resolve.sh resolved for aarch64."""
 
 import json
 import os
 import shutil
 import subprocess
+import sys
 
 import pytest
 
+from runtime import doctor
 from tests.conftest import ROOT, cli
+from tests.jetson_roots import (ALL_PACKAGES, NVPMODEL_AGX_ORIN, NVPMODEL_ORIN_NANO_JP5, NVPMODEL_ORIN_NANO_SUPER,
+                                NVPMODEL_THOR, NVPMODEL_XAVIER_AGX, NVPMODEL_XAVIER_NX, RELEASES,
+                                RESOLVE_CACHE, fake_root, fake_venv, resolved)
 
 SCRIPT = os.path.join(ROOT, "jetson_setup.sh")
-ALL_PACKAGES = ["python3-libnvinfer", "python3-venv", "python3-pip", "python3-dev", "python3-gi",
-                "gir1.2-gst-rtsp-server-1.0", "gstreamer1.0-tools", "gstreamer1.0-plugins-good",
-                "gstreamer1.0-plugins-bad", "gstreamer1.0-plugins-ugly", "gstreamer1.0-libav"]
-RELEASES = {  # L4T line, board, (python3, python3-libnvinfer versions), CUDA file
-    "jp5": ("# R35 (release), REVISION: 4.1, GCID: 33958178, BOARD: t186ref, EABI: aarch64, DATE: Tue Aug  1 19:57:35 "
-            "UTC 2023", "NVIDIA Jetson Xavier NX Developer Kit", ("3.8.2-0ubuntu2", "8.5.2-1+cuda11.4"),
-            ("version.txt", "CUDA Version 11.4.315\n")),
-    "jp6": ("# R36 (release), REVISION: 4.3, GCID: 38968081, BOARD: generic, EABI: aarch64, DATE: Wed Jan  8 01:49:37 "
-            "UTC 2025", "NVIDIA Jetson Orin Nano Engineering Reference Developer Kit Super",
-            ("3.10.6-1~22.04", "10.3.0.30-1+cuda12.5"),
-            ("version.json", '{\n   "cuda" : {\n      "name" : "CUDA SDK",\n      "version" : "12.6.68"\n   },\n'
-                             '   "cuda_cudart" : {\n      "version" : "12.6.68"\n   }\n}\n')),
-    "jp7": ("# R38 (release), REVISION: 2.0, GCID: 41844464, BOARD: generic, EABI: aarch64, DATE: Fri Aug 22 00:00:00 "
-            "UTC 2025", "NVIDIA Jetson AGX Thor Developer Kit", ("3.12.3-0ubuntu2", "10.13.3.9-1+cuda13.0"),
-            ("version.json", '{"cuda" : {"name" : "CUDA SDK", "version" : "13.0.48"}}\n')),
-}
-NVPMODEL_XAVIER_NX = """< POWER_MODEL ID=0 NAME=MODE_15W_2CORE >
-CPU_ONLINE CORE_0 1
-< POWER_MODEL ID=1 NAME=MODE_15W_4CORE >
-< POWER_MODEL ID=8 NAME=MAXN >
-< PM_CONFIG DEFAULT=2 >
-"""
-
-
-def fake_root(tmp_path, release="jp6", packages=(), group_members="", nvpmodel=None, pmode=None):
-    root = tmp_path / ("root-" + release)
-    line, model, (py, trt), (cuda_name, cuda_text) = RELEASES[release]
-    (root / "etc").mkdir(parents=True)
-    (root / "etc" / "nv_tegra_release").write_text(line + "\n")
-    (root / "proc" / "device-tree").mkdir(parents=True)
-    (root / "proc" / "device-tree" / "model").write_bytes(model.encode() + b"\0")
-    (root / "usr" / "local" / "cuda" / "bin").mkdir(parents=True)
-    (root / "usr" / "local" / "cuda" / cuda_name).write_text(cuda_text)
-    (root / "var" / "lib" / "dpkg").mkdir(parents=True)
-    versions = dict({p: "1.0-1" for p in packages}, python3=py, **({"python3-libnvinfer": trt}
-                                                                   if "python3-libnvinfer" in packages else {}))
-    (root / "var" / "lib" / "dpkg" / "status").write_text("".join(
-        "Package: %s\nStatus: install ok installed\nVersion: %s\nArchitecture: arm64\n\n" % kv
-        for kv in versions.items()))
-    (root / "etc" / "group").write_text("root:x:0:\nvideo:x:44:%s\n" % group_members)
-    if nvpmodel:
-        (root / "etc" / "nvpmodel.conf").write_text(nvpmodel)
-    if pmode is not None:
-        (root / "var" / "lib" / "nvpmodel").mkdir(parents=True)
-        (root / "var" / "lib" / "nvpmodel" / "status").write_text("pmode:%04d fmode:quiet\n" % pmode)
-    return root
-
-
-def fake_venv(tmp_path):
-    """A venv whose python answers every check (the runtime, pycuda) and stands in for doctor."""
-    venv = tmp_path / "venv"
-    (venv / "bin").mkdir(parents=True)
-    (venv / "pyvenv.cfg").write_text("home = /usr/bin\ninclude-system-site-packages = true\n")
-    python = venv / "bin" / "python"
-    python.write_text("#!/bin/sh\n[ \"$2\" = runtime ] && echo \"doctor (stand-in): $*\"\nexit 0\n")
-    python.chmod(0o755)
-    return venv
 
 
 def setup(*args, env=None):
@@ -91,10 +40,11 @@ def test_shellcheck_is_clean():
 
 @pytest.mark.parametrize("release, expect", [
     ("jp5", ["NVIDIA Jetson Xavier NX Developer Kit, L4T R35.4.1 = JetPack 5; TensorRT 8.5.2, CUDA 11.4.315, "
-             "Python 3.8.2", "nvidia-opencv"]),
-    ("jp6", ["L4T R36.4.3 = JetPack 6; TensorRT 10.3.0.30, CUDA 12.6.68, Python 3.10.6", "nvidia-opencv"]),
+             "Python 3.8.2", "libopencv-python", "numpy\\<1.24", "pycuda\\>=2022.2\\,\\<2026", "11-4"]),
+    ("jp6", ["L4T R36.4.3 = JetPack 6; TensorRT 10.3.0.30, CUDA 12.6.68, Python 3.10.6", "libopencv-python",
+             "numpy\\<2", "pycuda\\>=2022.2", "12-6"]),
     ("jp7", ["NVIDIA Jetson AGX Thor Developer Kit, L4T R38.2.0 = JetPack 7; TensorRT 10.13.3.9, CUDA 13.0.48, "
-             "Python 3.12.3", "python3-opencv"]),
+             "Python 3.12.3", "python3-opencv", "numpy\\<2", "pycuda\\>=2025.1.2", "13-0"]),
 ])
 def test_a_dry_run_prints_the_plan_for_each_jetpack_and_changes_nothing(tmp_path, release, expect):
     root = fake_root(tmp_path, release, packages=["python3-libnvinfer"])
@@ -102,18 +52,57 @@ def test_a_dry_run_prints_the_plan_for_each_jetpack_and_changes_nothing(tmp_path
     proc = setup("--dry-run", "--root", root, "--venv", tmp_path / "venv")
     assert proc.returncode == 0, proc.stderr
     out = proc.stdout
-    assert expect[0] in out
-    apt = [ln for ln in out.splitlines() if ln.startswith("would run: apt-get install -y ")][0]
-    assert expect[1] in apt and "python3-libnvinfer" not in apt and "gir1.2-gst-rtsp-server-1.0" in apt
-    assert "opencv-python" not in out  # never a pip OpenCV over the system's
-    assert "would run: python3 -m venv --system-site-packages %s" % (tmp_path / "venv") in out
-    assert "install -e %s\\[ort\\] numpy\\<2" % ROOT in out
-    assert "PATH=/usr/local/cuda/bin:$PATH CUDA_ROOT=/usr/local/cuda" in out and "install pycuda" in out
+    title, opencv, numpy_pin, pycuda_pin, cuda_xy = expect
+    assert title in out
+    apt = [ln for ln in out.splitlines() if ln.startswith("would run: apt-get install -y ")][0].split()
+    assert opencv in apt and "nvidia-opencv" not in apt and "python3-libnvinfer" not in apt
+    assert "gir1.2-gst-rtsp-server-1.0" in apt and "build-essential" in apt  # g++ for pycuda
+    # no nvcc: JetPack's versioned CUDA packages for this release, never nvidia-cuda-dev (the whole toolkit)
+    assert ["cuda-nvcc-" + cuda_xy, "cuda-cudart-dev-" + cuda_xy, "cuda-driver-dev-" + cuda_xy] == apt[-3:]
+    assert "nvidia-cuda-dev" not in out
+    assert not any("pip install" in ln and "opencv" in ln for ln in out.splitlines())  # never a pip OpenCV
+    # the system's python3: a pyenv or conda python3 first on PATH would not see JetPack's tensorrt and cv2
+    assert "would run: /usr/bin/python3 -m venv --system-site-packages %s" % (tmp_path / "venv") in out
+    assert "install -e %s\\[ort\\] %s" % (ROOT, numpy_pin) in out  # the numpy pin is on pip's command line
+    cuda_home = "/usr/local/cuda-" + cuda_xy.replace("-", ".")
+    assert ("would run: PATH=%s/bin:$PATH CUDA_ROOT=%s %s/bin/pip install %s"
+            % (cuda_home, cuda_home, tmp_path / "venv", pycuda_pin)) in out
     assert "note: alice is not in the video group" in out and "--yes" in out
     assert "would run: %s -m runtime doctor" % (tmp_path / "venv" / "bin" / "python") in out
     assert r"install --upgrade pip\>=21.3" in out  # JetPack 5's pip 20 predates editable pyproject installs
     assert "dry run: 6 action(s) above, nothing changed" in out
     assert listing(root) == before and not (tmp_path / "venv").exists()
+
+
+@pytest.mark.parametrize("line, cuda_xy", [
+    ("# R36 (release), REVISION: 3.0, GCID: 36191598, BOARD: generic, EABI: aarch64", "12-2"),  # JetPack 6.0
+    ("# R36 (release), REVISION: 4.0, GCID: 37537400, BOARD: generic, EABI: aarch64", "12-6"),  # JetPack 6.1
+    ("# R35 (release), REVISION: 2.1, GCID: 32413640, BOARD: t186ref, EABI: aarch64", "11-4"),  # JetPack 5.1
+    ("# R38 (release), REVISION: 2.0, GCID: 41844464, BOARD: generic, EABI: aarch64", "13-0"),  # JetPack 7.0
+])
+def test_cuda_packages_follow_the_l4t_release_when_cuda_says_nothing(tmp_path, line, cuda_xy):
+    root = fake_root(tmp_path, "jp6", packages=ALL_PACKAGES + ["libopencv-python"], cuda_file=False)
+    (root / "etc" / "nv_tegra_release").write_text(line + "\n")
+    proc = setup("--dry-run", "--root", root, "--venv", fake_venv(tmp_path))
+    assert proc.returncode == 0, proc.stderr
+    apt = [ln for ln in proc.stdout.splitlines() if ln.startswith("would run: apt-get install -y ")]
+    assert apt == ["would run: apt-get install -y cuda-nvcc-%s cuda-cudart-dev-%s cuda-driver-dev-%s"
+                   % (cuda_xy, cuda_xy, cuda_xy)]
+
+
+def test_opencv_is_checked_by_the_package_that_has_cv2_not_the_metapackage(tmp_path):
+    # nvidia-opencv installed, its libopencv-python removed: cv2 is gone, and libopencv-python brings it back
+    root = fake_root(tmp_path, "jp5", packages=ALL_PACKAGES + ["nvidia-opencv"], nvcc=True)
+    proc = setup("--dry-run", "--root", root, "--venv", fake_venv(tmp_path))
+    assert "would run: apt-get install -y libopencv-python" in proc.stdout.splitlines()
+
+
+def test_a_venv_made_by_another_python_is_refused(tmp_path):
+    root = fake_root(tmp_path, "jp6", packages=ALL_PACKAGES + ["libopencv-python"], nvcc=True)
+    venv = fake_venv(tmp_path, home="/home/alice/.pyenv/versions/3.10.13/bin")
+    proc = setup("--dry-run", "--root", root, "--venv", venv)
+    assert proc.returncode == 2 and len(proc.stderr.strip().splitlines()) == 1, proc.stderr
+    assert "made by /home/alice/.pyenv/versions/3.10.13/bin/python3, not the system's /usr/bin/python3" in proc.stderr
 
 
 @pytest.mark.parametrize("line, message", [
@@ -137,23 +126,22 @@ def test_a_machine_that_is_not_a_jetson_is_refused(tmp_path):
 
 
 def test_a_second_run_on_a_set_up_jetson_changes_nothing(tmp_path):
-    root = fake_root(tmp_path, "jp6", packages=ALL_PACKAGES + ["nvidia-opencv"], group_members="bob,alice")
-    (root / "usr" / "local" / "cuda" / "bin" / "nvcc").write_text("")
-    (root / "usr" / "local" / "cuda" / "bin" / "nvcc").chmod(0o755)
+    root = fake_root(tmp_path, "jp6", packages=ALL_PACKAGES + ["libopencv-python"], group_members="bob,alice",
+                     nvcc=True, nvpmodel=NVPMODEL_ORIN_NANO_SUPER, pmode=2, clocks=(1728000, 1728000))
     venv = fake_venv(tmp_path)
-    for _ in range(2):
-        proc = setup("--root", root, "--venv", venv)  # not a dry run: it would refuse to change anything here
+    for _ in range(2):  # not a dry run: it would refuse to change anything here
+        proc = setup("--root", root, "--venv", venv, "--max-perf")
         assert proc.returncode == 0, proc.stderr
         assert "nothing to change: this Jetson is set up" in proc.stdout
         assert not any(ln.startswith(("+ apt", "would run", "+ python3")) for ln in proc.stdout.splitlines())
-        assert proc.stdout.count("ok: ") == 5
+        assert "ok: power mode MAXN_SUPER (mode 2), the fastest" in proc.stdout
+        assert "ok: clocks are locked at their maximum (jetson_clocks has run since the last boot)" in proc.stdout
+        assert proc.stdout.count("ok: ") == 7
         assert "doctor (stand-in): -m runtime doctor" in proc.stdout
 
 
 def test_changes_under_root_are_refused_and_consent_adds_the_video_group(tmp_path):
-    root = fake_root(tmp_path, "jp6", packages=ALL_PACKAGES + ["nvidia-opencv"])
-    (root / "usr" / "local" / "cuda" / "bin" / "nvcc").write_text("")
-    (root / "usr" / "local" / "cuda" / "bin" / "nvcc").chmod(0o755)
+    root = fake_root(tmp_path, "jp6", packages=ALL_PACKAGES + ["libopencv-python"], nvcc=True)
     venv = fake_venv(tmp_path)
     proc = setup("--root", root, "--venv", venv, "--yes")
     assert proc.returncode == 2 and "refusing to change a system read under --root" in proc.stderr
@@ -163,14 +151,40 @@ def test_changes_under_root_are_refused_and_consent_adds_the_video_group(tmp_pat
     assert [ln for ln in proc.stdout.splitlines() if "usermod" in ln][0].endswith("usermod -aG video alice")
 
 
-def test_max_perf_finds_maxn_by_name_not_mode_0(tmp_path):
-    root = fake_root(tmp_path, "jp5", nvpmodel=NVPMODEL_XAVIER_NX, pmode=2)
+def test_max_perf_picks_the_fastest_mode_by_name_where_none_is_maxn(tmp_path):
+    root = fake_root(tmp_path, "jp5", nvpmodel=NVPMODEL_XAVIER_NX, pmode=2, clocks=(1190400, 1907200))
     proc = setup("--dry-run", "--max-perf", "--root", root, "--venv", tmp_path / "v")
     assert proc.returncode == 0, proc.stderr
-    assert "nvpmodel -m 8" in proc.stdout and "jetson_clocks" in proc.stdout  # on Xavier NX, mode 0 is 15 W
-    root2 = fake_root(tmp_path / "b", "jp5", nvpmodel=NVPMODEL_XAVIER_NX, pmode=8)
+    # Xavier NX on JetPack 5: no MAXN; 20 W on six cores is mode 8 (mode 0 is 15 W on two). A reboot prompt is
+    # answered no (and reported), then nvpmodel -q checks the mode; the new mode's clocks get locked.
+    assert "would run: echo no | nvpmodel -m 8 && nvpmodel -q" in proc.stdout.splitlines()
+    assert "would run: jetson_clocks" in proc.stdout.splitlines()
+    root2 = fake_root(tmp_path / "b", "jp5", nvpmodel=NVPMODEL_XAVIER_NX, pmode=8, clocks=(1190400, 1907200))
     proc = setup("--dry-run", "--max-perf", "--root", root2, "--venv", tmp_path / "v")
-    assert "ok: power mode MAXN (mode 8)" in proc.stdout and "nvpmodel -m" not in proc.stdout
+    assert "ok: power mode MODE_20W_6CORE (mode 8), the fastest" in proc.stdout and "nvpmodel -m" not in proc.stdout
+    assert "would run: jetson_clocks" in proc.stdout.splitlines()  # clocks not locked yet: min < max
+
+
+def test_max_perf_without_nvpmodel_conf_says_so_and_goes_on(tmp_path):
+    root = fake_root(tmp_path, "jp6", packages=ALL_PACKAGES + ["libopencv-python"], nvcc=True,
+                     clocks=(729600, 1510400))
+    proc = setup("--dry-run", "--max-perf", "--swap", "8G", "--root", root, "--venv", fake_venv(tmp_path))
+    assert proc.returncode == 0, proc.stderr
+    assert "note: no /etc/nvpmodel.conf here" in proc.stdout and "nvpmodel -m" not in proc.stdout
+    assert "would run: jetson_clocks" in proc.stdout.splitlines() and "mkswap /swapfile" in proc.stdout
+
+
+@pytest.mark.parametrize("conf, fastest", [
+    (NVPMODEL_XAVIER_NX, (8, "MODE_20W_6CORE")), (NVPMODEL_ORIN_NANO_SUPER, (2, "MAXN_SUPER")),
+    (NVPMODEL_ORIN_NANO_JP5, (0, "15W")), (NVPMODEL_AGX_ORIN, (0, "MAXN")), (NVPMODEL_THOR, (0, "MAXN")),
+    (NVPMODEL_XAVIER_AGX, (0, "MAXN")),
+])
+def test_setup_and_doctor_agree_on_the_fastest_mode(tmp_path, conf, fastest):
+    """jetson_setup.sh (bash) and runtime/doctor.py (Python) apply one rule; here on each board's real modes."""
+    root = fake_root(tmp_path, "jp6", nvpmodel=conf, pmode=99)
+    assert doctor.fastest_mode(str(root)) == fastest
+    proc = setup("--dry-run", "--max-perf", "--root", root, "--venv", tmp_path / "v")
+    assert "nvpmodel -m %d &&" % fastest[0] in proc.stdout, proc.stdout
 
 
 def test_swap_and_bad_options(tmp_path):
@@ -186,6 +200,54 @@ def test_swap_and_bad_options(tmp_path):
         assert proc.returncode == 2 and message in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
     proc = setup("--help")
     assert proc.returncode == 0 and "--max-perf" in proc.stdout and "--dry-run" in proc.stdout
+
+
+def requirements(jetpack):
+    proc = setup("--print-requirements", jetpack)
+    assert proc.returncode == 0, proc.stderr
+    return proc.stdout
+
+
+def test_print_requirements_is_the_one_place_and_bad_jetpacks_are_refused():
+    jp5 = requirements(5).splitlines()
+    assert jp5 == ["python 3.8", "glibc 2.31", "runtime .[ort] numpy<1.24", "pycuda pycuda>=2022.2,<2026"]
+    assert "runtime .[ort] numpy<2" in requirements(6) and "pycuda pycuda>=2025.1.2" in requirements(7)
+    for bad in ("4", "five"):
+        proc = setup("--print-requirements", bad)
+        assert proc.returncode == 2 and len(proc.stderr.strip().splitlines()) == 1 and "5, 6 or 7" in proc.stderr
+
+
+def _version(text):
+    return tuple(int(x) for x in text.split(".")[:3])
+
+
+@pytest.mark.parametrize("jetpack, numpy_below", [(5, (1, 24)), (6, (2,)), (7, (2,))])
+def test_what_pip_resolves_on_each_jetpack(jetpack, numpy_below):
+    """pip's own resolution for the board (.ci/jetson_resolve.sh: aarch64, that JetPack's Python and glibc) of
+    exactly what jetson_setup.sh asks for. numpy: below 1.24 on JetPack 5 (TensorRT 8.5's nptype), below 2
+    everywhere (the system's OpenCV and TensorRT are built against numpy 1.x; JetPack 7's Ubuntu OpenCV too)."""
+    versions, report = resolved(jetpack, requirements(jetpack))
+    assert _version(versions["numpy"]) < numpy_below, versions
+    assert "onnxruntime" in versions and "opencv-python" not in versions and "tensorflow" not in versions
+    project = [i for i in report["install"] if i["metadata"]["name"] == "edge-cnn-toolkit"][0]["metadata"]
+    # built by the newest setuptools here (the Python 3.8 install test builds it with 75.3): the license reads
+    assert project.get("license") == "Apache-2.0" or project.get("license_expression") == "Apache-2.0", project
+
+
+@pytest.mark.parametrize("jetpack, python", [(5, "3.8"), (6, "3.10"), (7, "3.12")])
+def test_the_pycuda_each_jetpack_gets_runs_on_its_python(jetpack, python):
+    """pycuda is an sdist, so pip resolves it on the board: .ci/jetson_resolve.sh fetched the one the pin selects.
+    Every release says Python ~=3.8, but 2026.1 uses 3.9/3.10 syntax (vermin finds what its modules need)."""
+    resolved(jetpack, requirements(jetpack))  # fails in CI, skips elsewhere, when the cache is missing or stale
+    source = os.path.join(RESOLVE_CACHE, "jp%d-pycuda" % jetpack)
+    with open(os.path.join(source, "VERSION")) as f:
+        version = f.read().strip()
+    if jetpack == 7:
+        assert _version(version) >= (2025, 1, 2), version  # CUDA 13
+    vermin = os.path.join(os.path.dirname(sys.executable), "vermin")
+    proc = subprocess.run([vermin, "--no-tips", "--violations", "--eval-annotations",
+                           "-t=%s-" % python, os.path.join(source, "pycuda")], capture_output=True, text=True)
+    assert proc.returncode == 0, "pycuda %s needs a newer Python than %s:\n%s" % (version, python, proc.stdout)
 
 
 def test_doctor_here_says_truthfully_no_tensorrt_and_no_gpu():
@@ -212,12 +274,12 @@ def test_doctor_on_a_jetson_with_tensorrt_and_a_camera(tmp_path):
     assert proc.returncode == 0, proc.stderr
     out = proc.stdout
     assert "NVIDIA Jetson Xavier NX Developer Kit, L4T R35.4.1 = JetPack 5, power mode MODE_15W_2CORE" in out
-    assert "the fastest is MAXN, mode 8" in out and "jetson_setup.sh --max-perf" in out
+    assert "the fastest is MODE_20W_6CORE, mode 8" in out and "jetson_setup.sh --max-perf" in out
     assert "TensorRT 8.5.2 (tensor API, precision by builder flags)" in out
     assert "FAKE Orin (nvgpu), compute 8.7" in out
     assert "/dev/video0 (vi-output, imx219 9-0010)" in out
     assert "backends that will work: onnxruntime, tensorrt" in out
 
-    (root / "etc" / "nv_tegra_release").write_text(RELEASES["jp5"][0].replace("R35", "R32") + "\n")
+    (root / "etc" / "nv_tegra_release").write_text(RELEASES["jp5"][0].replace("R35", "R32"))
     proc = cli("runtime", "doctor", "--root", root)
     assert "too old for this runtime" in proc.stdout and "flash JetPack 5.1 or later" in proc.stdout
