@@ -287,13 +287,15 @@ def _parse(trt, builder, log_trt, onnx_path, log):
     return network, parser  # the parser holds the weights: it must live until the build is done
 
 
-def build(bundle, opts: BuildOptions, gpu, trt=None, log=sys.stderr, root="/") -> str:
-    """Build, save (atomically) and return the engine's path."""
+def build(bundle, opts: BuildOptions, gpu, trt=None, log=sys.stderr, root="/", note=None) -> str:
+    """Build, save (atomically) and return the engine's path. note: printed once TensorRT has started."""
     trt = trt or trtlib.load()
     log_trt = trtlib.logger(trt, echo=False, out=log)
     plan = make_plan(trt, gpu, bundle, opts, root)
     key, weak = plan.key, trtlib.has_weak_typing(trt)
     builder = trtlib.builder(trt, log_trt)
+    if note:
+        print(note, file=log)
     if opts.dla_core is not None and opts.dla_core >= builder.num_DLA_cores:
         raise UserError("--dla-core %d: this device has %d DLA core(s) (Xavier, AGX Orin and Orin NX have them; "
                         "Orin Nano has none)" % (opts.dla_core, builder.num_DLA_cores))

@@ -56,9 +56,9 @@ class TensorRTBackend(Backend):
                             % (plan.precision, plan.key.device.gpu_name, trt.__version__, bundle.path,
                                " (%d for other devices, versions or settings)" % others if others else "",
                                bundle.path, plan.precision))
-        print("runtime: no %s engine for this device yet: building one now (once; it is kept for the next run)"
-              % plan.precision, file=self.log)
-        return trt_build.build(bundle, opts, self.gpu, trt, self.log, self.root)
+        note = ("runtime: no %s engine for this device yet: building one now (once; it is kept for the next run)"
+                % plan.precision)
+        return trt_build.build(bundle, opts, self.gpu, trt, self.log, self.root, note=note)
 
     def _deserialize(self, path, log_trt):
         with open(path, "rb") as f:

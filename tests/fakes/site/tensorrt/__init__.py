@@ -20,14 +20,14 @@ FAKE_TRT_NO_CUDA=1 (Builder/Runtime return nullptr), FAKE_TRT_IO_DTYPE=HALF (eng
 outputs), FAKE_TRT_RECORD=FILE (append every TensorRT name the project's code touches to FILE).
 """
 
-import enum
-import json
-import os
-import sys
+import enum as _py_enum
+import json as _json
+import os as _os
+import sys as _sys
 
-import numpy as np
+import numpy as _np
 
-__version__ = os.environ.get("FAKE_TENSORRT_VERSION", "10.3.0")
+__version__ = _os.environ.get("FAKE_TENSORRT_VERSION", "10.3.0")
 _MAJOR_MINOR = tuple(int(v) for v in __version__.split(".")[:2])
 if _MAJOR_MINOR < (8, 5):
     raise ImportError("FAKE tensorrt: generation %s is not faked (JetPack 5.1 ships 8.5.2; 8.5 is the oldest)"
@@ -46,7 +46,7 @@ def _driver():
 
 
 def _enum(name, members):
-    return enum.IntEnum(name, members, module=__name__)
+    return _py_enum.IntEnum(name, members, module=__name__)
 
 
 # Enum members and values as the real modules have them (8.5: 8.5.2's, a subset of 8.6.1's).
@@ -98,13 +98,13 @@ def nptype(trt_type):
     """The numpy type of a DataType. 8.5.2's table names np.bool, which numpy 1.24 removed (NVIDIA/TensorRT
     issues 2557, 2567; fixed in 8.6): there every call raises AttributeError, as here."""
     if _BINDINGS:
-        table = {DataType.FLOAT: np.float32, DataType.HALF: np.float16, DataType.INT8: np.int8,
-                 DataType.INT32: np.int32, DataType.BOOL: np.bool, DataType.UINT8: np.uint8}  # noqa: NPY001
+        table = {DataType.FLOAT: _np.float32, DataType.HALF: _np.float16, DataType.INT8: _np.int8,
+                 DataType.INT32: _np.int32, DataType.BOOL: _np.bool, DataType.UINT8: _np.uint8}  # noqa: NPY001
         return table[trt_type]
     name = _NUMPY.get(DataType(trt_type).name)
     if name is None:
         raise TypeError("Could not resolve TensorRT datatype to an equivalent numpy datatype.")
-    return getattr(np, name)
+    return getattr(_np, name)
 
 
 def volume(iterable):
@@ -120,11 +120,11 @@ class Dims(tuple):
 
 def _caught(where, exc):
     """What the real trampolines print when a Python callback raises (pyCore.cpp: std::cerr)."""
-    print("[ERROR] Exception caught in %s(): %s: %s" % (where, type(exc).__name__, exc), file=sys.stderr)
+    print("[ERROR] Exception caught in %s(): %s: %s" % (where, type(exc).__name__, exc), file=_sys.stderr)
 
 
 class ILogger:
-    class Severity(enum.IntEnum):
+    class Severity(_py_enum.IntEnum):
         INTERNAL_ERROR = 0
         ERROR = 1
         WARNING = 2
@@ -156,7 +156,7 @@ class Logger(ILogger):
 
     def log(self, severity, msg):
         if severity <= self.min_severity:
-            print("[TRT] [%s] %s" % ("IEWIV"[int(severity)], msg), file=sys.stderr)
+            print("[TRT] [%s] %s" % ("IEWIV"[int(severity)], msg), file=_sys.stderr)
 
 
 def _fake_check(obj):
@@ -274,7 +274,7 @@ class OnnxParser:
                 errors.append(ParserError(8, "No importer registered for op: %s" % op, i, name, op))
         if errors:
             return False
-        io_type = DataType[os.environ.get("FAKE_TRT_IO_DTYPE", "FLOAT")]
+        io_type = DataType[_os.environ.get("FAKE_TRT_IO_DTYPE", "FLOAT")]
         net._fake_inputs = [ITensor(n, s, io_type) for n, s in graph["inputs"]]
         net._fake_outputs = [ITensor(n, s, io_type) for n, s in graph["outputs"]]
         net._fake_onnx = bytes(model)
@@ -329,11 +329,11 @@ class IOptimizationProfile:
 
 class ITimingCache:
     def __init__(self, data):
-        self._fake_entries = (json.loads(data[len(b"FAKE-TIMING "):].decode()) if data
+        self._fake_entries = (_json.loads(data[len(b"FAKE-TIMING "):].decode()) if data
                               else {"version": __version__, "n": 0})
 
     def serialize(self):
-        return IHostMemory(b"FAKE-TIMING " + json.dumps(self._fake_entries).encode())
+        return IHostMemory(b"FAKE-TIMING " + _json.dumps(self._fake_entries).encode())
 
 
 class IBuilderConfig:
@@ -414,7 +414,7 @@ class IHostMemory:
 
 
 def _no_cuda(logger):
-    if os.environ.get("FAKE_TRT_NO_CUDA") == "1":
+    if _os.environ.get("FAKE_TRT_NO_CUDA") == "1":
         _log(logger, Logger.ERROR, "CUDA initialization failure with error: 35. Please check your CUDA installation: "
                                    "http://docs.nvidia.com/cuda/cuda-installation-guide-linux/index.html")
         raise TypeError("pybind11::init(): factory function returned nullptr")
@@ -429,7 +429,7 @@ class Builder:
     if _WEAK_TYPING:
         @property
         def platform_has_fast_fp16(self):
-            return os.environ.get("FAKE_FAST_FP16", "1") == "1"
+            return _os.environ.get("FAKE_FAST_FP16", "1") == "1"
 
         @property
         def platform_has_fast_int8(self):
@@ -437,7 +437,7 @@ class Builder:
 
     @property
     def num_DLA_cores(self):  # noqa: N802 (TensorRT's name)
-        return int(os.environ.get("FAKE_DLA_CORES", "0"))
+        return int(_os.environ.get("FAKE_DLA_CORES", "0"))
 
     def create_network(self, flags=0):
         known = sum(1 << int(f) for f in NetworkDefinitionCreationFlag)
@@ -492,7 +492,7 @@ class Builder:
                     _log(self.logger, Logger.ERROR, "Build was cancelled by the progress monitor")
                     return None
             _callback(monitor, "phase_finish", None, "Building engine")
-        if os.environ.get("FAKE_TRT_BUILD_FAILS") == "1":
+        if _os.environ.get("FAKE_TRT_BUILD_FAILS") == "1":
             _log(self.logger, Logger.ERROR, "FAKE: out of memory while building")
             return None
         config._fake_timing_cache._fake_entries["n"] += 1
@@ -504,7 +504,7 @@ class Builder:
                   "outputs": [[t.name, list(t.shape), t.dtype.name] for t in network._fake_outputs],
                   "calibration": calibration}
         FAKE_calls.append(("build_serialized_network", header))
-        return IHostMemory(_MAGIC + json.dumps(header).encode() + b"\0" + network._fake_onnx)
+        return IHostMemory(_MAGIC + _json.dumps(header).encode() + b"\0" + network._fake_onnx)
 
     def _fake_calibrate(self, config, inp, profile):
         calibrator = config.int8_calibrator
@@ -521,14 +521,14 @@ class Builder:
         batch_size = _callback(calibrator, "get_batch_size", -1)
         cuda = _driver()
         per_item = volume(inp.shape[1:]) * 4
-        batches, low, high = 0, np.inf, -np.inf
+        batches, low, high = 0, _np.inf, -_np.inf
         while True:
             pointers = _callback(calibrator, "get_batch", None, [inp.name])
             if not pointers:
                 break
             if len(pointers) != 1:
                 raise AssertionError("FAKE: get_batch must give one pointer per input")
-            data = cuda.fake_device_view(int(pointers[0]), batch_size * per_item).view(np.float32)
+            data = cuda.fake_device_view(int(pointers[0]), batch_size * per_item).view(_np.float32)
             low, high = min(low, float(data.min())), max(high, float(data.max()))
             batches += 1
         if batches == 0:
@@ -536,7 +536,7 @@ class Builder:
                                             "could be due to no int8 calibrator or insufficient custom scales")
             return None
         result = {"from_cache": False, "batches": batches, "batch_size": batch_size, "range": [low, high]}
-        _callback(calibrator, "write_calibration_cache", None, b"FAKE-CALIBRATION " + json.dumps(result).encode())
+        _callback(calibrator, "write_calibration_cache", None, b"FAKE-CALIBRATION " + _json.dumps(result).encode())
         return result
 
 
@@ -611,7 +611,7 @@ class Runtime:
                                             "does not match)")
             return None
         head, _, onnx_bytes = data[len(_MAGIC):].partition(b"\0")
-        header = json.loads(head.decode())
+        header = _json.loads(head.decode())
         if header["version"] != __version__:
             _log(self.logger, Logger.ERROR, "6: The engine plan file is not compatible with this version of TensorRT, "
                                             "expecting library version %s got %s" % (__version__, header["version"]))
@@ -663,19 +663,19 @@ class IExecutionContext:
             if -1 in declared:
                 raise AssertionError("FAKE: input shape not set before execute")
             shape = tuple(declared)
-        in_dtype = np.dtype(_NUMPY[in_type.name])
+        in_dtype = _np.dtype(_NUMPY[in_type.name])
         x = cuda.fake_device_view(addresses[name], volume(shape) * in_dtype.itemsize).view(in_dtype).reshape(shape)
-        x = x.astype(np.float32)
+        x = x.astype(_np.float32)
         if header["precision"] != "fp32":
-            x = x.astype(np.float16).astype(np.float32)
+            x = x.astype(_np.float16).astype(_np.float32)
         outputs = [io for io in engine._fake_io if not io[2]]
         outs = engine._fake_session.run([io[0] for io in outputs], {name: x})
         for (out_name, _, _, out_type), value in zip(outputs, outs):
-            value = np.asarray(value, np.float32)
+            value = _np.asarray(value, _np.float32)
             if header["precision"] != "fp32":
-                value = value.astype(np.float16).astype(np.float32)
+                value = value.astype(_np.float16).astype(_np.float32)
             value = value.astype(_NUMPY[out_type.name])
-            cuda.fake_device_view(addresses[out_name], value.nbytes)[:] = value.view(np.uint8).ravel()
+            cuda.fake_device_view(addresses[out_name], value.nbytes)[:] = value.view(_np.uint8).ravel()
         FAKE_calls.append(("execute", {"batch": shape[0], "stream": stream_handle, "api": api}))
         return True
 
@@ -716,7 +716,7 @@ class IExecutionContext:
                                   stream_handle, "execute_async_v2")
 
 
-if os.environ.get("FAKE_TRT_RECORD"):
+if _os.environ.get("FAKE_TRT_RECORD"):
     from ._fake_record import fake_install
 
-    fake_install(sys.modules[__name__], os.environ["FAKE_TRT_RECORD"])
+    fake_install(_sys.modules[__name__], _os.environ["FAKE_TRT_RECORD"])

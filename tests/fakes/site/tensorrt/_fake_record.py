@@ -53,7 +53,7 @@ class _Class:
         object.__setattr__(self, "_fake_name", qualname)
 
     def __getattribute__(self, attr):
-        if attr in ("_fake_cls", "_fake_name"):
+        if attr in ("_fake_cls", "_fake_name", "__mro_entries__", "__instancecheck__"):
             return object.__getattribute__(self, attr)
         value = getattr(object.__getattribute__(self, "_fake_cls"), attr)
         name = "%s.%s" % (object.__getattribute__(self, "_fake_name"), attr)
