@@ -100,6 +100,7 @@ def test_another_thread_uses_the_context_and_leaves_its_stack_empty():
             gpu.synchronize()
             gpu.free(dev)
             seen["equal"] = bool(np.array_equal(back, host))
+            del host, back  # page-locked memory is freed in its context: here, not later by the collector
         seen["after"] = _current_context()
 
     thread = threading.Thread(target=worker)
@@ -108,6 +109,47 @@ def test_another_thread_uses_the_context_and_leaves_its_stack_empty():
     gpu.close()
     assert seen == {"equal": True, "after": None}
     assert _current_context() is None
+
+
+@needs_gpu
+def test_only_the_thread_that_made_a_context_closes_it():
+    """pycuda destroys a context only where it is current (anywhere else detach() leaks it), and a thread
+    that ends with a context still on its stack aborts the whole process (pycuda's context_stack
+    destructor, src/cpp/cuda.hpp; seen on an H100). So another thread's close is refused, and the owner
+    closes its own before it ends: then the context and its memory are gone."""
+    import pycuda.driver as cuda
+
+    from runtime.cuda import Gpu
+
+    box = {"ready": threading.Event(), "go": threading.Event()}
+
+    def owner():
+        gpu = box["gpu"] = Gpu()
+        held = gpu.alloc(512 << 20)
+        box["ready"].set()
+        box["go"].wait()
+        gpu.free(held)
+        gpu.close()
+
+    def free_memory():
+        probe = Gpu()
+        try:
+            return cuda.mem_get_info()[0]
+        finally:
+            probe.close()
+
+    thread = threading.Thread(target=owner, name="owner")
+    thread.start()
+    box["ready"].wait()
+    try:
+        with pytest.raises(RuntimeError, match="owner|thread"):
+            box["gpu"].close()
+        while_held = free_memory()
+    finally:
+        box["go"].set()
+        thread.join()
+    assert _current_context() is None
+    assert free_memory() - while_held >= 256 << 20  # the owner's context went, with its 512 MiB
 
 
 @needs_gpu
