@@ -105,23 +105,17 @@ class Gpu:
         self.stream.synchronize()
 
     def close(self):
-        """Release the context. pycuda destroys a context only where it is current or in the thread that
-        made it (context::detach in src/cpp/cuda.hpp); anywhere else detach() leaks it silently. So: in the
-        owner thread, pop and detach; in another thread once the owner has ended, push it here and detach it
-        while current (which destroys and pops it); while the owner thread still runs, refuse: it still has
-        the context current, and destroying it under that thread would break its next CUDA call."""
+        """Pop and release the context, in the thread that made it. pycuda destroys a context only where it
+        is current or in the thread that made it (context::detach, src/cpp/cuda.hpp), and a thread that ends
+        with a context still on its stack aborts the whole process (~context_stack; seen on an H100). So the
+        owner closes its own, before it ends; from any other thread this is refused."""
         if self._closed:
             return
         if threading.get_ident() != self.owner:
-            if self.owner_thread.is_alive():
-                raise RuntimeError("Gpu.close() from thread %r: the CUDA context belongs to thread %r, which is still "
-                                   "running; close it there (pycuda would leak it from here)"
-                                   % (threading.current_thread().name, self.owner_thread.name))
-            self._closed = True
-            self.context.push()
-            self.stream = None
-            self.context.detach()  # current here: destroyed, and popped with it
-            return
+            raise RuntimeError("Gpu.close() from thread %r: the CUDA context belongs to thread %r; close it there, "
+                               "before that thread ends (pycuda leaks it from here, and aborts the process when "
+                               "its thread ends with it current)"
+                               % (threading.current_thread().name, self.owner_thread.name))
         self._closed = True
         self.stream = None
         self.cuda.Context.pop()

@@ -432,3 +432,117 @@ def test_building_on_the_board_never_imports_tensorflow(digits_bundle, tmp_path)
     proc = subprocess.run([sys.executable, "-c", code, str(bundle)], capture_output=True, text=True, env=env)
     assert proc.returncode == 0, proc.stderr
     assert "LOADED []" in proc.stdout
+
+
+# -- issue 11's defects, each shown failing before its fix ---------------------------------------------------
+
+@pytest.mark.parametrize("version", VERSIONS)
+def test_numpy_types_come_from_datatype_names_not_nptype(version, fake_gpu, monkeypatch):
+    """8.5.2's trt.nptype names np.bool, gone in numpy 1.24 (JetPack 5 gets 1.23.5 now, but a venv may not)."""
+    from runtime import trt as trtlib
+    from runtime.cli import UserError
+
+    trt, _ = fake_gpu(version)
+    if not hasattr(np, "bool"):
+        monkeypatch.setattr(np, "bool", np.bool_, raising=False)  # the numpy < 1.24 this machine lacks
+    monkeypatch.delattr(np, "bool")  # numpy >= 1.24
+    if version.startswith("8."):
+        with pytest.raises(AttributeError):
+            trt.nptype(trt.DataType.FLOAT)  # what every run and verify died of on JetPack 5
+    expected = {"FLOAT": np.float32, "HALF": np.float16, "INT8": np.int8, "INT32": np.int32, "BOOL": np.bool_,
+                "UINT8": np.uint8}
+    for name, dtype in expected.items():
+        assert trtlib.numpy_dtype(getattr(trt.DataType, name)) == np.dtype(dtype)
+    if hasattr(trt.DataType, "BF16"):
+        with pytest.raises(UserError, match="BF16"):
+            trtlib.numpy_dtype(trt.DataType.BF16)
+
+
+@pytest.mark.parametrize("cc, precision", [((8, 7), "fp16"), ((5, 3), "fp16"), ((6, 1), "fp32"), ((5, 2), "fp32")])
+def test_the_default_precision_comes_from_the_compute_capability_without_a_builder(fake_gpu, digits_bundle, cc,
+                                                                                   precision):
+    from runtime import bundle as bundle_format
+    from runtime import trt_build
+    from runtime.cuda import Gpu
+
+    trt, _ = fake_gpu("10.3.0", FAKE_GPU_CC="%d.%d" % cc)
+    gpu = Gpu()
+    try:
+        plan = trt_build.make_plan(trt, gpu, bundle_format.load(str(digits_bundle)), trt_build.BuildOptions())
+    finally:
+        gpu.close()
+    assert plan.precision == precision
+    assert calls(trt, "Builder") == []  # no TensorRT builder (seconds of start-up) just to read one flag
+
+
+def test_dla_engines_have_static_shapes(fake_gpu, digits_bundle, tmp_path):
+    from runtime import bundle as bundle_format
+    from runtime import trt_build
+    from runtime.cli import UserError
+    from runtime.cuda import Gpu
+
+    with pytest.raises(UserError, match="batch 1 only"):
+        trt_build.BuildOptions("fp16", dla_core=0, max_batch=4)
+    trt, _ = fake_gpu("10.3.0", FAKE_DLA_CORES=2)
+    gpu = Gpu()
+    bundle = bundle_format.load(str(copy_bundle(digits_bundle, tmp_path)))
+    trt_build.build(bundle, trt_build.BuildOptions("fp16", dla_core=0), gpu, trt, log=io.StringIO())
+    gpu.close()
+    low, opt, high = calls(trt, "build_serialized_network")[0]["profile"]
+    assert low == opt == high and low[0] == 1  # min = opt = max, or the DLA silently gives every layer back
+
+
+def test_an_int8_engine_is_named_by_its_calibration(fake_gpu, pilot_bundle, tmp_path):
+    from runtime import bundle as bundle_format
+    from runtime import trt_build
+    from runtime.cuda import Gpu
+
+    trt, _ = fake_gpu("10.3.0")
+    bundle = bundle_format.load(str(copy_bundle(pilot_bundle, tmp_path)))
+    gpu = Gpu()
+    log = io.StringIO()
+    road = trt_build.build(bundle, trt_build.BuildOptions("int8", calib_data="road", calib_frames=24), gpu, trt,
+                           log=log)
+    again = trt_build.build(bundle, trt_build.BuildOptions("int8", calib_data="road", calib_frames=24), gpu, trt,
+                            log=log)
+    samples = trt_build.build(bundle, trt_build.BuildOptions("int8"), gpu, trt, log=log)
+    gpu.close()
+    assert road == again  # the same calibration: the same engine
+    assert samples != road  # other calibration data: another engine, not the first one overwritten or reused
+    assert {json.load(open(p[:-len(".engine")] + ".json"))["calibration"] for p in (road, samples)} \
+        and os.path.isfile(road) and os.path.isfile(samples)
+
+
+def test_only_the_owner_thread_closes_its_context(fake_gpu):
+    """pycuda leaks a context detached from another thread, and aborts the process when a thread ends with its
+    context current (seen on an H100; tests/runtime/test_gpu.py runs this for real)."""
+    from runtime.cuda import Gpu
+
+    _, cuda = fake_gpu("10.3.0")
+    box = {"ready": threading.Event(), "go": threading.Event()}
+
+    def owner():
+        box["gpu"] = Gpu()
+        box["ready"].set()
+        box["go"].wait()
+        box["gpu"].close()
+
+    thread = threading.Thread(target=owner, name="owner")
+    thread.start()
+    box["ready"].wait()
+    try:
+        with pytest.raises(RuntimeError, match="belongs to thread 'owner'"):
+            box["gpu"].close()
+    finally:
+        box["go"].set()
+        thread.join()
+    assert cuda.fake_stats["destroyed_contexts"] == 1 and cuda.fake_stats["leaked_contexts"] == 0
+    assert cuda.fake_stats["aborts"] == 0
+
+    forgetful = threading.Thread(target=Gpu)  # makes a context and ends without closing it
+    forgetful.start()
+    forgetful.join()
+    import gc
+
+    gc.collect()
+    assert cuda.fake_stats["aborts"] == 1  # what the fake reports where real pycuda would abort

@@ -4,7 +4,9 @@ Device memory is host bytes keyed by a fake pointer; contexts are per-thread sta
 what CUDA and pycuda refuse: memory and streams without a current context ("invalid device context"),
 non-contiguous host arrays, popping an empty stack, using a destroyed context. Like pycuda (src/cpp/cuda.hpp,
 context::detach) a context's detach() destroys it only where it is current or in the thread that made it;
-in any other thread it is leaked silently (counted in fake_stats["leaked_contexts"]). Async copies from
+in any other thread it is leaked silently (counted in fake_stats["leaked_contexts"]). A thread that ends with
+a context still on its stack makes real pycuda abort the whole process (context_stack's destructor; seen on an
+H100): the fake prints pycuda's message and counts it (fake_stats["aborts"]) instead. Async copies from
 pageable host memory work, as in CUDA, but synchronously (counted in fake_stats["pageable_copies"]).
 Everything here that is not pycuda's API is named fake_* or _*.
 Env: FAKE_GPU_COUNT (default 1), FAKE_GPU_MEMORY_GB (default 8), FAKE_GPU_CC (default 8.7).
@@ -20,7 +22,7 @@ _local = threading.local()
 _memory = {}          # pointer -> np.uint8 array (the "device" bytes)
 _next_pointer = itertools.count(0x7F0000000000, 0x100000)
 fake_stats = {"allocations": 0, "frees": 0, "htod": 0, "dtoh": 0, "contexts": 0, "destroyed_contexts": 0,
-              "leaked_contexts": 0, "pageable_copies": 0}
+              "leaked_contexts": 0, "pageable_copies": 0, "aborts": 0}
 _initialized = [False]
 
 
@@ -42,9 +44,21 @@ def init(flags=0):
     _initialized[0] = True
 
 
+class _FakeContextStack(list):
+    """One thread's context stack; when the thread ends, pycuda's ~context_stack aborts if it is not empty."""
+
+    def __del__(self):
+        if self:
+            fake_stats["aborts"] += 1
+            import sys
+
+            print("PyCUDA ERROR: The context stack was not empty upon module cleanup. (FAKE: real pycuda aborts "
+                  "the process here)", file=sys.stderr)
+
+
 def _stack():
     if not hasattr(_local, "stack"):
-        _local.stack = []
+        _local.stack = _FakeContextStack()
     return _local.stack
 
 
