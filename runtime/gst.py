@@ -45,12 +45,17 @@ def csi(sensor_id=0, width=None, height=None, fps=30, flip=0, capture=(1920, 108
                BGR, LIVE_SINK))
 
 
-def v4l2(device="/dev/video0", width=None, height=None, fps=None, mjpeg=False, jetson=False, flip=0):
-    """A USB (V4L2) camera; MJPEG where the camera offers it (most reach full rate only that way)."""
+def v4l2(device="/dev/video0", width=None, height=None, fps=None, mjpeg=False, jetson=False, flip=0,
+         hw_mjpeg=True):
+    """A USB (V4L2) camera; MJPEG where the camera offers it (most reach full rate only that way), decoded by
+    the Jetson's NVJPG where it has one (hw_mjpeg; Thor decodes MJPEG in software: jpegdec)."""
     fields = "".join([",width=%d,height=%d" % (width, height) if width and height else "",
                       ",framerate=%d/1" % int(round(fps)) if fps else ""])
     if mjpeg:
-        decode = ("nvv4l2decoder mjpeg=1 ! nvvidconv flip-method=%d" % flip if jetson else "jpegdec")
+        if jetson:
+            decode = "%s ! nvvidconv flip-method=%d" % ("nvv4l2decoder mjpeg=1" if hw_mjpeg else "jpegdec", flip)
+        else:
+            decode = "jpegdec"
         head = "v4l2src device=%s io-mode=2 ! image/jpeg%s ! %s" % (device, fields, decode)
     else:
         head = "v4l2src device=%s ! video/x-raw%s" % (device, fields)
@@ -118,9 +123,21 @@ def is_jetson(root="/") -> bool:
     return os.path.exists(os.path.join(root, "etc/nv_tegra_release"))
 
 
-def has_nvenc(board) -> bool:
-    """Orin Nano has no hardware video encoder; every other Jetson does."""
-    return not (board and "Orin Nano" in board)
+ORIN_NANO_MODULES = ("p3767-0003", "p3767-0004", "p3767-0005")  # Orin NX is p3767-0000/0001
+
+
+def has_nvenc(board, compatible=()) -> bool:
+    """Orin Nano has no hardware video encoder; every other Jetson does. Told by the module's number in the
+    device tree's compatible strings (engines.board_compatible), which no product rename changes; by the
+    model's name only where the device tree says nothing."""
+    if compatible:
+        return not any(module in c for c in compatible for module in ORIN_NANO_MODULES)
+    return not (board and "orin nano" in board.lower())
+
+
+def is_thor(board, compatible=()) -> bool:
+    """Jetson Thor (Tegra264), which has no hardware MJPEG decoder."""
+    return any("tegra264" in c for c in compatible) or bool(board and "thor" in board.lower())
 
 
 def opencv_has_gstreamer(cv2) -> bool:

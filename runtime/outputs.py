@@ -170,7 +170,7 @@ class StreamOutput:
         if not port.isdigit() or not 0 < int(port) < 65536 or not host:
             raise UserError("--output %s: give rtp://HOST:PORT or rtsp://@:PORT/PATH" % uri)
         jetson = gst.is_jetson(root)
-        nvenc = gst.has_nvenc(engines.board_model(root))
+        nvenc = gst.has_nvenc(engines.board_model(root), engines.board_compatible(root))
         if scheme == "rtsp":
             if host not in ("@", "0.0.0.0", ""):
                 raise UserError("--output %s: the runtime serves RTSP itself; write rtsp://@:%s/%s and point the "

@@ -251,7 +251,7 @@ def _within(seconds, fn):
 def _v4l2_opener(uri, device, width, height, rate):
     """A USB camera: through GStreamer where this OpenCV has it, else OpenCV's V4L2 reader (pip's wheels)."""
     cv2 = require("cv2", "opencv", "reading cameras")
-    from . import gst
+    from . import engines, gst
 
     if not os.path.exists(device):
         found = sorted(glob.glob("/dev/video*"))
@@ -263,7 +263,8 @@ def _v4l2_opener(uri, device, width, height, rate):
     formats = v4l2_formats(device)
     mjpeg = "MJPG" in formats
     if gst.opencv_has_gstreamer(cv2):
-        pipeline = gst.v4l2(device, width, height, rate, mjpeg=mjpeg, jetson=gst.is_jetson())
+        pipeline = gst.v4l2(device, width, height, rate, mjpeg=mjpeg, jetson=gst.is_jetson(),
+                            hw_mjpeg=not gst.is_thor(engines.board_model(), engines.board_compatible()))
         return _gstreamer_opener(uri, pipeline, "the camera is busy or does not offer that size/rate (list its "
                                                 "modes: v4l2-ctl -d %s --list-formats-ext)" % device)
 

@@ -40,6 +40,25 @@ def test_encoders_use_nvenc_where_the_board_has_it():
     assert "nvv4l2h264enc" in gst.h264_encoder(jetson=True, nvenc=True)
     assert "x264enc" in gst.h264_encoder(jetson=True, nvenc=gst.has_nvenc("NVIDIA Jetson Orin Nano Developer Kit"))
     assert gst.has_nvenc("NVIDIA Jetson AGX Orin Developer Kit") and gst.has_nvenc(None)
+    # by the module number in the device tree, whatever the model string says (these are real boards' strings)
+    nano = ("nvidia,p3768-0000+p3767-0005-super", "nvidia,p3767-0005-super", "nvidia,tegra234")
+    orin_nx = ("nvidia,p3768-0000+p3767-0000", "nvidia,p3767-0000", "nvidia,tegra234")
+    assert not gst.has_nvenc("NVIDIA Jetson Orin Nano Engineering Reference Developer Kit Super", nano)
+    assert not gst.has_nvenc("Some Vendor Carrier", nano)
+    assert gst.has_nvenc("NVIDIA Orin NX Developer Kit (Orin Nano carrier)", orin_nx)
+
+
+def test_thor_decodes_mjpeg_in_software(tmp_path):
+    from runtime import engines
+
+    (tmp_path / "proc" / "device-tree").mkdir(parents=True)
+    (tmp_path / "proc" / "device-tree" / "compatible").write_bytes(b"nvidia,p3971-0080+p3834-0008\0nvidia,tegra264\0")
+    (tmp_path / "proc" / "device-tree" / "model").write_bytes(b"NVIDIA Jetson AGX Thor Developer Kit\0")
+    compatible, model = engines.board_compatible(str(tmp_path)), engines.board_model(str(tmp_path))
+    assert compatible[-1] == "nvidia,tegra264" and gst.is_thor(None, compatible) and gst.is_thor(model)
+    pipeline = gst.v4l2("/dev/video0", mjpeg=True, jetson=True, hw_mjpeg=not gst.is_thor(model, compatible))
+    assert "jpegdec ! nvvidconv" in pipeline and "nvv4l2decoder" not in pipeline
+    assert not gst.is_thor("NVIDIA Jetson AGX Orin Developer Kit", ("nvidia,p3737-0000+p3701-0005", "nvidia,tegra234"))
     assert gst.rtp_sender("10.0.0.2", 5000).endswith("rtph264pay config-interval=1 pt=96 ! udpsink host=10.0.0.2 "
                                                      "port=5000 sync=false async=false")
 
