@@ -52,7 +52,7 @@ def test_thor_decodes_mjpeg_in_software(tmp_path):
     from runtime import engines
 
     (tmp_path / "proc" / "device-tree").mkdir(parents=True)
-    (tmp_path / "proc" / "device-tree" / "compatible").write_bytes(b"nvidia,p3971-0080+p3834-0008\0nvidia,tegra264\0")
+    (tmp_path / "proc" / "device-tree" / "compatible").write_bytes(b"nvidia,tegra264\0")  # its SoC entry
     (tmp_path / "proc" / "device-tree" / "model").write_bytes(b"NVIDIA Jetson AGX Thor Developer Kit\0")
     compatible, model = engines.board_compatible(str(tmp_path)), engines.board_model(str(tmp_path))
     assert compatible[-1] == "nvidia,tegra264" and gst.is_thor(None, compatible) and gst.is_thor(model)
