@@ -546,3 +546,20 @@ def test_only_the_owner_thread_closes_its_context(fake_gpu):
 
     gc.collect()
     assert cuda.fake_stats["aborts"] == 1  # what the fake reports where real pycuda would abort
+
+
+def test_an_engine_with_fp16_inputs_and_outputs_takes_and_gives_float32(fake_gpu, digits_bundle, tmp_path):
+    """Strongly typed FP16 models can have half-precision I/O: the backend converts at its buffers."""
+    from runtime.model import Model
+
+    trt, cuda = fake_gpu("10.3.0", FAKE_TRT_IO_DTYPE="HALF")
+    bundle = copy_bundle(digits_bundle, tmp_path)
+    frames = sample_frames(bundle)
+    with Model(str(bundle), backend="onnxruntime") as reference:
+        expected = reference.predict(frames)[0]
+    with Model(str(bundle), backend="tensorrt", precision="fp16") as model:
+        assert {t.dtype for t in model.backend.io.tensors} == {np.dtype(np.float16)}
+        got = model.predict(frames)[0]
+    assert got.dtype == np.float32 and got.shape == expected.shape
+    assert np.abs(got - expected).max() < 1e-2  # half-precision I/O on probabilities
+    assert cuda.fake_stats["pageable_copies"] == 0
