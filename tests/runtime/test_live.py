@@ -136,14 +136,21 @@ def test_a_source_that_dies_is_reconnected_or_given_up_cleanly(syspy, pilot_bund
 
 
 def test_rtp_and_rtsp_outputs_stream_h264_a_player_can_read(syspy, pilot_bundle, tmp_path):
-    # The player waits for the stream rather than for a time: the run starts once the player has loaded
-    # OpenCV (it says READY), an RTP player's open returns with the first packets, an RTSP player retries until
-    # the run's server answers. Keyframes come every 30 frames, so a player that joins late still decodes;
-    # the run sends 200 frames (about 7 s at 30 fps).
+    # Nothing here waits for a time. The player loads OpenCV (READY); the run starts; once it has sent a
+    # second of video (30 results in its JSON lines) the player is told to connect (GO), and the run streams
+    # until the player has its 20 frames (or 60 s have passed); only then is it stopped (Ctrl-C). Keyframes
+    # every 30 frames let a player that joins a running stream decode. (A player connecting to the RTSP
+    # server in the very first moments of the run sometimes got no frames at all: see the README.)
+    import signal
+
     receiver = """
-        import sys, time, cv2
+        import os, sys, threading, time, cv2
         print("READY", flush=True)
+        sys.stdin.readline()  # GO
         uri, t = sys.argv[1], time.time()
+        watchdog = threading.Timer(60, lambda: (print("GAVE UP after 60 s", flush=True), os._exit(1)))
+        watchdog.daemon = True  # a read that never returns (a stream gone quiet) cannot hang the test
+        watchdog.start()
         if uri.startswith("rtp://"):
             pipeline = ('udpsrc port=%s caps="application/x-rtp,media=video,clock-rate=90000,encoding-name=H264,'
                         'payload=96" ! rtph264depay ! h264parse ! avdec_h264 ! videoconvert ! '
@@ -160,19 +167,31 @@ def test_rtp_and_rtsp_outputs_stream_h264_a_player_can_read(syspy, pilot_bundle,
             ok, frame = cap.read()
             if ok:
                 got, shape = got + 1, frame.shape
-        print("RECEIVED", got, shape)
+        print("RECEIVED", got, shape, flush=True)
     """
     for out, watch in (("rtp://127.0.0.1:5611", "rtp://127.0.0.1:5611"),
                        ("rtsp://@:8611/road", "rtsp://127.0.0.1:8611/road")):
-        player = subprocess.Popen([SYSTEM_PYTHON, "-c", textwrap.dedent(receiver), watch], stdout=subprocess.PIPE,
-                                  stderr=subprocess.DEVNULL, text=True)
+        player = subprocess.Popen([SYSTEM_PYTHON, "-c", textwrap.dedent(receiver), watch], stdin=subprocess.PIPE,
+                                  stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
         assert player.stdout.readline().startswith("READY")
-        proc = run_sys(syspy, "run", pilot_bundle, "--source", "synthetic://road", "--input-rate", "30",
-                       "--input-width", "320", "--input-height", "180", "--max-frames", "200", "--no-display",
-                       "--output", out, "--quiet")
-        assert proc.returncode == 0, proc.stderr
-        seen = player.communicate(timeout=90)[0]
-        assert "RECEIVED 20 (180, 320, 3)" in seen, (out, seen)
+        jsonl = tmp_path / ("%s.jsonl" % out.split(":")[0])
+        run = subprocess.Popen([syspy, "-m", "runtime", "run", str(pilot_bundle), "--source", "synthetic://road",
+                                "--input-rate", "30", "--input-width", "320", "--input-height", "180",
+                                "--no-display", "--output", out, "--jsonl", str(jsonl), "--quiet"], cwd=ROOT,
+                               env=dict(os.environ, PYTHONPATH=ROOT), stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True)
+        try:
+            deadline = time.time() + 60
+            while time.time() < deadline and run.poll() is None and (
+                    not jsonl.exists() or len(jsonl.read_text().splitlines()) < 30):
+                time.sleep(0.1)
+            seen = player.communicate("GO\n", timeout=90)[0]
+        finally:
+            player.kill()
+            run.send_signal(signal.SIGINT)
+            _, err = run.communicate(timeout=60)
+        assert "RECEIVED 20 (180, 320, 3)" in seen, (out, seen, err)
+        assert run.returncode == 130 and "Traceback" not in err, err  # stopped by Ctrl-C, cleanly
 
 
 @pytest.mark.parametrize("uri, message", [
