@@ -1,20 +1,23 @@
 """Every CUDA call the TensorRT path makes, in this one module (pycuda; cuda-python could stand in here).
 
-    gpu = Gpu()                     # in the thread that will run inference: makes and owns a context
-    host = gpu.pagelocked((1, 66, 200, 3), numpy.float32)
-    dev = gpu.alloc(host.nbytes)
-    gpu.copy_in(dev, host); ...; gpu.copy_out(host, dev); gpu.synchronize()
-    gpu.close()
+    gpu = Gpu()                     # a context of its own, current in no thread between uses
+    with gpu.current():             # a push, and the matching pop at the end: in any thread
+        host = gpu.pagelocked((1, 66, 200, 3), numpy.float32)
+        dev = gpu.alloc(host.nbytes)
+        gpu.copy_in(dev, host); ...; gpu.copy_out(host, dev); gpu.synchronize()
+    gpu.close()                     # in any thread, outside `current()`
 
-The context is made by the thread that creates the Gpu and stays current there; another thread that must
-use it does so inside `with gpu.current():` (a push and the matching pop). Nothing here runs at import:
-no pycuda.autoinit, whose context would belong to whichever thread imported it first.
+Every use of the context is inside `with gpu.current():`, and between uses it is on no thread's context
+stack. That is what pycuda needs: a thread that ends with a context still on its stack aborts the whole
+process (~context_stack, src/cpp/cuda.hpp; seen on an H100), and `Context.pop()` pops whatever is on top,
+so two models in one thread (a detector and a classifier) must each push and pop their own. Nothing here
+runs at import: no pycuda.autoinit, whose context would stay current in whichever thread imported it.
 """
 
 from __future__ import annotations
 
 import contextlib
-import threading
+import traceback
 
 from .cli import UserError
 
@@ -42,7 +45,7 @@ def gpu_count() -> int:
 
 
 class Gpu:
-    """A CUDA context on one device with one stream, owned by the thread that made it."""
+    """A CUDA context on one device with one stream; current only inside `with gpu.current():`."""
 
     def __init__(self, device: int = 0):
         cuda = self.cuda = load_pycuda()
@@ -54,10 +57,17 @@ class Gpu:
         if device >= count:
             raise UserError("no CUDA GPU %d here (%d found)" % (device, count))
         self.device = cuda.Device(device)
-        self.context = self.device.make_context()  # current in this thread from now on
-        self.owner = threading.get_ident()
-        self.owner_thread = threading.current_thread()
-        self.stream = cuda.Stream()
+        try:
+            self.context = self.device.make_context()  # made current in this thread...
+        except cuda.Error as exc:
+            raise UserError("cannot make a CUDA context on GPU %d (%s): is another process holding it, or is it "
+                            "out of memory? (nvidia-smi, or tegrastats on a Jetson)" % (device, exc)) from None
+        try:
+            self.stream = cuda.Stream()
+        except cuda.Error as exc:
+            self.context.detach()  # current here: destroyed and popped
+            raise UserError("cannot make a CUDA stream on GPU %d (%s)" % (device, exc)) from None
+        cuda.Context.pop()  # ...and off this thread's stack until current() puts it back
         self._closed = False
 
     def info(self) -> dict:
@@ -65,15 +75,27 @@ class Gpu:
         return {"name": d.name(), "compute_capability": tuple(d.compute_capability()),
                 "sm_count": d.get_attribute(attr.MULTIPROCESSOR_COUNT), "memory": d.total_memory()}
 
+    def _is_current(self) -> bool:
+        current = self.cuda.Context.get_current()
+        return current is not None and current == self.context
+
     @contextlib.contextmanager
     def current(self):
-        """Make the context current for the body: nothing to do in its own thread, push/pop in another."""
-        if threading.get_ident() == self.owner:
+        """The context current for the body, in any thread: a push and the matching pop (nothing when it is
+        current already, in a nested use)."""
+        if self._closed:
+            raise RuntimeError("this Gpu is closed")
+        if self._is_current():
             yield self
             return
         self.context.push()
         try:
             yield self
+        except BaseException as exc:
+            # TensorRT and pycuda objects the body made, held by the traceback's frames, go now, while their
+            # context is current, not later when the exception is dropped and no context is
+            traceback.clear_frames(exc.__traceback__)
+            raise
         finally:
             self.cuda.Context.pop()
 
@@ -105,18 +127,13 @@ class Gpu:
         self.stream.synchronize()
 
     def close(self):
-        """Pop and release the context, in the thread that made it. pycuda destroys a context only where it
-        is current or in the thread that made it (context::detach, src/cpp/cuda.hpp), and a thread that ends
-        with a context still on its stack aborts the whole process (~context_stack; seen on an H100). So the
-        owner closes its own, before it ends; from any other thread this is refused."""
+        """Release the context, from any thread, outside `current()`: it is pushed here, and detach() destroys
+        a context that is current (and pops it), where pycuda would only leak one detached elsewhere."""
         if self._closed:
             return
-        if threading.get_ident() != self.owner:
-            raise RuntimeError("Gpu.close() from thread %r: the CUDA context belongs to thread %r; close it there, "
-                               "before that thread ends (pycuda leaks it from here, and aborts the process when "
-                               "its thread ends with it current)"
-                               % (threading.current_thread().name, self.owner_thread.name))
+        if self._is_current():
+            raise RuntimeError("Gpu.close() inside `with gpu.current():`; close it after the block")
         self._closed = True
-        self.stream = None
-        self.cuda.Context.pop()
+        self.context.push()
+        self.stream = None  # its destructor needs the context: current now
         self.context.detach()

@@ -288,7 +288,14 @@ def _parse(trt, builder, log_trt, onnx_path, log):
 
 
 def build(bundle, opts: BuildOptions, gpu, trt=None, log=sys.stderr, root="/", note=None) -> str:
-    """Build, save (atomically) and return the engine's path. note: printed once TensorRT has started."""
+    """Build, save (atomically) and return the engine's path. note: printed once TensorRT has started.
+    Everything happens with gpu's context current (runtime/cuda.py), and what TensorRT made is gone before
+    it stops being current, also when the build fails."""
+    with gpu.current():
+        return _build(bundle, opts, gpu, trt, log, root, note)
+
+
+def _build(bundle, opts, gpu, trt, log, root, note):
     trt = trt or trtlib.load()
     log_trt = trtlib.logger(trt, echo=False, out=log)
     plan = make_plan(trt, gpu, bundle, opts, root)

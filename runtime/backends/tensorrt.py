@@ -1,6 +1,7 @@
 """TensorRT backend: the bundle's engine for this device (built here when there is none), run with pycuda.
 
-On activate, in the thread that will run inference: a CUDA context (runtime/cuda.py), the engine that
+On activate: a CUDA context (runtime/cuda.py; current only while the backend works, so any thread may
+call it and several models may share a thread), the engine that
 matches this GPU, board, TensorRT version, precision, batch and DLA core (runtime/engines.py), built once
 when missing unless build=False, and rebuilt when an engine file will not deserialize. Per batch size it
 allocates page-locked host buffers and device buffers once and reuses them: copy in, execute, copy out
@@ -36,7 +37,8 @@ class TensorRTBackend(Backend):
         self.trt = trtlib.load()
         self.gpu = Gpu()
         try:
-            self._open()
+            with self.gpu.current():
+                self._open()
         except BaseException:
             self.deactivate()
             raise
@@ -76,6 +78,9 @@ class TensorRTBackend(Backend):
             if self.engine_path or not self.build:
                 raise UserError(why + "; rebuild it with: python -m export engine %s" % self.bundle.path)
             print("warning: %s: rebuilding it" % why, file=self.log)
+            # TensorRT keeps the first logger while any runtime or builder lives: let this runtime go, so that
+            # the build's errors reach the build's own logger (and its one-line message)
+            self.engine = self.runtime = None
             path = trt_build.build(self.bundle, opts, self.gpu, trt, self.log, self.root)
             self._deserialize(path, log_trt)
             if self.engine is None:
