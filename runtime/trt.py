@@ -74,27 +74,65 @@ def numpy_dtype(data_type, what="tensor"):
     return np.dtype(NUMPY_TYPES[name])
 
 
-def logger(trt, echo=True, out=None):
-    """A TensorRT logger that keeps the errors (so they go into our one-line messages) and prints warnings
-    (and, with echo, errors) to stderr."""
+class Caught:
+    """The first exception a Python callback raised inside TensorRT, whose trampolines only print it and go
+    on ("Exception caught in log()"), kept to be raised once TensorRT returns. One per build, shared by the
+    logger, the progress monitor and the calibrator, so that a Ctrl-C landing in any of them stops the rest:
+    the monitor cancels the build, the calibrator feeds no more and writes no cache."""
+
+    def __init__(self):
+        self.exception = None
+
+    def keep(self, exc):
+        if self.exception is None:
+            self.exception = exc
+
+    def raise_it(self):
+        if self.exception is not None:
+            exc, self.exception = self.exception, None
+            raise exc
+
+
+def logger(trt, echo=True, out=None, caught=None):
+    """A TensorRT logger that keeps the errors and warnings (so the reason goes into our one-line messages)
+    and prints warnings (and, with echo, errors) to stderr, or holds them while `holding` (see _started)."""
     import sys
 
     class Logger(trt.ILogger):
         def __init__(self):
             trt.ILogger.__init__(self)
-            self.errors = []
+            self.errors, self.warnings, self.held = [], [], []
+            self.holding = False
+            self.caught = caught or Caught()
 
         def log(self, severity, msg):
-            severity = int(severity)  # pybind11 enums compare reliably only as ints
-            if severity <= int(trt.ILogger.Severity.ERROR):
-                self.errors.append(str(msg).strip())
-                if not echo:
-                    return
-            if severity <= int(trt.ILogger.Severity.WARNING):
-                print("TensorRT: %s" % str(msg).strip(), file=out or sys.stderr)
+            try:
+                severity = int(severity)  # pybind11 enums compare reliably only as ints
+                text = str(msg).strip()
+                if severity <= int(trt.ILogger.Severity.ERROR):
+                    self.errors.append(text)
+                    if not echo:
+                        return
+                elif severity <= int(trt.ILogger.Severity.WARNING):
+                    self.warnings.append(text)
+                if severity <= int(trt.ILogger.Severity.WARNING):
+                    if self.holding:
+                        self.held.append(text)
+                    else:
+                        print("TensorRT: %s" % text, file=out or sys.stderr)
+            except BaseException as exc:  # noqa: BLE001 (a Ctrl-C lands here most often during a build)
+                self.caught.keep(exc)
+
+        def release_held(self):
+            self.holding = False
+            for text in self.held:
+                print("TensorRT: %s" % text, file=out or sys.stderr)
+            self.held = []
 
         def last_error(self, default=""):
-            return self.errors[-1] if self.errors else default
+            """The last error TensorRT logged, else its last warning (TensorRT 8.5+ logs a CUDA start-up
+            failure as a warning), else default."""
+            return self.errors[-1] if self.errors else self.warnings[-1] if self.warnings else default
 
     return Logger()
 
@@ -103,13 +141,17 @@ def _started(trt, factory, name, log):
     """trt.Builder(log) or trt.Runtime(log); TensorRT that cannot start CUDA (no GPU visible, a driver that
     does not fit, a container without the GPU) makes pybind11 raise TypeError "factory function returned
     nullptr": that becomes one line with what TensorRT logged and what to check."""
+    log.holding = True  # what TensorRT says while it starts goes into our one line if it does not start
     try:
-        return factory(log)
+        started = factory(log)
     except TypeError as exc:
         if "nullptr" not in str(exc):
+            log.release_held()
             raise
         raise UserError("TensorRT %s does not start: trt.%s() returned nothing (%s); %s"
                         % (trt.__version__, name, log.last_error("TensorRT logged no reason"), START_HOWTO)) from None
+    log.release_held()
+    return started
 
 
 def builder(trt, log):

@@ -141,21 +141,10 @@ class Ticker:
         print("%s: %s in %.1f s" % (self.label, message, time.perf_counter() - self.t0), file=self.out)
 
 
-class _Callbacks:
-    """A Python object TensorRT calls back through its trampolines: `caught` keeps the first exception that
-    a guarded callback raised (the trampoline would only print it), to raise it again after the build."""
-
-    caught = None
-
-    def raise_caught(self):
-        if self.caught is not None:
-            caught, self.caught = self.caught, None
-            raise caught
-
-
 def _guarded(fallback):
-    """A callback that keeps what it raises in self.caught and answers `fallback` (None stops calibration,
-    False cancels the build) instead of leaving the exception to TensorRT's trampoline."""
+    """A callback that keeps what it raises in self.caught (a trt.Caught shared by the build's logger,
+    monitor and calibrator) and answers `fallback` (None stops calibration, False cancels the build) instead
+    of leaving the exception to TensorRT's trampoline."""
 
     def wrap(method):
         @functools.wraps(method)
@@ -163,8 +152,7 @@ def _guarded(fallback):
             try:
                 return method(self, *args)
             except BaseException as exc:  # noqa: BLE001 (raised again after the build, with its traceback)
-                if self.caught is None:
-                    self.caught = exc
+                self.caught.keep(exc)
                 return fallback
 
         return call
@@ -172,13 +160,15 @@ def _guarded(fallback):
     return wrap
 
 
-def _progress_monitor(trt, ticker):
-    """TensorRT's IProgressMonitor (9.0+) showing the innermost phase and its step."""
+def _progress_monitor(trt, ticker, caught):
+    """TensorRT's IProgressMonitor (9.0+) showing the innermost phase and its step; it cancels the build once
+    any callback has caught an exception (a Ctrl-C, most often in the logger)."""
 
-    class Progress(trt.IProgressMonitor, _Callbacks):
+    class Progress(trt.IProgressMonitor):
         def __init__(self):
             trt.IProgressMonitor.__init__(self)
             self.phases = {}
+            self.caught = caught
 
         @_guarded(None)
         def phase_start(self, phase_name, parent_phase, num_steps):
@@ -190,7 +180,7 @@ def _progress_monitor(trt, ticker):
             if phase_name in self.phases:
                 self.phases[phase_name][0] = step + 1
                 ticker.show("%s %d/%d" % (phase_name, step + 1, self.phases[phase_name][1]))
-            return True  # False would cancel the build
+            return self.caught.exception is None  # False cancels the build
 
         @_guarded(None)
         def phase_finish(self, phase_name):
@@ -215,14 +205,16 @@ def _calibration_batches(bundle, opts, input_shape, log):
     return batches
 
 
-def _calibrator(trt, gpu, bundle, opts, cache_path, batch_size, batches, input_shape, log):
+def _calibrator(trt, gpu, bundle, opts, cache_path, batch_size, batches, input_shape, log, caught=None):
     """An IInt8EntropyCalibrator2 fed with the prepared batches; with a kept calibration cache there are
-    none, and frames are read only if TensorRT rejects the cache and asks for batches anyway."""
+    none, and frames are read only if TensorRT rejects the cache and asks for batches anyway. Once any
+    callback has caught an exception it feeds no more and writes no cache (it would be a partial one)."""
     import numpy as np
 
-    class Calibrator(trt.IInt8EntropyCalibrator2, _Callbacks):
+    class Calibrator(trt.IInt8EntropyCalibrator2):
         def __init__(self):
             trt.IInt8EntropyCalibrator2.__init__(self)
+            self.caught = caught or trtlib.Caught()
             self.batches = None if batches is None else iter(batches)
             self.fed = 0
             self.host = self.device = None
@@ -233,6 +225,8 @@ def _calibrator(trt, gpu, bundle, opts, cache_path, batch_size, batches, input_s
 
         @_guarded(None)
         def get_batch(self, names):
+            if self.caught.exception is not None:
+                return None
             if self.batches is None:
                 self.batches = iter(_calibration_batches(bundle, opts, input_shape, log))
             batch = next(self.batches, None)
@@ -257,7 +251,8 @@ def _calibrator(trt, gpu, bundle, opts, cache_path, batch_size, batches, input_s
 
         @_guarded(None)
         def write_calibration_cache(self, cache):
-            write_atomic(cache_path, bytes(cache))
+            if self.caught.exception is None:
+                write_atomic(cache_path, bytes(cache))
 
         def release(self):
             if self.device is not None:
@@ -297,7 +292,8 @@ def build(bundle, opts: BuildOptions, gpu, trt=None, log=sys.stderr, root="/", n
 
 def _build(bundle, opts, gpu, trt, log, root, note):
     trt = trt or trtlib.load()
-    log_trt = trtlib.logger(trt, echo=False, out=log)
+    caught = trtlib.Caught()  # what a Python callback raises inside TensorRT: raised after the build
+    log_trt = trtlib.logger(trt, echo=False, out=log, caught=caught)
     plan = make_plan(trt, gpu, bundle, opts, root)
     key, weak = plan.key, trtlib.has_weak_typing(trt)
     builder = trtlib.builder(trt, log_trt)
@@ -336,7 +332,7 @@ def _build(bundle, opts, gpu, trt, log, root, note):
         if not os.path.isfile(plan.calibration_cache):
             batches = _calibration_batches(bundle, opts, shape, log)
         # batch 1: TensorRT calibrates dynamic shapes at the calibration profile's opt shape, which is 1 here
-        calibrator = _calibrator(trt, gpu, bundle, opts, plan.calibration_cache, 1, batches, shape, log)
+        calibrator = _calibrator(trt, gpu, bundle, opts, plan.calibration_cache, 1, batches, shape, log, caught)
         config.int8_calibrator = calibrator
         if profile is not None:
             config.set_calibration_profile(profile)
@@ -366,7 +362,7 @@ def _build(bundle, opts, gpu, trt, log, root, note):
     stop = threading.Event()
     monitor = waiter = None
     if hasattr(trt, "IProgressMonitor"):
-        monitor = _progress_monitor(trt, ticker)
+        monitor = _progress_monitor(trt, ticker, caught)
         config.progress_monitor = monitor
     else:
         waiter = threading.Thread(target=_tick_until, args=(stop, ticker), daemon=True)
@@ -379,9 +375,7 @@ def _build(bundle, opts, gpu, trt, log, root, note):
             waiter.join()
         if calibrator is not None:
             calibrator.release()
-    for callbacks in (calibrator, monitor):  # what TensorRT's trampolines swallowed, raised here
-        if callbacks is not None:
-            callbacks.raise_caught()
+    caught.raise_it()  # what TensorRT's trampolines swallowed (a Ctrl-C too), raised here
     if serialized is None:
         raise UserError("TensorRT could not build the engine (%s); on a board short of memory try a smaller "
                         "--workspace, or add swap: jetson_setup.sh --swap 8G" % log_trt.last_error("no reason given"))

@@ -95,9 +95,11 @@ def test_callbacks_detection_and_startup_on_the_real_module(real):
     report = probe(real)
     calls, found = report["callbacks"], report["detection"]
     assert calls["logger_errors"] == ["an error through the real trampoline"]  # INFO is not an error
+    assert calls["logger_caught"] == "BrokenPipeError('stderr is gone')"  # kept, to be raised after the build
     if real != "8.6.1":  # IProgressMonitor: TensorRT 9.0+
         assert calls["step_ok"] is True and calls["progress_shown"][:2] == ["Building", "Building 1/2"]
         assert calls["progress_reraised"] == "the ticker failed"  # swallowed by the trampoline, raised after
+        assert calls["step_after_error"] is False  # and the build is cancelled as soon as one was caught
     if WEAK[real]:
         assert calls["batch_size"] == 1 and calls["batches"] == [1, 1, 0]
         assert calls["cache_after"] == "calibration table"

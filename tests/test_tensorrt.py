@@ -578,3 +578,67 @@ def test_an_engine_with_fp16_inputs_and_outputs_takes_and_gives_float32(fake_gpu
     assert got.dtype == np.float32 and got.shape == expected.shape
     assert np.abs(got - expected).max() < 1e-2  # half-precision I/O on probabilities
     assert cuda.fake_stats["pageable_copies"] == 0
+
+
+def test_the_runtime_takes_the_newest_int8_engine(fake_gpu, pilot_bundle, tmp_path):
+    """A first run calibrates on the bundle's samples (with a warning); an engine built afterwards with real
+    calibration data is the one the next run uses."""
+    from runtime import bundle as bundle_format
+    from runtime import trt_build
+    from runtime.backends.tensorrt import TensorRTBackend
+    from runtime.cuda import Gpu
+
+    trt, _ = fake_gpu("10.3.0")
+    bundle = bundle_format.load(str(copy_bundle(pilot_bundle, tmp_path)))
+    with TensorRTBackend(bundle, precision="int8", log=io.StringIO()) as first:
+        samples_engine = first.path
+    gpu = Gpu()
+    road_engine = trt_build.build(bundle, trt_build.BuildOptions("int8", calib_data="road", calib_frames=24), gpu,
+                                  trt, log=io.StringIO())
+    gpu.close()
+    os.utime(samples_engine, (1, 1))  # older, whatever the file system's time resolution
+    with TensorRTBackend(bundle, precision="int8", log=io.StringIO()) as second:
+        assert second.path == road_engine != samples_engine
+
+
+def test_a_ctrl_c_inside_a_callback_stops_the_build_and_keeps_no_partial_cache(fake_gpu, pilot_bundle, tmp_path,
+                                                                                monkeypatch):
+    """TensorRT's trampolines swallow what a callback raises; a Ctrl-C during calibration must still end the
+    build, with no calibration cache from the frames so far (the next build would reuse it silently)."""
+    from runtime import bundle as bundle_format
+    from runtime import trt_build
+    from runtime.cuda import Gpu
+
+    trt, _ = fake_gpu("10.3.0")
+    bundle = bundle_format.load(str(copy_bundle(pilot_bundle, tmp_path)))
+    real_batches = trt_build._calibration_batches
+
+    def interrupted(*args):
+        batches = real_batches(*args)
+
+        def feed():
+            yield from batches[:3]
+            raise KeyboardInterrupt
+
+        return feed()
+
+    monkeypatch.setattr(trt_build, "_calibration_batches", interrupted)
+    gpu = Gpu()
+    with pytest.raises(KeyboardInterrupt):
+        trt_build.build(bundle, trt_build.BuildOptions("int8", calib_data="road", calib_frames=24), gpu, trt,
+                        log=io.StringIO())
+    gpu.close()
+    engines_dir = os.path.join(bundle.path, "engines")
+    left = os.listdir(engines_dir) if os.path.isdir(engines_dir) else []
+    assert not [n for n in left if n.startswith("calibration-") or n.endswith(".engine")], left
+
+
+def test_tensorrt_that_cannot_start_cuda_is_one_line_with_its_warning_as_the_reason(digits_bundle, tmp_path):
+    """TensorRT 8.5+ logs "CUDA initialization failure" as a WARNING, then Builder/Runtime return null."""
+    env = {"XDG_CACHE_HOME": str(tmp_path / "cache"), "FAKE_TRT_NO_CUDA": "1"}
+    bundle = copy_bundle(digits_bundle, tmp_path)  # no engines: TensorRT must start to build one
+    for args in (("export", "engine", bundle),
+                 ("runtime", "run", bundle, "--backend", "tensorrt", "--source", bundle / "samples", "--no-display")):
+        proc = cli(*args, fake_gpu="10.3.0", env=env)
+        assert one_line_error(proc), proc.stderr
+        assert "does not start" in proc.stderr and "CUDA initialization failure with error: 35" in proc.stderr

@@ -198,6 +198,14 @@ def check_callbacks(trt):
     trt.ILogger.log(log, trt.ILogger.Severity.ERROR, "an error through the real trampoline")
     trt.ILogger.log(log, trt.ILogger.Severity.INFO, "info")
     out["logger_errors"] = log.errors
+
+    class Broken:  # a stderr that fails (a closed pipe; a Ctrl-C arrives the same way, inside log())
+        def write(self, text):
+            raise BrokenPipeError("stderr is gone")
+
+    broken = trtlib.logger(trt, echo=True, out=Broken())
+    trt.ILogger.log(broken, trt.ILogger.Severity.ERROR, "through the real trampoline, printed nowhere")
+    out["logger_caught"] = repr(broken.caught.exception)
     if hasattr(trt, "IProgressMonitor"):
         shown = []
 
@@ -207,14 +215,14 @@ def check_callbacks(trt):
                     raise ValueError("the ticker failed")
                 shown.append(detail)
 
-        monitor = trt_build._progress_monitor(trt, Ticker())
+        monitor = trt_build._progress_monitor(trt, Ticker(), trtlib.Caught())
         trt.IProgressMonitor.phase_start(monitor, "Building", None, 2)
         out["step_ok"] = trt.IProgressMonitor.step_complete(monitor, "Building", 0)
         trt.IProgressMonitor.phase_start(monitor, "boom", None, 1)
         out["step_after_error"] = trt.IProgressMonitor.step_complete(monitor, "Building", 1)
         trt.IProgressMonitor.phase_finish(monitor, "Building")
         try:
-            monitor.raise_caught()
+            monitor.caught.raise_it()
             out["progress_reraised"] = None
         except ValueError as exc:
             out["progress_reraised"] = str(exc)
@@ -239,7 +247,7 @@ def check_callbacks(trt):
         cal = trt_build._calibrator(trt, HostGpu(), None, None, cache, 1, failing(), (-1, 4), io.StringIO())
         out["batch_after_error"] = cal.get_batch(["input"])
         try:
-            cal.raise_caught()
+            cal.caught.raise_it()
             out["calibration_reraised"] = None
         except UserError as exc:
             out["calibration_reraised"] = str(exc)

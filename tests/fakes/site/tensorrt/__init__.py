@@ -415,7 +415,8 @@ class IHostMemory:
 
 def _no_cuda(logger):
     if _os.environ.get("FAKE_TRT_NO_CUDA") == "1":
-        _log(logger, Logger.ERROR, "CUDA initialization failure with error: 35. Please check your CUDA installation: "
+        # a WARNING since TensorRT 8.5 ("[TRT] [W] CUDA initialization failure with error: 35", NVIDIA/TensorRT#2913)
+        _log(logger, Logger.WARNING, "CUDA initialization failure with error: 35. Please check your CUDA installation: "
                                    "http://docs.nvidia.com/cuda/cuda-installation-guide-linux/index.html")
         raise TypeError("pybind11::init(): factory function returned nullptr")
 
