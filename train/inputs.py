@@ -28,8 +28,9 @@ def _prepare_same_size(tf, x, pre):
     if tuple(x.shape[1:3]) != size:
         method = {"linear": "bilinear", "area": "area", "nearest": "nearest"}[resize.get("interpolation", "linear")]
         x = tf.image.resize(x, size, method=method, antialias=False)
-        # a uint8 image resized is a uint8 image: round half up (OpenCV's integer rounding), no clipping
-        # needed (these interpolations never leave the inputs' range)
+        # a uint8 image resized is a uint8 image: rounded half up, as OpenCV's integer-factor paths do (its
+        # other paths round exact ties to even; the README's skew section measures what that leaves); no
+        # clipping needed, these interpolations never leave the inputs' range
         x = tf.floor(x + 0.5)
     color = pre["color"]
     if color == "bgr":
