@@ -183,8 +183,8 @@ def deserialize(trt, log, plan: bytes, dla_core=None):
 class Tensor:
     """One input or output of an engine: name, direction, numpy dtype, shape (-1 = dynamic), max batch."""
 
-    def __init__(self, name, index, is_input, dtype, shape, max_shape):
-        self.name, self.index, self.is_input = name, index, is_input
+    def __init__(self, name, is_input, dtype, shape, max_shape):
+        self.name, self.is_input = name, is_input
         self.dtype = np.dtype(dtype)
         self.shape, self.max_shape = tuple(shape), tuple(max_shape)
 
@@ -213,7 +213,7 @@ class TensorAPI:
             shape = tuple(engine.get_tensor_shape(name))
             max_shape = tuple(engine.get_tensor_profile_shape(name, 0)[2]) if is_input and -1 in shape else shape
             dtype = numpy_dtype(engine.get_tensor_dtype(name), "the engine's tensor '%s'" % name)
-            self.tensors.append(Tensor(name, i, is_input, dtype, shape, max_shape))
+            self.tensors.append(Tensor(name, is_input, dtype, shape, max_shape))
 
     def set_input_shape(self, context, tensor, shape):
         if not context.set_input_shape(tensor.name, tuple(shape)):
@@ -227,6 +227,3 @@ class TensorAPI:
             context.set_tensor_address(tensor.name, address)
         return context.execute_async_v3(stream_handle)
 
-
-def io_api(trt, engine, log=None):
-    return TensorAPI(trt, engine, log)

@@ -19,14 +19,13 @@ before building, and what a callback still raises is kept and raised again after
 from __future__ import annotations
 
 import functools
-import hashlib
 import os
 import sys
 import threading
 import time
 
 from . import engines, representative, trt as trtlib
-from .bundle import write_atomic
+from .bundle import sha256_file, write_atomic
 from .cli import UserError
 
 TRT8_MAX_OPSET = 17
@@ -74,8 +73,8 @@ def _calibration_spec(opts):
 
 
 def file_digest(path):
-    with open(path, "rb") as f:
-        return hashlib.sha256(f.read()).hexdigest()[:16]
+    """What names an INT8 engine by its calibration: the calibration cache's sha256 (a prefix)."""
+    return sha256_file(path)[:16]
 
 
 def make_plan(trt, gpu, bundle, opts, root="/") -> Plan:

@@ -87,7 +87,7 @@ class TensorRTBackend(Backend):
                 raise UserError("TensorRT %s cannot load the engine it has just built (%s)" % (trt.__version__, path))
         self.path = path
         self.context = self.engine.create_execution_context()
-        self.io = trtlib.io_api(trt, self.engine, log_trt)
+        self.io = trtlib.TensorAPI(trt, self.engine, log_trt)
         inputs = [t for t in self.io.tensors if t.is_input]
         if len(inputs) != 1:
             raise UserError("%s has %d inputs; the runtime feeds one image input" % (path, len(inputs)))
