@@ -20,17 +20,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 sys.path.insert(0, ROOT)
 
-CONTRACTS = {  # the zoo's preprocessing sections (train/models.py)
-    "pilotnet": ({"crop": {"top": 0.4, "bottom": 1.0, "left": 0.0, "right": 1.0},
-                  "resize": {"width": 200, "height": 66, "interpolation": "area"},
-                  "color": "yuv", "scale": 1.0, "offset": 0.0}, [None, 66, 200, 3]),
-    "cifar_cnn": ({"crop": None, "resize": {"width": 32, "height": 32, "interpolation": "linear"},
-                   "color": "rgb", "scale": 1 / 255, "offset": 0.0}, [None, 32, 32, 3]),
-    "mnist_cnn": ({"crop": None, "resize": {"width": 28, "height": 28, "interpolation": "linear"},
-                   "color": "gray", "scale": 1 / 255, "offset": 0.0}, [None, 28, 28, 1]),
-    "binary_cnn": ({"crop": None, "resize": {"width": 150, "height": 150, "interpolation": "linear"},
-                    "color": "rgb", "scale": 1 / 255, "offset": 0.0}, [None, 150, 150, 3]),
-}
+CONTRACTS = ("pilotnet", "cifar_cnn", "mnist_cnn", "binary_cnn")  # their preprocessing: train/models.py
 
 
 def preprocessor_at(revision):
@@ -61,6 +51,7 @@ def main():
 
     from runtime import road
     from runtime.preprocess import Preprocessor
+    from train import models  # the specs only: no TensorFlow until a model is built
 
     cv2.setNumThreads(1)
     width, height = (int(v) for v in args.size.lower().split("x"))
@@ -70,8 +61,9 @@ def main():
     print("%d frames at %dx%d, best of %d interleaved repeats; microseconds per frame"
           % (len(frames), width, height, args.repeats))
     print("%-11s %12s %12s %10s" % ("contract", args.against, "this tree", "change"))
-    for name, (pre, shape) in CONTRACTS.items():
-        spec = {"layout": "NHWC", "shape": shape}
+    for name in CONTRACTS:
+        zoo = models.get(name)
+        pre, spec = zoo.preprocess(), {"layout": zoo.layout, "shape": [None] + list(zoo.input_shape)}
         pair = {"then": other(pre, spec), "now": Preprocessor(pre, spec)}
         best = {"then": float("inf"), "now": float("inf")}
         for _ in range(args.repeats):

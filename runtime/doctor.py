@@ -88,11 +88,8 @@ def fastest_mode(root="/"):
     """(id, name) of the fastest power mode: MAXN by name (mode 0 is not the fastest on every board), else the
     most watts, then the most cores (Xavier NX on JetPack 5 has no MAXN: its fastest is 8, MODE_20W_6CORE);
     the first of equals. None when there is no nvpmodel.conf or no name says."""
-    best = None
-    for i, name in power_modes(root):
-        if mode_rating(name) > (0, 0, 0) and (best is None or mode_rating(name) > mode_rating(best[1])):
-            best = (i, name)
-    return best
+    rated = [(i, name) for i, name in power_modes(root) if mode_rating(name) > (0, 0, 0)]
+    return max(rated, key=lambda mode: mode_rating(mode[1])) if rated else None  # max keeps the first of equals
 
 
 def power_mode(root="/"):
