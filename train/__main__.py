@@ -2,6 +2,8 @@
 
     python -m train --model pilotnet --data road --epochs 10 --out runs/pilotnet
     python -m train --model cifar_cnn --summary
+    python -m train --model mobilenetv2 --data folder:photos --weights mobilenet_v2_..._96_no_top.h5 \
+        --fine-tune 30 --out runs/photos                      # transfer learning (train/backbones.py)
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ import sys
 
 from runtime.cli import ArgumentParser, UserError, main, positive_int
 
-from . import datasets, models
+from . import backbones, datasets, models
 
 
 def build_parser():
@@ -28,17 +30,40 @@ def build_parser():
     parser.add_argument("--seed", type=int, default=0, help="for the split, the road and the weights")
     parser.add_argument("--out", metavar="RUN_DIR", help="where the model, history, plot and metadata go")
     parser.add_argument("--summary", action="store_true", help="print the Keras summary and exit")
+    group = parser.add_argument_group("transfer learning (%s only)" % ", ".join(backbones.BACKBONES))
+    group.add_argument("--weights", metavar="PATH",
+                       help="ImageNet weights for the backbone, a .h5/.keras file downloaded from Keras's storage "
+                            "(e.g. %s); default: random weights, every layer trained"
+                            % backbones.BACKBONES["mobilenetv2"].weight_files)
+    group.add_argument("--image-size", type=positive_int, metavar="N",
+                       help="input N x N, at least %d (default: %s)" % (backbones.MIN_SIZE, ", ".join(
+                           "%s %d" % (n, b.size) for n, b in backbones.BACKBONES.items())))
+    group.add_argument("--fine-tune", type=positive_int, metavar="N",
+                       help="with --weights: after the head has trained on the frozen backbone (--epochs), unfreeze "
+                            "the backbone's last N layers (BatchNormalization stays frozen) and train on at "
+                            "learning rate %g" % backbones.FINE_TUNE_LR)
+    group.add_argument("--fine-tune-epochs", type=positive_int, metavar="N",
+                       help="epochs of the fine-tuning phase (default: as many as --epochs)")
     return parser
 
 
 def _main(argv):
     args = build_parser().parse_args(argv)
     spec = models.get(args.model)
+    transfer = (args.weights, args.image_size, args.fine_tune, args.fine_tune_epochs)
+    if isinstance(spec, backbones.BackboneSpec):
+        spec = spec.configure(args.image_size, args.weights, args.fine_tune, args.fine_tune_epochs)
+    elif any(v is not None for v in transfer):
+        raise UserError("--weights, --image-size and --fine-tune are for the backbones (%s), not %s"
+                        % (", ".join(backbones.BACKBONES), spec.name))
     if args.summary:
         from . import load_tensorflow
 
         load_tensorflow()
-        spec.build().summary()
+        model = spec.build()
+        if isinstance(spec, backbones.BackboneSpec):
+            print(spec.describe(), file=sys.stderr)
+        model.summary()
         return 0
     if not args.out:
         raise UserError("--out RUN_DIR is required to train (or give --summary)")
@@ -52,6 +77,10 @@ def _main(argv):
     from . import load_tensorflow, trainer
 
     load_tensorflow()
+    if isinstance(spec, backbones.BackboneSpec):
+        if spec.weights is not None:
+            spec.build_base()  # a weights file that does not fit is one line before any work is done
+        print(spec.describe(), file=sys.stderr)
 
     print("loading %s for %s" % (data, spec.name), file=sys.stderr)
     dataset = datasets.load(data, spec, limit=args.limit, seed=args.seed)

@@ -1,4 +1,5 @@
-"""The model zoo, by name: the lecture's networks (lecture-cnn-part1) and NVIDIA's PilotNet.
+"""The model zoo, by name: the lecture's networks (lecture-cnn-part1), NVIDIA's PilotNet, and the edge backbones
+of keras.applications for transfer learning (train/backbones.py: MobileNetV2, MobileNetV3Small, EfficientNetB0).
 
 Each entry says how to build and compile the network and what its input is (size, colour, scaling):
 that input contract goes into the run's metadata and from there into the bundle's manifest.
@@ -11,6 +12,8 @@ from runtime.cli import UserError
 
 class Spec:
     """A zoo entry: task, input contract and compile settings; `build(num_classes)` makes the model."""
+
+    weights, fine_tune, fine_tune_epochs = None, 0, None  # only backbones (train/backbones.py) use them
 
     def __init__(self, name, task, size, color, layout="NHWC", scale=1.0 / 255, offset=0.0, crop=None,
                  interpolation="linear", optimizer="rmsprop", default_data="digits", about=""):
@@ -136,6 +139,11 @@ ZOO = {
         "top": 0.40, "bottom": 1.0, "left": 0.0, "right": 1.0}, interpolation="area", optimizer="adam",
         default_data="road", about="NVIDIA's end-to-end steering network, 66x200 YUV"),
 }
+
+
+# mobilenetv2, mobilenetv3small, efficientnetb0 for transfer learning: train/backbones.py subclasses Spec (above)
+# and adds them to ZOO when it is imported, whichever of the two modules is imported first
+from . import backbones  # noqa: E402, F401
 
 
 def get(name: str) -> Spec:

@@ -2,7 +2,7 @@
 
 RUN_DIR/
     model.keras      the trained model
-    history.json     per-epoch loss and metrics (Keras's History), plus held-out results
+    history.json     per-epoch loss and metrics (Keras's History, both phases when fine-tuning), held-out results
     training.png     loss and metric curves
     summary.txt      the Keras summary
     meta.json        what export needs: task, labels, input contract (size, colour, scaling), samples
@@ -63,16 +63,28 @@ def train(spec, dataset, out_dir, epochs, batch_size, seed=0, verbose=None):
     started = time.time()
     history = model.fit(dataset.x_train, y_train, validation_data=(dataset.x_val, y_val), epochs=epochs,
                         batch_size=batch_size, shuffle=True, verbose=verbose)
+    hist = {k: [float(v) for v in vals] for k, vals in history.history.items()}
+    phases = [{"phase": "head" if spec.weights is not None else "all layers", "epochs": epochs}]
+    if spec.fine_tune:  # a pretrained backbone (train/backbones.py): now its last layers too, at a lower rate
+        more = spec.fine_tune_epochs or epochs
+        print("fine-tuning the backbone's last %d layers for %d epochs" % (spec.fine_tune, more), file=sys.stderr)
+        spec.start_fine_tune(model)
+        history = model.fit(dataset.x_train, y_train, validation_data=(dataset.x_val, y_val),
+                            initial_epoch=epochs, epochs=epochs + more, batch_size=batch_size, shuffle=True,
+                            verbose=verbose)
+        for k, vals in history.history.items():
+            hist.setdefault(k, []).extend(float(v) for v in vals)
+        phases.append({"phase": "fine-tune last %d layers" % spec.fine_tune, "epochs": more})
+        epochs += more
     seconds = time.time() - started
     results = evaluate(model, dataset)
 
     model.save(os.path.join(out_dir, "model.keras"))
     with open(os.path.join(out_dir, "summary.txt"), "w") as f:
         f.write(summary)
-    hist = {k: [float(v) for v in vals] for k, vals in history.history.items()}
     write_json(os.path.join(out_dir, "history.json"),
                {"epochs": epochs, "batch_size": batch_size, "seconds": round(seconds, 1), "history": hist,
-                "held_out": results})
+                "phases": phases, "held_out": results})
     from .plots import plot_history
 
     plot_history(hist, os.path.join(out_dir, "training.png"),
@@ -92,6 +104,9 @@ def train(spec, dataset, out_dir, epochs, batch_size, seed=0, verbose=None):
         "samples": {"dir": "samples", "files": files, "targets": dataset.sample_targets},
         "tools": {"tensorflow": tf.__version__, "keras": keras.__version__},
     }
+    if getattr(spec, "backbone", None) is not None:  # transfer learning: where its weights came from
+        meta["backbone"] = {"weights": os.path.basename(spec.weights) if spec.weights else "random",
+                            "fine_tune_layers": spec.fine_tune}
     if spec.task == "steering":
         meta["steering"] = {"inverse_radius_per_unit": 1.0 / road.STEERING_RADIUS_M,
                             "positive": "right",

@@ -1,0 +1,198 @@
+"""Transfer learning on the standard edge backbones from keras.applications: MobileNetV2, MobileNetV3Small and
+EfficientNetB0, each with `include_top=False`, global average pooling and a new softmax head for the dataset's
+classes.
+
+    --weights PATH   ImageNet weights a user downloaded (.h5 or .keras); without it the backbone starts from
+                     random weights (nothing here fetches them) and every layer trains
+    --image-size N   input N x N (a default per backbone that suits an edge board; at least 32)
+    --fine-tune N    with --weights: train the head on the frozen backbone, then unfreeze the backbone's last N
+                     layers (BatchNormalization stays frozen) and train on with a 100x lower learning rate
+
+As Keras's transfer-learning guide does, a pretrained backbone is called with training=False, so its
+BatchNormalization layers run in inference mode (their ImageNet statistics) in both phases. From random weights
+the backbone trains as a whole and its BatchNormalization momentum is lowered from keras.applications' 0.999
+(0.99 for EfficientNet) to 0.9, so the moving statistics that inference uses keep up on a small dataset.
+
+Each backbone's own input scaling is its Spec's (and so the run's and the bundle's manifest's) preprocessing:
+MobileNetV2 takes x / 127.5 - 1 (keras.applications.mobilenet_v2.preprocess_input, mode "tf"); MobileNetV3
+(include_preprocessing=True) and EfficientNet rescale inside the model and take RGB 0..255.
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+
+from runtime.cli import UserError
+
+from . import models
+from .models import Spec
+
+HEAD_LR = 1e-3  # Adam: the head alone, or the whole network from random weights
+FINE_TUNE_LR = 1e-5  # Adam: the unfrozen layers of a pretrained backbone, as Keras's guide does
+SCRATCH_BN_MOMENTUM = 0.9
+MIN_SIZE = 32  # keras.applications' minimum for all three
+WEIGHT_SUFFIXES = (".h5", ".hdf5", ".keras")
+IMAGENET_STDDEV_RGB = (0.229, 0.224, 0.225)  # keras.applications.efficientnet's constant
+
+
+class Backbone:
+    """A keras.applications family as this toolkit uses it: constructor, input contract, sizes, weight files."""
+
+    def __init__(self, name, app, size, scale, offset, layers, weight_files, about, **kwargs):
+        self.name, self.app, self.size, self.scale, self.offset = name, app, size, scale, offset
+        self.layers, self.weight_files, self.about, self.kwargs = layers, weight_files, about, kwargs
+
+
+BACKBONES = {
+    "mobilenetv2": Backbone(
+        "mobilenetv2", "MobileNetV2", 96, 1.0 / 127.5, -1.0, 154,
+        "mobilenet_v2_weights_tf_dim_ordering_tf_kernels_1.0_{96,128,160,192,224}_no_top.h5",
+        "keras.applications.MobileNetV2 (alpha 1.0) + a new softmax head; input x/127.5-1"),
+    "mobilenetv3small": Backbone(
+        "mobilenetv3small", "MobileNetV3Small", 128, 1.0, 0.0, 157,
+        "weights_mobilenet_v3_small_224_1.0_float_no_top_v2.h5",
+        "keras.applications.MobileNetV3Small + a new softmax head; rescales inside, input RGB 0..255",
+        include_preprocessing=True),
+    "efficientnetb0": Backbone(
+        "efficientnetb0", "EfficientNetB0", 128, 1.0, 0.0, 237, "efficientnetb0_notop.h5",
+        "keras.applications.EfficientNetB0 + a new softmax head; normalises inside, input RGB 0..255"),
+}
+
+
+class BackboneSpec(Spec):
+    """A zoo entry for a backbone; `configure()` gives the Spec for one run (size, weights, fine-tuning)."""
+
+    def __init__(self, backbone: Backbone, size=None, weights=None, fine_tune=0, fine_tune_epochs=None):
+        size = size or backbone.size
+        super().__init__(backbone.name, "classification", (size, size), "rgb", scale=backbone.scale,
+                         offset=backbone.offset, optimizer="adam", about=backbone.about)
+        self.backbone, self.weights = backbone, weights
+        self.fine_tune, self.fine_tune_epochs = fine_tune, fine_tune_epochs
+        self.scratch_bn_momentum = SCRATCH_BN_MOMENTUM  # None keeps keras.applications' (benchmarks/transfer.py)
+
+    def configure(self, image_size=None, weights=None, fine_tune=None, fine_tune_epochs=None):
+        """Validate the run's options without TensorFlow; UserError (one line) when they do not fit."""
+        b = self.backbone
+        if image_size is not None and image_size < MIN_SIZE:
+            raise UserError("--image-size %d is too small for %s (at least %d)" % (image_size, b.name, MIN_SIZE))
+        if weights is not None:
+            if not os.path.isfile(weights):
+                raise UserError("--weights %s: no such file (download %s from Keras's storage)"
+                                % (weights, b.weight_files))
+            if not weights.lower().endswith(WEIGHT_SUFFIXES):
+                raise UserError("--weights %s: expected a Keras weights file (%s)"
+                                % (weights, ", ".join(WEIGHT_SUFFIXES)))
+        if fine_tune is not None:
+            if weights is None:
+                raise UserError("--fine-tune needs --weights PATH: from random weights there is nothing pretrained to "
+                                "keep, and every layer trains from the start anyway")
+            if fine_tune > b.layers:
+                raise UserError("--fine-tune %d: %s has %d layers" % (fine_tune, b.name, b.layers))
+        if fine_tune_epochs is not None and fine_tune is None:
+            raise UserError("--fine-tune-epochs needs --fine-tune N")
+        return BackboneSpec(b, image_size, weights, fine_tune or 0, fine_tune_epochs)
+
+    def describe(self) -> str:
+        """What this run will do with the backbone's weights, for stderr."""
+        size = "%dx%d" % self.size
+        if self.weights is None:
+            return ("%s at %s from RANDOM weights (no --weights given; nothing is downloaded): every layer trains, "
+                    "nothing is frozen, BatchNormalization momentum %g" % (self.name, size, SCRATCH_BN_MOMENTUM))
+        text = "%s at %s from %s: backbone frozen (BatchNormalization in inference mode), the head trains" % (
+            self.name, size, self.weights)
+        if self.fine_tune:
+            text += "; then its last %d layers (BatchNormalization still frozen) at learning rate %g" % (
+                self.fine_tune, FINE_TUNE_LR)
+        return text
+
+    def build(self, num_classes=10):
+        import keras
+
+        base = self.build_base()
+        inputs = keras.Input(self.input_shape, name="image")
+        if self.weights is not None:
+            base.trainable = False
+            x = base(inputs, training=False)  # BatchNormalization keeps its ImageNet statistics, in every phase
+        else:
+            x = base(inputs)
+        x = keras.layers.Dropout(0.2, name="head_dropout")(x)
+        outputs = keras.layers.Dense(num_classes, activation="softmax", name="head")(x)
+        model = keras.Model(inputs, outputs, name=self.name)
+        _compile(model, HEAD_LR)
+        return model
+
+    def build_base(self):
+        """The keras.applications backbone (pooled features out), with --weights loaded or scratch BN momentum."""
+        import keras
+
+        b = self.backbone
+        base = getattr(keras.applications, b.app)(input_shape=self.input_shape, include_top=False, weights=None,
+                                                  pooling="avg", **b.kwargs)
+        if self.weights is None and self.scratch_bn_momentum is not None:
+            for layer in base.layers:
+                if isinstance(layer, keras.layers.BatchNormalization):
+                    layer.momentum = self.scratch_bn_momentum
+        else:
+            self._load(base)
+        return base
+
+    def _load(self, base):
+        import keras
+
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # Keras warns once per layer before it raises on a mismatch
+                base.load_weights(self.weights)
+        except Exception as exc:  # h5py's OSError, Keras's ValueError: all mean "not this backbone's file"
+            reason = " ".join(str(exc).split())[:200] or type(exc).__name__
+            raise UserError("--weights %s does not fit %s (expected %s): %s"
+                            % (self.weights, self.name, self.backbone.weight_files, reason)) from None
+        for layer in base.layers:
+            if isinstance(layer, keras.layers.Normalization) and layer.input_mean is None:
+                _square_imagenet_stddev(layer)
+
+    def start_fine_tune(self, model):
+        """Phase 2: unfreeze the backbone's last `fine_tune` layers except BatchNormalization; recompile."""
+        import keras
+
+        base = backbone_of(model)
+        base.trainable = True
+        layers = base.layers[1:]  # without its InputLayer
+        for i, layer in enumerate(layers):
+            layer.trainable = i >= len(layers) - self.fine_tune and not isinstance(
+                layer, keras.layers.BatchNormalization)
+        _compile(model, FINE_TUNE_LR)
+
+
+def _compile(model, learning_rate):
+    import keras
+
+    model.compile(optimizer=keras.optimizers.Adam(learning_rate), loss="categorical_crossentropy",
+                  metrics=["accuracy"])
+
+
+def _square_imagenet_stddev(layer):
+    """keras.applications' EfficientNet with weights="imagenet" adds a Rescaling(1/sqrt(stddev)) after its
+    Normalization, whose ImageNet "variance" is the standard deviation (keras issue tensorflow#49930), so the
+    input becomes (x/255 - mean) / stddev. Built with a weights file instead, that Rescaling is missing: the same
+    result comes from the variance squared, which this sets when the loaded variance is ImageNet's stddev."""
+    import numpy as np
+
+    variance = np.asarray(layer.adapt_variance).reshape(-1)
+    if variance.shape == (3,) and np.allclose(variance, IMAGENET_STDDEV_RGB, atol=1e-4):
+        layer.adapt_variance.assign(np.square(np.asarray(layer.adapt_variance)))
+        layer.finalize_state()
+
+
+def backbone_of(model):
+    """The keras.applications model nested inside a transfer-learning model."""
+    import keras
+
+    for layer in model.layers:
+        if isinstance(layer, keras.Model):
+            return layer
+    raise ValueError("%s has no nested backbone" % model.name)
+
+
+models.ZOO.update((name, BackboneSpec(b)) for name, b in BACKBONES.items())
