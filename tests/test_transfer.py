@@ -182,3 +182,14 @@ def test_bad_transfer_requests_are_one_line_exit_2(tmp_path, args, message):
     proc = cli("train", *args, "--out", tmp_path / "run")
     assert one_line_error(proc), proc.stderr
     assert message in proc.stderr
+
+
+def test_summary_prints_the_backbone_and_says_its_weights_are_random(keras, capsys):
+    from runtime.cli import main
+    from train.__main__ import _main
+
+    assert main("python -m train", _main, ["--model", "mobilenetv3small", "--image-size", str(SIZE),
+                                           "--summary"]) == 0
+    out, err = capsys.readouterr()
+    assert "Total params: 944,890" in out and "MobileNetV3Small" in out
+    assert "RANDOM weights" in err and "nothing is frozen" in err
