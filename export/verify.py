@@ -7,7 +7,9 @@ given --keras and TensorFlow is here; ONNX Runtime on model.onnx and on each
 precision variant; each TensorRT engine in the bundle (or the user cache) built for this device and TensorRT.
 Errors are scaled to the output's range (max |error| / max |reference|): FP32 within 1e-4, FP16 within 1e-2;
 INT8 is judged by the task: top-1 agreement >= 99% (classification, binary), steering error within 5% of the
-steering range [-1, 1] (so 0.1), relative error within 5% for other regressions.
+steering range [-1, 1] (so 0.1), relative error within 5% for other regressions. With an int8 variant the
+report (a note in the table, `int8_layers` in the JSON) says how many of its weighted layers run in INT8 and
+which stayed float (the manifest's variants.int8.layers, else counted in its graph).
 """
 
 from __future__ import annotations
@@ -38,7 +40,8 @@ def judge(task, precision, reference, outputs):
         ref, out = np.asarray(ref, np.float64), np.asarray(out, np.float64).reshape(np.shape(ref))
         max_abs = float(np.abs(ref - out).max())
         rel = max_abs / max(float(np.abs(ref).max()), 1e-12)
-        entry = {"index": i, "max_abs_error": max_abs, "max_rel_error": rel}
+        entry = {"index": i, "max_abs_error": max_abs, "max_rel_error": rel,
+                 "mean_abs_error": float(np.abs(ref - out).mean())}
         if i == 0 and task in ("classification", "binary"):
             if task == "classification":
                 agree = float(np.mean(ref.argmax(-1) == out.argmax(-1)))
@@ -76,6 +79,24 @@ def _samples(bundle):
     with np.load(bundle.keras_outputs_path) as stored:
         reference = [stored[o["name"]] for o in bundle.outputs]
     return x, reference
+
+
+def int8_layers(bundle):
+    """The int8 variant's layer counts (export/variants.py's layer_counts): from the manifest, which its
+    sha256 ties to the file, or counted in the graph for a variant made before the manifest recorded them
+    (needs onnx; None without it)."""
+    entry = (bundle.manifest.get("variants") or {}).get("int8")
+    if not entry:
+        return None
+    if isinstance(entry.get("layers"), dict):
+        return entry["layers"]
+    try:
+        import onnx
+    except ImportError:
+        return None
+    from .variants import layer_counts
+
+    return layer_counts(onnx.load(bundle.model_file("int8")))
 
 
 def _keras_row(src, x):
@@ -167,8 +188,16 @@ def verify(bundle_path, keras_src=None, data=None, frames=500, log=sys.stderr) -
         with backend:
             outputs = backend.infer(x)
         rows.append(dict(judge(bundle.task, precision, reference, outputs), backend=label))
-    return {"bundle": bundle.path, "task": bundle.task, "samples": int(len(x)), "rows": rows, "notes": notes,
-            "passed": all(r["passed"] for r in rows)}
+    report = {"bundle": bundle.path, "task": bundle.task, "samples": int(len(x)), "rows": rows, "notes": notes,
+              "passed": all(r["passed"] for r in rows)}
+    layers = int8_layers(bundle)
+    if layers is not None:
+        from .variants import describe
+
+        report["int8_layers"] = layers
+        notes.append("%s: %s (float: %s)" % (bundle.manifest["variants"]["int8"]["file"], describe(layers),
+                                             ", ".join(layers["float"]) or "none"))
+    return report
 
 
 def table(report) -> str:
