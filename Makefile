@@ -30,9 +30,9 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 demo: setup
-	$(PY) -m train --model pilotnet --data road --epochs 8 --out runs/pilotnet
+	$(PY) -m train --model pilotnet --data road --out runs/pilotnet
 	$(PY) -m export onnx runs/pilotnet --out bundles/pilotnet
-	$(PY) -m export variants bundles/pilotnet --precision fp16
+	$(PY) -m export variants bundles/pilotnet --calib-data road
 	mkdir -p runs/demo
 	$(PY) -m runtime run bundles/pilotnet --source synthetic://road --max-frames 300 --no-display \
 		--output runs/demo/road.mp4 --jsonl runs/demo/road.jsonl
