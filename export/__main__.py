@@ -48,9 +48,16 @@ def build_parser():
                    help="ONNX opset (default %d; TensorRT 8.x parses up to %d)"
                         % (keras_onnx.DEFAULT_OPSET, keras_onnx.TENSORRT8_MAX_OPSET))
     p.add_argument("--atol", type=float, default=parity.DEFAULT_ATOL,
-                   help="largest absolute Keras/ONNX difference allowed (default %g)" % parity.DEFAULT_ATOL)
+                   help="largest Keras/ONNX difference allowed, times the output's range where that is above 1 "
+                        "(default %g)" % parity.DEFAULT_ATOL)
     p.add_argument("--samples", metavar="DIR", help="real images for the parity check and the bundle "
                                                     "(default: the run's own held-out samples)")
+    p.add_argument("--custom-objects", action="append", metavar="FILE.py|MODULE",
+                   help="import this first: the Python file or module that defines the model's custom layers "
+                        "(repeatable)")
+    p.add_argument("--unsafe", action="store_true",
+                   help="load with Keras's safe_mode off: needed for Lambda layers, whose Python code is stored "
+                        "in the file and runs when it loads; only for files you trust")
     g = p.add_argument_group("for a model that train did not make (no meta.json beside it)")
     g.add_argument("--name", help="the bundle's name")
     g.add_argument("--task", choices=TASKS, help="default: from the output layer")
@@ -175,17 +182,19 @@ def _main(argv):
 
     opts = Options(opset=args.opset, atol=args.atol, name=args.name, task=args.task, labels=args.labels,
                    color=args.color, scale=args.scale, offset=args.offset, interpolation=args.interpolation,
-                   samples=args.samples)
+                   samples=args.samples, unsafe=args.unsafe, custom_objects=args.custom_objects or ())
     report = export(args.src, args.out, opts)
-    worst = max((o.get("max_abs_error", float("inf")) for o in report["outputs"]), default=0.0)
+    worst = parity.worst(report)
     if not report["passed"]:
         print("python -m export: parity FAILED: Keras and ONNX Runtime differ by up to %.3g (allowed %g) on %d "
               "samples; nothing was published, see %s.failed/parity.json"
               % (worst, args.atol, report["samples"], args.out.rstrip("/")), file=sys.stderr)
         return 1
-    print("parity: max |Keras - ONNX Runtime| = %.3g on %d samples (allowed %g)"
-          % (worst, report["samples"], args.atol))
-    print("wrote %s (model.onnx, manifest.json, parity.json, samples/)" % args.out)
+    print("parity: max |Keras - ONNX Runtime| = %.3g on %d samples (allowed %g)%s"
+          % (worst, report["samples"], args.atol, " (vacuous: every sample gave the same output)"
+             if report["vacuous"] else ""))
+    print("wrote %s (model.onnx, manifest.json, parity.json, samples/; converted by the %s route)"
+          % (args.out, report["route"]))
     return 0
 
 

@@ -34,10 +34,11 @@ class Options:
     """What the user may say about a model that train did not make (each None = work it out)."""
 
     def __init__(self, opset=keras_onnx.DEFAULT_OPSET, atol=parity.DEFAULT_ATOL, name=None, task=None,
-                 labels=None, color=None, scale=None, offset=None, interpolation=None, samples=None):
+                 labels=None, color=None, scale=None, offset=None, interpolation=None, samples=None, unsafe=False,
+                 custom_objects=()):
         self.opset, self.atol, self.name, self.task, self.labels = opset, atol, name, task, labels
         self.color, self.scale, self.offset, self.interpolation = color, scale, offset, interpolation
-        self.samples = samples
+        self.samples, self.unsafe, self.custom_objects = samples, unsafe, custom_objects
 
 
 def _read_meta(run_dir):
@@ -91,14 +92,28 @@ def _contract_from_model(model, opts):
     color = opts.color or ("gray" if c == 1 else "rgb")
     if (color == "gray") != (c == 1):
         raise UserError("--color %s does not fit an input with %d channel(s)" % (color, c))
+    scale = opts.scale
+    if scale is None:
+        scale = 1.0 if _scales_itself(model) else 1.0 / 255
+        print("note: input = pixel x %s%s (--scale and --offset set it)" % (
+            "1: the model's first layer rescales raw pixels itself" if scale == 1.0 else "1/255",
+            "" if opts.offset is None else " + offset"), file=sys.stderr)
     pre = {"crop": None, "resize": {"width": int(w), "height": int(h), "interpolation": opts.interpolation or "linear"},
-           "color": color, "scale": 1.0 / 255 if opts.scale is None else opts.scale,
+           "color": color, "scale": scale,
            "offset": 0.0 if opts.offset is None else opts.offset}
     meta = {"name": opts.name or "model", "task": task, "labels": labels or [],
             "input": {"shape": [None] + [int(d) for d in shape], "layout": layout}, "preprocess": pre}
     if task == "steering":
         meta["steering"] = {"inverse_radius_per_unit": 1.0 / road.STEERING_RADIUS_M, "positive": "right"}
     return meta
+
+
+def _scales_itself(model):
+    """Whether the model begins with Rescaling (MobileNetV3, EfficientNet, PilotNet): it takes raw pixels."""
+    import keras
+
+    first = next((layer for layer in model.layers if not isinstance(layer, keras.layers.InputLayer)), None)
+    return isinstance(first, keras.layers.Rescaling)
 
 
 def _load_samples(meta, run_dir, opts, size):
@@ -140,8 +155,29 @@ def _tool_versions():
             "onnx": onnx.__version__, "onnxruntime": onnxruntime.__version__, "numpy": np.__version__}
 
 
-def export(src: str, out: str, opts: Options) -> dict:
-    """Write the bundle at out; returns the parity report. UserError on bad input, SystemExit(1) on parity."""
+def _manifest(contract, model, opts, onnx_bytes, output_names):
+    activation = keras_onnx.describe_output(model)["activation"]
+    outputs = [{"name": n, "shape": [None] + [int(d) for d in model.outputs[i].shape[1:]],
+                "activation": activation if i == 0 else "linear"} for i, n in enumerate(output_names)]
+    manifest = {
+        "format": bundle_format.FORMAT, "format_version": bundle_format.FORMAT_VERSION,
+        "name": contract.get("name", "model"), "task": contract["task"], "labels": contract.get("labels", []),
+        "model": {"file": "model.onnx", "sha256": hashlib.sha256(onnx_bytes).hexdigest(), "opset": opts.opset},
+        "input": {"name": "input", "shape": contract["input"]["shape"], "layout": contract["input"]["layout"],
+                  "dtype": "float32"},
+        "preprocess": contract["preprocess"], "outputs": outputs,
+    }
+    if contract.get("steering"):
+        manifest["steering"] = contract["steering"]
+    problems = bundle_format.validate(manifest)
+    if problems:
+        raise UserError("the model's metadata makes a bad manifest: " + "; ".join(problems))
+    return manifest
+
+
+def export(src: str, out: str, opts: Options, log=sys.stderr) -> dict:
+    """Write the bundle at out; returns the parity report (report["route"]: which conversion it kept).
+    UserError on bad input; a failed parity leaves OUT.failed/ and returns the failing report."""
     import cv2
     import onnxruntime as ort
 
@@ -149,52 +185,46 @@ def export(src: str, out: str, opts: Options) -> dict:
         raise UserError("--out %s exists and is not a bundle: refusing to overwrite it" % out)
     model_path, meta = resolve_source(src)
     run_dir = os.path.dirname(os.path.abspath(model_path))
-    model = keras_onnx.load_keras(model_path)
+    custom = keras_onnx.import_custom_objects(opts.custom_objects)
+    model = keras_onnx.load_keras(model_path, unsafe=opts.unsafe, custom_objects=custom)
     contract = meta if meta is not None else _contract_from_model(model, opts)
     if opts.name:
         contract["name"] = opts.name
+    if [None] + [int(d) for d in keras_onnx.input_spec(model)] != list(contract["input"]["shape"]):
+        raise UserError("the model's input %s is not the run's %s (meta.json): export the run's own model.keras"
+                        % (tuple(model.inputs[0].shape), tuple(contract["input"]["shape"])))
 
-    proto = keras_onnx.convert(model, opts.opset)
+    # parity is judged on real frames in the model's real range: the manifest's preprocessing applied to them
+    size = (contract["preprocess"]["resize"]["width"], contract["preprocess"]["resize"]["height"])
+    frames = _load_samples(meta, run_dir, opts, size)
+    x = Preprocessor(contract["preprocess"], dict(contract["input"], dtype="float32")).batch(frames)
+    keras_out = model.predict(x, verbose=0, batch_size=64)
+    keras_out = list(keras_out) if isinstance(keras_out, (list, tuple)) else [keras_out]
+
+    def check(proto):
+        session = ort.InferenceSession(proto.SerializeToString(), providers=["CPUExecutionProvider"])
+        onnx_out = session.run(None, {"input": x})
+        report = parity.compare(keras_out, onnx_out, opts.atol)
+        return report["passed"], report
+
+    proto, route, report = keras_onnx.convert(model, opts.opset, check, log)
+    report["samples"], report["route"] = len(frames), route
+    if report["vacuous"]:
+        print("warning: every sample gives the same output (a dead or saturated network?), so parity on them "
+              "proves little: give --samples DIR with varied real images, or check the model", file=log)
+    onnx_bytes = proto.SerializeToString()
+    output_names = [o.name for o in proto.graph.output]
+    manifest = _manifest(contract, model, opts, onnx_bytes, output_names)
+
     out_abs = os.path.abspath(out)
-    parent = os.path.dirname(out_abs)
-    os.makedirs(parent, exist_ok=True)
+    os.makedirs(os.path.dirname(out_abs), exist_ok=True)
     staging = out_abs + ".staging-%d" % os.getpid()
     shutil.rmtree(staging, ignore_errors=True)
     os.makedirs(os.path.join(staging, "samples"))
     try:
-        onnx_bytes = proto.SerializeToString()
         with open(os.path.join(staging, "model.onnx"), "wb") as f:
             f.write(onnx_bytes)
-        output_names = [o.name for o in proto.graph.output]
-        activation = keras_onnx.describe_output(model)["activation"]
-        outputs = [{"name": n, "shape": [None] + [int(d) for d in model.outputs[i].shape[1:]],
-                    "activation": activation if i == 0 else "linear"} for i, n in enumerate(output_names)]
-        manifest = {
-            "format": bundle_format.FORMAT, "format_version": bundle_format.FORMAT_VERSION,
-            "name": contract.get("name", "model"), "task": contract["task"], "labels": contract.get("labels", []),
-            "model": {"file": "model.onnx", "sha256": hashlib.sha256(onnx_bytes).hexdigest(), "opset": opts.opset},
-            "input": {"name": "input", "shape": contract["input"]["shape"], "layout": contract["input"]["layout"],
-                      "dtype": "float32"},
-            "preprocess": contract["preprocess"], "outputs": outputs,
-        }
-        if contract.get("steering"):
-            manifest["steering"] = contract["steering"]
-        problems = bundle_format.validate(manifest)
-        if problems:
-            raise UserError("the model's metadata makes a bad manifest: " + "; ".join(problems))
-
-        size = (contract["preprocess"]["resize"]["width"], contract["preprocess"]["resize"]["height"])
-        frames = _load_samples(meta, run_dir, opts, size)
-        pre = Preprocessor(manifest["preprocess"], manifest["input"])
-        x = pre.batch(frames)
-        keras_out = model.predict(x, verbose=0, batch_size=64)
-        keras_out = list(keras_out) if isinstance(keras_out, (list, tuple)) else [keras_out]
-        session = ort.InferenceSession(onnx_bytes, providers=["CPUExecutionProvider"])
-        onnx_out = session.run(output_names, {"input": x})
-        report = parity.compare(keras_out, onnx_out, opts.atol)
-        report["samples"] = len(frames)
         bundle_format.write_json(os.path.join(staging, "parity.json"), report)
-
         files = []
         for i, frame in enumerate(frames):
             name = "sample_%03d.png" % i
@@ -205,6 +235,7 @@ def export(src: str, out: str, opts: Options) -> dict:
         manifest["samples"] = {"dir": "samples", "files": files, "keras_outputs": "keras_outputs.npz"}
         manifest["tools"] = _tool_versions()
         manifest["created"] = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
+        manifest["conversion"] = {"route": route, "parity_vacuous": report["vacuous"]}
         if meta is not None and meta.get("held_out"):
             manifest["held_out"] = meta["held_out"]
 

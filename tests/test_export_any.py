@@ -1,0 +1,223 @@
+"""Export of models a user brings (not the zoo's): Keras's application families, a Functional model with
+augmentation, an adapted Normalization and a custom layer, Lambda layers, ops ONNX lacks. Real TensorFlow,
+tf2onnx and ONNX Runtime; the bundles are then run by the runtime's own Model."""
+
+import os
+import textwrap
+
+import numpy as np
+import pytest
+
+from tests.conftest import cli, one_line_error
+
+SIZE = 32  # the smallest input every family takes
+FRESH = 16
+
+
+def _frames(count, seed):
+    from runtime import road
+
+    frames, _ = road.sample_frames(count, 64, 48, seed=seed)
+    return list(frames)
+
+
+def _wake(model, seed=0):
+    """Random weights leave BatchNormalization's moving statistics at 0 and 1, and deep networks then give
+    the same output for every input (export would rightly call parity on it vacuous). One pass in training
+    mode with momentum 0 sets each layer's statistics to what it sees, as a trained network's would be."""
+    import keras
+
+    norms = [layer for layer in model._flatten_layers() if isinstance(layer, keras.layers.BatchNormalization)]
+    saved = [layer.momentum for layer in norms]
+    for layer in norms:
+        layer.momentum = 0.0
+    x = np.stack(_frames(8, seed=11))[:, 8:8 + SIZE, 16:16 + SIZE, ::-1].astype(np.float32)  # RGB, like the frames'
+    model(x, training=True)
+    for layer, momentum in zip(norms, saved):
+        layer.momentum = momentum
+
+
+@pytest.fixture(scope="module")
+def sample_dir(tmp_path_factory):
+    import cv2
+
+    folder = tmp_path_factory.mktemp("samples")
+    for i, frame in enumerate(_frames(16, seed=5)):
+        cv2.imwrite(str(folder / ("f%02d.png" % i)), frame)
+    return folder
+
+
+def _export(path, out, sample_dir, **options):
+    from export import load_tensorflow
+    from export.onnx_bundle import Options, export
+
+    load_tensorflow()
+    report = export(str(path), str(out), Options(samples=str(sample_dir), **options))
+    return report
+
+
+def _check_in_runtime(bundle_path, model):
+    """The bundle, run by the runtime on 16 fresh frames, against Keras on the same preprocessed inputs:
+    within 1e-4 of the output's range, and the range is not vacuous."""
+    from runtime.model import Model
+
+    frames = _frames(FRESH, seed=99)
+    with Model(str(bundle_path), backend="onnxruntime") as runtime_model:
+        ours = runtime_model.predict(frames)[0]
+        x = runtime_model.preprocess.batch(frames)
+        result = runtime_model(frames[0])
+    theirs = model.predict(x, verbose=0)
+    spread = float(np.ptp(theirs, axis=0).max())
+    assert spread > 1e-3, "the model gives (nearly) the same output for every frame: the check would be vacuous"
+    error = float(np.abs(ours - theirs).max()) / float(theirs.max() - theirs.min())
+    assert error <= 1e-4, error
+    assert result["label"] in [str(i) for i in range(3)]
+    return error
+
+
+# each family's own input scaling (keras.applications' preprocess_input); the others begin with a Rescaling
+# layer, which export sees, and take raw pixels
+FAMILIES = {"MobileNetV2": {"scale": 1 / 127.5, "offset": -1.0}, "MobileNetV3Small": {}, "MobileNetV3Large": {},
+            "EfficientNetB0": {}, "EfficientNetV2B0": {},
+            "ResNet50": {"color": "bgr", "scale": 1.0, "offset": [-103.939, -116.779, -123.68]}}
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_keras_application_families_export_with_parity_and_run(family, tmp_path, sample_dir):
+    import keras
+
+    keras.utils.set_random_seed(0)
+    model = getattr(keras.applications, family)(weights=None, input_shape=(SIZE, SIZE, 3), classes=3)
+    _wake(model)
+    path = tmp_path / "model.keras"
+    model.save(path)
+    report = _export(path, tmp_path / "bundle", sample_dir, **FAMILIES[family])
+    assert report["passed"] and not report["vacuous"] and report["route"] == "frozen"
+    _check_in_runtime(tmp_path / "bundle", model)
+
+    import onnx
+
+    graph = onnx.load(str(tmp_path / "bundle" / "model.onnx")).graph
+    assert [i.name for i in graph.input] == ["input"]  # not the Normalization constants as extra inputs
+    assert all(n.domain in ("", "ai.onnx") and "PartitionedCall" not in n.op_type for n in graph.node)
+
+
+CUSTOM = textwrap.dedent('''
+    import keras
+
+
+    @keras.saving.register_keras_serializable(package="mytests")
+    class ChannelGain(keras.layers.Layer):
+        """A learnt gain per channel, squashed: a custom layer built from ops that convert."""
+
+        def build(self, input_shape):
+            self.gain = self.add_weight(shape=(input_shape[-1],), initializer="ones", name="gain")
+
+        def call(self, x):
+            return keras.ops.tanh(x * self.gain) + 0.1 * x
+    ''')
+
+
+def _functional_model(tmp_path):
+    """Keras's tutorials' shape: augmentation and normalisation inside the model, then a small CNN."""
+    import importlib.util
+
+    import keras
+    from keras import layers
+
+    module_path = tmp_path / "my_layers.py"
+    module_path.write_text(CUSTOM)
+    spec = importlib.util.spec_from_file_location("my_layers", module_path)
+    my_layers = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(my_layers)
+
+    keras.utils.set_random_seed(0)
+    normalize = layers.Normalization()
+    normalize.adapt(np.stack(_frames(16, seed=3)).astype(np.float32)[:, :SIZE, :SIZE, ::-1])
+    inputs = keras.Input((SIZE, SIZE, 3))
+    x = layers.RandomFlip("horizontal")(inputs)
+    x = layers.RandomRotation(0.1)(x)
+    x = layers.RandomZoom(0.1)(x)
+    x = layers.RandomContrast(0.2)(x)
+    x = layers.GaussianNoise(0.1)(x)
+    x = normalize(x)
+    x = layers.Conv2D(8, 3, activation="relu")(x)
+    x = my_layers.ChannelGain(name="gain")(x)
+    x = layers.BatchNormalization()(x)
+    x = layers.Dropout(0.5)(x)
+    x = layers.GlobalAveragePooling2D()(x)
+    outputs = layers.Dense(3, activation="softmax")(x)
+    model = keras.Model(inputs, outputs)
+    _wake(model)
+    path = tmp_path / "functional.keras"
+    model.save(path)
+    return model, path, module_path
+
+
+def test_functional_model_with_augmentation_normalization_and_custom_layer(tmp_path, sample_dir):
+    model, path, module_path = _functional_model(tmp_path)
+    proc = cli("export", "onnx", path, "--out", tmp_path / "bundle", "--samples", sample_dir,
+               "--custom-objects", module_path)
+    assert proc.returncode == 0, proc.stderr
+    assert "frozen route" in proc.stdout
+    _check_in_runtime(tmp_path / "bundle", model)
+
+    import onnx
+
+    ops = {n.op_type for n in onnx.load(str(tmp_path / "bundle" / "model.onnx")).graph.node}
+    assert not ops & {"RandomUniform", "RandomNormal", "RandomUniformLike", "RandomNormalLike", "Multinomial"}
+
+    # without the file that defines the custom layer: one line naming the layer and what to give
+    proc = cli("export", "onnx", path, "--out", tmp_path / "b2", "--samples", sample_dir)
+    assert one_line_error(proc), proc.stderr
+    assert "'gain'" in proc.stderr and "ChannelGain" in proc.stderr and "--custom-objects" in proc.stderr
+
+
+def test_lambda_layers_need_unsafe_and_then_export(tmp_path, sample_dir):
+    import keras
+    from export.__main__ import _main
+    from runtime.cli import UserError
+
+    inputs = keras.Input((SIZE, SIZE, 3))
+    x = keras.layers.Lambda(lambda t: t / 255.0 - 0.5, name="centre")(inputs)
+    x = keras.layers.Conv2D(4, 3, activation="relu")(x)
+    outputs = keras.layers.Dense(3, activation="softmax")(keras.layers.GlobalAveragePooling2D()(x))
+    keras.Model(inputs, outputs).save(tmp_path / "lambda.keras")
+    args = ["onnx", str(tmp_path / "lambda.keras"), "--samples", str(sample_dir)]
+    with pytest.raises(UserError, match=r"Lambda layer\(s\) 'centre'.*--unsafe"):
+        _main(args + ["--out", str(tmp_path / "b1")])
+    assert not os.path.exists(tmp_path / "b1")
+    assert _main(args + ["--out", str(tmp_path / "b2"), "--unsafe"]) == 0
+
+
+def test_an_op_onnx_lacks_is_refused_naming_the_layer(tmp_path, sample_dir):
+    import keras
+    import tensorflow as tf
+    from export import keras_onnx
+    from runtime.cli import UserError
+
+    class Hue(keras.layers.Layer):
+        def call(self, x):
+            return tf.image.rgb_to_hsv(x / 255.0)
+
+    inputs = keras.Input((SIZE, SIZE, 3))
+    x = keras.layers.Conv2D(4, 3)(Hue(name="to_hsv")(inputs))
+    model = keras.Model(inputs, keras.layers.Dense(2)(keras.layers.Flatten()(x)))
+    with pytest.raises(UserError) as caught:
+        keras_onnx.convert(model, log=open(os.devnull, "w"))
+    message = str(caught.value)
+    assert "layer 'to_hsv' (Hue)" in message and "RGBToHSV" in message and "\n" not in message
+
+
+def test_a_dead_network_is_reported_as_vacuous_parity(tmp_path, sample_dir):
+    import keras
+
+    inputs = keras.Input((SIZE, SIZE, 3))
+    x = keras.layers.Conv2D(4, 3, activation="relu", bias_initializer="zeros",
+                            kernel_initializer=keras.initializers.Constant(-1.0))(inputs)  # relu of < 0: all zero
+    outputs = keras.layers.Dense(3, activation="softmax")(keras.layers.GlobalAveragePooling2D()(x))
+    keras.Model(inputs, outputs).save(tmp_path / "dead.keras")
+    proc = cli("export", "onnx", tmp_path / "dead.keras", "--out", tmp_path / "bundle", "--samples", sample_dir)
+    assert proc.returncode == 0, proc.stderr
+    assert "vacuous" in proc.stdout
+    assert "every sample gives the same output" in proc.stderr
