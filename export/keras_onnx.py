@@ -122,14 +122,33 @@ def _first_line(exc):
 
 
 def input_spec(model):
-    """The one image input's shape without the batch; UserError for what a camera bundle cannot take."""
-    if len(model.inputs) != 1:
-        raise UserError("the model has %d inputs; a camera bundle needs exactly one image input" % len(model.inputs))
-    shape = tuple(model.inputs[0].shape)[1:]
+    """The one image input's shape without the batch; UserError for what a camera bundle cannot take. A
+    subclassed model has no symbolic inputs: the shape it was built with (its build config) stands in."""
+    try:
+        shapes = [tuple(t.shape) for t in model.inputs]
+    except AttributeError:
+        built = (model.get_build_config() or {}).get("input_shape") if hasattr(model, "get_build_config") else None
+        if not built or not isinstance(built, (list, tuple)) or isinstance(built[0], (list, tuple, dict)):
+            raise UserError("the model has no defined input (a model never built or called before it was saved): "
+                            "build it with keras.Input(shape), or call it on a batch, then save it") from None
+        shapes = [tuple(built)]
+    if len(shapes) != 1:
+        raise UserError("the model has %d inputs; a camera bundle needs exactly one image input" % len(shapes))
+    shape = shapes[0][1:]
     if any(d is None for d in shape):
         raise UserError("the model's input shape %s has unknown sizes besides the batch; build it with a "
-                        "fixed input size" % (tuple(model.inputs[0].shape),))
-    return shape
+                        "fixed input size" % (shapes[0],))
+    return tuple(int(d) for d in shape)
+
+
+def output_shapes(model, shape):
+    """Each output's shape without the batch, from running the model once on zeros (subclassed models
+    have no symbolic outputs)."""
+    import numpy as np
+
+    out = model(np.zeros((1,) + tuple(shape), np.float32), training=False)
+    out = list(out) if isinstance(out, (list, tuple)) else [out]
+    return [tuple(int(d) for d in np.shape(o)[1:]) for o in out]
 
 
 class _Tf2onnxLog(logging.Handler):

@@ -72,7 +72,7 @@ def resolve_source(src):
 
 def _contract_from_model(model, opts):
     """The manifest's task/labels/input/preprocess for a model with no run metadata."""
-    shape = tuple(model.inputs[0].shape)[1:]
+    shape = keras_onnx.input_spec(model)
     out = keras_onnx.describe_output(model)
     if len(shape) == 3 and shape[-1] in (1, 3):
         layout, (h, w, c) = "NHWC", shape
@@ -81,7 +81,7 @@ def _contract_from_model(model, opts):
     else:
         raise UserError("cannot tell the image layout of input shape %s (want H x W x C or C x H x W with "
                         "1 or 3 channels)" % (shape,))
-    units = int(model.outputs[0].shape[-1])
+    units = int(keras_onnx.output_shapes(model, shape)[0][-1])
     task = opts.task or ("binary" if units == 1 and out["activation"] == "sigmoid" else
                          "classification" if units > 1 and out["activation"] == "softmax" else "regression")
     labels = opts.labels
@@ -157,7 +157,8 @@ def _tool_versions():
 
 def _manifest(contract, model, opts, onnx_bytes, output_names):
     activation = keras_onnx.describe_output(model)["activation"]
-    outputs = [{"name": n, "shape": [None] + [int(d) for d in model.outputs[i].shape[1:]],
+    shapes = keras_onnx.output_shapes(model, keras_onnx.input_spec(model))
+    outputs = [{"name": n, "shape": [None] + list(shapes[i]),
                 "activation": activation if i == 0 else "linear"} for i, n in enumerate(output_names)]
     manifest = {
         "format": bundle_format.FORMAT, "format_version": bundle_format.FORMAT_VERSION,
@@ -192,7 +193,7 @@ def export(src: str, out: str, opts: Options, log=sys.stderr) -> dict:
         contract["name"] = opts.name
     if [None] + [int(d) for d in keras_onnx.input_spec(model)] != list(contract["input"]["shape"]):
         raise UserError("the model's input %s is not the run's %s (meta.json): export the run's own model.keras"
-                        % (tuple(model.inputs[0].shape), tuple(contract["input"]["shape"])))
+                        % ((None,) + keras_onnx.input_spec(model), tuple(contract["input"]["shape"])))
 
     # parity is judged on real frames in the model's real range: the manifest's preprocessing applied to them
     size = (contract["preprocess"]["resize"]["width"], contract["preprocess"]["resize"]["height"])

@@ -157,7 +157,7 @@ def _functional_model(tmp_path):
 def test_functional_model_with_augmentation_normalization_and_custom_layer(tmp_path, sample_dir):
     model, path, module_path = _functional_model(tmp_path)
     proc = cli("export", "onnx", path, "--out", tmp_path / "bundle", "--samples", sample_dir,
-               "--custom-objects", module_path)
+               "--custom-objects", module_path, "--scale", "1")  # its Normalization was adapted on raw pixels
     assert proc.returncode == 0, proc.stderr
     assert "frozen route" in proc.stdout
     _check_in_runtime(tmp_path / "bundle", model)
@@ -221,3 +221,47 @@ def test_a_dead_network_is_reported_as_vacuous_parity(tmp_path, sample_dir):
     assert proc.returncode == 0, proc.stderr
     assert "vacuous" in proc.stdout
     assert "every sample gives the same output" in proc.stderr
+
+
+SUBCLASSED = textwrap.dedent('''
+    import keras
+
+
+    @keras.saving.register_keras_serializable(package="mytests")
+    class TinyNet(keras.Model):
+        """A subclassed model: no symbolic inputs or outputs, only the shape it was built with."""
+
+        def __init__(self, **kwargs):
+            super().__init__(**kwargs)
+            self.conv = keras.layers.Conv2D(4, 3, activation="relu")
+            self.pool = keras.layers.GlobalAveragePooling2D()
+            self.head = keras.layers.Dense(3, activation="softmax")
+
+        def call(self, x):
+            return self.head(self.pool(self.conv(x)))
+    ''')
+
+
+def test_subclassed_model_exports_and_an_unbuilt_one_is_one_line(tmp_path, sample_dir):
+    import importlib.util
+
+    import keras
+    from export.__main__ import _main
+    from runtime.cli import UserError
+
+    (tmp_path / "tiny.py").write_text(SUBCLASSED)
+    spec = importlib.util.spec_from_file_location("tiny", tmp_path / "tiny.py")
+    tiny = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tiny)
+    keras.utils.set_random_seed(0)
+    model = tiny.TinyNet()
+    model(np.zeros((1, SIZE, SIZE, 3), np.float32))
+    model.save(tmp_path / "tiny.keras")
+    assert _main(["onnx", str(tmp_path / "tiny.keras"), "--out", str(tmp_path / "b"), "--samples", str(sample_dir),
+                  "--custom-objects", str(tmp_path / "tiny.py")]) == 0
+    _check_in_runtime(tmp_path / "b", model)
+
+    with pytest.warns(UserWarning, match="not yet been built"):
+        keras.Sequential([keras.layers.Dense(2)]).save(tmp_path / "unbuilt.keras")
+    with pytest.raises(UserError, match="no defined input"):
+        _main(["onnx", str(tmp_path / "unbuilt.keras"), "--out", str(tmp_path / "b2")])
