@@ -177,6 +177,7 @@ def test_mismatched_weights_file_is_one_line_exit_2(keras, weights_file, tmp_pat
     (["--model", "mobilenetv2", "--image-size", "16"], "--image-size 16 is too small for mobilenetv2 (at least 32)"),
     (["--model", "efficientnetb0", "--fine-tune", "20"], "--fine-tune needs --weights"),
     (["--model", "mnist_cnn", "--image-size", "64"], "are for the backbones"),
+    (["--model", "mobilenetv2", "--fine-tune-epochs", "3"], "--fine-tune-epochs needs --fine-tune N"),
 ])
 def test_bad_transfer_requests_are_one_line_exit_2(tmp_path, args, message):
     proc = cli("train", *args, "--out", tmp_path / "run")

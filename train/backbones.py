@@ -129,12 +129,12 @@ class BackboneSpec(Spec):
         b = self.backbone
         base = getattr(keras.applications, b.app)(input_shape=self.input_shape, include_top=False, weights=None,
                                                   pooling="avg", **b.kwargs)
-        if self.weights is None and self.scratch_bn_momentum is not None:
+        if self.weights is not None:
+            self._load(base)
+        elif self.scratch_bn_momentum is not None:
             for layer in base.layers:
                 if isinstance(layer, keras.layers.BatchNormalization):
                     layer.momentum = self.scratch_bn_momentum
-        else:
-            self._load(base)
         return base
 
     def _load(self, base):
