@@ -54,9 +54,10 @@ class _Reader:
 
 def weighted_layers(proto):
     """[(node name, op type, in INT8?)] for the graph's Conv/MatMul/Gemm nodes in order; a layer is INT8 when
-    its data input comes from a DequantizeLinear."""
+    both its data and its weights come from DequantizeLinear nodes."""
     from_dq = {o for n in proto.graph.node if n.op_type == "DequantizeLinear" for o in n.output}
-    return [(n.name, n.op_type, n.input[0] in from_dq) for n in proto.graph.node if n.op_type in WEIGHTED_OPS]
+    return [(n.name, n.op_type, n.input[0] in from_dq and n.input[1] in from_dq)
+            for n in proto.graph.node if n.op_type in WEIGHTED_OPS]
 
 
 def layer_counts(proto) -> dict:

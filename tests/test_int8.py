@@ -44,8 +44,12 @@ def _check_qdq_only_around_weighted_layers(path):
         assert out.type.tensor_type.elem_type == onnx.TensorProto.FLOAT
         assert producer[out.name].op_type not in ("DequantizeLinear", "QuantizeLinear")
     weighted = [n for n in graph.node if n.op_type in WEIGHTED]
-    int8 = [n.name for n in weighted if producer.get(n.input[0]) and producer[n.input[0]].op_type == "DequantizeLinear"]
-    return [n.name for n in weighted], int8
+    return [n.name for n in weighted], [n.name for n in weighted if _int8_layer(n, producer)]
+
+
+def _int8_layer(node, producer):
+    """Data and weights both dequantized from INT8."""
+    return all(i in producer and producer[i].op_type == "DequantizeLinear" for i in node.input[:2])
 
 
 def test_digits_int8_quantizes_only_the_inputs_of_its_weighted_layers(digits_bundle, tmp_path):
@@ -90,8 +94,7 @@ def test_verify_fails_an_int8_variant_that_is_off(pilot_bundle, tmp_path):
     bundle = _int8(pilot_bundle, tmp_path, "road", frames=32)
     model = onnx.load(str(bundle / "model.int8.onnx"))
     producer = {o: n for n in model.graph.node for o in n.output}
-    last_int8 = [n for n in model.graph.node if n.op_type in WEIGHTED and n.input[0] in producer
-                 and producer[n.input[0]].op_type == "DequantizeLinear"][-1]
+    last_int8 = [n for n in model.graph.node if n.op_type in WEIGHTED and _int8_layer(n, producer)][-1]
     scale = producer[last_int8.input[1]].input[1]  # the weights' dequantization scale: the layer's weights x 4
     init = next(i for i in model.graph.initializer if i.name == scale)
     init.CopyFrom(numpy_helper.from_array(numpy_helper.to_array(init) * np.float32(4), scale))
