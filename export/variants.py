@@ -73,7 +73,7 @@ def describe(layers) -> str:
     return "int8: %d of %d weighted layers" % (layers["int8"], layers["weighted"])
 
 
-def int8_model(bundle, calib_data, calib_frames, log, keep_float=None, method="minmax"):
+def int8_model(bundle, calib_data, calib_frames, log, keep_float=None):
     """(onnx ModelProto with Q/DQ nodes, where the calibration frames came from). Only the inputs (data and
     weights) of the weighted operators are quantized: their outputs, and Relu, Add, Softmax, Sigmoid, Concat
     and the graph's outputs stay float. keep_float: node names left in float (default: the first and last
@@ -82,8 +82,6 @@ def int8_model(bundle, calib_data, calib_frames, log, keep_float=None, method="m
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
-    methods = {"entropy": CalibrationMethod.Entropy, "minmax": CalibrationMethod.MinMax,
-               "percentile": CalibrationMethod.Percentile}
     frames, where = representative.load_frames(bundle, calib_data, calib_frames, log)
     batches = representative.batches(bundle, frames, 1)
     with tempfile.TemporaryDirectory() as tmp:
@@ -95,7 +93,7 @@ def int8_model(bundle, calib_data, calib_frames, log, keep_float=None, method="m
         with contextlib.redirect_stdout(log):  # its progress prints, kept off our stdout
             quantize_static(prepared, out, _Reader(bundle.input["name"], batches), quant_format=QuantFormat.QDQ,
                             op_types_to_quantize=list(WEIGHTED_OPS), activation_type=QuantType.QInt8,
-                            weight_type=QuantType.QInt8, per_channel=True, calibrate_method=methods[method],
+                            weight_type=QuantType.QInt8, per_channel=True, calibrate_method=CalibrationMethod.MinMax,
                             nodes_to_exclude=list(keep_float),
                             extra_options={"ActivationSymmetric": True, "WeightSymmetric": True,
                                            "OpTypesToExcludeOutputQuantization": list(WEIGHTED_OPS)})
