@@ -101,7 +101,7 @@ def test_callbacks_detection_and_startup_on_the_real_module(real):
         assert calls["progress_reraised"] == "the ticker failed"  # swallowed by the trampoline, raised after
         assert calls["step_after_error"] is False  # and the build is cancelled as soon as one was caught
     if WEAK[real]:
-        assert calls["batch_size"] == 1 and calls["batches"] == [1, 1, 0]
+        assert calls["batch_size"] == 1 and calls["batches"] == [1, 1, 0] and calls["minmax_batch_size"] == 1
         assert calls["cache_after"] == "calibration table"
         assert calls["batch_after_error"] is None
         assert calls["calibration_reraised"] == "the camera went away during calibration"

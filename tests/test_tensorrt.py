@@ -192,6 +192,22 @@ def test_no_build_without_an_engine_is_one_line(digits_bundle, tmp_path):
     assert "no fp16 engine for this device" in proc.stderr and "python -m export engine" in proc.stderr
 
 
+def test_a_classifier_calibrates_by_entropy(fake_gpu, digits_bundle, tmp_path):
+    from runtime import bundle as bundle_format
+    from runtime import trt_build
+    from runtime.cuda import Gpu
+
+    trt, _ = fake_gpu("8.5.2")
+    bundle = bundle_format.load(str(copy_bundle(digits_bundle, tmp_path)))
+    gpu = Gpu()
+    try:
+        trt_build.build(bundle, trt_build.BuildOptions("int8", calib_data="digits", calib_frames=8), gpu, trt,
+                        log=io.StringIO())
+    finally:
+        gpu.close()
+    assert calls(trt, "build_serialized_network")[0]["calibration"]["algorithm"] == "IInt8EntropyCalibrator2"
+
+
 def test_int8_calibration_feeds_preprocessed_frames_and_keeps_its_cache(fake_gpu, pilot_bundle, tmp_path,
                                                                          monkeypatch):
     from runtime import bundle as bundle_format
@@ -206,6 +222,7 @@ def test_int8_calibration_feeds_preprocessed_frames_and_keeps_its_cache(fake_gpu
     trt_build.build(bundle, opts, gpu, trt, log=log)
     calibration = calls(trt, "build_serialized_network")[0]["calibration"]
     assert calibration["batches"] == 24 and calibration["batch_size"] == 1 and not calibration["from_cache"]
+    assert calibration["algorithm"] == "IInt8MinMaxCalibrator"  # steering: entropy's clipped tails are its value
     low, high = calibration["range"]
     assert 0 <= low < 60 and 150 < high <= 255  # YUV pixels, as the runtime's preprocessing gives PilotNet
     assert "calibrating INT8 on road (24 frames)" in log.getvalue()

@@ -20,6 +20,7 @@ import os
 import re
 import sys
 import tempfile
+import types
 
 import numpy as np
 
@@ -230,7 +231,10 @@ def check_callbacks(trt):
     if hasattr(trt, "IInt8EntropyCalibrator2"):
         cache = os.path.join(tempfile.mkdtemp(), "calibration.cache")
         batches = [np.full((1, 4), i, np.float32) for i in range(2)]
-        cal = trt_build._calibrator(trt, HostGpu(), None, None, cache, 1, batches, (-1, 4), io.StringIO())
+        classifier, regression = types.SimpleNamespace(task="classification"), types.SimpleNamespace(task="steering")
+        cal = trt_build._calibrator(trt, HostGpu(), regression, None, cache, 1, batches, (-1, 4), io.StringIO())
+        out["minmax_batch_size"] = trt.IInt8MinMaxCalibrator.get_batch_size(cal)  # the other base class
+        cal = trt_build._calibrator(trt, HostGpu(), classifier, None, cache, 1, batches, (-1, 4), io.StringIO())
         Base = trt.IInt8EntropyCalibrator2
         out["batch_size"] = Base.get_batch_size(cal)  # C++ getBatchSize -> trampoline -> the override
         # get_batch and the cache methods are called directly: their base-class wrappers convert pointers and
@@ -244,7 +248,7 @@ def check_callbacks(trt):
             raise UserError("the camera went away during calibration")
             yield
 
-        cal = trt_build._calibrator(trt, HostGpu(), None, None, cache, 1, failing(), (-1, 4), io.StringIO())
+        cal = trt_build._calibrator(trt, HostGpu(), classifier, None, cache, 1, failing(), (-1, 4), io.StringIO())
         out["batch_after_error"] = cal.get_batch(["input"])
         try:
             cal.caught.raise_it()

@@ -8,8 +8,8 @@ libraries). FAKE_TENSORRT_VERSION picks the generation (default 10.3.0):
     10.x    JetPack 6.1/6.2 (10.3.0): tensor API only; IProgressMonitor (9.0+); weak typing deprecated
     11.x    JetPack 7.2.2+ and pip (11.4): strongly typed only: no BuilderFlag.FP16/INT8, no
             platform_has_fast_fp16, no INT8 calibrators, no EXPLICIT_BATCH (STRONGLY_TYPED is flag 0)
-What the real bindings do that the fakes copy: the trampolines of ILogger, IProgressMonitor and
-IInt8EntropyCalibrator2 catch every exception a Python callback raises, print "[ERROR] Exception caught in
+What the real bindings do that the fakes copy: the trampolines of ILogger, IProgressMonitor and the
+calibrators (IInt8EntropyCalibrator2, IInt8MinMaxCalibrator) catch every exception a Python callback raises, print "[ERROR] Exception caught in
 get_batch()" and go on with a neutral answer; Builder/Runtime raise TypeError "factory function returned
 nullptr" when TensorRT cannot start CUDA; set_input_shape refuses (False, an error logged) a shape outside
 the profile or one that changes a static dimension; IOptimizationProfile.set_shape raises RuntimeError.
@@ -186,6 +186,9 @@ if _WEAK_TYPING:
         pass
 
     class IInt8EntropyCalibrator2(IInt8Calibrator):
+        pass
+
+    class IInt8MinMaxCalibrator(IInt8Calibrator):
         pass
 
 if _PROGRESS:
@@ -536,7 +539,10 @@ class Builder:
             _log(self.logger, Logger.ERROR, "Calibration failure occurred with no scaling factors detected. This "
                                             "could be due to no int8 calibrator or insufficient custom scales")
             return None
-        result = {"from_cache": False, "batches": batches, "batch_size": batch_size, "range": [low, high]}
+        algorithm = next(c.__name__ for c in type(calibrator).__mro__
+                         if c.__name__ in ("IInt8EntropyCalibrator2", "IInt8MinMaxCalibrator"))
+        result = {"from_cache": False, "batches": batches, "batch_size": batch_size, "range": [low, high],
+                  "algorithm": algorithm}
         _callback(calibrator, "write_calibration_cache", None, b"FAKE-CALIBRATION " + _json.dumps(result).encode())
         return result
 
