@@ -3,7 +3,7 @@ keras.applications' edge families and a Functional model with augmentation, an a
 custom layer, judged as export judges (a sound ONNX: one input, standard ops; then parity with Keras on
 16 frames within 1e-4 of the output's range). By hand (a few minutes): the README quotes its table.
 
-    .venv/bin/python benchmarks/export_routes.py [--size 32]
+    .venv/bin/python benchmarks/export_routes.py
 """
 
 from __future__ import annotations
@@ -20,39 +20,25 @@ import numpy as np  # noqa: E402
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--size", type=int, default=32, help="input size (default 32)")
-    args = parser.parse_args()
+    argparse.ArgumentParser(description=__doc__.split("\n\n")[0]).parse_args()
 
     from export import keras_onnx, load_tensorflow
 
     load_tensorflow()
-    import keras
     import onnxruntime as ort
 
-    from tests.test_export_any import FAMILIES, _frames, _functional_model, _wake
-
-    from runtime.preprocess import Preprocessor
+    from tests.test_export_any import FAMILIES, _family, _frames, _functional_model, _inputs
 
     frames = _frames(16, seed=99)
-
-    def inputs(color="rgb", scale=1.0, offset=0.0):  # each family's own scaling, as the test gives it
-        pre = {"crop": None, "resize": {"width": args.size, "height": args.size, "interpolation": "linear"},
-               "color": color, "scale": scale, "offset": offset}
-        return Preprocessor(pre, {"shape": [None, args.size, args.size, 3], "layout": "NHWC"}).batch(frames)
-
     models, x = {}, {}
     for family in FAMILIES:
-        keras.utils.set_random_seed(0)
-        models[family] = getattr(keras.applications, family)(weights=None, input_shape=(args.size,) * 2 + (3,),
-                                                             classes=3)
-        _wake(models[family])
-        x[family] = inputs(**FAMILIES[family])
+        models[family] = _family(family)
+        x[family] = _inputs(frames, **FAMILIES[family])
     with tempfile.TemporaryDirectory() as tmp:
         import pathlib
 
         name = "Functional (augmentation, Normalization, custom layer)"
-        models[name], x[name] = _functional_model(pathlib.Path(tmp))[0], inputs()
+        models[name], x[name] = _functional_model(pathlib.Path(tmp))[0], _inputs(frames)
     right = {route: 0 for route in keras_onnx.ROUTES}
     print("%-56s %-7s %-9s %10s %8s  %s" % ("model", "route", "verdict", "err/range", "seconds", "why"))
     for name, model in models.items():

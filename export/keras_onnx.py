@@ -68,8 +68,8 @@ def _layer_configs(path):
 
 
 def import_custom_objects(paths):
-    """Import each Python file or module that defines the model's custom layers; returns {name: class} of
-    the Keras layers and functions it defines (registered ones are known to Keras anyway)."""
+    """Import each Python file or module that defines the model's custom layers; returns {name: object} of the
+    Keras layer and model classes and the functions it defines (registered ones are known to Keras anyway)."""
     import keras
 
     objects = {}
@@ -89,7 +89,8 @@ def import_custom_objects(paths):
             raise UserError("--custom-objects %s: importing it failed: %s: %s"
                             % (path, type(exc).__name__, _first_line(exc))) from None
         for name, value in vars(module).items():
-            if isinstance(value, type) and issubclass(value, (keras.layers.Layer, keras.Model)):
+            if isinstance(value, type) and issubclass(value, (keras.layers.Layer, keras.Model)) or (
+                    callable(value) and getattr(value, "__module__", None) == module.__name__):
                 objects[name] = value
     return objects
 
@@ -107,12 +108,14 @@ def load_keras(path: str, unsafe: bool = False, custom_objects=None):
         if "Lambda" in text and "safe_mode" in text:
             raise UserError("%s has Lambda layer(s) %s: loading them runs Python code stored in the file; if you "
                             "trust it, give --unsafe" % (path, ", ".join(repr(n) for n in lambdas))) from None
-        unknown = re.search(r"Could not locate (?:class|function) '([^']+)'", text)
+        unknown = re.search(r"Could not locate (class|function) '([^']+)'", text)
         if unknown:
-            names = [n for n, c in _layer_configs(path) if c == unknown.group(1)]
-            raise UserError("%s: layer %s is of class %s, which is not known here: give the Python file that defines "
-                            "it with --custom-objects FILE.py" % (path, ", ".join(repr(n) for n in names) or "?",
-                                                                  unknown.group(1))) from None
+            kind, name = unknown.groups()
+            layers = [n for n, c in _layer_configs(path) if c == name]
+            what = ("layer %s is of class %s" % (", ".join(repr(n) for n in layers), name) if layers else
+                    "the model uses the %s %s" % (kind, name))
+            raise UserError("%s: %s, which is not known here: give the Python file that defines it with "
+                            "--custom-objects FILE.py" % (path, what)) from None
         raise UserError("cannot load %s: %s" % (path, _first_line(exc)[:300])) from None
 
 
@@ -339,8 +342,8 @@ def convert(model, opset: int = DEFAULT_OPSET, check=None, log=sys.stderr):
     if converted is not None:
         return converted
     same = len({re.sub(r"\d+", "", p) for p in problems}) == 1  # the same fault, whatever tf2onnx numbered
-    raise UserError("cannot convert the model to ONNX: " + (problems[0] + " (both routes)" if same else
-                                                             "; ".join("%s route: %s" % rp for rp in zip(ROUTES, problems))))
+    why = problems[0] + " (both routes)" if same else "; ".join("%s route: %s" % rp for rp in zip(ROUTES, problems))
+    raise UserError("cannot convert the model to ONNX: " + why)
 
 
 def describe_output(model) -> dict:
