@@ -52,12 +52,7 @@ def build_parser():
                         "(default %g)" % parity.DEFAULT_ATOL)
     p.add_argument("--samples", metavar="DIR", help="real images for the parity check and the bundle "
                                                     "(default: the run's own held-out samples)")
-    p.add_argument("--custom-objects", action="append", metavar="FILE.py|MODULE",
-                   help="import this first: the Python file or module that defines the model's custom layers "
-                        "(repeatable)")
-    p.add_argument("--unsafe", action="store_true",
-                   help="load with Keras's safe_mode off: needed for Lambda layers, whose Python code is stored "
-                        "in the file and runs when it loads; only for files you trust")
+    _loading_options(p)
     g = p.add_argument_group("for a model that train did not make (no meta.json beside it)")
     g.add_argument("--name", help="the bundle's name")
     g.add_argument("--task", choices=TASKS, help="default: from the output layer")
@@ -93,12 +88,22 @@ def build_parser():
     p.prog = "python -m export verify"
     p.add_argument("bundle", metavar="BUNDLE_DIR")
     p.add_argument("--keras", metavar="RUN_DIR_or_MODEL.keras", help="also run this Keras model now")
+    _loading_options(p)
     p.add_argument("--data", metavar="PATH|DATASET", help="judge on more frames too: %s, or a folder, glob or "
                                                           "video (reference: model.onnx)" % " or ".join(DATASETS))
     p.add_argument("--frames", type=positive_int, default=DEFAULT_FRAMES, metavar="N",
                    help="how many --data frames (default %d)" % DEFAULT_FRAMES)
     p.add_argument("--json", metavar="FILE", help="write the report as JSON")
     return parser
+
+
+def _loading_options(p):
+    p.add_argument("--custom-objects", action="append", default=[], metavar="FILE.py|MODULE",
+                   help="import this first: the Python file or module that defines the model's custom layers "
+                        "(repeatable)")
+    p.add_argument("--unsafe", action="store_true",
+                   help="load with Keras's safe_mode off: needed for Lambda layers, whose Python code is stored "
+                        "in the file and runs when it loads; only for files you trust")
 
 
 def _calibration_options(p):
@@ -155,7 +160,8 @@ def command_verify(args):
 
     from . import verify
 
-    report = verify.verify(args.bundle, args.keras, args.data, args.frames)
+    report = verify.verify(args.bundle, args.keras, args.data, args.frames,
+                           keras_options={"unsafe": args.unsafe, "custom_objects": args.custom_objects})
     print(verify.table(report))
     if args.json:
         write_json(args.json, report)
@@ -182,7 +188,7 @@ def _main(argv):
 
     opts = Options(opset=args.opset, atol=args.atol, name=args.name, task=args.task, labels=args.labels,
                    color=args.color, scale=args.scale, offset=args.offset, interpolation=args.interpolation,
-                   samples=args.samples, unsafe=args.unsafe, custom_objects=args.custom_objects or ())
+                   samples=args.samples, unsafe=args.unsafe, custom_objects=args.custom_objects)
     report = export(args.src, args.out, opts)
     worst = parity.worst(report)
     if not report["passed"]:

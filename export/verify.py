@@ -99,13 +99,14 @@ def int8_layers(bundle):
     return layer_counts(onnx.load(bundle.model_file("int8")))
 
 
-def _keras_row(src, x):
+def _keras_row(src, x, unsafe=False, custom_objects=()):
     from . import load_tensorflow, keras_onnx
     from .onnx_bundle import resolve_source
 
     model_path, _ = resolve_source(src)
     load_tensorflow()
-    out = keras_onnx.load_keras(model_path).predict(x, verbose=0)
+    model = keras_onnx.load_keras(model_path, unsafe, keras_onnx.import_custom_objects(custom_objects))
+    out = model.predict(x, verbose=0)
     return list(out) if isinstance(out, (list, tuple)) else [out]
 
 
@@ -160,8 +161,9 @@ def _more_frames(bundle, data, count, log):
         return x, fp32.infer(x), where
 
 
-def verify(bundle_path, keras_src=None, data=None, frames=500, log=sys.stderr) -> dict:
-    """data (a dataset name or a path, as --calib-data takes) adds frames judged against model.onnx."""
+def verify(bundle_path, keras_src=None, data=None, frames=500, log=sys.stderr, keras_options=None) -> dict:
+    """data (a dataset name or a path, as --calib-data takes) adds frames judged against model.onnx;
+    keras_options (unsafe, custom_objects) load keras_src as export onnx loads a model."""
     from runtime.backends.onnxruntime import OnnxRuntimeBackend
 
     bundle = bundle_format.load(bundle_path)
@@ -177,7 +179,7 @@ def verify(bundle_path, keras_src=None, data=None, frames=500, log=sys.stderr) -
         reference_text += " and model.onnx's on %s" % where
     notes.append("reference: " + reference_text)
     if keras_src is not None:
-        row = judge(bundle.task, "fp32", reference, _keras_row(keras_src, x))
+        row = judge(bundle.task, "fp32", reference, _keras_row(keras_src, x, **(keras_options or {})))
         rows.append(dict(row, backend="keras (now)"))
     runs = [("onnxruntime " + os.path.basename(bundle.model_file(p)), p,
              OnnxRuntimeBackend(bundle.model_file(p), providers=["CPUExecutionProvider"]))

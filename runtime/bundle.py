@@ -27,8 +27,10 @@ manifest.json (format_version 1):
     outputs             [{name, shape, activation: softmax | sigmoid | linear}]
     steering            {inverse_radius_per_unit, positive}  (task steering only)
     samples             {dir, files, keras_outputs}
-    variants            (optional) {fp16: {file, sha256}, int8: {file, sha256, calibration}}: precision
-                        variants of model.onnx for strongly typed TensorRT (11) and ONNX Runtime
+    variants            (optional) {fp16: {file, sha256}, int8: {file, sha256, calibration, layers}}: precision
+                        variants of model.onnx for strongly typed TensorRT (11) and ONNX Runtime; layers counts
+                        the weighted layers and which of them stayed float
+    conversion          {route, parity_vacuous}: how export converted the model (export/keras_onnx.py)
     tools               versions of what made it
 """
 

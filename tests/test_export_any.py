@@ -214,6 +214,10 @@ def test_lambda_layers_need_unsafe_and_then_export(tmp_path, sample_dir):
         _main(args + ["--out", str(tmp_path / "b1")])
     assert not os.path.exists(tmp_path / "b1")
     assert _main(args + ["--out", str(tmp_path / "b2"), "--unsafe"]) == 0
+    verify = ["verify", str(tmp_path / "b2"), "--keras", str(tmp_path / "lambda.keras")]
+    with pytest.raises(UserError, match="--unsafe"):
+        _main(verify)
+    assert _main(verify + ["--unsafe"]) == 0
 
 
 def test_an_op_onnx_lacks_is_refused_naming_the_layer(tmp_path, sample_dir):
