@@ -11,8 +11,7 @@ libraries). FAKE_TENSORRT_VERSION picks the generation (default 10.3.0):
 What the real bindings do that the fakes copy: the trampolines of ILogger, IProgressMonitor and the
 calibrators (IInt8EntropyCalibrator2, IInt8MinMaxCalibrator) catch every exception a Python callback
 raises, print "[ERROR] Exception caught in get_batch()" and go on with a neutral answer; Builder/Runtime
-raise TypeError "factory function returned
-nullptr" when TensorRT cannot start CUDA; set_input_shape refuses (False, an error logged) a shape outside
+raise TypeError "factory function returned nullptr" when TensorRT cannot start CUDA; set_input_shape refuses (False, an error logged) a shape outside
 the profile or one that changes a static dimension; IOptimizationProfile.set_shape raises RuntimeError.
 The "engine" is the parsed ONNX model; executing it runs ONNX Runtime on the bytes in the fake pycuda's
 device memory. Everything here that is not NVIDIA's API is named FAKE*, fake_* or _*.
