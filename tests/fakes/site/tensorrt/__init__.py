@@ -9,10 +9,11 @@ libraries). FAKE_TENSORRT_VERSION picks the generation (default 10.3.0):
     11.x    JetPack 7.2.2+ and pip (11.4): strongly typed only: no BuilderFlag.FP16/INT8, no
             platform_has_fast_fp16, no INT8 calibrators, no EXPLICIT_BATCH (STRONGLY_TYPED is flag 0)
 What the real bindings do that the fakes copy: the trampolines of ILogger, IProgressMonitor and the
-calibrators (IInt8EntropyCalibrator2, IInt8MinMaxCalibrator) catch every exception a Python callback
-raises, print "[ERROR] Exception caught in get_batch()" and go on with a neutral answer; Builder/Runtime
-raise TypeError "factory function returned nullptr" when TensorRT cannot start CUDA; set_input_shape refuses (False, an error logged) a shape outside
-the profile or one that changes a static dimension; IOptimizationProfile.set_shape raises RuntimeError.
+calibrators (IInt8EntropyCalibrator2, IInt8MinMaxCalibrator) catch every exception a Python callback raises,
+print "[ERROR] Exception caught in get_batch()" and go on with a neutral answer; Builder/Runtime raise
+TypeError "factory function returned nullptr" when TensorRT cannot start CUDA; set_input_shape refuses (False,
+an error logged) a shape outside the profile or one that changes a static dimension;
+IOptimizationProfile.set_shape raises RuntimeError.
 The "engine" is the parsed ONNX model; executing it runs ONNX Runtime on the bytes in the fake pycuda's
 device memory. Everything here that is not NVIDIA's API is named FAKE*, fake_* or _*.
 Env: FAKE_DLA_CORES (0), FAKE_FAST_FP16 (1), FAKE_TRT_BUILD_FAILS=1 (build returns None),
