@@ -48,9 +48,13 @@ def check_model_file(path: str) -> None:
 
 
 def _layer_configs(path):
-    """Every layer config in the model file's config.json, nested models included (name, class_name)."""
-    with zipfile.ZipFile(path) as z:
-        config = json.loads(z.read("config.json"))
+    """Every layer config in the model file's config.json, nested models included (name, class_name); none
+    when the file cannot tell (this only names layers in messages)."""
+    try:
+        with zipfile.ZipFile(path) as z:
+            config = json.loads(z.read("config.json"))
+    except (OSError, ValueError, KeyError, zipfile.BadZipFile):
+        return []
     found = []
 
     def walk(node):
@@ -106,8 +110,8 @@ def load_keras(path: str, unsafe: bool = False, custom_objects=None):
         text = str(exc)
         lambdas = [n for n, c in _layer_configs(path) if c == "Lambda"]
         if "Lambda" in text and "safe_mode" in text:
-            raise UserError("%s has Lambda layer(s) %s: loading them runs Python code stored in the file; if you "
-                            "trust it, give --unsafe" % (path, ", ".join(repr(n) for n in lambdas))) from None
+            raise UserError("%s has Lambda layer(s)%s: loading them runs Python code stored in the file; if you "
+                            "trust it, give --unsafe" % (path, "".join(" %r" % n for n in lambdas))) from None
         unknown = re.search(r"Could not locate (class|function) '([^']+)'", text)
         if unknown:
             kind, name = unknown.groups()
@@ -146,12 +150,19 @@ def input_spec(model):
 
 def output_shapes(model, shape):
     """Each output's shape without the batch, from running the model once on zeros (subclassed models
-    have no symbolic outputs)."""
+    have no symbolic outputs); UserError for outputs a bundle cannot describe."""
     import numpy as np
 
     out = model(np.zeros((1,) + tuple(shape), np.float32), training=False)
+    if isinstance(out, dict):
+        raise UserError("the model's outputs are a dict (%s); a bundle takes a tensor or a list of tensors: wrap "
+                        "it in a keras.Model whose outputs are a list" % ", ".join(sorted(out)))
     out = list(out) if isinstance(out, (list, tuple)) else [out]
-    return [tuple(int(d) for d in np.shape(o)[1:]) for o in out]
+    shapes = [tuple(int(d) for d in np.shape(o)[1:]) for o in out]
+    if any(not s for s in shapes):
+        raise UserError("an output of the model is one number per batch item without a last axis (shape "
+                        "(batch,)): end the model with a Dense(1) or a Reshape((1,)) so each output has units")
+    return shapes
 
 
 class _Tf2onnxLog(logging.Handler):
@@ -300,13 +311,13 @@ def _convert_by(route, model, shape, opset):
         warnings.simplefilter("ignore", FutureWarning)  # Keras's numpy-2 patch of tf2onnx says np.object is going
         try:
             proto = (_route_frozen if route == "frozen" else _route_keras)(model, shape, opset)
+            found = structural_problem(proto, opset)
+            proto = _tidy(proto, opset) if found is None else None  # onnx.checker may object, too
         except Exception as exc:
             proto, found = None, (None, "%s: %s" % (type(exc).__name__, _first_line(exc)[:200]))
-        else:
-            found = structural_problem(proto, opset)
     found = errors.nodes[0] if errors.nodes else found
     if found is None:
-        return _tidy(proto, opset), None
+        return proto, None
     node, why = found
     layer = layer_of(model, node) if node else None
     return None, ("layer %r (%s): %s" % (layer.name, type(layer).__name__, why) if layer is not None else
@@ -330,14 +341,21 @@ def convert(model, opset: int = DEFAULT_OPSET, check=None, log=sys.stderr):
         if problem is None:
             if check is None:
                 return proto, route, None
-            passed, result = check(proto)
-            converted = (proto, route, result)
-            if passed:
-                return converted
-            problem = "its ONNX differs from Keras (parity failed)"
+            try:
+                passed, result = check(proto)
+            except UserError:
+                raise
+            except Exception as exc:  # ONNX Runtime cannot load or run what tf2onnx made
+                problem = "ONNX Runtime cannot run its ONNX: %s: %s" % (type(exc).__name__, _first_line(exc)[:200])
+            else:
+                converted = (proto, route, result)
+                if passed:
+                    return converted
+                problem = "its ONNX differs from Keras (parity failed)"
         problems.append(problem)
-        if route != ROUTES[-1]:
-            print("warning: the %s route: %s; trying the %s route" % (route, problem, ROUTES[ROUTES.index(route) + 1]),
+        after = ROUTES[ROUTES.index(route) + 1] if route != ROUTES[-1] else None
+        if after or converted is not None:
+            print("warning: the %s route: %s%s" % (route, problem, "; trying the %s route" % after if after else ""),
                   file=log)
     if converted is not None:
         return converted

@@ -70,9 +70,8 @@ def resolve_source(src):
     return src, _read_meta(os.path.dirname(os.path.abspath(src)))
 
 
-def _contract_from_model(model, opts):
+def _contract_from_model(model, opts, shape, out_shapes):
     """The manifest's task/labels/input/preprocess for a model with no run metadata."""
-    shape = keras_onnx.input_spec(model)
     out = keras_onnx.describe_output(model)
     if len(shape) == 3 and shape[-1] in (1, 3):
         layout, (h, w, c) = "NHWC", shape
@@ -81,7 +80,7 @@ def _contract_from_model(model, opts):
     else:
         raise UserError("cannot tell the image layout of input shape %s (want H x W x C or C x H x W with "
                         "1 or 3 channels)" % (shape,))
-    units = int(keras_onnx.output_shapes(model, shape)[0][-1])
+    units = int(out_shapes[0][-1])
     task = opts.task or ("binary" if units == 1 and out["activation"] == "sigmoid" else
                          "classification" if units > 1 and out["activation"] == "softmax" else "regression")
     labels = opts.labels
@@ -96,7 +95,7 @@ def _contract_from_model(model, opts):
     if scale is None:
         scale = 1.0 if _scales_itself(model) else 1.0 / 255
         print("note: input = pixel x %s%s (--scale and --offset set it)" % (
-            "1: the model's first layer rescales raw pixels itself" if scale == 1.0 else "1/255",
+            "1: the model rescales raw pixels itself" if scale == 1.0 else "1/255",
             "" if opts.offset is None else " + offset"), file=sys.stderr)
     pre = {"crop": None, "resize": {"width": int(w), "height": int(h), "interpolation": opts.interpolation or "linear"},
            "color": color, "scale": scale,
@@ -108,12 +107,27 @@ def _contract_from_model(model, opts):
     return meta
 
 
+TRAINING_ONLY = ("Dropout", "SpatialDropout", "GaussianNoise", "GaussianDropout", "AlphaDropout", "Random")
+
+
 def _scales_itself(model):
-    """Whether the model begins with Rescaling (MobileNetV3, EfficientNet, PilotNet): it takes raw pixels."""
+    """Whether the first layer that acts at inference is a Rescaling (MobileNetV3, EfficientNet, PilotNet, a
+    tutorial's augmentation then Rescaling(1/255)): then the model takes raw pixels. Training-only layers
+    are identities at inference and are looked through, nested models (an augmentation block) too."""
+    return bool(_first_rescales(model))
+
+
+def _first_rescales(model):
+    """True or False for the first layer that acts at inference; None when model has none."""
     import keras
 
-    first = next((layer for layer in model.layers if not isinstance(layer, keras.layers.InputLayer)), None)
-    return isinstance(first, keras.layers.Rescaling)
+    for layer in model.layers:
+        if isinstance(layer, keras.layers.InputLayer) or type(layer).__name__.startswith(TRAINING_ONLY):
+            continue
+        found = _first_rescales(layer) if isinstance(layer, keras.Model) else isinstance(layer, keras.layers.Rescaling)
+        if found is not None:
+            return found
+    return None
 
 
 def _load_samples(meta, run_dir, opts, size):
@@ -155,10 +169,9 @@ def _tool_versions():
             "onnx": onnx.__version__, "onnxruntime": onnxruntime.__version__, "numpy": np.__version__}
 
 
-def _manifest(contract, model, opts, onnx_bytes, output_names):
+def _manifest(contract, model, opts, onnx_bytes, output_names, out_shapes):
     activation = keras_onnx.describe_output(model)["activation"]
-    shapes = keras_onnx.output_shapes(model, keras_onnx.input_spec(model))
-    outputs = [{"name": n, "shape": [None] + list(shapes[i]),
+    outputs = [{"name": n, "shape": [None] + list(out_shapes[i]),
                 "activation": activation if i == 0 else "linear"} for i, n in enumerate(output_names)]
     manifest = {
         "format": bundle_format.FORMAT, "format_version": bundle_format.FORMAT_VERSION,
@@ -188,12 +201,14 @@ def export(src: str, out: str, opts: Options, log=sys.stderr) -> dict:
     run_dir = os.path.dirname(os.path.abspath(model_path))
     custom = keras_onnx.import_custom_objects(opts.custom_objects)
     model = keras_onnx.load_keras(model_path, unsafe=opts.unsafe, custom_objects=custom)
-    contract = meta if meta is not None else _contract_from_model(model, opts)
+    shape = keras_onnx.input_spec(model)
+    out_shapes = keras_onnx.output_shapes(model, shape)
+    contract = meta if meta is not None else _contract_from_model(model, opts, shape, out_shapes)
     if opts.name:
         contract["name"] = opts.name
-    if [None] + [int(d) for d in keras_onnx.input_spec(model)] != list(contract["input"]["shape"]):
+    if [None] + list(shape) != list(contract["input"]["shape"]):
         raise UserError("the model's input %s is not the run's %s (meta.json): export the run's own model.keras"
-                        % ((None,) + keras_onnx.input_spec(model), tuple(contract["input"]["shape"])))
+                        % ((None,) + shape, tuple(contract["input"]["shape"])))
 
     # parity is judged on real frames in the model's real range: the manifest's preprocessing applied to them
     size = (contract["preprocess"]["resize"]["width"], contract["preprocess"]["resize"]["height"])
@@ -215,7 +230,7 @@ def export(src: str, out: str, opts: Options, log=sys.stderr) -> dict:
               "proves little: give --samples DIR with varied real images, or check the model", file=log)
     onnx_bytes = proto.SerializeToString()
     output_names = [o.name for o in proto.graph.output]
-    manifest = _manifest(contract, model, opts, onnx_bytes, output_names)
+    manifest = _manifest(contract, model, opts, onnx_bytes, output_names, out_shapes)
 
     out_abs = os.path.abspath(out)
     os.makedirs(os.path.dirname(out_abs), exist_ok=True)

@@ -18,6 +18,10 @@ def compare(keras_outputs, onnx_outputs, atol: float = DEFAULT_ATOL) -> dict:
     """A report (what parity.json holds): per output its errors, range and spread; report['passed'] says
     whether every output is within its tolerance, report['vacuous'] whether any output is the same for all."""
     report = {"atol": atol, "outputs": [], "passed": True, "vacuous": False}
+    if len(keras_outputs) != len(onnx_outputs):
+        report.update(passed=False, error="Keras gives %d outputs, the ONNX %d" % (len(keras_outputs),
+                                                                                  len(onnx_outputs)))
+        return report
     for i, (k, o) in enumerate(zip(keras_outputs, onnx_outputs)):
         k, o = np.asarray(k, np.float64), np.asarray(o, np.float64)
         if k.shape != o.shape:
@@ -41,4 +45,8 @@ def compare(keras_outputs, onnx_outputs, atol: float = DEFAULT_ATOL) -> dict:
 
 
 def worst(report) -> float:
-    return max((o.get("max_abs_error", float("inf")) for o in report["outputs"]), default=0.0)
+    """The largest error over the output's range (absolute where the range is 1 or less), as judged."""
+    if report.get("error"):
+        return float("inf")
+    return max((o["max_abs_error"] / max(1.0, o["range"]) if "max_abs_error" in o else float("inf")
+                for o in report["outputs"]), default=0.0)

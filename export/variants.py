@@ -5,9 +5,11 @@ ONNX) and for ONNX Runtime:
     model.int8.onnx   QuantizeLinear/DequantizeLinear on the inputs (data and weights) of the Conv/MatMul/Gemm
                       layers only, symmetric INT8 (what TensorRT's explicit quantization takes): their outputs,
                       Relu, Add, Softmax, Sigmoid, Concat and the graph's outputs stay float, so probabilities
-                      and a steering value never pass through INT8. Calibrated by ONNX Runtime's static
-                      quantization (min-max: its Entropy method, with 128-bin histograms, picks the same
-                      ranges) on representative frames prepared by the runtime's own preprocessing. The first
+                      and a steering value never pass through INT8. ONNX Runtime's QDQ quantizer gives every
+                      consumer of a quantized tensor its dequantized value (in a residual block, the Add beside
+                      a quantized Conv), so those consumers are pointed back at the float tensor afterwards.
+                      Calibrated by ONNX Runtime's static quantization (min-max) on representative frames
+                      prepared by the runtime's own preprocessing. The first
                       and last weighted layers stay float; the manifest's variants.int8.layers records how
                       many weighted layers are INT8 and which stayed float.
 
@@ -73,13 +75,51 @@ def describe(layers) -> str:
     return "int8: %d of %d weighted layers" % (layers["int8"], layers["weighted"])
 
 
+def quantize(src, dst, reader, keep_float=()):
+    """ONNX Runtime's static QDQ quantization of the weighted layers' inputs (data and weights), symmetric
+    INT8, per-channel weights, min-max calibration; keep_float: node names left in float."""
+    from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
+
+    quantize_static(src, dst, reader, quant_format=QuantFormat.QDQ, op_types_to_quantize=list(WEIGHTED_OPS),
+                    activation_type=QuantType.QInt8, weight_type=QuantType.QInt8, per_channel=True,
+                    calibrate_method=CalibrationMethod.MinMax, nodes_to_exclude=list(keep_float),
+                    extra_options={"ActivationSymmetric": True, "WeightSymmetric": True,
+                                   "OpTypesToExcludeOutputQuantization": list(WEIGHTED_OPS)})
+
+
+def float_beside_int8(proto):
+    """Only weighted layers read dequantized data: every other consumer of a quantized tensor, and a graph
+    output that is one, gets the float tensor back (quantize_static hands all of them the DequantizeLinear's
+    output). Changes proto in place and returns it."""
+    graph = proto.graph
+    nodes, outputs = list(graph.node), {o.name for o in graph.output}
+    quantizers = {n.output[0]: n for n in nodes if n.op_type == "QuantizeLinear"}
+    for dq in [n for n in nodes if n.op_type == "DequantizeLinear" and n.input[0] in quantizers]:
+        float_name, dq_name = quantizers[dq.input[0]].input[0], dq.output[0]
+        if dq_name in outputs:  # a graph output keeps its name, as the float tensor; the weighted layers get
+            dq.output[0] = dq_name + "_dequantized"  # the dequantized one under a new name
+            for n in nodes:
+                if n is not dq:
+                    n.output[:] = [dq_name if o == float_name else o for o in n.output]
+                    n.input[:] = [dq.output[0] if i == dq_name and n.op_type in WEIGHTED_OPS else
+                                  dq_name if i == float_name else i for i in n.input]
+        else:
+            for n in nodes:
+                if n.op_type not in WEIGHTED_OPS:
+                    n.input[:] = [float_name if i == dq_name else i for i in n.input]
+    produced = {o for n in nodes for o in n.output}
+    kept = [v for v in graph.value_info if v.name in produced]
+    del graph.value_info[:]
+    graph.value_info.extend(kept)
+    return proto
+
+
 def int8_model(bundle, calib_data, calib_frames, log, keep_float=None):
     """(onnx ModelProto with Q/DQ nodes, where the calibration frames came from). Only the inputs (data and
     weights) of the weighted operators are quantized: their outputs, and Relu, Add, Softmax, Sigmoid, Concat
     and the graph's outputs stay float. keep_float: node names left in float (default: the first and last
     weighted layers)."""
     onnx = require("onnx", "train", "making an int8 variant")
-    from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
     frames, where = representative.load_frames(bundle, calib_data, calib_frames, log)
@@ -91,13 +131,10 @@ def int8_model(bundle, calib_data, calib_frames, log, keep_float=None):
             weighted = [name for name, _, _ in weighted_layers(onnx.load(prepared))]
             keep_float = [weighted[0], weighted[-1]] if len(weighted) > 2 else []
         with contextlib.redirect_stdout(log):  # its progress prints, kept off our stdout
-            quantize_static(prepared, out, _Reader(bundle.input["name"], batches), quant_format=QuantFormat.QDQ,
-                            op_types_to_quantize=list(WEIGHTED_OPS), activation_type=QuantType.QInt8,
-                            weight_type=QuantType.QInt8, per_channel=True, calibrate_method=CalibrationMethod.MinMax,
-                            nodes_to_exclude=list(keep_float),
-                            extra_options={"ActivationSymmetric": True, "WeightSymmetric": True,
-                                           "OpTypesToExcludeOutputQuantization": list(WEIGHTED_OPS)})
-        return onnx.load(out), where
+            quantize(prepared, out, _Reader(bundle.input["name"], batches), keep_float)
+        proto = float_beside_int8(onnx.load(out))
+        onnx.checker.check_model(proto)
+        return proto, where
 
 
 def make(bundle_path: str, precision: str, calib_data=None, calib_frames=representative.DEFAULT_FRAMES,

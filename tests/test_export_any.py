@@ -295,3 +295,27 @@ def test_subclassed_model_exports_and_an_unbuilt_one_is_one_line(tmp_path, sampl
         keras.Sequential([keras.layers.Dense(2)]).save(tmp_path / "unbuilt.keras")
     with pytest.raises(UserError, match="no defined input"):
         _main(["onnx", str(tmp_path / "unbuilt.keras"), "--out", str(tmp_path / "b2")])
+
+
+def test_the_default_scaling_looks_through_augmentation_to_a_rescaling_and_odd_outputs_are_one_line():
+    import keras
+    from export import keras_onnx
+    from export.onnx_bundle import _scales_itself
+    from runtime.cli import UserError
+
+    layers = keras.layers
+    augment = keras.Sequential([layers.RandomFlip("horizontal"), layers.RandomRotation(0.1)], name="augment")
+    tutorial = keras.Sequential([keras.Input((SIZE, SIZE, 3)), augment, layers.Rescaling(1 / 255), layers.Conv2D(4, 3)])
+    flat = keras.Sequential([keras.Input((SIZE, SIZE, 3)), layers.RandomFlip(), layers.Dropout(0.1),
+                             layers.Rescaling(1 / 127.5, offset=-1), layers.Conv2D(4, 3)])
+    plain = keras.Sequential([keras.Input((SIZE, SIZE, 3)), layers.RandomFlip(), layers.Conv2D(4, 3)])
+    assert _scales_itself(tutorial) and _scales_itself(flat) and not _scales_itself(plain)
+
+    inputs = keras.Input((SIZE, SIZE, 3))
+    pooled = layers.GlobalAveragePooling2D()(inputs)
+    named = keras.Model(inputs, {"steer": layers.Dense(1)(pooled), "speed": layers.Dense(1)(pooled)})
+    with pytest.raises(UserError, match="outputs are a dict"):
+        keras_onnx.output_shapes(named, (SIZE, SIZE, 3))
+    scalar = keras.Model(inputs, layers.Reshape(())(layers.Dense(1)(pooled)))
+    with pytest.raises(UserError, match="one number per batch item"):
+        keras_onnx.output_shapes(scalar, (SIZE, SIZE, 3))

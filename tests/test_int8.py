@@ -109,3 +109,54 @@ def test_verify_fails_an_int8_variant_that_is_off(pilot_bundle, tmp_path):
     rows = json.load(open(tmp_path / "v.json"))["rows"]
     assert [r["passed"] for r in rows] == [True, False]  # fp32 ok, int8 outside abs <= 0.1
     assert [ln.split()[-1] for ln in proc.stdout.splitlines() if ln.startswith("onnxruntime")] == ["ok", "FAIL"]
+
+
+def _residual_onnx(path):
+    """Conv -> Relu -> t; t feeds a Conv and, beside it, an Add (a residual block); t is a graph output too."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    rng = np.random.RandomState(0)
+    weights = [numpy_helper.from_array((0.3 * rng.randn(*s)).astype(np.float32), "w%d" % i)
+               for i, s in enumerate([(4, 3, 3, 3), (4, 4, 3, 3), (4, 4, 3, 3), (4, 4, 3, 3)], 1)]
+    conv = dict(pads=[1, 1, 1, 1])
+    nodes = [helper.make_node("Conv", ["input", "w1"], ["c1"], name="conv1", **conv),
+             helper.make_node("Relu", ["c1"], ["t"], name="relu1"),
+             helper.make_node("Conv", ["t", "w2"], ["c2"], name="conv2", **conv),
+             helper.make_node("Add", ["t", "c2"], ["s"], name="add"),
+             helper.make_node("Conv", ["s", "w3"], ["c3"], name="conv3", **conv),
+             helper.make_node("Conv", ["c3", "w4"], ["output"], name="conv4", **conv)]
+    shape = ["batch", 4, 8, 8]
+    graph = helper.make_graph(nodes, "residual", [helper.make_tensor_value_info("input", TensorProto.FLOAT,
+                                                                                ["batch", 3, 8, 8])],
+                              [helper.make_tensor_value_info("output", TensorProto.FLOAT, shape),
+                               helper.make_tensor_value_info("t", TensorProto.FLOAT, shape)], weights)
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 15)]), str(path))
+
+
+def test_a_residual_add_and_a_graph_output_beside_a_quantized_conv_stay_float(tmp_path):
+    """ONNX Runtime's quantizer gives every consumer of a quantized tensor the dequantized value: the Add of a
+    residual block and a graph output would read INT8-rounded data; float_beside_int8 gives them the float."""
+    import onnx
+    import onnxruntime as ort
+    from export import variants
+
+    _residual_onnx(tmp_path / "float.onnx")
+    batches = [{"input": np.random.RandomState(i).rand(1, 3, 8, 8).astype(np.float32)} for i in range(8)]
+
+    class Reader:
+        def get_next(self):
+            return batches.pop() if batches else None
+
+    variants.quantize(str(tmp_path / "float.onnx"), str(tmp_path / "int8.onnx"), Reader(), ["conv1", "conv4"])
+    proto = variants.float_beside_int8(onnx.load(str(tmp_path / "int8.onnx")))
+    onnx.checker.check_model(proto)
+    onnx.save(proto, str(tmp_path / "fixed.onnx"))
+    _, int8_layers = _check_qdq_only_around_weighted_layers(tmp_path / "fixed.onnx")
+    assert int8_layers == ["conv2", "conv3"]
+    x = np.random.RandomState(99).rand(2, 3, 8, 8).astype(np.float32)
+    cpu = ["CPUExecutionProvider"]
+    want = ort.InferenceSession(str(tmp_path / "float.onnx"), providers=cpu).run(None, {"input": x})
+    got = ort.InferenceSession(proto.SerializeToString(), providers=cpu).run(None, {"input": x})
+    assert np.array_equal(got[1], want[1])  # t: float all the way
+    assert 0 < np.abs(got[0] - want[0]).max() < 0.1 * np.abs(want[0]).max()  # through INT8, and close
