@@ -229,7 +229,7 @@ else
 fi
 
 # --- --max-perf: the fastest power mode, then clocks -------------------------------------------------------
-# The fastest mode by name, the rule of runtime/doctor.py's fastest_mode (a test checks they agree): MAXN*, else
+# The fastest mode by name, the rule of runtime/platform.py's fastest_mode (a test checks they agree): MAXN*, else
 # the most watts, then the most cores (Xavier NX on JetPack 5 has no MAXN: mode 8, MODE_20W_6CORE); mode 0 is
 # not the fastest on every board.
 rating_greater() {  # "A B C" "D E F": is the first rating greater?

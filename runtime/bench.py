@@ -135,7 +135,7 @@ def trtexec_fps(engine_path, seconds=5):
 
 
 def bench(bundle_path, source_uri=None, frames=1000, backend="auto", warmup=50, started=None, log=sys.stderr):
-    from . import doctor
+    from . import platform
     from .model import Model
     from .pipeline import run
     from .sources import open_source
@@ -152,7 +152,7 @@ def bench(bundle_path, source_uri=None, frames=1000, backend="auto", warmup=50, 
             model(first.image)
             startup = time.time() - started if started else None
             run(model, source, max_frames=warmup, log=None)
-            jetson = doctor.l4t_release() is not None
+            jetson = platform.l4t_release() is not None
             stats_tegra = Tegrastats() if jetson and shutil.which("tegrastats") else None
             rss_before = rss_mb()
             stats = run(model, source, max_frames=frames, log=None)
@@ -166,7 +166,7 @@ def bench(bundle_path, source_uri=None, frames=1000, backend="auto", warmup=50, 
                       bare_ms=round(1000.0 / bare, 4),
                       rss_growth_mb=None if rss_before is None else round(rss_after - rss_before, 2))
         if jetson:
-            report["power_mode"] = doctor.power_mode()
+            report["power_mode"] = platform.power_mode()
             if tegra:
                 report.update(tegra)
             if model.backend.name == "tensorrt":

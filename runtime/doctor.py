@@ -12,14 +12,12 @@ from __future__ import annotations
 import glob
 import os
 import re
-import shutil
 import subprocess
 import sys
 
-from . import engines
+from . import platform
 
 OK, WARN, MISSING = "ok", "warn", "missing"
-JETPACK = {35: "5", 36: "6"}  # R38 and later: 7
 
 
 class Check:
@@ -43,73 +41,7 @@ def _module(name):
         return None, str(exc).splitlines()[0] if str(exc) else type(exc).__name__
 
 
-def l4t_release(root="/"):
-    """(major, 'R.M.P') from /etc/nv_tegra_release ('# R36 (release), REVISION: 4.3, ...'), or None."""
-    try:
-        with open(os.path.join(root, "etc/nv_tegra_release")) as f:
-            first = f.readline()
-    except OSError:
-        return None
-    match = re.match(r"#\s*R(\d+)\s*\(release\),\s*REVISION:\s*([\d.]+)", first)
-    if not match:
-        return None
-    return int(match.group(1)), "%s.%s" % (match.group(1), match.group(2))
-
-
-def jetpack_of(major):
-    return JETPACK.get(major) or ("7" if major >= 38 else None)
-
-
-def power_modes(root="/"):
-    """[(id, name)] of the power modes in /etc/nvpmodel.conf; empty where there is none."""
-    try:
-        with open(os.path.join(root, "etc/nvpmodel.conf")) as f:
-            text = f.read()
-    except OSError:
-        return []
-    return [(int(i), name) for i, name in re.findall(r"<\s*POWER_MODEL\s+ID=(\d+)\s+NAME=(\S+)\s*>", text)]
-
-
-def mode_rating(name):
-    """How fast a power mode is by its name: (2, 0, 0) for MAXN*, else (1, watts, cores) from names such as
-    MODE_20W_6CORE, 15W or MODE_30W_ALL, (0, 0, 0) when the name says neither. jetson_setup.sh applies the
-    same rule (fastest_mode there); tests/test_jetson_setup.py checks the two agree on real boards' confs."""
-    upper = name.upper()
-    if upper.startswith("MAXN"):
-        return (2, 0, 0)
-    watts = re.search(r"(\d+)W", upper)
-    cores = re.search(r"(\d+)CORE", upper)
-    if not watts:
-        return (0, 0, 0)
-    return (1, int(watts.group(1)), int(cores.group(1)) if cores else 0)
-
-
-def fastest_mode(root="/"):
-    """(id, name) of the fastest power mode: MAXN by name (mode 0 is not the fastest on every board), else the
-    most watts, then the most cores (Xavier NX on JetPack 5 has no MAXN: its fastest is 8, MODE_20W_6CORE);
-    the first of equals. None when there is no nvpmodel.conf or no name says."""
-    rated = [(i, name) for i, name in power_modes(root) if mode_rating(name) > (0, 0, 0)]
-    return max(rated, key=lambda mode: mode_rating(mode[1])) if rated else None  # max keeps the first of equals
-
-
-def power_mode(root="/"):
-    """The current nvpmodel mode's name: from /var/lib/nvpmodel/status ('pmode:0002 ...') and the conf, or
-    from `nvpmodel -q`; None when unknown."""
-    try:
-        with open(os.path.join(root, "var/lib/nvpmodel/status")) as f:
-            match = re.match(r"pmode:0*(\d+)", f.read())
-        if match:
-            return dict(power_modes(root)).get(int(match.group(1)), "mode %s" % match.group(1))
-    except OSError:
-        pass
-    if root == "/" and shutil.which("nvpmodel"):
-        out = subprocess.run(["nvpmodel", "-q"], capture_output=True, text=True).stdout
-        if "NV Power Mode:" in out:
-            return out.split("NV Power Mode:")[-1].split("\n")[0].strip()
-    return None
-
-
-def _python_numpy():
+def _python_numpy(root="/"):
     np, _ = _module("numpy")
     version = "Python %d.%d.%d" % sys.version_info[:3]
     if sys.version_info < (3, 8):
@@ -119,7 +51,7 @@ def _python_numpy():
     detail = "%s, numpy %s" % (version, np.__version__)
     if int(np.__version__.split(".")[0]) >= 2:
         cv2_path = getattr(sys.modules.get("cv2"), "__file__", "") or ""
-        if "dist-packages" in cv2_path or os.path.exists("/etc/nv_tegra_release"):
+        if "dist-packages" in cv2_path or platform.is_jetson(root):
             return Check("python", WARN, detail + ": the system's OpenCV and TensorRT are built against numpy 1.x",
                          "pip install 'numpy<2'")
     return Check("python", OK, detail)
@@ -187,17 +119,17 @@ def _gpu():
 
 
 def _jetson(root):
-    release = l4t_release(root)
-    model = engines.board_model(root)
+    release = platform.l4t_release(root)
+    model = platform.board_model(root)
     if release is None:
         return Check("jetson", OK, "not a Jetson" + (" (%s)" % model if model else ""))
     major, version = release
-    jetpack = jetpack_of(major)
+    jetpack = platform.jetpack_of(major)
     detail = "%s, L4T R%s = JetPack %s" % (model or "unknown board", version, jetpack or "?")
     if jetpack is None:
         return Check("jetson", MISSING, detail + ": too old for this runtime", "flash JetPack 5.1 or later")
-    mode = power_mode(root) or "unknown"
-    fastest = fastest_mode(root)
+    mode = platform.power_mode(root) or "unknown"
+    fastest = platform.fastest_mode(root)
     detail += ", power mode %s" % mode
     if fastest and mode != fastest[1]:
         return Check("jetson", WARN, detail + " (the fastest is %s, mode %d)" % (fastest[1], fastest[0]),
@@ -236,7 +168,7 @@ def _nvargus_running():
 
 def diagnose(root="/"):
     """(checks, summary lines, runnable)."""
-    checks = [_python_numpy()]
+    checks = [_python_numpy(root)]
     opencv, cv2 = _opencv()
     checks.append(opencv)
     ort = _onnxruntime()
@@ -256,7 +188,7 @@ def diagnose(root="/"):
     if trt_check.verdict == OK and gpu:
         backends.append("tensorrt")
     gst = cv2 is not None and opencv.verdict == OK
-    on_jetson = l4t_release(root) is not None
+    on_jetson = platform.l4t_release(root) is not None
     sources = {"synthetic://road, files": cv2 is not None, "rtsp://, gst://": gst,
                "v4l2 (USB)": cv2 is not None and bool(devices), "csi://": gst and on_jetson and bool(devices)}
     summary = ["backends that will work: %s" % (", ".join(backends) or "none")]

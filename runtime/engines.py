@@ -43,26 +43,6 @@ class Device:
                 "sm_count": self.sm_count, "board": self.board, "tensorrt": self.trt_version}
 
 
-def board_model(root: str = "/") -> str:
-    """The Jetson's model from /proc/device-tree/model (NUL-terminated there), or None off a Jetson."""
-    try:
-        with open(os.path.join(root, "proc/device-tree/model"), "rb") as f:
-            return f.read().rstrip(b"\0").decode("utf-8", "replace").strip() or None
-    except OSError:
-        return None
-
-
-def board_compatible(root: str = "/") -> tuple:
-    """The device tree's compatible strings (/proc/device-tree/compatible, NUL-separated), most specific
-    first: e.g. ("nvidia,p3768-0000+p3767-0005", "nvidia,p3767-0005", "nvidia,tegra234"); () off a Jetson."""
-    try:
-        with open(os.path.join(root, "proc/device-tree/compatible"), "rb") as f:
-            raw = f.read()
-    except OSError:
-        return ()
-    return tuple(part.decode("utf-8", "replace") for part in raw.split(b"\0") if part)
-
-
 class EngineKey:
     """Everything an engine is built for; `fingerprint` hashes it and `filename` shows the main parts."""
 

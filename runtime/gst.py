@@ -11,7 +11,6 @@ only the newest frame, so a slow reader never sees a backlog.
 
 from __future__ import annotations
 
-import os
 import re
 
 LIVE_SINK = "appsink drop=1 max-buffers=1 sync=false"
@@ -117,27 +116,6 @@ def check(pipeline):
         return exc.message
     element.set_state(Gst.State.NULL)
     return None
-
-
-def is_jetson(root="/") -> bool:
-    return os.path.exists(os.path.join(root, "etc/nv_tegra_release"))
-
-
-ORIN_NANO_MODULES = ("p3767-0003", "p3767-0004", "p3767-0005")  # Orin NX is p3767-0000/0001
-
-
-def has_nvenc(board, compatible=()) -> bool:
-    """Orin Nano has no hardware video encoder; every other Jetson does. Told by the module's number in the
-    device tree's compatible strings (engines.board_compatible), which no product rename changes; by the
-    model's name only where the device tree says nothing."""
-    if compatible:
-        return not any(module in c for c in compatible for module in ORIN_NANO_MODULES)
-    return not (board and "orin nano" in board.lower())
-
-
-def is_thor(board, compatible=()) -> bool:
-    """Jetson Thor (Tegra264), which has no hardware MJPEG decoder."""
-    return any("tegra264" in c for c in compatible) or bool(board and "thor" in board.lower())
 
 
 def opencv_has_gstreamer(cv2) -> bool:

@@ -158,7 +158,7 @@ class StreamOutput:
     wants_overlay = True
 
     def __init__(self, uri, fps=30.0, root="/"):
-        from . import engines, gst
+        from . import gst, platform
 
         self.cv2 = require("cv2", "opencv", "streaming video")
         if not gst.opencv_has_gstreamer(self.cv2):
@@ -169,8 +169,8 @@ class StreamOutput:
         host, _, port = hostport.rpartition(":")
         if not port.isdigit() or not 0 < int(port) < 65536 or not host:
             raise UserError("--output %s: give rtp://HOST:PORT or rtsp://@:PORT/PATH" % uri)
-        jetson = gst.is_jetson(root)
-        nvenc = gst.has_nvenc(engines.board_model(root), engines.board_compatible(root))
+        jetson = platform.is_jetson(root)
+        nvenc = platform.has_nvenc(platform.board_model(root), platform.board_compatible(root))
         if scheme == "rtsp":
             if host not in ("@", "0.0.0.0", ""):
                 raise UserError("--output %s: the runtime serves RTSP itself; write rtsp://@:%s/%s and point the "

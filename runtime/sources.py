@@ -251,7 +251,7 @@ def _within(seconds, fn):
 def _v4l2_opener(uri, device, width, height, rate):
     """A USB camera: through GStreamer where this OpenCV has it, else OpenCV's V4L2 reader (pip's wheels)."""
     cv2 = require("cv2", "opencv", "reading cameras")
-    from . import engines, gst
+    from . import gst, platform
 
     if not os.path.exists(device):
         found = sorted(glob.glob("/dev/video*"))
@@ -263,8 +263,8 @@ def _v4l2_opener(uri, device, width, height, rate):
     formats = v4l2_formats(device)
     mjpeg = "MJPG" in formats
     if gst.opencv_has_gstreamer(cv2):
-        pipeline = gst.v4l2(device, width, height, rate, mjpeg=mjpeg, jetson=gst.is_jetson(),
-                            hw_mjpeg=not gst.is_thor(engines.board_model(), engines.board_compatible()))
+        pipeline = gst.v4l2(device, width, height, rate, mjpeg=mjpeg, jetson=platform.is_jetson(),
+                            hw_mjpeg=not platform.is_thor(platform.board_model(), platform.board_compatible()))
         return _gstreamer_opener(uri, pipeline, "the camera is busy or does not offer that size/rate (list its "
                                                 "modes: v4l2-ctl -d %s --list-formats-ext)" % device)
 
@@ -311,10 +311,10 @@ def v4l2_formats(device) -> list:
 
 def _rtsp_opener(uri, codec, width, height):
     cv2 = require("cv2", "opencv", "reading RTSP streams")
-    from . import gst
+    from . import gst, platform
 
     if gst.opencv_has_gstreamer(cv2):
-        pipeline = gst.rtsp(uri, codec or "h264", width, height, jetson=gst.is_jetson())
+        pipeline = gst.rtsp(uri, codec or "h264", width, height, jetson=platform.is_jetson())
         return _gstreamer_opener(uri, pipeline, "the stream did not start (wrong address or credentials, the "
                                                 "server down, or another codec: try --input-codec h265)")
     os.environ.setdefault("OPENCV_FFMPEG_CAPTURE_OPTIONS", "rtsp_transport;tcp|fflags;nobuffer|flags;low_delay")
@@ -343,7 +343,7 @@ def open_source(uri: str, width=None, height=None, rate=None, loop=False, flip="
                 reconnect_timeout=DEFAULT_RECONNECT_TIMEOUT, log=sys.stderr) -> Source:
     """A Source for a URI; UserError in one line when it cannot be opened. The one place that decides
     which reader opens which URI."""
-    from . import gst
+    from . import gst, platform
 
     uri = str(uri)
     if flip not in FLIPS:
@@ -351,13 +351,13 @@ def open_source(uri: str, width=None, height=None, rate=None, loop=False, flip="
     if codec is not None and codec not in gst.CODECS:
         raise UserError("--input-codec %r is not one of %s" % (codec, ", ".join(gst.CODECS)))
     source = _open(uri, width, height, rate, loop, flip, codec, reconnect_timeout, log)
-    if not (uri.startswith("csi://") and gst.is_jetson()):
+    if not (uri.startswith("csi://") and platform.is_jetson()):
         source.flip = flip
     return source
 
 
 def _open(uri, width, height, rate, loop, flip, codec, reconnect_timeout, log):
-    from . import gst
+    from . import gst, platform
 
     def live(opener):
         return LiveCapture(uri, opener, reconnect_timeout, log)
@@ -370,7 +370,7 @@ def _open(uri, width, height, rate, loop, flip, codec, reconnect_timeout, log):
         sensor = uri[len("csi://"):]
         if not sensor.isdigit():
             raise UserError("csi:// needs a sensor number, as in csi://0")
-        if not gst.is_jetson():
+        if not platform.is_jetson():
             raise UserError("%s: CSI cameras are read through nvarguscamerasrc, which only a Jetson has" % uri)
         pipeline = gst.csi(int(sensor), width, height, rate or 30, NVVIDCONV_FLIP[flip])
         return live(_gstreamer_opener(uri, pipeline, "no camera on that port, or nvargus-daemon is not running "

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import engines
+from . import engines, platform
 from .cli import UserError
 
 TENSORRT_HOWTO = ("on a Jetson, JetPack's python3-libnvinfer seen through a venv made with "
@@ -165,7 +165,7 @@ def runtime(trt, log):
 def this_device(trt, gpu, root: str = "/") -> engines.Device:
     info = gpu.info()
     return engines.Device(info["name"], info["compute_capability"], info["sm_count"], trt.__version__,
-                          board=engines.board_model(root))
+                          board=platform.board_model(root))
 
 
 def deserialize(trt, log, plan: bytes, dla_core=None):

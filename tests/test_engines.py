@@ -5,7 +5,7 @@ import json
 
 import pytest
 
-from runtime import engines
+from runtime import engines, platform
 from tests.conftest import cli, one_line_error
 
 ORIN = engines.Device("Orin", (8, 7), 8, "10.3.0", board="NVIDIA Jetson Orin Nano Developer Kit")
@@ -35,8 +35,8 @@ def test_the_fingerprint_changes_with_everything_that_makes_an_engine_valid():
 def test_board_model_is_read_from_the_device_tree(tmp_path):
     (tmp_path / "proc" / "device-tree").mkdir(parents=True)
     (tmp_path / "proc" / "device-tree" / "model").write_bytes(b"NVIDIA Jetson AGX Orin Developer Kit\0")
-    assert engines.board_model(str(tmp_path)) == "NVIDIA Jetson AGX Orin Developer Kit"
-    assert engines.board_model(str(tmp_path / "elsewhere")) is None
+    assert platform.board_model(str(tmp_path)) == "NVIDIA Jetson AGX Orin Developer Kit"
+    assert platform.board_model(str(tmp_path / "elsewhere")) is None
 
 
 def test_engines_live_in_the_bundle_or_in_the_user_cache_when_it_is_read_only(tmp_path, monkeypatch):

@@ -11,7 +11,7 @@ import sys
 
 import pytest
 
-from runtime import doctor
+from runtime import platform
 from tests.conftest import ROOT, cli
 from tests.jetson_roots import (ALL_PACKAGES, NVPMODEL_AGX_ORIN, NVPMODEL_ORIN_NANO_JP5, NVPMODEL_ORIN_NANO_SUPER,
                                 NVPMODEL_THOR, NVPMODEL_XAVIER_AGX, NVPMODEL_XAVIER_NX, RELEASES,
@@ -180,9 +180,9 @@ def test_max_perf_without_nvpmodel_conf_says_so_and_goes_on(tmp_path):
     (NVPMODEL_XAVIER_AGX, (0, "MAXN")),
 ])
 def test_setup_and_doctor_agree_on_the_fastest_mode(tmp_path, conf, fastest):
-    """jetson_setup.sh (bash) and runtime/doctor.py (Python) apply one rule; here on each board's real modes."""
+    """jetson_setup.sh (bash) and runtime/platform.py (Python) apply one rule; here on each board's real modes."""
     root = fake_root(tmp_path, "jp6", nvpmodel=conf, pmode=99)
-    assert doctor.fastest_mode(str(root)) == fastest
+    assert platform.fastest_mode(str(root)) == fastest
     proc = setup("--dry-run", "--max-perf", "--root", root, "--venv", tmp_path / "v")
     assert "nvpmodel -m %d &&" % fastest[0] in proc.stdout, proc.stdout
 

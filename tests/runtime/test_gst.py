@@ -6,7 +6,7 @@ import subprocess
 
 import pytest
 
-from runtime import gst
+from runtime import gst, platform
 
 SYSTEM_PYTHON = "/usr/bin/python3"
 
@@ -38,27 +38,27 @@ def test_usb_uses_mjpeg_where_offered():
 
 def test_encoders_use_nvenc_where_the_board_has_it():
     assert "nvv4l2h264enc" in gst.h264_encoder(jetson=True, nvenc=True)
-    assert "x264enc" in gst.h264_encoder(jetson=True, nvenc=gst.has_nvenc("NVIDIA Jetson Orin Nano Developer Kit"))
-    assert gst.has_nvenc("NVIDIA Jetson AGX Orin Developer Kit") and gst.has_nvenc(None)
+    assert "x264enc" in gst.h264_encoder(jetson=True, nvenc=platform.has_nvenc("NVIDIA Jetson Orin Nano Developer Kit"))
+    assert platform.has_nvenc("NVIDIA Jetson AGX Orin Developer Kit") and platform.has_nvenc(None)
     # by the module number in the device tree, whatever the model string says (these are real boards' strings)
     nano = ("nvidia,p3768-0000+p3767-0005-super", "nvidia,p3767-0005-super", "nvidia,tegra234")
     orin_nx = ("nvidia,p3768-0000+p3767-0000", "nvidia,p3767-0000", "nvidia,tegra234")
-    assert not gst.has_nvenc("NVIDIA Jetson Orin Nano Engineering Reference Developer Kit Super", nano)
-    assert not gst.has_nvenc("Some Vendor Carrier", nano)
-    assert gst.has_nvenc("NVIDIA Orin NX Developer Kit (Orin Nano carrier)", orin_nx)
+    assert not platform.has_nvenc("NVIDIA Jetson Orin Nano Engineering Reference Developer Kit Super", nano)
+    assert not platform.has_nvenc("Some Vendor Carrier", nano)
+    assert platform.has_nvenc("NVIDIA Orin NX Developer Kit (Orin Nano carrier)", orin_nx)
 
 
 def test_thor_decodes_mjpeg_in_software(tmp_path):
-    from runtime import engines
 
     (tmp_path / "proc" / "device-tree").mkdir(parents=True)
     (tmp_path / "proc" / "device-tree" / "compatible").write_bytes(b"nvidia,tegra264\0")  # its SoC entry
     (tmp_path / "proc" / "device-tree" / "model").write_bytes(b"NVIDIA Jetson AGX Thor Developer Kit\0")
-    compatible, model = engines.board_compatible(str(tmp_path)), engines.board_model(str(tmp_path))
-    assert compatible[-1] == "nvidia,tegra264" and gst.is_thor(None, compatible) and gst.is_thor(model)
-    pipeline = gst.v4l2("/dev/video0", mjpeg=True, jetson=True, hw_mjpeg=not gst.is_thor(model, compatible))
+    compatible, model = platform.board_compatible(str(tmp_path)), platform.board_model(str(tmp_path))
+    assert compatible[-1] == "nvidia,tegra264" and platform.is_thor(None, compatible) and platform.is_thor(model)
+    pipeline = gst.v4l2("/dev/video0", mjpeg=True, jetson=True, hw_mjpeg=not platform.is_thor(model, compatible))
     assert "jpegdec ! nvvidconv" in pipeline and "nvv4l2decoder" not in pipeline
-    assert not gst.is_thor("NVIDIA Jetson AGX Orin Developer Kit", ("nvidia,p3737-0000+p3701-0005", "nvidia,tegra234"))
+    agx_orin = ("nvidia,p3737-0000+p3701-0005", "nvidia,tegra234")
+    assert not platform.is_thor("NVIDIA Jetson AGX Orin Developer Kit", agx_orin)
     assert gst.rtp_sender("10.0.0.2", 5000).endswith("rtph264pay config-interval=1 pt=96 ! udpsink host=10.0.0.2 "
                                                      "port=5000 sync=false async=false")
 
