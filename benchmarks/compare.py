@@ -230,7 +230,7 @@ def frames_from_list(bundle):
     """The bundle's samples at the size whose crop is the network input, as `runtime bench` holds them."""
     from runtime import bundle as bundle_format
     from runtime.bench import network_sized
-    from runtime.representative import bundle_samples
+    from runtime.bundle import bundle_samples
 
     b = bundle_format.load(bundle)
     return network_sized(b, bundle_samples(b))

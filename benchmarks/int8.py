@@ -36,7 +36,7 @@ sys.path.insert(0, ROOT)
 
 from export import variants  # noqa: E402
 from runtime import bundle as bundle_format  # noqa: E402
-from runtime import representative  # noqa: E402
+from runtime.backends.tensorrt import calibrator as representative  # noqa: E402
 from runtime.preprocess import Preprocessor  # noqa: E402
 
 
@@ -110,7 +110,7 @@ def main(argv=None):
     bundle = bundle_format.load(args.bundle)
     pre = Preprocessor(bundle.preprocess, bundle.input)
     frames, _ = representative.load_frames(bundle, args.data, args.frames, None, purpose="evaluation")
-    x = np.concatenate([pre.batch(representative.bundle_samples(bundle)), pre.batch(frames)])
+    x = np.concatenate([pre.batch(bundle_format.bundle_samples(bundle)), pre.batch(frames)])
     name = bundle.input["name"]
     ref = _run(bundle.model_path, name, x)
     calib = {}

@@ -13,8 +13,8 @@ import sys
 
 from runtime.bundle import COLORS, INTERPOLATIONS, TASKS, VARIANTS
 from runtime.cli import ArgumentParser, UserError, main, positive_int
-from runtime.engines import PRECISIONS
-from runtime.representative import DATASETS, DEFAULT_FRAMES
+from runtime.backends.tensorrt.engines import PRECISIONS
+from runtime.backends.tensorrt.calibrator import DATASETS, DEFAULT_FRAMES
 
 from . import keras_onnx, parity
 
@@ -116,8 +116,8 @@ def _calibration_options(p):
 
 def command_engine(args):
     from runtime import bundle as bundle_format
-    from runtime import engines, trt as trtlib, trt_build
-    from runtime.cuda import Gpu, load_pycuda
+    from runtime.backends.tensorrt import api as trtlib, build as trt_build, engines
+    from runtime.backends.tensorrt.cuda import Gpu, load_pycuda
 
     if args.dla_core is not None and args.dla_core < 0:
         raise UserError("--dla-core must be 0 or more")

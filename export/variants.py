@@ -26,7 +26,7 @@ import sys
 import tempfile
 
 from runtime import bundle as bundle_format
-from runtime import representative
+from runtime.backends.tensorrt import calibrator as representative
 from runtime.cli import UserError, require
 
 FILES = {"fp16": "model.fp16.onnx", "int8": "model.int8.onnx"}

@@ -21,7 +21,7 @@ import sys
 import numpy as np
 
 from runtime import bundle as bundle_format
-from runtime import engines
+from runtime.backends.tensorrt import engines
 from runtime.cli import UserError
 from runtime.preprocess import Preprocessor
 
@@ -70,7 +70,7 @@ def judge(task, precision, reference, outputs):
 
 
 def _samples(bundle):
-    from runtime.representative import bundle_samples
+    from runtime.bundle import bundle_samples
 
     if not bundle.sample_paths or not bundle.keras_outputs_path or not os.path.isfile(bundle.keras_outputs_path):
         raise UserError("%s has no samples with Keras outputs to verify against (export it again)" % bundle.path)
@@ -124,8 +124,8 @@ def _engine_rows(bundle, log):
         choose("tensorrt")
     except UserError as exc:
         return runs, ["TensorRT: %d engine(s) not checked: %s" % (len(paths), exc)]
-    from runtime import trt as trtlib
-    from runtime.cuda import Gpu
+    from runtime.backends.tensorrt import api as trtlib
+    from runtime.backends.tensorrt.cuda import Gpu
 
     trt = trtlib.load()
     gpu = Gpu()
@@ -152,7 +152,7 @@ def _engine_rows(bundle, log):
 
 def _more_frames(bundle, data, count, log):
     """Frames from --data, with model.onnx's outputs as their reference (export checked it against Keras)."""
-    from runtime import representative
+    from runtime.backends.tensorrt import calibrator as representative
     from runtime.backends.onnxruntime import OnnxRuntimeBackend
 
     frames, where = representative.load_frames(bundle, data, count, log, purpose="evaluation")

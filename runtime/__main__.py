@@ -8,7 +8,7 @@ import sys
 from . import bundle as bundle_format
 from .backends import NAMES as BACKENDS
 from .cli import ArgumentParser, UserError, main, positive_float, positive_int
-from .engines import PRECISIONS
+from .backends.tensorrt.engines import PRECISIONS
 from .gst import CODECS
 from .sources import DEFAULT_RECONNECT_TIMEOUT, FLIPS
 
@@ -111,7 +111,7 @@ def command_run(args):
 
 
 def command_info(args):
-    from . import engines
+    from .backends.tensorrt import engines
 
     bundle = bundle_format.load(args.bundle)
     print(bundle.describe())

@@ -142,7 +142,7 @@ def bench(bundle_path, source_uri=None, frames=1000, backend="auto", warmup=50, 
 
     with Model(bundle_path, backend=backend) as model:
         if source_uri is None:
-            from .representative import bundle_samples
+            from .bundle import bundle_samples
 
             source = MemoryFrames(network_sized(model.bundle, bundle_samples(model.bundle)))
         else:

@@ -123,6 +123,17 @@ class Bundle:
         return "%s: %s, input '%s' %s %s%s" % (self.name, self.task, self.input["name"], shape, pre["color"], labels)
 
 
+def bundle_samples(bundle):
+    """The bundle's own sample frames (uint8 BGR), exactly those its manifest lists."""
+    from .cli import require
+
+    cv2 = require("cv2", "opencv", "reading the bundle's samples")
+    frames = [cv2.imread(p, cv2.IMREAD_COLOR) for p in bundle.sample_paths]
+    if any(f is None for f in frames):
+        raise UserError("%s has unreadable sample images: export it again" % bundle.path)
+    return frames
+
+
 def validate(manifest) -> list:
     """Every problem with a manifest, as short phrases; empty when it is good."""
     if not isinstance(manifest, dict):

@@ -87,7 +87,7 @@ def _onnxruntime():
 
 
 def _tensorrt():
-    from . import trt
+    from .backends.tensorrt import api as trt
 
     module, error = _module("tensorrt")
     if module is None:
@@ -99,7 +99,7 @@ def _tensorrt():
 
 
 def _gpu():
-    from .cuda import PYCUDA_HOWTO
+    from .backends.tensorrt.cuda import PYCUDA_HOWTO
 
     cuda, error = _module("pycuda.driver")
     if cuda is None:

@@ -5,7 +5,8 @@ import json
 
 import pytest
 
-from runtime import engines, platform
+from runtime import platform
+from runtime.backends.tensorrt import engines
 from tests.conftest import cli, one_line_error
 
 ORIN = engines.Device("Orin", (8, 7), 8, "10.3.0", board="NVIDIA Jetson Orin Nano Developer Kit")

@@ -75,7 +75,7 @@ def _check_in_runtime(bundle_path):
     """The bundle's 16 samples (fresh frames: the model never saw them), run by the runtime, against Keras's
     outputs that export stored for them: within 1e-4 of the output's range, and that range not vacuous."""
     from runtime.model import Model
-    from runtime.representative import bundle_samples
+    from runtime.bundle import bundle_samples
 
     with Model(str(bundle_path), backend="onnxruntime") as runtime_model:
         frames = bundle_samples(runtime_model.bundle)

@@ -47,9 +47,10 @@ def probe(version, fake="-", recorded="-"):
 
 WORKLOAD = """
 import io, sys
-from runtime import bundle as bundle_format, trt_build
+from runtime import bundle as bundle_format
+from runtime.backends.tensorrt import build as trt_build
 from runtime.backends.tensorrt import TensorRTBackend
-from runtime.cuda import Gpu
+from runtime.backends.tensorrt.cuda import Gpu
 from runtime.preprocess import Preprocessor
 import tensorrt, cv2
 bundle = bundle_format.load(sys.argv[1])

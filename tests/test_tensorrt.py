@@ -107,9 +107,9 @@ def test_engine_is_built_then_run_with_the_same_results_as_onnxruntime(version, 
 
 def test_fp32_clears_tf32_and_a_batch_profile_gets_buffers_per_shape(fake_gpu, pilot_bundle, tmp_path):
     from runtime import bundle as bundle_format
-    from runtime import trt_build
+    from runtime.backends.tensorrt import build as trt_build
     from runtime.backends.tensorrt import TensorRTBackend
-    from runtime.cuda import Gpu
+    from runtime.backends.tensorrt.cuda import Gpu
     from runtime.preprocess import Preprocessor
 
     trt, cuda = fake_gpu("10.3.0")
@@ -194,8 +194,8 @@ def test_no_build_without_an_engine_is_one_line(digits_bundle, tmp_path):
 
 def test_a_classifier_calibrates_by_entropy(fake_gpu, digits_bundle, tmp_path):
     from runtime import bundle as bundle_format
-    from runtime import trt_build
-    from runtime.cuda import Gpu
+    from runtime.backends.tensorrt import build as trt_build
+    from runtime.backends.tensorrt.cuda import Gpu
 
     trt, _ = fake_gpu("8.5.2")
     bundle = bundle_format.load(str(copy_bundle(digits_bundle, tmp_path)))
@@ -211,8 +211,8 @@ def test_a_classifier_calibrates_by_entropy(fake_gpu, digits_bundle, tmp_path):
 def test_int8_calibration_feeds_preprocessed_frames_and_keeps_its_cache(fake_gpu, pilot_bundle, tmp_path,
                                                                          monkeypatch):
     from runtime import bundle as bundle_format
-    from runtime import representative, trt_build
-    from runtime.cuda import Gpu
+    from runtime.backends.tensorrt import build as trt_build, calibrator as representative
+    from runtime.backends.tensorrt.cuda import Gpu
 
     trt, cuda = fake_gpu("10.3.0")
     bundle = bundle_format.load(str(copy_bundle(pilot_bundle, tmp_path)))
@@ -248,9 +248,9 @@ def test_int8_calibration_feeds_preprocessed_frames_and_keeps_its_cache(fake_gpu
 def test_tensorrt_11_takes_precision_from_the_bundles_variants(fake_gpu, digits_bundle, tmp_path):
     from export import variants
     from runtime import bundle as bundle_format
-    from runtime import trt_build
+    from runtime.backends.tensorrt import build as trt_build
     from runtime.cli import UserError
-    from runtime.cuda import Gpu
+    from runtime.backends.tensorrt.cuda import Gpu
 
     trt, _ = fake_gpu("11.4.1")
     path = str(copy_bundle(digits_bundle, tmp_path))
@@ -468,7 +468,7 @@ def test_building_on_the_board_never_imports_tensorflow(digits_bundle, tmp_path)
 @pytest.mark.parametrize("version", VERSIONS)
 def test_numpy_types_come_from_datatype_names_not_nptype(version, fake_gpu, monkeypatch):
     """8.5.2's trt.nptype names np.bool, gone in numpy 1.24 (JetPack 5 gets 1.23.5 now, but a venv may not)."""
-    from runtime import trt as trtlib
+    from runtime.backends.tensorrt import api as trtlib
     from runtime.cli import UserError
 
     trt, _ = fake_gpu(version)
@@ -491,8 +491,8 @@ def test_numpy_types_come_from_datatype_names_not_nptype(version, fake_gpu, monk
 def test_the_default_precision_comes_from_the_compute_capability_without_a_builder(fake_gpu, digits_bundle, cc,
                                                                                    precision):
     from runtime import bundle as bundle_format
-    from runtime import trt_build
-    from runtime.cuda import Gpu
+    from runtime.backends.tensorrt import build as trt_build
+    from runtime.backends.tensorrt.cuda import Gpu
 
     trt, _ = fake_gpu("10.3.0", FAKE_GPU_CC="%d.%d" % cc)
     gpu = Gpu()
@@ -506,9 +506,9 @@ def test_the_default_precision_comes_from_the_compute_capability_without_a_build
 
 def test_dla_engines_have_static_shapes(fake_gpu, digits_bundle, tmp_path):
     from runtime import bundle as bundle_format
-    from runtime import trt_build
+    from runtime.backends.tensorrt import build as trt_build
     from runtime.cli import UserError
-    from runtime.cuda import Gpu
+    from runtime.backends.tensorrt.cuda import Gpu
 
     with pytest.raises(UserError, match="batch 1 only"):
         trt_build.BuildOptions("fp16", dla_core=0, max_batch=4)
@@ -523,8 +523,8 @@ def test_dla_engines_have_static_shapes(fake_gpu, digits_bundle, tmp_path):
 
 def test_an_int8_engine_is_named_by_its_calibration(fake_gpu, pilot_bundle, tmp_path):
     from runtime import bundle as bundle_format
-    from runtime import trt_build
-    from runtime.cuda import Gpu
+    from runtime.backends.tensorrt import build as trt_build
+    from runtime.backends.tensorrt.cuda import Gpu
 
     trt, _ = fake_gpu("10.3.0")
     bundle = bundle_format.load(str(copy_bundle(pilot_bundle, tmp_path)))
@@ -546,7 +546,7 @@ def test_a_context_is_on_no_stack_between_uses(fake_gpu):
     """pycuda aborts the process when a thread ends with a context on its stack (seen on an H100; the fake
     counts it): a Gpu's context is current only inside current(), so threads may end, and close() works
     from any thread, outside current()."""
-    from runtime.cuda import Gpu
+    from runtime.backends.tensorrt.cuda import Gpu
 
     _, cuda = fake_gpu("10.3.0")
     box = {}
@@ -601,9 +601,9 @@ def test_the_runtime_takes_the_newest_int8_engine(fake_gpu, pilot_bundle, tmp_pa
     """A first run calibrates on the bundle's samples (with a warning); an engine built afterwards with real
     calibration data is the one the next run uses."""
     from runtime import bundle as bundle_format
-    from runtime import trt_build
+    from runtime.backends.tensorrt import build as trt_build
     from runtime.backends.tensorrt import TensorRTBackend
-    from runtime.cuda import Gpu
+    from runtime.backends.tensorrt.cuda import Gpu
 
     trt, _ = fake_gpu("10.3.0")
     bundle = bundle_format.load(str(copy_bundle(pilot_bundle, tmp_path)))
@@ -623,12 +623,12 @@ def test_a_ctrl_c_inside_a_callback_stops_the_build_and_keeps_no_partial_cache(f
     """TensorRT's trampolines swallow what a callback raises; a Ctrl-C during calibration must still end the
     build, with no calibration cache from the frames so far (the next build would reuse it silently)."""
     from runtime import bundle as bundle_format
-    from runtime import trt_build
-    from runtime.cuda import Gpu
+    from runtime.backends.tensorrt import build as trt_build, calibrator
+    from runtime.backends.tensorrt.cuda import Gpu
 
     trt, _ = fake_gpu("10.3.0")
     bundle = bundle_format.load(str(copy_bundle(pilot_bundle, tmp_path)))
-    real_batches = trt_build._calibration_batches
+    real_batches = calibrator.calibration_batches
 
     def interrupted(*args):
         batches = real_batches(*args)
@@ -639,7 +639,7 @@ def test_a_ctrl_c_inside_a_callback_stops_the_build_and_keeps_no_partial_cache(f
 
         return feed()
 
-    monkeypatch.setattr(trt_build, "_calibration_batches", interrupted)
+    monkeypatch.setattr(calibrator, "calibration_batches", interrupted)
     gpu = Gpu()
     with pytest.raises(KeyboardInterrupt):
         trt_build.build(bundle, trt_build.BuildOptions("int8", calib_data="road", calib_frames=24), gpu, trt,

@@ -46,8 +46,8 @@ def tensorrt_installed() -> bool:
 
 def choose(name: str):
     """(backend name, why): 'auto' picks TensorRT when it imports and a GPU is there, and says why not."""
-    from ..cuda import gpu_count, load_pycuda
-    from ..trt import load as load_tensorrt
+    from .tensorrt.cuda import gpu_count, load_pycuda
+    from .tensorrt.api import load as load_tensorrt
 
     if name == "onnxruntime":
         return name, "asked for"

@@ -9,7 +9,7 @@ prints one JSON object:
   real module lacks;
 - "callbacks", "detection": the project's ILogger, IProgressMonitor and IInt8EntropyCalibrator2 subclasses
   called through the real trampolines (the base classes' methods dispatch to the Python overrides), and
-  runtime/trt.py's generation detection, dtype mapping and start-up errors on the real module.
+  runtime/backends/tensorrt/api.py's generation detection, dtype mapping and start-up errors on the real module.
 """
 
 import importlib.util
@@ -191,7 +191,7 @@ class HostGpu:
 
 
 def check_callbacks(trt):
-    from runtime import trt as trtlib, trt_build
+    from runtime.backends.tensorrt import api as trtlib, build as trt_build, calibrator
     from runtime.cli import UserError
 
     out = {}
@@ -232,9 +232,9 @@ def check_callbacks(trt):
         cache = os.path.join(tempfile.mkdtemp(), "calibration.cache")
         batches = [np.full((1, 4), i, np.float32) for i in range(2)]
         classifier, regression = types.SimpleNamespace(task="classification"), types.SimpleNamespace(task="steering")
-        cal = trt_build._calibrator(trt, HostGpu(), regression, None, cache, 1, batches, (-1, 4), io.StringIO())
+        cal = calibrator.make(trt, HostGpu(), regression, None, cache, 1, batches, (-1, 4), io.StringIO())
         out["minmax_batch_size"] = trt.IInt8MinMaxCalibrator.get_batch_size(cal)  # the other base class
-        cal = trt_build._calibrator(trt, HostGpu(), classifier, None, cache, 1, batches, (-1, 4), io.StringIO())
+        cal = calibrator.make(trt, HostGpu(), classifier, None, cache, 1, batches, (-1, 4), io.StringIO())
         Base = trt.IInt8EntropyCalibrator2
         out["batch_size"] = Base.get_batch_size(cal)  # C++ getBatchSize -> trampoline -> the override
         # get_batch and the cache methods are called directly: their base-class wrappers convert pointers and
@@ -248,7 +248,7 @@ def check_callbacks(trt):
             raise UserError("the camera went away during calibration")
             yield
 
-        cal = trt_build._calibrator(trt, HostGpu(), classifier, None, cache, 1, failing(), (-1, 4), io.StringIO())
+        cal = calibrator.make(trt, HostGpu(), classifier, None, cache, 1, failing(), (-1, 4), io.StringIO())
         out["batch_after_error"] = cal.get_batch(["input"])
         try:
             cal.caught.raise_it()
@@ -259,7 +259,7 @@ def check_callbacks(trt):
 
 
 def check_detection(trt):
-    from runtime import trt as trtlib
+    from runtime.backends.tensorrt import api as trtlib
     from runtime.cli import UserError
 
     out = {"tensor_api": trtlib.has_tensor_api(trt), "weak_typing": trtlib.has_weak_typing(trt),

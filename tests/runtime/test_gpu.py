@@ -1,9 +1,9 @@
 """The GPU path for real, where this machine has it; each part skips, saying what it needs, where it has not.
 
-- pycuda on an NVIDIA GPU (any machine with one: pip's pycuda builds with that machine's nvcc): the
-  runtime's Gpu (runtime/cuda.py) moves real bytes, its context is current only while it is used (two in
-  one thread, one from another thread, one closed after the thread that made it has ended), and real
-  pycuda does what the FAKE pycuda (tests/fakes) says it does.
+- pycuda on an NVIDIA GPU (any machine with one: pip's pycuda builds with that machine's nvcc): the runtime's
+  Gpu (runtime/backends/tensorrt/cuda.py) moves real bytes, its context is current only while it is used (two
+  in one thread, one from another thread, one closed after the thread that made it has ended), and real pycuda
+  does what the FAKE pycuda (tests/fakes) says it does.
 - TensorRT with pycuda on that GPU (a Jetson, or a desktop with pip's tensorrt): engines built from the
   small bundles in fp32 and fp16 agree with ONNX Runtime within export verify's tolerances, buffers are
   made once, the context is balanced after a run, a corrupt engine file is rebuilt, and an INT8 build
@@ -63,7 +63,7 @@ def _current_context():
 
 @needs_gpu
 def test_the_gpu_moves_real_bytes_and_leaves_no_context_behind():
-    from runtime.cuda import Gpu
+    from runtime.backends.tensorrt.cuda import Gpu
 
     assert _current_context() is None
     gpu = Gpu()
@@ -90,7 +90,7 @@ def test_the_gpu_moves_real_bytes_and_leaves_no_context_behind():
 def test_two_gpus_in_one_thread_and_one_used_from_another_thread():
     """Each pushes and pops its own context (a detector and a classifier in one thread); another thread uses
     one and ends with an empty stack (pycuda aborts the process where a thread ends with one on it)."""
-    from runtime.cuda import Gpu
+    from runtime.backends.tensorrt.cuda import Gpu
 
     first, second = Gpu(), Gpu()
     seen = {}
@@ -123,7 +123,7 @@ def test_two_gpus_in_one_thread_and_one_used_from_another_thread():
 def test_a_context_made_in_an_ended_thread_is_closed_from_another_and_its_memory_given_back():
     import pycuda.driver as cuda
 
-    from runtime.cuda import Gpu
+    from runtime.backends.tensorrt.cuda import Gpu
 
     def free_memory():
         probe = Gpu()
@@ -155,7 +155,7 @@ def test_real_pycuda_behaves_as_the_fake_says():
     non-contiguous arrays are refused; a context pushed in one thread is current there only."""
     import pycuda.driver as cuda
 
-    from runtime.cuda import Gpu
+    from runtime.backends.tensorrt.cuda import Gpu
 
     gpu = Gpu()
     with gpu.current():

@@ -13,7 +13,7 @@ import re
 import sys
 import types
 
-_PROJECT = re.compile(r"[/\\](runtime|export)[/\\][^/\\]+\.py$")
+_PROJECT = re.compile(r"[/\\](runtime|export)[/\\](?:[^/\\]+[/\\])*[^/\\]+\.py$")  # any module below them
 _FAKES = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 

@@ -9,12 +9,15 @@ prepared by the runtime's own Preprocessor, so calibration sees exactly what inf
 
 from __future__ import annotations
 
+import os
 import sys
 
 import numpy as np
 
-from .cli import UserError
-from .preprocess import Preprocessor
+from ...bundle import bundle_samples, write_atomic
+from ...cli import UserError
+from ...preprocess import Preprocessor
+from . import api as trtlib
 
 DEFAULT_FRAMES = 500
 DATASETS = ("road", "digits")
@@ -24,7 +27,7 @@ SEEDS = {"calibration": 2024, "evaluation": 7}  # different road frames for cali
 
 
 def _road(count, purpose):
-    from . import road
+    from ... import road
 
     frames, _ = road.sample_frames(count, 320, 180, seed=SEEDS[purpose])
     return list(frames)
@@ -43,7 +46,7 @@ def _digits(count, purpose):
 
 
 def _from_source(uri, count):
-    from .sources import open_source
+    from ...sources import open_source
 
     frames = []
     with open_source(uri) as source:
@@ -53,17 +56,6 @@ def _from_source(uri, count):
                 break
     if not frames:
         raise UserError("--calib-data %s gave no frames" % uri)
-    return frames
-
-
-def bundle_samples(bundle):
-    """The bundle's own sample frames (uint8 BGR), exactly those its manifest lists."""
-    from .cli import require
-
-    cv2 = require("cv2", "opencv", "reading the bundle's samples")
-    frames = [cv2.imread(p, cv2.IMREAD_COLOR) for p in bundle.sample_paths]
-    if any(f is None for f in frames):
-        raise UserError("%s has unreadable sample images: export it again" % bundle.path)
     return frames
 
 
@@ -111,3 +103,80 @@ def check_batches(batches, input_shape, where):
                             % (where, tuple(batch.shape), want))
         if not np.isfinite(batch).all():
             raise UserError("calibration frames from %s give values that are not finite" % where)
+
+
+def kind(task):
+    """TensorRT's calibrator for a task. Entropy (IInt8EntropyCalibrator2) clips each activation's range where
+    little is lost for a top-1 choice; a regression's value is what the clipped tails carry: emulated on the
+    demo PilotNet, entropy clipping gives a steering error up to 0.06-0.10 against min-max's 0.006
+    (benchmarks/int8.py), so steering and other regressions calibrate by min-max (IInt8MinMaxCalibrator)."""
+    return "IInt8EntropyCalibrator2" if task in ("classification", "binary") else "IInt8MinMaxCalibrator"
+
+
+def calibration_batches(bundle, opts, input_shape, log):
+    """The calibration frames, read, preprocessed and checked BEFORE building: inside get_batch a failure
+    would only be printed by TensorRT's trampoline and the build would go on without data."""
+    frames, where = load_frames(bundle, opts.calib_data, opts.calib_frames, log)
+    prepared = batches(bundle, frames, 1)
+    check_batches(prepared, input_shape, where)
+    print("calibrating INT8 on %s" % where, file=log)
+    return prepared
+
+
+def make(trt, gpu, bundle, opts, cache_path, batch_size, batches, input_shape, log, caught=None):
+    """The task's calibrator (kind()) fed with the prepared batches; with a kept calibration cache
+    there are none, and frames are read only if TensorRT rejects the cache and asks for batches anyway. Once
+    any callback has caught an exception it feeds no more and writes no cache (it would be a partial one)."""
+    import numpy as np
+
+    base = getattr(trt, kind(bundle.task))
+
+    class Calibrator(base):
+        def __init__(self):
+            base.__init__(self)
+            self.caught = caught or trtlib.Caught()
+            self.batches = None if batches is None else iter(batches)
+            self.fed = 0
+            self.host = self.device = None
+
+        @trtlib.guarded(-1)
+        def get_batch_size(self):
+            return batch_size
+
+        @trtlib.guarded(None)
+        def get_batch(self, names):
+            if self.caught.exception is not None:
+                return None
+            if self.batches is None:
+                self.batches = iter(calibration_batches(bundle, opts, input_shape, log))
+            batch = next(self.batches, None)
+            if batch is None:
+                return None
+            if self.host is None:
+                self.host = gpu.pagelocked(batch.shape, np.float32)
+                self.device = gpu.alloc(self.host.nbytes)
+            np.copyto(self.host, batch)
+            gpu.copy_in(self.device, self.host)
+            gpu.synchronize()
+            self.fed += 1
+            return [gpu.pointer(self.device)]
+
+        @trtlib.guarded(None)
+        def read_calibration_cache(self):
+            if os.path.isfile(cache_path):
+                print("reusing the INT8 calibration cache %s" % cache_path, file=log)
+                with open(cache_path, "rb") as f:
+                    return f.read()
+            return None
+
+        @trtlib.guarded(None)
+        def write_calibration_cache(self, cache):
+            if self.caught.exception is None:
+                write_atomic(cache_path, bytes(cache))
+
+        def release(self):
+            if self.device is not None:
+                gpu.free(self.device)
+                self.device = None
+
+    return Calibrator()

@@ -16,7 +16,7 @@ import hashlib
 import json
 import os
 
-from .bundle import write_atomic, write_json
+from ...bundle import write_atomic, write_json
 
 PRECISIONS = ("fp32", "fp16", "int8")
 ENGINE_DIR = "engines"

@@ -2,7 +2,7 @@
 
     path = build(bundle, BuildOptions(precision="fp16"), gpu)      # -> BUNDLE/engines/fp16-b1-gpu-....engine
 
-What it does, by TensorRT generation (told apart by hasattr, see trt.py):
+What it does, by TensorRT generation (told apart by hasattr, see api.py):
 - 8.5-10.x: parse model.onnx (explicit-batch flag where it exists), FP16 by BuilderFlag.FP16, INT8 by
   BuilderFlag.INT8 and a calibrator (entropy for classifiers, min-max for steering and regression) fed with
   representative frames through the runtime's own preprocessing (its cache kept beside the engines and reused);
@@ -18,22 +18,21 @@ before building, and what a callback still raises is kept and raised again after
 
 from __future__ import annotations
 
-import functools
 import os
 import sys
 import threading
 import time
 
-from . import engines, representative, trt as trtlib
-from .bundle import sha256_file, write_atomic
-from .cli import UserError
+from ...bundle import sha256_file, write_atomic
+from ...cli import UserError
+from . import api as trtlib, calibrator, engines
 
 TRT8_MAX_OPSET = 17
 
 
 class BuildOptions:
     def __init__(self, precision=None, workspace_mib=None, max_batch=1, dla_core=None, calib_data=None,
-                 calib_frames=representative.DEFAULT_FRAMES, timing_cache=None):
+                 calib_frames=calibrator.DEFAULT_FRAMES, timing_cache=None):
         if precision is not None and precision not in engines.PRECISIONS:
             raise UserError("precision %r is not one of %s" % (precision, ", ".join(engines.PRECISIONS)))
         if precision == "fp32" and dla_core is not None:
@@ -68,16 +67,8 @@ class Plan:
         return self.key.precision
 
 
-def calibrator_kind(task):
-    """TensorRT's calibrator for a task. Entropy (IInt8EntropyCalibrator2) clips each activation's range where
-    little is lost for a top-1 choice; a regression's value is what the clipped tails carry: emulated on the
-    demo PilotNet, entropy clipping gives a steering error up to 0.06-0.10 against min-max's 0.006
-    (benchmarks/int8.py), so steering and other regressions calibrate by min-max (IInt8MinMaxCalibrator)."""
-    return "IInt8EntropyCalibrator2" if task in ("classification", "binary") else "IInt8MinMaxCalibrator"
-
-
 def _calibration_spec(bundle, opts):
-    return "%s|%d|%s" % (opts.calib_data, opts.calib_frames, calibrator_kind(bundle.task))
+    return "%s|%d|%s" % (opts.calib_data, opts.calib_frames, calibrator.kind(bundle.task))
 
 
 def file_digest(path):
@@ -148,25 +139,6 @@ class Ticker:
         print("%s: %s in %.1f s" % (self.label, message, time.perf_counter() - self.t0), file=self.out)
 
 
-def _guarded(fallback):
-    """A callback that keeps what it raises in self.caught (a trt.Caught shared by the build's logger,
-    monitor and calibrator) and answers `fallback` (None stops calibration, False cancels the build) instead
-    of leaving the exception to TensorRT's trampoline."""
-
-    def wrap(method):
-        @functools.wraps(method)
-        def call(self, *args):
-            try:
-                return method(self, *args)
-            except BaseException as exc:  # noqa: BLE001 (raised again after the build, with its traceback)
-                self.caught.keep(exc)
-                return fallback
-
-        return call
-
-    return wrap
-
-
 def _progress_monitor(trt, ticker, caught):
     """TensorRT's IProgressMonitor (9.0+) showing the innermost phase and its step; it cancels the build once
     any callback has caught an exception (a Ctrl-C, most often in the logger)."""
@@ -177,19 +149,19 @@ def _progress_monitor(trt, ticker, caught):
             self.phases = {}
             self.caught = caught
 
-        @_guarded(None)
+        @trtlib.guarded(None)
         def phase_start(self, phase_name, parent_phase, num_steps):
             self.phases[phase_name] = [0, num_steps]
             ticker.show(phase_name)
 
-        @_guarded(False)
+        @trtlib.guarded(False)
         def step_complete(self, phase_name, step):
             if phase_name in self.phases:
                 self.phases[phase_name][0] = step + 1
                 ticker.show("%s %d/%d" % (phase_name, step + 1, self.phases[phase_name][1]))
             return self.caught.exception is None  # False cancels the build
 
-        @_guarded(None)
+        @trtlib.guarded(None)
         def phase_finish(self, phase_name):
             self.phases.pop(phase_name, None)
 
@@ -200,75 +172,6 @@ def _tick_until(stop, ticker):
     """Elapsed time where TensorRT has no IProgressMonitor (before 9.0, so JetPack 5 and 6.0)."""
     while not stop.wait(0.5):
         ticker.show("(TensorRT before 9.0 reports no progress)")
-
-
-def _calibration_batches(bundle, opts, input_shape, log):
-    """The calibration frames, read, preprocessed and checked BEFORE building: inside get_batch a failure
-    would only be printed by TensorRT's trampoline and the build would go on without data."""
-    frames, where = representative.load_frames(bundle, opts.calib_data, opts.calib_frames, log)
-    batches = representative.batches(bundle, frames, 1)
-    representative.check_batches(batches, input_shape, where)
-    print("calibrating INT8 on %s" % where, file=log)
-    return batches
-
-
-def _calibrator(trt, gpu, bundle, opts, cache_path, batch_size, batches, input_shape, log, caught=None):
-    """The task's calibrator (calibrator_kind) fed with the prepared batches; with a kept calibration cache
-    there are none, and frames are read only if TensorRT rejects the cache and asks for batches anyway. Once
-    any callback has caught an exception it feeds no more and writes no cache (it would be a partial one)."""
-    import numpy as np
-
-    base = getattr(trt, calibrator_kind(bundle.task))
-
-    class Calibrator(base):
-        def __init__(self):
-            base.__init__(self)
-            self.caught = caught or trtlib.Caught()
-            self.batches = None if batches is None else iter(batches)
-            self.fed = 0
-            self.host = self.device = None
-
-        @_guarded(-1)
-        def get_batch_size(self):
-            return batch_size
-
-        @_guarded(None)
-        def get_batch(self, names):
-            if self.caught.exception is not None:
-                return None
-            if self.batches is None:
-                self.batches = iter(_calibration_batches(bundle, opts, input_shape, log))
-            batch = next(self.batches, None)
-            if batch is None:
-                return None
-            if self.host is None:
-                self.host = gpu.pagelocked(batch.shape, np.float32)
-                self.device = gpu.alloc(self.host.nbytes)
-            np.copyto(self.host, batch)
-            gpu.copy_in(self.device, self.host)
-            gpu.synchronize()
-            self.fed += 1
-            return [gpu.pointer(self.device)]
-
-        @_guarded(None)
-        def read_calibration_cache(self):
-            if os.path.isfile(cache_path):
-                print("reusing the INT8 calibration cache %s" % cache_path, file=log)
-                with open(cache_path, "rb") as f:
-                    return f.read()
-            return None
-
-        @_guarded(None)
-        def write_calibration_cache(self, cache):
-            if self.caught.exception is None:
-                write_atomic(cache_path, bytes(cache))
-
-        def release(self):
-            if self.device is not None:
-                gpu.free(self.device)
-                self.device = None
-
-    return Calibrator()
 
 
 def _parse(trt, builder, log_trt, onnx_path, log):
@@ -293,7 +196,7 @@ def _parse(trt, builder, log_trt, onnx_path, log):
 
 def build(bundle, opts: BuildOptions, gpu, trt=None, log=sys.stderr, root="/", note=None) -> str:
     """Build, save (atomically) and return the engine's path. note: printed once TensorRT has started.
-    Everything happens with gpu's context current (runtime/cuda.py), and what TensorRT made is gone before
+    Everything happens with gpu's context current (cuda.py), and what TensorRT made is gone before
     it stops being current, also when the build fails."""
     with gpu.current():
         return _build(bundle, opts, gpu, trt, log, root, note)
@@ -334,15 +237,16 @@ def _build(bundle, opts, gpu, trt, log, root, note):
     elif opts.max_batch != 1 and shape and shape[0] != opts.max_batch:
         raise UserError("the model's batch dimension is fixed at %d; --max-batch needs a dynamic batch" % shape[0])
 
-    calibrator = None
+    int8_calibrator = None
     if weak and plan.precision == "int8":
         config.set_flag(trt.BuilderFlag.INT8)
         batches = None
         if not os.path.isfile(plan.calibration_cache):
-            batches = _calibration_batches(bundle, opts, shape, log)
+            batches = calibrator.calibration_batches(bundle, opts, shape, log)
         # batch 1: TensorRT calibrates dynamic shapes at the calibration profile's opt shape, which is 1 here
-        calibrator = _calibrator(trt, gpu, bundle, opts, plan.calibration_cache, 1, batches, shape, log, caught)
-        config.int8_calibrator = calibrator
+        int8_calibrator = calibrator.make(trt, gpu, bundle, opts, plan.calibration_cache, 1, batches, shape, log,
+                                          caught)
+        config.int8_calibrator = int8_calibrator
         if profile is not None:
             config.set_calibration_profile(profile)
     elif plan.precision == "int8" and opts.calib_data is not None:
@@ -382,14 +286,14 @@ def _build(bundle, opts, gpu, trt, log, root, note):
         stop.set()
         if waiter is not None:
             waiter.join()
-        if calibrator is not None:
-            calibrator.release()
+        if int8_calibrator is not None:
+            int8_calibrator.release()
     caught.raise_it()  # what TensorRT's trampolines swallowed (a Ctrl-C too), raised here
     if serialized is None:
         raise UserError("TensorRT could not build the engine (%s); on a board short of memory try a smaller "
                         "--workspace, or add swap: jetson_setup.sh --swap 8G" % log_trt.last_error("no reason given"))
     write_atomic(cache_path, bytes(config.get_timing_cache().serialize()))
-    if calibrator is not None:
+    if int8_calibrator is not None:
         if not os.path.isfile(plan.calibration_cache):
             raise UserError("TensorRT built an INT8 engine but wrote no calibration cache (%s)"
                             % log_trt.last_error("no reason given"))

@@ -9,15 +9,18 @@ Generations are told apart by what the module has (hasattr), never by parsing it
 Names are NVIDIA's (python/src/infer/pyCore.cpp); tests/test_real_tensorrt.py checks every name this code
 touches against the real binding modules of 8.6.1, 10.3.0, 10.13 and 11.4.
 
-Only this module, trt_build.py and backends/tensorrt.py import tensorrt, and only when asked to.
+Only this package (runtime/backends/tensorrt/) imports tensorrt, and only when asked to.
 """
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 
-from . import engines, platform
-from .cli import UserError
+from ... import platform
+from ...cli import UserError
+from . import engines
 
 TENSORRT_HOWTO = ("on a Jetson, JetPack's python3-libnvinfer seen through a venv made with "
                   "--system-site-packages; on a desktop with an NVIDIA GPU, pip install tensorrt")
@@ -227,3 +230,21 @@ class TensorAPI:
             context.set_tensor_address(tensor.name, address)
         return context.execute_async_v3(stream_handle)
 
+
+def guarded(fallback):
+    """A callback that keeps what it raises in self.caught (a trt.Caught shared by the build's logger,
+    monitor and calibrator) and answers `fallback` (None stops calibration, False cancels the build) instead
+    of leaving the exception to TensorRT's trampoline."""
+
+    def wrap(method):
+        @functools.wraps(method)
+        def call(self, *args):
+            try:
+                return method(self, *args)
+            except BaseException as exc:  # noqa: BLE001 (raised again after the build, with its traceback)
+                self.caught.keep(exc)
+                return fallback
+
+        return call
+
+    return wrap

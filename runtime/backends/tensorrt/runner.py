@@ -1,11 +1,11 @@
 """TensorRT backend: the bundle's engine for this device (built here when there is none), run with pycuda.
 
-On activate: a CUDA context (runtime/cuda.py; current only while the backend works, so any thread may
+On activate: a CUDA context (cuda.py; current only while the backend works, so any thread may
 call it and several models may share a thread), the engine that
-matches this GPU, board, TensorRT version, precision, batch and DLA core (runtime/engines.py), built once
+matches this GPU, board, TensorRT version, precision, batch and DLA core (engines.py), built once
 when missing unless build=False, and rebuilt when an engine file will not deserialize. Per batch size it
 allocates page-locked host buffers and device buffers once and reuses them: copy in, execute, copy out
-and synchronize on one stream. Both TensorRT API generations through runtime/trt.py.
+and synchronize on one stream. Both TensorRT API generations through api.py.
 """
 
 from __future__ import annotations
@@ -15,10 +15,10 @@ import sys
 
 import numpy as np
 
-from .. import engines, trt as trtlib, trt_build
-from ..cli import UserError
-from ..cuda import Gpu
-from . import Backend
+from ...cli import UserError
+from .. import Backend
+from . import api as trtlib, build as trt_build, engines
+from .cuda import Gpu
 
 
 class TensorRTBackend(Backend):

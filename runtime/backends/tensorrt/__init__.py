@@ -1,0 +1,16 @@
+"""The TensorRT backend, one package: what only it imports (tensorrt, pycuda), in a module per concern.
+
+    api.py          the API generations (8.5-10 weak typing, 11 strongly typed), told apart by hasattr; the
+                    logger, the device's fingerprint, the callback guard shared by logger/monitor/calibrator
+    cuda.py         pycuda: a context current only inside `with gpu.current()`, page-locked and device memory
+    engines.py      engine names (fingerprints) and places: the bundle's engines/ or the user cache
+    build.py        the builder: ONNX -> serialized engine for this device (precision, workspace, DLA,
+                    timing cache, progress)
+    calibrator.py   INT8 calibration: representative frames through the runtime's preprocessing, and
+                    TensorRT's entropy (classifiers) or min-max (regression) calibrator fed with them
+    runner.py       TensorRTBackend: runs an engine (finding or building it for the bundle) on pycuda buffers
+"""
+
+from .runner import TensorRTBackend
+
+__all__ = ["TensorRTBackend"]
