@@ -43,7 +43,7 @@ demo: setup
 	@echo
 	@echo "Training plots:  runs/pilotnet/training.png  runs/digits/training.png"
 	@echo "Bundles:         bundles/pilotnet  bundles/digits  (python -m runtime info BUNDLE)"
-	@echo "On a Jetson:     python -m export engine bundles/pilotnet; python -m export verify bundles/pilotnet"
+	@echo "On a Jetson:     python -m runtime engine bundles/pilotnet; python -m export verify bundles/pilotnet"
 	@echo "Annotated video: runs/demo/road.mp4"
 	@echo "JSON lines:      runs/demo/road.jsonl  runs/demo/digits.jsonl"
 

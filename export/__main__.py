@@ -2,7 +2,7 @@
 
     python -m export onnx runs/pilotnet --out bundles/pilotnet        (desktop: needs TensorFlow)
     python -m export variants bundles/pilotnet --calib-data road      (desktop: fp16 and int8 ONNX)
-    python -m export engine bundles/pilotnet --precision fp16         (on the board: needs TensorRT only)
+    python -m runtime engine bundles/pilotnet --precision fp16        (on the board; `export engine` too)
     python -m export verify bundles/pilotnet                          (anywhere: every backend vs Keras)
 """
 
@@ -13,7 +13,7 @@ import sys
 
 from runtime.bundle import COLORS, INTERPOLATIONS, TASKS, VARIANTS
 from runtime.cli import ArgumentParser, UserError, main, positive_int
-from runtime.backends.tensorrt.engines import PRECISIONS
+from runtime.backends.tensorrt import command as engine_command
 from runtime.backends.tensorrt.calibrator import DATASETS, DEFAULT_FRAMES
 
 from . import keras_onnx, parity
@@ -62,27 +62,14 @@ def build_parser():
     g.add_argument("--offset", type=_scale, help="(default 0)")
     g.add_argument("--interpolation", choices=INTERPOLATIONS, help="resize method (default linear)")
 
-    p = sub.add_parser("engine", help="build a TensorRT engine from a bundle, on the device that will run it")
-    p.prog = "python -m export engine"
-    p.add_argument("bundle", metavar="BUNDLE_DIR")
-    p.add_argument("--precision", choices=PRECISIONS, help="default: fp16 where the GPU has fast FP16, else fp32")
-    p.add_argument("--workspace", type=positive_int, metavar="MiB",
-                   help="builder workspace limit (default: 256 MiB on 4 GB boards, 1 GiB on 8 GB, else 4 GiB)")
-    p.add_argument("--max-batch", type=positive_int, default=1, metavar="N",
-                   help="largest batch the engine takes (default 1: one camera frame at a time)")
-    p.add_argument("--dla-core", type=int, metavar="N", help="build for DLA core N, falling back to the GPU "
-                                                             "(Xavier, AGX Orin, Orin NX; needs fp16 or int8)")
-    _calibration_options(p)
-    p.add_argument("--timing-cache", metavar="FILE", help="TensorRT timing cache to read and update (default: "
-                                                          "one per device beside the engines)")
-    p.add_argument("--force", action="store_true", help="build even when a matching engine exists")
+    engine_command.add_parser(sub, "python -m export engine")  # python -m runtime engine, by its older name
 
     p = sub.add_parser("variants", help="write fp16 and int8 (Q/DQ) variants of the bundle's ONNX and check them")
     p.prog = "python -m export variants"
     p.add_argument("bundle", metavar="BUNDLE_DIR")
     p.add_argument("--precision", nargs="+", choices=VARIANTS, default=list(VARIANTS),
                    help="which variants (default: %s)" % " ".join(VARIANTS))
-    _calibration_options(p)
+    engine_command.calibration_arguments(p)
 
     p = sub.add_parser("verify", help="run the bundle's samples through every backend here and compare with Keras")
     p.prog = "python -m export verify"
@@ -104,41 +91,6 @@ def _loading_options(p):
     p.add_argument("--unsafe", action="store_true",
                    help="load with Keras's safe_mode off: needed for Lambda layers, whose Python code is stored "
                         "in the file and runs when it loads; only for files you trust")
-
-
-def _calibration_options(p):
-    p.add_argument("--calib-data", metavar="PATH|DATASET",
-                   help="INT8 calibration frames: %s, or a folder, glob or video of real frames (default: the "
-                        "bundle's samples, with a warning: too few)" % " or ".join(DATASETS))
-    p.add_argument("--calib-frames", type=positive_int, default=DEFAULT_FRAMES, metavar="N",
-                   help="how many calibration frames (default %d)" % DEFAULT_FRAMES)
-
-
-def command_engine(args):
-    from runtime import bundle as bundle_format
-    from runtime.backends.tensorrt import api as trtlib, build as trt_build, engines
-    from runtime.backends.tensorrt.cuda import Gpu, load_pycuda
-
-    if args.dla_core is not None and args.dla_core < 0:
-        raise UserError("--dla-core must be 0 or more")
-    if args.calib_data is not None and args.precision != "int8":
-        raise UserError("--calib-data is for --precision int8")
-    opts = trt_build.BuildOptions(args.precision, args.workspace, args.max_batch, args.dla_core, args.calib_data,
-                                  args.calib_frames, args.timing_cache)
-    bundle = bundle_format.load(args.bundle)
-    trt = trtlib.load()
-    load_pycuda()
-    gpu = Gpu()
-    try:
-        plan = trt_build.make_plan(trt, gpu, bundle, opts)
-        existing = engines.find(bundle.path, plan.key)
-        if existing and not args.force:
-            print("up to date: %s (--force builds it again)" % existing)
-            return 0
-        trt_build.build(bundle, opts, gpu, trt)
-    finally:
-        gpu.close()
-    return 0
 
 
 def command_variants(args):
@@ -174,7 +126,7 @@ def command_verify(args):
 def _main(argv):
     parser = build_parser()
     args = parser.parse_args(argv)
-    commands = {"engine": command_engine, "variants": command_variants, "verify": command_verify}
+    commands = {"engine": engine_command.main, "variants": command_variants, "verify": command_verify}
     if args.command in commands:
         return commands[args.command](args)
     from . import load_tensorflow

@@ -119,7 +119,7 @@ def _engine_rows(bundle, log):
     shas = {bundle.model_sha256(p): p for p in ("fp32",) + tuple(bundle.variants)}
     paths = sorted({p for sha in shas for p in engines.listed(bundle.path, sha)})
     if not paths:
-        return runs, ["TensorRT: no engines in the bundle (build one with: python -m export engine %s)" % bundle.path]
+        return runs, ["TensorRT: no engines in the bundle (build one with: python -m runtime engine %s)" % bundle.path]
     try:
         choose("tensorrt")
     except UserError as exc:

@@ -1,4 +1,5 @@
-"""python -m runtime: run a bundle on frames (`run`) or describe one (`info`)."""
+"""python -m runtime: run a bundle on frames (`run`), build its TensorRT engine here (`engine`), measure it
+(`bench`), check this machine (`doctor`) or describe a bundle (`info`)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import sys
 from . import bundle as bundle_format
 from .backends import NAMES as BACKENDS
 from .cli import ArgumentParser, UserError, main, positive_float, positive_int
+from .backends.tensorrt import command as engine_command
 from .backends.tensorrt.engines import PRECISIONS
 from .gst import CODECS
 from .sources import DEFAULT_RECONNECT_TIMEOUT, FLIPS
@@ -74,6 +76,8 @@ def build_parser():
     doctor.add_argument("--root", default="/", metavar="DIR", help="read the Jetson's system files under DIR "
                                                                     "(for tests)")
 
+    engine_command.add_parser(sub, "python -m runtime engine")
+
     info = sub.add_parser("info", help="check a bundle and print its manifest")
     info.prog = "python -m runtime info"
     info.add_argument("bundle")
@@ -117,7 +121,7 @@ def command_info(args):
     print(bundle.describe())
     print("variants: %s" % (", ".join(bundle.variants) or "none (python -m export variants %s)" % args.bundle))
     found = sorted({p for v in ["fp32"] + bundle.variants for p in engines.listed(bundle.path, bundle.model_sha256(v))})
-    print("engines: %s" % ("\n  ".join([""] + found) if found else "none yet (built on the board: python -m export "
+    print("engines: %s" % ("\n  ".join([""] + found) if found else "none yet (built on the board: python -m runtime "
                                                                     "engine %s)" % args.bundle))
     json.dump(bundle.manifest, sys.stdout, indent=2)
     print()
@@ -133,6 +137,8 @@ def _main(argv):
         from . import doctor
 
         return doctor.main(args)
+    if args.command == "engine":
+        return engine_command.main(args)
     return {"run": command_run, "info": command_info}[args.command](args)
 
 

@@ -138,7 +138,7 @@ def test_tensorrt_8_5_path_on_python38_jetpack5(py38, digits_bundle, tmp_path):
     shutil.copytree(str(digits_bundle), str(bundle))
     env = {"PYTHONPATH": FAKES, "FAKE_TENSORRT_VERSION": "8.5.2",
            "XDG_CACHE_HOME": str(tmp_path / "cache")}
-    proc = _run38(py38, tmp_path, "engine", bundle, "--precision", "fp32", package="export", env=env)
+    proc = _run38(py38, tmp_path, "engine", bundle, "--precision", "fp32", package="runtime", env=env)
     assert proc.returncode == 0, proc.stderr
     args = ["run", bundle, "--source", bundle / "samples", "--no-display", "--precision", "fp32"]
     proc = _run38(py38, tmp_path, *args, "--backend", "tensorrt", "--no-build", "--jsonl", tmp_path / "trt.jsonl",

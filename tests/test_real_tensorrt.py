@@ -131,9 +131,9 @@ def test_commands_on_a_real_tensorrt_without_a_gpu_end_in_one_line(real, digits_
     shutil.copytree(str(digits_bundle), str(bundle), ignore=shutil.ignore_patterns("engines"))
     digits_bundle = bundle
     # pycuda sees a GPU (the fake one) but TensorRT cannot start CUDA: a driver or container problem
-    proc = real_cli(real, "export", "engine", digits_bundle, fake_pycuda=True, env=env)
+    proc = real_cli(real, "runtime", "engine", digits_bundle, fake_pycuda=True, env=env)
     assert one_line_error(proc), proc.stderr
-    assert "python -m export: error: TensorRT %s does not start: trt.Builder()" % real in proc.stderr
+    assert "python -m runtime: error: TensorRT %s does not start: trt.Builder()" % real in proc.stderr
     proc = real_cli(real, "runtime", "run", digits_bundle, "--source", digits_bundle / "samples", "--no-display",
                     "--backend", "tensorrt", "--precision", "fp32", fake_pycuda=True, env=env)
     assert one_line_error(proc), proc.stderr

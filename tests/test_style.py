@@ -31,3 +31,16 @@ def test_runtime_modules_import_no_heavy_package_at_load():
                           env=dict(os.environ, PYTHONPATH=ROOT))
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == "[]"
+
+
+def test_pyproject_lists_every_package_so_a_wheel_has_them_all():
+    """pyproject.toml names its packages: one added as a folder but not there would be missing from
+    `pip install .` (the editable installs the tests use would not notice)."""
+    import tomllib
+
+    with open(os.path.join(ROOT, "pyproject.toml"), "rb") as f:
+        listed = set(tomllib.load(f)["tool"]["setuptools"]["packages"])
+    found = {os.path.relpath(folder, ROOT).replace(os.sep, ".")
+             for top in ("train", "export", "runtime") for folder, _, files in os.walk(os.path.join(ROOT, top))
+             if "__init__.py" in files}
+    assert listed == found

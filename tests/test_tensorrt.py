@@ -160,7 +160,7 @@ def test_an_engine_is_reused_and_each_precision_gets_its_own(fake_gpu, digits_bu
 def test_a_corrupt_engine_is_reported_and_rebuilt(digits_bundle, tmp_path):
     bundle = copy_bundle(digits_bundle, tmp_path)
     env = {"XDG_CACHE_HOME": str(tmp_path / "cache")}
-    proc = cli("export", "engine", bundle, fake_gpu="10.3.0", env=env)
+    proc = cli("runtime", "engine", bundle, fake_gpu="10.3.0", env=env)
     assert proc.returncode == 0, proc.stderr
     engine = [bundle / "engines" / n for n in os.listdir(bundle / "engines") if n.endswith(".engine")][0]
     assert "wrote %s" % engine in proc.stderr
@@ -189,7 +189,7 @@ def test_no_build_without_an_engine_is_one_line(digits_bundle, tmp_path):
     proc = cli("runtime", "run", digits_bundle, "--source", digits_bundle / "samples", "--no-display", "--no-build",
                fake_gpu="10.3.0", env={"XDG_CACHE_HOME": str(tmp_path)})
     assert one_line_error(proc), proc.stderr
-    assert "no fp16 engine for this device" in proc.stderr and "python -m export engine" in proc.stderr
+    assert "no fp16 engine for this device" in proc.stderr and "python -m runtime engine" in proc.stderr
 
 
 def test_a_classifier_calibrates_by_entropy(fake_gpu, digits_bundle, tmp_path):

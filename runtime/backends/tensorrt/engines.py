@@ -92,7 +92,7 @@ def search_dirs(bundle_path: str, model_sha256: str) -> list:
 def find(bundle_path: str, key: EngineKey, any_calibration: bool = False):
     """The path of the engine for exactly this key, or None. any_calibration: an INT8 engine calibrated on
     any data will do (the runtime, which is not told what calibrated it): the newest one, so that an engine
-    built with `export engine --calib-data` after a first run's sample-calibrated one is the one used."""
+    built with `runtime engine --calib-data` after a first run's sample-calibrated one is the one used."""
     if any_calibration and key.precision == "int8":
         return _newest_calibrated(bundle_path, key)
     for folder in search_dirs(bundle_path, key.model_sha256):

@@ -54,7 +54,7 @@ class TensorRTBackend(Backend):
         if not self.build:
             others = len(engines.listed(bundle.path, plan.key.model_sha256))
             raise UserError("no %s engine for this device (%s, TensorRT %s) in %s%s; build one with: python -m "
-                            "export engine %s --precision %s (or run without --no-build)"
+                            "runtime engine %s --precision %s (or run without --no-build)"
                             % (plan.precision, plan.key.device.gpu_name, trt.__version__, bundle.path,
                                " (%d for other devices, versions or settings)" % others if others else "",
                                bundle.path, plan.precision))
@@ -76,7 +76,7 @@ class TensorRTBackend(Backend):
             why = "%s will not deserialize with TensorRT %s (built by another version, or corrupt: %s)" % (
                 path, trt.__version__, log_trt.last_error("no reason given"))
             if self.engine_path or not self.build:
-                raise UserError(why + "; rebuild it with: python -m export engine %s" % self.bundle.path)
+                raise UserError(why + "; rebuild it with: python -m runtime engine %s" % self.bundle.path)
             print("warning: %s: rebuilding it" % why, file=self.log)
             # TensorRT keeps the first logger while any runtime or builder lives: let this runtime go, so that
             # the build's errors reach the build's own logger (and its one-line message)
