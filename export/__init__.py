@@ -7,9 +7,4 @@ import os
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-
-def load_tensorflow():
-    """Import TensorFlow once, without the C++ start-up lines it writes to stderr whatever it is told."""
-    from runtime.cli import import_quietly
-
-    return import_quietly("tensorflow", lambda tf: tf.config.list_physical_devices())
+from train import load_tensorflow  # noqa: E402, F401 (the one TensorFlow loader; train's package is light)

@@ -12,7 +12,8 @@ import os
 import sys
 
 from runtime.bundle import COLORS, INTERPOLATIONS, TASKS, VARIANTS
-from runtime.cli import ArgumentParser, UserError, main, positive_int
+from runtime.cli import ArgumentParser, main, positive_int
+from runtime.errors import UserError
 from runtime.backends.tensorrt import command as engine_command
 from runtime.backends.tensorrt.calibrator import DATASETS, DEFAULT_FRAMES
 

@@ -31,11 +31,11 @@ import tempfile
 import warnings
 import zipfile
 
-from runtime.cli import UserError
+from runtime.backends.tensorrt.api import TRT8_MAX_OPSET as TENSORRT8_MAX_OPSET
+from runtime.errors import UserError
 
 DEFAULT_OPSET = 15
 OPSETS = range(13, 21)
-TENSORRT8_MAX_OPSET = 17
 ROUTES = ("frozen", "keras")
 
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 import datetime
 import glob
 import hashlib
-import json
 import os
 import shutil
 import sys
@@ -21,8 +20,9 @@ import numpy as np
 
 from runtime import bundle as bundle_format
 from runtime import road
-from runtime.cli import UserError
+from runtime.errors import UserError
 from runtime.preprocess import Preprocessor
+from train.run_dir import read_meta
 
 from . import keras_onnx, parity
 
@@ -41,20 +41,6 @@ class Options:
         self.samples, self.unsafe, self.custom_objects = samples, unsafe, custom_objects
 
 
-def _read_meta(run_dir):
-    path = os.path.join(run_dir, "meta.json")
-    if not os.path.isfile(path):
-        return None
-    try:
-        with open(path) as f:
-            meta = json.load(f)
-    except ValueError as exc:
-        raise UserError("%s is not valid JSON (%s)" % (path, exc)) from None
-    if not isinstance(meta, dict) or meta.get("format") != "edge-run":
-        raise UserError("%s is not a train run's metadata" % path)
-    return meta
-
-
 def resolve_source(src):
     """(path of the .keras file, run metadata or None) for a run directory or a model file."""
     if not os.path.exists(src):
@@ -64,10 +50,10 @@ def resolve_source(src):
         if not os.path.isfile(model_path):
             raise UserError("%s has no model.keras: not a train run directory (train with: python -m train "
                             "--model NAME --out %s)" % (src, src))
-        return model_path, _read_meta(src)
+        return model_path, read_meta(src)
     if not src.endswith(".keras"):
         raise UserError("%s is not a .keras file (legacy .h5 models: load them in Keras and save as .keras)" % src)
-    return src, _read_meta(os.path.dirname(os.path.abspath(src)))
+    return src, read_meta(os.path.dirname(os.path.abspath(src)))
 
 
 def _contract_from_model(model, opts, shape, out_shapes):
@@ -103,7 +89,7 @@ def _contract_from_model(model, opts, shape, out_shapes):
     meta = {"name": opts.name or "model", "task": task, "labels": labels or [],
             "input": {"shape": [None] + [int(d) for d in shape], "layout": layout}, "preprocess": pre}
     if task == "steering":
-        meta["steering"] = {"inverse_radius_per_unit": 1.0 / road.STEERING_RADIUS_M, "positive": "right"}
+        meta["steering"] = road.steering_metadata()
     return meta
 
 

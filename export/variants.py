@@ -27,7 +27,7 @@ import tempfile
 
 from runtime import bundle as bundle_format
 from runtime.backends.tensorrt import calibrator as representative
-from runtime.cli import UserError, require
+from runtime.errors import UserError, require
 
 FILES = {"fp16": "model.fp16.onnx", "int8": "model.int8.onnx"}
 WEIGHTED_OPS = ("Conv", "MatMul", "Gemm")

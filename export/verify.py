@@ -22,7 +22,7 @@ import numpy as np
 
 from runtime import bundle as bundle_format
 from runtime.backends.tensorrt import engines
-from runtime.cli import UserError
+from runtime.errors import UserError
 from runtime.preprocess import Preprocessor
 
 RELATIVE_TOLERANCE = {"fp32": 1e-4, "fp16": 1e-2}

@@ -10,7 +10,7 @@
 """
 
 from .bundle import Bundle, BundleError, load as load_bundle
-from .cli import UserError
+from .errors import UserError
 from .model import Model
 from .outputs import open_outputs
 from .pipeline import run

@@ -8,7 +8,8 @@ import sys
 
 from . import bundle as bundle_format
 from .backends import NAMES as BACKENDS
-from .cli import ArgumentParser, UserError, main, positive_float, positive_int
+from .cli import ArgumentParser, main, positive_float, positive_int
+from .errors import UserError
 from .backends.tensorrt import command as engine_command
 from .backends.tensorrt.engines import PRECISIONS
 from .gst import CODECS

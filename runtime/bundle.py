@@ -42,7 +42,7 @@ import os
 import shutil
 import tempfile
 
-from .cli import UserError
+from .errors import UserError
 
 FORMAT = "edge-bundle"
 FORMAT_VERSION = 1
@@ -125,7 +125,7 @@ class Bundle:
 
 def bundle_samples(bundle):
     """The bundle's own sample frames (uint8 BGR), exactly those its manifest lists."""
-    from .cli import require
+    from .errors import require
 
     cv2 = require("cv2", "opencv", "reading the bundle's samples")
     frames = [cv2.imread(p, cv2.IMREAD_COLOR) for p in bundle.sample_paths]

@@ -1,4 +1,5 @@
-"""What the three command lines share: one-line errors with exit status 2 and an argparse that says so.
+"""What the three command lines share: an argparse whose errors are one line with exit status 2, and main(),
+which turns a UserError (errors.py) and Ctrl-C into one line and an exit status.
 
 train and export import this too: runtime is the base install every stage has.
 """
@@ -6,13 +7,10 @@ train and export import this too: runtime is the base install every stage has.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import os
 import sys
 
-
-class UserError(Exception):
-    """A problem the user can fix (bad input, missing file): reported in one line, exit status 2."""
+from .errors import UserError
 
 
 class ArgumentParser(argparse.ArgumentParser):
@@ -54,41 +52,3 @@ def main(prog: str, body, argv=None) -> int:
     except BrokenPipeError:  # `... | head`: the reader left; say nothing (Python's documented remedy)
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 141
-
-
-def require(module: str, extra: str, purpose: str):
-    """Import an optional dependency, or raise a UserError naming the extra that installs it."""
-    import importlib
-
-    try:
-        return importlib.import_module(module)
-    except ImportError as exc:
-        raise UserError("%s needs the Python package '%s' (%s); install it with: pip install '.[%s]'"
-                        % (purpose, module, exc, extra)) from None
-
-
-@contextlib.contextmanager
-def native_stderr_silenced():
-    """Silence file descriptor 2 for native libraries that log there whatever they are told (TensorFlow's
-    C++ start-up, FFmpeg probing a file), so that our one-line messages stay one line."""
-    sys.stderr.flush()
-    saved, devnull = os.dup(2), os.open(os.devnull, os.O_WRONLY)
-    os.dup2(devnull, 2)
-    try:
-        yield
-    finally:
-        os.dup2(saved, 2)
-        os.close(saved)
-        os.close(devnull)
-
-
-def import_quietly(module: str, then=None):
-    """Import a chatty native package silenced; `then(mod)` runs silenced too (TensorFlow prints more when
-    it first looks for devices). Import errors still surface, after stderr is back."""
-    import importlib
-
-    with native_stderr_silenced():
-        mod = importlib.import_module(module)
-        if then is not None:
-            then(mod)
-        return mod

@@ -15,7 +15,7 @@ import os
 import sys
 import threading
 
-from .cli import UserError, native_stderr_silenced, require
+from .errors import UserError, native_stderr_silenced, require
 
 VIDEO_EXTS = {".mp4": "mp4v", ".m4v": "mp4v", ".mov": "mp4v", ".avi": "MJPG", ".mkv": "MJPG"}
 

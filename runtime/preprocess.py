@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .cli import UserError, require
+from .errors import UserError, require
 
 # The manifest's colours as linear maps of a BGR pixel (rows: output channels) plus a bias. BT.601, as
 # OpenCV defines its float BGR2GRAY and BGR2YUV: Y = .299 R + .587 G + .114 B, U = .492 (B - Y) + 128,

@@ -223,3 +223,9 @@ def _blend_scene(old: Scene, new: Scene) -> Scene:
     new.asphalt, new.centre = old.asphalt, old.centre
     new.gain = 0.5 * (old.gain + new.gain)
     return new
+
+
+def steering_metadata() -> dict:
+    """What a steering bundle's manifest (and a run's meta.json) says its output means."""
+    return {"inverse_radius_per_unit": 1.0 / STEERING_RADIUS_M, "positive": "right",
+            "meaning": "normalised steering: 1/r = value / %g m, clipped to [-1, 1]" % STEERING_RADIUS_M}

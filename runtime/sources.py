@@ -24,7 +24,7 @@ import time
 
 import numpy as np
 
-from .cli import UserError, native_stderr_silenced, require
+from .errors import UserError, native_stderr_silenced, require
 
 IMAGE_EXTS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm")
 FLIPS = ("none", "counterclockwise", "rotate-180", "clockwise", "horizontal", "vertical")

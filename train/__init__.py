@@ -10,6 +10,6 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's C++ start-up 
 
 def load_tensorflow():
     """Import TensorFlow once, without the C++ start-up lines it writes to stderr whatever it is told."""
-    from runtime.cli import import_quietly
+    from runtime.errors import import_quietly
 
     return import_quietly("tensorflow", lambda tf: tf.config.list_physical_devices())

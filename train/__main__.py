@@ -11,7 +11,9 @@ from __future__ import annotations
 import os
 import sys
 
-from runtime.cli import ArgumentParser, UserError, main, positive_int
+from runtime.cli import ArgumentParser, main, positive_int
+
+from runtime.errors import UserError
 
 from . import backbones, datasets, models
 

@@ -23,7 +23,7 @@ from __future__ import annotations
 import os
 import warnings
 
-from runtime.cli import UserError
+from runtime.errors import UserError
 
 from . import models
 from .models import Spec

@@ -17,7 +17,7 @@ import sys
 
 import numpy as np
 
-from runtime.cli import UserError
+from runtime.errors import UserError
 
 NAMES = ("digits", "road", "mnist", "cifar10", "folder:PATH")
 IMAGE_EXTS = (".png", ".jpg", ".jpeg", ".bmp", ".gif")  # what tf.io.decode_image reads

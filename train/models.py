@@ -7,7 +7,7 @@ that input contract goes into the run's metadata and from there into the bundle'
 
 from __future__ import annotations
 
-from runtime.cli import UserError
+from runtime.errors import UserError
 
 
 class Spec:

@@ -21,7 +21,8 @@ import numpy as np
 from runtime import road
 from runtime.bundle import write_json
 
-RUN_FORMAT = "edge-run"
+from . import run_dir
+
 
 
 def _summary_text(model) -> str:
@@ -96,7 +97,7 @@ def train(spec, dataset, out_dir, epochs, batch_size, seed=0, verbose=None):
         tf.io.write_file(os.path.join(out_dir, "samples", name), tf.io.encode_png(image))
         files.append(name)
     meta = {
-        "format": RUN_FORMAT, "format_version": 1, "name": spec.name, "task": spec.task,
+        "name": spec.name, "task": spec.task,
         "labels": dataset.labels if spec.task != "steering" else [],
         "input": {"shape": [None] + list(spec.input_shape), "layout": spec.layout},
         "preprocess": spec.preprocess(),
@@ -108,11 +109,8 @@ def train(spec, dataset, out_dir, epochs, batch_size, seed=0, verbose=None):
         meta["backbone"] = {"weights": os.path.basename(spec.weights) if spec.weights else "random",
                             "fine_tune_layers": spec.fine_tune}
     if spec.task == "steering":
-        meta["steering"] = {"inverse_radius_per_unit": 1.0 / road.STEERING_RADIUS_M,
-                            "positive": "right",
-                            "meaning": "normalised steering: 1/r = value / %g m, clipped to [-1, 1]"
-                                       % road.STEERING_RADIUS_M}
-    write_json(os.path.join(out_dir, "meta.json"), meta)
+        meta["steering"] = road.steering_metadata()
+    run_dir.write_meta(out_dir, meta)
     print("held out: %s" % json.dumps({k: round(v, 4) if isinstance(v, float) else v for k, v in results.items()}),
           file=sys.stderr)
     return model, results

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import importlib.util
 
-from ..cli import UserError
+from ..errors import UserError
 
 NAMES = ("auto", "onnxruntime", "tensorrt")
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ..cli import UserError, require
+from ..errors import UserError, require
 from . import Backend
 
 PREFERRED = ("TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider")

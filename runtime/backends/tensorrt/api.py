@@ -19,8 +19,10 @@ import functools
 import numpy as np
 
 from ... import platform
-from ...cli import UserError
+from ...errors import UserError
 from . import engines
+
+TRT8_MAX_OPSET = 17  # the newest ONNX opset TensorRT 8.x's parser reads (JetPack 5, 6.0)
 
 TENSORRT_HOWTO = ("on a Jetson, JetPack's python3-libnvinfer seen through a venv made with "
                   "--system-site-packages; on a desktop with an NVIDIA GPU, pip install tensorrt")

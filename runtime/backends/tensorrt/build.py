@@ -24,10 +24,9 @@ import threading
 import time
 
 from ...bundle import sha256_file, write_atomic
-from ...cli import UserError
+from ...errors import UserError
 from . import api as trtlib, calibrator, engines
 
-TRT8_MAX_OPSET = 17
 
 
 class BuildOptions:
@@ -187,8 +186,8 @@ def _parse(trt, builder, log_trt, onnx_path, log):
             if hasattr(e, "node_name") and e.node_name():
                 where += " (%s %s)" % (e.node_operator(), e.node_name())
             print("  ONNX parser: %s: %s" % (where, e.desc()), file=log)
-        hint = ("; TensorRT 8.x reads ONNX opsets up to %d (export with --opset %d)" % (TRT8_MAX_OPSET, TRT8_MAX_OPSET)
-                if trt.__version__.startswith("8.") else "")
+        hint = ("; TensorRT 8.x reads ONNX opsets up to %d (export with --opset %d)"
+                % (trtlib.TRT8_MAX_OPSET, trtlib.TRT8_MAX_OPSET) if trt.__version__.startswith("8.") else "")
         raise UserError("TensorRT %s's ONNX parser rejected %s (%d error(s), above)%s"
                         % (trt.__version__, onnx_path, parser.num_errors, hint))
     return network, parser  # the parser holds the weights: it must live until the build is done

@@ -15,7 +15,7 @@ import sys
 import numpy as np
 
 from ...bundle import bundle_samples, write_atomic
-from ...cli import UserError
+from ...errors import UserError
 from ...preprocess import Preprocessor
 from . import api as trtlib
 

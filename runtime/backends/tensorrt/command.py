@@ -3,7 +3,9 @@ runtime installed (`python -m export engine` is the same command under its older
 
 from __future__ import annotations
 
-from ...cli import UserError, positive_int
+from ...cli import positive_int
+
+from ...errors import UserError
 from .calibrator import DATASETS, DEFAULT_FRAMES
 from .engines import PRECISIONS
 

@@ -19,7 +19,7 @@ from __future__ import annotations
 import contextlib
 import traceback
 
-from ...cli import UserError
+from ...errors import UserError
 
 PYCUDA_HOWTO = ("on a Jetson, jetson_setup.sh builds it; by hand: PATH=/usr/local/cuda/bin:$PATH "
                 "pip install pycuda (it compiles against CUDA, so nvcc must be on PATH)")

@@ -15,7 +15,7 @@ import sys
 
 import numpy as np
 
-from ...cli import UserError
+from ...errors import UserError
 from .. import Backend
 from . import api as trtlib, build as trt_build, engines
 from .cuda import Gpu

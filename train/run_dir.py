@@ -1,0 +1,35 @@
+"""The run directory's metadata (RUN_DIR/meta.json), read and written here only, as runtime/bundle.py is for
+bundles: what `python -m export onnx` needs of a training run (task, labels, the input contract, samples)."""
+
+from __future__ import annotations
+
+import json
+import os
+
+from runtime.bundle import write_json
+from runtime.errors import UserError
+
+FORMAT = "edge-run"
+FORMAT_VERSION = 1
+META = "meta.json"
+
+
+def write_meta(run_dir: str, meta: dict) -> None:
+    """meta without its format fields; they are added here."""
+    write_json(os.path.join(run_dir, META), dict({"format": FORMAT, "format_version": FORMAT_VERSION}, **meta))
+
+
+def read_meta(run_dir: str):
+    """The run's metadata, or None where there is no meta.json (a model file from elsewhere); UserError for
+    one that is not a train run's."""
+    path = os.path.join(run_dir, META)
+    if not os.path.isfile(path):
+        return None
+    try:
+        with open(path) as f:
+            meta = json.load(f)
+    except ValueError as exc:
+        raise UserError("%s is not valid JSON (%s)" % (path, exc)) from None
+    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+        raise UserError("%s is not a train run's metadata" % path)
+    return meta
