@@ -202,7 +202,7 @@ def test_functional_model_with_augmentation_normalization_and_custom_layer(tmp_p
 def test_lambda_layers_need_unsafe_and_then_export(tmp_path, sample_dir):
     import keras
     from export.__main__ import _main
-    from runtime.cli import UserError
+    from runtime.errors import UserError
 
     inputs = keras.Input((SIZE, SIZE, 3))
     x = keras.layers.Lambda(lambda t: t / 255.0 - 0.5, name="centre")(inputs)
@@ -224,7 +224,7 @@ def test_an_op_onnx_lacks_is_refused_naming_the_layer(tmp_path, sample_dir):
     import keras
     import tensorflow as tf
     from export import keras_onnx
-    from runtime.cli import UserError
+    from runtime.errors import UserError
 
     class Hue(keras.layers.Layer):
         def call(self, x):
@@ -277,7 +277,7 @@ def test_subclassed_model_exports_and_an_unbuilt_one_is_one_line(tmp_path, sampl
 
     import keras
     from export.__main__ import _main
-    from runtime.cli import UserError
+    from runtime.errors import UserError
 
     (tmp_path / "tiny.py").write_text(SUBCLASSED)
     spec = importlib.util.spec_from_file_location("tiny", tmp_path / "tiny.py")
@@ -301,7 +301,7 @@ def test_the_default_scaling_looks_through_augmentation_to_a_rescaling_and_odd_o
     import keras
     from export import keras_onnx
     from export.onnx_bundle import _scales_itself
-    from runtime.cli import UserError
+    from runtime.errors import UserError
 
     layers = keras.layers
     augment = keras.Sequential([layers.RandomFlip("horizontal"), layers.RandomRotation(0.1)], name="augment")

@@ -249,7 +249,7 @@ def test_tensorrt_11_takes_precision_from_the_bundles_variants(fake_gpu, digits_
     from export import variants
     from runtime import bundle as bundle_format
     from runtime.backends.tensorrt import build as trt_build
-    from runtime.cli import UserError
+    from runtime.errors import UserError
     from runtime.backends.tensorrt.cuda import Gpu
 
     trt, _ = fake_gpu("11.4.1")
@@ -372,7 +372,7 @@ def test_auto_picks_tensorrt_where_it_and_a_gpu_are(digits_bundle, tmp_path):
 
 def test_missing_pycuda_or_tensorrt_says_how_to_get_them(fake_gpu, digits_bundle, monkeypatch):
     from runtime.backends import choose
-    from runtime.cli import UserError
+    from runtime.errors import UserError
 
     fake_gpu("10.3.0")
     monkeypatch.setitem(sys.modules, "pycuda.driver", None)  # as if pycuda never built
@@ -469,7 +469,7 @@ def test_building_on_the_board_never_imports_tensorflow(digits_bundle, tmp_path)
 def test_numpy_types_come_from_datatype_names_not_nptype(version, fake_gpu, monkeypatch):
     """8.5.2's trt.nptype names np.bool, gone in numpy 1.24 (JetPack 5 gets 1.23.5 now, but a venv may not)."""
     from runtime.backends.tensorrt import api as trtlib
-    from runtime.cli import UserError
+    from runtime.errors import UserError
 
     trt, _ = fake_gpu(version)
     if not hasattr(np, "bool"):
@@ -507,7 +507,7 @@ def test_the_default_precision_comes_from_the_compute_capability_without_a_build
 def test_dla_engines_have_static_shapes(fake_gpu, digits_bundle, tmp_path):
     from runtime import bundle as bundle_format
     from runtime.backends.tensorrt import build as trt_build
-    from runtime.cli import UserError
+    from runtime.errors import UserError
     from runtime.backends.tensorrt.cuda import Gpu
 
     with pytest.raises(UserError, match="batch 1 only"):

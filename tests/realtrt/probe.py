@@ -192,7 +192,7 @@ class HostGpu:
 
 def check_callbacks(trt):
     from runtime.backends.tensorrt import api as trtlib, build as trt_build, calibrator
-    from runtime.cli import UserError
+    from runtime.errors import UserError
 
     out = {}
     log = trtlib.logger(trt, echo=False)
@@ -260,7 +260,7 @@ def check_callbacks(trt):
 
 def check_detection(trt):
     from runtime.backends.tensorrt import api as trtlib
-    from runtime.cli import UserError
+    from runtime.errors import UserError
 
     out = {"tensor_api": trtlib.has_tensor_api(trt), "weak_typing": trtlib.has_weak_typing(trt),
            "describe": trtlib.describe(trt), "dtypes": {}}

@@ -107,7 +107,7 @@ def test_a_source_that_dies_is_reconnected_or_given_up_cleanly(syspy, pilot_bund
     code = """
         import json, sys, cv2
         from runtime import Model, open_outputs, run
-        from runtime.cli import UserError
+        from runtime.errors import UserError
         from runtime.sources import LiveCapture
         pipeline = sys.argv[2].replace("is-live=true", "is-live=true num-buffers=15")   # dies after 15 frames
         attempts = []
