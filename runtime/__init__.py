@@ -1,19 +1,19 @@
 """The runtime: run a bundle on camera frames. What a Jetson installs; never imports TensorFlow.
 
-    from runtime import Model, open_source, open_outputs, run
+    from runtime import Model, open_source, stream
 
-    with Model("bundles/pilotnet") as model, open_source("synthetic://road") as source:
-        for frame in source:
-            result = model(frame.image)          # {'steering': 0.12, ...}
+    with Model("bundles/pilotnet") as model, open_source("csi://0") as camera:
+        for frame, result in stream(model, camera):   # threaded; from a camera the newest frame wins
+            print(result["steering"], "%.1f ms" % frame.latency_ms)
 
-`python -m runtime run BUNDLE --source URI` is the same loop with outputs and statistics.
+`python -m runtime run BUNDLE --source URI` is the same loop with outputs and statistics (run()).
 """
 
 from .bundle import Bundle, BundleError, load as load_bundle
 from .errors import UserError
 from .model import Model
 from .outputs import open_outputs
-from .pipeline import run
+from .pipeline import run, stream
 from .sources import open_source
 
-__all__ = ["Bundle", "BundleError", "Model", "UserError", "load_bundle", "open_outputs", "open_source", "run"]
+__all__ = ["Bundle", "BundleError", "Model", "UserError", "load_bundle", "open_outputs", "open_source", "run", "stream"]

@@ -1,10 +1,12 @@
 """A bundle ready to run: preprocessing, a backend and postprocessing behind one call.
 
     model = Model("bundles/pilotnet")
-    result = model(frame)          # uint8 BGR image -> Result (a dict)
+    result = model(frame)          # uint8 BGR image -> Result (a dict); model.times: its stages' seconds
 """
 
 from __future__ import annotations
+
+import time
 
 import numpy as np
 
@@ -24,9 +26,18 @@ class Model:
         self.preprocess = Preprocessor(b.preprocess, b.input)
         self.postprocess = Postprocessor(b.task, b.labels, b.outputs, b.steering)
         self.backend = open_backend(backend, b, precision, dla_core, build).activate()
+        self.times = {"preprocess": 0.0, "infer": 0.0, "postprocess": 0.0}  # the last call's, in seconds
 
     def __call__(self, image: np.ndarray):
-        return self.postprocess(self.backend.infer(self.preprocess(image)))
+        clock, times = time.perf_counter, self.times
+        t0 = clock()
+        batch = self.preprocess(image)
+        t1 = clock()
+        raw = self.backend.infer(batch)
+        t2 = clock()
+        result = self.postprocess(raw)
+        times["preprocess"], times["infer"], times["postprocess"] = t1 - t0, t2 - t1, clock() - t2
+        return result
 
     def predict(self, images) -> list:
         """Raw network outputs for several frames: a list with one (N, ...) array per output."""

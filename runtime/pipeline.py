@@ -221,56 +221,92 @@ class InlineCapture:
         pass
 
 
-def run(model, source, outputs=(), max_frames=None, status_every=5.0, log=sys.stderr, realtime=False) -> Stats:
-    """Run model on source until it ends, max_frames, a closed window or Ctrl-C; every processed frame
-    reaches every output, and every output is closed at the end."""
-    stats = Stats("%s (%s)" % (model.backend.name, model.backend.detail))
-    live = bool(getattr(source, "live", False)) or realtime
-    overlays = any(getattr(o, "wants_overlay", False) for o in outputs)
-    if getattr(source, "in_memory", False) and not realtime:
-        capture = InlineCapture(source).start()
-    else:
-        capture = Capture(source, newest_wins=live, realtime=realtime and not source.live).start()
-    next_status = time.perf_counter() + status_every
-    clock = time.perf_counter
-    with StopOnCtrlC() as ctrl_c:
+class Stream:
+    """The loop as an iterable of (frame, result): what stream() returns (see there). dropped: the stale
+    frames dropped so far."""
+
+    def __init__(self, model, source, max_frames=None, realtime=False):
+        self.model, self.source, self.max_frames, self.realtime = model, source, max_frames, realtime
+        self.capture = None
+
+    @property
+    def dropped(self):
+        return self.capture.dropped if self.capture is not None else 0
+
+    def __iter__(self):
+        source, realtime = self.source, self.realtime
+        if getattr(source, "in_memory", False) and not realtime:
+            capture = InlineCapture(source)
+        else:
+            live = bool(getattr(source, "live", False)) or realtime
+            capture = Capture(source, newest_wins=live, realtime=realtime and not source.live)
+        self.capture = capture.start()
+        model, clock, count = self.model, time.perf_counter, 0
         try:
-            while (max_frames is None or stats.frames < max_frames) and not ctrl_c.requested:
-                frame = capture.get()
+            while self.max_frames is None or count < self.max_frames:
+                frame = capture.get()  # raises what the capture thread raised, once its frames are used
                 if frame is None:
                     break
-                t0 = clock()
-                batch = model.preprocess(frame.image)
-                t1 = clock()
-                raw = model.backend.infer(batch)
-                t2 = clock()
-                result = model.postprocess(raw)
+                result = model(frame.image)
+                frame.latency_ms = (clock() - frame.t0) * 1000.0
+                count += 1
+                yield frame, result
+        finally:
+            capture.stop()
+
+
+def stream(model, source, max_frames=None, realtime=False) -> Stream:
+    """The threaded loop, newest frame wins, as an iterable of (frame, result):
+
+        for frame, result in stream(model, camera):
+            window.write(frame, result)
+
+    A capture thread reads the source; the model runs in the thread that iterates. From a live source the
+    newest frame wins (a frame that went stale while the model ran is dropped and counted); from a file
+    every frame comes, in order; realtime paces a file as a camera would. frame.latency_ms is capture ->
+    result; model.times holds the last frame's preprocess, infer and postprocess seconds. It ends with the
+    source or after max_frames; leaving the loop early (break, an exception) stops the capture thread."""
+    return Stream(model, source, max_frames, realtime)
+
+
+def run(model, source, outputs=(), max_frames=None, status_every=5.0, log=sys.stderr, realtime=False) -> Stats:
+    """Run model on source until it ends, max_frames, a closed window or Ctrl-C; every processed frame
+    reaches every output, and every output is closed at the end. stream() with outputs, statistics, a
+    live status line and Ctrl-C handling around it."""
+    stats = Stats("%s (%s)" % (model.backend.name, model.backend.detail))
+    overlays = any(getattr(o, "wants_overlay", False) for o in outputs)
+    in_memory = getattr(source, "in_memory", False)
+    frames = stream(model, source, max_frames, realtime)
+    next_status = time.perf_counter() + status_every
+    clock, times = time.perf_counter, model.times
+    with StopOnCtrlC() as ctrl_c:
+        loop = iter(frames)
+        try:
+            for frame, result in loop:
                 t3 = clock()
-                latency_ms = (t3 - frame.t0) * 1000.0
                 annotated = None
                 if overlays:
                     truth = frame.truth.get("steering") if frame.truth else None
-                    image = frame.image.copy() if getattr(source, "in_memory", False) else frame.image  # fresh
-                    annotated = overlay.draw(image, result, stats.fps or None, truth)   # arrays are drawn on
+                    image = frame.image.copy() if in_memory else frame.image  # fresh arrays are drawn on
+                    annotated = overlay.draw(image, result, stats.fps or None, truth)
                 for out in outputs:
-                    out.write(frame, result, annotated, latency_ms)
-                stats.add(latency_ms, {"capture": frame.read_s, "preprocess": t1 - t0, "infer": t2 - t1,
-                                       "postprocess": t3 - t2, "output": clock() - t3})
-                if any(getattr(o, "closed_by_user", False) for o in outputs):
+                    out.write(frame, result, annotated, frame.latency_ms)
+                stats.add(frame.latency_ms, {"capture": frame.read_s, "preprocess": times["preprocess"],
+                                             "infer": times["infer"], "postprocess": times["postprocess"],
+                                             "output": clock() - t3})
+                if ctrl_c.requested or any(getattr(o, "closed_by_user", False) for o in outputs):
                     break
                 if log is not None and stats.end >= next_status:
-                    stats.dropped = capture.dropped
+                    stats.dropped = frames.dropped
                     print("... " + stats.summary(), file=log)
                     next_status = stats.end + status_every
         except KeyboardInterrupt:  # a second Ctrl-C: stop now; outputs are still closed below
             ctrl_c.requested = True
         finally:
-            capture.stop()
+            loop.close()  # stops the capture thread
             for out in outputs:
                 out.close()
-    stats.dropped = capture.dropped
+    stats.dropped = frames.dropped
     stats.reconnects = getattr(source, "reconnects", 0)
     stats.interrupted = ctrl_c.requested
-    if capture.error is not None:
-        raise capture.error
     return stats

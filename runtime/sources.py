@@ -35,9 +35,10 @@ OPEN_TIMEOUT = 20.0  # seconds a camera or stream may take to give its first fra
 
 class Frame:
     """One captured frame: `image` (uint8 BGR), `index`, `timestamp` (epoch s), `t0` (perf_counter at
-    capture, for latency), and `truth` (the right answer, where the source knows it)."""
+    capture, for latency), `truth` (the right answer, where the source knows it), and once stream() has
+    run the model on it, `latency_ms` (capture -> result)."""
 
-    __slots__ = ("image", "index", "timestamp", "t0", "truth", "read_s")
+    __slots__ = ("image", "index", "timestamp", "t0", "truth", "read_s", "latency_ms")
 
     def __init__(self, image, index, truth=None):
         self.image = image
@@ -46,6 +47,7 @@ class Frame:
         self.t0 = time.perf_counter()
         self.truth = truth
         self.read_s = 0.0  # how long the source took to give it (the capture stage)
+        self.latency_ms = None
 
 
 class Source:

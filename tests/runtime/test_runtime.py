@@ -135,3 +135,25 @@ def test_ctrl_c_stops_cleanly_with_every_output_complete(pilot_bundle, tmp_path)
     lines = read_jsonl(tmp_path / "o.jsonl")
     video = cv2.VideoCapture(str(tmp_path / "o.mp4"))
     assert len(lines) > 0 and int(video.get(cv2.CAP_PROP_FRAME_COUNT)) == len(lines)
+
+
+def test_stream_gives_frames_and_results_in_order_and_stops_its_thread_when_left(pilot_bundle):
+    import threading
+
+    from runtime import Model, open_source, stream
+
+    with Model(str(pilot_bundle), backend="onnxruntime") as model, \
+            open_source("synthetic://road", 160, 90) as road:
+        seen = [(frame.index, result["steering"], frame.latency_ms, dict(model.times))
+                for frame, result in stream(model, road, max_frames=12)]
+        assert [index for index, _, _, _ in seen] == list(range(12))  # not live: every frame, in order
+        assert all(-1.5 < steering < 1.5 and latency > 0 for _, steering, latency, _ in seen)
+        assert all(set(times) == {"preprocess", "infer", "postprocess"} and min(times.values()) > 0
+                   for _, _, _, times in seen)
+
+        frames = stream(model, road)
+        for frame, _ in frames:
+            if frame.index >= 3:
+                break  # leaving early: the capture thread is stopped
+        assert not frames.capture.thread.is_alive()
+        assert not [t for t in threading.enumerate() if t.name == "capture"]
