@@ -194,16 +194,17 @@ def measure(approach, source, bundle, run_dir, frames):
     return {"fps": n / elapsed, "latency_p50_ms": sorted(latencies)[len(latencies) // 2]}
 
 
-class _Drawn:
+def _drawn():
     """An output that wants the overlay drawn (as the tutorial loop draws) and keeps nothing."""
+    from runtime.outputs import Output
 
-    wants_overlay = True
+    class Drawn(Output):
+        wants_overlay = True
 
-    def write(self, frame, result, annotated, latency_ms=None):
-        pass
+        def write(self, frame, result, annotated=None, latency_ms=None):
+            pass
 
-    def close(self):
-        pass
+    return Drawn()
 
 
 def measure_runtime(source, bundle, frames):
@@ -220,8 +221,8 @@ def measure_runtime(source, bundle, frames):
         else:
             src = open_source(source, loop=True)
         with src:
-            run(model, src, [_Drawn()], max_frames=20, log=None)
-            stats = run(model, src, [_Drawn()], max_frames=frames, log=None)
+            run(model, src, [_drawn()], max_frames=20, log=None)
+            stats = run(model, src, [_drawn()], max_frames=frames, log=None)
     return {"fps": stats.fps, "latency_p50_ms": stats.percentile(50), "stages_ms": stats.stages(),
             "slowest_stage_fps": stats.slowest_stage_fps}
 

@@ -12,8 +12,9 @@
 from .bundle import Bundle, BundleError, load as load_bundle
 from .errors import UserError
 from .model import Model
-from .outputs import open_outputs
+from .outputs import Output, open_output, open_outputs
 from .pipeline import run, stream
 from .sources import open_source
 
-__all__ = ["Bundle", "BundleError", "Model", "UserError", "load_bundle", "open_outputs", "open_source", "run", "stream"]
+__all__ = ["Bundle", "BundleError", "Model", "Output", "UserError", "load_bundle", "open_output", "open_outputs",
+           "open_source", "run", "stream"]

@@ -27,9 +27,10 @@ def build_parser():
     run.add_argument("--source", "--input", dest="source", required=True,
                      help="csi://N, v4l2:///dev/videoN (or /dev/videoN, N), rtsp://..., gst://PIPELINE, "
                           "synthetic://road, file://PATH, a video, an image, a folder or a glob of images")
-    run.add_argument("--output", action="append", default=[], metavar="FILE.mp4|rtp://HOST:PORT|rtsp://@:PORT/PATH",
-                     help="annotated frames to a video file, an RTP/H.264 stream, or an RTSP server here; "
-                          "may be repeated")
+    run.add_argument("--output", action="append", default=[],
+                     metavar="FILE.mp4|FILE.jsonl|display://0|rtp://HOST:PORT|rtsp://@:PORT/PATH",
+                     help="annotated frames to a video file, JSON lines to a file, a window, an RTP/H.264 stream, "
+                          "or an RTSP server here; may be repeated")
     run.add_argument("--jsonl", metavar="FILE", help="write one JSON line per frame")
     run.add_argument("--max-frames", type=positive_int, metavar="N", help="stop after N frames")
     show = run.add_mutually_exclusive_group()

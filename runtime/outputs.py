@@ -1,11 +1,16 @@
-"""Where results go: a video file of annotated frames, an H.264 stream (RTP pushed, or RTSP served), JSON
-lines, a window. Each closes cleanly.
+"""Where results go, each opened from a URI (open_output), as jetson-inference's videoOutput is:
 
-    --output out.mp4                 a video file (.mp4, .avi, .mkv ...)
-    --output rtp://HOST:PORT         H.264 over RTP/UDP to HOST (view: gst-launch-1.0 udpsrc port=PORT ...)
-    --output rtsp://@:PORT/PATH      an RTSP server here (gst-rtsp-server), as jetson-inference serves it:
+    out.mp4 (.avi, .mkv ...)         a video file of annotated frames
+    out.jsonl                        one JSON line per frame
+    display://0                      a window with the overlay (q or Esc stops the run)
+    rtp://HOST:PORT                  H.264 over RTP/UDP to HOST (view: gst-launch-1.0 udpsrc port=PORT ...)
+    rtsp://@:PORT/PATH               an RTSP server here (gst-rtsp-server), as jetson-inference serves it:
                                      view with any player at rtsp://THIS_HOST:PORT/PATH
-H.264 comes from the Jetson's hardware encoder where the board has one (Orin Nano has none), else x264enc.
+
+Every output is an Output: write(frame, result) and close(), and a context manager. Outputs that show
+frames (wants_overlay) take the annotated frame when the caller has drawn it once for all of them (run()
+does), and otherwise draw the overlay on a copy themselves. H.264 comes from the Jetson's hardware encoder
+where the board has one (Orin Nano has none), else x264enc.
 """
 
 from __future__ import annotations
@@ -32,7 +37,37 @@ def _check_writable(path):
         raise UserError("cannot write %s: folder %s is not writable" % (path, folder))
 
 
-class VideoOutput:
+class Output:
+    """write(frame, result[, annotated, latency_ms]) for each frame, close() at the end (also on `with`).
+    wants_overlay: it shows frames, drawn with the result; closed_by_user: its user asked to stop."""
+
+    wants_overlay = False
+    closed_by_user = False
+
+    def write(self, frame, result, annotated=None, latency_ms=None):
+        raise NotImplementedError
+
+    def close(self):
+        pass
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    @staticmethod
+    def annotate(frame, result, annotated):
+        """The frame with the overlay: the caller's, or drawn here on a copy (the frame stays as it was)."""
+        if annotated is not None:
+            return annotated
+        from . import overlay
+
+        truth = frame.truth.get("steering") if frame.truth else None
+        return overlay.draw(frame.image.copy(), result, None, truth)
+
+
+class VideoOutput(Output):
     """Annotated frames to a video file (opened at the first frame, when its size is known)."""
 
     wants_overlay = True
@@ -46,7 +81,8 @@ class VideoOutput:
         self.path, self.fps, self.fourcc = path, fps, VIDEO_EXTS[ext]
         self.writer = None
 
-    def write(self, frame, result, annotated, latency_ms=None):
+    def write(self, frame, result, annotated=None, latency_ms=None):
+        annotated = self.annotate(frame, result, annotated)
         if self.writer is None:
             h, w = annotated.shape[:2]
             fourcc = self.cv2.VideoWriter_fourcc(*self.fourcc)
@@ -60,17 +96,16 @@ class VideoOutput:
             self.writer.release()
 
 
-class JsonlOutput:
+class JsonlOutput(Output):
     """One JSON object per frame: frame, timestamp (capture, epoch s), latency_ms, result, truth."""
-
-    wants_overlay = False
 
     def __init__(self, path):
         _check_writable(path)
         self.path = path
         self.file = open(path, "w", buffering=1)  # line by line: a reader can follow a live run (tail -f)
 
-    def write(self, frame, result, annotated, latency_ms=None):
+    def write(self, frame, result, annotated=None, latency_ms=None):
+        latency_ms = getattr(frame, "latency_ms", None) if latency_ms is None else latency_ms
         line = {"frame": frame.index, "timestamp": round(frame.timestamp, 6),
                 "latency_ms": None if latency_ms is None else round(latency_ms, 3), "result": result}
         if frame.truth is not None:
@@ -81,7 +116,7 @@ class JsonlOutput:
         self.file.close()
 
 
-class DisplayOutput:
+class DisplayOutput(Output):
     """A window with the overlay; q or Esc stops the run."""
 
     wants_overlay = True
@@ -96,8 +131,8 @@ class DisplayOutput:
                             "run with --no-display") from None
         self.closed_by_user = False
 
-    def write(self, frame, result, annotated, latency_ms=None):
-        self.cv2.imshow(self.title, annotated)
+    def write(self, frame, result, annotated=None, latency_ms=None):
+        self.cv2.imshow(self.title, self.annotate(frame, result, annotated))
         if self.cv2.waitKey(1) & 0xFF in (ord("q"), 27):
             self.closed_by_user = True
 
@@ -152,7 +187,7 @@ class RtspServer:
             source.destroy()
 
 
-class StreamOutput:
+class StreamOutput(Output):
     """Annotated frames as H.264: pushed to rtp://HOST:PORT, or served at rtsp://@:PORT/PATH."""
 
     wants_overlay = True
@@ -181,7 +216,8 @@ class StreamOutput:
         self.pipeline = gst.rtp_sender(host, int(port), jetson, nvenc)
         self.writer = None
 
-    def write(self, frame, result, annotated, latency_ms=None):
+    def write(self, frame, result, annotated=None, latency_ms=None):
+        annotated = self.annotate(frame, result, annotated)
         if self.writer is None:
             h, w = annotated.shape[:2]
             with native_stderr_silenced():
@@ -198,19 +234,38 @@ class StreamOutput:
             self.server.close()
 
 
-def open_outputs(videos=(), jsonl=None, display=False, fps=30.0) -> list:
-    """The outputs a run asked for; if one cannot open, those already open are closed again."""
+def _display(uri, fps):
+    return DisplayOutput("runtime" if uri in ("display://0", "display://") else "runtime " + uri[len("display://"):])
+
+
+def _stream(uri, fps):
+    return StreamOutput(uri, fps)
+
+
+def _file(uri, fps):
+    path = uri[len("file://"):] if uri.startswith("file://") else uri
+    return JsonlOutput(path) if path.lower().endswith(".jsonl") else VideoOutput(path, fps)
+
+
+OPENERS = {"display": _display, "rtp": _stream, "rtsp": _stream, "file": _file}  # scheme -> opener
+
+
+def open_output(uri, fps=30.0) -> Output:
+    """The output a URI names (the table in this module's docstring); a path with no scheme is a file."""
+    scheme = uri.partition("://")[0].lower() if "://" in uri else "file"
+    if scheme not in OPENERS:
+        raise UserError("--output %s: unknown kind of output (use a video file, FILE.jsonl, display://0, "
+                        "rtp://HOST:PORT or rtsp://@:PORT/PATH)" % uri)
+    return OPENERS[scheme](uri, fps)
+
+
+def open_outputs(uris=(), jsonl=None, display=False, fps=30.0) -> list:
+    """The outputs a run asked for (--output URIs, and the --jsonl and --display shorthands); if one cannot
+    open, those already open are closed again."""
     opened = []
     try:
-        for path in videos:
-            if path.startswith("rtp://") or path.startswith("rtsp://"):
-                opened.append(StreamOutput(path, fps))
-            else:
-                opened.append(VideoOutput(path, fps))
-        if jsonl:
-            opened.append(JsonlOutput(jsonl))
-        if display:
-            opened.append(DisplayOutput())
+        for uri in list(uris) + ([jsonl] if jsonl else []) + (["display://0"] if display else []):
+            opened.append(open_output(uri, fps))
     except BaseException:
         for out in opened:
             out.close()

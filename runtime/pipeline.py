@@ -14,7 +14,7 @@ thread is usually the busier one (decoding a 1280x720 H.264 frame took 11-13 ms 
 
     from runtime import Model, open_source, open_outputs, run
     with Model("bundle") as model, open_source("synthetic://road") as source:
-        stats = run(model, source, open_outputs(videos=["out.mp4"]), max_frames=300)
+        stats = run(model, source, open_outputs(["out.mp4"]), max_frames=300)
     print(stats.summary())
 
 Every frame carries its capture time; latency is capture -> result. Inference stays in the calling thread,
@@ -271,10 +271,11 @@ def stream(model, source, max_frames=None, realtime=False) -> Stream:
 
 def run(model, source, outputs=(), max_frames=None, status_every=5.0, log=sys.stderr, realtime=False) -> Stats:
     """Run model on source until it ends, max_frames, a closed window or Ctrl-C; every processed frame
-    reaches every output, and every output is closed at the end. stream() with outputs, statistics, a
+    reaches every output (outputs.Output; the overlay is drawn once for all that show frames), and every
+    output is closed at the end. stream() with outputs, statistics, a
     live status line and Ctrl-C handling around it."""
     stats = Stats("%s (%s)" % (model.backend.name, model.backend.detail))
-    overlays = any(getattr(o, "wants_overlay", False) for o in outputs)
+    overlays = any(o.wants_overlay for o in outputs)
     in_memory = getattr(source, "in_memory", False)
     frames = stream(model, source, max_frames, realtime)
     next_status = time.perf_counter() + status_every
@@ -294,7 +295,7 @@ def run(model, source, outputs=(), max_frames=None, status_every=5.0, log=sys.st
                 stats.add(frame.latency_ms, {"capture": frame.read_s, "preprocess": times["preprocess"],
                                              "infer": times["infer"], "postprocess": times["postprocess"],
                                              "output": clock() - t3})
-                if ctrl_c.requested or any(getattr(o, "closed_by_user", False) for o in outputs):
+                if ctrl_c.requested or any(o.closed_by_user for o in outputs):
                     break
                 if log is not None and stats.end >= next_status:
                     stats.dropped = frames.dropped

@@ -157,3 +157,24 @@ def test_stream_gives_frames_and_results_in_order_and_stops_its_thread_when_left
                 break  # leaving early: the capture thread is stopped
         assert not frames.capture.thread.is_alive()
         assert not [t for t in threading.enumerate() if t.name == "capture"]
+
+
+def test_the_camera_demo_with_open_output_and_stream_as_the_readme_writes_it(pilot_bundle, tmp_path):
+    """The README's demo, with a video file and JSON lines in place of display://0 (no screen here)."""
+    import cv2
+
+    from runtime import Model, Output, open_output, open_source, stream
+
+    video, lines = str(tmp_path / "demo.mp4"), str(tmp_path / "demo.jsonl")
+    with Model(str(pilot_bundle)) as model, open_source("synthetic://road", 320, 180) as camera, \
+            open_output(video) as window, open_output(lines) as log:
+        assert isinstance(window, Output) and window.wants_overlay and not log.wants_overlay
+        for frame, result in stream(model, camera, max_frames=15):
+            window.write(frame, result)  # draws the overlay itself, on a copy
+            log.write(frame, result)
+    capture = cv2.VideoCapture(video)
+    assert int(capture.get(cv2.CAP_PROP_FRAME_COUNT)) == 15
+    assert [line["frame"] for line in read_jsonl(lines)] == list(range(15))
+    assert all(line["latency_ms"] > 0 for line in read_jsonl(lines))
+    with pytest.raises(Exception, match="unknown kind of output"):
+        open_output("ftp://example/x")
