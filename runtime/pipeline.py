@@ -12,9 +12,11 @@ between threads costs more than reading them. Preprocessing stays beside inferen
 thread is usually the busier one (decoding a 1280x720 H.264 frame took 11-13 ms here, preprocessing it
 0.2-3 ms); moving preprocessing into the capture thread measured no faster on frames in memory.
 
-    from runtime import Model, open_source, open_outputs, run
+    from runtime import Model, open_source, open_outputs, run, stream
     with Model("bundle") as model, open_source("synthetic://road") as source:
-        stats = run(model, source, open_outputs(["out.mp4"]), max_frames=300)
+        for frame, result in stream(model, source, max_frames=300):   # the loop itself
+            ...
+        stats = run(model, source, open_outputs(["out.mp4"]), max_frames=300)   # with outputs and statistics
     print(stats.summary())
 
 Every frame carries its capture time; latency is capture -> result. Inference stays in the calling thread,
