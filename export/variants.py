@@ -26,7 +26,7 @@ import sys
 import tempfile
 
 from runtime import bundle as bundle_format
-from runtime.backends.tensorrt import calibrator as representative
+from runtime.backends.tensorrt import calibrator
 from runtime.errors import UserError, require
 
 FILES = {"fp16": "model.fp16.onnx", "int8": "model.int8.onnx"}
@@ -122,8 +122,8 @@ def int8_model(bundle, calib_data, calib_frames, log, keep_float=None):
     onnx = require("onnx", "train", "making an int8 variant")
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
-    frames, where = representative.load_frames(bundle, calib_data, calib_frames, log)
-    batches = representative.batches(bundle, frames, 1)
+    frames, where = calibrator.load_frames(bundle, calib_data, calib_frames, log)
+    batches = calibrator.batches(bundle, frames, 1)
     with tempfile.TemporaryDirectory() as tmp:
         prepared, out = os.path.join(tmp, "prepared.onnx"), os.path.join(tmp, "int8.onnx")
         quant_pre_process(bundle.model_path, prepared, skip_symbolic_shape=True)
@@ -137,7 +137,7 @@ def int8_model(bundle, calib_data, calib_frames, log, keep_float=None):
         return proto, where
 
 
-def make(bundle_path: str, precision: str, calib_data=None, calib_frames=representative.DEFAULT_FRAMES,
+def make(bundle_path: str, precision: str, calib_data=None, calib_frames=calibrator.DEFAULT_FRAMES,
          log=sys.stderr) -> str:
     """Write one variant into the bundle and record it in the manifest; returns the variant's path."""
     if precision not in FILES:

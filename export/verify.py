@@ -152,10 +152,10 @@ def _engine_rows(bundle, log):
 
 def _more_frames(bundle, data, count, log):
     """Frames from --data, with model.onnx's outputs as their reference (export checked it against Keras)."""
-    from runtime.backends.tensorrt import calibrator as representative
+    from runtime.backends.tensorrt import calibrator
     from runtime.backends.onnxruntime import OnnxRuntimeBackend
 
-    frames, where = representative.load_frames(bundle, data, count, log, purpose="evaluation")
+    frames, where = calibrator.load_frames(bundle, data, count, log, purpose="evaluation")
     x = Preprocessor(bundle.preprocess, bundle.input).batch(frames)
     with OnnxRuntimeBackend(bundle.model_path, providers=["CPUExecutionProvider"]) as fp32:
         return x, fp32.infer(x), where

@@ -211,7 +211,7 @@ def test_a_classifier_calibrates_by_entropy(fake_gpu, digits_bundle, tmp_path):
 def test_int8_calibration_feeds_preprocessed_frames_and_keeps_its_cache(fake_gpu, pilot_bundle, tmp_path,
                                                                          monkeypatch):
     from runtime import bundle as bundle_format
-    from runtime.backends.tensorrt import build as trt_build, calibrator as representative
+    from runtime.backends.tensorrt import build as trt_build, calibrator
     from runtime.backends.tensorrt.cuda import Gpu
 
     trt, cuda = fake_gpu("10.3.0")
@@ -233,7 +233,7 @@ def test_int8_calibration_feeds_preprocessed_frames_and_keeps_its_cache(fake_gpu
         raise AssertionError("frames loaded although the calibration cache was there")
 
     with monkeypatch.context() as patch:
-        patch.setattr(representative, "load_frames", must_not_load)
+        patch.setattr(calibrator, "load_frames", must_not_load)
         trt_build.build(bundle, opts, gpu, trt, log=log)
     assert calls(trt, "build_serialized_network")[1]["calibration"]["from_cache"] is True
     assert "reusing the INT8 calibration cache" in log.getvalue()
