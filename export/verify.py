@@ -145,7 +145,7 @@ def _engine_rows(bundle, log):
                                                                       fields.get("tensorrt")))
             continue
         backend = TensorRTBackend(bundle, precision=fields["precision"], dla_core=fields.get("dla_core"),
-                                  build=False, engine_path=path, log=log)
+                                  engine=path, log=log)
         runs.append(("tensorrt " + os.path.basename(path), fields["precision"], backend))
     return runs, notes
 

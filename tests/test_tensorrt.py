@@ -110,6 +110,7 @@ def test_fp32_clears_tf32_and_a_batch_profile_gets_buffers_per_shape(fake_gpu, p
     from runtime.backends.tensorrt import build as trt_build
     from runtime.backends.tensorrt import TensorRTBackend
     from runtime.backends.tensorrt.cuda import Gpu
+    from runtime.errors import UserError
     from runtime.preprocess import Preprocessor
 
     trt, cuda = fake_gpu("10.3.0")
@@ -126,7 +127,7 @@ def test_fp32_clears_tf32_and_a_batch_profile_gets_buffers_per_shape(fake_gpu, p
     assert json.load(open(path[:-len(".engine")] + ".json"))["max_batch"] == 8
 
     x = Preprocessor(bundle.preprocess, bundle.input).batch(sample_frames(bundle.path)[:20])
-    with TensorRTBackend(bundle, precision="fp32", engine_path=path, build=False) as backend:
+    with TensorRTBackend(bundle, precision="fp32", engine=path) as backend:
         assert backend.max_batch == 8
         out = backend.infer(x)[0]  # 8 + 8 + 4
         again = backend.infer(x)[0]
@@ -137,6 +138,13 @@ def test_fp32_clears_tf32_and_a_batch_profile_gets_buffers_per_shape(fake_gpu, p
     assert np.abs(out - expected).max() < 1e-5 and np.array_equal(out, again)
     assert [d["batch"] for d in calls(trt, "execute")] == [8, 8, 4, 8, 8, 4]
     assert cuda.fake_stats["allocations"] == 4  # input+output for batch 8, and for batch 4; reused the second time
+
+    with open(path, "rb") as f:  # the runner takes the engine itself too, as bytes
+        data = f.read()
+    with TensorRTBackend(bundle, precision="fp32", engine=data) as backend:
+        assert np.array_equal(backend.infer(x)[0], out)
+    with pytest.raises(UserError, match="the engine given will not deserialize.*python -m runtime engine"):
+        TensorRTBackend(bundle, precision="fp32", engine=data[:100]).activate()  # no loader to rebuild it
 
 
 def test_an_engine_is_reused_and_each_precision_gets_its_own(fake_gpu, digits_bundle, tmp_path):

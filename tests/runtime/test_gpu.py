@@ -232,11 +232,11 @@ def test_int8_writes_a_calibration_cache_the_next_build_reuses(pilot_bundle):
 
     if not hasattr(trt.BuilderFlag, "INT8"):
         pytest.skip("TensorRT %s takes INT8 from the bundle's int8 variant (no calibrator)" % trt.__version__)
-    proc = cli("export", "engine", pilot_bundle, "--precision", "int8", "--calib-data", "road",
+    proc = cli("runtime", "engine", pilot_bundle, "--precision", "int8", "--calib-data", "road",
                "--calib-frames", "100", "--force")
     assert proc.returncode == 0, proc.stderr
     assert "calibrating INT8" in proc.stderr
-    proc = cli("export", "engine", pilot_bundle, "--precision", "int8", "--calib-data", "road",
+    proc = cli("runtime", "engine", pilot_bundle, "--precision", "int8", "--calib-data", "road",
                "--calib-frames", "100", "--force")
     assert proc.returncode == 0, proc.stderr
     assert "reusing the INT8 calibration cache" in proc.stderr and "calibrating INT8" not in proc.stderr

@@ -8,9 +8,12 @@
                     timing cache, progress)
     calibrator.py   INT8 calibration: representative frames through the runtime's preprocessing, and
                     TensorRT's entropy (classifiers) or min-max (regression) calibrator fed with them
-    runner.py       TensorRTBackend: runs an engine (finding or building it for the bundle) on pycuda buffers
+    loader.py       CachedEngine: the bundle's engine for this device, found, built once, or rebuilt
+    runner.py       TensorRTBackend: runs an engine (a path, bytes, or a loader) on pycuda buffers
+    command.py      python -m runtime engine (and its alias python -m export engine)
 """
 
+from .loader import CachedEngine
 from .runner import TensorRTBackend
 
-__all__ = ["TensorRTBackend"]
+__all__ = ["CachedEngine", "TensorRTBackend"]

@@ -1,9 +1,10 @@
-"""TensorRT backend: the bundle's engine for this device (built here when there is none), run with pycuda.
+"""TensorRT backend: an engine run with pycuda. The engine is what it is given: an engine file's path or
+bytes, or a loader (loader.CachedEngine, the default: the bundle's engine for this GPU, board, TensorRT
+version, precision, batch and DLA core, built once when missing unless build=False, and rebuilt when the
+file will not deserialize).
 
-On activate: a CUDA context (cuda.py; current only while the backend works, so any thread may
-call it and several models may share a thread), the engine that
-matches this GPU, board, TensorRT version, precision, batch and DLA core (engines.py), built once
-when missing unless build=False, and rebuilt when an engine file will not deserialize. Per batch size it
+On activate: a CUDA context (cuda.py; current only while the backend works, so any thread may call it and
+several models may share a thread), then the engine, deserialized. Per batch size it
 allocates page-locked host buffers and device buffers once and reuses them: copy in, execute, copy out
 and synchronize on one stream. Both TensorRT API generations through api.py.
 """
@@ -17,17 +18,19 @@ import numpy as np
 
 from ...errors import UserError
 from .. import Backend
-from . import api as trtlib, build as trt_build, engines
+from . import api as trtlib
 from .cuda import Gpu
+from .loader import CachedEngine
 
 
 class TensorRTBackend(Backend):
     name = "tensorrt"
 
-    def __init__(self, bundle, precision=None, dla_core=None, build=True, engine_path=None, log=sys.stderr,
-                 root="/"):
-        self.bundle, self.precision, self.dla_core, self.build = bundle, precision, dla_core, build
-        self.engine_path, self.log, self.root = engine_path, log, root
+    def __init__(self, bundle, precision=None, dla_core=None, build=True, engine=None, log=sys.stderr, root="/"):
+        """engine: a path, bytes, or a loader with path(trt, gpu) and rebuild(trt, gpu, why); default the
+        bundle's CachedEngine for precision, dla_core and build. precision names an engine given directly."""
+        self.bundle, self.precision, self.dla_core, self.log = bundle, precision, dla_core, log
+        self.source = engine if engine is not None else CachedEngine(bundle, precision, dla_core, build, log, root)
         self.gpu = self.context = self.engine = self.runtime = None
         self._buffers = {}
         self._batch_set = None
@@ -44,45 +47,31 @@ class TensorRTBackend(Backend):
             raise
         return self
 
-    def _find_or_build(self, opts):
-        trt, bundle = self.trt, self.bundle
-        plan = trt_build.make_plan(trt, self.gpu, bundle, opts, root=self.root)
-        self.precision = plan.precision
-        path = engines.find(bundle.path, plan.key, any_calibration=True)
-        if path is not None:
-            return path
-        if not self.build:
-            others = len(engines.listed(bundle.path, plan.key.model_sha256))
-            raise UserError("no %s engine for this device (%s, TensorRT %s) in %s%s; build one with: python -m "
-                            "runtime engine %s --precision %s (or run without --no-build)"
-                            % (plan.precision, plan.key.device.gpu_name, trt.__version__, bundle.path,
-                               " (%d for other devices, versions or settings)" % others if others else "",
-                               bundle.path, plan.precision))
-        note = ("runtime: no %s engine for this device yet: building one now (once; it is kept for the next run)"
-                % plan.precision)
-        return trt_build.build(bundle, opts, self.gpu, trt, self.log, self.root, note=note)
-
-    def _deserialize(self, path, log_trt):
-        with open(path, "rb") as f:
-            self.runtime, self.engine = trtlib.deserialize(self.trt, log_trt, f.read(), self.dla_core)
+    def _deserialize(self, data, log_trt):
+        self.runtime, self.engine = trtlib.deserialize(self.trt, log_trt, data, self.dla_core)
 
     def _open(self):
-        trt = self.trt
-        opts = trt_build.BuildOptions(precision=self.precision, dla_core=self.dla_core)
-        path = self.engine_path or self._find_or_build(opts)
+        trt, source = self.trt, self.source
         log_trt = trtlib.logger(trt, echo=False, out=self.log)
-        self._deserialize(path, log_trt)
+        if isinstance(source, (bytes, bytearray)):
+            path, data = "the engine given", bytes(source)
+        else:
+            path = source if isinstance(source, str) else source.path(trt, self.gpu)
+            self.precision = getattr(source, "precision", self.precision)
+            with open(path, "rb") as f:
+                data = f.read()
+        self._deserialize(data, log_trt)
         if self.engine is None:
             why = "%s will not deserialize with TensorRT %s (built by another version, or corrupt: %s)" % (
                 path, trt.__version__, log_trt.last_error("no reason given"))
-            if self.engine_path or not self.build:
+            if not hasattr(source, "rebuild"):
                 raise UserError(why + "; rebuild it with: python -m runtime engine %s" % self.bundle.path)
-            print("warning: %s: rebuilding it" % why, file=self.log)
             # TensorRT keeps the first logger while any runtime or builder lives: let this runtime go, so that
             # the build's errors reach the build's own logger (and its one-line message)
             self.engine = self.runtime = None
-            path = trt_build.build(self.bundle, opts, self.gpu, trt, self.log, self.root)
-            self._deserialize(path, log_trt)
+            path = source.rebuild(trt, self.gpu, why)
+            with open(path, "rb") as f:
+                self._deserialize(f.read(), log_trt)
             if self.engine is None:
                 raise UserError("TensorRT %s cannot load the engine it has just built (%s)" % (trt.__version__, path))
         self.path = path

@@ -1,0 +1,48 @@
+"""CachedEngine: the bundle's engine for this device, from the engine cache (engines.py), found there or
+built once when it is missing, and rebuilt when the file found will not load. The runner (runner.py) takes
+one, or an engine file's path or bytes, as Polygraphy's TrtRunner takes an engine or a loader."""
+
+from __future__ import annotations
+
+import sys
+
+from ...errors import UserError
+from . import build as trt_build, engines
+
+
+class CachedEngine:
+    """precision None: the device's default (fp16 where the GPU has fast FP16); build False: never build,
+    a missing or unloadable engine is a one-line error naming the command that builds it."""
+
+    def __init__(self, bundle, precision=None, dla_core=None, build=True, log=sys.stderr, root="/"):
+        self.bundle, self.precision, self.dla_core, self.build = bundle, precision, dla_core, build
+        self.log, self.root = log, root
+
+    def _options(self):
+        return trt_build.BuildOptions(precision=self.precision, dla_core=self.dla_core)
+
+    def path(self, trt, gpu) -> str:
+        """The engine file for this device, built here first when there is none (and build allows)."""
+        bundle = self.bundle
+        plan = trt_build.make_plan(trt, gpu, bundle, self._options(), root=self.root)
+        self.precision = plan.precision
+        found = engines.find(bundle.path, plan.key, any_calibration=True)
+        if found is not None:
+            return found
+        if not self.build:
+            others = len(engines.listed(bundle.path, plan.key.model_sha256))
+            raise UserError("no %s engine for this device (%s, TensorRT %s) in %s%s; build one with: python -m "
+                            "runtime engine %s --precision %s (or run without --no-build)"
+                            % (plan.precision, plan.key.device.gpu_name, trt.__version__, bundle.path,
+                               " (%d for other devices, versions or settings)" % others if others else "",
+                               bundle.path, plan.precision))
+        note = ("runtime: no %s engine for this device yet: building one now (once; it is kept for the next run)"
+                % plan.precision)
+        return trt_build.build(bundle, self._options(), gpu, trt, self.log, self.root, note=note)
+
+    def rebuild(self, trt, gpu, why) -> str:
+        """A new engine in place of one that will not load (why says so), where build allows."""
+        if not self.build:
+            raise UserError(why + "; rebuild it with: python -m runtime engine %s" % self.bundle.path)
+        print("warning: %s: rebuilding it" % why, file=self.log)
+        return trt_build.build(self.bundle, self._options(), gpu, trt, self.log, self.root)
