@@ -186,7 +186,7 @@ def test_engines_built_here_agree_with_onnx_runtime(pilot_bundle, digits_bundle,
     import json
 
     for bundle in (pilot_bundle, digits_bundle):
-        proc = cli("export", "engine", bundle, "--precision", precision, "--force")
+        proc = cli("runtime", "engine", bundle, "--precision", precision, "--force")
         if proc.returncode == 2 and "variant" in proc.stderr:
             pytest.skip("this TensorRT takes precision from the ONNX and the bundle has no %s variant" % precision)
         assert proc.returncode == 0, proc.stderr
@@ -213,7 +213,7 @@ def test_a_run_makes_buffers_once_and_leaves_the_context_balanced(pilot_bundle):
 
 @needs_tensorrt
 def test_a_corrupt_engine_is_rebuilt(pilot_bundle, tmp_path):
-    proc = cli("export", "engine", pilot_bundle, "--precision", "fp32")
+    proc = cli("runtime", "engine", pilot_bundle, "--precision", "fp32")
     assert proc.returncode == 0, proc.stderr
     engines = [os.path.join(d, f) for d, _, fs in os.walk(str(pilot_bundle)) for f in fs if f.endswith(".engine")]
     assert engines
