@@ -1,0 +1,63 @@
+"""Frame sources by URI, after jetson-inference's convention. Which reader opens which URI is decided here,
+in open_source(), and nowhere else.
+
+    csi://N                     Jetson CSI camera N: GStreamer (nvarguscamerasrc; scaled and flipped in the VIC)
+    v4l2:///dev/videoN, /dev/videoN, N
+                                USB camera: GStreamer (MJPEG where offered) when this OpenCV has it, else
+                                OpenCV's own V4L2 reader
+    rtsp://...                  RTSP stream: GStreamer with low latency (hardware decoding on a Jetson),
+                                else FFmpeg with its low-delay options
+    gst://PIPELINE              any GStreamer pipeline ending in appsink
+    synthetic://road            the procedural road as a live camera (frames carry the true steering)
+    file://PATH or PATH         a video file, an image, a folder of images or a glob of images
+
+Live sources reconnect with backoff when they stop, for up to --reconnect-timeout seconds. Every frame is
+uint8 BGR and carries its index and the time it was captured.
+"""
+
+from __future__ import annotations
+
+import sys
+
+from ..errors import UserError
+from .base import DEFAULT_RECONNECT_TIMEOUT, FLIPS, IMAGE_EXTS, Frame, Source
+from .cameras import open_csi, open_v4l2, v4l2_formats
+from .files import open_path
+from .live import LiveCapture
+from .streams import open_gst, open_rtsp
+from .synthetic import open_synthetic
+
+OPENERS = {"synthetic": open_synthetic, "csi": open_csi, "v4l2": open_v4l2, "rtsp": open_rtsp, "rtsps": open_rtsp,
+           "gst": open_gst, "file": open_path}  # scheme -> opener: a new kind of source is one file and one line
+
+__all__ = ["DEFAULT_RECONNECT_TIMEOUT", "FLIPS", "IMAGE_EXTS", "OPENERS", "Frame", "LiveCapture", "Source",
+           "open_source", "v4l2_formats"]
+
+
+def scheme_of(uri: str) -> str:
+    """The URI's scheme; /dev/videoN and a bare N are V4L2 cameras, a path without one is a file."""
+    if "://" in uri:
+        return uri.partition("://")[0].lower()
+    return "v4l2" if uri.startswith("/dev/video") or uri.isdigit() else "file"
+
+
+def open_source(uri: str, width=None, height=None, rate=None, loop=False, flip="none", codec=None,
+                reconnect_timeout=DEFAULT_RECONNECT_TIMEOUT, log=sys.stderr) -> Source:
+    """A Source for a URI; UserError in one line when it cannot be opened. The one place that decides
+    which reader opens which URI (OPENERS)."""
+    from .. import gst, platform
+
+    uri = str(uri)
+    if flip not in FLIPS:
+        raise UserError("--input-flip %r is not one of %s" % (flip, ", ".join(FLIPS)))
+    if codec is not None and codec not in gst.CODECS:
+        raise UserError("--input-codec %r is not one of %s" % (codec, ", ".join(gst.CODECS)))
+    scheme = scheme_of(uri)
+    if scheme not in OPENERS:
+        raise UserError("unknown source %r (use csi://N, v4l2:///dev/videoN, rtsp://..., gst://PIPELINE, "
+                        "synthetic://road, file://PATH or a path)" % uri)
+    source = OPENERS[scheme](uri, width=width, height=height, rate=rate, loop=loop, flip=flip, codec=codec,
+                             reconnect_timeout=reconnect_timeout, log=log)
+    if not (uri.startswith("csi://") and platform.is_jetson()):
+        source.flip = flip
+    return source

@@ -1,0 +1,81 @@
+"""What every source is: a Frame (image, index, capture time, truth) and a Source (iterate for Frames,
+a context manager), the flips, and the constants the URIs and options share."""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+
+IMAGE_EXTS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm")
+FLIPS = ("none", "counterclockwise", "rotate-180", "clockwise", "horizontal", "vertical")
+NVVIDCONV_FLIP = {"none": 0, "counterclockwise": 1, "rotate-180": 2, "clockwise": 3, "horizontal": 4, "vertical": 6}
+DEFAULT_RECONNECT_TIMEOUT = 10.0
+OPEN_TIMEOUT = 20.0  # seconds a camera or stream may take to give its first frame
+
+
+class Frame:
+    """One captured frame: `image` (uint8 BGR), `index`, `timestamp` (epoch s), `t0` (perf_counter at
+    capture, for latency), `truth` (the right answer, where the source knows it), and once stream() has
+    run the model on it, `latency_ms` (capture -> result)."""
+
+    __slots__ = ("image", "index", "timestamp", "t0", "truth", "read_s", "latency_ms")
+
+    def __init__(self, image, index, truth=None):
+        self.image = image
+        self.index = index
+        self.timestamp = time.time()
+        self.t0 = time.perf_counter()
+        self.truth = truth
+        self.read_s = 0.0  # how long the source took to give it (the capture stage)
+        self.latency_ms = None
+
+
+class Source:
+    """Iterate to get Frames; `live` sources pace themselves, files give every frame in order."""
+
+    uri = ""
+    live = False
+    fps = 30.0
+    flip = "none"  # applied here unless the source flips in hardware (CSI on a Jetson)
+    in_memory = False  # frames held in memory: read without a thread, and the same arrays come round again
+    reconnects = 0
+
+    def __iter__(self):
+        index = 0
+        for image, truth in self._images():
+            if self.flip != "none":
+                image = flipped(image, self.flip)
+            yield Frame(image, index, truth)
+            index += 1
+
+    def _images(self):
+        raise NotImplementedError
+
+    def close(self):
+        pass
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+def flipped(image, how):
+    import cv2
+
+    if how == "horizontal":
+        return cv2.flip(image, 1)
+    if how == "vertical":
+        return cv2.flip(image, 0)
+    return cv2.rotate(image, {"clockwise": cv2.ROTATE_90_CLOCKWISE, "rotate-180": cv2.ROTATE_180,
+                              "counterclockwise": cv2.ROTATE_90_COUNTERCLOCKWISE}[how])
+
+
+def _resized(cv2, image, size):
+    if image.ndim == 2:
+        image = cv2.cvtColor(image, cv2.COLOR_GRAY2BGR)
+    if size and (image.shape[1], image.shape[0]) != size:
+        image = cv2.resize(image, size, interpolation=cv2.INTER_AREA)
+    return np.ascontiguousarray(image)

@@ -1,0 +1,49 @@
+"""Streams: rtsp://... (GStreamer with low latency, hardware decoding on a Jetson, else FFmpeg with its
+low-delay options) and gst://PIPELINE (any GStreamer pipeline ending in appsink)."""
+
+from __future__ import annotations
+
+import os
+import sys
+
+from ..errors import UserError, native_stderr_silenced, require
+from .base import DEFAULT_RECONNECT_TIMEOUT
+from .live import LiveCapture, _EndingCapture, _gstreamer_opener
+
+
+def open_rtsp(uri, width=None, height=None, codec=None, reconnect_timeout=DEFAULT_RECONNECT_TIMEOUT, log=sys.stderr,
+              **_):
+    return LiveCapture(uri, _rtsp_opener(uri, codec, width, height), reconnect_timeout, log)
+
+
+def open_gst(uri, reconnect_timeout=DEFAULT_RECONNECT_TIMEOUT, log=sys.stderr, **_):
+    pipeline = uri[len("gst://"):].strip()
+    if "appsink" not in pipeline:
+        raise UserError("gst:// pipelines must end in appsink (as in: gst://videotestsrc ! videoconvert ! appsink)")
+    opener = _gstreamer_opener(uri, pipeline, "GStreamer could not start it (try: gst-launch-1.0 %s)"
+                               % pipeline.replace("appsink", "fakesink"))
+    if pipeline.split()[0] in ("filesrc", "multifilesrc"):
+        return _EndingCapture(uri, opener)
+    return LiveCapture(uri, opener, reconnect_timeout, log)
+
+
+def _rtsp_opener(uri, codec, width, height):
+    cv2 = require("cv2", "opencv", "reading RTSP streams")
+    from .. import gst, platform
+
+    if gst.opencv_has_gstreamer(cv2):
+        pipeline = gst.rtsp(uri, codec or "h264", width, height, jetson=platform.is_jetson())
+        return _gstreamer_opener(uri, pipeline, "the stream did not start (wrong address or credentials, the "
+                                                "server down, or another codec: try --input-codec h265)")
+    os.environ.setdefault("OPENCV_FFMPEG_CAPTURE_OPTIONS", "rtsp_transport;tcp|fflags;nobuffer|flags;low_delay")
+
+    def open_():
+        with native_stderr_silenced():
+            cap = cv2.VideoCapture(uri, cv2.CAP_FFMPEG)
+        if not cap.isOpened():
+            raise UserError("cannot open %s: the stream did not start (wrong address or credentials, or the "
+                            "server down)" % uri)
+        cap.set(cv2.CAP_PROP_BUFFERSIZE, 1)
+        return cap
+
+    return open_
