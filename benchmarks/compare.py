@@ -201,7 +201,7 @@ def _drawn():
     class Drawn(Output):
         wants_overlay = True
 
-        def write(self, frame, result, annotated=None, latency_ms=None):
+        def write(self, frame, result, annotated=None):
             pass
 
     return Drawn()

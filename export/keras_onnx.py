@@ -260,7 +260,7 @@ def _route_keras(model, shape, opset):
         return onnx.load(path)
 
 
-def _tidy(proto, opset):
+def _tidy(proto):
     """Name the input 'input' and the outputs 'output' (or output_i); mark the batch dimension dynamic."""
     import onnx
     import tf2onnx
@@ -314,7 +314,7 @@ def _convert_by(route, model, shape, opset):
         try:
             proto = (_route_frozen if route == "frozen" else _route_keras)(model, shape, opset)
             found = structural_problem(proto, opset)
-            proto = _tidy(proto, opset) if found is None else None  # onnx.checker may object, too
+            proto = _tidy(proto) if found is None else None  # onnx.checker may object, too
         except Exception as exc:
             proto, found = None, (None, "%s: %s" % (type(exc).__name__, _first_line(exc)[:200]))
     found = errors.nodes[0] if errors.nodes else found

@@ -38,13 +38,13 @@ def _check_writable(path):
 
 
 class Output:
-    """write(frame, result[, annotated, latency_ms]) for each frame, close() at the end (also on `with`).
+    """write(frame, result[, annotated]) for each frame, close() at the end (also on `with`).
     wants_overlay: it shows frames, drawn with the result; closed_by_user: its user asked to stop."""
 
     wants_overlay = False
     closed_by_user = False
 
-    def write(self, frame, result, annotated=None, latency_ms=None):
+    def write(self, frame, result, annotated=None):
         raise NotImplementedError
 
     def close(self):
@@ -81,7 +81,7 @@ class VideoOutput(Output):
         self.path, self.fps, self.fourcc = path, fps, VIDEO_EXTS[ext]
         self.writer = None
 
-    def write(self, frame, result, annotated=None, latency_ms=None):
+    def write(self, frame, result, annotated=None):
         annotated = self.annotate(frame, result, annotated)
         if self.writer is None:
             h, w = annotated.shape[:2]
@@ -104,10 +104,9 @@ class JsonlOutput(Output):
         self.path = path
         self.file = open(path, "w", buffering=1)  # line by line: a reader can follow a live run (tail -f)
 
-    def write(self, frame, result, annotated=None, latency_ms=None):
-        latency_ms = getattr(frame, "latency_ms", None) if latency_ms is None else latency_ms
+    def write(self, frame, result, annotated=None):
         line = {"frame": frame.index, "timestamp": round(frame.timestamp, 6),
-                "latency_ms": None if latency_ms is None else round(latency_ms, 3), "result": result}
+                "latency_ms": None if frame.latency_ms is None else round(frame.latency_ms, 3), "result": result}
         if frame.truth is not None:
             line["truth"] = frame.truth
         self.file.write(json.dumps(line) + "\n")
@@ -131,7 +130,7 @@ class DisplayOutput(Output):
                             "run with --no-display") from None
         self.closed_by_user = False
 
-    def write(self, frame, result, annotated=None, latency_ms=None):
+    def write(self, frame, result, annotated=None):
         self.cv2.imshow(self.title, self.annotate(frame, result, annotated))
         if self.cv2.waitKey(1) & 0xFF in (ord("q"), 27):
             self.closed_by_user = True
@@ -216,7 +215,7 @@ class StreamOutput(Output):
         self.pipeline = gst.rtp_sender(host, int(port), jetson, nvenc)
         self.writer = None
 
-    def write(self, frame, result, annotated=None, latency_ms=None):
+    def write(self, frame, result, annotated=None):
         annotated = self.annotate(frame, result, annotated)
         if self.writer is None:
             h, w = annotated.shape[:2]

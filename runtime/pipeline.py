@@ -293,7 +293,7 @@ def run(model, source, outputs=(), max_frames=None, status_every=5.0, log=sys.st
                     image = frame.image.copy() if in_memory else frame.image  # fresh arrays are drawn on
                     annotated = overlay.draw(image, result, stats.fps or None, truth)
                 for out in outputs:
-                    out.write(frame, result, annotated, frame.latency_ms)
+                    out.write(frame, result, annotated)
                 stats.add(frame.latency_ms, {"capture": frame.read_s, "preprocess": times["preprocess"],
                                              "infer": times["infer"], "postprocess": times["postprocess"],
                                              "output": clock() - t3})

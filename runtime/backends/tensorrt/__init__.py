@@ -13,7 +13,16 @@
     command.py      python -m runtime engine (and its alias python -m export engine)
 """
 
-from .loader import CachedEngine
-from .runner import TensorRTBackend
-
 __all__ = ["CachedEngine", "TensorRTBackend"]
+
+
+def __getattr__(name):  # imported when asked for: `python -m runtime run` needs only engines' names at start
+    if name == "CachedEngine":
+        from .loader import CachedEngine
+
+        return CachedEngine
+    if name == "TensorRTBackend":
+        from .runner import TensorRTBackend
+
+        return TensorRTBackend
+    raise AttributeError("module %r has no attribute %r" % (__name__, name))

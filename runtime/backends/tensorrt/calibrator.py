@@ -17,7 +17,6 @@ import numpy as np
 from ...bundle import bundle_samples, write_atomic
 from ...errors import UserError
 from ...preprocess import Preprocessor
-from . import api as trtlib
 
 DEFAULT_FRAMES = 500
 DATASETS = ("road", "digits")
@@ -127,7 +126,7 @@ def make(trt, gpu, bundle, opts, cache_path, batch_size, batches, input_shape, l
     """The task's calibrator (kind()) fed with the prepared batches; with a kept calibration cache
     there are none, and frames are read only if TensorRT rejects the cache and asks for batches anyway. Once
     any callback has caught an exception it feeds no more and writes no cache (it would be a partial one)."""
-    import numpy as np
+    from . import api as trtlib  # the build's; not needed to list the calibration options at start-up
 
     base = getattr(trt, kind(bundle.task))
 
