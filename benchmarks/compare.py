@@ -8,13 +8,15 @@ Approaches, each measured in a process of its own (so peak memory is its own):
     keras_predict   the lecture's way: preprocess, then model.predict(x) per frame
     keras_call      preprocess, then model(x) per frame
     sequential      a tutorial's loop in one thread: read -> cv2 resize/colour/astype -> ONNX Runtime -> draw
-                    (the same overlay as the runtime draws, so drawing costs both the same)
+                    (the same overlay as the runtime draws, its FPS counter included, so drawing costs both
+                    the same)
     bare            the runtime's backend alone on one ready input (the limit for any pipeline)
     runtime         runtime.run(): threaded capture + preprocessing, inference, overlay drawn
 Sources: frames in memory (the bundle's samples at the size whose crop is the network input), a 1280x720
 H.264 video (made with GStreamer's x264enc by the system Python), and synthetic://road (rendered).
 Models are the zoo's networks with fresh weights: speed does not depend on what they learned.
-Each approach runs --repeats times (2), interleaved with the others, and the best run counts.
+Each approach runs --repeats times (2), interleaved with the others, and the best run counts; the sequential
+loop and the runtime see the same number of frames after the same warm-up.
 Writes results.json (per case: runtime_fps, bare_fps, keras_predict_fps, keras_call_fps, sequential_fps, ...),
 results.md (the table) and results.png (the chart).
 """
@@ -30,7 +32,8 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 sys.path.insert(0, ROOT)
 APPROACHES = ("keras_predict", "keras_call", "sequential", "bare", "runtime")
-FRAMES = {"keras_predict": 50, "keras_call": 120, "sequential": 500, "bare": 2000, "runtime": 1500}
+FRAMES = {"keras_predict": 50, "keras_call": 120, "sequential": 1500, "bare": 2000, "runtime": 1500}
+WARMUP = 20  # frames before the measured ones, for every approach (the runtime's warm-up is a run of its own)
 VIDEO_FRAMES = 240
 
 
@@ -165,9 +168,13 @@ def measure(approach, source, bundle, run_dir, frames):
 
         post = Postprocessor(b.task, b.labels, b.outputs, b.steering)
 
+        last = [time.perf_counter()]
+
         def step(image):
             out = session.run(None, {name: tutorial_preprocess(image, pre)})
-            overlay.draw(image.copy(), post(out), None, None)  # the same drawing as the runtime's
+            now = time.perf_counter()
+            fps, last[0] = 1.0 / max(now - last[0], 1e-9), now  # a tutorial's FPS counter
+            overlay.draw(image.copy(), post(out), fps, None)  # the same drawing as the runtime's, FPS included
             return out
     elif approach == "bare":
         from runtime.model import Model
@@ -182,7 +189,7 @@ def measure(approach, source, bundle, run_dir, frames):
     def read():
         return None if approach == "bare" else next(it)  # the bare call reads nothing: it is the limit
 
-    for _ in range(5):
+    for _ in range(WARMUP):
         step(read())
     n, t_start = 0, time.perf_counter()
     while n < frames:
@@ -220,9 +227,10 @@ def measure_runtime(source, bundle, frames):
             src = open_source("synthetic://road")
         else:
             src = open_source(source, loop=True)
+        inline = source == "memory"  # as `runtime bench` reads frames in memory
         with src:
-            run(model, src, [_drawn()], max_frames=20, log=None)
-            stats = run(model, src, [_drawn()], max_frames=frames, log=None)
+            run(model, src, [_drawn()], max_frames=WARMUP, log=None, capture_thread=not inline)
+            stats = run(model, src, [_drawn()], max_frames=frames, log=None, capture_thread=not inline)
     return {"fps": stats.fps, "latency_p50_ms": stats.percentile(50), "stages_ms": stats.stages(),
             "slowest_stage_fps": stats.slowest_stage_fps}
 

@@ -68,10 +68,9 @@ def network_sized(bundle, images):
 
 
 class MemoryFrames(Source):
-    """Decoded frames held in memory, cycled as fast as they are read (every frame, in order). The same
-    arrays come round again, so whoever draws on one must copy it first (`in_memory`)."""
-
-    in_memory = True
+    """Decoded frames held in memory, cycled as fast as they are read (every frame, in order). Each is a
+    fresh copy, as a decoder's would be, so an overlay drawn on one never reaches the next time round (a
+    copy of a network-sized frame costs microseconds). Read it with run(..., capture_thread=False)."""
 
     def __init__(self, images, uri="memory://samples"):
         self.images, self.uri = list(images), uri
@@ -79,7 +78,7 @@ class MemoryFrames(Source):
     def _images(self):
         while True:
             for image in self.images:
-                yield image, None
+                yield image.copy(), None
 
 
 def bare_fps(backend, batch, seconds=2.0):
@@ -151,11 +150,12 @@ def bench(bundle_path, source_uri=None, frames=1000, backend="auto", warmup=50, 
             first = next(iter(source))
             model(first.image)
             startup = time.time() - started if started else None
-            run(model, source, max_frames=warmup, log=None)
+            inline = source_uri is None  # frames in memory: nothing to overlap with a capture thread
+            run(model, source, max_frames=warmup, log=None, capture_thread=not inline)
             jetson = platform.l4t_release() is not None
             stats_tegra = Tegrastats() if jetson and shutil.which("tegrastats") else None
             rss_before = rss_mb()
-            stats = run(model, source, max_frames=frames, log=None)
+            stats = run(model, source, max_frames=frames, log=None, capture_thread=not inline)
             rss_after = rss_mb()
             tegra = stats_tegra.stop() if stats_tegra else None
         bare = bare_fps(model.backend, model.preprocess(first.image).copy())

@@ -7,10 +7,13 @@ than the sum of the stages:
     calling thread     preprocess -> infer -> postprocess -> overlay -> outputs (video, stream, JSON lines,
                          window), live status, Ctrl-C
 
-Frames held in memory are read inline (no capture thread): there is nothing to overlap, and a hand-off
-between threads costs more than reading them. Preprocessing stays beside inference because the capture
-thread is usually the busier one (decoding a 1280x720 H.264 frame took 11-13 ms here, preprocessing it
-0.2-3 ms); moving preprocessing into the capture thread measured no faster on frames in memory.
+Frames held in memory can be read inline (capture_thread=False, as `runtime bench` does): there is nothing
+to overlap, and a hand-off between threads costs more than reading them. With a capture thread the backend is
+told that the cores are shared (ONNX Runtime's workers then stop spin-waiting between calls).
+
+Preprocessing stays beside inference because the capture thread is usually the busier one (decoding a
+1280x720 H.264 frame took 11-13 ms here, preprocessing it 0.2-3 ms); moving preprocessing into the capture
+thread measured no faster on frames in memory.
 
     from runtime import Model, open_source, open_outputs, run, stream
     with Model("bundle") as model, open_source("synthetic://road") as source:
@@ -227,8 +230,9 @@ class Stream:
     """The loop as an iterable of (frame, result): what stream() returns (see there). dropped: the stale
     frames dropped so far."""
 
-    def __init__(self, model, source, max_frames=None, realtime=False):
+    def __init__(self, model, source, max_frames=None, realtime=False, capture_thread=True):
         self.model, self.source, self.max_frames, self.realtime = model, source, max_frames, realtime
+        self.capture_thread = capture_thread or realtime
         self.capture = None
 
     @property
@@ -237,11 +241,11 @@ class Stream:
 
     def __iter__(self):
         source, realtime = self.source, self.realtime
-        if getattr(source, "in_memory", False) and not realtime:
-            capture = InlineCapture(source)
+        if self.capture_thread:
+            capture = Capture(source, newest_wins=source.live or realtime, realtime=realtime and not source.live)
         else:
-            live = bool(getattr(source, "live", False)) or realtime
-            capture = Capture(source, newest_wins=live, realtime=realtime and not source.live)
+            capture = InlineCapture(source)
+        self.model.backend.share_cores(self.capture_thread)
         self.capture = capture.start()
         model, clock, count = self.model, time.perf_counter, 0
         try:
@@ -257,7 +261,7 @@ class Stream:
             capture.stop()
 
 
-def stream(model, source, max_frames=None, realtime=False) -> Stream:
+def stream(model, source, max_frames=None, realtime=False, capture_thread=True) -> Stream:
     """The threaded loop, newest frame wins, as an iterable of (frame, result):
 
         for frame, result in stream(model, camera):
@@ -267,19 +271,21 @@ def stream(model, source, max_frames=None, realtime=False) -> Stream:
     newest frame wins (a frame that went stale while the model ran is dropped and counted); from a file
     every frame comes, in order; realtime paces a file as a camera would. frame.latency_ms is capture ->
     result; model.times holds the last frame's preprocess, infer and postprocess seconds. It ends with the
-    source or after max_frames; leaving the loop early (break, an exception) stops the capture thread."""
-    return Stream(model, source, max_frames, realtime)
+    source or after max_frames; leaving the loop early (break, an exception) stops the capture thread.
+    capture_thread=False reads the source inline instead, for frames that cost nothing to read (held in
+    memory), where a hand-off between threads costs more than it overlaps."""
+    return Stream(model, source, max_frames, realtime, capture_thread)
 
 
-def run(model, source, outputs=(), max_frames=None, status_every=5.0, log=sys.stderr, realtime=False) -> Stats:
+def run(model, source, outputs=(), max_frames=None, status_every=5.0, log=sys.stderr, realtime=False,
+        capture_thread=True) -> Stats:
     """Run model on source until it ends, max_frames, a closed window or Ctrl-C; every processed frame
     reaches every output (outputs.Output; the overlay is drawn once for all that show frames), and every
     output is closed at the end. stream() with outputs, statistics, a
     live status line and Ctrl-C handling around it."""
     stats = Stats("%s (%s)" % (model.backend.name, model.backend.detail))
     overlays = any(o.wants_overlay for o in outputs)
-    in_memory = getattr(source, "in_memory", False)
-    frames = stream(model, source, max_frames, realtime)
+    frames = stream(model, source, max_frames, realtime, capture_thread)
     next_status = time.perf_counter() + status_every
     clock, times = time.perf_counter, model.times
     with StopOnCtrlC() as ctrl_c:
@@ -290,8 +296,7 @@ def run(model, source, outputs=(), max_frames=None, status_every=5.0, log=sys.st
                 annotated = None
                 if overlays:
                     truth = frame.truth.get("steering") if frame.truth else None
-                    image = frame.image.copy() if in_memory else frame.image  # fresh arrays are drawn on
-                    annotated = overlay.draw(image, result, stats.fps or None, truth)
+                    annotated = overlay.draw(frame.image, result, stats.fps or None, truth)  # a fresh array
                 for out in outputs:
                     out.write(frame, result, annotated)
                 stats.add(frame.latency_ms, {"capture": frame.read_s, "preprocess": times["preprocess"],

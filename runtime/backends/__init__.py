@@ -29,6 +29,10 @@ class Backend:
     def infer(self, batch):
         raise NotImplementedError
 
+    def share_cores(self, shared: bool):
+        """Told by the pipeline whether another thread of this process (the capture) works while infer()
+        runs; a backend whose idle threads would take those cores from it gives them up. Nothing by default."""
+
     def deactivate(self):
         pass
 

@@ -38,7 +38,6 @@ class Source:
     live = False
     fps = 30.0
     flip = "none"  # applied here unless the source flips in hardware (CSI on a Jetson)
-    in_memory = False  # frames held in memory: read without a thread, and the same arrays come round again
     reconnects = 0
 
     def __iter__(self):

@@ -1,0 +1,49 @@
+"""Where results go, each opened from a URI (open_output), as jetson-inference's videoOutput is:
+
+    out.mp4 (.avi, .mkv ...)         a video file of annotated frames
+    out.jsonl                        one JSON line per frame
+    display://0                      a window with the overlay (q or Esc stops the run)
+    rtp://HOST:PORT                  H.264 over RTP/UDP to HOST (view: gst-launch-1.0 udpsrc port=PORT ...)
+    rtsp://@:PORT/PATH               an RTSP server here (gst-rtsp-server), as jetson-inference serves it:
+                                     view with any player at rtsp://THIS_HOST:PORT/PATH
+
+Every output is an Output: write(frame, result) and close(), and a context manager. Outputs that show
+frames (wants_overlay) take the annotated frame when the caller has drawn it once for all of them (run()
+does), and otherwise draw the overlay on a copy themselves. H.264 comes from the Jetson's hardware encoder
+where the board has one (Orin Nano has none), else x264enc.
+"""
+
+from __future__ import annotations
+
+from ..errors import UserError
+from .base import Output
+from .display import has_screen, open_display
+from .files import open_file
+from .network import open_stream
+
+OPENERS = {"display": open_display, "rtp": open_stream, "rtsp": open_stream, "file": open_file}  # scheme -> opener
+
+__all__ = ["OPENERS", "Output", "has_screen", "open_output", "open_outputs"]
+
+
+def open_output(uri, fps=30.0) -> Output:
+    """The output a URI names (the table in this module's docstring); a path with no scheme is a file."""
+    scheme = uri.partition("://")[0].lower() if "://" in uri else "file"
+    if scheme not in OPENERS:
+        raise UserError("--output %s: unknown kind of output (use a video file, FILE.jsonl, display://0, "
+                        "rtp://HOST:PORT or rtsp://@:PORT/PATH)" % uri)
+    return OPENERS[scheme](uri, fps)
+
+
+def open_outputs(uris=(), jsonl=None, display=False, fps=30.0) -> list:
+    """The outputs a run asked for (--output URIs, and the --jsonl and --display shorthands); if one cannot
+    open, those already open are closed again."""
+    opened = []
+    try:
+        for uri in list(uris) + ([jsonl] if jsonl else []) + (["display://0"] if display else []):
+            opened.append(open_output(uri, fps))
+    except BaseException:
+        for out in opened:
+            out.close()
+        raise
+    return opened

@@ -1,0 +1,46 @@
+"""What every output is: Output (write(frame, result[, annotated]), close(), a context manager), and the
+check that a file can be written where it is asked for."""
+
+from __future__ import annotations
+
+import os
+
+from ..errors import UserError
+
+
+def check_writable(path):
+    folder = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(folder):
+        raise UserError("cannot write %s: folder %s does not exist" % (path, folder))
+    if not os.access(folder, os.W_OK):
+        raise UserError("cannot write %s: folder %s is not writable" % (path, folder))
+
+
+class Output:
+    """write(frame, result[, annotated]) for each frame, close() at the end (also on `with`).
+    wants_overlay: it shows frames, drawn with the result; closed_by_user: its user asked to stop."""
+
+    wants_overlay = False
+    closed_by_user = False
+
+    def write(self, frame, result, annotated=None):
+        raise NotImplementedError
+
+    def close(self):
+        pass
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    @staticmethod
+    def annotate(frame, result, annotated):
+        """The frame with the overlay: the caller's, or drawn here on a copy (the frame stays as it was)."""
+        if annotated is not None:
+            return annotated
+        from .. import overlay
+
+        truth = frame.truth.get("steering") if frame.truth else None
+        return overlay.draw(frame.image.copy(), result, None, truth)
