@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# CI setup step: NVIDIA's real TensorRT Python bindings, without a GPU, for tests/test_real_tensorrt.py.
+# CI setup step: NVIDIA's real TensorRT Python bindings, without a GPU, for tests/runtime/backends/tensorrt/test_real_tensorrt.py.
 # For each wheel in tests/realtrt/wheels.txt: pip downloads it (binary only, for the Python that runs the
 # tests), it is unpacked into .realtrt/<version>/site/tensorrt/, and stub libraries with the SONAMEs its
 # tensorrt.so links (libnvinfer.so.N, libnvonnxparser.so.N, libnvinfer_plugin.so.N, libnvparsers.so.8 for 8.x)

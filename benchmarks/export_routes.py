@@ -1,5 +1,5 @@
 """Which Keras -> ONNX route is right more often: each of export's two routes (export/keras_onnx.py) on
-keras.applications' edge families (96x96, random weights woken as tests/test_export_any.py does) and a
+keras.applications' edge families (96x96, random weights woken as tests/export/test_export_any.py does) and a
 Functional model with augmentation, an adapted Normalization and a custom layer, judged as export judges
 (a sound ONNX: one input, standard ops; then parity with Keras on 16 frames within 1e-4 of the output's
 range). By hand (a few minutes): the README quotes its table.

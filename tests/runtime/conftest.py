@@ -26,3 +26,11 @@ def pilot_bundle(tmp_path_factory):
 def digits_bundle(tmp_path_factory):
     """The MNIST CNN trained on scikit-learn's digits (classification, gray)."""
     return _copy(tmp_path_factory, "digits")
+
+
+@pytest.fixture(scope="session")
+def syspy():
+    """An interpreter whose OpenCV has GStreamer (tests/runtime/gstreamer.py); the test is skipped without one."""
+    from tests.runtime.gstreamer import system_python
+
+    return system_python()

@@ -6,8 +6,8 @@ Generations are told apart by what the module has (hasattr), never by parsing it
   the only one used (JetPack 5.1 ships 8.5.2; older TensorRT is refused with what to install);
 - weak typing (BuilderFlag.FP16/INT8, INT8 calibrators): up to 10.x; TensorRT 11 takes precision from a
   strongly typed ONNX instead (the bundle's fp16/int8 variants).
-Names are NVIDIA's (python/src/infer/pyCore.cpp); tests/test_real_tensorrt.py checks every name this code
-touches against the real binding modules of 8.6.1, 10.3.0, 10.13 and 11.4.
+Names are NVIDIA's (python/src/infer/pyCore.cpp); tests/runtime/backends/tensorrt/test_real_tensorrt.py
+checks every name this code touches against the real binding modules of 8.6.1, 10.3.0, 10.13 and 11.4.
 
 Only this package (runtime/backends/tensorrt/) imports tensorrt, and only when asked to.
 """

@@ -1,8 +1,8 @@
 """FAKE tensorrt for tests (no GPU here; see tests/fakes/README.md).
 
 Names, enum values and parameter names follow NVIDIA's real Python bindings of each generation, and
-tests/test_real_tensorrt.py checks them against the real modules (pip's binding wheels, loaded over stub
-libraries). FAKE_TENSORRT_VERSION picks the generation (default 10.3.0):
+tests/runtime/backends/tensorrt/test_real_tensorrt.py checks them against the real modules (pip's binding
+wheels, loaded over stub libraries). FAKE_TENSORRT_VERSION picks the generation (default 10.3.0):
     8.5.x   JetPack 5.1 (8.5.2; checked against the real 8.6.1): bindings API and tensor API, weak typing,
             EXPLICIT_BATCH needed by the ONNX parser, nptype naming np.bool (fails on numpy 1.24-1.26)
     10.x    JetPack 6.1/6.2 (10.3.0): tensor API only; IProgressMonitor (9.0+); weak typing deprecated

@@ -1,7 +1,8 @@
 """FAKE-only: with FAKE_TRT_RECORD=FILE, every TensorRT name that the project's code (runtime/, export/)
 touches in the fake is appended to FILE as "VERSION NAME" (NAME dotted from the module: `Builder`,
 `BuilderFlag.FP16`, `IBuilderConfig.set_memory_pool_limit`, `ILogger.Severity.ERROR`), once per process.
-tests/test_real_tensorrt.py then checks that each exists in NVIDIA's real module of that generation.
+tests/runtime/backends/tensorrt/test_real_tensorrt.py then checks that each exists in NVIDIA's real module
+of that generation.
 
 Module attributes are recorded by the module's class; classes reached from the project come wrapped in a
 proxy that records their attributes (and still works as a base class, for isinstance and as a factory);

@@ -26,8 +26,11 @@ WEAK = {"8.6.1": True, "10.3.0": True, "10.13.3.9": True, "11.4.0.106": False}
 
 def need(version):
     ready = os.path.join(ROOT, ".realtrt", version, "READY")
-    if not os.path.isfile(ready):
-        why = "the real TensorRT %s bindings are not unpacked: run .ci/real_tensorrt.sh" % version
+    here = "%d.%d" % sys.version_info[:2]
+    made_for = open(ready).read().strip() if os.path.isfile(ready) else None
+    if made_for != here:
+        why = ("the real TensorRT %s bindings are not unpacked for Python %s: run PYTHON=%s .ci/real_tensorrt.sh"
+               % (version, here, sys.executable))
         if os.environ.get("CI"):
             pytest.fail(why)
         pytest.skip(why)

@@ -1,65 +1,15 @@
-"""Live sources and the real-time pipeline, with real GStreamer.
-
-pip's OpenCV has no GStreamer, so these run in a venv made with --system-site-packages over Debian's
-python3-opencv (built with GStreamer) and numpy 1.x: exactly how a Jetson's venv sees JetPack's OpenCV.
-`.ci/run` installs those packages; `videotestsrc is-live=true` is the live camera.
-"""
+"""Live sources and the real-time pipeline, with real GStreamer (runtime/sources/live.py, cameras.py,
+streams.py), in the system-OpenCV interpreter (tests/runtime/gstreamer.py)."""
 
 import json
 import os
 import subprocess
-import sys
-import textwrap
 import time
 
 import pytest
 
 from tests.conftest import ROOT, cli, one_line_error, read_jsonl
-
-VENV = os.path.join(ROOT, ".venv-sys")
-SYSTEM_PYTHON = "/usr/bin/python3"
-CAMERA = ("videotestsrc is-live=true pattern=ball ! video/x-raw,width=320,height=240,framerate=30/1 ! "
-          "videoconvert ! video/x-raw,format=BGR ! appsink drop=1 max-buffers=1 sync=false")
-
-
-def _opencv_with_gstreamer(python):
-    """Whether that interpreter's OpenCV has GStreamer beside numpy 1.x (what it was built against)."""
-    code = ("import cv2, numpy, re; print(re.search(r'GStreamer:\\s*YES', cv2.getBuildInformation()) is not None "
-            "and numpy.__version__.startswith('1.'))")
-    try:
-        out = subprocess.run([python, "-c", code], capture_output=True, text=True, timeout=60).stdout
-    except OSError:
-        return False
-    return out.strip() == "True"
-
-
-@pytest.fixture(scope="module")
-def syspy():
-    """An interpreter whose OpenCV has GStreamer: this one where it has (a board's venv), else the
-    system-OpenCV venv (made once): python3 -m venv --system-site-packages; pip install '.[ort]' 'numpy<2'."""
-    if _opencv_with_gstreamer(sys.executable):
-        return sys.executable
-    python = os.path.join(VENV, "bin", "python")
-    if not os.path.exists(os.path.join(VENV, ".installed")):
-        if not _opencv_with_gstreamer(SYSTEM_PYTHON):
-            pytest.skip("no system OpenCV with GStreamer (apt install python3-opencv; .ci/run does)")
-        subprocess.run([SYSTEM_PYTHON, "-m", "venv", "--clear", "--system-site-packages", VENV], check=True)
-        subprocess.run([python, "-m", "pip", "install", "--quiet", ROOT + "[ort]", "numpy<2"], check=True)
-        open(os.path.join(VENV, ".installed"), "w").close()
-    out = subprocess.run([python, "-c", "import numpy, cv2, sys; print(numpy.__version__, cv2.__file__)"],
-                         capture_output=True, text=True, check=True).stdout
-    assert out.startswith("1.") and out.split()[1].startswith("/usr/lib/python3/dist-packages")
-    return python
-
-
-def run_sys(python, *args, timeout=120):
-    return subprocess.run([python, "-m", "runtime"] + [str(a) for a in args], cwd=ROOT, capture_output=True,
-                          text=True, env=dict(os.environ, PYTHONPATH=ROOT), timeout=timeout)
-
-
-def script_sys(python, code, *args, timeout=120):
-    return subprocess.run([python, "-c", textwrap.dedent(code)] + [str(a) for a in args], cwd=ROOT,
-                          capture_output=True, text=True, env=dict(os.environ, PYTHONPATH=ROOT), timeout=timeout)
+from tests.runtime.gstreamer import CAMERA, run_sys, script_sys
 
 
 def test_a_live_gstreamer_camera_runs_at_its_rate(syspy, pilot_bundle, tmp_path):
@@ -133,65 +83,6 @@ def test_a_source_that_dies_is_reconnected_or_given_up_cleanly(syspy, pilot_bund
     assert proc.returncode == 0, proc.stderr
     assert "did not come back within 2 s (camera unplugged); stopping" in proc.stderr
     assert len(read_jsonl(tmp_path / "gone.jsonl")) == 15  # every result so far written, then a clean end
-
-
-def test_rtp_and_rtsp_outputs_stream_h264_a_player_can_read(syspy, pilot_bundle, tmp_path):
-    # Nothing here waits for a time. The player loads OpenCV (READY); the run starts; once it has sent a
-    # second of video (30 results in its JSON lines) the player is told to connect (GO), and the run streams
-    # until the player has its 20 frames (or 60 s have passed); only then is it stopped (Ctrl-C). Keyframes
-    # every 30 frames let a player that joins a running stream decode. (A player connecting to the RTSP
-    # server in the very first moments of the run sometimes got no frames at all: see the README.)
-    import signal
-
-    receiver = """
-        import os, sys, threading, time, cv2
-        print("READY", flush=True)
-        sys.stdin.readline()  # GO
-        uri, t = sys.argv[1], time.time()
-        watchdog = threading.Timer(60, lambda: (print("GAVE UP after 60 s", flush=True), os._exit(1)))
-        watchdog.daemon = True  # a read that never returns (a stream gone quiet) cannot hang the test
-        watchdog.start()
-        if uri.startswith("rtp://"):
-            pipeline = ('udpsrc port=%s caps="application/x-rtp,media=video,clock-rate=90000,encoding-name=H264,'
-                        'payload=96" ! rtph264depay ! h264parse ! avdec_h264 ! videoconvert ! '
-                        'video/x-raw,format=BGR ! appsink sync=false' % uri.rsplit(":", 1)[1])
-        else:
-            pipeline = ("rtspsrc location=%s latency=100 ! rtph264depay ! h264parse ! avdec_h264 ! videoconvert ! "
-                        "video/x-raw,format=BGR ! appsink sync=false" % uri)
-        cap = cv2.VideoCapture(pipeline, cv2.CAP_GSTREAMER)
-        while not cap.isOpened() and time.time() - t < 60:  # RTSP: the server is not up yet
-            time.sleep(0.2)
-            cap = cv2.VideoCapture(pipeline, cv2.CAP_GSTREAMER)
-        got, shape = 0, None
-        while got < 20 and time.time() - t < 60:
-            ok, frame = cap.read()
-            if ok:
-                got, shape = got + 1, frame.shape
-        print("RECEIVED", got, shape, flush=True)
-    """
-    for out, watch in (("rtp://127.0.0.1:5611", "rtp://127.0.0.1:5611"),
-                       ("rtsp://@:8611/road", "rtsp://127.0.0.1:8611/road")):
-        player = subprocess.Popen([SYSTEM_PYTHON, "-c", textwrap.dedent(receiver), watch], stdin=subprocess.PIPE,
-                                  stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
-        assert player.stdout.readline().startswith("READY")
-        jsonl = tmp_path / ("%s.jsonl" % out.split(":")[0])
-        run = subprocess.Popen([syspy, "-m", "runtime", "run", str(pilot_bundle), "--source", "synthetic://road",
-                                "--input-rate", "30", "--input-width", "320", "--input-height", "180",
-                                "--no-display", "--output", out, "--jsonl", str(jsonl), "--quiet"], cwd=ROOT,
-                               env=dict(os.environ, PYTHONPATH=ROOT), stdout=subprocess.PIPE,
-                               stderr=subprocess.PIPE, text=True)
-        try:
-            deadline = time.time() + 60
-            while time.time() < deadline and run.poll() is None and (
-                    not jsonl.exists() or len(jsonl.read_text().splitlines()) < 30):
-                time.sleep(0.1)
-            seen = player.communicate("GO\n", timeout=90)[0]
-        finally:
-            player.kill()
-            run.send_signal(signal.SIGINT)
-            _, err = run.communicate(timeout=60)
-        assert "RECEIVED 20 (180, 320, 3)" in seen, (out, seen, err)
-        assert run.returncode == 130 and "Traceback" not in err, err  # stopped by Ctrl-C, cleanly
 
 
 @pytest.mark.parametrize("uri, message", [

@@ -1,8 +1,8 @@
 """The TensorRT path against FAKES of tensorrt and pycuda (tests/fakes/README.md): no GPU here or in CI.
 
 The fakes keep the real names, enum values and parameter names of each generation (8.5 both APIs, 10.3 tensor
-API, 11.4 strongly typed; tests/test_real_tensorrt.py checks them against NVIDIA's real binding modules) and
-refuse what the real ones refuse; their engine runs the ONNX model with ONNX
+API, 11.4 strongly typed; test_real_tensorrt.py beside this file checks them against NVIDIA's real binding
+modules) and refuse what the real ones refuse; their engine runs the ONNX model with ONNX
 Runtime on the bytes in fake device memory, so the numbers that come back are real.
 """
 
@@ -75,6 +75,7 @@ def test_engine_is_built_then_run_with_the_same_results_as_onnxruntime(version, 
     trt, cuda = fake_gpu(version)
     bundle = copy_bundle(pilot_bundle, tmp_path)
     if version.startswith("11."):
+        pytest.importorskip("onnx")  # the fp16 variant is made on the desktop (pip install '.[train]')
         variants.make(str(bundle), "fp16")  # TensorRT 11 takes FP16 from a strongly typed ONNX
     frames = sample_frames(bundle)
     with Model(str(bundle), backend="onnxruntime") as reference:
@@ -83,7 +84,7 @@ def test_engine_is_built_then_run_with_the_same_results_as_onnxruntime(version, 
     with Model(str(bundle), backend="tensorrt") as model:
         model.backend.log = log
         assert model.backend.precision == "fp16" and model.backend.name == "tensorrt"
-        got = model.predict(frames)[0]  # 32 frames through a batch-1 engine: 32 executions, one set of buffers
+        got = model.predict(frames)[0]  # N frames through a batch-1 engine: N executions, one set of buffers
         one = model(frames[0])
     assert got.shape == expected.shape
     assert np.abs(got - expected).max() / np.abs(expected).max() < 1e-2
@@ -95,9 +96,10 @@ def test_engine_is_built_then_run_with_the_same_results_as_onnxruntime(version, 
     assert built["workspace"] == 1024 << 20  # an 8 GB board
     api = {d["api"] for d in calls(trt, "execute")}
     assert api == {"execute_async_v3"}  # the tensor API on every generation (8.5 has both)
-    assert len(calls(trt, "execute")) == 33 and all(d["stream"] for d in calls(trt, "execute"))
+    runs = len(frames) + 1
+    assert len(calls(trt, "execute")) == runs and all(d["stream"] for d in calls(trt, "execute"))
     assert cuda.fake_stats["allocations"] == 2 and cuda.fake_stats["frees"] == 2  # one input, one output, made once
-    assert cuda.fake_stats["htod"] == 33 and cuda.fake_stats["dtoh"] == 33
+    assert cuda.fake_stats["htod"] == runs and cuda.fake_stats["dtoh"] == runs
     assert cuda.fake_stats["pageable_copies"] == 0  # page-locked buffers: the copies really are asynchronous
     assert cuda.fake_stats["destroyed_contexts"] == 1 and cuda.fake_stats["leaked_contexts"] == 0
     assert cuda.Context.get_current() is None  # every push popped, the context released
@@ -126,7 +128,7 @@ def test_fp32_clears_tf32_and_a_batch_profile_gets_buffers_per_shape(fake_gpu, p
     assert os.path.basename(path).startswith("fp32-b8-gpu-trt10.3.0-")
     assert json.load(open(path[:-len(".engine")] + ".json"))["max_batch"] == 8
 
-    x = Preprocessor(bundle.preprocess, bundle.input).batch(sample_frames(bundle.path)[:20])
+    x = Preprocessor(bundle.preprocess, bundle.input).batch((sample_frames(bundle.path) * 20)[:20])
     with TensorRTBackend(bundle, precision="fp32", engine=path) as backend:
         assert backend.max_batch == 8
         out = backend.infer(x)[0]  # 8 + 8 + 4
@@ -184,7 +186,7 @@ def test_a_corrupt_engine_is_reported_and_rebuilt(digits_bundle, tmp_path):
                tmp_path / "r.jsonl", fake_gpu="10.3.0", env=env)
     assert proc.returncode == 0, proc.stderr
     assert "rebuilding" in proc.stderr and "with tensorrt" in proc.stderr
-    assert len(read_jsonl(tmp_path / "r.jsonl")) == 32
+    assert len(read_jsonl(tmp_path / "r.jsonl")) == len(sample_frames(bundle))
 
     # an engine from another TensorRT version under this one's name: the same report, then a rebuild
     other = engine.read_bytes().replace(b'"version": "10.3.0"', b'"version": "10.2.0"')
@@ -201,6 +203,7 @@ def test_no_build_without_an_engine_is_one_line(digits_bundle, tmp_path):
 
 
 def test_a_classifier_calibrates_by_entropy(fake_gpu, digits_bundle, tmp_path):
+    pytest.importorskip("sklearn")  # a desktop package (pip install '.[train]'): not on a board
     from runtime import bundle as bundle_format
     from runtime.backends.tensorrt import build as trt_build
     from runtime.backends.tensorrt.cuda import Gpu
@@ -248,12 +251,14 @@ def test_int8_calibration_feeds_preprocessed_frames_and_keeps_its_cache(fake_gpu
 
     log = io.StringIO()  # no --calib-data: the bundle's few samples, with a warning
     trt_build.build(bundle, trt_build.BuildOptions("int8", max_batch=4), gpu, trt, log=log)
-    assert "calibrating on the bundle's 32 samples only" in log.getvalue()
+    assert "calibrating on the bundle's %d samples only" % len(bundle.sample_paths) in log.getvalue()
     gpu.close()
     assert cuda.Context.get_current() is None
 
 
 def test_tensorrt_11_takes_precision_from_the_bundles_variants(fake_gpu, digits_bundle, tmp_path):
+    pytest.importorskip("onnx")  # a desktop package (pip install '.[train]'): not on a board
+    pytest.importorskip("sklearn")  # a desktop package (pip install '.[train]'): not on a board
     from export import variants
     from runtime import bundle as bundle_format
     from runtime.backends.tensorrt import build as trt_build
@@ -294,6 +299,7 @@ def test_dla_needs_fp16_or_int8_and_a_board_that_has_one(digits_bundle, tmp_path
 
 
 def test_parser_errors_are_listed_with_their_node(fake_gpu, digits_bundle, tmp_path):
+    pytest.importorskip("onnx")  # a desktop package (pip install '.[train]'): not on a board
     import onnx
 
     from runtime import bundle as bundle_format
@@ -390,71 +396,6 @@ def test_missing_pycuda_or_tensorrt_says_how_to_get_them(fake_gpu, digits_bundle
 
     proc = cli("export", "engine", digits_bundle)  # no fakes on the path: this machine has no TensorRT
     assert one_line_error(proc) and "TensorRT is not installed" in proc.stderr and "pip install tensorrt" in proc.stderr
-
-
-def test_verify_judges_each_precision_by_its_own_tolerance():
-    from export.verify import judge
-
-    ref = [np.array([[0.9, 0.1], [0.2, 0.8]] * 16)]
-    assert judge("classification", "fp32", ref, [ref[0] + 5e-5])["passed"]
-    assert not judge("classification", "fp32", ref, [ref[0] + 2e-4])["passed"]
-    assert judge("classification", "fp16", ref, [ref[0] + 5e-3])["passed"]
-    assert judge("classification", "int8", ref, [ref[0] * 0.8])["outputs"][0]["passed"] is None  # 32: too few
-    many = [np.concatenate([ref[0]] * 4)]  # 128 frames
-    flipped = many[0].copy()
-    flipped[[0, 2]] = [0.1, 0.9]  # two answers change: 126 of 128 agree, 98.4% < 99%
-    assert not judge("classification", "int8", many, [flipped])["passed"]
-    assert judge("classification", "int8", many, [many[0] * 0.8])["passed"]  # far off, same answers
-    steer = [np.linspace(-0.8, 0.8, 32)[:, None]]
-    assert judge("steering", "int8", steer, [steer[0] + 0.09])["passed"]
-    assert not judge("steering", "int8", steer, [steer[0] + 0.11])["passed"]
-
-
-def test_variants_run_in_onnxruntime_and_verify_covers_every_backend(digits_bundle, tmp_path):
-    bundle = copy_bundle(digits_bundle, tmp_path)
-    proc = cli("export", "variants", bundle, "--calib-data", "digits", "--calib-frames", "200")
-    assert proc.returncode == 0, proc.stderr
-    manifest = json.load(open(bundle / "manifest.json"))
-    assert set(manifest["variants"]) == {"fp16", "int8"}
-    assert manifest["variants"]["int8"]["calibration"]["data"] == "digits (200 frames)"
-    rows = [ln for ln in proc.stdout.splitlines() if ln.startswith("onnxruntime")]
-    assert len(rows) == 3 and all(ln.endswith(" ok") for ln in rows), proc.stdout
-
-    import onnx
-
-    int8 = onnx.load(str(bundle / "model.int8.onnx"))
-    ops = {n.op_type for n in int8.graph.node}
-    assert {"QuantizeLinear", "DequantizeLinear"} <= ops
-    fp16 = onnx.load(str(bundle / "model.fp16.onnx"))
-    assert fp16.graph.input[0].type.tensor_type.elem_type == onnx.TensorProto.FLOAT  # float32 in and out
-    assert any(i.data_type == onnx.TensorProto.FLOAT16 for i in fp16.graph.initializer)
-
-    proc = cli("runtime", "run", bundle, "--source", bundle / "samples", "--no-display", "--backend", "onnxruntime",
-               "--precision", "int8", "--jsonl", tmp_path / "i.jsonl")
-    assert proc.returncode == 0, proc.stderr
-    assert len(read_jsonl(tmp_path / "i.jsonl")) == 32
-
-    env = {"XDG_CACHE_HOME": str(tmp_path / "cache")}
-    assert cli("export", "engine", bundle, fake_gpu="10.3.0", env=env).returncode == 0
-    proc = cli("export", "verify", bundle, "--json", tmp_path / "v.json", fake_gpu="10.3.0", env=env)
-    assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert json.load(open(tmp_path / "v.json"))["rows"][2]["outputs"][0]["passed"] is None  # 32 samples: unjudged
-    assert "INT8 agreement needs >= 100 frames" in proc.stdout
-    proc = cli("export", "verify", bundle, "--data", "digits", "--frames", "300", "--json", tmp_path / "v.json",
-               fake_gpu="10.3.0", env=env)
-    assert proc.returncode == 0, proc.stdout + proc.stderr
-    report = json.load(open(tmp_path / "v.json"))
-    assert report["samples"] == 332 and report["rows"][2]["outputs"][0]["passed"] is True
-    assert [r["precision"] for r in report["rows"]] == ["fp32", "fp16", "int8", "fp16"]
-    assert report["rows"][-1]["backend"].startswith("tensorrt fp16-b1-gpu-trt10.3.0-") and report["passed"]
-
-    proc = cli("export", "verify", bundle)  # no TensorRT here: the engine is named, not checked
-    assert proc.returncode == 0 and "1 engine(s) not checked: TensorRT is not installed" in proc.stdout
-
-    manifest["variants"]["fp16"]["sha256"] = "0" * 64  # a variant that does not match: one line, exit 2
-    json.dump(manifest, open(bundle / "manifest.json", "w"))
-    proc = cli("export", "verify", bundle)
-    assert one_line_error(proc) and "does not match its sha256" in proc.stderr
 
 
 def test_building_on_the_board_never_imports_tensorflow(digits_bundle, tmp_path):

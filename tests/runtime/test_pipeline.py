@@ -1,4 +1,5 @@
-"""The runtime on real frames: outputs, summary, bad input, and never TensorFlow."""
+"""The pipeline on real frames (runtime/pipeline.py, model.py, __main__.py): `runtime run` with its outputs
+and summary, stream(), Ctrl-C, bad bundles, and never TensorFlow."""
 
 import json
 import os
@@ -85,29 +86,6 @@ def test_corrupt_bundle_is_one_line_exit_2(pilot_bundle, tmp_path, damage, messa
     assert message in proc.stderr
 
 
-@pytest.mark.parametrize("source, message", [
-    ("/no/such/video.mp4", "no such file"),
-    ("synthetic://moon", "unknown synthetic source"),
-    ("ftp://example/video", "unknown source"),
-])
-def test_bad_sources_are_one_line_exit_2(pilot_bundle, source, message):
-    proc = cli("runtime", "run", pilot_bundle, "--source", source, "--max-frames", "1", "--no-display")
-    assert one_line_error(proc), proc.stderr
-    assert message in proc.stderr
-
-
-def test_unreadable_video_is_one_line_exit_2(pilot_bundle, tmp_path):
-    (tmp_path / "clip.mp4").write_bytes(b"\x00" * 1000)
-    proc = cli("runtime", "run", pilot_bundle, "--source", tmp_path / "clip.mp4", "--no-display")
-    assert one_line_error(proc), proc.stderr
-
-
-def test_output_into_missing_folder_is_one_line_exit_2(pilot_bundle, tmp_path):
-    proc = cli("runtime", "run", pilot_bundle, "--source", "synthetic://road", "--max-frames", "1",
-               "--no-display", "--output", tmp_path / "no" / "such" / "dir" / "o.mp4")
-    assert one_line_error(proc), proc.stderr
-
-
 def test_info_describes_a_bundle(digits_bundle):
     proc = cli("runtime", "info", digits_bundle)
     assert proc.returncode == 0, proc.stderr
@@ -178,3 +156,25 @@ def test_the_camera_demo_with_open_output_and_stream_as_the_readme_writes_it(pil
     assert all(line["latency_ms"] > 0 for line in read_jsonl(lines))
     with pytest.raises(Exception, match="unknown kind of output"):
         open_output("ftp://example/x")
+
+
+def test_a_capture_thread_stops_onnx_runtime_spin_waiting_and_an_inline_read_lets_it(pilot_bundle):
+    """ONNX Runtime's workers spin between calls by default; beside a capture thread they would take its
+    core, so stream() tells the backend whether the cores are shared, and the session follows."""
+    from runtime import Model, open_source, stream
+    from runtime.bench import MemoryFrames
+
+    with Model(str(pilot_bundle), backend="onnxruntime") as model, open_source("synthetic://road", 160, 90) as road:
+        assert model.backend.spinning  # ONNX Runtime's default until a stream says otherwise
+        first = model.backend.session
+        assert len(list(stream(model, road, max_frames=3))) == 3
+        assert not model.backend.spinning and model.backend.session is not first  # reopened without spinning
+        again = model.backend.session
+        list(stream(model, road, max_frames=2))
+        assert model.backend.session is again  # unchanged setting: not reopened
+        images = [frame.image for frame, _ in stream(model, road, max_frames=2)]
+        memory = MemoryFrames(images)
+        drawn = [frame.image for frame, _ in stream(model, memory, max_frames=4, capture_thread=False)]
+        assert model.backend.spinning  # read inline: nothing else needs the cores
+        drawn[0][:] = 0  # fresh copies: drawing on one never reaches the frames held in memory
+        assert images[0].any() and drawn[2] is not images[0]
