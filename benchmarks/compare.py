@@ -15,7 +15,7 @@ Approaches, each measured in a process of its own (so peak memory is its own):
 Sources: frames in memory (the bundle's samples at the size whose crop is the network input), a 1280x720
 H.264 video (made with GStreamer's x264enc by the system Python), and synthetic://road (rendered).
 Models are the zoo's networks with fresh weights: speed does not depend on what they learned.
-Each approach runs --repeats times (2), interleaved with the others, and the best run counts; the sequential
+Each approach runs --repeats times (3), interleaved with the others, and the best run counts; the sequential
 loop and the runtime see the same number of frames after the same warm-up.
 Writes results.json (per case: runtime_fps, bare_fps, keras_predict_fps, keras_call_fps, sequential_fps, ...),
 results.md (the table) and results.png (the chart).
@@ -308,7 +308,7 @@ def main():
     p.add_argument("--models", nargs="+", default=["pilotnet", "cifar_cnn", "binary_cnn"])
     p.add_argument("--sources", nargs="+", default=["memory", "video", "road"])
     p.add_argument("--out", default=os.path.join(HERE, "results"))
-    p.add_argument("--repeats", type=int, default=2, help="runs of each approach, interleaved; the best counts")
+    p.add_argument("--repeats", type=int, default=3, help="runs of each approach, interleaved; the best counts")
     p.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     p.add_argument("--approach", help=argparse.SUPPRESS)
     p.add_argument("--source", help=argparse.SUPPRESS)

@@ -1,12 +1,13 @@
 """python -m runtime: run a bundle on frames (`run`), build its TensorRT engine here (`engine`), measure it
-(`bench`), check this machine (`doctor`) or describe a bundle (`info`)."""
+(`bench`), let a steering bundle drive the procedural road (`drive`), check this machine (`doctor`) or
+describe a bundle (`info`)."""
 
 from __future__ import annotations
 
 import json
 import sys
 
-from . import bundle as bundle_format
+from . import bundle as bundle_format, drive
 from .backends import NAMES as BACKENDS
 from .cli import ArgumentParser, main, positive_float, positive_int
 from .errors import UserError
@@ -79,6 +80,7 @@ def build_parser():
                                                                     "(for tests)")
 
     engine_command.add_parser(sub, "python -m runtime engine")
+    drive.add_parser(sub)
 
     info = sub.add_parser("info", help="check a bundle and print its manifest")
     info.prog = "python -m runtime info"
@@ -141,6 +143,8 @@ def _main(argv):
         return doctor.main(args)
     if args.command == "engine":
         return engine_command.main(args)
+    if args.command == "drive":
+        return drive.main(args)
     return {"run": command_run, "info": command_info}[args.command](args)
 
 

@@ -94,11 +94,13 @@ class RoadRenderer:
         self.x = cols[None, :] * self.z / self.f  # lateral metres, per pixel
         self.px = self.z / self.f  # pixel footprint across the road, metres, per row
         self.pz = self.z * self.z / (self.f * CAMERA_HEIGHT_M)  # and along it
-        self.fog = np.exp(-self.z / 160.0)[..., None]
+        self.fog = np.exp(-self.z / 160.0)  # per row: how much of the ground shows through the haze
+        self.weights = np.empty(self.x.shape + (5,), dtype=np.float32)  # per ground pixel, per colour
+        self.weights[..., 4] = 1.0 - self.fog  # the haze's share never changes
         sky_t = (rows[:self.first_ground] / max(self.v_h, 1.0))[:, None, None]
         self.sky = (_SKY_TOP * (1 - sky_t) + _SKY_LOW * sky_t).astype(np.float32)
         tex_rng = np.random.RandomState(seed + 7919)
-        self.texture = tex_rng.rand(256, 256).astype(np.float32)
+        self.texture_flat = tex_rng.rand(256, 256).astype(np.float32).ravel()
         # sensor noise: windows of one stored field, cheaper than drawing every pixel anew
         self.noise_field = tex_rng.standard_normal((height + 64, width + 64, 3)).astype(np.float32)
 
@@ -107,13 +109,32 @@ class RoadRenderer:
         u, w = lateral * 4.0, along * 4.0
         u0, w0 = np.floor(u), np.floor(w)
         fu, fw = u - u0, w - w0
-        i0, j0 = u0.astype(np.int64) & 255, w0.astype(np.int64) & 255
-        i1, j1 = (i0 + 1) & 255, (j0 + 1) & 255
-        t = self.texture
-        return ((t[j0, i0] * (1 - fu) + t[j0, i1] * fu) * (1 - fw) + (t[j1, i0] * (1 - fu) + t[j1, i1] * fu) * fw)
+        i0, j0 = u0.astype(np.int64) & 255, (w0.astype(np.int64) & 255) << 8
+        i1, j1 = (i0 + 1) & 255, (j0 + 256) & 0xFF00
+        t = self.texture_flat  # flat indices: np.take is several times faster than 2-D fancy indexing
+        top = np.take(t, j0 + i0) * (1 - fu) + np.take(t, j0 + i1) * fu
+        bottom = np.take(t, j1 + i0) * (1 - fu) + np.take(t, j1 + i1) * fu
+        return top * (1 - fw) + bottom * fw
+
+    def _shade(self, s, travelled, scene):
+        """1 in the light, scene.shadow_depth under a roadside tree's shadow (ellipses on the ground), each
+        computed only on the rows it can reach."""
+        shade = np.ones_like(s)
+        z = self.z[:, 0]
+        for xs, zs, rx, rz in scene.shadows:
+            zs_here = np.mod(zs - travelled, 64.0) + 2.0
+            rows = np.nonzero(np.abs(z - zs_here) < rz)[0]  # z falls row by row: one band
+            if rows.size:
+                a, b = rows[0], rows[-1] + 1
+                inside = ((s[a:b] - xs) / rx) ** 2 + ((self.z[a:b] - zs_here) / rz) ** 2 < 1.0
+                shade[a:b][inside] = scene.shadow_depth
+        return shade
 
     def render(self, d: float, psi: float, k: float, dk: float, travelled: float, scene: Scene,
                rng: np.random.RandomState) -> np.ndarray:
+        """The camera's view from pose (d, psi) on a road of curvature (k, dk), `travelled` metres along it.
+        Every ground pixel is a mix of five colours (verge, asphalt, white line, centre line, haze) whose
+        weights are computed in float32 per pixel; one matrix product mixes them, light and tint folded in."""
         z, x = self.z, self.x
         s = x - _lane_x(z, d, psi, k, dk)  # metres right of my lane centre
         r = s + 0.5 * LANE_WIDTH_M  # metres right of the road's centre line
@@ -124,24 +145,19 @@ class RoadRenderer:
                  + _coverage(r, -edge, -edge + LINE_WIDTH_M, self.px))
         dash = _coverage(np.mod(along, DASH_M + GAP_M), 0.0, DASH_M, self.pz)
         centre = _coverage(r, -0.5 * LINE_WIDTH_M, 0.5 * LINE_WIDTH_M, self.px) * dash
-        tex = self._texture(s, along)[..., None] - 0.5
-        ground = scene.verge * (1.0 + 2.5 * scene.texture_gain * tex)
-        asphalt = scene.asphalt * (1.0 + scene.texture_gain * tex)
-        img = ground + road[..., None] * (asphalt - ground)
-        img = img + lines[..., None] * (_WHITE - img)
-        img = img + centre[..., None] * (scene.centre - img)
-        if len(scene.shadows):
-            shade = np.ones_like(s)
-            for xs, zs, rx, rz in scene.shadows:
-                zs_here = np.mod(zs - travelled, 64.0) + 2.0
-                inside = ((s - xs) / rx) ** 2 + ((z - zs_here) / rz) ** 2 < 1.0
-                shade[inside] = scene.shadow_depth
-            img = img * shade[..., None]
-        img = img * self.fog + _SKY_LOW * (1.0 - self.fog)
+        tex = self._texture(s, along) - 0.5
+        light = self.fog if not len(scene.shadows) else self._shade(s, travelled, scene) * self.fog
+        kept = (1.0 - lines) * (1.0 - centre) * light  # what the painted lines leave of the ground
+        weights = self.weights
+        weights[..., 0] = (1.0 - road) * (1.0 + 2.5 * scene.texture_gain * tex) * kept  # verge
+        weights[..., 1] = road * (1.0 + scene.texture_gain * tex) * kept  # asphalt
+        weights[..., 2] = lines * (1.0 - centre) * light  # the white edge lines
+        weights[..., 3] = centre * light  # the centre line
+        exposure = (scene.gain * scene.tint * 255.0).astype(np.float32)
+        colours = (np.stack([scene.verge, scene.asphalt, _WHITE, scene.centre, _SKY_LOW]) * exposure).astype(np.float32)
         frame = np.empty((self.height, self.width, 3), dtype=np.float32)
-        frame[:self.first_ground] = self.sky
-        frame[self.first_ground:] = img
-        frame *= (scene.gain * scene.tint * 255.0).astype(np.float32)
+        frame[:self.first_ground] = self.sky * exposure
+        np.matmul(weights.reshape(-1, 5), colours, out=frame[self.first_ground:].reshape(-1, 3))
         if scene.noise > 0:
             dy, dx = rng.randint(0, 64, size=2)
             frame += self.noise_field[dy:dy + self.height, dx:dx + self.width] * np.float32(scene.noise * 255.0)
@@ -150,33 +166,84 @@ class RoadRenderer:
         return frame.astype(np.uint8)
 
 
-def random_pose(rng: np.random.RandomState):
-    """A pose a driver could plausibly be in, with straight roads well represented."""
+VIEWS = ("recovery", "centred")
+
+
+def random_pose(rng: np.random.RandomState, views: str = "recovery"):
+    """A pose a driver could plausibly be in, with straight roads well represented. "recovery": shifted
+    (sd 0.45 m, up to 1.2 m) and rotated (sd 0.05 rad) off the lane centre, each labelled with the steering
+    back to it, as PilotNet's paper shifts and rotates its camera views to teach recovery from drift;
+    "centred": only what a careful driver's camera sees (sd 0.1 m and 0.01 rad), for comparison."""
     k = 0.0 if rng.rand() < 0.2 else rng.uniform(-1.0 / 45.0, 1.0 / 45.0)
     dk = rng.uniform(-2e-4, 2e-4)
-    d = float(np.clip(rng.normal(0.0, 0.45), -1.2, 1.2))
-    psi = float(np.clip(rng.normal(0.0, 0.05), -0.15, 0.15))
+    if views == "centred":
+        d = float(np.clip(rng.normal(0.0, 0.1), -0.3, 0.3))
+        psi = float(np.clip(rng.normal(0.0, 0.01), -0.03, 0.03))
+    else:
+        d = float(np.clip(rng.normal(0.0, 0.45), -1.2, 1.2))
+        psi = float(np.clip(rng.normal(0.0, 0.05), -0.15, 0.15))
     return d, psi, k, dk
 
 
-def sample_frames(n: int, width: int = 320, height: int = 180, seed: int = 0):
+def sample_frames(n: int, width: int = 320, height: int = 180, seed: int = 0, views: str = "recovery"):
     """n independent frames (uint8 BGR, n x height x width x 3) and their steering labels (float32, n)."""
+    if views not in VIEWS:
+        raise ValueError("views must be one of %s, not %r" % (", ".join(VIEWS), views))
     rng = np.random.RandomState(seed)
     renderer = RoadRenderer(width, height, seed)
     frames = np.empty((n, height, width, 3), dtype=np.uint8)
     labels = np.empty((n,), dtype=np.float32)
     for i in range(n):
-        d, psi, k, dk = random_pose(rng)
+        d, psi, k, dk = random_pose(rng, views)
         scene = Scene(rng)
         frames[i] = renderer.render(d, psi, k, dk, rng.uniform(0, 1000), scene, rng)
         labels[i] = steering_label(d, psi, k, dk)
     return frames, labels
 
 
-class RoadDrive:
-    """An endless, continuous drive: a car wandering in its lane along a winding road, 1/fps s a frame.
+def move(d: float, psi: float, k: float, curvature: float, distance: float):
+    """The car's new pose (d, psi) after `distance` metres at the path `curvature` (1/m, right positive) on a
+    road of curvature k: the kinematic bicycle model in the lane's frame (steering as the inverse radius it
+    drives, as the labels give it, so no wheelbase enters). The car turns by (curvature - k) per metre
+    relative to the lane, and drifts sideways by the sine of its heading error."""
+    psi += (curvature - k) * distance
+    d += math.sin(psi) * distance
+    return d, psi
 
-    `next()` returns (frame, steering label). The driver follows the lane with lag and noise, so the
+
+class Track:
+    """A winding road as the car travels along it: its curvature eases towards a new target every 30-120 m
+    (radius at least 50 m, straight 30% of the time), and its look (light, verge, shadows) changes every
+    100-250 m. Drawn from its own random state, so the road is the same whatever drives on it."""
+
+    def __init__(self, rng: np.random.RandomState):
+        self.rng = rng
+        self.k, self.dk, self.k_target = 0.0, 0.0, 0.0
+        self.travelled = 0.0
+        self.next_bend = 40.0
+        self.scene = Scene(rng)
+        self.next_scene = 150.0
+
+    def bend(self, distance: float):
+        """The curvature `distance` metres on (eased towards the target, at most 4e-4 1/m per metre)."""
+        rng = self.rng
+        if self.travelled >= self.next_bend:
+            self.k_target = 0.0 if rng.rand() < 0.3 else rng.uniform(-1.0 / 50.0, 1.0 / 50.0)
+            self.next_bend = self.travelled + rng.uniform(30.0, 120.0)
+        self.dk = float(np.clip((self.k_target - self.k) / 25.0, -4e-4, 4e-4))
+        self.k += self.dk * distance
+
+    def travel(self, distance: float):
+        """Moves `distance` metres on, and changes the scene where it is due."""
+        self.travelled += distance
+        if self.travelled >= self.next_scene:
+            self.scene = _blend_scene(self.scene, Scene(self.rng))
+            self.next_scene = self.travelled + self.rng.uniform(100.0, 250.0)
+
+
+class RoadDrive:
+    """An endless, continuous drive: a car wandering in its lane along a winding road (Track), 1/fps s a
+    frame. `next()` returns (frame, steering label). The driver follows the lane with lag and noise, so the
     label varies the way a human's steering would. Light and shadows change slowly.
     """
 
@@ -186,35 +253,22 @@ class RoadDrive:
         self.rng = np.random.RandomState(seed)
         self.renderer = RoadRenderer(width, height, seed)
         self.dt = 1.0 / fps
-        self.d, self.psi, self.k, self.dk = 0.0, 0.0, 0.0, 0.0
-        self.k_target = 0.0
-        self.travelled = 0.0
-        self.next_bend = 40.0
+        self.d, self.psi = 0.0, 0.0
+        self.track = Track(self.rng)
         self.wander = 0.0
-        self.scene = Scene(self.rng)
-        self.next_scene = 150.0
 
     def next(self):
-        rng, dt, v = self.rng, self.dt, self.SPEED_MPS
-        label = steering_label(self.d, self.psi, self.k, self.dk)
-        frame = self.renderer.render(self.d, self.psi, self.k, self.dk, self.travelled, self.scene, rng)
-        # the road: curvature eases towards a new target every few dozen metres
-        if self.travelled >= self.next_bend:
-            self.k_target = 0.0 if rng.rand() < 0.3 else rng.uniform(-1.0 / 50.0, 1.0 / 50.0)
-            self.next_bend = self.travelled + rng.uniform(30.0, 120.0)
-        self.dk = float(np.clip((self.k_target - self.k) / 25.0, -4e-4, 4e-4))
-        self.k += self.dk * v * dt
+        rng, dt, track = self.rng, self.dt, self.track
+        step = self.SPEED_MPS * dt
+        label = steering_label(self.d, self.psi, track.k, track.dk)
+        frame = self.renderer.render(self.d, self.psi, track.k, track.dk, track.travelled, track.scene, rng)
+        track.bend(step)
         # the driver: the ideal steering, smoothed, plus slow wander
         self.wander += -self.wander * 0.5 * dt + rng.normal(0.0, 0.6) * math.sqrt(dt)
         steer = label + self.wander * 0.3
-        curv = steer / STEERING_RADIUS_M
-        self.psi += v * (curv - self.k) * dt
-        self.d += v * math.sin(self.psi) * dt
+        self.d, self.psi = move(self.d, self.psi, track.k, steer / STEERING_RADIUS_M, step)
         self.d = float(np.clip(self.d, -1.5, 1.5))
-        self.travelled += v * dt
-        if self.travelled >= self.next_scene:
-            self.scene = _blend_scene(self.scene, Scene(rng))
-            self.next_scene = self.travelled + rng.uniform(100.0, 250.0)
+        track.travel(step)
         return frame, label
 
 

@@ -30,6 +30,9 @@ def build_parser():
     parser.add_argument("--limit", type=positive_int, metavar="N",
                         help="at most N training examples (road: generate N frames; default 3000)")
     parser.add_argument("--seed", type=int, default=0, help="for the split, the road and the weights")
+    parser.add_argument("--road-views", choices=("recovery", "centred"), default="recovery",
+                        help="road: views shifted and rotated off the lane centre, labelled to steer back "
+                             "(recovery, PilotNet's augmentation; the default), or only near the centre (centred)")
     parser.add_argument("--out", metavar="RUN_DIR", help="where the model, history, plot and metadata go")
     parser.add_argument("--summary", action="store_true", help="print the Keras summary and exit")
     group = parser.add_argument_group("transfer learning (%s only)" % ", ".join(backbones.BACKBONES))
@@ -74,6 +77,8 @@ def _main(argv):
         raise UserError("%s needs a two-class image folder: --data folder:PATH (one subfolder per class)"
                         % spec.name)
     datasets.check(data, spec)
+    if args.road_views != "recovery" and data != "road":
+        raise UserError("--road-views is for --data road")
     if os.path.exists(args.out) and not os.path.isdir(args.out):
         raise UserError("--out %s exists and is not a folder" % args.out)
     from . import load_tensorflow, trainer
@@ -85,7 +90,7 @@ def _main(argv):
         print(spec.describe(), file=sys.stderr)
 
     print("loading %s for %s" % (data, spec.name), file=sys.stderr)
-    dataset = datasets.load(data, spec, limit=args.limit, seed=args.seed)
+    dataset = datasets.load(data, spec, limit=args.limit, seed=args.seed, road_views=args.road_views)
     trainer.train(spec, dataset, args.out, args.epochs, args.batch_size, seed=args.seed)
     print("wrote %s (model.keras, history.json, training.png, summary.txt, meta.json, samples/)" % args.out)
     return 0

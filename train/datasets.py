@@ -159,8 +159,9 @@ def _read_folder(path):
     return images, np.array(targets, dtype=np.int64), classes
 
 
-def load(name: str, spec, limit=None, seed: int = 0) -> Dataset:
-    """Load and prepare a dataset for a zoo Spec; limit caps (or, for road, sets) the training size."""
+def load(name: str, spec, limit=None, seed: int = 0, road_views: str = "recovery") -> Dataset:
+    """Load and prepare a dataset for a zoo Spec; limit caps (or, for road, sets) the training size.
+    road_views: the road's training views (runtime.road.random_pose); validation always has recovery views."""
     from .inputs import prepare
 
     check(name, spec)
@@ -173,7 +174,7 @@ def load(name: str, spec, limit=None, seed: int = 0) -> Dataset:
 
         n_train = limit or 3000
         n_val = max(100, n_train // 5)
-        frames, y = road.sample_frames(n_train, ROAD_SIZE[0], ROAD_SIZE[1], seed=seed)
+        frames, y = road.sample_frames(n_train, ROAD_SIZE[0], ROAD_SIZE[1], seed=seed, views=road_views)
         x_train = prep(frames[..., ::-1])
         del frames
         val_frames, y_val = road.sample_frames(n_val, ROAD_SIZE[0], ROAD_SIZE[1], seed=seed + 100003)
