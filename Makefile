@@ -1,5 +1,6 @@
 # make setup: .venv with everything a desktop needs (quick when already done)
-# make demo:  train pilotnet on the procedural road and a digits classifier, export both, run the runtime
+# make demo:  train pilotnet on the procedural road and a digits classifier, export both, run the runtime,
+#             and let pilotnet drive the road in closed loop
 # make test:  the test suite
 # make test-board: the runtime's own tests (tests/runtime/), which need no TensorFlow and never run setup:
 #             on a board, PYTHON_BOARD=/path/to/venv/bin/python make test-board
@@ -36,6 +37,7 @@ demo: setup
 	mkdir -p runs/demo
 	$(PY) -m runtime run bundles/pilotnet --source synthetic://road --max-frames 300 --no-display \
 		--output runs/demo/road.mp4 --jsonl runs/demo/road.jsonl
+	$(PY) -m runtime drive bundles/pilotnet --seconds 60 --output runs/demo/drive.mp4 --plot runs/demo/drive.png
 	$(PY) -m train --model mnist_cnn --data digits --epochs 5 --out runs/digits
 	$(PY) -m export onnx runs/digits --out bundles/digits
 	$(PY) -m runtime run bundles/digits --source bundles/digits/samples --no-display \
@@ -45,6 +47,7 @@ demo: setup
 	@echo "Bundles:         bundles/pilotnet  bundles/digits  (python -m runtime info BUNDLE)"
 	@echo "On a Jetson:     python -m runtime engine bundles/pilotnet; python -m export verify bundles/pilotnet"
 	@echo "Annotated video: runs/demo/road.mp4"
+	@echo "Closed loop:     runs/demo/drive.mp4  runs/demo/drive.png  (python -m runtime drive bundles/pilotnet --compare)"
 	@echo "JSON lines:      runs/demo/road.jsonl  runs/demo/digits.jsonl"
 
 test: setup

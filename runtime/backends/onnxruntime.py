@@ -48,6 +48,7 @@ class OnnxRuntimeBackend(Backend):
         if self.spinning == shared:
             self.spinning = not shared
             if self.session is not None:
+                self.session = None  # freed before its successor is made: never two sessions' memory at once
                 self.activate()
 
     def deactivate(self):

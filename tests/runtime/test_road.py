@@ -43,3 +43,14 @@ def test_a_drive_is_continuous_and_its_steering_varies():
     step = np.mean([np.abs(frames[i].astype(int) - frames[i + 1]).mean() for i in range(0, 50)])
     assert step < 25  # neighbouring frames look alike
     assert np.std(labels) > 0.02 and max(np.abs(np.diff(labels))) < 0.1
+
+
+def test_recovery_views_leave_the_lane_centre_and_centred_views_keep_near_it():
+    """PilotNet's augmentation: views shifted and rotated off the centre, each labelled to steer back."""
+    rng = np.random.RandomState(0)
+    recovery = np.array([road.random_pose(rng)[:2] for _ in range(2000)])
+    centred = np.array([road.random_pose(rng, "centred")[:2] for _ in range(2000)])
+    assert np.abs(recovery[:, 0]).max() > 1.0 and np.abs(centred[:, 0]).max() <= 0.3
+    assert recovery.std(axis=0)[0] > 3 * centred.std(axis=0)[0] and recovery.std(axis=0)[1] > 3 * centred.std(axis=0)[1]
+    # a car right of the centre, heading along a straight lane, is told to steer left, back to it
+    assert road.steering_label(0.8, 0.0, 0.0) < -0.2 and road.steering_label(-0.8, 0.0, 0.0) > 0.2

@@ -60,6 +60,8 @@ def test_folder_dataset_trains_the_binary_classifier(tmp_path):
     (["--model", "pilotnet", "--data", "digits"], "pilotnet is a steering model"),
     (["--model", "binary_cnn"], "needs a two-class image folder"),
     (["--model", "mnist_cnn", "--epochs", "0"], "invalid positive integer value"),
+    (["--model", "mnist_cnn", "--road-views", "centred"], "--road-views is for --data road"),
+    (["--model", "pilotnet", "--road-views", "sideways"], "invalid choice: 'sideways'"),
 ])
 def test_bad_training_requests_are_one_line_exit_2(tmp_path, args, message):
     proc = cli("train", *args, "--out", tmp_path / "run")
