@@ -55,8 +55,8 @@ def main():
     import cv2
 
     capture = cv2.VideoCapture(video)
-    capture.set(cv2.CAP_PROP_POS_FRAMES, 450)
-    ok, frame = capture.read()
+    for _ in range(450):  # read up to 15 s in, frame by frame (seeking an mp4v file can blend two frames)
+        ok, frame = capture.read()
     if ok:
         cv2.imwrite(os.path.join(args.out, "drive_frame.png"), frame)
     head = ("| training views | controller | precision | autonomy | interventions | mean abs offset (m) | "
