@@ -26,6 +26,7 @@ board), zero (never steers: the floor) and pure-pursuit (the ideal steering from
 from __future__ import annotations
 
 import collections
+import os
 import time
 
 import numpy as np
@@ -197,8 +198,8 @@ class DriveVideo:
         overlay.draw(big, Result(steering=steering), None, ideal)
         inset = self.top_down(sim)
         big[8:8 + inset.shape[0], -8 - inset.shape[1]:-8] = inset
-        text = "t %.1f s  offset %+.2f m  interventions %d" % (sim.seconds, sim.d, sim.interventions)
-        overlay._text(cv2, big, text, (10, big.shape[0] - 12), 0.5, (255, 255, 255))
+        status = "t %.1f s  offset %+.2f m  interventions %d" % (sim.seconds, sim.d, sim.interventions)
+        overlay.text(cv2, big, status, (10, big.shape[0] - 12), 0.5, (255, 255, 255))
         self.video.write(None, None, big)
 
     def top_down(self, sim):
@@ -302,6 +303,7 @@ def main(args):
     from . import bundle as bundle_format
     from .model import Model
     from .outputs.base import check_writable
+    from .outputs.files import VIDEO_EXTS
 
     if args.delay_frames < 0:
         raise UserError("--delay-frames must be 0 or more")
@@ -312,8 +314,8 @@ def main(args):
         from .errors import require
 
         require("matplotlib", "plot", "--plot")
-    if args.output and not args.output.lower().endswith((".mp4", ".avi", ".mkv", ".mov", ".m4v")):
-        raise UserError("--output %s: give a video file (.mp4, .avi, .mkv)" % args.output)
+    if args.output and os.path.splitext(args.output)[1].lower() not in VIDEO_EXTS:
+        raise UserError("--output %s: give a video file (%s)" % (args.output, ", ".join(sorted(VIDEO_EXTS))))
     bundle = bundle_format.load(args.bundle)
     if args.controller == "model" or args.compare:
         steering_units(bundle)

@@ -7,13 +7,13 @@ import math
 _GREEN, _WHITE, _BLACK, _AMBER = (80, 220, 80), (255, 255, 255), (0, 0, 0), (0, 190, 255)
 
 
-def _text(cv2, img, text, org, scale, color):
+def text(cv2, img, string, org, scale, color):
     """Text with a dark drop shadow, readable on any background. (A thicker dark copy underneath does not
     line up: OpenCV advances each character by the stroke's thickness too, so it runs wider.)"""
     thickness = max(1, int(round(2 * scale)))
     shadow = (org[0] + thickness, org[1] + thickness)
-    cv2.putText(img, text, shadow, cv2.FONT_HERSHEY_SIMPLEX, scale, _BLACK, thickness, cv2.LINE_AA)
-    cv2.putText(img, text, org, cv2.FONT_HERSHEY_SIMPLEX, scale, color, thickness, cv2.LINE_AA)
+    cv2.putText(img, string, shadow, cv2.FONT_HERSHEY_SIMPLEX, scale, _BLACK, thickness, cv2.LINE_AA)
+    cv2.putText(img, string, org, cv2.FONT_HERSHEY_SIMPLEX, scale, color, thickness, cv2.LINE_AA)
 
 
 def draw(image, result, fps=None, truth=None):
@@ -24,11 +24,11 @@ def draw(image, result, fps=None, truth=None):
     scale = max(0.45, min(w, h) / 450.0)
     if "steering" in result:
         _steering_gauge(cv2, image, result["steering"], truth, scale)
-    _text(cv2, image, result.text, (int(10 * scale), int(30 * scale)), scale, _GREEN)
+    text(cv2, image, result.text, (int(10 * scale), int(30 * scale)), scale, _GREEN)
     if fps:
         label = "%.1f FPS" % fps
         (tw, _), _ = cv2.getTextSize(label, cv2.FONT_HERSHEY_SIMPLEX, scale, 1)
-        _text(cv2, image, label, (w - tw - int(12 * scale), int(30 * scale)), scale, _WHITE)
+        text(cv2, image, label, (w - tw - int(12 * scale), int(30 * scale)), scale, _WHITE)
     return image
 
 
