@@ -5,6 +5,7 @@ describe a bundle (`info`)."""
 from __future__ import annotations
 
 import json
+import signal
 import sys
 
 from . import bundle as bundle_format, drive
@@ -109,11 +110,12 @@ def command_run(args):
                                                          model.backend.detail, model.backend.reason), file=sys.stderr)
             stats = run(model, source, outputs, args.max_frames, log=None if args.quiet else sys.stderr,
                         realtime=args.realtime)
-    print(stats.summary() + (" (stopped by Ctrl-C)" if stats.interrupted else ""))
+    stopped_by = {signal.SIGINT: "Ctrl-C", signal.SIGTERM: "SIGTERM"}.get(stats.signal, "a signal")
+    print(stats.summary() + (" (stopped by %s)" % stopped_by if stats.interrupted else ""))
     for path in args.output + ([args.jsonl] if args.jsonl else []):
         print("wrote %s" % path)
     if stats.interrupted:
-        return 130
+        return 128 + int(stats.signal or signal.SIGINT)  # 130 for Ctrl-C, 143 for SIGTERM, as a shell reports them
     if stats.frames == 0:
         raise UserError("the source %s gave no frames" % args.source)
 

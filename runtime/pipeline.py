@@ -56,6 +56,7 @@ class Stats:
         self.dropped = 0
         self.reconnects = 0
         self.interrupted = False
+        self.signal = None  # signal.SIGINT or SIGTERM when one stopped the run
         self.start = time.perf_counter()
         self.end = self.start
 
@@ -101,26 +102,32 @@ class Stats:
 
 
 class StopOnCtrlC:
-    """The first Ctrl-C asks the run to stop after the frame in hand (so every output gets every frame);
-    a second one interrupts at once. Only the main thread can receive signals; elsewhere this is inert."""
+    """The first Ctrl-C (SIGINT) or SIGTERM (how systemd, docker and `timeout` stop a process) asks the run to
+    stop after the frame in hand, so every output gets every frame and is closed complete; `signum` says
+    which came. A second one interrupts at once. Only the main thread can receive signals; elsewhere this
+    is inert."""
+
+    SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
     def __init__(self):
         self.requested = False
-        self.previous = None
+        self.signum = None
+        self.previous = {}
 
     def _handler(self, signum, frame):
         if self.requested:
             raise KeyboardInterrupt
-        self.requested = True
+        self.requested, self.signum = True, signum
 
     def __enter__(self):
         if threading.current_thread() is threading.main_thread():
-            self.previous = signal.signal(signal.SIGINT, self._handler)
+            for sig in self.SIGNALS:
+                self.previous[sig] = signal.signal(sig, self._handler)
         return self
 
     def __exit__(self, *exc):
-        if self.previous is not None:
-            signal.signal(signal.SIGINT, self.previous)
+        for sig, previous in self.previous.items():
+            signal.signal(sig, previous)
 
 
 class Capture:
@@ -310,6 +317,7 @@ def run(model, source, outputs=(), max_frames=None, status_every=5.0, log=sys.st
                     next_status = stats.end + status_every
         except KeyboardInterrupt:  # a second Ctrl-C: stop now; outputs are still closed below
             ctrl_c.requested = True
+            ctrl_c.signum = ctrl_c.signum or signal.SIGINT
         finally:
             loop.close()  # stops the capture thread
             for out in outputs:
@@ -317,4 +325,5 @@ def run(model, source, outputs=(), max_frames=None, status_every=5.0, log=sys.st
     stats.dropped = frames.dropped
     stats.reconnects = getattr(source, "reconnects", 0)
     stats.interrupted = ctrl_c.requested
+    stats.signal = ctrl_c.signum if ctrl_c.requested else None
     return stats

@@ -92,7 +92,11 @@ def test_info_describes_a_bundle(digits_bundle):
     assert "classification" in proc.stdout and '"format": "edge-bundle"' in proc.stdout
 
 
-def test_ctrl_c_stops_cleanly_with_every_output_complete(pilot_bundle, tmp_path):
+@pytest.mark.parametrize("signame, status, said", [("SIGINT", 130, "stopped by Ctrl-C"),
+                                                   ("SIGTERM", 143, "stopped by SIGTERM")])
+def test_ctrl_c_or_sigterm_stops_cleanly_with_every_output_complete(pilot_bundle, tmp_path, signame, status, said):
+    """SIGTERM (systemd, docker, timeout) does what the first Ctrl-C does: the frame in hand finished, every
+    output closed complete, the summary printed; the exit status says which signal (128 + its number)."""
     import signal
     import time
 
@@ -106,10 +110,10 @@ def test_ctrl_c_stops_cleanly_with_every_output_complete(pilot_bundle, tmp_path)
     while time.time() < deadline and (not (tmp_path / "o.jsonl").exists()
                                       or (tmp_path / "o.jsonl").stat().st_size < 2000):
         time.sleep(0.2)
-    proc.send_signal(signal.SIGINT)
+    proc.send_signal(getattr(signal, signame))
     out, err = proc.communicate(timeout=60)
-    assert proc.returncode == 130, err
-    assert "stopped by Ctrl-C" in out and "Traceback" not in err
+    assert proc.returncode == status, err
+    assert said in out and "Traceback" not in err
     lines = read_jsonl(tmp_path / "o.jsonl")
     video = cv2.VideoCapture(str(tmp_path / "o.mp4"))
     assert len(lines) > 0 and int(video.get(cv2.CAP_PROP_FRAME_COUNT)) == len(lines)
