@@ -61,10 +61,7 @@ def network_sized(bundle, images):
     resize: what is left to measure is the pipeline itself (colour conversion, scaling, inference, handoffs)."""
     import cv2
 
-    pre, crop = bundle.preprocess, bundle.preprocess.get("crop") or {"top": 0, "bottom": 1, "left": 0, "right": 1}
-    w, h = pre["resize"]["width"], pre["resize"]["height"]
-    size = (int(round(w / (crop["right"] - crop["left"]))), int(round(h / (crop["bottom"] - crop["top"]))))
-    return [cv2.resize(im, size, interpolation=cv2.INTER_AREA) for im in images]
+    return [cv2.resize(im, bundle.network_frame_size, interpolation=cv2.INTER_AREA) for im in images]
 
 
 class MemoryFrames(Source):

@@ -116,6 +116,14 @@ class Bundle:
         name = samples.get("keras_outputs")
         return os.path.join(self.path, samples.get("dir", "samples"), name) if name else None
 
+    @property
+    def network_frame_size(self):
+        """(width, height) of the frame whose crop is exactly the network's input: nothing left to resize."""
+        pre = self.preprocess
+        crop = pre.get("crop") or {"top": 0, "bottom": 1, "left": 0, "right": 1}
+        w, h = pre["resize"]["width"], pre["resize"]["height"]
+        return int(round(w / (crop["right"] - crop["left"]))), int(round(h / (crop["bottom"] - crop["top"])))
+
     def describe(self) -> str:
         shape = "x".join("N" if d is None else str(d) for d in self.input["shape"])
         pre = self.preprocess

@@ -90,14 +90,6 @@ class Simulator:
         return False
 
 
-def network_frame_size(bundle):
-    """The frame size whose crop is exactly the network's input (no resize left to do)."""
-    pre = bundle.preprocess
-    crop = pre.get("crop") or {"top": 0, "bottom": 1, "left": 0, "right": 1}
-    w, h = pre["resize"]["width"], pre["resize"]["height"]
-    return (int(round(w / (crop["right"] - crop["left"]))), int(round(h / (crop["bottom"] - crop["top"]))))
-
-
 def steering_units(bundle):
     """Curvature (1/m, right positive) per unit of the bundle's steering output."""
     steering = bundle.steering or {}
@@ -147,7 +139,7 @@ def drive(model, controller, seconds, seed=DEFAULT_SEED, delay_frames=1, precisi
     if controller not in CONTROLLERS:
         raise UserError("unknown controller %r (choose from: %s)" % (controller, ", ".join(CONTROLLERS)))
     bundle = model.bundle if model is not None else bundle
-    size = network_frame_size(bundle) if bundle is not None else (200, 110)
+    size = bundle.network_frame_size if bundle is not None else (200, 110)
     per_unit = steering_units(bundle) if controller == "model" else 1.0 / road.STEERING_RADIUS_M
     sim = Simulator(size[0], size[1], seed, delay_frames)
     record = Drive(controller, precision if controller == "model" else "-", seed, delay_frames)
