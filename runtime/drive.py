@@ -40,9 +40,10 @@ OFF_LANE_M = 1.0
 PENALTY_S = 6.0  # what the paper counts for each intervention
 DEFAULT_SEED = 2016
 CONTROLLERS = ("model", "zero", "pure-pursuit")
-TRACK = {"speed_mps": SPEED_MPS, "fps": FPS, "max_curvature_per_m": 1.0 / 50.0, "straight_fraction": 0.3,
-         "bend_every_m": [30.0, 120.0], "lane_width_m": road.LANE_WIDTH_M, "intervention_offset_m": OFF_LANE_M,
-         "light_gain": [0.55, 1.25], "shadows": [0, 6], "scene_every_m": [100.0, 250.0]}
+TRACK = {"speed_mps": SPEED_MPS, "fps": FPS, "max_curvature_per_m": road.Track.MAX_CURVATURE,
+         "straight_fraction": road.Track.STRAIGHT, "bend_every_m": list(road.Track.BEND_EVERY_M),
+         "lane_width_m": road.LANE_WIDTH_M, "intervention_offset_m": OFF_LANE_M, "light_gain": list(road.Scene.GAIN),
+         "shadows": [0, road.Scene.MAX_SHADOWS], "scene_every_m": list(road.Track.SCENE_EVERY_M)}  # from road.py
 
 
 class Simulator:

@@ -60,15 +60,18 @@ def _coverage(pos, lo, hi, width):
 class Scene:
     """Appearance that is not pose: lighting, verge colour, shadows, noise, texture. Drawn from a seed."""
 
+    GAIN = (0.55, 1.25)  # overall light
+    MAX_SHADOWS = 6  # roadside trees' shadows
+
     def __init__(self, rng: np.random.RandomState):
-        self.gain = rng.uniform(0.55, 1.25)
+        self.gain = rng.uniform(*self.GAIN)
         self.tint = rng.uniform(0.9, 1.1, size=3)
         self.verge = _VERGES[rng.randint(len(_VERGES))] * rng.uniform(0.8, 1.2)
         self.asphalt = _ASPHALT * rng.uniform(0.75, 1.25)
         self.centre = _YELLOW if rng.rand() < 0.5 else _WHITE
         self.noise = rng.uniform(0.0, 0.035)
         self.texture_gain = rng.uniform(0.04, 0.12)
-        n = rng.randint(0, 7)
+        n = rng.randint(0, self.MAX_SHADOWS + 1)
         # shadows of roadside trees: (lateral m from lane centre, distance m along the road, radii m)
         self.shadows = np.stack([
             rng.uniform(-9.0, 6.0, n), rng.uniform(4.0, 60.0, n),
@@ -216,6 +219,11 @@ class Track:
     (radius at least 50 m, straight 30% of the time), and its look (light, verge, shadows) changes every
     100-250 m. Drawn from its own random state, so the road is the same whatever drives on it."""
 
+    MAX_CURVATURE = 1.0 / 50.0  # 1/m: a radius of at least 50 m
+    STRAIGHT = 0.3  # the share of bends that are straight
+    BEND_EVERY_M = (30.0, 120.0)
+    SCENE_EVERY_M = (100.0, 250.0)
+
     def __init__(self, rng: np.random.RandomState):
         self.rng = rng
         self.k, self.dk, self.k_target = 0.0, 0.0, 0.0
@@ -228,8 +236,9 @@ class Track:
         """The curvature `distance` metres on (eased towards the target, at most 4e-4 1/m per metre)."""
         rng = self.rng
         if self.travelled >= self.next_bend:
-            self.k_target = 0.0 if rng.rand() < 0.3 else rng.uniform(-1.0 / 50.0, 1.0 / 50.0)
-            self.next_bend = self.travelled + rng.uniform(30.0, 120.0)
+            k = self.MAX_CURVATURE
+            self.k_target = 0.0 if rng.rand() < self.STRAIGHT else rng.uniform(-k, k)
+            self.next_bend = self.travelled + rng.uniform(*self.BEND_EVERY_M)
         self.dk = float(np.clip((self.k_target - self.k) / 25.0, -4e-4, 4e-4))
         self.k += self.dk * distance
 
@@ -238,7 +247,7 @@ class Track:
         self.travelled += distance
         if self.travelled >= self.next_scene:
             self.scene = _blend_scene(self.scene, Scene(self.rng))
-            self.next_scene = self.travelled + self.rng.uniform(100.0, 250.0)
+            self.next_scene = self.travelled + self.rng.uniform(*self.SCENE_EVERY_M)
 
 
 class RoadDrive:
