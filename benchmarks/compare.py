@@ -139,6 +139,23 @@ def tutorial_preprocess(image, pre):
     return x.reshape((1,) + x.shape if x.ndim == 3 else (1,) + x.shape + (1,))
 
 
+def tutorial_step(session, input_name, pre, post):
+    """The tutorial loop's body, image -> outputs: its preprocessing, ONNX Runtime, and the same overlay as the
+    runtime draws, a tutorial's FPS counter included (so drawing costs both the same)."""
+    from runtime import overlay
+
+    last = [time.perf_counter()]
+
+    def step(image):
+        out = session.run(None, {input_name: tutorial_preprocess(image, pre)})
+        now = time.perf_counter()
+        fps, last[0] = 1.0 / max(now - last[0], 1e-9), now
+        overlay.draw(image.copy(), post(out), fps, None)
+        return out
+
+    return step
+
+
 def measure(approach, source, bundle, run_dir, frames):
 
     from runtime import bundle as bundle_format
@@ -164,19 +181,9 @@ def measure(approach, source, bundle, run_dir, frames):
         session = ort.InferenceSession(b.model_path, providers=["CPUExecutionProvider"])
         name = session.get_inputs()[0].name
 
-        from runtime import overlay
         from runtime.postprocess import Postprocessor
 
-        post = Postprocessor(b.task, b.labels, b.outputs, b.steering)
-
-        last = [time.perf_counter()]
-
-        def step(image):
-            out = session.run(None, {name: tutorial_preprocess(image, pre)})
-            now = time.perf_counter()
-            fps, last[0] = 1.0 / max(now - last[0], 1e-9), now  # a tutorial's FPS counter
-            overlay.draw(image.copy(), post(out), fps, None)  # the same drawing as the runtime's, FPS included
-            return out
+        step = tutorial_step(session, name, pre, Postprocessor(b.task, b.labels, b.outputs, b.steering))
     elif approach == "bare":
         from runtime.model import Model
 

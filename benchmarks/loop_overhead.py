@@ -21,17 +21,13 @@ sys.path.insert(0, os.path.dirname(HERE))
 sys.path.insert(0, HERE)
 
 
-def tutorial_loop(model, session, input_name, images, pre, compare, overlay):
-    """compare.py's sequential loop on frames in memory, sharing the runtime's session: n -> FPS."""
+def tutorial_loop(step, images):
+    """compare.py's tutorial loop on frames in memory: n -> FPS."""
 
     def loop(n):
-        start = last = time.perf_counter()
+        start = time.perf_counter()
         for i in range(n):
-            image = images[i % len(images)]
-            out = session.run(None, {input_name: compare.tutorial_preprocess(image, pre)})
-            now = time.perf_counter()
-            fps, last = 1.0 / max(now - last, 1e-9), now
-            overlay.draw(image.copy(), model.postprocess(out), fps, None)
+            step(images[i % len(images)])
         return n / (time.perf_counter() - start)
 
     return loop
@@ -39,7 +35,6 @@ def tutorial_loop(model, session, input_name, images, pre, compare, overlay):
 
 def main():
     import compare
-    from runtime import overlay
     from runtime.bench import MemoryFrames
     from runtime.model import Model
     from runtime.pipeline import run
@@ -59,7 +54,7 @@ def main():
         pre = model.bundle.preprocess
         frames = max(args.frames // (8 if name == "binary_cnn" else 1), 200)
 
-        tutorial = tutorial_loop(model, session, input_name, images, pre, compare, overlay)
+        tutorial = tutorial_loop(compare.tutorial_step(session, input_name, pre, model.postprocess), images)
         source = MemoryFrames(images)
         tutorial(compare.WARMUP)
         run(model, source, [compare._drawn()], max_frames=compare.WARMUP, log=None, capture_thread=False)
