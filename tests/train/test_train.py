@@ -62,6 +62,11 @@ def test_folder_dataset_trains_the_binary_classifier(tmp_path):
     (["--model", "mnist_cnn", "--epochs", "0"], "invalid positive integer value"),
     (["--model", "mnist_cnn", "--road-views", "centred"], "--road-views is for --data road"),
     (["--model", "pilotnet", "--road-views", "sideways"], "invalid choice: 'sideways'"),
+    (["--model", "mobilenetv2", "--weights", "/no/such/weights.h5"], "no such file"),
+    (["--model", "mobilenetv2", "--image-size", "16"], "--image-size 16 is too small for mobilenetv2 (at least 32)"),
+    (["--model", "efficientnetb0", "--fine-tune", "20"], "--fine-tune needs --weights"),
+    (["--model", "mnist_cnn", "--image-size", "64"], "are for the backbones"),
+    (["--model", "mobilenetv2", "--fine-tune-epochs", "3"], "--fine-tune-epochs needs --fine-tune N"),
 ])
 def test_bad_training_requests_are_one_line_exit_2(tmp_path, args, message):
     proc = cli("train", *args, "--out", tmp_path / "run")

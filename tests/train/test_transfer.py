@@ -7,7 +7,6 @@ import json
 import numpy as np
 import pytest
 
-from tests.conftest import cli, one_line_error
 
 SIZE = 32
 
@@ -170,19 +169,6 @@ def test_mismatched_weights_file_is_one_line_exit_2(keras, weights_file, tmp_pat
                                                "--summary"]) == 2
         err = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
         assert len(err) == 1 and "does not fit %s" % model in err[0] and "Traceback" not in err[0], err
-
-
-@pytest.mark.parametrize("args, message", [
-    (["--model", "mobilenetv2", "--weights", "/no/such/weights.h5"], "no such file"),
-    (["--model", "mobilenetv2", "--image-size", "16"], "--image-size 16 is too small for mobilenetv2 (at least 32)"),
-    (["--model", "efficientnetb0", "--fine-tune", "20"], "--fine-tune needs --weights"),
-    (["--model", "mnist_cnn", "--image-size", "64"], "are for the backbones"),
-    (["--model", "mobilenetv2", "--fine-tune-epochs", "3"], "--fine-tune-epochs needs --fine-tune N"),
-])
-def test_bad_transfer_requests_are_one_line_exit_2(tmp_path, args, message):
-    proc = cli("train", *args, "--out", tmp_path / "run")
-    assert one_line_error(proc), proc.stderr
-    assert message in proc.stderr
 
 
 def test_summary_prints_the_backbone_and_says_its_weights_are_random(keras, capsys):
