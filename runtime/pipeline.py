@@ -51,7 +51,7 @@ class Stats:
     def __init__(self, backend=""):
         self.backend = backend
         self.latency_ms = array.array("d")  # 8 bytes a frame, not a float object's 32
-        self.stage_ms = {s: 0.0 for s in STAGES}
+        self.stage_s = dict.fromkeys(STAGES, 0.0)  # summed over the frames
         self.frames = 0
         self.dropped = 0
         self.reconnects = 0
@@ -60,11 +60,16 @@ class Stats:
         self.start = time.perf_counter()
         self.end = self.start
 
-    def add(self, latency_ms, stage_times):
+    def add(self, latency_ms, capture_s, model_times, output_s):
+        """One frame: its latency, its capture and output seconds, and the model's stage seconds (Model.times)."""
         self.frames += 1
         self.latency_ms.append(latency_ms)
-        for name, seconds in stage_times.items():
-            self.stage_ms[name] += seconds * 1000.0
+        s = self.stage_s
+        s["capture"] += capture_s
+        s["preprocess"] += model_times["preprocess"]
+        s["infer"] += model_times["infer"]
+        s["postprocess"] += model_times["postprocess"]
+        s["output"] += output_s
         self.end = time.perf_counter()
 
     @property
@@ -76,8 +81,8 @@ class Stats:
         return float(np.percentile(self.latency_ms, q)) if self.latency_ms else 0.0
 
     def stages(self):
-        n = max(self.frames, 1)
-        return {k: v / n for k, v in self.stage_ms.items()}
+        per_frame_ms = 1000.0 / max(self.frames, 1)
+        return {k: v * per_frame_ms for k, v in self.stage_s.items()}
 
     @property
     def slowest_stage_fps(self):
@@ -306,9 +311,7 @@ def run(model, source, outputs=(), max_frames=None, status_every=5.0, log=sys.st
                     annotated = overlay.draw(frame.image, result, stats.fps or None, truth)  # a fresh array
                 for out in outputs:
                     out.write(frame, result, annotated)
-                stats.add(frame.latency_ms, {"capture": frame.read_s, "preprocess": times["preprocess"],
-                                             "infer": times["infer"], "postprocess": times["postprocess"],
-                                             "output": clock() - t3})
+                stats.add(frame.latency_ms, frame.read_s, times, clock() - t3)
                 if ctrl_c.requested or any(o.closed_by_user for o in outputs):
                     break
                 if log is not None and stats.end >= next_status:

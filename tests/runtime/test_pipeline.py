@@ -169,16 +169,15 @@ def test_a_capture_thread_stops_onnx_runtime_spin_waiting_and_an_inline_read_let
     from runtime.bench import MemoryFrames
 
     with Model(str(pilot_bundle), backend="onnxruntime") as model, open_source("synthetic://road", 160, 90) as road:
-        assert model.backend.spinning  # ONNX Runtime's default until a stream says otherwise
-        first = model.backend.session
+        assert model.backend.spinning and model.backend._session is None  # made on first use, not before
         assert len(list(stream(model, road, max_frames=3))) == 3
-        assert not model.backend.spinning and model.backend.session is not first  # reopened without spinning
+        assert not model.backend.spinning  # made without spinning: the stream said so before the first frame
         again = model.backend.session
         list(stream(model, road, max_frames=2))
         assert model.backend.session is again  # unchanged setting: not reopened
         images = [frame.image for frame, _ in stream(model, road, max_frames=2)]
         memory = MemoryFrames(images)
         drawn = [frame.image for frame, _ in stream(model, memory, max_frames=4, capture_thread=False)]
-        assert model.backend.spinning  # read inline: nothing else needs the cores
+        assert model.backend.spinning and model.backend.session is not again  # inline: made again, spinning
         drawn[0][:] = 0  # fresh copies: drawing on one never reaches the frames held in memory
         assert images[0].any() and drawn[2] is not images[0]
