@@ -164,7 +164,7 @@ else
     esac
 fi
 cuda_home=/usr/local/cuda
-packages=(python3-libnvinfer python3-venv python3-pip python3-dev python3-gi gir1.2-gst-rtsp-server-1.0
+packages=(python3-libnvinfer python3-venv python3-pip python3-dev python3-gi gir1.2-gst-rtsp-server-1.0 gir1.2-gst-plugins-base-1.0
           gstreamer1.0-tools gstreamer1.0-plugins-good gstreamer1.0-plugins-bad gstreamer1.0-plugins-ugly
           gstreamer1.0-libav build-essential)   # build-essential: g++, which pycuda's build needs
 # JetPack's cv2 is in libopencv-python (nvidia-opencv is only a metapackage over it); JetPack 7 uses Ubuntu's.

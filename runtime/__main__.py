@@ -23,7 +23,11 @@ def build_parser():
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
 
-    run = sub.add_parser("run", help="run a bundle on a source, with overlay, video and JSON lines")
+    run = sub.add_parser("run", help="run a bundle on a source, with overlay, video and JSON lines",
+                         epilog="exit status: 0 when the source ends or --max-frames is reached; 2 for a bad "
+                                "command, bundle or source; 3 when a live source stopped and did not come back "
+                                "within --reconnect-timeout (a supervisor may restart the run); 130 after Ctrl-C "
+                                "and 143 after SIGTERM, every output closed complete")
     run.prog = "python -m runtime run"
     run.add_argument("bundle", help="bundle directory (made by python -m export onnx)")
     run.add_argument("--source", "--input", dest="source", required=True,
@@ -58,8 +62,11 @@ def build_parser():
                      help="rotate or mirror frames (in the VIC for csi:// on a Jetson)")
     run.add_argument("--input-codec", choices=CODECS, help="rtsp:// stream codec (default h264)")
     run.add_argument("--reconnect-timeout", type=positive_float, default=DEFAULT_RECONNECT_TIMEOUT, metavar="S",
-                     help="how long a live source that stopped may take to come back (default %g s)"
-                          % DEFAULT_RECONNECT_TIMEOUT)
+                     help="how long a live source that failed or stalled may take to come back (default %g s); "
+                          "then the run ends with exit status 3" % DEFAULT_RECONNECT_TIMEOUT)
+    run.add_argument("--read-timeout", type=positive_float, metavar="S",
+                     help="a live source that gives no frame for S seconds has stalled and is reconnected "
+                          "(default: 10 frame intervals at its rate, at least 1 s)")
     run.add_argument("--realtime", action="store_true",
                      help="pace a video or folder at its frame rate, newest frame wins, as a camera would")
     run.add_argument("--quiet", action="store_true", help="no live status, only the summary")
@@ -103,7 +110,8 @@ def command_run(args):
     with Model(args.bundle, backend=args.backend, precision=args.precision, dla_core=args.dla_core,
                build=args.build) as model:
         source = open_source(args.source, args.input_width, args.input_height, args.input_rate, args.loop,
-                             args.input_flip, args.input_codec, args.reconnect_timeout)
+                             args.input_flip, args.input_codec, args.reconnect_timeout,
+                             read_timeout=args.read_timeout)
         with source:
             outputs = open_outputs(args.output, args.jsonl, display, fps=source.fps)
             print("runtime: %s on %s with %s (%s; %s)" % (model.bundle.describe(), source.uri, model.backend.name,
@@ -116,6 +124,10 @@ def command_run(args):
         print("wrote %s" % path)
     if stats.interrupted:
         return 128 + int(stats.signal or signal.SIGINT)  # 130 for Ctrl-C, 143 for SIGTERM, as a shell reports them
+    if source.lost:
+        print("python -m runtime run: error: %s; every output is complete (exit status 3)" % source.lost,
+              file=sys.stderr)
+        return 3
     if stats.frames == 0:
         raise UserError("the source %s gave no frames" % args.source)
 

@@ -78,8 +78,9 @@ NVPMODEL_XAVIER_AGX = nvpmodel_conf([(0, "MAXN"), (1, "MODE_10W"), (2, "MODE_15W
                                      (4, "MODE_30W_6CORE"), (5, "MODE_30W_4CORE"), (6, "MODE_30W_2CORE")], 2)
 
 ALL_PACKAGES = ["python3-libnvinfer", "python3-venv", "python3-pip", "python3-dev", "python3-gi",
-                "gir1.2-gst-rtsp-server-1.0", "gstreamer1.0-tools", "gstreamer1.0-plugins-good",
-                "gstreamer1.0-plugins-bad", "gstreamer1.0-plugins-ugly", "gstreamer1.0-libav", "build-essential"]
+                "gir1.2-gst-rtsp-server-1.0", "gir1.2-gst-plugins-base-1.0", "gstreamer1.0-tools",
+                "gstreamer1.0-plugins-good", "gstreamer1.0-plugins-bad", "gstreamer1.0-plugins-ugly",
+                "gstreamer1.0-libav", "build-essential"]
 
 
 def fake_root(tmp_path, release="jp6", packages=(), group_members="", nvpmodel=None, pmode=None, nvcc=False,

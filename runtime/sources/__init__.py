@@ -11,8 +11,9 @@ in open_source(), and nowhere else.
     synthetic://road            the procedural road as a live camera (frames carry the true steering)
     file://PATH or PATH         a video file, an image, a folder of images or a glob of images
 
-Live sources reconnect with backoff when they stop, for up to --reconnect-timeout seconds. Every frame is
-uint8 BGR and carries its index and the time it was captured.
+Live sources reconnect with backoff when they fail or stall (no frame for --read-timeout seconds), for up to
+--reconnect-timeout seconds; a gst:// pipeline's own end of stream ends the run as a file's end does. Every
+frame is uint8 BGR and carries its index and the time it was captured.
 """
 
 from __future__ import annotations
@@ -42,7 +43,7 @@ def scheme_of(uri: str) -> str:
 
 
 def open_source(uri: str, width=None, height=None, rate=None, loop=False, flip="none", codec=None,
-                reconnect_timeout=DEFAULT_RECONNECT_TIMEOUT, log=sys.stderr) -> Source:
+                reconnect_timeout=DEFAULT_RECONNECT_TIMEOUT, log=sys.stderr, read_timeout=None) -> Source:
     """A Source for a URI; UserError in one line when it cannot be opened. The one place that decides
     which reader opens which URI (OPENERS)."""
     from .. import gst, platform
@@ -57,7 +58,7 @@ def open_source(uri: str, width=None, height=None, rate=None, loop=False, flip="
         raise UserError("unknown source %r (use csi://N, v4l2:///dev/videoN, rtsp://..., gst://PIPELINE, "
                         "synthetic://road, file://PATH or a path)" % uri)
     source = OPENERS[scheme](uri, width=width, height=height, rate=rate, loop=loop, flip=flip, codec=codec,
-                             reconnect_timeout=reconnect_timeout, log=log)
+                             reconnect_timeout=reconnect_timeout, log=log, read_timeout=read_timeout)
     if not (uri.startswith("csi://") and platform.is_jetson()):
         source.flip = flip
     return source

@@ -39,6 +39,7 @@ class Source:
     fps = 30.0
     flip = "none"  # applied here unless the source flips in hardware (CSI on a Jetson)
     reconnects = 0
+    lost = None  # why, when a live source stopped and did not come back (`runtime run` then exits 3)
 
     def __iter__(self):
         index = 0

@@ -9,11 +9,11 @@ import sys
 
 from ..errors import UserError, require
 from .base import DEFAULT_RECONNECT_TIMEOUT, NVVIDCONV_FLIP
-from .live import LiveCapture, _gstreamer_opener
+from .live import LiveCapture, OpenCvCapture, _gstreamer_opener, gstreamer_readable
 
 
 def open_csi(uri, width=None, height=None, rate=None, flip="none", reconnect_timeout=DEFAULT_RECONNECT_TIMEOUT,
-             log=sys.stderr, **_):
+             log=sys.stderr, read_timeout=None, **_):
     from .. import gst, platform
 
     sensor = uri[len("csi://"):]
@@ -24,14 +24,14 @@ def open_csi(uri, width=None, height=None, rate=None, flip="none", reconnect_tim
     pipeline = gst.csi(int(sensor), width, height, rate or 30, NVVIDCONV_FLIP[flip])
     return LiveCapture(uri, _gstreamer_opener(uri, pipeline, "no camera on that port, or nvargus-daemon is not "
                                                              "running (sudo systemctl restart nvargus-daemon)"),
-                       reconnect_timeout, log)
+                       reconnect_timeout, log, read_timeout)
 
 
 def open_v4l2(uri, width=None, height=None, rate=None, reconnect_timeout=DEFAULT_RECONNECT_TIMEOUT, log=sys.stderr,
-              **_):
+              read_timeout=None, **_):
     device = uri[len("v4l2://"):] if uri.startswith("v4l2://") else uri
     device = "/dev/video" + device if device.isdigit() else device
-    return LiveCapture(uri, _v4l2_opener(uri, device, width, height, rate), reconnect_timeout, log)
+    return LiveCapture(uri, _v4l2_opener(uri, device, width, height, rate), reconnect_timeout, log, read_timeout)
 
 
 def _v4l2_opener(uri, device, width, height, rate):
@@ -48,13 +48,13 @@ def _v4l2_opener(uri, device, width, height, rate):
                         "then log in again)" % device)
     formats = v4l2_formats(device)
     mjpeg = "MJPG" in formats
-    if gst.opencv_has_gstreamer(cv2):
+    if gstreamer_readable(cv2):
         pipeline = gst.v4l2(device, width, height, rate, mjpeg=mjpeg, jetson=platform.is_jetson(),
                             hw_mjpeg=not platform.is_thor(platform.board_model(), platform.board_compatible()))
         return _gstreamer_opener(uri, pipeline, "the camera is busy or does not offer that size/rate (list its "
                                                 "modes: v4l2-ctl -d %s --list-formats-ext)" % device)
 
-    def open_():
+    def open_(timeout):
         cap = cv2.VideoCapture(device, cv2.CAP_V4L2)
         if not cap.isOpened():
             raise UserError("cannot open %s: busy, or not a capture device" % device)
@@ -66,7 +66,7 @@ def _v4l2_opener(uri, device, width, height, rate):
         if rate:
             cap.set(cv2.CAP_PROP_FPS, rate)
         cap.set(cv2.CAP_PROP_BUFFERSIZE, 1)  # newest frame, not a queue of old ones
-        return cap
+        return OpenCvCapture(cap)
 
     return open_
 

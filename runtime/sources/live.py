@@ -1,5 +1,5 @@
-"""Live sources read through OpenCV (cameras, streams, GStreamer pipelines): reopened with backoff when
-they stop, and the GStreamer opener they share."""
+"""Live sources (cameras, streams, GStreamer pipelines): read with a timeout, reopened with backoff when they
+fail or stall, given up (`lost`) when they do not come back; and the GStreamer opener they share."""
 
 from __future__ import annotations
 
@@ -8,36 +8,62 @@ import time
 
 from ..errors import UserError, native_stderr_silenced, require
 from .base import DEFAULT_RECONNECT_TIMEOUT, OPEN_TIMEOUT, Source
+from .gstreamer import END, GstCapture, load_gst
+
+
+class NotOpened(UserError):
+    """A live source that did not open: the whole story for the user, and a short `reason` for the log of a
+    reconnection."""
+
+    def __init__(self, message, reason):
+        super().__init__(message)
+        self.reason = reason
 
 
 class LiveCapture(Source):
-    """A camera or stream read through OpenCV. When it stops it is reopened with backoff (0.25 s doubling to
-    4 s) for up to reconnect_timeout seconds; then the iteration ends and the run finishes cleanly."""
+    """A camera or stream: frames from a capture that `opener(open_timeout)` makes (a GstCapture, or OpenCV's reader
+    wrapped in OpenCvCapture). A read that gives no frame within read_timeout seconds (default: 10 frame
+    intervals, at least 1 s) counts as a failure, as an error does; then the capture is reopened with backoff
+    (0.25 s doubling to 4 s) for up to reconnect_timeout seconds, and if it does not come back the iteration
+    ends with `lost` saying why (`runtime run` exits 3). ends: the source's own end of stream (EOS) ends the
+    iteration, as a file's end does (gst:// pipelines); a camera or a network stream is reconnected instead.
+    live=False: every frame in order and no reconnecting (a pipeline that reads a file)."""
 
     live = True
 
-    def __init__(self, uri, opener, reconnect_timeout=DEFAULT_RECONNECT_TIMEOUT, log=sys.stderr):
+    def __init__(self, uri, opener, reconnect_timeout=DEFAULT_RECONNECT_TIMEOUT, log=sys.stderr, read_timeout=None,
+                 ends=False, live=True):
         self.uri, self.opener, self.reconnect_timeout, self.log = uri, opener, reconnect_timeout, log
-        self.cap = opener()  # the first open's errors are the user's to see
-        self.fps = self.cap.get(5) or 30.0  # cv2.CAP_PROP_FPS
+        self.ends, self.live = ends, live
+        self.name = uri if len(uri) <= 60 else uri[:57] + "..."  # a pipeline can be long: the log names it short
+        self.cap = self._open(OPEN_TIMEOUT)  # the first open's errors are the user's to see
+        self.fps = self.cap.fps or 30.0
+        self.read_timeout = read_timeout or max(1.0, 10.0 / self.fps)
         self.closing = False
 
-    def _reopen(self):
+    def _open(self, timeout):
+        cap = self.opener(timeout)
+        return cap if hasattr(cap, "why") else OpenCvCapture(cap)  # an OpenCV VideoCapture from a caller's opener
+
+    def _reopen(self, why):
         started = time.perf_counter()
         deadline, delay = started + self.reconnect_timeout, 0.25
-        self._say("%s stopped; reconnecting (for up to %g s)" % (self.uri, self.reconnect_timeout))
+        self._say("%s stopped (%s); reconnecting (for up to %g s)" % (self.name, why, self.reconnect_timeout))
         while not self.closing:
             self.cap.release()
             try:
-                self.cap = self.opener()
+                self.cap = self._open(max(1.0, min(OPEN_TIMEOUT, deadline - time.perf_counter())))
                 self.reconnects += 1
-                self._say("%s is back after %.1f s" % (self.uri, time.perf_counter() - started))
+                self._say("%s is back after %.1f s" % (self.name, time.perf_counter() - started))
                 return True
+            except NotOpened as exc:
+                last = exc.reason
             except UserError as exc:
-                last = exc
+                last = str(exc)
             left = deadline - time.perf_counter()
             if left <= 0:
-                self._say("%s did not come back within %g s (%s); stopping" % (self.uri, self.reconnect_timeout, last))
+                self.lost = "%s did not come back within %g s (%s)" % (self.name, self.reconnect_timeout, last)
+                self._say(self.lost + "; stopping")
                 return False
             time.sleep(min(delay, left))
             delay = min(delay * 2, 4.0)
@@ -49,10 +75,17 @@ class LiveCapture(Source):
 
     def _images(self):
         while not self.closing:
-            ok, image = self.cap.read()
-            if ok and image is not None:
+            image = self.cap.read(self.read_timeout)
+            if image is not None:
                 yield image, None
-            elif self.closing or not self._reopen():
+                continue
+            why = self.cap.why
+            if self.closing or (self.ends and why == END):
+                return
+            if not self.live:
+                self._say("%s stopped (%s)" % (self.name, why))
+                return
+            if not self._reopen(why):
                 return
 
     def close(self):
@@ -60,38 +93,66 @@ class LiveCapture(Source):
         self.cap.release()
 
 
-class _EndingCapture(LiveCapture):
-    """A gst:// pipeline that reads a file: every frame in order, and its end is the end (no reconnect)."""
+class OpenCvCapture:
+    """OpenCV's VideoCapture with GstCapture's face. Its read() has no timeout and cannot tell an end from
+    a failure: where GStreamer's Python bindings are missing, a stall blocks until OpenCV's own timeouts
+    (FFmpeg's, V4L2's) if any, and a pipeline's end looks like a failure."""
 
-    live = False
+    why = "no frame (OpenCV's reader does not say why)"
 
-    def __init__(self, uri, opener):
-        super().__init__(uri, opener, 0.0, None)
+    def __init__(self, cap):
+        self.cap = cap
+        self.fps = cap.get(5)  # cv2.CAP_PROP_FPS
 
-    def _reopen(self):
-        return False
+    def read(self, timeout=None):
+        ok, image = self.cap.read()
+        return image if ok and image is not None else None
+
+    def release(self):
+        self.cap.release()
+
+
+def gstreamer_readable(cv2) -> bool:
+    """Whether GStreamer pipelines can be read here: through its Python bindings, or through OpenCV."""
+    from .. import gst
+
+    return load_gst() is not None or gst.opencv_has_gstreamer(cv2)
 
 
 def _gstreamer_opener(uri, pipeline, cause):
-    cv2 = require("cv2", "opencv", "reading cameras and streams")
+    """An opener for a GStreamer pipeline: read by GstCapture where GStreamer's Python bindings are, else by
+    OpenCV's GStreamer reader (which cannot tell a pipeline's end from a failure, nor time out a stall)."""
     from .. import gst
 
-    if not gst.opencv_has_gstreamer(cv2):
-        raise UserError("%s needs GStreamer, but %s" % (uri, gst.NO_GSTREAMER % cv2.__version__))
-    problem = gst.check(pipeline)
-    if problem is not None:
-        raise UserError("cannot open %s: GStreamer says: %s (the pipeline: %s)" % (uri, problem, pipeline))
+    Gst = load_gst()
+    if Gst is not None:
+        problem = gst.check(pipeline)
+        if problem is not None:
+            raise UserError("cannot open %s: GStreamer says: %s (the pipeline: %s)" % (uri, problem, pipeline))
 
-    def open_():
+        def open_gst(timeout=OPEN_TIMEOUT):
+            try:
+                return GstCapture(Gst, pipeline, timeout)
+            except UserError as exc:
+                raise NotOpened("cannot open %s: %s: %s (the pipeline: %s)" % (uri, cause, exc, pipeline),
+                                str(exc)) from None
+
+        return open_gst
+    cv2 = require("cv2", "opencv", "reading cameras and streams")
+    if not gst.opencv_has_gstreamer(cv2):
+        raise UserError("%s needs GStreamer: its Python bindings (python3-gi) are not importable here and %s"
+                        % (uri, gst.NO_GSTREAMER % cv2.__version__))
+
+    def open_cv(timeout=OPEN_TIMEOUT):
         with native_stderr_silenced():  # GStreamer's own warnings; our one line follows
-            cap = _within(OPEN_TIMEOUT, lambda: cv2.VideoCapture(pipeline, cv2.CAP_GSTREAMER))
+            cap = _within(timeout, lambda: cv2.VideoCapture(pipeline, cv2.CAP_GSTREAMER))
         if cap is None or not cap.isOpened():
             if cap is not None:
                 cap.release()
-            raise UserError("cannot open %s: %s (the pipeline: %s)" % (uri, cause, pipeline))
-        return cap
+            raise NotOpened("cannot open %s: %s (the pipeline: %s)" % (uri, cause, pipeline), "did not open")
+        return OpenCvCapture(cap)
 
-    return open_
+    return open_cv
 
 
 def _within(seconds, fn):

@@ -4,46 +4,49 @@ low-delay options) and gst://PIPELINE (any GStreamer pipeline ending in appsink)
 from __future__ import annotations
 
 import os
+import re
 import sys
 
 from ..errors import UserError, native_stderr_silenced, require
 from .base import DEFAULT_RECONNECT_TIMEOUT
-from .live import LiveCapture, _EndingCapture, _gstreamer_opener
+from .live import LiveCapture, OpenCvCapture, _gstreamer_opener, gstreamer_readable
 
 
 def open_rtsp(uri, width=None, height=None, codec=None, reconnect_timeout=DEFAULT_RECONNECT_TIMEOUT, log=sys.stderr,
-              **_):
-    return LiveCapture(uri, _rtsp_opener(uri, codec, width, height), reconnect_timeout, log)
+              read_timeout=None, **_):
+    return LiveCapture(uri, _rtsp_opener(uri, codec, width, height), reconnect_timeout, log, read_timeout)
 
 
-def open_gst(uri, reconnect_timeout=DEFAULT_RECONNECT_TIMEOUT, log=sys.stderr, **_):
+def open_gst(uri, reconnect_timeout=DEFAULT_RECONNECT_TIMEOUT, log=sys.stderr, read_timeout=None, **_):
+    """Any pipeline ending in appsink. Its end of stream ends the run, as a file's does; a failure or a stall
+    is reconnected. One that begins with filesrc is a file: every frame in order, and no reconnecting."""
     pipeline = uri[len("gst://"):].strip()
     if "appsink" not in pipeline:
         raise UserError("gst:// pipelines must end in appsink (as in: gst://videotestsrc ! videoconvert ! appsink)")
     opener = _gstreamer_opener(uri, pipeline, "GStreamer could not start it (try: gst-launch-1.0 %s)"
-                               % pipeline.replace("appsink", "fakesink"))
-    if pipeline.split()[0] in ("filesrc", "multifilesrc"):
-        return _EndingCapture(uri, opener)
-    return LiveCapture(uri, opener, reconnect_timeout, log)
+                               % re.sub(r"appsink[^!]*$", "fakesink", pipeline))
+    finite = pipeline.split()[0] in ("filesrc", "multifilesrc")
+    return LiveCapture(uri, opener, reconnect_timeout, log, read_timeout, ends=True, live=not finite)
 
 
 def _rtsp_opener(uri, codec, width, height):
     cv2 = require("cv2", "opencv", "reading RTSP streams")
     from .. import gst, platform
 
-    if gst.opencv_has_gstreamer(cv2):
+    if gstreamer_readable(cv2):
         pipeline = gst.rtsp(uri, codec or "h264", width, height, jetson=platform.is_jetson())
         return _gstreamer_opener(uri, pipeline, "the stream did not start (wrong address or credentials, the "
                                                 "server down, or another codec: try --input-codec h265)")
     os.environ.setdefault("OPENCV_FFMPEG_CAPTURE_OPTIONS", "rtsp_transport;tcp|fflags;nobuffer|flags;low_delay")
 
-    def open_():
-        with native_stderr_silenced():
-            cap = cv2.VideoCapture(uri, cv2.CAP_FFMPEG)
+    def open_(timeout):
+        with native_stderr_silenced():  # FFmpeg's own timeouts: it can tell a stall, OpenCV's GStreamer cannot
+            cap = cv2.VideoCapture(uri, cv2.CAP_FFMPEG, [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, int(timeout * 1000),
+                                                         cv2.CAP_PROP_READ_TIMEOUT_MSEC, 5000])
         if not cap.isOpened():
             raise UserError("cannot open %s: the stream did not start (wrong address or credentials, or the "
                             "server down)" % uri)
         cap.set(cv2.CAP_PROP_BUFFERSIZE, 1)
-        return cap
+        return OpenCvCapture(cap)
 
     return open_

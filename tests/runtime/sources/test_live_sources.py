@@ -3,6 +3,7 @@ streams.py), in the system-OpenCV interpreter (tests/runtime/gstreamer.py)."""
 
 import json
 import os
+import signal
 import subprocess
 import time
 
@@ -61,28 +62,100 @@ def test_a_source_that_dies_is_reconnected_or_given_up_cleanly(syspy, pilot_bund
         from runtime.sources import LiveCapture
         pipeline = sys.argv[2].replace("is-live=true", "is-live=true num-buffers=15")   # dies after 15 frames
         attempts = []
-        def opener():                       # comes back on the third try; never, when told so
+        def opener(timeout):                # comes back on the third try; never, when told so
             attempts.append(1)
             if len(attempts) > 1 and (sys.argv[4] == "never" or len(attempts) < 4):
                 raise UserError("camera unplugged")
-            return cv2.VideoCapture(pipeline, cv2.CAP_GSTREAMER)
+            return cv2.VideoCapture(pipeline, cv2.CAP_GSTREAMER)   # OpenCV's reader: a caller's opener may give it
         with Model(sys.argv[1], backend="onnxruntime") as model:
             camera = LiveCapture("gst://test", opener, reconnect_timeout=float(sys.argv[5]))
             with camera:
                 stats = run(model, camera, open_outputs(jsonl=sys.argv[3]), max_frames=25, log=None)
-        print(json.dumps(stats.as_dict()))
+        print(json.dumps(dict(stats.as_dict(), lost=camera.lost)))
     """
     # it is back after about 0.75 s of backoff (0.25 + 0.5) and two pipeline opens; 20 s leaves room for load
     proc = script_sys(syspy, code, pilot_bundle, CAMERA, tmp_path / "back.jsonl", "back", 20)
     assert proc.returncode == 0, proc.stderr
-    assert "gst://test stopped; reconnecting (for up to 20 s)" in proc.stderr and "is back after" in proc.stderr
+    assert "gst://test stopped (no frame (OpenCV's reader does not say why)); reconnecting (for up to 20 s)" \
+        in proc.stderr and "is back after" in proc.stderr
     assert json.loads(proc.stdout.strip().splitlines()[-1])["reconnects"] == 1
     assert len(read_jsonl(tmp_path / "back.jsonl")) == 25
 
     proc = script_sys(syspy, code, pilot_bundle, CAMERA, tmp_path / "gone.jsonl", "never", 2)
     assert proc.returncode == 0, proc.stderr
     assert "did not come back within 2 s (camera unplugged); stopping" in proc.stderr
+    assert json.loads(proc.stdout.strip().splitlines()[-1])["lost"] == \
+        "gst://test did not come back within 2 s (camera unplugged)"
     assert len(read_jsonl(tmp_path / "gone.jsonl")) == 15  # every result so far written, then a clean end
+
+
+def test_a_pipeline_that_reaches_its_end_ends_the_run(syspy, pilot_bundle, tmp_path):
+    """videotestsrc num-buffers=N sends end-of-stream after N frames: GStreamer's bus says so, and the run ends
+    with exit status 0 instead of reconnecting and playing N more, forever."""
+    pipeline = CAMERA.replace("is-live=true", "is-live=true num-buffers=40")
+    proc = run_sys(syspy, "run", pilot_bundle, "--source", "gst://" + pipeline, "--no-display", "--quiet",
+                   "--jsonl", tmp_path / "end.jsonl")
+    assert proc.returncode == 0, proc.stderr
+    frames = [ln["frame"] for ln in read_jsonl(tmp_path / "end.jsonl")]
+    assert frames and frames[-1] < 40 and "reconnecting" not in proc.stderr  # never past the end, never again
+    assert "%d frames" % len(frames) in proc.stdout
+
+
+def _free_udp_port():
+    import socket
+
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _wait_for(predicate, what, seconds=60):
+    deadline = time.time() + seconds
+    while not predicate():
+        assert time.time() < deadline, "waited %d s for %s" % (seconds, what)
+        time.sleep(0.1)
+
+
+def test_a_stream_that_stalls_is_reconnected_and_one_that_is_gone_exits_3(syspy, pilot_bundle, tmp_path):
+    """An RTP/UDP H.264 stream whose sender freezes (SIGSTOP) gives no frame and no error: the read times out,
+    the pipeline is reopened and the stream comes back when the sender thaws. When the sender is gone for
+    longer than --reconnect-timeout, the run ends with every output complete and exit status 3."""
+    port = _free_udp_port()
+    sender = subprocess.Popen(
+        ["gst-launch-1.0", "-q", "videotestsrc", "is-live=true", "!", "video/x-raw,width=160,height=120,framerate=30/1",
+         "!", "x264enc", "tune=zerolatency", "speed-preset=ultrafast", "key-int-max=15", "!", "rtph264pay",
+         "config-interval=1", "pt=96", "!", "udpsink", "host=127.0.0.1", "port=%d" % port])
+    receiver = ('gst://udpsrc port=%d caps="application/x-rtp,media=video,encoding-name=H264,payload=96,'
+                'clock-rate=90000" ! rtph264depay ! avdec_h264 ! videoconvert ! appsink drop=1 max-buffers=1 '
+                'sync=false' % port)
+    jsonl, err = tmp_path / "udp.jsonl", tmp_path / "err.txt"
+    with open(err, "w") as stderr:
+        run = subprocess.Popen([syspy, "-m", "runtime", "run", str(pilot_bundle), "--source", receiver,
+                                "--no-display", "--quiet", "--jsonl", str(jsonl), "--read-timeout", "1",
+                                "--reconnect-timeout", "3"], cwd=ROOT, env=dict(os.environ, PYTHONPATH=ROOT),
+                               stdout=subprocess.PIPE, stderr=stderr, text=True)
+    try:
+        def results():
+            return len(open(jsonl).readlines()) if os.path.exists(jsonl) else 0
+
+        _wait_for(lambda: results() >= 10, "the first results")
+        sender.send_signal(signal.SIGSTOP)  # frozen: no frames, no error, no end
+        _wait_for(lambda: "stopped (no frame for 1.0 s); reconnecting" in open(err).read(), "the stall")
+        sender.send_signal(signal.SIGCONT)
+        _wait_for(lambda: "is back after" in open(err).read(), "the stream's return")
+        before = results()
+        _wait_for(lambda: results() >= before + 10, "frames after the return")
+        sender.kill()  # gone for good
+        out, _ = run.communicate(timeout=60)
+    finally:
+        for proc in (sender, run):
+            if proc.poll() is None:
+                proc.kill()
+    text = open(err).read()
+    assert run.returncode == 3, text
+    assert "did not come back within 3 s (no frame for" in text and "every output is complete (exit status 3)" in text
+    frames = len(read_jsonl(jsonl))
+    assert "%d frames" % frames in out and "reconnected" in out  # every result written, and the summary
 
 
 @pytest.mark.parametrize("uri, message", [
@@ -120,8 +193,6 @@ def test_every_frame_of_a_file_in_order_unless_realtime(pilot_bundle, tmp_path):
 
 
 def test_ctrl_c_during_a_live_run_closes_every_output(syspy, pilot_bundle, tmp_path):
-    import signal
-
     proc = subprocess.Popen([syspy, "-m", "runtime", "run", str(pilot_bundle), "--source", "gst://" + CAMERA,
                              "--no-display", "--jsonl", str(tmp_path / "c.jsonl"), "--output", str(tmp_path / "c.mp4")],
                             cwd=ROOT, env=dict(os.environ, PYTHONPATH=ROOT), stdout=subprocess.PIPE,
