@@ -5,7 +5,7 @@ Writes a run directory that `python -m export onnx` reads. Needs TensorFlow (the
 
 import os
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's C++ start-up chatter
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # TensorFlow's C++ chatter, errors included (they surface in Python)
 
 
 def load_tensorflow():

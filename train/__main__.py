@@ -4,11 +4,14 @@
     python -m train --model cifar_cnn --summary
     python -m train --model mobilenetv2 --data folder:photos --weights mobilenet_v2_..._96_no_top.h5 \
         --fine-tune 30 --out runs/photos                      # transfer learning (train/backbones.py)
+    python -m train --model pilotnet --data road --epochs 10 --out runs/pilotnet --resume   # after a kill
 """
 
 from __future__ import annotations
 
 import os
+import shutil
+import signal
 import sys
 
 from runtime.cli import ArgumentParser, main, positive_int
@@ -34,6 +37,16 @@ def build_parser():
                         help="road: views shifted and rotated off the lane centre, labelled to steer back "
                              "(recovery, PilotNet's augmentation; the default), or only near the centre (centred)")
     parser.add_argument("--out", metavar="RUN_DIR", help="where the model, history, plot and metadata go")
+    again = parser.add_mutually_exclusive_group()
+    again.add_argument("--resume", action="store_true",
+                       help="go on with the run in RUN_DIR from its last finished epoch (a checkpoint is written "
+                            "after every epoch in RUN_DIR/checkpoints), with the same settings")
+    again.add_argument("--force", action="store_true", help="start over in a RUN_DIR that holds a run")
+    parser.add_argument("--early-stopping", type=positive_int, metavar="N",
+                        help="stop when the validation loss has not improved for N epochs, and keep the best "
+                             "epoch's weights")
+    parser.add_argument("--reduce-lr", type=positive_int, metavar="N",
+                        help="halve the learning rate when the validation loss has not improved for N epochs")
     parser.add_argument("--summary", action="store_true", help="print the Keras summary and exit")
     group = parser.add_argument_group("transfer learning (%s only)" % ", ".join(backbones.BACKBONES))
     group.add_argument("--weights", metavar="PATH",
@@ -79,10 +92,23 @@ def _main(argv):
     datasets.check(data, spec)
     if args.road_views != "recovery" and data != "road":
         raise UserError("--road-views is for --data road")
+    from . import checkpoints, load_tensorflow, run_dir, trainer
+
     if os.path.exists(args.out) and not os.path.isdir(args.out):
         raise UserError("--out %s exists and is not a folder" % args.out)
-    from . import load_tensorflow, trainer
-
+    settings = {k: getattr(args, k) for k in ("model", "data", "limit", "seed", "batch_size", "road_views",
+                                              "image_size", "weights", "fine_tune", "fine_tune_epochs",
+                                              "early_stopping", "reduce_lr")}
+    settings["data"] = data
+    if args.resume:
+        checkpoints.check_resume(args.out, settings, trainer.phases_of(spec, args.epochs))  # before any work
+    elif not args.force and run_dir.holds_a_run(args.out):
+        state = checkpoints.read_state(args.out) if os.path.isdir(checkpoints.folder(args.out)) else None
+        raise UserError("%s holds a training run already%s: give --resume to go on with it, --force to start "
+                        "over, or another --out" % (args.out, " (%d epochs in its checkpoint)" % state["epochs"]
+                                                    if state else ""))
+    if args.force:
+        shutil.rmtree(checkpoints.folder(args.out), ignore_errors=True)  # another run's checkpoint would not fit
     load_tensorflow()
     if isinstance(spec, backbones.BackboneSpec):
         if spec.weights is not None:
@@ -91,8 +117,17 @@ def _main(argv):
 
     print("loading %s for %s" % (data, spec.name), file=sys.stderr)
     dataset = datasets.load(data, spec, limit=args.limit, seed=args.seed, road_views=args.road_views)
-    trainer.train(spec, dataset, args.out, args.epochs, args.batch_size, seed=args.seed)
-    print("wrote %s (model.keras, history.json, training.png, summary.txt, meta.json, samples/)" % args.out)
+    try:
+        trainer.train(spec, dataset, args.out, args.epochs, args.batch_size, seed=args.seed, settings=settings,
+                      resume=args.resume, early_stopping=args.early_stopping, reduce_lr=args.reduce_lr)
+    except trainer.Interrupted as stop:
+        print("stopped by %s; %s" % ("SIGTERM" if stop.signum == signal.SIGTERM else "Ctrl-C",
+                                     "the last finished epoch (%d) is in %s: go on with the same command and "
+                                     "--resume" % (stop.epochs, checkpoints.folder(args.out)) if stop.epochs else
+                                     "no epoch had finished, nothing was saved"), file=sys.stderr)
+        return 128 + stop.signum  # 130 for Ctrl-C, 143 for SIGTERM
+    print("wrote %s (model.keras, history.json, training.png, summary.txt, meta.json, samples/, checkpoints/)"
+          % args.out)
     return 0
 
 

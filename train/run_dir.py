@@ -1,5 +1,6 @@
 """The run directory's metadata (RUN_DIR/meta.json), read and written here only, as runtime/bundle.py is for
-bundles: what `python -m export onnx` needs of a training run (task, labels, the input contract, samples)."""
+bundles: what `python -m export onnx` needs of a training run (task, labels, the input contract, samples);
+the run's model files, written whole or not at all; and the refusal to overwrite a run by accident."""
 
 from __future__ import annotations
 
@@ -12,6 +13,25 @@ from runtime.errors import UserError
 FORMAT = "edge-run"
 FORMAT_VERSION = 1
 META = "meta.json"
+
+
+def save_model(model, path: str) -> None:
+    """model.save(path), atomically: Keras writes a temporary file beside it, which is synced and renamed."""
+    folder = os.path.dirname(os.path.abspath(path))
+    tmp = os.path.join(folder, ".tmp-%d-%s" % (os.getpid(), os.path.basename(path)))
+    try:
+        model.save(tmp)
+        with open(tmp, "rb") as f:
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def holds_a_run(run_dir: str) -> bool:
+    """Whether run_dir has anything a training run writes (so that starting another there would overwrite it)."""
+    return any(os.path.exists(os.path.join(run_dir, name)) for name in (META, "model.keras", "checkpoints"))
 
 
 def write_meta(run_dir: str, meta: dict) -> None:

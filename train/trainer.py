@@ -19,10 +19,9 @@ import time
 import numpy as np
 
 from runtime import road
-from runtime.bundle import write_json
+from runtime.bundle import write_atomic, write_json
 
-from . import run_dir
-
+from . import checkpoints, run_dir
 
 
 def _summary_text(model) -> str:
@@ -45,7 +44,29 @@ def evaluate(model, dataset) -> dict:
     return {"val_accuracy": float(np.mean(chosen == dataset.y_val))}
 
 
-def train(spec, dataset, out_dir, epochs, batch_size, seed=0, verbose=None):
+class Interrupted(Exception):
+    """Training stopped by Ctrl-C or SIGTERM; the checkpoint holds the last finished epoch."""
+
+    def __init__(self, signum, epochs):
+        super().__init__(signum, epochs)
+        self.signum, self.epochs = signum, epochs
+
+
+def phases_of(spec, epochs):
+    """(name, first epoch, end epoch) of each phase: all layers, or a pretrained backbone's head and then
+    its fine-tuning (train/backbones.py)."""
+    phases = [("head" if spec.weights is not None else "all layers", 0, epochs)]
+    if spec.fine_tune:
+        phases.append(("fine-tune last %d layers" % spec.fine_tune, epochs, epochs + (spec.fine_tune_epochs or epochs)))
+    return phases
+
+
+def train(spec, dataset, out_dir, epochs, batch_size, seed=0, verbose=None, settings=None, resume=False,
+          early_stopping=None, reduce_lr=None):
+    """Train (or, with resume, go on training from out_dir's checkpoint), then write the run directory.
+    early_stopping / reduce_lr: patience in epochs of keras's EarlyStopping (best weights restored) and
+    ReduceLROnPlateau (learning rate halved), on the validation loss. Raises Interrupted after a Ctrl-C or
+    SIGTERM, once the last finished epoch is in the checkpoint."""
     import keras
     import tensorflow as tf
 
@@ -53,7 +74,17 @@ def train(spec, dataset, out_dir, epochs, batch_size, seed=0, verbose=None):
     tf.config.experimental.enable_op_determinism()  # and the same kernels' results on every run
     os.makedirs(os.path.join(out_dir, "samples"), exist_ok=True)
     num_classes = max(len(dataset.labels), 2)
-    model = spec.build(num_classes)
+    phases = phases_of(spec, epochs)
+    settings = dict(settings or {})
+    if resume:
+        state = checkpoints.check_resume(out_dir, settings, phases)
+        model = checkpoints.load_last(out_dir)
+        print("resuming from epoch %d of %d (history, optimizer state%s restored from %s)"
+              % (state["epochs"], phases[-1][2], ", early stopping, learning rate" if state["callbacks"] else "",
+                 checkpoints.folder(out_dir)), file=sys.stderr)
+    else:
+        state = checkpoints.new_state(settings)
+        model = spec.build(num_classes)
     summary = _summary_text(model)
     y_train, y_val = dataset.y_train, dataset.y_val
     if spec.task == "classification":
@@ -61,31 +92,43 @@ def train(spec, dataset, out_dir, epochs, batch_size, seed=0, verbose=None):
         y_val = keras.utils.to_categorical(y_val, num_classes)
     if verbose is None:  # Keras's progress bar on a terminal, one line per epoch in a log
         verbose = 1 if sys.stdout.isatty() else 2
+    callbacks = []
+    if early_stopping:
+        callbacks.append(keras.callbacks.EarlyStopping(monitor="val_loss", patience=early_stopping,
+                                                       restore_best_weights=True, verbose=1))
+    if reduce_lr:
+        callbacks.append(keras.callbacks.ReduceLROnPlateau(monitor="val_loss", factor=0.5, patience=reduce_lr,
+                                                           verbose=1))
     started = time.time()
-    history = model.fit(dataset.x_train, y_train, validation_data=(dataset.x_val, y_val), epochs=epochs,
-                        batch_size=batch_size, shuffle=True, verbose=verbose)
-    hist = {k: [float(v) for v in vals] for k, vals in history.history.items()}
-    phases = [{"phase": "head" if spec.weights is not None else "all layers", "epochs": epochs}]
-    if spec.fine_tune:  # a pretrained backbone (train/backbones.py): now its last layers too, at a lower rate
-        more = spec.fine_tune_epochs or epochs
-        print("fine-tuning the backbone's last %d layers for %d epochs" % (spec.fine_tune, more), file=sys.stderr)
-        spec.start_fine_tune(model)
-        history = model.fit(dataset.x_train, y_train, validation_data=(dataset.x_val, y_val),
-                            initial_epoch=epochs, epochs=epochs + more, batch_size=batch_size, shuffle=True,
-                            verbose=verbose)
-        for k, vals in history.history.items():
-            hist.setdefault(k, []).extend(float(v) for v in vals)
-        phases.append({"phase": "fine-tune last %d layers" % spec.fine_tune, "epochs": more})
-        epochs += more
+    with checkpoints.StopRequest() as stop:
+        for index, (_, first, end) in enumerate(phases):
+            if index < state["phase"] or (index == state["phase"] and state["phase_finished"]):
+                continue  # finished before this resume
+            if index > state["phase"] or state["epochs"] == 0:
+                if index == 1:
+                    print("fine-tuning the backbone's last %d layers for %d epochs" % (spec.fine_tune, end - first),
+                          file=sys.stderr)
+                    spec.start_fine_tune(model)
+                state.update(phase=index, phase_end=end, phase_finished=False, stopped_early=False)
+            model.fit(dataset.x_train, y_train, validation_data=(dataset.x_val, y_val),
+                      initial_epoch=max(first, state["epochs"]), epochs=end, batch_size=batch_size, shuffle=True,
+                      verbose=verbose, callbacks=callbacks + [checkpoints.make_callback(out_dir, state, stop,
+                                                                                         callbacks)])
+            if stop.signum is not None:
+                raise Interrupted(stop.signum, state["epochs"])
+            state.update(phase_finished=True, stopped_early=state["epochs"] < end)
+            checkpoints.write_state(out_dir, state)
+    hist = state["history"]
+    done = state["epochs"]
+    phase_list = [{"phase": name, "epochs": min(end, done) - first} for name, first, end in phases if first < done]
     seconds = time.time() - started
     results = evaluate(model, dataset)
 
-    model.save(os.path.join(out_dir, "model.keras"))
-    with open(os.path.join(out_dir, "summary.txt"), "w") as f:
-        f.write(summary)
+    run_dir.save_model(model, os.path.join(out_dir, "model.keras"))
+    write_atomic(os.path.join(out_dir, "summary.txt"), summary.encode("utf-8"))
     write_json(os.path.join(out_dir, "history.json"),
-               {"epochs": epochs, "batch_size": batch_size, "seconds": round(seconds, 1), "history": hist,
-                "phases": phases, "held_out": results})
+               {"epochs": done, "batch_size": batch_size, "seconds": round(seconds, 1), "history": hist,
+                "phases": phase_list, "held_out": results})
     from .plots import plot_history
 
     plot_history(hist, os.path.join(out_dir, "training.png"),
