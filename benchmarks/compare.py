@@ -21,8 +21,9 @@ number of frames after the same warm-up and run back to back in each round (in t
 runtime / sequential is the median of the rounds' ratios: this VM's speed drifts by 10-20% between
 processes, more than the difference between the two on frames in memory, and a pair measured side by side
 shares the drift.
-Writes results.json (per case: runtime_fps, bare_fps, keras_predict_fps, keras_call_fps, sequential_fps, ...),
-results.md (the table) and results.png (the chart).
+Writes results.json (per case: runtime_fps, bare_fps, keras_predict_fps, keras_call_fps, sequential_fps, ...,
+when it was measured), results.md (the table) and results.png (the chart). Cases of an earlier results.json
+that a run does not measure (fewer --models or --sources) are kept.
 """
 
 import argparse
@@ -278,6 +279,20 @@ def one(approach, source, bundle, run_dir, frames):
     return json.loads(line[0][len("RESULT "):])
 
 
+def merged(path, results):
+    """results, with the cases of an earlier results.json that this run did not measure kept (in the table's
+    order): `--sources memory` measures frames in memory again and leaves video and the road as they were."""
+    if not os.path.isfile(path):
+        return results
+    with open(path) as f:
+        earlier = json.load(f)["results"]
+    fresh = {(r["model"], r["source"]): r for r in results}
+    cases = [(r["model"], r["source"]) for r in earlier] + [k for k in fresh if k not in
+                                                               {(r["model"], r["source"]) for r in earlier}]
+    kept = {(r["model"], r["source"]): r for r in earlier}
+    return [fresh.get(k) or kept[k] for k in cases]
+
+
 def table(results):
     head = ("| model | source | runtime FPS | bare FPS | sequential FPS | Keras model(x) FPS | Keras predict FPS | "
             "runtime / predict | runtime / model(x) | runtime / sequential | runtime ms - bare ms | "
@@ -343,7 +358,7 @@ def main():
         run_dir = os.path.join(work, "runs", model)
         for source in args.sources:
             src = video if source == "video" else source
-            case = {"model": model, "source": source}
+            case = {"model": model, "source": source, "measured": time.strftime("%Y-%m-%d %H:%M")}
             best, ratios = {}, []
             for i in range(args.repeats):  # interleaved, best of each: this machine's noise is larger than
                 order = list(APPROACHES)  # some of the differences measured
@@ -377,6 +392,7 @@ def main():
                   % (model, source, case["runtime_vs_sequential"], len(ratios),
                      " ".join("%.2f" % r for r in ratios)), flush=True)
             results.append(case)
+    results = merged(os.path.join(args.out, "results.json"), results)
     with open(os.path.join(args.out, "results.json"), "w") as f:
         json.dump({"machine": "%d CPU cores, %s" % (os.cpu_count(), sys.platform), "results": results}, f, indent=2)
     with open(os.path.join(args.out, "results.md"), "w") as f:

@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 import shutil
 import tempfile
@@ -52,6 +53,7 @@ LAYOUTS = ("NHWC", "NCHW", "flat")
 COLORS = ("bgr", "rgb", "gray", "yuv")
 INTERPOLATIONS = ("linear", "area", "nearest")
 VARIANTS = ("fp16", "int8")
+ACTIVATIONS = ("softmax", "sigmoid", "linear")
 
 
 class BundleError(UserError):
@@ -142,8 +144,27 @@ def bundle_samples(bundle):
     return frames
 
 
+def _number(v):
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+
+def _positive_int(v, most=1 << 20):
+    return isinstance(v, int) and not isinstance(v, bool) and 0 < v <= most
+
+
+def _name_in_bundle(v):
+    """A file name the manifest may give: a relative path that stays inside the bundle (no '..', not absolute)."""
+    return (isinstance(v, str) and v != "" and "\0" not in v and "\\" not in v and not os.path.isabs(v)
+            and ".." not in v.split("/"))
+
+
+def _strings(v):
+    return isinstance(v, list) and all(isinstance(x, str) for x in v)
+
+
 def validate(manifest) -> list:
-    """Every problem with a manifest, as short phrases; empty when it is good."""
+    """Every problem with a manifest (missing fields, wrong types, values out of range, file names that leave
+    the bundle), as short phrases; empty when it is good. Never raises: whatever the JSON holds."""
     if not isinstance(manifest, dict):
         return ["manifest is not a JSON object"]
     problems = []
@@ -153,53 +174,99 @@ def validate(manifest) -> list:
     if version != FORMAT_VERSION:
         problems.append("format_version %r is not %d (made by another version of this toolkit?)"
                         % (version, FORMAT_VERSION))
-    for key in ("task", "model", "input", "preprocess", "outputs"):
+    for key, kind in (("task", str), ("model", dict), ("input", dict), ("preprocess", dict), ("outputs", list)):
         if key not in manifest:
             problems.append("no '%s'" % key)
+        elif not isinstance(manifest[key], kind):
+            problems.append("'%s' must be a %s" % (key, {str: "string", dict: "JSON object", list: "list"}[kind]))
     if problems:
         return problems
-    if manifest["task"] not in TASKS:
-        problems.append("task %r is not one of %s" % (manifest["task"], ", ".join(TASKS)))
-    model, inp, pre = manifest["model"], manifest["input"], manifest["preprocess"]
-    if not isinstance(model, dict) or not model.get("file") or not model.get("sha256"):
-        problems.append("model needs 'file' and 'sha256'")
-    if not isinstance(inp, dict) or not {"name", "shape", "layout", "dtype"} <= set(inp):
-        problems.append("input needs name, shape, layout and dtype")
-    elif inp["layout"] not in LAYOUTS:
-        problems.append("input layout %r is not one of %s" % (inp["layout"], ", ".join(LAYOUTS)))
-    if not isinstance(pre, dict) or not {"resize", "color", "scale", "offset"} <= set(pre):
-        problems.append("preprocess needs resize, color, scale and offset")
-    else:
-        if pre["color"] not in COLORS:
-            problems.append("preprocess color %r is not one of %s" % (pre["color"], ", ".join(COLORS)))
-        resize = pre["resize"]
-        if not isinstance(resize, dict) or not all(isinstance(resize.get(k), int) and resize[k] > 0
-                                                   for k in ("width", "height")):
-            problems.append("preprocess resize needs positive integer width and height")
-        elif resize.get("interpolation", "linear") not in INTERPOLATIONS:
-            problems.append("resize interpolation %r is not one of %s"
-                            % (resize.get("interpolation"), ", ".join(INTERPOLATIONS)))
-        channels = 1 if pre["color"] == "gray" else 3
-        for key in ("scale", "offset"):
-            values = pre[key] if isinstance(pre[key], list) else [pre[key]]
-            if len(values) not in (1, channels) or not all(
-                    isinstance(v, (int, float)) and not isinstance(v, bool) for v in values):
-                problems.append("preprocess %s must be a number or a list of %d (one per channel)" % (key, channels))
-        crop = pre.get("crop")
-        if crop is not None:
-            try:
-                ok = 0 <= crop["top"] < crop["bottom"] <= 1 and 0 <= crop["left"] < crop["right"] <= 1
-            except (KeyError, TypeError):
-                ok = False
-            if not ok:
-                problems.append("preprocess crop needs 0 <= top < bottom <= 1 and 0 <= left < right <= 1")
-    if not isinstance(manifest["outputs"], list) or not manifest["outputs"]:
-        problems.append("outputs must be a non-empty list")
+    task, model, inp, pre = manifest["task"], manifest["model"], manifest["input"], manifest["preprocess"]
+    if task not in TASKS:
+        problems.append("task %r is not one of %s" % (task, ", ".join(TASKS)))
+    if "name" in manifest and not isinstance(manifest["name"], str):
+        problems.append("name must be a string")
+    labels = manifest.get("labels")
+    if labels is not None and not _strings(labels):
+        problems.append("labels must be a list of strings")
+    elif task == "binary" and labels and len(labels) != 2:
+        problems.append("a binary model has 2 labels, not %d" % len(labels))
+    if not _name_in_bundle(model.get("file")) or not _sha256(model.get("sha256")):
+        problems.append("model needs 'file' (a name inside the bundle) and 'sha256' (64 hex digits)")
+    problems += _input_problems(inp)
+    problems += _preprocess_problems(pre)
+    outputs = manifest["outputs"]
+    if not outputs or not all(isinstance(o, dict) and isinstance(o.get("name"), str) and
+                              o.get("activation", "linear") in ACTIVATIONS for o in outputs):
+        problems.append("outputs must be a non-empty list of {name, shape, activation: %s}" % " | ".join(ACTIVATIONS))
+    steering = manifest.get("steering")
+    if steering is not None and not (isinstance(steering, dict) and _number(steering.get(
+            "inverse_radius_per_unit", 0.0)) and steering.get("positive", "right") in ("right", "left")):
+        problems.append("steering needs a number inverse_radius_per_unit and positive: right | left")
+    samples = manifest.get("samples")
+    if samples is not None and not (isinstance(samples, dict) and _name_in_bundle(samples.get("dir", "samples"))
+                                    and isinstance(samples.get("files", []), list)
+                                    and all(_name_in_bundle(f) for f in samples.get("files", []))
+                                    and (samples.get("keras_outputs") is None
+                                         or _name_in_bundle(samples["keras_outputs"]))):
+        problems.append("samples needs dir, files and keras_outputs as names inside the bundle")
     variants = manifest.get("variants") or {}
     if not isinstance(variants, dict) or not all(
-            k in VARIANTS and isinstance(v, dict) and v.get("file") and v.get("sha256") for k, v in variants.items()):
-        problems.append("variants must map %s to {file, sha256}" % " or ".join(VARIANTS))
+            k in VARIANTS and isinstance(v, dict) and _name_in_bundle(v.get("file")) and _sha256(v.get("sha256"))
+            for k, v in variants.items()):
+        problems.append("variants must map %s to {file (a name inside the bundle), sha256}" % " or ".join(VARIANTS))
     return problems
+
+
+def _sha256(v):
+    return isinstance(v, str) and len(v) == 64 and all(c in "0123456789abcdef" for c in v)
+
+
+def _input_problems(inp):
+    if not {"name", "shape", "layout", "dtype"} <= set(inp):
+        return ["input needs name, shape, layout and dtype"]
+    if not isinstance(inp["name"], str) or inp["dtype"] != "float32":
+        return ["input needs a string name and dtype float32"]
+    if inp["layout"] not in LAYOUTS:
+        return ["input layout %r is not one of %s" % (inp["layout"], ", ".join(LAYOUTS))]
+    shape, rank = inp["shape"], 2 if inp["layout"] == "flat" else 4
+    if not (isinstance(shape, list) and len(shape) == rank and (shape[0] is None or _positive_int(shape[0]))
+            and all(_positive_int(d) for d in shape[1:])):
+        return ["input shape must be [null, %s] of positive integers for layout %s"
+                % ("n" if rank == 2 else "d1, d2, d3", inp["layout"])]
+    return []
+
+
+def _preprocess_problems(pre):
+    if not {"resize", "color", "scale", "offset"} <= set(pre):
+        return ["preprocess needs resize, color, scale and offset"]
+    problems = []
+    if pre["color"] not in COLORS:
+        problems.append("preprocess color %r is not one of %s" % (pre["color"], ", ".join(COLORS)))
+    resize = pre["resize"]
+    if not isinstance(resize, dict) or not all(_positive_int(resize.get(k), 16384) for k in ("width", "height")):
+        problems.append("preprocess resize needs integer width and height from 1 to 16384")
+    elif resize.get("interpolation", "linear") not in INTERPOLATIONS:
+        problems.append("resize interpolation %r is not one of %s"
+                        % (resize.get("interpolation"), ", ".join(INTERPOLATIONS)))
+    channels = 1 if pre["color"] == "gray" else 3
+    for key in ("scale", "offset"):
+        values = pre[key] if isinstance(pre[key], list) else [pre[key]]
+        if len(values) not in (1, channels) or not all(_number(v) for v in values):
+            problems.append("preprocess %s must be a number or a list of %d (one per channel)" % (key, channels))
+    crop = pre.get("crop")
+    if crop is not None:
+        edges = [crop.get(k) for k in ("top", "bottom", "left", "right")] if isinstance(crop, dict) else []
+        if not (len(edges) == 4 and all(_number(v) for v in edges) and 0 <= edges[0] < edges[1] <= 1
+                and 0 <= edges[2] < edges[3] <= 1):
+            problems.append("preprocess crop needs 0 <= top < bottom <= 1 and 0 <= left < right <= 1")
+    return problems
+
+
+def _inside(bundle_dir, path):
+    """Whether path, symbolic links followed, stays inside bundle_dir."""
+    root = os.path.realpath(bundle_dir)
+    return os.path.commonpath([root, os.path.realpath(path)]) == root
 
 
 def load(path: str, verify_model: bool = True) -> Bundle:
@@ -223,6 +290,12 @@ def load(path: str, verify_model: bool = True) -> Bundle:
     if problems:
         raise BundleError("%s: %s" % (manifest_path, "; ".join(problems)))
     bundle = Bundle(path, manifest)
+    named = [bundle.model_path] + [os.path.join(path, v["file"]) for v in (manifest.get("variants") or {}).values()]
+    named += bundle.sample_paths + ([bundle.keras_outputs_path] if bundle.keras_outputs_path else [])
+    outside = [p for p in named if not _inside(path, p)]
+    if outside:
+        raise BundleError("%s names %s, which is outside the bundle (a link out of it?): refused"
+                          % (manifest_path, outside[0]))
     if not os.path.isfile(bundle.model_path):
         raise BundleError("%s is missing: the bundle is incomplete; export it again" % bundle.model_path)
     if verify_model:

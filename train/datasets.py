@@ -143,19 +143,36 @@ def _keras_dataset(name):
 
 
 def _read_folder(path):
+    """Every readable image of every class folder. Files that do not decode are skipped with a warning each
+    (the decoder's own messages kept off the terminal); a class left with fewer than 2 images is one line."""
     import tensorflow as tf
 
+    from runtime.errors import native_stderr_silenced
+
     classes = _classes(path)
-    images, targets = [], []
+    images, targets, skipped = [], [], []
+    with native_stderr_silenced():  # libjpeg's and libpng's own complaints about a broken file
+        for c, name in enumerate(classes):
+            readable = 0
+            for file in _images_in(os.path.join(path, name)):
+                try:
+                    image = tf.io.decode_image(tf.io.read_file(file), channels=3, expand_animations=False).numpy()
+                except (tf.errors.InvalidArgumentError, tf.errors.NotFoundError, tf.errors.PermissionDeniedError):
+                    skipped.append(file)
+                    continue
+                images.append(image)
+                targets.append(c)
+                readable += 1
+            if readable < 2:
+                break
+    for file in skipped:
+        print("warning: skipping %s: not a readable image" % file, file=sys.stderr)
     for c, name in enumerate(classes):
-        for file in _images_in(os.path.join(path, name)):
-            try:
-                image = tf.io.decode_image(tf.io.read_file(file), channels=3, expand_animations=False).numpy()
-            except (tf.errors.InvalidArgumentError, tf.errors.NotFoundError):
-                print("warning: skipping %s: not a readable image" % file, file=sys.stderr)
-                continue
-            images.append(image)
-            targets.append(c)
+        found = targets.count(c)
+        if found < 2:
+            raise UserError("class folder %s has %d readable image(s) (%d could not be read); each class needs "
+                            "at least 2" % (os.path.join(path, name), found,
+                                            sum(os.path.dirname(f) == os.path.join(path, name) for f in skipped)))
     return images, np.array(targets, dtype=np.int64), classes
 
 

@@ -47,11 +47,39 @@ def test_folder_dataset_trains_the_binary_classifier(tmp_path):
         for i, image in enumerate(digits.images[digits.target == cls][:30]):
             big = cv2.resize((image * 255 / 16).astype(np.uint8), (60, 60), interpolation=cv2.INTER_NEAREST)
             cv2.imwrite(str(tmp_path / "data" / name / ("%d.png" % i)), big)
+    good = (tmp_path / "data" / "ones" / "0.png").read_bytes()
+    cv2.imwrite(str(tmp_path / "data" / "ones" / "photo.jpg"), big)
+    jpeg = (tmp_path / "data" / "ones" / "photo.jpg").read_bytes()
+    (tmp_path / "data" / "ones" / "photo.jpg").write_bytes(jpeg[:len(jpeg) // 2])  # cut short
+    (tmp_path / "data" / "zeros" / "noise.png").write_bytes(good[:8] + bytes(range(256)))  # a PNG header, then junk
     proc = cli("train", "--model", "binary_cnn", "--data", "folder:%s" % (tmp_path / "data"), "--epochs", "2",
                "--batch-size", "16", "--out", tmp_path / "run")
     assert proc.returncode == 0, proc.stderr[-2000:]
     meta = json.loads((tmp_path / "run" / "meta.json").read_text())
     assert meta["task"] == "binary" and meta["labels"] == ["ones", "zeros"]
+    warnings = [ln for ln in proc.stderr.splitlines() if ln.startswith("warning: skipping")]
+    assert warnings == ["warning: skipping %s: not a readable image" % (tmp_path / "data" / n)
+                        for n in ("ones/photo.jpg", "zeros/noise.png")]
+    assert "JPEG" not in proc.stderr and "PNG" not in proc.stderr  # the decoders' own messages stay off
+
+
+def test_a_class_without_readable_images_is_one_line(tmp_path):
+    import cv2
+    import numpy as np
+
+    for name in ("cats", "dogs"):
+        (tmp_path / name).mkdir()
+        for i in range(3):
+            cv2.imwrite(str(tmp_path / name / ("%d.png" % i)), np.full((20, 20, 3), 40 * i, np.uint8))
+    for i in range(2):
+        (tmp_path / "dogs" / ("%d.png" % i)).write_bytes(b"not an image")
+    proc = cli("train", "--model", "binary_cnn", "--data", "folder:%s" % tmp_path, "--out", tmp_path / "run")
+    lines = [ln for ln in proc.stderr.splitlines() if not ln.startswith("loading ")]
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert lines == ["warning: skipping %s: not a readable image" % (tmp_path / "dogs" / "%d.png" % i)
+                     for i in range(2)] + [
+        "python -m train: error: class folder %s has 1 readable image(s) (2 could not be read); each class needs "
+        "at least 2" % (tmp_path / "dogs")]
 
 
 @pytest.mark.parametrize("args, message", [
