@@ -31,14 +31,14 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 demo: setup
-	$(PY) -m train --model pilotnet --data road --out runs/pilotnet
+	$(PY) -m train --model pilotnet --data road --out runs/pilotnet --force
 	$(PY) -m export onnx runs/pilotnet --out bundles/pilotnet
 	$(PY) -m export variants bundles/pilotnet --calib-data road
 	mkdir -p runs/demo
 	$(PY) -m runtime run bundles/pilotnet --source synthetic://road --max-frames 300 --no-display \
 		--output runs/demo/road.mp4 --jsonl runs/demo/road.jsonl
 	$(PY) -m runtime drive bundles/pilotnet --seconds 60 --output runs/demo/drive.mp4 --plot runs/demo/drive.png
-	$(PY) -m train --model mnist_cnn --data digits --epochs 5 --out runs/digits
+	$(PY) -m train --model mnist_cnn --data digits --epochs 5 --out runs/digits --force
 	$(PY) -m export onnx runs/digits --out bundles/digits
 	$(PY) -m runtime run bundles/digits --source bundles/digits/samples --no-display \
 		--jsonl runs/demo/digits.jsonl

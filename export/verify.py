@@ -76,7 +76,7 @@ def _samples(bundle):
         raise UserError("%s has no samples with Keras outputs to verify against (export it again)" % bundle.path)
     frames = bundle_samples(bundle)
     x = Preprocessor(bundle.preprocess, bundle.input).batch(frames)
-    with np.load(bundle.keras_outputs_path) as stored:
+    with np.load(bundle.keras_outputs_path, allow_pickle=False) as stored:
         reference = [stored[o["name"]] for o in bundle.outputs]
     return x, reference
 

@@ -109,6 +109,7 @@ def command_run(args):
         raise UserError("--dla-core must be 0 or more")
     with Model(args.bundle, backend=args.backend, precision=args.precision, dla_core=args.dla_core,
                build=args.build) as model:
+        model.backend.prepare(shared_cores=True)  # the model loads now (run's capture thread shares the cores)
         source = open_source(args.source, args.input_width, args.input_height, args.input_rate, args.loop,
                              args.input_flip, args.input_codec, args.reconnect_timeout,
                              read_timeout=args.read_timeout)
@@ -124,6 +125,8 @@ def command_run(args):
         print("wrote %s" % path)
     if stats.interrupted:
         return 128 + int(stats.signal or signal.SIGINT)  # 130 for Ctrl-C, 143 for SIGTERM, as a shell reports them
+    if stats.stopped:
+        raise UserError(stats.stopped)
     if source.lost:
         print("python -m runtime run: error: %s; every output is complete (exit status 3)" % source.lost,
               file=sys.stderr)

@@ -9,12 +9,18 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import traceback
 
 from .errors import UserError
 
 
 class ArgumentParser(argparse.ArgumentParser):
-    """argparse with a one-line error: `prog: error: message (see prog --help)`, exit status 2."""
+    """argparse with a one-line error: `prog: error: message (see prog --help)`, exit status 2. --debug is
+    taken by main() before parsing, wherever it stands; it is listed here for --help."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.add_argument("--debug", action="store_true", help="show the traceback behind an error")
 
     def error(self, message):
         self.exit(2, "%s: error: %s (see %s --help)\n" % (self.prog, message, self.prog))
@@ -40,10 +46,16 @@ positive_float.__name__ = "positive number"
 
 
 def main(prog: str, body, argv=None) -> int:
-    """Run body(argv) and turn UserError and Ctrl-C into one line and an exit status."""
+    """Run body(argv) and turn UserError and Ctrl-C into one line and an exit status (2 and 130); any other
+    exception is a bug: one line that says so, exit status 1. --debug (anywhere in argv) shows the traceback."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in argv
+    argv = [a for a in argv if a != "--debug"]
     try:
         return body(argv) or 0
     except UserError as exc:
+        if debug:
+            traceback.print_exc()
         print("%s: error: %s" % (prog, exc), file=sys.stderr)
         return 2
     except KeyboardInterrupt:
@@ -52,3 +64,9 @@ def main(prog: str, body, argv=None) -> int:
     except BrokenPipeError:  # `... | head`: the reader left; say nothing (Python's documented remedy)
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 141
+    except Exception as exc:  # a bug: one line for the user, the traceback with --debug (SystemExit passes)
+        if debug:
+            traceback.print_exc()
+        print("%s: internal error: %s: %s (a bug: run again with --debug and report the traceback)"
+              % (prog, type(exc).__name__, " ".join(str(exc).split())[:300]), file=sys.stderr)
+        return 1

@@ -110,6 +110,7 @@ class Drive:
         self.offset, self.steering, self.ideal, self.latency_ms, self.intervened = [], [], [], [], []
         self.wall_seconds = 0.0
         self.backend = ""
+        self.invalid = 0  # frames whose output was NaN or infinite
 
     def report(self, fps=FPS):
         n = len(self.offset)
@@ -121,7 +122,7 @@ class Drive:
         autonomy = max(0.0, 1.0 - interventions * PENALTY_S / sim_seconds) * 100.0 if sim_seconds else 0.0
         return {"controller": self.controller, "precision": self.precision, "backend": self.backend,
                 "seed": self.seed, "delay_frames": self.delay_frames,
-                "autonomy": round(autonomy, 2), "interventions": interventions,
+                "autonomy": round(autonomy, 2), "interventions": interventions, "invalid_outputs": self.invalid,
                 "mean_abs_offset_m": round(float(offset.mean()), 4), "max_abs_offset_m": round(float(offset.max()), 4),
                 "steering_change_per_s": round(float(np.abs(np.diff(steering)).mean() * fps) if n > 1 else 0.0, 4),
                 "mean_abs_steering_error": round(float(np.abs(steering - np.asarray(self.ideal or [0.0])).mean()), 4),
@@ -151,8 +152,10 @@ def drive(model, controller, seconds, seed=DEFAULT_SEED, delay_frames=1, precisi
         image, ideal = sim.view()
         if controller == "model":
             t = clock()
-            steering = float(model(image)["steering"])
+            steering = model(image)["steering"]
             record.latency_ms.append((clock() - t) * 1000.0)
+            if steering is None:  # NaN or infinite: steer straight, as a vehicle's fail-safe would, and count it
+                steering, record.invalid = 0.0, record.invalid + 1
         else:
             steering = 0.0 if controller == "zero" else ideal
         if on_frame is not None:

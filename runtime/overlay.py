@@ -22,7 +22,7 @@ def draw(image, result, fps=None, truth=None):
 
     h, w = image.shape[:2]
     scale = max(0.45, min(w, h) / 450.0)
-    if "steering" in result:
+    if result.get("steering") is not None:
         _steering_gauge(cv2, image, result["steering"], truth, scale)
     text(cv2, image, result.text, (int(10 * scale), int(30 * scale)), scale, _GREEN)
     if fps:

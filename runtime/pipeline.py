@@ -40,9 +40,10 @@ import time
 import numpy as np
 
 from . import overlay
+from .outputs.base import OutputStopped
 
 STAGES = ("capture", "preprocess", "infer", "postprocess", "output")
-FILE_QUEUE = 4  # frames read ahead from a file
+FILE_QUEUE = 2  # frames read ahead from a file
 
 
 class Stats:
@@ -55,8 +56,11 @@ class Stats:
         self.frames = 0
         self.dropped = 0
         self.reconnects = 0
+        self.invalid = 0  # results flagged NaN or infinite
+        self.skipped = 0  # frames from the source that were not usable images (sources.base.conformed)
         self.interrupted = False
         self.signal = None  # signal.SIGINT or SIGTERM when one stopped the run
+        self.stopped = None  # why an output stopped the run (outputs.OutputStopped: a full disk)
         self.start = time.perf_counter()
         self.end = self.start
 
@@ -91,7 +95,8 @@ class Stats:
 
     def as_dict(self):
         return {"backend": self.backend, "frames": self.frames, "dropped": self.dropped,
-                "reconnects": self.reconnects, "fps": round(self.fps, 2),
+                "reconnects": self.reconnects, "invalid": self.invalid, "skipped": self.skipped,
+                "fps": round(self.fps, 2),
                 "latency_ms": {"p50": round(self.percentile(50), 3), "p95": round(self.percentile(95), 3),
                                "max": round(max(self.latency_ms or [0.0]), 3)},
                 "stages_ms": {k: round(v, 3) for k, v in self.stages().items()},
@@ -100,7 +105,9 @@ class Stats:
     def summary(self):
         stages = " ".join("%s %.2f" % kv for kv in self.stages().items())
         extra = "".join([", dropped %d stale" % self.dropped if self.dropped else "",
-                         ", reconnected %d time(s)" % self.reconnects if self.reconnects else ""])
+                         ", reconnected %d time(s)" % self.reconnects if self.reconnects else "",
+                         ", %d invalid output(s) (NaN/inf)" % self.invalid if self.invalid else "",
+                         ", skipped %d unusable frame(s)" % self.skipped if self.skipped else ""])
         return ("%d frames, %.1f FPS, latency p50 %.1f ms p95 %.1f ms max %.1f ms%s (%s; per frame ms: %s)"
                 % (self.frames, self.fps, self.percentile(50), self.percentile(95), max(self.latency_ms or [0.0]),
                    extra, self.backend, stages))
@@ -312,12 +319,16 @@ def run(model, source, outputs=(), max_frames=None, status_every=5.0, log=sys.st
                 for out in outputs:
                     out.write(frame, result, annotated)
                 stats.add(frame.latency_ms, frame.read_s, times, clock() - t3)
+                if "invalid" in result:
+                    stats.invalid += 1
                 if ctrl_c.requested or any(o.closed_by_user for o in outputs):
                     break
                 if log is not None and stats.end >= next_status:
                     stats.dropped = frames.dropped
                     print("... " + stats.summary(), file=log)
                     next_status = stats.end + status_every
+        except OutputStopped as exc:  # a full disk: stop here, every output closed with what it has
+            stats.stopped = str(exc)
         except KeyboardInterrupt:  # a second Ctrl-C: stop now; outputs are still closed below
             ctrl_c.requested = True
             ctrl_c.signum = ctrl_c.signum or signal.SIGINT
@@ -326,7 +337,7 @@ def run(model, source, outputs=(), max_frames=None, status_every=5.0, log=sys.st
             for out in outputs:
                 out.close()
     stats.dropped = frames.dropped
-    stats.reconnects = getattr(source, "reconnects", 0)
+    stats.reconnects, stats.skipped = getattr(source, "reconnects", 0), getattr(source, "skipped", 0)
     stats.interrupted = ctrl_c.requested
     stats.signal = ctrl_c.signum if ctrl_c.requested else None
     return stats

@@ -4,6 +4,7 @@ classification: the top class, its label and confidence (softmax applied if the 
 binary:         the probability of the positive label and the label chosen at 0.5
 steering:       the normalised steering value and the inverse turning radius it means
 regression:     the raw values
+Outputs that are NaN or infinite give a result with `invalid` set and the task's fields None.
 """
 
 from __future__ import annotations
@@ -11,11 +12,20 @@ from __future__ import annotations
 import numpy as np
 
 
+INVALID = "the network gave NaN or infinite values"
+_KEYS = {"classification": ("class_id", "label", "confidence", "top"),
+         "binary": ("class_id", "label", "confidence", "probability"),
+         "steering": ("steering", "inverse_radius"), "regression": ("values",)}
+
+
 class Result(dict):
-    """One frame's result: a plain dict (it goes to JSON as is) with a one-line `text` for overlays."""
+    """One frame's result: a plain dict (it goes to JSON as is) with a one-line `text` for overlays. When the
+    network's output is not finite, `invalid` says so and the task's fields are None (JSON null)."""
 
     @property
     def text(self) -> str:
+        if "invalid" in self:
+            return "invalid output (NaN/inf)"
         if "label" in self:
             return "%s %.1f%%" % (self["label"], 100.0 * self["confidence"])
         if "steering" in self:
@@ -43,6 +53,8 @@ class Postprocessor:
     def __call__(self, outputs, row: int = 0) -> Result:
         """outputs: the backend's list of arrays; row: which item of the batch."""
         y = np.asarray(outputs[0][row], dtype=np.float64).reshape(-1)
+        if not np.isfinite(y).all():  # flagged, not a crash: a broken engine or input must not stop a vehicle's loop
+            return Result(dict.fromkeys(_KEYS[self.task]), invalid=INVALID)
         if self.task == "classification":
             probs = y if self.activation == "softmax" else _softmax(y)
             order = np.argsort(-probs)[:self.top_k]

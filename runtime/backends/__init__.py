@@ -33,6 +33,11 @@ class Backend:
         """Told by the pipeline whether another thread of this process (the capture) works while infer()
         runs; a backend whose idle threads would take those cores from it gives them up. Nothing by default."""
 
+    def prepare(self, shared_cores: bool):
+        """Be ready now for a loop that does (or does not) share the cores with a capture thread: a model
+        that cannot load says so here, before a camera opens, rather than at the first frame."""
+        self.share_cores(shared_cores)
+
     def deactivate(self):
         pass
 
@@ -89,6 +94,6 @@ def open_backend(name: str, bundle, precision=None, dla_core=None, build=True) -
             raise UserError("--dla-core needs the TensorRT backend")
         from .onnxruntime import OnnxRuntimeBackend
 
-        backend = OnnxRuntimeBackend(bundle.model_file(precision or "fp32"))
+        backend = OnnxRuntimeBackend(bundle.model_file(precision or "fp32"), input_shape=bundle.input["shape"])
     backend.reason = reason
     return backend

@@ -16,8 +16,9 @@ PREFERRED = ("TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecution
 class OnnxRuntimeBackend(Backend):
     name = "onnxruntime"
 
-    def __init__(self, model_path: str, providers=None, threads: int = 0):
+    def __init__(self, model_path: str, providers=None, threads: int = 0, input_shape=None):
         self.model_path = model_path
+        self.input_shape = input_shape  # the manifest's, checked against the model's own when it loads
         self.providers = providers
         self.threads = threads
         self.spinning = True  # ONNX Runtime's own default
@@ -45,6 +46,10 @@ class OnnxRuntimeBackend(Backend):
             except Exception as exc:  # ORT raises its own exception types for bad models
                 raise UserError("ONNX Runtime cannot load %s: %s"
                                 % (self.model_path, str(exc).splitlines()[0])) from None
+            declared = session.get_inputs()[0].shape
+            if self.input_shape is not None and not _fits(declared, self.input_shape):
+                raise UserError("%s takes input %s, but the bundle's manifest says %s: the bundle is inconsistent; "
+                                "export it again" % (self.model_path, declared, self.input_shape))
             self.input_name = session.get_inputs()[0].name
             self.output_names = [o.name for o in session.get_outputs()]
             self.detail = "%s %s" % (self.ort.__version__, ",".join(session.get_providers()))
@@ -64,5 +69,15 @@ class OnnxRuntimeBackend(Backend):
             self.spinning = not shared
             self._session = None  # freed before its successor is made: never two sessions' memory at once
 
+    def prepare(self, shared_cores: bool):
+        self.share_cores(shared_cores)
+        return self.session
+
     def deactivate(self):
         self._session = None
+
+
+def _fits(declared, manifest_shape) -> bool:
+    """Whether the model's input shape (ints, or names/None for dynamic dimensions) takes the manifest's."""
+    return len(declared) == len(manifest_shape) and all(
+        not isinstance(d, int) or m is None or d == m for d, m in zip(declared, manifest_shape))

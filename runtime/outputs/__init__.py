@@ -18,7 +18,7 @@ from __future__ import annotations
 from ..errors import UserError
 from .base import Output
 from .display import has_screen, open_display
-from .files import open_file
+from .files import JsonlOutput, open_file
 from .network import open_stream
 
 OPENERS = {"display": open_display, "rtp": open_stream, "rtsp": open_stream, "file": open_file}  # scheme -> opener
@@ -40,8 +40,12 @@ def open_outputs(uris=(), jsonl=None, display=False, fps=30.0) -> list:
     open, those already open are closed again."""
     opened = []
     try:
-        for uri in list(uris) + ([jsonl] if jsonl else []) + (["display://0"] if display else []):
+        for uri in list(uris):
             opened.append(open_output(uri, fps))
+        if jsonl:  # --jsonl FILE is JSON lines whatever the file's name (/dev/stdout, a FIFO, ...)
+            opened.append(JsonlOutput(jsonl[len("file://"):] if jsonl.startswith("file://") else jsonl))
+        if display:
+            opened.append(open_output("display://0", fps))
     except BaseException:
         for out in opened:
             out.close()

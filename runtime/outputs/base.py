@@ -8,6 +8,23 @@ import os
 from ..errors import UserError
 
 
+MIN_FREE_BYTES = 4 << 20  # a file output stops while this much is left: room to close its file complete
+
+
+class OutputStopped(UserError):
+    """An output that cannot go on (its disk full, a write refused): the run stops cleanly, every output is
+    closed with what it had, and `runtime run` says why (exit status 2)."""
+
+
+def check_space(path, folder=None):
+    """OutputStopped when the disk that holds path has less than MIN_FREE_BYTES left."""
+    stat = os.statvfs(folder or os.path.dirname(os.path.abspath(path)))
+    free = stat.f_bavail * stat.f_frsize
+    if free < MIN_FREE_BYTES:
+        raise OutputStopped("the disk holding %s is full (%d KB left): the run stopped, and %s is complete up "
+                            "to the frame before" % (path, free // 1024, path))
+
+
 def check_writable(path):
     folder = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(folder):

@@ -6,7 +6,7 @@ import json
 import os
 
 from ..errors import UserError, require
-from .base import Output, check_writable
+from .base import Output, OutputStopped, check_space, check_writable
 
 VIDEO_EXTS = {".mp4": "mp4v", ".m4v": "mp4v", ".mov": "mp4v", ".avi": "MJPG", ".mkv": "MJPG"}
 
@@ -23,6 +23,7 @@ class VideoOutput(Output):
         check_writable(path)
         self.cv2 = require("cv2", "opencv", "writing video")
         self.path, self.fps, self.fourcc = path, fps, VIDEO_EXTS[ext]
+        self.folder = os.path.dirname(os.path.abspath(path))
         self.writer = None
 
     def write(self, frame, result, annotated=None):
@@ -33,6 +34,7 @@ class VideoOutput(Output):
             self.writer = self.cv2.VideoWriter(self.path, fourcc, self.fps, (w, h))
             if not self.writer.isOpened():
                 raise UserError("OpenCV cannot write %s with codec %s" % (self.path, self.fourcc))
+        check_space(self.path, self.folder)  # OpenCV's writer says nothing when the disk is full (2 us a frame)
         self.writer.write(annotated)
 
     def close(self):
@@ -45,7 +47,7 @@ class JsonlOutput(Output):
 
     def __init__(self, path):
         check_writable(path)
-        self.path = path
+        self.path, self.lines = path, 0
         self.file = open(path, "w", buffering=1)  # line by line: a reader can follow a live run (tail -f)
 
     def write(self, frame, result, annotated=None):
@@ -53,10 +55,18 @@ class JsonlOutput(Output):
                 "latency_ms": None if frame.latency_ms is None else round(frame.latency_ms, 3), "result": result}
         if frame.truth is not None:
             line["truth"] = frame.truth
-        self.file.write(json.dumps(line) + "\n")
+        try:
+            self.file.write(json.dumps(line) + "\n")
+        except OSError as exc:  # a full disk (ENOSPC), an I/O error: the lines before it are whole
+            raise OutputStopped("cannot write %s: %s: the run stopped; its first %d line(s) are kept"
+                                % (self.path, exc.strerror or exc, self.lines)) from None
+        self.lines += 1
 
     def close(self):
-        self.file.close()
+        try:
+            self.file.close()
+        except OSError:  # what the failed write left in the buffer; the lines before it are on disk
+            pass
 
 
 def open_file(uri, fps=30.0):

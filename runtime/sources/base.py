@@ -41,9 +41,17 @@ class Source:
     reconnects = 0
     lost = None  # why, when a live source stopped and did not come back (`runtime run` then exits 3)
 
+    skipped = 0  # frames that were not images this runtime can use (counted, not given)
+
     def __iter__(self):
         index = 0
         for image, truth in self._images():
+            if not (isinstance(image, np.ndarray) and image.dtype == np.uint8 and image.ndim == 3
+                    and image.shape[2] == 3 and image.shape[0] > 1 and image.shape[1] > 1):
+                image = conformed(image)
+                if image is None:
+                    self.skipped += 1
+                    continue
             if self.flip != "none":
                 image = flipped(image, self.flip)
             yield Frame(image, index, truth)
@@ -60,6 +68,27 @@ class Source:
 
     def __exit__(self, *exc):
         self.close()
+
+
+def conformed(image):
+    """A frame as uint8 BGR (H x W x 3): gray, BGRA, 16-bit and 0..1 float frames converted; None for what
+    cannot be (empty, 1-pixel-wide, other channel counts or types)."""
+    import cv2
+
+    if not isinstance(image, np.ndarray) or image.ndim not in (2, 3) or min(image.shape[:2]) < 2:
+        return None
+    if image.dtype == np.uint16:
+        image = (image >> 8).astype(np.uint8)
+    elif image.dtype in (np.float32, np.float64) and np.isfinite(image).all() and 0 <= image.min() <= image.max() <= 1:
+        image = np.round(image * 255).astype(np.uint8)
+    elif image.dtype != np.uint8:
+        return None
+    channels = 1 if image.ndim == 2 else image.shape[2]
+    if channels == 1:
+        return cv2.cvtColor(image, cv2.COLOR_GRAY2BGR)
+    if channels == 4:
+        return cv2.cvtColor(image, cv2.COLOR_BGRA2BGR)
+    return np.ascontiguousarray(image) if channels == 3 else None
 
 
 def flipped(image, how):

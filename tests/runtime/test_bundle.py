@@ -140,11 +140,22 @@ def test_random_manifests_give_a_clean_error_or_a_usable_bundle(pilot_bundle, di
             assert "\n" not in str(exc)
             return
         try:  # a manifest that passed must be one the runtime can use, or a UserError in one line
-            b.describe()
-            b.network_frame_size
+            assert b.describe() and min(b.network_frame_size) > 0
             Preprocessor(b.preprocess, b.input)
             Postprocessor(b.task, b.labels, b.outputs, b.steering)
         except UserError:
             pass
 
     check()
+
+
+def test_a_manifest_whose_input_the_model_does_not_take_is_one_line(pilot_bundle, tmp_path):
+    bundle = tmp_path / "b"
+    shutil.copytree(pilot_bundle, bundle)
+    manifest = _with(_manifest(pilot_bundle), ("preprocess", "resize", "width"), 100)  # consistent in itself
+    manifest["input"]["shape"] = [None, 66, 100, 3]
+    (bundle / "manifest.json").write_text(json.dumps(manifest))
+    proc = cli("runtime", "run", bundle, "--source", "synthetic://road", "--max-frames", "1", "--no-display")
+    assert one_line_error(proc), proc.stderr
+    assert "model.onnx takes input ['batch', 66, 200, 3], but the bundle's manifest says [None, 66, 100, 3]: " \
+        "the bundle is inconsistent" in proc.stderr

@@ -181,3 +181,49 @@ def test_a_capture_thread_stops_onnx_runtime_spin_waiting_and_an_inline_read_let
         assert model.backend.spinning and model.backend.session is not again  # inline: made again, spinning
         drawn[0][:] = 0  # fresh copies: drawing on one never reaches the frames held in memory
         assert images[0].any() and drawn[2] is not images[0]
+
+
+def test_nan_or_infinite_outputs_are_flagged_in_the_results_not_a_crash(pilot_bundle, digits_bundle, tmp_path):
+    import numpy as np
+
+    from runtime import Model, open_outputs, open_source, run
+    from runtime.drive import drive
+    from runtime.postprocess import INVALID
+
+    for bundle, bad in ((pilot_bundle, np.nan), (digits_bundle, np.inf)):
+        out = tmp_path / bundle.name
+        with Model(str(bundle), backend="onnxruntime") as model, open_source("synthetic://road", 160, 90) as road:
+            real = model.backend.infer
+            model.backend.infer = lambda batch, real=real, bad=bad: [np.full_like(o, bad) for o in real(batch)]
+            stats = run(model, road, open_outputs([str(out) + ".mp4"], jsonl=str(out) + ".jsonl"), max_frames=4,
+                        log=None)
+            if bundle is pilot_bundle:  # closed loop: the car steers straight on a bad output, and counts it
+                assert drive(model, "model", 1.0).report()["invalid_outputs"] == 30
+        lines = read_jsonl(str(out) + ".jsonl")
+        assert len(lines) == 4 and all(ln["result"]["invalid"] == INVALID for ln in lines)
+        task_field = "steering" if bundle is pilot_bundle else "label"
+        assert all(ln["result"][task_field] is None for ln in lines)  # JSON null, never NaN (which is not JSON)
+        assert stats.invalid == 4 and "4 invalid output(s) (NaN/inf)" in stats.summary()
+        assert os.path.getsize(str(out) + ".mp4") > 0  # the overlay was drawn: "invalid output (NaN/inf)"
+
+
+def test_frames_of_another_depth_or_channel_count_are_converted_or_skipped_and_counted(pilot_bundle):
+    import numpy as np
+
+    from runtime import Model, run
+    from runtime.sources import Source
+
+    bgr = np.full((90, 160, 3), 128, np.uint8)
+
+    class Odd(Source):  # what a capture card, a depth camera or a user's own source may give
+        def _images(self):
+            for image in (bgr, bgr[..., 0], np.dstack([bgr, bgr[..., :1]]), bgr.astype(np.uint16) * 257,
+                          bgr / 255.0, np.zeros((1, 160, 3), np.uint8), bgr.astype(np.int32), "not an image"):
+                yield image, None
+
+    seen = []
+    with Model(str(pilot_bundle), backend="onnxruntime") as model:
+        stats = run(model, Odd(), [], log=None, capture_thread=False)
+        seen = [(f.image.dtype, f.image.shape) for f in Odd()]
+    assert seen == [(np.uint8, (90, 160, 3))] * 5  # gray, BGRA, 16-bit and 0..1 float as BGR
+    assert stats.frames == 5 and stats.skipped == 3 and "skipped 3 unusable frame(s)" in stats.summary()

@@ -76,7 +76,7 @@ def test_a_class_without_readable_images_is_one_line(tmp_path):
     proc = cli("train", "--model", "binary_cnn", "--data", "folder:%s" % tmp_path, "--out", tmp_path / "run")
     lines = [ln for ln in proc.stderr.splitlines() if not ln.startswith("loading ")]
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
-    assert lines == ["warning: skipping %s: not a readable image" % (tmp_path / "dogs" / "%d.png" % i)
+    assert lines == ["warning: skipping %s: not a readable image" % (tmp_path / "dogs" / ("%d.png" % i))
                      for i in range(2)] + [
         "python -m train: error: class folder %s has 1 readable image(s) (2 could not be read); each class needs "
         "at least 2" % (tmp_path / "dogs")]

@@ -10,6 +10,7 @@ prepared by the runtime's own Preprocessor, so calibration sees exactly what inf
 from __future__ import annotations
 
 import os
+import re
 import sys
 
 import numpy as np
@@ -163,9 +164,13 @@ def make(trt, gpu, bundle, opts, cache_path, batch_size, batches, input_shape, l
         @trtlib.guarded(None)
         def read_calibration_cache(self):
             if os.path.isfile(cache_path):
-                print("reusing the INT8 calibration cache %s" % cache_path, file=log)
                 with open(cache_path, "rb") as f:
-                    return f.read()
+                    data = f.read()
+                if not calibration_cache_ok(data):
+                    print("warning: the INT8 calibration cache %s is damaged; calibrating again" % cache_path, file=log)
+                    return None
+                print("reusing the INT8 calibration cache %s" % cache_path, file=log)
+                return data
             return None
 
         @trtlib.guarded(None)
@@ -179,3 +184,15 @@ def make(trt, gpu, bundle, opts, cache_path, batch_size, batches, input_shape, l
                 self.device = None
 
     return Calibrator()
+
+
+def calibration_cache_ok(data: bytes) -> bool:
+    """Whether data reads as TensorRT's calibration cache: a `TRT-<version>-<calibrator>` line, then one
+    `tensor name: scale` line per tensor (the scale as 8 hex digits, a float32's bits). A truncated or
+    damaged file is calibrated again rather than handed to TensorRT."""
+    try:
+        lines = data.decode("ascii").splitlines()
+    except UnicodeDecodeError:
+        return False
+    return (len(lines) > 1 and lines[0].startswith("TRT-")
+            and all(re.fullmatch(r"[^\n]+: [0-9a-fA-F]{8}", line) for line in lines[1:] if line))

@@ -544,7 +544,15 @@ class Builder:
                          if c.__name__ in ("IInt8EntropyCalibrator2", "IInt8MinMaxCalibrator"))
         result = {"from_cache": False, "batches": batches, "batch_size": batch_size, "range": [low, high],
                   "algorithm": algorithm}
-        _callback(calibrator, "write_calibration_cache", None, b"FAKE-CALIBRATION " + _json.dumps(result).encode())
+        # the cache in TensorRT's own layout: a header line, then `tensor: scale`, the scale's float32 bits in hex
+        # (the input's scale, and FAKE entries that tell calibrations on other data apart, as real layers' would)
+        def bits(x):
+            return int(_np.float32(x).view(_np.uint32))
+
+        cache = "TRT-%s-%s\n%s: %08x\nFAKE_low: %08x\nFAKE_batches: %08x\n" % (
+            __version__.replace(".", ""), algorithm.replace("IInt8", ""), inp.name,
+            bits(max(abs(low), abs(high)) / 127), bits(low), bits(batches))
+        _callback(calibrator, "write_calibration_cache", None, cache.encode("ascii"))
         return result
 
 

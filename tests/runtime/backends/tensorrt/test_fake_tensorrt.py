@@ -248,6 +248,15 @@ def test_int8_calibration_feeds_preprocessed_frames_and_keeps_its_cache(fake_gpu
         trt_build.build(bundle, opts, gpu, trt, log=log)
     assert calls(trt, "build_serialized_network")[1]["calibration"]["from_cache"] is True
     assert "reusing the INT8 calibration cache" in log.getvalue()
+    cache = os.path.join(bundle.path, "engines", caches[0])
+    assert calibrator.calibration_cache_ok(open(cache, "rb").read())  # TensorRT's layout, as the fake writes it
+    with open(cache, "r+b") as f:  # cut short in the middle of a scale, as a full disk or a kill would leave it
+        f.truncate(os.path.getsize(cache) - 4)
+    log = io.StringIO()
+    trt_build.build(bundle, opts, gpu, trt, log=log)
+    assert "calibration cache %s is damaged; calibrating again" % cache in log.getvalue()
+    assert calls(trt, "build_serialized_network")[2]["calibration"]["from_cache"] is False
+    assert calibrator.calibration_cache_ok(open(cache, "rb").read())  # and written whole again
 
     log = io.StringIO()  # no --calib-data: the bundle's few samples, with a warning
     trt_build.build(bundle, trt_build.BuildOptions("int8", max_batch=4), gpu, trt, log=log)
