@@ -16,7 +16,8 @@ Sources: frames in memory (the bundle's samples at the size whose crop is the ne
 H.264 video (made with GStreamer's x264enc by the system Python), and synthetic://road (rendered).
 Models are the zoo's networks with fresh weights: speed does not depend on what they learned.
 Each approach runs --repeats times (5; Keras's twice: it is 7-230x slower, its precision does not matter),
-interleaved with the others, and the best run gives its FPS. The sequential loop and the runtime see the same
+interleaved with the others; the best run gives its FPS, and the median of its runs its peak memory (the
+peak moves by up to 10% between runs with the decoder's threads). The sequential loop and the runtime see the same
 number of frames after the same warm-up and run back to back in each round (in turn first), and
 runtime / sequential is the median of the rounds' ratios: this VM's speed drifts by 10-20% between
 processes, more than the difference between the two on frames in memory, and a pair measured side by side
@@ -359,7 +360,7 @@ def main():
         for source in args.sources:
             src = video if source == "video" else source
             case = {"model": model, "source": source, "measured": time.strftime("%Y-%m-%d %H:%M")}
-            best, ratios = {}, []
+            best, ratios, peaks = {}, [], {}
             for i in range(args.repeats):  # interleaved, best of each: this machine's noise is larger than
                 order = list(APPROACHES)  # some of the differences measured
                 if i % 2:
@@ -374,18 +375,19 @@ def main():
                     elif source == "memory" and approach in ("sequential", "runtime"):
                         frames = MEMORY_FRAMES
                     r = pair[approach] = one(approach, src, bundle, run_dir, frames)
+                    peaks.setdefault(approach, []).append(r["peak_rss_mb"])
                     if approach not in best or r["fps"] > best[approach]["fps"]:
                         best[approach] = r
                 ratios.append(pair["runtime"]["fps"] / pair["sequential"]["fps"])
             for approach in APPROACHES:
                 r = best[approach]
                 case["%s_fps" % approach] = round(r["fps"], 2)
-                case["%s_peak_rss_mb" % approach] = round(r["peak_rss_mb"], 1)
+                case["%s_peak_rss_mb" % approach] = round(statistics.median(peaks[approach]), 1)
                 if approach == "runtime":
                     case["runtime_slowest_stage_fps"] = round(r["slowest_stage_fps"], 1)
                     case["runtime_stages_ms"] = {k: round(v, 3) for k, v in r["stages_ms"].items()}
-                print("%-10s %-7s %-14s %9.1f FPS  %6.0f MB" % (model, source, approach, r["fps"], r["peak_rss_mb"]),
-                      flush=True)
+                print("%-10s %-7s %-14s %9.1f FPS  %6.0f MB" % (model, source, approach, r["fps"],
+                                                                  case["%s_peak_rss_mb" % approach]), flush=True)
             case["runtime_vs_sequential"] = round(statistics.median(ratios), 3)
             case["runtime_vs_sequential_by_round"] = [round(r, 3) for r in ratios]
             print("%-10s %-7s runtime / sequential %.3fx median of %d rounds (%s)"
