@@ -43,7 +43,9 @@ class LiveCapture(Source):
 
     def _open(self, timeout):
         cap = self.opener(timeout)
-        return cap if hasattr(cap, "why") else OpenCvCapture(cap)  # an OpenCV VideoCapture from a caller's opener
+        if isinstance(cap, (GstCapture, OpenCvCapture)):
+            return cap
+        return OpenCvCapture(cap)  # a caller's opener may give OpenCV's VideoCapture itself
 
     def _reopen(self, why):
         started = time.perf_counter()
