@@ -152,8 +152,9 @@ def _positive_int(v, most=1 << 20):
     return isinstance(v, int) and not isinstance(v, bool) and 0 < v <= most
 
 
-def _name_in_bundle(v):
-    """A file name the manifest may give: a relative path that stays inside the bundle (no '..', not absolute)."""
+def name_inside(v):
+    """A file name a manifest (or a run's meta.json) may give: a relative path that stays inside its folder
+    (no '..', not absolute)."""
     return (isinstance(v, str) and v != "" and "\0" not in v and "\\" not in v and not os.path.isabs(v)
             and ".." not in v.split("/"))
 
@@ -191,10 +192,10 @@ def validate(manifest) -> list:
         problems.append("labels must be a list of strings")
     elif task == "binary" and labels and len(labels) != 2:
         problems.append("a binary model has 2 labels, not %d" % len(labels))
-    if not _name_in_bundle(model.get("file")) or not _sha256(model.get("sha256")):
+    if not name_inside(model.get("file")) or not _sha256(model.get("sha256")):
         problems.append("model needs 'file' (a name inside the bundle) and 'sha256' (64 hex digits)")
-    problems += _input_problems(inp)
-    problems += _preprocess_problems(pre)
+    problems += input_problems(inp)
+    problems += preprocess_problems(pre)
     outputs = manifest["outputs"]
     if not outputs or not all(isinstance(o, dict) and isinstance(o.get("name"), str) and
                               o.get("activation", "linear") in ACTIVATIONS for o in outputs):
@@ -204,15 +205,15 @@ def validate(manifest) -> list:
             "inverse_radius_per_unit", 0.0)) and steering.get("positive", "right") in ("right", "left")):
         problems.append("steering needs a number inverse_radius_per_unit and positive: right | left")
     samples = manifest.get("samples")
-    if samples is not None and not (isinstance(samples, dict) and _name_in_bundle(samples.get("dir", "samples"))
+    if samples is not None and not (isinstance(samples, dict) and name_inside(samples.get("dir", "samples"))
                                     and isinstance(samples.get("files", []), list)
-                                    and all(_name_in_bundle(f) for f in samples.get("files", []))
+                                    and all(name_inside(f) for f in samples.get("files", []))
                                     and (samples.get("keras_outputs") is None
-                                         or _name_in_bundle(samples["keras_outputs"]))):
+                                         or name_inside(samples["keras_outputs"]))):
         problems.append("samples needs dir, files and keras_outputs as names inside the bundle")
     variants = manifest.get("variants") or {}
     if not isinstance(variants, dict) or not all(
-            k in VARIANTS and isinstance(v, dict) and _name_in_bundle(v.get("file")) and _sha256(v.get("sha256"))
+            k in VARIANTS and isinstance(v, dict) and name_inside(v.get("file")) and _sha256(v.get("sha256"))
             for k, v in variants.items()):
         problems.append("variants must map %s to {file (a name inside the bundle), sha256}" % " or ".join(VARIANTS))
     return problems
@@ -222,7 +223,9 @@ def _sha256(v):
     return isinstance(v, str) and len(v) == 64 and all(c in "0123456789abcdef" for c in v)
 
 
-def _input_problems(inp):
+def input_problems(inp):
+    """What is wrong with an input section {name, shape, layout, dtype} (also train's meta.json, without name and
+    dtype: train/run_dir.py fills them in to check)."""
     if not {"name", "shape", "layout", "dtype"} <= set(inp):
         return ["input needs name, shape, layout and dtype"]
     if not isinstance(inp["name"], str) or inp["dtype"] != "float32":
@@ -237,7 +240,8 @@ def _input_problems(inp):
     return []
 
 
-def _preprocess_problems(pre):
+def preprocess_problems(pre):
+    """What is wrong with a preprocess section: the input contract that a bundle and a train run share."""
     if not {"resize", "color", "scale", "offset"} <= set(pre):
         return ["preprocess needs resize, color, scale and offset"]
     problems = []

@@ -298,7 +298,8 @@ def stream(model, source, max_frames=None, realtime=False, capture_thread=True) 
 
 def run(model, source, outputs=(), max_frames=None, status_every=5.0, log=sys.stderr, realtime=False,
         capture_thread=True) -> Stats:
-    """Run model on source until it ends, max_frames, a closed window or Ctrl-C; every processed frame
+    """Run model on source until it ends, max_frames, a closed window, Ctrl-C or SIGTERM, or an output that
+    cannot go on (a full disk: stats.stopped says why); every processed frame
     reaches every output (outputs.Output; the overlay is drawn once for all that show frames), and every
     output is closed at the end. stream() with outputs, statistics, a
     live status line and Ctrl-C handling around it."""

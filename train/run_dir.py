@@ -52,4 +52,31 @@ def read_meta(run_dir: str):
         raise UserError("%s is not valid JSON (%s)" % (path, exc)) from None
     if not isinstance(meta, dict) or meta.get("format") != FORMAT:
         raise UserError("%s is not a train run's metadata" % path)
+    problems = meta_problems(meta)
+    if problems:
+        raise UserError("%s: %s (train the run again, or export the model file alone)" % (path, "; ".join(problems)))
     return meta
+
+
+def meta_problems(meta) -> list:
+    """What is wrong with a run's metadata, as short phrases: the fields export reads, checked as the bundle's
+    manifest is (runtime/bundle.py), so a damaged meta.json is one line rather than a crash in export."""
+    from runtime import bundle
+
+    if meta.get("task") not in bundle.TASKS:
+        return ["task %r is not one of %s" % (meta.get("task"), ", ".join(bundle.TASKS))]
+    problems = []
+    labels = meta.get("labels", [])
+    if not isinstance(labels, list) or not all(isinstance(x, str) for x in labels):
+        problems.append("labels must be a list of strings")
+    inp, pre = meta.get("input"), meta.get("preprocess")
+    if not isinstance(inp, dict) or not isinstance(pre, dict):
+        return problems + ["input and preprocess must be JSON objects"]
+    problems += bundle.input_problems(dict({"name": "input", "dtype": "float32"}, **inp))
+    problems += bundle.preprocess_problems(pre)
+    samples = meta.get("samples", {})
+    if not (isinstance(samples, dict) and bundle.name_inside(samples.get("dir", "samples"))
+            and isinstance(samples.get("files", []), list)
+            and all(bundle.name_inside(f) for f in samples.get("files", []))):
+        problems.append("samples needs dir and files as names inside the run directory")
+    return problems

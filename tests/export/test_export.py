@@ -3,6 +3,7 @@
 import json
 
 import numpy as np
+import pytest
 
 from runtime import bundle as bundle_format
 from tests.conftest import cli, one_line_error
@@ -87,3 +88,22 @@ def test_refuses_to_overwrite_a_folder_that_is_not_a_bundle(digits_run, tmp_path
 def test_missing_run_directory_is_one_line_exit_2(tmp_path):
     proc = cli("export", "onnx", tmp_path / "nothing", "--out", tmp_path / "b")
     assert one_line_error(proc), proc.stderr
+
+
+@pytest.mark.parametrize("field, value, message", [
+    ("preprocess", {"resize": {"width": 28, "height": 28}, "color": "hsv", "scale": 1, "offset": 0},
+     "preprocess color 'hsv'"),
+    ("samples", {"dir": "samples", "files": ["../../../etc/passwd"]}, "samples needs dir and files as names inside"),
+    ("task", None, "task None is not one of"),
+])
+def test_a_damaged_run_metadata_is_one_line_exit_2(digits_run, tmp_path, field, value, message):
+    import shutil
+
+    run = tmp_path / "run"
+    shutil.copytree(digits_run, run)
+    meta = json.loads((run / "meta.json").read_text())
+    meta[field] = value
+    (run / "meta.json").write_text(json.dumps(meta))
+    proc = cli("export", "onnx", run, "--out", tmp_path / "bundle")
+    assert one_line_error(proc), proc.stderr
+    assert message in proc.stderr and not (tmp_path / "bundle").exists()
