@@ -43,7 +43,7 @@ class LiveCapture(Source):
 
     def _open(self, timeout):
         cap = self.opener(timeout)
-        if isinstance(cap, (GstCapture, OpenCvCapture)):
+        if hasattr(cap, "why"):  # a capture: read(timeout), why, fps, release() (GstCapture, OpenCvCapture, ...)
             return cap
         return OpenCvCapture(cap)  # a caller's opener may give OpenCV's VideoCapture itself
 
