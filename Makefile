@@ -18,10 +18,10 @@ setup: $(STAMP)
 
 ifdef SYSTEM_SITE_PACKAGES
 VENV_FLAGS := --system-site-packages
-EXTRAS := ort,train,test
+EXTRAS := ort,web,train,test
 PINS := "numpy<2"
 else
-EXTRAS := ort,opencv,train,test
+EXTRAS := ort,web,opencv,train,test
 endif
 
 $(STAMP): pyproject.toml

@@ -24,7 +24,7 @@ VENV="$REPO/.venv"
 ACTIONS=0
 PRINT_REQUIREMENTS=""
 SYSTEM_PYTHON=/usr/bin/python3   # JetPack's tensorrt and cv2 are built for it; a pyenv or conda python3 cannot see them
-EXTRAS="[ort]"                   # the runtime with ONNX Runtime; never the opencv extra (the system's has GStreamer)
+EXTRAS="[ort,web]"  # ONNX Runtime and the browser view; never the opencv extra (the system's has GStreamer)
 
 usage() {
     cat <<EOF

@@ -34,9 +34,9 @@ def build_parser():
                      help="csi://N, v4l2:///dev/videoN (or /dev/videoN, N), rtsp://..., gst://PIPELINE, "
                           "synthetic://road, file://PATH, a video, an image, a folder or a glob of images")
     run.add_argument("--output", action="append", default=[],
-                     metavar="FILE.mp4|FILE.jsonl|display://0|rtp://HOST:PORT|rtsp://@:PORT/PATH",
+                     metavar="FILE.mp4|FILE.jsonl|display://0|rtp://HOST:PORT|rtsp://@:PORT/PATH|http://HOST:PORT",
                      help="annotated frames to a video file, JSON lines to a file, a window, an RTP/H.264 stream, "
-                          "or an RTSP server here; may be repeated")
+                          "an RTSP server here, or a web page with the live view and statistics; may be repeated")
     run.add_argument("--jsonl", metavar="FILE", help="write one JSON line per frame")
     run.add_argument("--max-frames", type=positive_int, metavar="N", help="stop after N frames")
     show = run.add_mutually_exclusive_group()
@@ -67,6 +67,9 @@ def build_parser():
     run.add_argument("--read-timeout", type=positive_float, metavar="S",
                      help="a live source that gives no frame for S seconds has stalled and is reconnected "
                           "(default: 10 frame intervals at its rate, at least 1 s)")
+    run.add_argument("--web-token", metavar="TOKEN",
+                     help="the token an http:// output asks for (default: none on 127.0.0.1; a random one, printed, "
+                          "when bound to another address)")
     run.add_argument("--realtime", action="store_true",
                      help="pace a video or folder at its frame rate, newest frame wins, as a camera would")
     run.add_argument("--quiet", action="store_true", help="no live status, only the summary")
@@ -114,7 +117,7 @@ def command_run(args):
                              args.input_flip, args.input_codec, args.reconnect_timeout,
                              read_timeout=args.read_timeout)
         with source:
-            outputs = open_outputs(args.output, args.jsonl, display, fps=source.fps)
+            outputs = open_outputs(args.output, args.jsonl, display, fps=source.fps, web_token=args.web_token)
             print("runtime: %s on %s with %s (%s; %s)" % (model.bundle.describe(), source.uri, model.backend.name,
                                                          model.backend.detail, model.backend.reason), file=sys.stderr)
             stats = run(model, source, outputs, args.max_frames, log=None if args.quiet else sys.stderr,

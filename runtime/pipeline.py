@@ -81,8 +81,11 @@ class Stats:
         elapsed = self.end - self.start
         return self.frames / elapsed if elapsed > 0 else 0.0
 
-    def percentile(self, q):
-        return float(np.percentile(self.latency_ms, q)) if self.latency_ms else 0.0
+    def percentile(self, q, last=None):
+        """Latency percentile q over the run, or over its `last` frames: a copy, so that another thread (the
+        browser view's) may ask while the run appends (numpy on the array itself would pin its buffer)."""
+        values = self.latency_ms[-last:] if last else self.latency_ms
+        return float(np.percentile(values, q)) if values else 0.0
 
     def stages(self):
         per_frame_ms = 1000.0 / max(self.frames, 1)
@@ -305,6 +308,8 @@ def run(model, source, outputs=(), max_frames=None, status_every=5.0, log=sys.st
     live status line and Ctrl-C handling around it."""
     stats = Stats("%s (%s)" % (model.backend.name, model.backend.detail))
     overlays = any(o.wants_overlay for o in outputs)
+    for out in outputs:
+        out.bind(model, source, stats)
     frames = stream(model, source, max_frames, realtime, capture_thread)
     next_status = time.perf_counter() + status_every
     clock, times = time.perf_counter, model.times

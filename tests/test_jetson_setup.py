@@ -63,7 +63,7 @@ def test_a_dry_run_prints_the_plan_for_each_jetpack_and_changes_nothing(tmp_path
     assert not any("pip install" in ln and "opencv" in ln for ln in out.splitlines())  # never a pip OpenCV
     # the system's python3: a pyenv or conda python3 first on PATH would not see JetPack's tensorrt and cv2
     assert "would run: /usr/bin/python3 -m venv --system-site-packages %s" % (tmp_path / "venv") in out
-    assert "install -e %s\\[ort\\] %s" % (ROOT, numpy_pin) in out  # the numpy pin is on pip's command line
+    assert "install -e %s\\[ort\\,web\\] %s" % (ROOT, numpy_pin) in out  # the numpy pin is on pip's command line
     cuda_home = "/usr/local/cuda-" + cuda_xy.replace("-", ".")
     assert ("would run: PATH=%s/bin:$PATH CUDA_ROOT=%s %s/bin/pip install %s"
             % (cuda_home, cuda_home, tmp_path / "venv", pycuda_pin)) in out
@@ -210,8 +210,8 @@ def requirements(jetpack):
 
 def test_print_requirements_is_the_one_place_and_bad_jetpacks_are_refused():
     jp5 = requirements(5).splitlines()
-    assert jp5 == ["python 3.8", "glibc 2.31", "runtime .[ort] numpy<1.24", "pycuda pycuda>=2022.2,<2026"]
-    assert "runtime .[ort] numpy<2" in requirements(6) and "pycuda pycuda>=2025.1.2" in requirements(7)
+    assert jp5 == ["python 3.8", "glibc 2.31", "runtime .[ort,web] numpy<1.24", "pycuda pycuda>=2022.2,<2026"]
+    assert "runtime .[ort,web] numpy<2" in requirements(6) and "pycuda pycuda>=2025.1.2" in requirements(7)
     for bad in ("4", "five"):
         proc = setup("--print-requirements", bad)
         assert proc.returncode == 2 and len(proc.stderr.strip().splitlines()) == 1 and "5, 6 or 7" in proc.stderr

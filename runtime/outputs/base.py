@@ -40,6 +40,10 @@ class Output:
     wants_overlay = False
     closed_by_user = False
 
+    def bind(self, model, source, stats):
+        """Told by run() before the first frame what it runs: the model, the source and its live Stats (an
+        output that reports on the run, as the browser view does, keeps them). Nothing by default."""
+
     def write(self, frame, result, annotated=None):
         raise NotImplementedError
 

@@ -37,5 +37,5 @@ class DisplayOutput(Output):
         self.cv2.destroyWindow(self.title)
 
 
-def open_display(uri, fps=30.0):
+def open_display(uri, fps=30.0, **_):
     return DisplayOutput("runtime" if uri in ("display://0", "display://") else "runtime " + uri[len("display://"):])

@@ -69,6 +69,6 @@ class JsonlOutput(Output):
             pass
 
 
-def open_file(uri, fps=30.0):
+def open_file(uri, fps=30.0, **_):
     path = uri[len("file://"):] if uri.startswith("file://") else uri
     return JsonlOutput(path) if path.lower().endswith(".jsonl") else VideoOutput(path, fps)

@@ -104,5 +104,5 @@ class StreamOutput(Output):
             self.server.close()
 
 
-def open_stream(uri, fps=30.0):
+def open_stream(uri, fps=30.0, **_):
     return StreamOutput(uri, fps)

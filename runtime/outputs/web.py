@@ -1,0 +1,257 @@
+"""http://HOST:PORT: watch a run from a browser: the annotated frames as a live MJPEG stream and the pipeline's
+health, updating without a reload (aiohttp, the `web` extra).
+
+    /            the page (its own HTML, CSS and JavaScript: nothing fetched from the network)
+    /stream.mjpg the annotated frames, multipart/x-mixed-replace JPEG, newest frame only
+    /stats       the live statistics as JSON (FPS, latency p50/p95 of the last 300 frames, drops, per-stage ms,
+                 backend, model, power mode on a Jetson)
+    /healthz     200 while frames flow (one within the last 2 s), else 503
+
+The server never slows the pipeline: write() only keeps a reference to the newest annotated frame; a thread of
+its own encodes it to JPEG, once whatever the number of viewers and only while someone watches; each viewer
+gets the newest JPEG when it is ready for one (a slow viewer skips frames, one that stops reading for 5 s is
+dropped), and a viewer that leaves costs nothing. It binds 127.0.0.1 unless a host is given; bound beyond the
+loopback it requires a token (`?token=` or `Authorization: Bearer`), printed at the start unless --web-token
+gives one, and answers 401 without it. Only its four routes exist; at most 16 viewers; requests are small.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import json
+import secrets
+import sys
+import threading
+import time
+
+from ..errors import UserError, require
+from .base import Output
+
+MAX_VIEWERS = 16
+STALL_S = 5.0  # a viewer that has not taken a frame for this long is dropped
+FLOWING_S = 2.0  # /healthz: a frame within this long
+RECENT = 300  # frames the live latency percentiles cover
+BOUNDARY = "frame"
+LOOPBACK = ("127.0.0.1", "localhost", "::1")
+
+
+class WebOutput(Output):
+    wants_overlay = True
+
+    def __init__(self, host, port, token=None, log=sys.stderr):
+        self.web = require("aiohttp.web", "web", "serving http:// (the browser view)")
+        self.cv2 = require("cv2", "opencv", "encoding frames for the browser view")
+        self.host, self.port, self.log = host, port, log
+        self.token = token if token else (None if host in LOOPBACK else secrets.token_urlsafe(12))
+        self.stats, self.info = None, {}
+        self.frame, self.frame_seq, self.frame_time = None, 0, 0.0  # newest annotated frame (a reference)
+        self.jpeg, self.jpeg_seq = None, 0
+        self.viewers = 0
+        self.closing = False
+        self.wake = threading.Condition()
+        self.loop = asyncio.new_event_loop()
+        self.ready = threading.Event()
+        self.error = None
+        self.server = threading.Thread(target=self._serve, name="web", daemon=True)
+        self.server.start()
+        self.ready.wait(10)
+        if self.error is not None:
+            raise UserError("cannot serve %s: %s" % (self.url, self.error))
+        self.encoder = threading.Thread(target=self._encode, name="web-encoder", daemon=True)
+        self.encoder.start()
+        shown = self.url + ("/?token=%s" % self.token if self.token else "/")
+        print("web: watch at %s%s" % (shown, "" if self.host in LOOPBACK else
+                                      " (from another machine: this host's address instead of %s)" % self.host),
+              file=log)
+
+    @property
+    def url(self):
+        return "http://%s:%d" % (self.host if ":" not in self.host else "[%s]" % self.host, self.port)
+
+    def bind(self, model, source, stats):
+        self.stats = stats
+        self.info = {"model": model.bundle.describe(), "source": source.uri,
+                     "backend": "%s (%s)" % (model.backend.name, model.backend.detail)}
+        from .. import platform
+
+        if platform.is_jetson():
+            self.info["power_mode"] = platform.power_mode()
+
+    # -- the pipeline's side: keep a reference, nothing more ----------------------------------------------
+    def write(self, frame, result, annotated=None):
+        self.frame = self.annotate(frame, result, annotated)
+        self.frame_seq += 1
+        self.frame_time = time.monotonic()
+        if self.viewers:
+            with self.wake:
+                self.wake.notify()
+
+    def close(self):
+        self.closing = True
+        with self.wake:
+            self.wake.notify()
+        if self.loop.is_running():
+            self.loop.call_soon_threadsafe(self.loop.stop)
+        self.server.join(5)
+        self.encoder.join(5)
+
+    # -- the encoder thread: the newest frame, once, while someone watches --------------------------------
+    def _encode(self):
+        encoded = 0
+        while not self.closing:
+            with self.wake:
+                while not self.closing and (not self.viewers or self.frame_seq == encoded):
+                    self.wake.wait(0.5)
+            if self.closing:
+                return
+            seq, frame = self.frame_seq, self.frame
+            ok, data = self.cv2.imencode(".jpg", frame, [self.cv2.IMWRITE_JPEG_QUALITY, 80])
+            encoded = seq
+            if ok:
+                self.jpeg, self.jpeg_seq = data.tobytes(), seq
+                self.loop.call_soon_threadsafe(self._announce)
+
+    def _announce(self):
+        self.new_jpeg.set()
+        self.new_jpeg = asyncio.Event()
+
+    # -- the server thread: aiohttp on its own event loop -------------------------------------------------
+    def _serve(self):
+        web = self.web
+        asyncio.set_event_loop(self.loop)
+        try:
+            self.new_jpeg = asyncio.Event()
+            @web.middleware
+            async def guard(request, handler):
+                return await self._guard(request, handler)
+
+            app = web.Application(middlewares=[guard], client_max_size=4096)
+            app.router.add_get("/", self._page)
+            app.router.add_get("/stream.mjpg", self._stream)
+            app.router.add_get("/stats", self._stats)
+            app.router.add_get("/healthz", self._health)
+            runner = web.AppRunner(app, access_log=None, handle_signals=False)
+            self.loop.run_until_complete(runner.setup())
+            site = web.TCPSite(runner, self.host, self.port, shutdown_timeout=1.0)
+            self.loop.run_until_complete(site.start())
+        except Exception as exc:  # the port in use, an address not on this machine: told to the opener
+            self.error = getattr(exc, "strerror", None) or str(exc)
+            self.ready.set()
+            return
+        self.ready.set()
+        try:
+            self.loop.run_forever()
+        finally:
+            self.loop.run_until_complete(runner.cleanup())
+            self.loop.close()
+
+    async def _guard(self, request, handler):
+        """The token rule, before any route."""
+        if self.token is not None:
+            given = request.query.get("token") or request.headers.get("Authorization", "").replace("Bearer ", "", 1)
+            if not hmac.compare_digest(given.encode(), self.token.encode()):
+                return self.web.Response(status=401, text="401: a token is needed (?token=...)\n")
+        return await handler(request)
+
+    async def _page(self, request):
+        page = PAGE.replace("{TOKEN}", json.dumps(self.token or ""))
+        return self.web.Response(text=page, content_type="text/html", headers={"Cache-Control": "no-store"})
+
+    def _snapshot(self):
+        stats = self.stats
+        snap = dict(self.info, frames=self.frame_seq, viewers=self.viewers,
+                    flowing=self.frame_seq > 0 and time.monotonic() - self.frame_time < FLOWING_S)
+        if stats is not None and stats.frames:
+            snap.update(fps=round(stats.fps, 2), dropped=stats.dropped, invalid=stats.invalid,
+                        latency_ms={"p50": round(stats.percentile(50, RECENT), 3),
+                                    "p95": round(stats.percentile(95, RECENT), 3)},
+                        stages_ms={k: round(v, 3) for k, v in stats.stages().items()})
+        return snap
+
+    async def _stats(self, request):
+        return self.web.json_response(self._snapshot(), headers={"Cache-Control": "no-store"})
+
+    async def _health(self, request):
+        flowing = self.frame_seq > 0 and time.monotonic() - self.frame_time < FLOWING_S
+        return self.web.json_response({"flowing": flowing, "frames": self.frame_seq},
+                                              status=200 if flowing else 503)
+
+    async def _stream(self, request):
+        web = self.web
+        if self.viewers >= MAX_VIEWERS:
+            return web.Response(status=503, text="503: %d viewers already\n" % MAX_VIEWERS)
+        response = web.StreamResponse(headers={"Content-Type": "multipart/x-mixed-replace; boundary=" + BOUNDARY,
+                                               "Cache-Control": "no-store"})
+        await response.prepare(request)
+        self.viewers += 1
+        with self.wake:
+            self.wake.notify()
+        sent = 0
+        try:
+            while not self.closing:
+                if self.jpeg_seq == sent:
+                    try:
+                        await asyncio.wait_for(self.new_jpeg.wait(), 1.0)
+                    except asyncio.TimeoutError:
+                        continue
+                jpeg, sent = self.jpeg, self.jpeg_seq
+                part = b"--%s\r\nContent-Type: image/jpeg\r\nContent-Length: %d\r\n\r\n" % (BOUNDARY.encode(),
+                                                                                             len(jpeg))
+                await asyncio.wait_for(response.write(part + jpeg + b"\r\n"), STALL_S)
+        except (asyncio.TimeoutError, ConnectionError, asyncio.CancelledError):
+            pass  # a stalled or departed viewer: dropped, nobody waits for it
+        finally:
+            self.viewers -= 1
+        return response
+
+
+def open_web(uri, fps=30.0, web_token=None, **_):
+    rest = uri[len("http://"):].rstrip("/")
+    host, sep, port = rest.rpartition(":")
+    host = host.strip("[]") if sep else rest
+    if not sep or not port.isdigit() or not 0 < int(port) < 65536 or not host:
+        raise UserError("--output %s: give http://HOST:PORT, as in http://127.0.0.1:8080 (0.0.0.0 for every "
+                        "address, with a token)" % uri)
+    return WebOutput(host, int(port), web_token)
+
+
+PAGE = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width,initial-scale=1">
+<title>runtime</title>
+<style>
+body{margin:0;background:#111;color:#ddd;font:14px system-ui,sans-serif;display:flex;flex-wrap:wrap;gap:16px;
+padding:16px}
+#view{max-width:100%;height:auto;background:#000;border:1px solid #333}
+#stats{min-width:260px}table{border-collapse:collapse}td{padding:2px 10px 2px 0}
+td:first-child{color:#888}.bad{color:#f66}.ok{color:#6c6}h1{font-size:16px;margin:0 0 8px}
+</style></head><body>
+<img id="view" alt="the annotated camera view">
+<div id="stats"><h1>runtime</h1><table id="table"></table><p id="state">connecting...</p></div>
+<script>
+const token = {TOKEN};
+const q = token ? "?token=" + encodeURIComponent(token) : "";
+document.getElementById("view").src = "/stream.mjpg" + q;
+function row(k, v) { return "<tr><td>" + k + "</td><td>" + v + "</td></tr>"; }
+async function refresh() {
+  try {
+    const s = await (await fetch("/stats" + q, {cache: "no-store"})).json();
+    let html = row("model", s.model || "") + row("source", s.source || "") + row("backend", s.backend || "");
+    if (s.power_mode) html += row("power mode", s.power_mode);
+    html += row("frames", s.frames) + row("FPS", s.fps === undefined ? "-" : s.fps.toFixed(1));
+    if (s.latency_ms) html += row("latency p50 / p95",
+                                  s.latency_ms.p50.toFixed(1) + " / " + s.latency_ms.p95.toFixed(1) + " ms");
+    html += row("dropped", s.dropped === undefined ? "-" : s.dropped) + row("viewers", s.viewers);
+    if (s.stages_ms) for (const [k, v] of Object.entries(s.stages_ms)) html += row(k, v.toFixed(2) + " ms");
+    document.getElementById("table").innerHTML = html;
+    const st = document.getElementById("state");
+    st.textContent = s.flowing ? "frames flowing" : "no frames";
+    st.className = s.flowing ? "ok" : "bad";
+  } catch (e) {
+    document.getElementById("state").textContent = "the run has ended";
+    document.getElementById("state").className = "bad";
+  }
+}
+refresh(); setInterval(refresh, 1000);
+</script></body></html>
+"""
