@@ -8,7 +8,8 @@ health, updating without a reload (aiohttp, the `web` extra).
     /healthz     200 while frames flow (one within the last 2 s), else 503
 
 The server never slows the pipeline: write() only keeps a reference to the newest annotated frame; a thread of
-its own encodes it to JPEG, once whatever the number of viewers and only while someone watches; each viewer
+its own encodes it to JPEG, once whatever the number of viewers, only while someone watches and at most 30 times a
+second (the pipeline may run at hundreds of frames a second; a person watching needs no more); each viewer
 gets the newest JPEG when it is ready for one (a slow viewer skips frames, one that stops reading for 5 s is
 dropped), and a viewer that leaves costs nothing. It binds 127.0.0.1 unless a host is given; bound beyond the
 loopback it requires a token (`?token=` or `Authorization: Bearer`), printed at the start unless --web-token
@@ -32,6 +33,7 @@ MAX_VIEWERS = 16
 STALL_S = 5.0  # a viewer that has not taken a frame for this long is dropped
 FLOWING_S = 2.0  # /healthz: a frame within this long
 RECENT = 300  # frames the live latency percentiles cover
+STREAM_FPS = 30  # the most frames a second the stream carries (the newest each time), whatever the pipeline's rate
 BOUNDARY = "frame"
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
 
@@ -47,7 +49,8 @@ class WebOutput(Output):
         self.stats, self.info = None, {}
         self.frame, self.frame_seq, self.frame_time = None, 0, 0.0  # newest annotated frame (a reference)
         self.jpeg, self.jpeg_seq = None, 0
-        self.viewers = 0
+        self.viewers = 0  # connected to /stream.mjpg
+        self.waiting = 0  # of them, those waiting for the next JPEG (the others are still sending the last one)
         self.closing = False
         self.wake = threading.Condition()
         self.loop = asyncio.new_event_loop()
@@ -61,9 +64,10 @@ class WebOutput(Output):
         self.encoder = threading.Thread(target=self._encode, name="web-encoder", daemon=True)
         self.encoder.start()
         shown = self.url + ("/?token=%s" % self.token if self.token else "/")
-        print("web: watch at %s%s" % (shown, "" if self.host in LOOPBACK else
-                                      " (from another machine: this host's address instead of %s)" % self.host),
-              file=log)
+        if log is not None:
+            print("web: watch at %s%s" % (shown, "" if self.host in LOOPBACK else
+                                          " (from another machine: this host's address instead of %s)" % self.host),
+                  file=log)
 
     @property
     def url(self):
@@ -83,7 +87,7 @@ class WebOutput(Output):
         self.frame = self.annotate(frame, result, annotated)
         self.frame_seq += 1
         self.frame_time = time.monotonic()
-        if self.viewers:
+        if self.waiting:
             with self.wake:
                 self.wake.notify()
 
@@ -98,14 +102,18 @@ class WebOutput(Output):
 
     # -- the encoder thread: the newest frame, once, while someone watches --------------------------------
     def _encode(self):
-        encoded = 0
+        encoded, next_due = 0, 0.0
         while not self.closing:
-            with self.wake:
-                while not self.closing and (not self.viewers or self.frame_seq == encoded):
+            with self.wake:  # a new frame, and a viewer ready for one (one stuck in a write is not)
+                while not self.closing and (not self.waiting or self.frame_seq == encoded):
                     self.wake.wait(0.5)
+            wait = next_due - time.monotonic()
+            if wait > 0:  # at most STREAM_FPS a second: a person watching needs no more, the pipeline keeps the CPU
+                time.sleep(wait)
             if self.closing:
                 return
             seq, frame = self.frame_seq, self.frame
+            next_due = time.monotonic() + 1.0 / STREAM_FPS
             ok, data = self.cv2.imencode(".jpg", frame, [self.cv2.IMWRITE_JPEG_QUALITY, 80])
             encoded = seq
             if ok:
@@ -185,16 +193,19 @@ class WebOutput(Output):
                                                "Cache-Control": "no-store"})
         await response.prepare(request)
         self.viewers += 1
-        with self.wake:
-            self.wake.notify()
         sent = 0
         try:
             while not self.closing:
                 if self.jpeg_seq == sent:
+                    self.waiting += 1
+                    with self.wake:
+                        self.wake.notify()
                     try:
                         await asyncio.wait_for(self.new_jpeg.wait(), 1.0)
                     except asyncio.TimeoutError:
                         continue
+                    finally:
+                        self.waiting -= 1
                 jpeg, sent = self.jpeg, self.jpeg_seq
                 part = b"--%s\r\nContent-Type: image/jpeg\r\nContent-Length: %d\r\n\r\n" % (BOUNDARY.encode(),
                                                                                              len(jpeg))

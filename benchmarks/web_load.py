@@ -1,0 +1,97 @@
+"""The browser view under load: the pipeline's FPS with 0, 1 and 10 viewers of /stream.mjpg and with one viewer
+that never reads, on synthetic://road and on frames in memory, against the FPS with no viewer (loopback).
+
+    .venv/bin/python benchmarks/web_load.py [--bundle tests/runtime/bundles/pilotnet] [--frames 1500] [--rounds 3]
+
+Viewers are curl processes reading the stream as fast as it comes (as browsers are processes of their own); the
+stalled one is a socket that sends its request and never reads. Each configuration runs once a round, in turn,
+--rounds times, in one process with one model; the median FPS counts. Target: 10 viewers keep >= 95% of the FPS
+with none. Writes benchmarks/results/web_load.json.
+"""
+
+import argparse
+import json
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.dirname(HERE))
+CONFIGS = ("none", "1 viewer", "10 viewers", "1 stalled")
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def main():
+    from runtime import Model, open_source, run
+    from runtime.bench import MemoryFrames, network_sized
+    from runtime.bundle import bundle_samples
+    from runtime.outputs.web import WebOutput
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--bundle", default=os.path.join(os.path.dirname(HERE), "tests", "runtime", "bundles",
+                                                         "pilotnet"))
+    parser.add_argument("--frames", type=int, default=1500, help="on the road; 8x as many from memory")
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--json", default=os.path.join(HERE, "results", "web_load.json"))
+    args = parser.parse_args()
+    report = {"date": time.strftime("%Y-%m-%d"), "cpus": os.cpu_count(), "frames": args.frames, "sources": {}}
+    with Model(args.bundle, backend="onnxruntime") as model:
+        memory = network_sized(model.bundle, bundle_samples(model.bundle))
+        for name in ("road", "memory"):
+            fps = {c: [] for c in CONFIGS}
+            with open_source("synthetic://road", 640, 360) as warm:
+                run(model, warm, [], max_frames=100, log=None)
+            for _ in range(args.rounds):
+                for config in CONFIGS:
+                    port = free_port()
+                    web = WebOutput("127.0.0.1", port, log=None)
+                    url = "http://127.0.0.1:%d/stream.mjpg" % port
+                    viewers, stalled = [], None
+                    n = {"1 viewer": 1, "10 viewers": 10}.get(config, 0)
+                    for _ in range(n):
+                        viewers.append(subprocess.Popen(["curl", "-s", "-o", os.devnull, url]))
+                    if config == "1 stalled":
+                        stalled = socket.create_connection(("127.0.0.1", port))
+                        stalled.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+                        stalled.sendall(b"GET /stream.mjpg HTTP/1.1\r\nHost: x\r\n\r\n")
+                    deadline = time.time() + 10
+                    while web.viewers < n + (stalled is not None) and time.time() < deadline:
+                        time.sleep(0.05)
+                    if name == "road":
+                        source, inline = open_source("synthetic://road", 640, 360), False
+                    else:
+                        source, inline = MemoryFrames(memory), True
+                    with source:  # run() closes the output at the end: one run per configuration
+                        frames = args.frames * (8 if inline else 1)  # frames in memory run 10x faster
+                        stats = run(model, source, [web], max_frames=frames, log=None, capture_thread=not inline)
+                    fps[config].append(stats.fps)
+                    for v in viewers:
+                        v.terminate()
+                        v.wait()
+                    if stalled is not None:
+                        stalled.close()
+                    web.close()
+            none = statistics.median(fps["none"])
+            report["sources"][name] = {c: {"fps_median": round(statistics.median(v), 1),
+                                           "fps_runs": [round(x, 1) for x in v],
+                                           "of_none": round(statistics.median(v) / none, 3)} for c, v in fps.items()}
+            for c in CONFIGS:
+                r = report["sources"][name][c]
+                print("%-7s %-11s %7.1f FPS  %.3fx the FPS with no viewer  (runs: %s)"
+                      % (name, c, r["fps_median"], r["of_none"], ", ".join("%.0f" % x for x in r["fps_runs"])),
+                      flush=True)
+    with open(args.json, "w") as f:
+        json.dump(report, f, indent=2)
+    print("wrote %s" % args.json)
+
+
+if __name__ == "__main__":
+    main()
