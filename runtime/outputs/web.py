@@ -95,10 +95,10 @@ class WebOutput(Output):
         self.closing = True
         with self.wake:
             self.wake.notify()
+        self.encoder.join(5)  # first: it hands JPEGs to the loop, which must still be there
         if self.loop.is_running():
             self.loop.call_soon_threadsafe(self.loop.stop)
         self.server.join(5)
-        self.encoder.join(5)
 
     # -- the encoder thread: the newest frame, once, while someone watches --------------------------------
     def _encode(self):
@@ -116,7 +116,7 @@ class WebOutput(Output):
             next_due = time.monotonic() + 1.0 / STREAM_FPS
             ok, data = self.cv2.imencode(".jpg", frame, [self.cv2.IMWRITE_JPEG_QUALITY, 80])
             encoded = seq
-            if ok:
+            if ok and not self.closing:
                 self.jpeg, self.jpeg_seq = data.tobytes(), seq
                 self.loop.call_soon_threadsafe(self._announce)
 
