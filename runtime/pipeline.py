@@ -40,6 +40,7 @@ import time
 import numpy as np
 
 from . import overlay
+from .signals import StopRequest
 from .outputs.base import OutputStopped
 
 STAGES = ("capture", "preprocess", "infer", "postprocess", "output")
@@ -114,35 +115,6 @@ class Stats:
         return ("%d frames, %.1f FPS, latency p50 %.1f ms p95 %.1f ms max %.1f ms%s (%s; per frame ms: %s)"
                 % (self.frames, self.fps, self.percentile(50), self.percentile(95), max(self.latency_ms or [0.0]),
                    extra, self.backend, stages))
-
-
-class StopOnCtrlC:
-    """The first Ctrl-C (SIGINT) or SIGTERM (how systemd, docker and `timeout` stop a process) asks the run to
-    stop after the frame in hand, so every output gets every frame and is closed complete; `signum` says
-    which came. A second one interrupts at once. Only the main thread can receive signals; elsewhere this
-    is inert."""
-
-    SIGNALS = (signal.SIGINT, signal.SIGTERM)
-
-    def __init__(self):
-        self.requested = False
-        self.signum = None
-        self.previous = {}
-
-    def _handler(self, signum, frame):
-        if self.requested:
-            raise KeyboardInterrupt
-        self.requested, self.signum = True, signum
-
-    def __enter__(self):
-        if threading.current_thread() is threading.main_thread():
-            for sig in self.SIGNALS:
-                self.previous[sig] = signal.signal(sig, self._handler)
-        return self
-
-    def __exit__(self, *exc):
-        for sig, previous in self.previous.items():
-            signal.signal(sig, previous)
 
 
 class Capture:
@@ -313,7 +285,7 @@ def run(model, source, outputs=(), max_frames=None, status_every=5.0, log=sys.st
     frames = stream(model, source, max_frames, realtime, capture_thread)
     next_status = time.perf_counter() + status_every
     clock, times = time.perf_counter, model.times
-    with StopOnCtrlC() as ctrl_c:
+    with StopRequest() as ctrl_c:
         loop = iter(frames)
         try:
             for frame, result in loop:

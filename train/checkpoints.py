@@ -13,8 +13,8 @@ continues from the last finished epoch with its history, optimizer, best weights
 learning rate as they were (the batches' order after it differs from an unbroken run's: Keras's shuffle
 starts again from the seed).
 
-The first Ctrl-C or SIGTERM stops at the end of the batch in hand (the unfinished epoch is not saved);
-a second one stops at once.
+The first Ctrl-C or SIGTERM (runtime/signals.py) stops at the end of the batch in hand (the unfinished epoch is not
+saved); a second one stops at once.
 """
 
 from __future__ import annotations
@@ -22,8 +22,6 @@ from __future__ import annotations
 import io
 import json
 import os
-import signal
-import threading
 
 import numpy as np
 
@@ -97,33 +95,10 @@ def load_last(out_dir):
     return keras.models.load_model(os.path.join(folder(out_dir), LAST))
 
 
-class StopRequest:
-    """The first Ctrl-C or SIGTERM asks training to stop after the batch in hand; a second one interrupts at
-    once. Inert outside the main thread (only it receives signals)."""
-
-    def __init__(self):
-        self.signum, self.previous = None, {}
-
-    def _handler(self, signum, frame):
-        if self.signum is not None:
-            raise KeyboardInterrupt
-        self.signum = signum
-
-    def __enter__(self):
-        if threading.current_thread() is threading.main_thread():
-            for sig in (signal.SIGINT, signal.SIGTERM):
-                self.previous[sig] = signal.signal(sig, self._handler)
-        return self
-
-    def __exit__(self, *exc):
-        for sig, previous in self.previous.items():
-            signal.signal(sig, previous)
-
-
 def make_callback(out_dir, state, stop, callbacks):
     """A keras Callback that checkpoints every finished epoch into `state` (a dict, updated in place: epochs,
     phase, history, ...), restores `callbacks`' counters from it when the training begins, and stops the
-    training when `stop` (a StopRequest) has been asked."""
+    training when `stop` (runtime.signals.StopRequest) has been asked."""
     import keras
 
     class Checkpoint(keras.callbacks.Callback):
@@ -139,11 +114,11 @@ def make_callback(out_dir, state, stop, callbacks):
                             cb.best_weights = [f["w%d" % i] for i in range(len(f.files))]
 
         def on_train_batch_end(self, batch, logs=None):
-            if stop.signum is not None:
+            if stop.requested:
                 self.model.stop_training = True
 
         def on_epoch_end(self, epoch, logs=None):
-            if stop.signum is not None:  # an unfinished epoch: the checkpoint keeps the last finished one
+            if stop.requested:  # an unfinished epoch: the checkpoint keeps the last finished one
                 return
             for key, value in (logs or {}).items():
                 state["history"].setdefault(key, []).append(float(value))

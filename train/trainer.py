@@ -20,6 +20,7 @@ import numpy as np
 
 from runtime import road
 from runtime.bundle import write_atomic, write_json
+from runtime.signals import StopRequest
 
 from . import checkpoints, run_dir
 
@@ -100,7 +101,7 @@ def train(spec, dataset, out_dir, epochs, batch_size, seed=0, verbose=None, sett
         callbacks.append(keras.callbacks.ReduceLROnPlateau(monitor="val_loss", factor=0.5, patience=reduce_lr,
                                                            verbose=1))
     started = time.time()
-    with checkpoints.StopRequest() as stop:
+    with StopRequest() as stop:
         for index, (_, first, end) in enumerate(phases):
             if index < state["phase"] or (index == state["phase"] and state["phase_finished"]):
                 continue  # finished before this resume
@@ -114,7 +115,7 @@ def train(spec, dataset, out_dir, epochs, batch_size, seed=0, verbose=None, sett
                       initial_epoch=max(first, state["epochs"]), epochs=end, batch_size=batch_size, shuffle=True,
                       verbose=verbose, callbacks=callbacks + [checkpoints.make_callback(out_dir, state, stop,
                                                                                          callbacks)])
-            if stop.signum is not None:
+            if stop.requested:
                 raise Interrupted(stop.signum, state["epochs"])
             state.update(phase_finished=True, stopped_early=state["epochs"] < end)
             checkpoints.write_state(out_dir, state)
