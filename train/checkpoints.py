@@ -20,7 +20,6 @@ saved); a second one stops at once.
 from __future__ import annotations
 
 import io
-import json
 import os
 
 import numpy as np
@@ -45,14 +44,9 @@ def folder(out_dir):
 
 def read_state(out_dir):
     """The checkpoint's state, or None where the run has none; UserError for one that cannot be read."""
-    path = os.path.join(folder(out_dir), STATE)
-    if not os.path.isfile(path):
+    state = run_dir.read_json(os.path.join(folder(out_dir), STATE), ": start over with --force")
+    if state is None:
         return None
-    try:
-        with open(path) as f:
-            state = json.load(f)
-    except ValueError as exc:
-        raise UserError("%s is not valid JSON (%s): start over with --force" % (path, exc)) from None
     if not isinstance(state, dict) or any(k not in state for k in RESUMABLE) or not os.path.isfile(
             os.path.join(folder(out_dir), LAST)):
         raise UserError("%s is not a complete checkpoint: start over with --force" % folder(out_dir))

@@ -39,17 +39,25 @@ def write_meta(run_dir: str, meta: dict) -> None:
     write_json(os.path.join(run_dir, META), dict({"format": FORMAT, "format_version": FORMAT_VERSION}, **meta))
 
 
-def read_meta(run_dir: str):
-    """The run's metadata, or None where there is no meta.json (a model file from elsewhere); UserError for
-    one that is not a train run's."""
-    path = os.path.join(run_dir, META)
+def read_json(path: str, fix: str = ""):
+    """A JSON file of the run directory, or None where it is not there; a UserError in one line (with `fix`)
+    for one that does not parse."""
     if not os.path.isfile(path):
         return None
     try:
         with open(path) as f:
-            meta = json.load(f)
+            return json.load(f)
     except ValueError as exc:
-        raise UserError("%s is not valid JSON (%s)" % (path, exc)) from None
+        raise UserError("%s is not valid JSON (%s)%s" % (path, exc, fix)) from None
+
+
+def read_meta(run_dir: str):
+    """The run's metadata, or None where there is no meta.json (a model file from elsewhere); UserError for
+    one that is not a train run's."""
+    path = os.path.join(run_dir, META)
+    meta = read_json(path)
+    if meta is None:
+        return None
     if not isinstance(meta, dict) or meta.get("format") != FORMAT:
         raise UserError("%s is not a train run's metadata" % path)
     problems = meta_problems(meta)
