@@ -40,12 +40,16 @@ def main():
                                                          "pilotnet"))
     parser.add_argument("--frames", type=int, default=1500, help="on the road; 8x as many from memory")
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--sources", nargs="+", default=["road", "memory"], choices=["road", "memory"])
+    parser.add_argument("--viewer-nice", type=int, default=0,
+                        help="run the curl viewers at this nice level (19: about as if they ran on another machine)")
     parser.add_argument("--json", default=os.path.join(HERE, "results", "web_load.json"))
     args = parser.parse_args()
-    report = {"date": time.strftime("%Y-%m-%d"), "cpus": os.cpu_count(), "frames": args.frames, "sources": {}}
+    report = {"date": time.strftime("%Y-%m-%d"), "cpus": os.cpu_count(), "frames": args.frames,
+              "viewer_nice": args.viewer_nice, "sources": {}}
     with Model(args.bundle, backend="onnxruntime") as model:
         memory = network_sized(model.bundle, bundle_samples(model.bundle))
-        for name in ("road", "memory"):
+        for name in args.sources:
             fps = {c: [] for c in CONFIGS}
             with open_source("synthetic://road", 640, 360) as warm:
                 run(model, warm, [], max_frames=100, log=None)
@@ -57,7 +61,8 @@ def main():
                     viewers, stalled = [], None
                     n = {"1 viewer": 1, "10 viewers": 10}.get(config, 0)
                     for _ in range(n):
-                        viewers.append(subprocess.Popen(["curl", "-s", "-o", os.devnull, url]))
+                        viewers.append(subprocess.Popen(["nice", "-n", str(args.viewer_nice), "curl", "-s", "-o",
+                                                         os.devnull, url]))
                     if config == "1 stalled":
                         stalled = socket.create_connection(("127.0.0.1", port))
                         stalled.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
