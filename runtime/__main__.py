@@ -131,7 +131,7 @@ def command_run(args):
     if stats.stopped:
         raise UserError(stats.stopped)
     if source.lost:
-        print("python -m runtime run: error: %s; every output is complete (exit status 3)" % source.lost,
+        print("python -m runtime: error: %s; every output is complete (exit status 3)" % source.lost,
               file=sys.stderr)
         return 3
     if stats.frames == 0:

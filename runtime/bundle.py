@@ -159,8 +159,16 @@ def name_inside(v):
             and ".." not in v.split("/"))
 
 
-def _strings(v):
+def is_string_list(v):
     return isinstance(v, list) and all(isinstance(x, str) for x in v)
+
+
+def samples_ok(samples):
+    """Whether a samples section {dir, files, keras_outputs} names only files inside its folder (a bundle's,
+    or a run directory's)."""
+    return (isinstance(samples, dict) and name_inside(samples.get("dir", "samples"))
+            and isinstance(samples.get("files", []), list) and all(name_inside(f) for f in samples.get("files", []))
+            and (samples.get("keras_outputs") is None or name_inside(samples["keras_outputs"])))
 
 
 def validate(manifest) -> list:
@@ -188,7 +196,7 @@ def validate(manifest) -> list:
     if "name" in manifest and not isinstance(manifest["name"], str):
         problems.append("name must be a string")
     labels = manifest.get("labels")
-    if labels is not None and not _strings(labels):
+    if labels is not None and not is_string_list(labels):
         problems.append("labels must be a list of strings")
     elif task == "binary" and labels and len(labels) != 2:
         problems.append("a binary model has 2 labels, not %d" % len(labels))
@@ -205,11 +213,7 @@ def validate(manifest) -> list:
             "inverse_radius_per_unit", 0.0)) and steering.get("positive", "right") in ("right", "left")):
         problems.append("steering needs a number inverse_radius_per_unit and positive: right | left")
     samples = manifest.get("samples")
-    if samples is not None and not (isinstance(samples, dict) and name_inside(samples.get("dir", "samples"))
-                                    and isinstance(samples.get("files", []), list)
-                                    and all(name_inside(f) for f in samples.get("files", []))
-                                    and (samples.get("keras_outputs") is None
-                                         or name_inside(samples["keras_outputs"]))):
+    if samples is not None and not samples_ok(samples):
         problems.append("samples needs dir, files and keras_outputs as names inside the bundle")
     variants = manifest.get("variants") or {}
     if not isinstance(variants, dict) or not all(

@@ -1,9 +1,10 @@
 """GStreamer pipeline strings for cameras, streams and encoders, and whether this OpenCV can run them.
 
 Strings only (no GStreamer, no OpenCV imported to build them), so they are tested as strings everywhere and
-parsed by GStreamer where its elements exist. The Jetson variants follow NVIDIA's Accelerated GStreamer
-guide: NVMM buffers from nvarguscamerasrc and nvv4l2decoder, scaling and colour conversion in nvvidconv
-(the VIC) rather than on the ARM cores, nvv4l2h264enc where the board has NVENC (Orin Nano has none).
+parsed by GStreamer where its elements exist (load_gst: its Python bindings, where installed). The Jetson
+variants follow NVIDIA's Accelerated GStreamer guide: NVMM buffers from nvarguscamerasrc and nvv4l2decoder,
+scaling and colour conversion in nvvidconv (the VIC) rather than on the ARM cores, nvv4l2h264enc where the
+board has NVENC (Orin Nano has none).
 
 Every capture pipeline ends in `appsink drop=1 max-buffers=1 sync=false` for live sources: GStreamer keeps
 only the newest frame, so a slow reader never sees a backlog.
@@ -98,18 +99,31 @@ def rtsp_relay(port):
         port, RTP_CAPS)
 
 
-def check(pipeline):
-    """GStreamer's own complaint about a pipeline (an element this machine lacks, a syntax error), or None.
-    Checked before OpenCV sees it: some OpenCV versions hang on a pipeline that does not parse. Needs the
-    GStreamer Python bindings (python3-gi); without them nothing is checked here."""
+def load_gst():
+    """GStreamer's Python bindings (python3-gi: Gst, with GstApp for appsink), initialised; None where they are
+    missing."""
     try:
         import gi
 
         gi.require_version("Gst", "1.0")
-        from gi.repository import GLib, Gst
+        gi.require_version("GstApp", "1.0")
+        from gi.repository import Gst, GstApp  # noqa: F401  (GstApp gives appsink its pull methods)
     except (ImportError, ValueError):
         return None
-    Gst.init(None)
+    if not Gst.is_initialized():
+        Gst.init(None)
+    return Gst
+
+
+def check(pipeline):
+    """GStreamer's own complaint about a pipeline (an element this machine lacks, a syntax error), or None.
+    Checked before OpenCV sees it: some OpenCV versions hang on a pipeline that does not parse. Needs the
+    GStreamer Python bindings (python3-gi); without them nothing is checked here."""
+    Gst = load_gst()
+    if Gst is None:
+        return None
+    from gi.repository import GLib
+
     try:
         element = Gst.parse_launch(pipeline)
     except GLib.Error as exc:

@@ -74,17 +74,13 @@ def meta_problems(meta) -> list:
     if meta.get("task") not in bundle.TASKS:
         return ["task %r is not one of %s" % (meta.get("task"), ", ".join(bundle.TASKS))]
     problems = []
-    labels = meta.get("labels", [])
-    if not isinstance(labels, list) or not all(isinstance(x, str) for x in labels):
+    if not bundle.is_string_list(meta.get("labels", [])):
         problems.append("labels must be a list of strings")
     inp, pre = meta.get("input"), meta.get("preprocess")
     if not isinstance(inp, dict) or not isinstance(pre, dict):
         return problems + ["input and preprocess must be JSON objects"]
     problems += bundle.input_problems(dict({"name": "input", "dtype": "float32"}, **inp))
     problems += bundle.preprocess_problems(pre)
-    samples = meta.get("samples", {})
-    if not (isinstance(samples, dict) and bundle.name_inside(samples.get("dir", "samples"))
-            and isinstance(samples.get("files", []), list)
-            and all(bundle.name_inside(f) for f in samples.get("files", []))):
+    if not bundle.samples_ok(meta.get("samples", {})):
         problems.append("samples needs dir and files as names inside the run directory")
     return problems

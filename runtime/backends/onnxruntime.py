@@ -33,7 +33,11 @@ class OnnxRuntimeBackend(Backend):
 
     @property
     def session(self):
-        """The InferenceSession, made now if this is its first use (a model it cannot load is one line)."""
+        """The InferenceSession, made now if this is its first use."""
+        return self.load()
+
+    def load(self):
+        """Make the session if there is none yet (a model ONNX Runtime cannot load is one line); returns it."""
         if self._session is None:
             options = self.ort.SessionOptions()
             options.log_severity_level = 3
@@ -57,8 +61,7 @@ class OnnxRuntimeBackend(Backend):
         return self._session
 
     def infer(self, batch):
-        session = self.session
-        return session.run(self.output_names, {self.input_name: batch})
+        return self.load().run(self.output_names, {self.input_name: batch})  # load first: it sets the names
 
     def share_cores(self, shared: bool):
         """ONNX Runtime's worker threads spin-wait between calls by default: fastest when nothing else
@@ -70,8 +73,8 @@ class OnnxRuntimeBackend(Backend):
             self._session = None  # freed before its successor is made: never two sessions' memory at once
 
     def prepare(self, shared_cores: bool):
-        self.share_cores(shared_cores)
-        return self.session
+        super().prepare(shared_cores)
+        self.load()
 
     def deactivate(self):
         self._session = None

@@ -19,7 +19,7 @@ from __future__ import annotations
 from ..errors import UserError
 from .base import Output
 from .display import has_screen, open_display
-from .files import JsonlOutput, open_file
+from .files import JsonlOutput, open_file, path_of
 from .network import open_stream
 from .web import open_web
 
@@ -47,7 +47,7 @@ def open_outputs(uris=(), jsonl=None, display=False, fps=30.0, web_token=None) -
         for uri in list(uris):
             opened.append(open_output(uri, fps, web_token))
         if jsonl:  # --jsonl FILE is JSON lines whatever the file's name (/dev/stdout, a FIFO, ...)
-            opened.append(JsonlOutput(jsonl[len("file://"):] if jsonl.startswith("file://") else jsonl))
+            opened.append(JsonlOutput(path_of(jsonl)))
         if display:
             opened.append(open_output("display://0", fps))
     except BaseException:

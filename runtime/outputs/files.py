@@ -69,6 +69,11 @@ class JsonlOutput(Output):
             pass
 
 
+def path_of(uri):
+    """A file output's path: file://PATH or PATH."""
+    return uri[len("file://"):] if uri.startswith("file://") else uri
+
+
 def open_file(uri, fps=30.0, **_):
-    path = uri[len("file://"):] if uri.startswith("file://") else uri
+    path = path_of(uri)
     return JsonlOutput(path) if path.lower().endswith(".jsonl") else VideoOutput(path, fps)

@@ -40,7 +40,6 @@ class Source:
     flip = "none"  # applied here unless the source flips in hardware (CSI on a Jetson)
     reconnects = 0
     lost = None  # why, when a live source stopped and did not come back (`runtime run` then exits 3)
-
     skipped = 0  # frames that were not images this runtime can use (counted, not given)
 
     def __iter__(self):

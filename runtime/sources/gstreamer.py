@@ -4,8 +4,8 @@ pipeline's bus says whether it reached its end (EOS) or failed (an ERROR message
 and each frame is pulled with a timeout, so a stream that stalls (no frames, no error: a frozen sender, a
 camera that hangs) is caught instead of blocking the run forever.
 
-    capture = GstCapture(pipeline, open_timeout=20.0)   # UserError if no first frame within open_timeout
-    image = capture.read(timeout=1.0)                   # uint8 BGR, or None: then capture.why says END, ...
+    capture = GstCapture(gst.load_gst(), pipeline, 20.0)  # UserError if no first frame within 20 s
+    image = capture.read(timeout=1.0)                     # uint8 BGR, or None: then capture.why says END, ...
     capture.release()
 
 The pipeline's appsink is told to take BGR (as OpenCV's reader asks for it) and, unless the pipeline sets
@@ -14,26 +14,13 @@ max-buffers itself, to hold at most four frames (back-pressure for a file, not a
 
 from __future__ import annotations
 
+import numpy as np
+
 from ..errors import UserError
 
 END = "it reached its end"  # `why` after a None from read(): EOS on the bus
 FAILED = "failed"  # an ERROR on the bus (the reason follows)
 STALLED = "no frame"  # the timeout passed with neither
-
-
-def load_gst():
-    """GStreamer's Python bindings (Gst, with GstApp for appsink), initialised; None where they are missing."""
-    try:
-        import gi
-
-        gi.require_version("Gst", "1.0")
-        gi.require_version("GstApp", "1.0")
-        from gi.repository import Gst, GstApp  # noqa: F401  (GstApp gives appsink its pull methods)
-    except (ImportError, ValueError):
-        return None
-    if not Gst.is_initialized():
-        Gst.init(None)
-    return Gst
 
 
 class GstCapture:
@@ -82,8 +69,6 @@ class GstCapture:
         return None
 
     def _image(self, sample):
-        import numpy as np
-
         caps = sample.get_caps().get_structure(0)
         width, height = caps.get_value("width"), caps.get_value("height")
         if not self.fps:

@@ -8,7 +8,7 @@ import time
 
 from ..errors import UserError, native_stderr_silenced, require
 from .base import DEFAULT_RECONNECT_TIMEOUT, OPEN_TIMEOUT, Source
-from .gstreamer import END, GstCapture, load_gst
+from .gstreamer import END, GstCapture
 
 
 class NotOpened(UserError):
@@ -118,7 +118,7 @@ def gstreamer_readable(cv2) -> bool:
     """Whether GStreamer pipelines can be read here: through its Python bindings, or through OpenCV."""
     from .. import gst
 
-    return load_gst() is not None or gst.opencv_has_gstreamer(cv2)
+    return gst.load_gst() is not None or gst.opencv_has_gstreamer(cv2)
 
 
 def _gstreamer_opener(uri, pipeline, cause):
@@ -126,7 +126,7 @@ def _gstreamer_opener(uri, pipeline, cause):
     OpenCV's GStreamer reader (which cannot tell a pipeline's end from a failure, nor time out a stall)."""
     from .. import gst
 
-    Gst = load_gst()
+    Gst = gst.load_gst()
     if Gst is not None:
         problem = gst.check(pipeline)
         if problem is not None:
