@@ -3,10 +3,12 @@ that never reads, on synthetic://road and on frames in memory, against the FPS w
 
     .venv/bin/python benchmarks/web_load.py [--bundle tests/runtime/bundles/pilotnet] [--frames 1500] [--rounds 3]
 
-Viewers are curl processes reading the stream as fast as it comes (as browsers are processes of their own); the
-stalled one is a socket that sends its request and never reads. Each configuration runs once a round, in turn,
---rounds times, in one process with one model; the median FPS counts. Target: 10 viewers keep >= 95% of the FPS
-with none. Writes benchmarks/results/web_load.json.
+Viewers are curl reading the stream as fast as it comes. "10 viewers" is one curl process holding ten
+connections: the server's whole load, with as little else on the board's cores as viewers on laptops would put
+there. "10 viewer processes" is ten curl processes on the same cores: what it costs when the viewers themselves
+run on the board. The stalled viewer is a socket that sends its request and never reads. Each configuration runs
+once a round, in turn, --rounds times, in one process with one model; the median FPS counts. Target: 10 viewers
+keep >= 95% of the FPS with none. Writes benchmarks/results/web_load.json.
 """
 
 import argparse
@@ -20,7 +22,18 @@ import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.dirname(HERE))
-CONFIGS = ("none", "1 viewer", "10 viewers", "1 stalled")
+CONFIGS = ("none", "1 viewer", "10 viewers", "10 viewer processes", "1 stalled")
+CURL = ["curl", "--silent", "--no-progress-meter"]
+
+
+def start_viewers(config, url):
+    """The curl processes that watch `url` in this configuration."""
+    if config in ("1 viewer", "10 viewer processes"):
+        return [subprocess.Popen(CURL + ["-o", os.devnull, url]) for _ in range(1 if config == "1 viewer" else 10)]
+    if config == "10 viewers":  # one process, ten connections (distinct URLs, or curl waits to reuse one)
+        targets = sum([["-o", os.devnull, "%s?viewer=%d" % (url, i)] for i in range(10)], [])
+        return [subprocess.Popen(CURL + ["--parallel", "--parallel-immediate", "--parallel-max", "10"] + targets)]
+    return []
 
 
 def free_port():
@@ -41,12 +54,10 @@ def main():
     parser.add_argument("--frames", type=int, default=1500, help="on the road; 8x as many from memory")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--sources", nargs="+", default=["road", "memory"], choices=["road", "memory"])
-    parser.add_argument("--viewer-nice", type=int, default=0,
-                        help="run the curl viewers at this nice level (19: about as if they ran on another machine)")
     parser.add_argument("--json", default=os.path.join(HERE, "results", "web_load.json"))
     args = parser.parse_args()
     report = {"date": time.strftime("%Y-%m-%d"), "cpus": os.cpu_count(), "frames": args.frames,
-              "viewer_nice": args.viewer_nice, "sources": {}}
+              "sources": {}}
     with Model(args.bundle, backend="onnxruntime") as model:
         memory = network_sized(model.bundle, bundle_samples(model.bundle))
         for name in args.sources:
@@ -58,11 +69,8 @@ def main():
                     port = free_port()
                     web = WebOutput("127.0.0.1", port, log=None)
                     url = "http://127.0.0.1:%d/stream.mjpg" % port
-                    viewers, stalled = [], None
-                    n = {"1 viewer": 1, "10 viewers": 10}.get(config, 0)
-                    for _ in range(n):
-                        viewers.append(subprocess.Popen(["nice", "-n", str(args.viewer_nice), "curl", "-s", "-o",
-                                                         os.devnull, url]))
+                    viewers, stalled = start_viewers(config, url), None
+                    n = {"1 viewer": 1, "10 viewers": 10, "10 viewer processes": 10}.get(config, 0)
                     if config == "1 stalled":
                         stalled = socket.create_connection(("127.0.0.1", port))
                         stalled.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
@@ -90,7 +98,7 @@ def main():
                                            "of_none": round(statistics.median(v) / none, 3)} for c, v in fps.items()}
             for c in CONFIGS:
                 r = report["sources"][name][c]
-                print("%-7s %-11s %7.1f FPS  %.3fx the FPS with no viewer  (runs: %s)"
+                print("%-7s %-19s %7.1f FPS  %.3fx the FPS with no viewer  (runs: %s)"
                       % (name, c, r["fps_median"], r["of_none"], ", ".join("%.0f" % x for x in r["fps_runs"])),
                       flush=True)
     with open(args.json, "w") as f:
