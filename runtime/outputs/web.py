@@ -8,8 +8,9 @@ health, updating without a reload (aiohttp, the `web` extra).
     /healthz     200 while frames flow (one within the last 2 s), else 503
 
 The server never slows the pipeline: write() only keeps a reference to the newest annotated frame; a thread of
-its own encodes it to JPEG, once whatever the number of viewers, only while someone watches and at most 30 times a
-second (the pipeline may run at hundreds of frames a second; a person watching needs no more); each viewer
+its own encodes it to JPEG, once whatever the number of viewers, only while someone watches, at most 30 times a
+second (the pipeline may run at hundreds of frames a second; a person watching needs no more) and less often
+where encoding would take more than 5% of one core (a large frame on a small board); each viewer
 gets the newest JPEG when it is ready for one (a slow viewer skips frames, one that stops reading for 5 s is
 dropped), and a viewer that leaves costs nothing. It binds 127.0.0.1 unless a host is given; bound beyond the
 loopback it requires a token (`?token=` or `Authorization: Bearer`), printed at the start unless --web-token
@@ -34,6 +35,7 @@ STALL_S = 5.0  # a viewer that has not taken a frame for this long is dropped
 FLOWING_S = 2.0  # /healthz: a frame within this long
 RECENT = 300  # frames the live latency percentiles cover
 STREAM_FPS = 30  # the most frames a second the stream carries (the newest each time), whatever the pipeline's rate
+ENCODE_SHARE = 0.05  # and fewer where encoding them would take more than this share of one core
 BOUNDARY = "frame"
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
 
@@ -102,7 +104,7 @@ class WebOutput(Output):
 
     # -- the encoder thread: the newest frame, once, while someone watches --------------------------------
     def _encode(self):
-        encoded, next_due = 0, 0.0
+        encoded, next_due, cost = 0, 0.0, 0.0
         while not self.closing:
             with self.wake:  # a new frame, and a viewer ready for one (one stuck in a write is not)
                 while not self.closing and (not self.waiting or self.frame_seq == encoded):
@@ -113,8 +115,11 @@ class WebOutput(Output):
             if self.closing:
                 return
             seq, frame = self.frame_seq, self.frame
-            next_due = time.monotonic() + 1.0 / STREAM_FPS
+            started, cpu = time.monotonic(), time.thread_time()
             ok, data = self.cv2.imencode(".jpg", frame, [self.cv2.IMWRITE_JPEG_QUALITY, 80])
+            spent = time.thread_time() - cpu  # this thread's CPU time: what the pipeline's threads lost
+            cost = spent if not cost else 0.9 * cost + 0.1 * spent
+            next_due = started + max(1.0 / STREAM_FPS, cost / ENCODE_SHARE)
             encoded = seq
             if ok and not self.closing:
                 self.jpeg, self.jpeg_seq = data.tobytes(), seq
