@@ -32,7 +32,8 @@ def run(variant, momentum, args, dataset):
     spec.scratch_bn_momentum = momentum
     keras.utils.set_random_seed(0)
     base = spec.build_base()
-    features = np.asarray(base(dataset.x_val[:64], training=False))
+    x_val = dataset.inputs(dataset.val, spec)
+    features = np.asarray(base(x_val[:64], training=False))
     started = time.time()
     with tempfile.TemporaryDirectory() as out:
         model, results = trainer.train(spec, dataset, out, args.epochs, 32, seed=0, verbose=2)
@@ -40,8 +41,7 @@ def run(variant, momentum, args, dataset):
             history = json.load(f)
     seconds = time.time() - started
     # the trained network's held-out accuracy with BatchNormalization in training mode (batch statistics)
-    pred = np.concatenate([np.asarray(model(dataset.x_val[i:i + 64], training=True))
-                           for i in range(0, len(dataset.x_val), 64)])
+    pred = np.concatenate([np.asarray(model(x_val[i:i + 64], training=True)) for i in range(0, len(x_val), 64)])
     return {"variant": variant, "bn_momentum": momentum or 0.999, "epochs": args.epochs,
             "seconds": round(seconds, 1), "train_seconds": history["seconds"],
             "untrained_feature_std_inference": float(features.std()),

@@ -5,6 +5,8 @@
     python -m train --model mobilenetv2 --data folder:photos --weights mobilenet_v2_..._96_no_top.h5 \
         --fine-tune 30 --out runs/photos                      # transfer learning (train/backbones.py)
     python -m train --model pilotnet --data road --epochs 10 --out runs/pilotnet --resume   # after a kill
+    python -m train --model pilotnet --data drivelog:logs/track1,logs/track2 --augment --out runs/track
+    python -m train --model cifar_cnn --data cifar10:cifar-10-python.tar.gz --strategy mirrored --out runs/c10
 """
 
 from __future__ import annotations
@@ -16,9 +18,9 @@ import sys
 
 from runtime.cli import ArgumentParser, main, positive_int
 
-from runtime.errors import UserError
+from runtime.errors import UserError, require
 
-from . import backbones, datasets, models
+from . import backbones, datasets, distribute, drivelog, models, pipeline
 
 
 def build_parser():
@@ -48,6 +50,33 @@ def build_parser():
     parser.add_argument("--reduce-lr", type=positive_int, metavar="N",
                         help="halve the learning rate when the validation loss has not improved for N epochs")
     parser.add_argument("--summary", action="store_true", help="print the Keras summary and exit")
+    data = parser.add_argument_group("input pipeline")
+    data.add_argument("--augment", nargs="?", const="default", metavar="KINDS",
+                      help="augment the training batches (not the model): a comma list of %s; alone: %s for "
+                           "steering, %s for classifiers" % ("|".join(pipeline.KINDS),
+                                                             ",".join(pipeline.AUGMENT["steering"]),
+                                                             ",".join(pipeline.AUGMENT["classification"])))
+    data.add_argument("--shift-correction", type=float, metavar="S",
+                      help="steering added per 10%% of the width a view is shifted right (--augment shift; "
+                           "default %g, in the log's units)" % pipeline.SHIFT_CORRECTION)
+    data.add_argument("--cache-mb", type=positive_int, default=1024, metavar="MB",
+                      help="images read from disk are kept in memory at the network's size when they fit in MB "
+                           "(default 1024), else decoded again each epoch")
+    data.add_argument("--side-correction", type=float, metavar="S",
+                      help="drivelog: use the side cameras, their steering corrected by S in the log's units "
+                           "(default %g; 0 leaves them out)" % drivelog.SIDE_CORRECTION)
+    data.add_argument("--steering-units", choices=drivelog.UNITS, default="normalised",
+                      help="drivelog: what the log's steering is in, written into the manifest (default "
+                           "normalised, as Udacity's simulator and DonkeyCar record it)")
+    scale = parser.add_argument_group("devices")
+    scale.add_argument("--strategy", choices=distribute.STRATEGIES, default="default",
+                       help="tf.distribute: one device, mirrored over this machine's GPUs, or multiworker across "
+                            "machines (TF_CONFIG); --batch-size is the global batch")
+    scale.add_argument("--cpu-replicas", type=positive_int, metavar="N",
+                       help="--strategy mirrored without a GPU: split the CPU into N devices (to try it)")
+    scale.add_argument("--mixed-precision", action="store_true",
+                       help="the mixed_float16 policy on GPUs (output kept float32; the saved model is float32)")
+    scale.add_argument("--tensorboard", action="store_true", help="TensorBoard logs in RUN_DIR/tensorboard")
     group = parser.add_argument_group("transfer learning (%s only)" % ", ".join(backbones.BACKBONES))
     group.add_argument("--weights", metavar="PATH",
                        help="ImageNet weights for the backbone, a .h5/.keras file downloaded from Keras's storage "
@@ -63,6 +92,19 @@ def build_parser():
     group.add_argument("--fine-tune-epochs", type=positive_int, metavar="N",
                        help="epochs of the fine-tuning phase (default: as many as --epochs)")
     return parser
+
+
+def _augment_kinds(given, task):
+    """--augment's kinds, checked."""
+    if given is None:
+        return ()
+    if given == "default":
+        return pipeline.AUGMENT["steering" if task == "steering" else "classification"]
+    kinds = tuple(k.strip() for k in given.split(",") if k.strip())
+    unknown = [k for k in kinds if k not in pipeline.KINDS]
+    if unknown or not kinds:
+        raise UserError("--augment %s: choose from %s (a comma list)" % (given, ", ".join(pipeline.KINDS)))
+    return kinds
 
 
 def _main(argv):
@@ -92,13 +134,25 @@ def _main(argv):
     datasets.check(data, spec)
     if args.road_views != "recovery" and data != "road":
         raise UserError("--road-views is for --data road")
+    is_log = data.startswith("drivelog:")
+    for flag, given in (("--side-correction", args.side_correction is not None),
+                        ("--steering-units", args.steering_units != "normalised")):
+        if given and not is_log:
+            raise UserError("%s is for --data drivelog:PATH" % flag)
+    if args.tensorboard:
+        require("tensorboard", "train", "--tensorboard")
+    augment = _augment_kinds(args.augment, spec.task)
+    if args.shift_correction is not None and "shift" not in augment:
+        raise UserError("--shift-correction is for --augment with shift")
     from . import checkpoints, load_tensorflow, run_dir, trainer
 
     if os.path.exists(args.out) and not os.path.isdir(args.out):
         raise UserError("--out %s exists and is not a folder" % args.out)
     settings = {k: getattr(args, k) for k in ("model", "data", "limit", "seed", "batch_size", "road_views",
                                               "image_size", "weights", "fine_tune", "fine_tune_epochs",
-                                              "early_stopping", "reduce_lr")}
+                                              "early_stopping", "reduce_lr", "augment", "shift_correction",
+                                              "side_correction", "steering_units", "strategy", "cpu_replicas",
+                                              "mixed_precision")}
     settings["data"] = data
     if args.resume:
         checkpoints.check_resume(args.out, settings, trainer.phases_of(spec, args.epochs))  # before any work
@@ -109,17 +163,33 @@ def _main(argv):
                                                     if state else ""))
     if args.force:
         shutil.rmtree(checkpoints.folder(args.out), ignore_errors=True)  # another run's checkpoint would not fit
-    load_tensorflow()
+    tf = load_tensorflow()
+    strategy = distribute.configure(args.strategy, args.cpu_replicas)  # before TensorFlow's first op
+    mixed = args.mixed_precision
+    if mixed and not tf.config.list_physical_devices("GPU"):
+        print("note: --mixed-precision has no benefit on a CPU (no float16 arithmetic to gain): training in "
+              "float32", file=sys.stderr)
+        mixed = False
     if isinstance(spec, backbones.BackboneSpec):
         if spec.weights is not None:
             spec.build_base()  # a weights file that does not fit is one line before any work is done
         print(spec.describe(), file=sys.stderr)
 
     print("loading %s for %s" % (data, spec.name), file=sys.stderr)
-    dataset = datasets.load(data, spec, limit=args.limit, seed=args.seed, road_views=args.road_views)
+    side = drivelog.SIDE_CORRECTION if args.side_correction is None else args.side_correction
+    dataset = datasets.load(data, spec, limit=args.limit, seed=args.seed, road_views=args.road_views,
+                            side_correction=side or None, steering_units=args.steering_units)
+    for note in dataset.notes:
+        print(note, file=sys.stderr)
+    if strategy is not None and args.batch_size % strategy.num_replicas_in_sync:
+        raise UserError("--batch-size %d does not split over %d replicas: give a multiple of %d"
+                        % (args.batch_size, strategy.num_replicas_in_sync, strategy.num_replicas_in_sync))
+    options = trainer.Options(augment=augment, shift_correction=args.shift_correction, cache_mb=args.cache_mb,
+                              strategy=strategy, mixed_precision=mixed, tensorboard=args.tensorboard)
     try:
         trainer.train(spec, dataset, args.out, args.epochs, args.batch_size, seed=args.seed, settings=settings,
-                      resume=args.resume, early_stopping=args.early_stopping, reduce_lr=args.reduce_lr)
+                      resume=args.resume, early_stopping=args.early_stopping, reduce_lr=args.reduce_lr,
+                      options=options)
     except trainer.Interrupted as stop:
         print("stopped by %s; %s" % ("SIGTERM" if stop.signum == signal.SIGTERM else "Ctrl-C",
                                      "the last finished epoch (%d) is in %s: go on with the same command and "

@@ -1,12 +1,17 @@
-"""Datasets by name, loaded as RGB uint8 images and prepared for a model by train's input pipeline.
+"""Datasets by name: RGB uint8 images in memory, or image files read as training needs them (train/pipeline.py).
 
-    digits        the real handwritten digits inside scikit-learn (1,797 8x8 images, 10 classes)
-    road          the procedural road (runtime.road), labelled with the steering that follows the lane
-    mnist         keras.datasets.mnist, from Keras's cache or the network
-    cifar10       keras.datasets.cifar10, likewise
-    folder:PATH   an image folder with one subfolder per class (the cats-vs-dogs layout)
+    digits          the real handwritten digits inside scikit-learn (1,797 8x8 images, 10 classes)
+    road            the procedural road (runtime.road), labelled with the steering that follows the lane
+    mnist:PATH      MNIST from its IDX files or mnist.npz in PATH (train/classic.py); never downloaded
+    cifar10:PATH    CIFAR-10 from its python or binary batches, or their .tar.gz as downloaded
+    mnist, cifar10  keras.datasets' copies, from Keras's cache (or the network, where there is one)
+    folder:PATH     an image folder with one subfolder per class (the cats-vs-dogs layout), read from disk
+    drivelog:PATH   driving logs (Udacity's simulator, DonkeyCar tubs v1/v2), several joined with commas
+                    (train/drivelog.py), read from disk
 
-`check(name)` validates a name without importing TensorFlow; `load(name, spec)` does the work.
+`check(name)` validates a name without importing TensorFlow; `load(name, spec)` does the work. The
+validation split is seeded: stratified by class for classifiers, whole stretches of driving for logs (frames a
+few milliseconds apart are near copies: a random split would validate on the training set).
 """
 
 from __future__ import annotations
@@ -19,20 +24,40 @@ import numpy as np
 
 from runtime.errors import UserError
 
-NAMES = ("digits", "road", "mnist", "cifar10", "folder:PATH")
+from .classic import CIFAR10_LABELS
+
+NAMES = ("digits", "road", "mnist:PATH", "cifar10:PATH", "folder:PATH", "drivelog:PATH[,PATH...]", "mnist",
+         "cifar10")
 IMAGE_EXTS = (".png", ".jpg", ".jpeg", ".bmp", ".gif")  # what tf.io.decode_image reads
-CIFAR10_LABELS = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
+VAL_FRACTION = 0.2
+STRETCH = 50  # samples of a driving log that go to the same side of the split
 ROAD_SIZE = (320, 180)  # width, height of generated road frames
 SAMPLES = 32  # held-out raw frames kept with the run, for export's parity check and calibration
 
 
 class Dataset:
-    """Prepared train/validation arrays plus a few raw held-out frames (RGB uint8) for the bundle."""
+    """The train and validation splits (train/pipeline.py's Split: images in memory or files), a few raw
+    held-out frames (RGB uint8) for the bundle, and what the manifest says of the targets."""
 
-    def __init__(self, name, task, labels, x_train, y_train, x_val, y_val, raw_samples, sample_targets):
-        self.name, self.task, self.labels = name, task, labels
-        self.x_train, self.y_train, self.x_val, self.y_val = x_train, y_train, x_val, y_val
+    def __init__(self, name, task, labels, train, val, raw_samples, sample_targets, steering=None, notes=()):
+        self.name, self.task, self.labels, self.train, self.val = name, task, labels, train, val
         self.raw_samples, self.sample_targets = raw_samples, sample_targets
+        self.steering, self.notes = steering, list(notes)
+
+    @property
+    def y_train(self):
+        return self.train.targets
+
+    @property
+    def y_val(self):
+        return self.val.targets
+
+    def inputs(self, split, spec):
+        """A split's images prepared for spec, all at once (for small sets: tests, benchmarks)."""
+        from .inputs import prepare
+
+        images = split.images if split.images is not None else [_decode(f) for f in split.files]
+        return prepare(images, spec.preprocess(), spec.layout)
 
 
 def check(name: str, spec=None) -> str:
@@ -56,8 +81,19 @@ def _check_name(name):
         return "classification"
     if name == "road":
         return "steering"
-    if name.startswith("folder:"):
-        path = name[len("folder:"):]
+    kind, sep, path = name.partition(":")
+    if sep and kind in ("mnist", "cifar10"):
+        if not path or not os.path.exists(path):
+            raise UserError("%s: no such file or folder %r (give where %s's files are: %s)"
+                            % (name, path, kind, "the four IDX files or mnist.npz" if kind == "mnist" else
+                               "cifar-10-python.tar.gz or the folder it unpacks to"))
+        return "classification"
+    if sep and kind == "drivelog":
+        from . import drivelog
+
+        drivelog.check(path)
+        return "steering"
+    if sep and kind == "folder":
         if not path:
             raise UserError("folder: needs a path, as in folder:data/cats_vs_dogs")
         if not os.path.isdir(path):
@@ -142,83 +178,147 @@ def _keras_dataset(name):
     return x_train, y_train.reshape(-1), x_test, y_test.reshape(-1)
 
 
-def _read_folder(path):
-    """Every readable image of every class folder. Files that do not decode are skipped with a warning each
-    (the decoder's own messages kept off the terminal); a class left with fewer than 2 images is one line."""
+def _decode(path):
     import tensorflow as tf
 
-    from runtime.errors import native_stderr_silenced
+    from .pipeline import decode_file
 
+    return decode_file(tf, path).numpy()
+
+
+def _readable(files, what):
+    """The files TensorFlow can decode; each one that it cannot is a warning."""
+    from .pipeline import readable
+
+    print("checking %d %s" % (len(files), what), file=sys.stderr)
+    good = readable(files)
+    bad = sorted(set(range(len(files))) - set(good))
+    for i in bad:
+        print("warning: skipping %s: not a readable image" % files[i], file=sys.stderr)
+    return good
+
+
+def _read_folder(path):
+    """Every readable image file of every class folder, with its class. Files that do not decode are skipped
+    with a warning each; a class left with fewer than 2 images is one line."""
     classes = _classes(path)
-    images, targets, skipped = [], [], []
-    with native_stderr_silenced():  # libjpeg's and libpng's own complaints about a broken file
-        for c, name in enumerate(classes):
-            readable = 0
-            for file in _images_in(os.path.join(path, name)):
-                try:
-                    image = tf.io.decode_image(tf.io.read_file(file), channels=3, expand_animations=False).numpy()
-                except (tf.errors.InvalidArgumentError, tf.errors.NotFoundError, tf.errors.PermissionDeniedError):
-                    skipped.append(file)
-                    continue
-                images.append(image)
-                targets.append(c)
-                readable += 1
-            if readable < 2:
-                break
-    for file in skipped:
-        print("warning: skipping %s: not a readable image" % file, file=sys.stderr)
+    files, targets = [], []
     for c, name in enumerate(classes):
-        found = targets.count(c)
+        found = _images_in(os.path.join(path, name))
+        files.extend(found)
+        targets.extend([c] * len(found))
+    good = _readable(files, "images in %s" % path)
+    kept = np.array(targets, dtype=np.int64)[good]
+    for c, name in enumerate(classes):
+        found = int(np.sum(kept == c))
         if found < 2:
             raise UserError("class folder %s has %d readable image(s) (%d could not be read); each class needs "
-                            "at least 2" % (os.path.join(path, name), found,
-                                            sum(os.path.dirname(f) == os.path.join(path, name) for f in skipped)))
-    return images, np.array(targets, dtype=np.int64), classes
+                            "at least 2" % (os.path.join(path, name), found, targets.count(c) - found))
+    return [files[i] for i in good], kept, classes
 
 
-def load(name: str, spec, limit=None, seed: int = 0, road_views: str = "recovery") -> Dataset:
-    """Load and prepare a dataset for a zoo Spec; limit caps (or, for road, sets) the training size.
-    road_views: the road's training views (runtime.road.random_pose); validation always has recovery views."""
-    from .inputs import prepare
+def _stretch_split(n, seed):
+    """Train and validation indices of a driving log: whole stretches of STRETCH samples to either side."""
+    blocks = (n + STRETCH - 1) // STRETCH
+    if blocks < 2:
+        raise UserError("a driving log of %d usable samples is too short to hold some back for validation "
+                        "(at least %d)" % (n, STRETCH + 1))
+    order = np.random.RandomState(seed).permutation(blocks)
+    val_blocks = set(order[:max(1, int(round(blocks * VAL_FRACTION)))].tolist())
+    val = np.array([i for i in range(n) if i // STRETCH in val_blocks])
+    return np.setdiff1d(np.arange(n), val), val
+
+
+def _load_drivelog(path, seed, side_correction, units):
+    from . import drivelog
+
+    log = drivelog.read(path, side_correction)
+    for line in log.report():
+        print("warning: %s" % line, file=sys.stderr)
+    samples = log.samples
+    good = set(_readable([s.image for s in samples], "frames of %s" % ", ".join(log.layouts)))
+    for line in [] if len(good) == len(samples) else ["%d unreadable images" % (len(samples) - len(good))]:
+        print("warning: skipping %s" % line, file=sys.stderr)
+    samples = [s for i, s in enumerate(samples) if i in good]
+    # rows, not samples, go to one side: a row's side cameras stay with its centre frame
+    centre = [i for i, s in enumerate(samples) if s.camera == "centre"]
+    if not centre:
+        raise UserError("drivelog:%s: no centre-camera frame left to validate on" % path)
+    row_of = np.cumsum([s.camera == "centre" for s in samples]) - 1
+    train_rows, val_rows = _stretch_split(len(centre), seed)
+    val_set = set(val_rows.tolist())
+    train = [s for i, s in enumerate(samples) if row_of[i] not in val_set]
+    val = [samples[centre[r]] for r in val_rows]  # the centre camera: what the car will see
+    steering = {"units": units, "positive": "right",
+                "meaning": "steering as the driving log records it (%s), positive to the right" % units}
+    notes = ["%d training samples (%d from side cameras, corrected by %g), %d held out (centre camera)"
+             % (len(train), sum(s.camera != "centre" for s in train), side_correction or 0.0, len(val))]
+    return train, val, steering, notes
+
+
+def load(name: str, spec, limit=None, seed: int = 0, road_views: str = "recovery", side_correction=None,
+         steering_units="normalised") -> Dataset:
+    """Load a dataset for a zoo Spec; limit caps (or, for road, sets) the training size.
+    road_views: the road's training views (runtime.road.random_pose); validation always has recovery views.
+    side_correction, steering_units: for driving logs (train/drivelog.py)."""
+    from .pipeline import Split
 
     check(name, spec)
-
-    def prep(images):
-        return prepare(images, spec.preprocess(), spec.layout)
-
+    kind, _, path = name.partition(":")
     if name == "road":
         from runtime import road
 
         n_train = limit or 3000
         n_val = max(100, n_train // 5)
         frames, y = road.sample_frames(n_train, ROAD_SIZE[0], ROAD_SIZE[1], seed=seed, views=road_views)
-        x_train = prep(frames[..., ::-1])
+        train_rgb = np.ascontiguousarray(frames[..., ::-1])
         del frames
         val_frames, y_val = road.sample_frames(n_val, ROAD_SIZE[0], ROAD_SIZE[1], seed=seed + 100003)
         val_rgb = np.ascontiguousarray(val_frames[..., ::-1])
-        return Dataset(name, "steering", [], x_train, y, prep(val_rgb), y_val, val_rgb[:SAMPLES],
-                       [float(v) for v in y_val[:SAMPLES]])
+        return Dataset(name, "steering", [], Split(y, images=train_rgb), Split(y_val, images=val_rgb),
+                       val_rgb[:SAMPLES], [float(v) for v in y_val[:SAMPLES]], road.steering_metadata())
+    if kind == "drivelog":
+        train, val, steering, notes = _load_drivelog(path, seed, side_correction, steering_units)
+        if limit and limit < len(train):
+            keep = np.sort(np.random.RandomState(seed).permutation(len(train))[:limit])
+            train = [train[i] for i in keep]
+        order = np.unique(np.linspace(0, len(val) - 1, SAMPLES).astype(int))
+        return Dataset(name, "steering", [], Split([s.steering for s in train], files=[s.image for s in train]),
+                       Split([s.steering for s in val], files=[s.image for s in val]),
+                       [_decode(val[i].image) for i in order], [float(val[i].steering) for i in order], steering,
+                       notes)
 
+    files = None
     if name == "digits":
         images, targets, labels = _load_digits()
-        train_idx, val_idx = _split(len(images), 0.2, seed, targets)
+        train_idx, val_idx = _split(len(images), VAL_FRACTION, seed, targets)
         train_images, y_train = images[train_idx], targets[train_idx]
         val_images, y_val = images[val_idx], targets[val_idx]
-    elif name in ("mnist", "cifar10"):
-        train_images, y_train, val_images, y_val = _keras_dataset(name)
+    elif kind in ("mnist", "cifar10"):
+        if path:
+            from . import classic
+
+            train_images, y_train, val_images, y_val, labels = (classic.read_mnist if kind == "mnist" else
+                                                                 classic.read_cifar10)(path)
+        else:
+            train_images, y_train, val_images, y_val = _keras_dataset(name)
+            labels = [str(i) for i in range(10)] if name == "mnist" else list(CIFAR10_LABELS)
         train_images, val_images = _gray_to_rgb(train_images), _gray_to_rgb(val_images)
-        labels = [str(i) for i in range(10)] if name == "mnist" else CIFAR10_LABELS
     else:
-        images, targets, labels = _read_folder(name[len("folder:"):])
-        train_idx, val_idx = _split(len(images), 0.2, seed, targets)
-        train_images, y_train = [images[i] for i in train_idx], targets[train_idx]
-        val_images, y_val = [images[i] for i in val_idx], targets[val_idx]
+        files, targets, labels = _read_folder(path)
+        train_idx, val_idx = _split(len(files), VAL_FRACTION, seed, targets)
+        train_images, y_train = [files[i] for i in train_idx], targets[train_idx]
+        val_images, y_val = [files[i] for i in val_idx], targets[val_idx]
 
     if limit and limit < len(y_train):
         keep = np.sort(np.random.RandomState(seed).permutation(len(y_train))[:limit])
         train_images = train_images[keep] if isinstance(train_images, np.ndarray) else [train_images[i] for i in keep]
         y_train = y_train[keep]
     order = np.unique(np.linspace(0, len(y_val) - 1, SAMPLES).astype(int))  # spread over the held-out set
-    raw = [np.ascontiguousarray(val_images[i]) for i in order]
-    return Dataset(name, spec.task, labels, prep(train_images), y_train, prep(val_images), y_val,
-                   raw, [int(y_val[i]) for i in order])
+    if files is not None:
+        train, val = Split(y_train, files=train_images), Split(y_val, files=val_images)
+        raw = [_decode(val_images[i]) for i in order]
+    else:
+        train, val = Split(y_train, images=train_images), Split(y_val, images=val_images)
+        raw = [np.ascontiguousarray(val_images[i]) for i in order]
+    return Dataset(name, spec.task, labels, train, val, raw, [int(y_val[i]) for i in order])

@@ -11,27 +11,33 @@ from __future__ import annotations
 import numpy as np
 
 
-def _crop_box(h, w, crop):
-    # Python's round on both sides, as the manifest's contract says
-    return (int(round(crop["top"] * h)), int(round(crop["bottom"] * h)),
-            int(round(crop["left"] * w)), int(round(crop["right"] * w)))
-
-
-def _prepare_same_size(tf, x, pre):
-    """x: uint8 tensor N x H x W x 3 (RGB) -> float32 N x h x w x c."""
-    if pre.get("crop"):
-        y0, y1, x0, x1 = _crop_box(int(x.shape[1]), int(x.shape[2]), pre["crop"])
-        x = x[:, y0:y1, x0:x1, :]
+def geometry(tf, x, pre):
+    """Crop (the manifest's fractions of this image's size, rounded as Python rounds) and resize to the network's
+    size, rounded to whole values as a uint8 image resize gives them. x: uint8 or float H x W x 3, or a batch
+    of them; returns float32. Shapes may be unknown until run time (tf.data maps one decoded file at a time)."""
+    shape = tf.shape(x)
+    h, w = shape[-3], shape[-2]
+    crop = pre.get("crop")
+    if crop:
+        hf, wf = tf.cast(h, tf.float64), tf.cast(w, tf.float64)
+        y0, y1 = tf.cast(tf.round(crop["top"] * hf), tf.int32), tf.cast(tf.round(crop["bottom"] * hf), tf.int32)
+        x0, x1 = tf.cast(tf.round(crop["left"] * wf), tf.int32), tf.cast(tf.round(crop["right"] * wf), tf.int32)
+        x = x[..., y0:y1, x0:x1, :]
     resize = pre["resize"]
     size = (resize["height"], resize["width"])
     x = tf.cast(x, tf.float32)
-    if tuple(x.shape[1:3]) != size:
+    if tuple(x.shape[-3:-1]) != size:  # known and equal in eager batches of the right size: nothing to do
         method = {"linear": "bilinear", "area": "area", "nearest": "nearest"}[resize.get("interpolation", "linear")]
-        x = tf.image.resize(x, size, method=method, antialias=False)
+        x = tf.image.resize(x, size, method=method, antialias=False)  # the same size gives the same values
         # a uint8 image resized is a uint8 image: rounded half up, as OpenCV's integer-factor paths do (its
         # other paths round exact ties to even; the README's skew section measures what that leaves); no
         # clipping needed, these interpolations never leave the inputs' range
         x = tf.floor(x + 0.5)
+    return x
+
+
+def finish(tf, x, pre, layout="NHWC"):
+    """Colour, scale and offset, and the layout: float32 N x h x w x 3 (0..255, RGB) -> the network's input."""
     color = pre["color"]
     if color == "bgr":
         x = x[..., ::-1]
@@ -42,23 +48,33 @@ def _prepare_same_size(tf, x, pre):
         x = y[..., None] if color == "gray" else tf.stack([y, 0.492 * (b - y) + 128.0, 0.877 * (r - y) + 128.0], -1)
     scale = tf.constant(np.asarray(pre["scale"], np.float32))
     offset = tf.constant(np.asarray(pre["offset"], np.float32))
-    return x * scale + offset
+    x = x * scale + offset
+    if layout == "flat":
+        return tf.reshape(x, [tf.shape(x)[0], -1])
+    if layout == "NCHW":
+        return tf.transpose(x, [0, 3, 1, 2])
+    return x
+
+
+def _chunks(tf, images, chunk):
+    if isinstance(images, np.ndarray):
+        for i in range(0, len(images), chunk):
+            yield tf.convert_to_tensor(images[i:i + chunk])
+    else:
+        for image in images:
+            yield tf.convert_to_tensor(image[None])
+
+
+def geometry_of(images, pre: dict, chunk: int = 256) -> np.ndarray:
+    """images (an N x H x W x 3 uint8 RGB array, or a list of images of any sizes) at the network's size, uint8."""
+    import tensorflow as tf
+
+    return np.concatenate([geometry(tf, x, pre).numpy().astype(np.uint8) for x in _chunks(tf, images, chunk)])
 
 
 def prepare(images, pre: dict, layout: str = "NHWC", chunk: int = 256) -> np.ndarray:
-    """images: an N x H x W x 3 uint8 RGB array, or a list of such images of any sizes."""
+    """images: an N x H x W x 3 uint8 RGB array, or a list of such images of any sizes -> network inputs."""
     import tensorflow as tf
 
-    parts = []
-    if isinstance(images, np.ndarray):
-        for i in range(0, len(images), chunk):
-            parts.append(_prepare_same_size(tf, tf.convert_to_tensor(images[i:i + chunk]), pre).numpy())
-    else:
-        for image in images:
-            parts.append(_prepare_same_size(tf, tf.convert_to_tensor(image[None]), pre).numpy())
-    x = np.concatenate(parts, axis=0).astype(np.float32)
-    if layout == "flat":
-        x = x.reshape(len(x), -1)
-    elif layout == "NCHW":
-        x = x.transpose(0, 3, 1, 2)
-    return np.ascontiguousarray(x)
+    parts = [finish(tf, geometry(tf, x, pre), pre, layout).numpy() for x in _chunks(tf, images, chunk)]
+    return np.ascontiguousarray(np.concatenate(parts, axis=0).astype(np.float32))

@@ -11,6 +11,7 @@ RUN_DIR/
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sys
@@ -31,9 +32,10 @@ def _summary_text(model) -> str:
     return "\n".join(lines) + "\n"
 
 
-def evaluate(model, dataset) -> dict:
-    """Held-out results a person can judge: accuracy, or MAE against always predicting the mean."""
-    pred = model.predict(dataset.x_val, verbose=0, batch_size=256)
+def evaluate(model, dataset, val_data) -> dict:
+    """Held-out results a person can judge: accuracy, or MAE against always predicting the mean.
+    val_data: the validation split's tf.data batches, in the split's order."""
+    pred = model.predict(val_data, verbose=0)
     if dataset.task == "steering":
         mae = float(np.mean(np.abs(pred.reshape(-1) - dataset.y_val)))
         baseline = float(np.mean(np.abs(np.mean(dataset.y_train) - dataset.y_val)))
@@ -62,35 +64,95 @@ def phases_of(spec, epochs):
     return phases
 
 
+class Options:
+    """How to train, beyond the model and the data: the input pipeline's and the devices' settings.
+    augment: train/pipeline.py's kinds; cache_mb: the in-memory cache's bound; strategy: a tf.distribute
+    strategy (train/distribute.py) or None; mixed_precision: the mixed_float16 policy (GPUs); tensorboard: logs
+    in RUN_DIR/tensorboard."""
+
+    def __init__(self, augment=(), shift_correction=None, cache_mb=1024, strategy=None, mixed_precision=False,
+                 tensorboard=False):
+        from .pipeline import SHIFT_CORRECTION
+
+        self.augment, self.cache_mb, self.strategy = tuple(augment), cache_mb, strategy
+        self.shift_correction = SHIFT_CORRECTION if shift_correction is None else shift_correction
+        self.mixed_precision, self.tensorboard = mixed_precision, tensorboard
+
+
+def _pipelines(spec, dataset, batch_size, seed, num_classes, options):
+    from . import pipeline
+
+    pre = spec.preprocess()
+    for name, split in (("training", dataset.train), ("validation", dataset.val)):
+        if split.files is not None:
+            print("%s: %d images read from disk%s" % (
+                name, len(split), ", cached in memory after the first epoch" if pipeline.fits(
+                    len(split), pre, options.cache_mb) else ", decoded again each epoch (more than --cache-mb %d "
+                                                            "MB at the network's size)" % options.cache_mb),
+                  file=sys.stderr)
+    common = dict(pre=pre, layout=spec.layout, task=spec.task, num_classes=num_classes, batch_size=batch_size,
+                  seed=seed, cache_mb=options.cache_mb)
+    train_data = pipeline.build(dataset.train, training=True, augment=options.augment,
+                                shift_correction=options.shift_correction, **common)
+    return train_data, pipeline.build(dataset.val, **common)
+
+
+def _float32_output(keras, model):
+    """Under mixed precision: the model's output cast to float32 (softmax and the loss stay accurate)."""
+    if model.outputs[0].dtype == "float32":
+        return model
+    config = model.get_compile_config()
+    wrapped = keras.Model(model.inputs, keras.layers.Activation("linear", dtype="float32")(model.outputs[0]),
+                          name=model.name)
+    wrapped.compile_from_config(config)
+    return wrapped
+
+
+def _float32_copy(keras, spec, model, num_classes):
+    """The trained mixed-precision model's weights in a float32 model (the export and the board run float32)."""
+    policy = keras.mixed_precision.dtype_policy()
+    keras.mixed_precision.set_dtype_policy("float32")
+    try:
+        plain = spec.build(num_classes)
+    finally:
+        keras.mixed_precision.set_dtype_policy(policy)
+    plain.set_weights(model.get_weights())
+    return plain
+
+
 def train(spec, dataset, out_dir, epochs, batch_size, seed=0, verbose=None, settings=None, resume=False,
-          early_stopping=None, reduce_lr=None):
+          early_stopping=None, reduce_lr=None, options=None):
     """Train (or, with resume, go on training from out_dir's checkpoint), then write the run directory.
     early_stopping / reduce_lr: patience in epochs of keras's EarlyStopping (best weights restored) and
-    ReduceLROnPlateau (learning rate halved), on the validation loss. Raises Interrupted after a Ctrl-C or
-    SIGTERM, once the last finished epoch is in the checkpoint."""
+    ReduceLROnPlateau (learning rate halved), on the validation loss. options: Options. Raises Interrupted
+    after a Ctrl-C or SIGTERM, once the last finished epoch is in the checkpoint."""
     import keras
     import tensorflow as tf
 
+    options = options or Options()
     keras.utils.set_random_seed(seed)  # Python, NumPy and TensorFlow: weights, shuffling, dropout
     tf.config.experimental.enable_op_determinism()  # and the same kernels' results on every run
     os.makedirs(os.path.join(out_dir, "samples"), exist_ok=True)
     num_classes = max(len(dataset.labels), 2)
     phases = phases_of(spec, epochs)
     settings = dict(settings or {})
-    if resume:
-        state = checkpoints.check_resume(out_dir, settings, phases)
-        model = checkpoints.load_last(out_dir)
-        print("resuming from epoch %d of %d (history, optimizer state%s restored from %s)"
-              % (state["epochs"], phases[-1][2], ", early stopping, learning rate" if state["callbacks"] else "",
-                 checkpoints.folder(out_dir)), file=sys.stderr)
-    else:
-        state = checkpoints.new_state(settings)
-        model = spec.build(num_classes)
+    scope = options.strategy.scope() if options.strategy is not None else contextlib.nullcontext()
+    if options.mixed_precision:
+        keras.mixed_precision.set_dtype_policy("mixed_float16")
+    with scope:  # variables made here are mirrored over the strategy's replicas
+        if resume:
+            state = checkpoints.check_resume(out_dir, settings, phases)
+            model = checkpoints.load_last(out_dir)
+            print("resuming from epoch %d of %d (history, optimizer state%s restored from %s)"
+                  % (state["epochs"], phases[-1][2], ", early stopping, learning rate" if state["callbacks"] else "",
+                     checkpoints.folder(out_dir)), file=sys.stderr)
+        else:
+            state = checkpoints.new_state(settings)
+            model = spec.build(num_classes)
+            if options.mixed_precision:
+                model = _float32_output(keras, model)
     summary = _summary_text(model)
-    y_train, y_val = dataset.y_train, dataset.y_val
-    if spec.task == "classification":
-        y_train = keras.utils.to_categorical(y_train, num_classes)
-        y_val = keras.utils.to_categorical(y_val, num_classes)
+    train_data, val_data = _pipelines(spec, dataset, batch_size, seed, num_classes, options)
     if verbose is None:  # Keras's progress bar on a terminal, one line per epoch in a log
         verbose = 1 if sys.stdout.isatty() else 2
     callbacks = []
@@ -100,6 +162,7 @@ def train(spec, dataset, out_dir, epochs, batch_size, seed=0, verbose=None, sett
     if reduce_lr:
         callbacks.append(keras.callbacks.ReduceLROnPlateau(monitor="val_loss", factor=0.5, patience=reduce_lr,
                                                            verbose=1))
+    logs = [keras.callbacks.TensorBoard(log_dir=os.path.join(out_dir, "tensorboard"))] if options.tensorboard else []
     started = time.time()
     with StopRequest() as stop:
         for index, (_, first, end) in enumerate(phases):
@@ -111,10 +174,9 @@ def train(spec, dataset, out_dir, epochs, batch_size, seed=0, verbose=None, sett
                           file=sys.stderr)
                     spec.start_fine_tune(model)
                 state.update(phase=index, phase_end=end, phase_finished=False, stopped_early=False)
-            model.fit(dataset.x_train, y_train, validation_data=(dataset.x_val, y_val),
-                      initial_epoch=max(first, state["epochs"]), epochs=end, batch_size=batch_size, shuffle=True,
-                      verbose=verbose, callbacks=callbacks + [checkpoints.make_callback(out_dir, state, stop,
-                                                                                         callbacks)])
+            model.fit(train_data, validation_data=val_data, initial_epoch=max(first, state["epochs"]), epochs=end,
+                      shuffle=False, verbose=verbose,  # the pipeline shuffles
+                      callbacks=callbacks + [checkpoints.make_callback(out_dir, state, stop, callbacks)] + logs)
             if stop.requested:
                 raise Interrupted(stop.signum, state["epochs"])
             state.update(phase_finished=True, stopped_early=state["epochs"] < end)
@@ -123,7 +185,9 @@ def train(spec, dataset, out_dir, epochs, batch_size, seed=0, verbose=None, sett
     done = state["epochs"]
     phase_list = [{"phase": name, "epochs": min(end, done) - first} for name, first, end in phases if first < done]
     seconds = time.time() - started
-    results = evaluate(model, dataset)
+    results = evaluate(model, dataset, val_data)
+    if options.mixed_precision:
+        model = _float32_copy(keras, spec, model, num_classes)
 
     run_dir.save_model(model, os.path.join(out_dir, "model.keras"))
     write_atomic(os.path.join(out_dir, "summary.txt"), summary.encode("utf-8"))
@@ -153,7 +217,9 @@ def train(spec, dataset, out_dir, epochs, batch_size, seed=0, verbose=None, sett
         meta["backbone"] = {"weights": os.path.basename(spec.weights) if spec.weights else "random",
                             "fine_tune_layers": spec.fine_tune}
     if spec.task == "steering":
-        meta["steering"] = road.steering_metadata()
+        meta["steering"] = dataset.steering or road.steering_metadata()
+    if options.augment:
+        meta["augment"] = list(options.augment)
     run_dir.write_meta(out_dir, meta)
     print("held out: %s" % json.dumps({k: round(v, 4) if isinstance(v, float) else v for k, v in results.items()}),
           file=sys.stderr)

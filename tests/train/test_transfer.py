@@ -137,7 +137,7 @@ def test_fine_tune_trains_the_head_then_the_last_layers_with_bn_in_inference_mod
     assert (pre["scale"], pre["offset"], pre["color"]) == (pytest.approx(1 / 127.5), -1.0, "rgb")
     assert meta["input"]["shape"] == [None, SIZE, SIZE, 3] and meta["labels"] == [str(i) for i in range(10)]
     reloaded = keras.models.load_model(str(tmp_path / "run" / "model.keras"))
-    x = data.x_val[:4]
+    x = data.inputs(data.val, spec)[:4]
     np.testing.assert_allclose(reloaded.predict(x, verbose=0), model.predict(x, verbose=0), atol=1e-5)
 
 
