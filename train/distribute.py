@@ -55,7 +55,8 @@ def configure(name, cpu_replicas=None, log=sys.stderr):
                                                   cross_device_ops=tf.distribute.ReductionToOneDevice())
     print("strategy: mirrored, %d replica%s (%s)" % (strategy.num_replicas_in_sync,
                                                     "" if strategy.num_replicas_in_sync == 1 else "s",
-                                                    ", ".join(strategy.extended.worker_devices)), file=log)
+                                                    ", ".join(d.split("device:")[-1] for d in
+                                                              strategy.extended.worker_devices)), file=log)
     return strategy
 
 

@@ -144,6 +144,6 @@ def build(split, pre, layout, task, num_classes, batch_size, seed=0, training=Fa
             lambda xy, s: augment_batch(tf, tf.cast(xy[0], tf.float32), xy[1], s, augment, task, shift_correction),
             num_parallel_calls=auto, deterministic=True)
     if task == "classification":
-        ds = ds.map(lambda x, t: (x, tf.one_hot(t, num_classes)), deterministic=True)
+        ds = ds.map(lambda x, t: (x, tf.one_hot(t, num_classes)))
     return ds.map(lambda x, t: (finish(tf, tf.cast(x, tf.float32), pre, layout), t), num_parallel_calls=auto,
                   deterministic=True).prefetch(auto)
