@@ -10,7 +10,8 @@ run on the board. The stalled viewer is a socket that sends its request and neve
 once a round, in turn, --rounds times, in one process with one model; the figure is the median over the rounds
 of each round's FPS against that round's FPS with no viewer. Target: 10 viewers keep >= 95% of the FPS with none.
 On a VM whose speed drifts by 10-20% that ratio is coarse, so the CPU time of the view's own threads (server
-and encoder, from /proc) is measured too, as a share of one core: what the view takes from the pipeline. Writes benchmarks/results/web_load.json.
+and encoder, from /proc) is measured too, as a share of one core: what the view takes from the pipeline.
+Writes benchmarks/results/web_load.json.
 """
 
 import argparse

@@ -4,7 +4,8 @@
     mirrored     MirroredStrategy: a replica of the model on each GPU of this machine, gradients all-reduced
                  after every batch. Without a GPU it refuses, unless --cpu-replicas N splits the CPU into N
                  logical devices (to try it, and for the tests: no faster than one device)
-    multiworker  MultiWorkerMirroredStrategy across machines, each told the cluster by TF_CONFIG
+    multiworker  MultiWorkerMirroredStrategy across machines, each told the cluster by TF_CONFIG, trained by
+                 train/multiworker.py's loop (Keras 3.15's model.fit fails under it, keras-team/keras#20585)
 
 --batch-size is the global batch: each of N replicas computes batch/N examples a step, so one epoch takes the
 same number of steps whatever N. The learning rate is not scaled; with N times the batch, N times the rate
@@ -22,8 +23,6 @@ import sys
 from runtime.errors import UserError
 
 STRATEGIES = ("default", "mirrored", "multiworker")
-MULTIWORKER_REASON = ("Keras %s's model.fit cannot train under MultiWorkerMirroredStrategy on TensorFlow %s "
-                      "(\"Attempt to convert a value (PerReplica ...)\", keras-team/keras#20585)")
 
 
 def configure(name, cpu_replicas=None, log=sys.stderr):
@@ -75,6 +74,14 @@ def _multiworker(tf, log):
     except (ValueError, KeyError, TypeError):
         raise UserError("TF_CONFIG is not a cluster with workers and this worker's index (%s)" % config[:80]) \
             from None
-    import keras
+    strategy = tf.distribute.MultiWorkerMirroredStrategy()
+    print("strategy: multiworker, worker %d of %d, %d replicas in all (a custom training loop: "
+          "train/multiworker.py)" % (index, len(workers), strategy.num_replicas_in_sync), file=log)
+    return strategy
 
-    raise UserError("--strategy multiworker: " + MULTIWORKER_REASON % (keras.__version__, tf.__version__))
+
+def custom_loop(strategy):
+    """Whether training under strategy needs train/multiworker.py's loop instead of model.fit."""
+    import tensorflow as tf
+
+    return isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy)

@@ -23,7 +23,7 @@ from runtime import road
 from runtime.bundle import write_atomic, write_json
 from runtime.signals import StopRequest
 
-from . import checkpoints, run_dir
+from . import checkpoints, distribute, multiworker, run_dir
 
 
 def _summary_text(model) -> str:
@@ -35,7 +35,7 @@ def _summary_text(model) -> str:
 def evaluate(model, dataset, val_data) -> dict:
     """Held-out results a person can judge: accuracy, or MAE against always predicting the mean.
     val_data: the validation split's tf.data batches, in the split's order."""
-    pred = model.predict(val_data, verbose=0)
+    pred = np.concatenate([np.asarray(model(x, training=False), np.float32) for x, _ in val_data])
     if dataset.task == "steering":
         mae = float(np.mean(np.abs(pred.reshape(-1) - dataset.y_val)))
         baseline = float(np.mean(np.abs(np.mean(dataset.y_train) - dataset.y_val)))
@@ -174,9 +174,13 @@ def train(spec, dataset, out_dir, epochs, batch_size, seed=0, verbose=None, sett
                           file=sys.stderr)
                     spec.start_fine_tune(model)
                 state.update(phase=index, phase_end=end, phase_finished=False, stopped_early=False)
-            model.fit(train_data, validation_data=val_data, initial_epoch=max(first, state["epochs"]), epochs=end,
-                      shuffle=False, verbose=verbose,  # the pipeline shuffles
-                      callbacks=callbacks + [checkpoints.make_callback(out_dir, state, stop, callbacks)] + logs)
+            every = callbacks + [checkpoints.make_callback(out_dir, state, stop, callbacks)] + logs
+            if options.strategy is not None and distribute.custom_loop(options.strategy):
+                multiworker.fit(model, options.strategy, spec.task, train_data, val_data,
+                                max(first, state["epochs"]), end, every, batch_size, verbose=verbose)
+            else:
+                model.fit(train_data, validation_data=val_data, initial_epoch=max(first, state["epochs"]),
+                          epochs=end, shuffle=False, verbose=verbose, callbacks=every)  # the pipeline shuffles
             if stop.requested:
                 raise Interrupted(stop.signum, state["epochs"])
             state.update(phase_finished=True, stopped_early=state["epochs"] < end)
