@@ -8,9 +8,10 @@ health, updating without a reload (aiohttp, the `web` extra).
     /healthz     200 while frames flow (one within the last 2 s), else 503
 
 The server never slows the pipeline: write() only keeps a reference to the newest annotated frame; a thread of
-its own encodes it to JPEG, once whatever the number of viewers, only while someone watches, at most 30 times a
-second (the pipeline may run at hundreds of frames a second; a person watching needs no more) and less often
-where encoding would take more than 5% of one core (a large frame on a small board); each viewer
+its own encodes it to JPEG, once whatever the number of viewers, only while someone watches, at most 15 times a
+second (the pipeline may run at hundreds of frames a second; a person watching needs no more, and every frame
+sent wakes the server and each viewer) and less often where encoding would take more than 3% of one core (a
+large frame on a small board); each viewer
 gets the newest JPEG when it is ready for one (a slow viewer skips frames, one that stops reading for 5 s is
 dropped), and a viewer that leaves costs nothing. It binds 127.0.0.1 unless a host is given; bound beyond the
 loopback it requires a token (`?token=` or `Authorization: Bearer`), printed at the start unless --web-token
@@ -34,8 +35,8 @@ MAX_VIEWERS = 16
 STALL_S = 5.0  # a viewer that has not taken a frame for this long is dropped
 FLOWING_S = 2.0  # /healthz: a frame within this long
 RECENT = 300  # frames the live latency percentiles cover
-STREAM_FPS = 30  # the most frames a second the stream carries (the newest each time), whatever the pipeline's rate
-ENCODE_SHARE = 0.05  # and fewer where encoding them would take more than this share of one core
+STREAM_FPS = 15  # the most frames a second the stream carries (the newest each time), whatever the pipeline's rate
+ENCODE_SHARE = 0.03  # and fewer where encoding them would take more than this share of one core
 BOUNDARY = "frame"
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
 
