@@ -1,4 +1,6 @@
-"""train's own input pipeline: RGB uint8 images -> network inputs, in TensorFlow.
+"""train's own preprocessing: RGB uint8 images -> network inputs, in TensorFlow, in two steps that the tf.data
+pipeline (train/pipeline.py) runs with augmentation between them: `geometry` (crop, resize, round) and `finish`
+(colour, scale and offset, layout); `prepare` is both at once.
 
 It follows the same manifest contract as the runtime's preprocessing (crop fractions; resize, its result
 rounded to uint8 as a uint8 image resize gives it; colour in float; scale and offset) but is written

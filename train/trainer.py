@@ -192,6 +192,7 @@ def train(spec, dataset, out_dir, epochs, batch_size, seed=0, verbose=None, sett
     results = evaluate(model, dataset, val_data)
     if options.mixed_precision:
         model = _float32_copy(keras, spec, model, num_classes)
+        keras.mixed_precision.set_dtype_policy("float32")  # for whatever this process builds next
 
     run_dir.save_model(model, os.path.join(out_dir, "model.keras"))
     write_atomic(os.path.join(out_dir, "summary.txt"), summary.encode("utf-8"))
