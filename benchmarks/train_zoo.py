@@ -5,7 +5,8 @@ accuracy (or PilotNet's MAE against a constant prediction) and training time, as
 
 MNIST and CIFAR-10 are never downloaded: put MNIST's four IDX files (or mnist.npz) in a folder and CIFAR-10's
 cifar-10-python.tar.gz anywhere, and pass them (README, "Training"). The binary classifier trains on a folder
-of the digits 0 and 1 at 150x150, written here. Writes benchmarks/results/train_zoo.json and train_zoo.md.
+of the digits 0 and 1 at 150x150, written here. Writes benchmarks/results/train_zoo.json and train_zoo.md
+(with --only, the other models' rows are kept from the last run).
 """
 
 import argparse
@@ -25,7 +26,9 @@ RUNS = [  # name, model, data, extra arguments
     ("cifar_cnn on digits", "cifar_cnn", "digits", ["--epochs", "10"]),
     ("binary_cnn on digits 0 vs 1 (150x150 folder)", "binary_cnn", "folder:{zeros_ones}", ["--epochs", "5"]),
     ("pilotnet on the road (3,000 frames)", "pilotnet", "road", ["--epochs", "10"]),
-    ("pilotnet on the road, --augment", "pilotnet", "road", ["--epochs", "10", "--augment"]),
+    ("pilotnet on the road, --augment (flip, brightness)", "pilotnet", "road", ["--epochs", "10", "--augment"]),
+    ("pilotnet on the road, --augment with shift 0.49", "pilotnet", "road",
+     ["--epochs", "10", "--augment", "flip,brightness,shift", "--shift-correction", "0.49"]),
     ("mobilenetv2 on digits (random weights, 96x96)", "mobilenetv2", "digits", ["--epochs", "5"]),
 ]
 
@@ -77,13 +80,21 @@ def main():
             with open(os.path.join(out, "history.json")) as f:
                 history = json.load(f)
             held = history["held_out"]
-            result = {"run": title, "epochs": history["epochs"], "train_seconds": history["seconds"],
+            result = {"run": title, "date": time.strftime("%Y-%m-%d"), "epochs": history["epochs"],
+                      "train_seconds": history["seconds"],
                       "wall_seconds": round(time.time() - started, 1), "held_out": held}
             results.append(result)
             shown = ("accuracy %.3f" % held["val_accuracy"] if "val_accuracy" in held else
                      "MAE %.4f (%.2fx a constant's)" % (held["val_mae"], held["mae_ratio"]))
             print("%-48s %-30s %6.1f s" % (title, shown, history["seconds"]), flush=True)
-    report = {"date": time.strftime("%Y-%m-%d"), "cpus": os.cpu_count(), "runs": results}
+    if args.only and os.path.exists(args.json):  # the other models' rows are kept from the last full run
+        with open(args.json) as f:
+            kept = [r for r in json.load(f)["runs"] if r["run"] not in {x["run"] for x in results}]
+        order = [title for title, _, _, _ in RUNS]
+        results = sorted(kept + results, key=lambda r: order.index(r["run"]) if r["run"] in order else len(order))
+    for r in results:
+        r.setdefault("date", time.strftime("%Y-%m-%d"))
+    report = {"cpus": os.cpu_count(), "runs": results}
     with open(args.json, "w") as f:
         json.dump(report, f, indent=2)
     lines = ["| run | epochs | held out | training s |", "|---|---|---|---|"]

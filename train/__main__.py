@@ -57,8 +57,9 @@ def build_parser():
                                                              ",".join(pipeline.AUGMENT["steering"]),
                                                              ",".join(pipeline.AUGMENT["classification"])))
     data.add_argument("--shift-correction", type=float, metavar="S",
-                      help="steering added per 10%% of the width a view is shifted right (--augment shift; "
-                           "default %g, in the log's units)" % pipeline.SHIFT_CORRECTION)
+                      help="with --augment shift: the steering (in the labels' units) that a view moved right by "
+                           "10%% of its width calls for; it depends on the camera (README), so give it (the "
+                           "procedural road: 0.49)")
     data.add_argument("--cache-mb", type=positive_int, default=1024, metavar="MB",
                       help="images read from disk are kept in memory at the network's size when they fit in MB "
                            "(default 1024), else decoded again each epoch")
@@ -144,6 +145,9 @@ def _main(argv):
     augment = _augment_kinds(args.augment, spec.task)
     if args.shift_correction is not None and "shift" not in augment:
         raise UserError("--shift-correction is for --augment with shift")
+    if "shift" in augment and args.shift_correction is None:
+        raise UserError("--augment shift needs --shift-correction S: the steering a view moved right by 10%% of "
+                        "its width calls for (it depends on the camera; README, \"Augmentation\")")
     from . import checkpoints, load_tensorflow, run_dir, trainer
 
     if os.path.exists(args.out) and not os.path.isdir(args.out):
@@ -184,7 +188,7 @@ def _main(argv):
     if strategy is not None and args.batch_size % strategy.num_replicas_in_sync:
         raise UserError("--batch-size %d does not split over %d replicas: give a multiple of %d"
                         % (args.batch_size, strategy.num_replicas_in_sync, strategy.num_replicas_in_sync))
-    options = trainer.Options(augment=augment, shift_correction=args.shift_correction, cache_mb=args.cache_mb,
+    options = trainer.Options(augment=augment, shift_correction=args.shift_correction or 0.0, cache_mb=args.cache_mb,
                               strategy=strategy, mixed_precision=mixed, tensorboard=args.tensorboard)
     try:
         trainer.train(spec, dataset, args.out, args.epochs, args.batch_size, seed=args.seed, settings=settings,

@@ -10,8 +10,9 @@ decoded again each epoch, so a folder of any size trains in bounded memory. Augm
 from the seed (stateless ops fed by a seeded random stream that differs each epoch), so a run repeats exactly.
 It runs on the training batches only and is not part of the model, so nothing of it reaches the export:
 
-    steering        flip (the steering negated), brightness, horizontal shift (steering corrected by
-                    shift_correction per 10% of the width the view moves)
+    steering        flip (the steering negated), brightness; horizontal shift only when asked, with the
+                    steering it calls for per 10% of the width the view moves (shift_correction: it depends on
+                    the camera's field of view and the steering's units, so there is no default)
     classification  flip (only when asked: digits and letters are not mirror-symmetric), rotation, zoom, contrast
 """
 
@@ -24,11 +25,10 @@ import numpy as np
 
 from .inputs import finish, geometry
 
-AUGMENT = {"steering": ("flip", "brightness", "shift"), "classification": ("rotate", "zoom", "contrast")}
+AUGMENT = {"steering": ("flip", "brightness"), "classification": ("rotate", "zoom", "contrast")}
 KINDS = ("flip", "brightness", "shift", "rotate", "zoom", "contrast")
 SHIFT_FRACTION = 0.1  # views move up to 10% of the width either way
 ROTATE_DEG, ZOOM, CONTRAST, BRIGHTNESS = 10.0, 0.1, 0.2, 0.3
-SHIFT_CORRECTION = 0.1  # steering (in the log's units) per 10% of the width the view moves right
 
 
 def decode_file(tf, path):
@@ -116,7 +116,7 @@ def fits(n, pre, cache_mb):
 
 
 def build(split, pre, layout, task, num_classes, batch_size, seed=0, training=False, augment=(),
-          shift_correction=SHIFT_CORRECTION, cache_mb=1024):
+          shift_correction=0.0, cache_mb=1024):
     """The tf.data.Dataset of (inputs, targets) batches over split."""
     import tensorflow as tf
 

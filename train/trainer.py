@@ -70,12 +70,10 @@ class Options:
     strategy (train/distribute.py) or None; mixed_precision: the mixed_float16 policy (GPUs); tensorboard: logs
     in RUN_DIR/tensorboard."""
 
-    def __init__(self, augment=(), shift_correction=None, cache_mb=1024, strategy=None, mixed_precision=False,
+    def __init__(self, augment=(), shift_correction=0.0, cache_mb=1024, strategy=None, mixed_precision=False,
                  tensorboard=False):
-        from .pipeline import SHIFT_CORRECTION
-
         self.augment, self.cache_mb, self.strategy = tuple(augment), cache_mb, strategy
-        self.shift_correction = SHIFT_CORRECTION if shift_correction is None else shift_correction
+        self.shift_correction = shift_correction
         self.mixed_precision, self.tensorboard = mixed_precision, tensorboard
 
 

@@ -203,13 +203,16 @@ def test_driving_logs_in_each_layout_are_read_with_what_was_skipped_named(tmp_pa
     assert [s.camera for s in drivelog.read(str(tmp_path / "sim"), side_correction=None).samples] == ["centre"] * 12
 
 
-@pytest.mark.parametrize("spec, message", [
-    ("drivelog:", "needs a folder"),
-    ("drivelog:{tmp}/none", "no such folder"),
-    ("drivelog:{tmp}", "holds no driving log"),
+@pytest.mark.parametrize("spec, extra, message", [
+    ("drivelog:", [], "needs a folder"),
+    ("drivelog:{tmp}/none", [], "no such folder"),
+    ("drivelog:{tmp}", [], "holds no driving log"),
+    ("road", ["--augment", "shift"], "--augment shift needs --shift-correction S"),
+    ("road", ["--augment", "flip,tilt"], "--augment flip,tilt: choose from"),
+    ("road", ["--side-correction", "0.2"], "--side-correction is for --data drivelog:PATH"),
 ])
-def test_bad_driving_logs_are_one_line(tmp_path, spec, message):
-    proc = cli("train", "--model", "pilotnet", "--data", spec.format(tmp=tmp_path), "--out", tmp_path / "run")
+def test_bad_driving_logs_and_augmentations_are_one_line(tmp_path, spec, extra, message):
+    proc = cli("train", "--model", "pilotnet", "--data", spec.format(tmp=tmp_path), "--out", tmp_path / "run", *extra)
     assert one_line_error(proc) and message in proc.stderr, proc.stderr
 
 
@@ -224,13 +227,15 @@ def test_a_log_with_nothing_usable_is_one_line(tmp_path):
 
 @pytest.fixture(scope="module")
 def drivelog_run(tmp_path_factory):
-    """PilotNet trained on a Udacity log and a DonkeyCar tub together, side cameras and augmentation on."""
+    """PilotNet trained on a Udacity log and a DonkeyCar tub together, side cameras and every steering
+    augmentation on (the logs are of the procedural road: 0.49 is its shift correction, README)."""
     base = tmp_path_factory.mktemp("logs")
     write_udacity(base / "sim", n=150)
     write_donkey_v2(base / "tub", n=150)
     out = base / "run"
     proc = cli("train", "--model", "pilotnet", "--data", "drivelog:%s,%s" % (base / "sim", base / "tub"),
-               "--epochs", "3", "--augment", "--steering-units", "normalised", "--tensorboard", "--out", out)
+               "--epochs", "3", "--augment", "flip,brightness,shift", "--shift-correction", "0.49", "--tensorboard",
+               "--out", out)
     return proc, out
 
 
