@@ -140,6 +140,7 @@ def _main(argv):
                         ("--steering-units", args.steering_units != "normalised")):
         if given and not is_log:
             raise UserError("%s is for --data drivelog:PATH" % flag)
+    distribute.check(args.strategy, args.cpu_replicas)  # before any work
     if args.tensorboard:
         require("tensorboard", "train", "--tensorboard")
     augment = _augment_kinds(args.augment, spec.task)

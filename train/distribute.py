@@ -25,16 +25,42 @@ from runtime.errors import UserError
 STRATEGIES = ("default", "mirrored", "multiworker")
 
 
+def check(name, cpu_replicas=None):
+    """What can be refused before TensorFlow is imported: --cpu-replicas without mirrored, a bad TF_CONFIG.
+    Returns (workers, this worker's index) for multiworker."""
+    if cpu_replicas and name != "mirrored":
+        raise UserError("--cpu-replicas is for --strategy mirrored")
+    if name != "multiworker":
+        return None
+    config = os.environ.get("TF_CONFIG")
+    if not config:
+        raise UserError("--strategy multiworker needs TF_CONFIG: the cluster's workers and this one's index, as in "
+                        "TF_CONFIG='{\"cluster\": {\"worker\": [\"host1:12345\", \"host2:12345\"]}, \"task\": "
+                        "{\"type\": \"worker\", \"index\": 0}}'")
+    try:
+        parsed = json.loads(config)
+        workers = parsed["cluster"]["worker"]
+        index = parsed["task"]["index"]
+        if parsed["task"]["type"] != "worker" or not 0 <= index < len(workers):
+            raise ValueError
+    except (ValueError, KeyError, TypeError):
+        raise UserError("TF_CONFIG is not a cluster with workers and this worker's index (%s)" % config[:80]) \
+            from None
+    return workers, index
+
+
 def configure(name, cpu_replicas=None, log=sys.stderr):
     """The tf.distribute strategy for --strategy name, or None for the default; UserError where it cannot be."""
     import tensorflow as tf
 
-    if cpu_replicas and name != "mirrored":
-        raise UserError("--cpu-replicas is for --strategy mirrored")
+    cluster = check(name, cpu_replicas)
     if name == "default":
         return None
     if name == "multiworker":
-        return _multiworker(tf, log)
+        strategy = tf.distribute.MultiWorkerMirroredStrategy()
+        print("strategy: multiworker, worker %d of %d, %d replicas in all (a custom training loop: "
+              "train/multiworker.py)" % (cluster[1], len(cluster[0]), strategy.num_replicas_in_sync), file=log)
+        return strategy
     gpus = tf.config.list_physical_devices("GPU")
     if gpus:
         if cpu_replicas:
@@ -56,27 +82,6 @@ def configure(name, cpu_replicas=None, log=sys.stderr):
                                                     "" if strategy.num_replicas_in_sync == 1 else "s",
                                                     ", ".join(d.split("device:")[-1] for d in
                                                               strategy.extended.worker_devices)), file=log)
-    return strategy
-
-
-def _multiworker(tf, log):
-    config = os.environ.get("TF_CONFIG")
-    if not config:
-        raise UserError("--strategy multiworker needs TF_CONFIG: the cluster's workers and this one's index, as in "
-                        "TF_CONFIG='{\"cluster\": {\"worker\": [\"host1:12345\", \"host2:12345\"]}, \"task\": "
-                        "{\"type\": \"worker\", \"index\": 0}}'")
-    try:
-        parsed = json.loads(config)
-        workers = parsed["cluster"]["worker"]
-        index = parsed["task"]["index"]
-        if parsed["task"]["type"] != "worker" or not 0 <= index < len(workers):
-            raise ValueError
-    except (ValueError, KeyError, TypeError):
-        raise UserError("TF_CONFIG is not a cluster with workers and this worker's index (%s)" % config[:80]) \
-            from None
-    strategy = tf.distribute.MultiWorkerMirroredStrategy()
-    print("strategy: multiworker, worker %d of %d, %d replicas in all (a custom training loop: "
-          "train/multiworker.py)" % (index, len(workers), strategy.num_replicas_in_sync), file=log)
     return strategy
 
 

@@ -78,7 +78,7 @@ def test_cifar10_python_batches_from_the_archive_and_binary_batches(tmp_path):
     assert xb.shape == (20, 32, 32, 3) and set(yb) == {3} and xb.max() == 7
 
 
-def test_a_pickle_that_would_run_code_is_refused_in_one_line(tmp_path):
+def test_a_pickle_that_would_run_code_is_refused(tmp_path):
     _cifar_python(str(tmp_path / "c"))
 
     class Payload:
@@ -87,11 +87,12 @@ def test_a_pickle_that_would_run_code_is_refused_in_one_line(tmp_path):
 
     with open(tmp_path / "c" / "data_batch_3", "wb") as f:
         pickle.dump({b"data": Payload(), b"labels": [1]}, f, protocol=2)
-    proc = cli("train", "--model", "cifar_cnn", "--data", "cifar10:%s" % (tmp_path / "c"), "--epochs", "1",
-               "--out", tmp_path / "run")
-    assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr
-    error = proc.stderr.strip().splitlines()[-1]  # after the "loading ..." line
-    assert "error: refusing data_batch_3" in error and "system" in error
+    from runtime.errors import UserError
+    from train import classic
+
+    with pytest.raises(UserError, match="refusing data_batch_3 in .*: it names (posix|os).system") as refused:
+        classic.read_cifar10(str(tmp_path / "c"))
+    assert "\n" not in str(refused.value)
     assert not (tmp_path / "ran").exists()
 
 
@@ -230,8 +231,8 @@ def drivelog_run(tmp_path_factory):
     """PilotNet trained on a Udacity log and a DonkeyCar tub together, side cameras and every steering
     augmentation on (the logs are of the procedural road: 0.49 is its shift correction, README)."""
     base = tmp_path_factory.mktemp("logs")
-    write_udacity(base / "sim", n=150)
-    write_donkey_v2(base / "tub", n=150)
+    write_udacity(base / "sim", n=110)
+    write_donkey_v2(base / "tub", n=110)
     out = base / "run"
     proc = cli("train", "--model", "pilotnet", "--data", "drivelog:%s,%s" % (base / "sim", base / "tub"),
                "--epochs", "3", "--augment", "flip,brightness,shift", "--shift-correction", "0.49", "--tensorboard",

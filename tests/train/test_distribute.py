@@ -75,8 +75,8 @@ def _free_ports(n):
 
 def test_two_workers_on_loopback_train_the_same_model_as_one_device(tmp_path):
     """MultiWorkerMirroredStrategy, TF_CONFIG with two local ports: both workers finish with the same history,
-    within MARGIN of one device's accuracy, and the chief's model exports."""
-    args = ["--model", "mnist_dense", "--data", "digits", "--epochs", "4", "--batch-size", "32"]
+    within MARGIN of one device's accuracy, and worker 0's model exports."""
+    args = ["--model", "mnist_dense", "--data", "digits", "--epochs", "3", "--batch-size", "32"]
     workers = ["127.0.0.1:%d" % p for p in _free_ports(2)]
     procs = []
     for index in range(2):
@@ -96,7 +96,7 @@ def test_two_workers_on_loopback_train_the_same_model_as_one_device(tmp_path):
     assert "strategy: multiworker, worker 0 of 2, 2 replicas in all" in outputs[0][1]
     histories = [json.loads((tmp_path / ("w%d" % i) / "history.json").read_text()) for i in range(2)]
     assert histories[0]["history"] == histories[1]["history"]  # all-reduced: the same model on both
-    assert len(histories[0]["history"]["loss"]) == 4 and histories[0]["history"]["loss"][-1] < \
+    assert len(histories[0]["history"]["loss"]) == 3 and histories[0]["history"]["loss"][-1] < \
         histories[0]["history"]["loss"][0]
     one = cli("train", *args, "--out", tmp_path / "one")
     assert one.returncode == 0, one.stderr[-2000:]
