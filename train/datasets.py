@@ -236,9 +236,7 @@ def _load_drivelog(path, seed, side_correction, units):
     for line in log.report():
         print("warning: %s" % line, file=sys.stderr)
     samples = log.samples
-    good = set(_readable([s.image for s in samples], "frames of %s" % ", ".join(log.layouts)))
-    for line in [] if len(good) == len(samples) else ["%d unreadable images" % (len(samples) - len(good))]:
-        print("warning: skipping %s" % line, file=sys.stderr)
+    good = set(_readable([s.image for s in samples], "frames of %s" % ", ".join(log.layouts)))  # warns of each
     samples = [s for i, s in enumerate(samples) if i in good]
     # rows, not samples, go to one side: a row's side cameras stay with its centre frame
     centre = [i for i, s in enumerate(samples) if s.camera == "centre"]
