@@ -254,6 +254,18 @@ def _load_drivelog(path, seed, side_correction, units):
     return train, val, steering, notes
 
 
+def _kept(n, limit, seed):
+    """The sorted indices of a seeded random `limit` of n training examples (all of them without a limit)."""
+    if not limit or limit >= n:
+        return np.arange(n)
+    return np.sort(np.random.RandomState(seed).permutation(n)[:limit])
+
+
+def _spread(n):
+    """The indices of up to SAMPLES held-out examples spread over n: the samples that travel into the bundle."""
+    return np.unique(np.linspace(0, n - 1, SAMPLES).astype(int))
+
+
 def load(name: str, spec, limit=None, seed: int = 0, road_views: str = "recovery", side_correction=None,
          steering_units="normalised") -> Dataset:
     """Load a dataset for a zoo Spec; limit caps (or, for road, sets) the training size.
@@ -277,10 +289,8 @@ def load(name: str, spec, limit=None, seed: int = 0, road_views: str = "recovery
                        val_rgb[:SAMPLES], [float(v) for v in y_val[:SAMPLES]], road.steering_metadata())
     if kind == "drivelog":
         train, val, steering, notes = _load_drivelog(path, seed, side_correction, steering_units)
-        if limit and limit < len(train):
-            keep = np.sort(np.random.RandomState(seed).permutation(len(train))[:limit])
-            train = [train[i] for i in keep]
-        order = np.unique(np.linspace(0, len(val) - 1, SAMPLES).astype(int))
+        train = [train[i] for i in _kept(len(train), limit, seed)]
+        order = _spread(len(val))
         return Dataset(name, "steering", [], Split([s.steering for s in train], files=[s.image for s in train]),
                        Split([s.steering for s in val], files=[s.image for s in val]),
                        [_decode(val[i].image) for i in order], [float(val[i].steering) for i in order], steering,
@@ -309,10 +319,10 @@ def load(name: str, spec, limit=None, seed: int = 0, road_views: str = "recovery
         val_images, y_val = [files[i] for i in val_idx], targets[val_idx]
 
     if limit and limit < len(y_train):
-        keep = np.sort(np.random.RandomState(seed).permutation(len(y_train))[:limit])
+        keep = _kept(len(y_train), limit, seed)
         train_images = train_images[keep] if isinstance(train_images, np.ndarray) else [train_images[i] for i in keep]
         y_train = y_train[keep]
-    order = np.unique(np.linspace(0, len(y_val) - 1, SAMPLES).astype(int))  # spread over the held-out set
+    order = _spread(len(y_val))
     if files is not None:
         train, val = Split(y_train, files=train_images), Split(y_val, files=val_images)
         raw = [_decode(val_images[i]) for i in order]
