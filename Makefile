@@ -18,10 +18,10 @@ setup: $(STAMP)
 
 ifdef SYSTEM_SITE_PACKAGES
 VENV_FLAGS := --system-site-packages
-EXTRAS := ort,web,train,test
+EXTRAS := ort,web,vehicle,train,test
 PINS := "numpy<2"
 else
-EXTRAS := ort,web,opencv,train,test
+EXTRAS := ort,web,vehicle,opencv,train,test
 endif
 
 $(STAMP): pyproject.toml

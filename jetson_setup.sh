@@ -3,6 +3,8 @@
 #
 #   ./jetson_setup.sh [--max-perf] [--swap SIZE] [--venv DIR] [--yes] [--dry-run] [--root DIR]
 #   ./jetson_setup.sh --print-requirements 5|6|7   (what pip installs on that JetPack; .ci/jetson_resolve.sh reads it)
+#   ./jetson_setup.sh --service BUNDLE [--service-name NAME] [--venv DIR] [--dry-run] -- RUN_ARGS...
+#   ./jetson_setup.sh --remove-service [--service-name NAME] [--dry-run]
 #
 # It detects the board and its L4T release (R35 = JetPack 5, R36 = JetPack 6, R38 and later = JetPack 7),
 # reads the real TensorRT, CUDA and Python versions from the system, installs with apt what JetPack
@@ -24,12 +26,19 @@ VENV="$REPO/.venv"
 ACTIONS=0
 PRINT_REQUIREMENTS=""
 SYSTEM_PYTHON=/usr/bin/python3   # JetPack's tensorrt and cv2 are built for it; a pyenv or conda python3 cannot see them
-EXTRAS="[ort,web]"  # ONNX Runtime and the browser view; never the opencv extra (the system's has GStreamer)
+EXTRAS="[ort,web,vehicle]"  # ONNX Runtime, the browser view, pyserial; never the opencv extra (the system's has GStreamer)
+SERVICE_BUNDLE=""
+SERVICE_NAME=""
+REMOVE_SERVICE=0
+RUN_ARGS=()
+UNIT_DIR=/etc/systemd/system
 
 usage() {
     cat <<EOF
 usage: $PROG [--max-perf] [--swap SIZE] [--venv DIR] [--yes] [--dry-run] [--root DIR]
        $PROG --print-requirements 5|6|7
+       $PROG --service BUNDLE [--service-name NAME] [--venv DIR] [--dry-run] -- RUN_ARGS...
+       $PROG --remove-service [--service-name NAME] [--dry-run]
 
 Sets up this Jetson for the runtime: apt packages (TensorRT's Python bindings, GStreamer, OpenCV with
 GStreamer), a venv made by /usr/bin/python3 with --system-site-packages and the runtime in it (numpy < 2;
@@ -46,6 +55,16 @@ run again: done steps are skipped.
   --print-requirements JETPACK
                 print what pip installs into the venv on JetPack 5, 6 or 7 (Python version, the runtime's
                 requirements, pycuda's) and exit; CI resolves them for aarch64 (.ci/jetson_resolve.sh)
+  --service BUNDLE -- RUN_ARGS...
+                install a systemd unit that runs \`python -m runtime run BUNDLE --headless RUN_ARGS\` (from the
+                venv) at boot, as you: restarted 2 s after a failure (exit status 3: the camera lost for good,
+                or a crash), not after a bad command or bundle (2); stopped with SIGTERM (every output closed
+                complete); its output in the journal (journalctl -u NAME -f). RUN_ARGS need --source.
+                With --dry-run: print the unit, change nothing.
+  --service-name NAME
+                the unit's name (default runtime-BUNDLE'S-FOLDER-NAME)
+  --remove-service
+                stop, disable and remove the unit
   -h, --help    this text
 EOF
 }
@@ -62,6 +81,10 @@ while [[ $# -gt 0 ]]; do
         --dry-run|-n) DRY=1 ;;
         --print-requirements)
             [[ $# -ge 2 ]] || die "--print-requirements needs a JetPack: 5, 6 or 7"; PRINT_REQUIREMENTS="$2"; shift ;;
+        --service) [[ $# -ge 2 ]] || die "--service needs a bundle folder"; SERVICE_BUNDLE="$2"; shift ;;
+        --service-name) [[ $# -ge 2 ]] || die "--service-name needs a name"; SERVICE_NAME="$2"; shift ;;
+        --remove-service) REMOVE_SERVICE=1 ;;
+        --) shift; RUN_ARGS=("$@"); break ;;
         -h|--help) usage; exit 0 ;;
         *) die "unknown option $1 (see $PROG --help)" ;;
     esac
@@ -116,6 +139,87 @@ ok() { echo "ok: $*"; }
 dpkg_field() { dpkg-query --admindir="${ROOT}var/lib/dpkg" -W -f="\${$2}" "$1" 2>/dev/null || true; }
 installed() { [[ "$(dpkg_field "$1" Status)" == "install ok installed" ]]; }
 upstream() { local v; v="$(dpkg_field "$1" Version)"; v="${v#*:}"; echo "${v%%[-+~]*}"; }
+
+# --- --service / --remove-service: the runtime as a systemd unit (before the Jetson checks: any systemd Linux) ----
+systemd_quote() {  # one word for ExecStart=: quoted where needed; % and $ escaped (systemd specifiers, variables)
+    local w="${1//%/%%}"
+    w="${w//\$/\$\$}"
+    if [[ "$w" =~ ^[A-Za-z0-9_./:@=,+-]+$ ]]; then printf '%s' "$w"
+    else w="${w//\\/\\\\}"; printf '"%s"' "${w//\"/\\\"}"; fi
+}
+service_unit() {  # BUNDLE USER -> the unit's text
+    local exec="" word
+    for word in "$VENV/bin/python" -m runtime run "$1" --headless "${RUN_ARGS[@]}"; do
+        exec+="$(systemd_quote "$word") "
+    done
+    cat <<UNIT
+# installed by jetson_setup.sh --service; remove with jetson_setup.sh --remove-service --service-name $SERVICE_NAME
+[Unit]
+Description=edge-AI runtime: $(basename "$1")
+After=network-online.target
+Wants=network-online.target
+StartLimitIntervalSec=0
+
+[Service]
+Type=simple
+User=$2
+SupplementaryGroups=video
+WorkingDirectory=$REPO
+Environment=PYTHONUNBUFFERED=1
+ExecStart=${exec% }
+# exit 3: the camera lost for good; a crash: restart. Exit 2 is a bad command or bundle: restarting cannot help.
+Restart=on-failure
+RestartSec=2
+RestartPreventExitStatus=2
+# stopped with SIGTERM, the run closes every output complete and exits 143
+KillSignal=SIGTERM
+SuccessExitStatus=143
+TimeoutStopSec=20
+StandardOutput=journal
+StandardError=journal
+SyslogIdentifier=$SERVICE_NAME
+
+[Install]
+WantedBy=multi-user.target
+UNIT
+}
+write_unit() { printf '%s\n' "$2" | $SUDO tee "$1" >/dev/null; }  # FILE TEXT
+if [[ -n "$SERVICE_BUNDLE" || $REMOVE_SERVICE -eq 1 ]]; then
+    [[ -z "$SERVICE_BUNDLE" || $REMOVE_SERVICE -eq 0 ]] || die "--service and --remove-service do not go together"
+    if [[ -n "$SERVICE_BUNDLE" ]]; then
+        [[ -f "$SERVICE_BUNDLE/manifest.json" ]] || die "--service $SERVICE_BUNDLE: not a bundle (no manifest.json there)"
+        SERVICE_BUNDLE="$(cd "$SERVICE_BUNDLE" && pwd)"
+        [[ -n "$SERVICE_NAME" ]] || SERVICE_NAME="runtime-$(basename "$SERVICE_BUNDLE" | tr -c 'A-Za-z0-9_.\n-' '-')"
+        has_source=0
+        for word in "${RUN_ARGS[@]}"; do [[ "$word" == --source || "$word" == --source=* || "$word" == --input ]] && has_source=1; done
+        [[ $has_source -eq 1 ]] || die "--service $SERVICE_BUNDLE needs the run's --source after --, as in: --service $SERVICE_BUNDLE -- --source csi://0 --output udp://192.168.1.20:5005"
+        [[ -x "$VENV/bin/python" || $DRY -eq 1 ]] || die "no venv at $VENV: run $PROG first (or pass --venv DIR)"
+    fi
+    [[ -z "$SERVICE_NAME" || "$SERVICE_NAME" =~ ^[A-Za-z0-9_.@-]+$ ]] || die "--service-name $SERVICE_NAME: letters, digits, _ . @ - only"
+    SERVICE_NAME="${SERVICE_NAME:-runtime}"
+    unit_file="$UNIT_DIR/$SERVICE_NAME.service"
+    if [[ $REMOVE_SERVICE -eq 1 ]]; then
+        if [[ ! -f "${ROOT%/}$unit_file" && $DRY -eq 0 ]]; then
+            ok "no unit $unit_file: nothing to remove"
+        else
+            act $SUDO systemctl disable --now "$SERVICE_NAME.service"
+            act $SUDO rm -f "$unit_file"
+            act $SUDO systemctl daemon-reload
+        fi
+        exit 0
+    fi
+    service_user="${SUDO_USER:-$(id -un)}"
+    unit="$(service_unit "$SERVICE_BUNDLE" "$service_user")"
+    if [[ $DRY -eq 1 ]]; then
+        echo "would write $unit_file:"
+        echo "$unit"
+    fi
+    act --show "${SUDO:+$SUDO }tee $unit_file" write_unit "$unit_file" "$unit"
+    act $SUDO systemctl daemon-reload
+    act $SUDO systemctl enable --now "$SERVICE_NAME.service"
+    [[ $DRY -eq 1 ]] || echo "the runtime runs as $SERVICE_NAME: journalctl -u $SERVICE_NAME -f (logs), systemctl status $SERVICE_NAME, $PROG --remove-service --service-name $SERVICE_NAME"
+    exit 0
+fi
 
 # --- which Jetson, which release ------------------------------------------------------------------
 release_file="${ROOT}etc/nv_tegra_release"

@@ -1,6 +1,7 @@
 """python -m runtime: run a bundle on frames (`run`), build its TensorRT engine here (`engine`), measure it
-(`bench`), let a steering bundle drive the procedural road (`drive`), check this machine (`doctor`) or
-describe a bundle (`info`)."""
+(`bench`), let a steering bundle drive the procedural road (`drive`), record driving for training (`record`),
+receive the control link as a vehicle would (`vehicle`), check this machine (`doctor`) or describe a bundle
+(`info`)."""
 
 from __future__ import annotations
 
@@ -8,13 +9,14 @@ import json
 import signal
 import sys
 
-from . import bundle as bundle_format, drive
+from . import bundle as bundle_format, drive, record, vehicle
 from .backends import NAMES as BACKENDS
 from .cli import ArgumentParser, main, positive_float, positive_int
 from .errors import UserError
 from .backends.tensorrt import command as engine_command
 from .backends.tensorrt.engines import PRECISIONS
 from .gst import CODECS
+from .outputs import control as control_output
 from .sources import DEFAULT_RECONNECT_TIMEOUT, FLIPS
 
 
@@ -34,9 +36,11 @@ def build_parser():
                      help="csi://N, v4l2:///dev/videoN (or /dev/videoN, N), rtsp://..., gst://PIPELINE, "
                           "synthetic://road, file://PATH, a video, an image, a folder or a glob of images")
     run.add_argument("--output", action="append", default=[],
-                     metavar="FILE.mp4|FILE.jsonl|display://0|rtp://HOST:PORT|rtsp://@:PORT/PATH|http://HOST:PORT",
+                     metavar="FILE.mp4|FILE.jsonl|display://0|rtp://HOST:PORT|rtsp://@:PORT/PATH|http://HOST:PORT|"
+                             "udp://HOST:PORT|serial:///dev/ttyX?baud=N",
                      help="annotated frames to a video file, JSON lines to a file, a window, an RTP/H.264 stream, "
-                          "an RTSP server here, or a web page with the live view and statistics; may be repeated")
+                          "an RTSP server here, a web page with the live view and statistics, or commands to a "
+                          "vehicle (udp://, serial://: see the control options); may be repeated")
     run.add_argument("--jsonl", metavar="FILE", help="write one JSON line per frame")
     run.add_argument("--max-frames", type=positive_int, metavar="N", help="stop after N frames")
     show = run.add_mutually_exclusive_group()
@@ -73,6 +77,20 @@ def build_parser():
     run.add_argument("--realtime", action="store_true",
                      help="pace a video or folder at its frame rate, newest frame wins, as a camera would")
     run.add_argument("--quiet", action="store_true", help="no live status, only the summary")
+    ctl = run.add_argument_group("control (udp:// and serial:// outputs: commands to a vehicle)")
+    ctl.add_argument("--watchdog-ms", type=positive_float, metavar="MS",
+                     help="send neutral when no fresh result came for MS (default: 3 measured frame periods, at "
+                          "least %g ms; %g ms for a source that is not live)"
+                          % (1000 * control_output.MIN_WATCHDOG_S, 1000 * control_output.UNPACED_WATCHDOG_S))
+    ctl.add_argument("--heartbeat-ms", type=positive_float, metavar="MS",
+                     help="a heartbeat line every MS (default %g), for the vehicle's own fail-safe"
+                          % (1000 * control_output.DEFAULT_HEARTBEAT_S))
+    ctl.add_argument("--steering-limit", type=positive_float, default=1.0, metavar="S",
+                     help="clamp the steering sent to [-S, S] (default 1: the bundle's whole range)")
+    ctl.add_argument("--steering-rate", type=positive_float, metavar="S_PER_S",
+                     help="change the steering sent by at most this much a second (default: no limit)")
+    ctl.add_argument("--throttle", type=float, metavar="T",
+                     help="send this throttle with each steering command (-1..1; default: none sent)")
 
     bench = sub.add_parser("bench", help="measure a bundle end to end: FPS, latency, stages, memory, start-up")
     bench.prog = "python -m runtime bench"
@@ -92,6 +110,8 @@ def build_parser():
 
     engine_command.add_parser(sub, "python -m runtime engine")
     drive.add_parser(sub)
+    record.add_parser(sub)
+    vehicle.add_parser(sub)
 
     info = sub.add_parser("info", help="check a bundle and print its manifest")
     info.prog = "python -m runtime info"
@@ -101,7 +121,7 @@ def build_parser():
 
 def command_run(args):
     from .model import Model
-    from .outputs import has_screen, open_outputs
+    from .outputs import ControlSettings, has_screen, open_outputs
     from .pipeline import run
     from .sources import open_source
 
@@ -110,6 +130,8 @@ def command_run(args):
     display = has_screen() if args.display is None else args.display
     if args.dla_core is not None and args.dla_core < 0:
         raise UserError("--dla-core must be 0 or more")
+    control = ControlSettings(args.watchdog_ms, args.heartbeat_ms, args.steering_limit, args.steering_rate,
+                              args.throttle)
     with Model(args.bundle, backend=args.backend, precision=args.precision, dla_core=args.dla_core,
                build=args.build) as model:
         model.backend.prepare(shared_cores=True)  # the model loads now (run's capture thread shares the cores)
@@ -117,7 +139,8 @@ def command_run(args):
                              args.input_flip, args.input_codec, args.reconnect_timeout,
                              read_timeout=args.read_timeout)
         with source:
-            outputs = open_outputs(args.output, args.jsonl, display, fps=source.fps, web_token=args.web_token)
+            outputs = open_outputs(args.output, args.jsonl, display, fps=source.fps, web_token=args.web_token,
+                                   control=control)
             print("runtime: %s on %s with %s (%s; %s)" % (model.bundle.describe(), source.uri, model.backend.name,
                                                          model.backend.detail, model.backend.reason), file=sys.stderr)
             stats = run(model, source, outputs, args.max_frames, log=None if args.quiet else sys.stderr,
@@ -163,8 +186,8 @@ def _main(argv):
         return doctor.main(args)
     if args.command == "engine":
         return engine_command.main(args)
-    if args.command == "drive":
-        return drive.main(args)
+    if args.command in ("drive", "record", "vehicle"):
+        return {"drive": drive, "record": record, "vehicle": vehicle}[args.command].main(args)
     return {"run": command_run, "info": command_info}[args.command](args)
 
 

@@ -265,6 +265,7 @@ class RoadDrive:
         self.d, self.psi = 0.0, 0.0
         self.track = Track(self.rng)
         self.wander = 0.0
+        self.steered = 0.0
 
     def next(self):
         rng, dt, track = self.rng, self.dt, self.track
@@ -275,6 +276,7 @@ class RoadDrive:
         # the driver: the ideal steering, smoothed, plus slow wander
         self.wander += -self.wander * 0.5 * dt + rng.normal(0.0, 0.6) * math.sqrt(dt)
         steer = label + self.wander * 0.3
+        self.steered = float(np.clip(steer, -1.0, 1.0))  # what the driver did (synthetic://road?steering= sends it)
         self.d, self.psi = move(self.d, self.psi, track.k, steer / STEERING_RADIUS_M, step)
         self.d = float(np.clip(self.d, -1.5, 1.5))
         track.travel(step)

@@ -63,7 +63,7 @@ def test_a_dry_run_prints_the_plan_for_each_jetpack_and_changes_nothing(tmp_path
     assert not any("pip install" in ln and "opencv" in ln for ln in out.splitlines())  # never a pip OpenCV
     # the system's python3: a pyenv or conda python3 first on PATH would not see JetPack's tensorrt and cv2
     assert "would run: /usr/bin/python3 -m venv --system-site-packages %s" % (tmp_path / "venv") in out
-    assert "install -e %s\\[ort\\,web\\] %s" % (ROOT, numpy_pin) in out  # the numpy pin is on pip's command line
+    assert "install -e %s\\[ort\\,web\\,vehicle\\] %s" % (ROOT, numpy_pin) in out  # the numpy pin is on pip's command line
     cuda_home = "/usr/local/cuda-" + cuda_xy.replace("-", ".")
     assert ("would run: PATH=%s/bin:$PATH CUDA_ROOT=%s %s/bin/pip install %s"
             % (cuda_home, cuda_home, tmp_path / "venv", pycuda_pin)) in out
@@ -210,8 +210,8 @@ def requirements(jetpack):
 
 def test_print_requirements_is_the_one_place_and_bad_jetpacks_are_refused():
     jp5 = requirements(5).splitlines()
-    assert jp5 == ["python 3.8", "glibc 2.31", "runtime .[ort,web] numpy<1.24", "pycuda pycuda>=2022.2,<2026"]
-    assert "runtime .[ort,web] numpy<2" in requirements(6) and "pycuda pycuda>=2025.1.2" in requirements(7)
+    assert jp5 == ["python 3.8", "glibc 2.31", "runtime .[ort,web,vehicle] numpy<1.24", "pycuda pycuda>=2022.2,<2026"]
+    assert "runtime .[ort,web,vehicle] numpy<2" in requirements(6) and "pycuda pycuda>=2025.1.2" in requirements(7)
     for bad in ("4", "five"):
         proc = setup("--print-requirements", bad)
         assert proc.returncode == 2 and len(proc.stderr.strip().splitlines()) == 1 and "5, 6 or 7" in proc.stderr
@@ -283,3 +283,51 @@ def test_doctor_on_a_jetson_with_tensorrt_and_a_camera(tmp_path):
     (root / "etc" / "nv_tegra_release").write_text(RELEASES["jp5"][0].replace("R35", "R32"))
     proc = cli("runtime", "doctor", "--root", root)
     assert "too old for this runtime" in proc.stdout and "flash JetPack 5.1 or later" in proc.stdout
+
+
+PILOTNET = os.path.join(ROOT, "tests", "runtime", "bundles", "pilotnet")  # checked in
+
+
+def test_service_installs_a_unit_that_systemd_accepts(tmp_path):
+    pilot_bundle = PILOTNET
+    venv = os.path.join(ROOT, ".venv")
+    proc = setup("--service", pilot_bundle, "--venv", venv, "--dry-run", "--",
+                 "--source", "csi://0", "--output", "udp://192.168.1.20:5005", "--jsonl", "/var/log/run 1%.jsonl")
+    assert proc.returncode == 0, proc.stderr
+    out = proc.stdout
+    unit = out[out.index("# installed by"):out.index("WantedBy=multi-user.target") + len("WantedBy=multi-user.target")]
+    assert ("ExecStart=%s/bin/python -m runtime run %s --headless --source csi://0 --output udp://192.168.1.20:5005 "
+            '--jsonl "/var/log/run 1%%%%.jsonl"' % (venv, pilot_bundle)) in unit  # quoted, % escaped for systemd
+    for line in ("Restart=on-failure", "RestartPreventExitStatus=2", "KillSignal=SIGTERM", "SuccessExitStatus=143",
+                 "StandardOutput=journal", "SyslogIdentifier=runtime-pilotnet", "SupplementaryGroups=video"):
+        assert line in unit.splitlines()
+    for step in ("tee /etc/systemd/system/runtime-pilotnet.service", "systemctl daemon-reload",
+                 "systemctl enable --now runtime-pilotnet.service"):
+        assert "would run: " + step in out
+    if shutil.which("systemd-analyze") is None:
+        pytest.skip("no systemd-analyze here (apt install systemd; .ci/run does)")
+    (tmp_path / "runtime-pilotnet.service").write_text(unit + "\n")
+    verify = subprocess.run(["systemd-analyze", "verify", str(tmp_path / "runtime-pilotnet.service")],
+                            capture_output=True, text=True, timeout=60)
+    assert verify.returncode == 0 and "runtime-pilotnet" not in verify.stderr, verify.stderr
+
+
+def test_bad_service_options_and_its_removal(tmp_path):
+    pilot_bundle = PILOTNET
+    root = fake_root(tmp_path, "jp6")
+    for args, message in ((["--service", pilot_bundle, "--dry-run", "--", "--output", "udp://h:1"], "needs the run's "
+                                                                                                     "--source"),
+                          (["--service", tmp_path, "--dry-run", "--", "--source", "csi://0"], "not a bundle"),
+                          (["--service", pilot_bundle, "--remove-service", "--dry-run", "--", "--source", "x"],
+                           "do not go together"),
+                          (["--remove-service", "--service-name", "a b"], "letters, digits"),
+                          (["--service", pilot_bundle, "--root", root, "--", "--source", "csi://0"], "refusing")):
+        proc = setup(*args)
+        assert proc.returncode == 2 and message in proc.stderr and len(proc.stderr.strip().splitlines()) == 1, args
+    proc = setup("--remove-service", "--service-name", "runtime-pilotnet", "--dry-run")
+    assert proc.returncode == 0
+    assert [ln for ln in proc.stdout.splitlines() if ln.startswith("would run")] == [
+        "would run: systemctl disable --now runtime-pilotnet.service",
+        "would run: rm -f /etc/systemd/system/runtime-pilotnet.service", "would run: systemctl daemon-reload"]
+    proc = setup("--remove-service", "--root", root)
+    assert proc.returncode == 0 and "nothing to remove" in proc.stdout

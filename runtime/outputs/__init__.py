@@ -7,6 +7,8 @@
     rtsp://@:PORT/PATH               an RTSP server here (gst-rtsp-server), as jetson-inference serves it:
                                      view with any player at rtsp://THIS_HOST:PORT/PATH
     http://HOST:PORT                 a web page with the live annotated stream and statistics (web.py)
+    udp://HOST:PORT                  each result as a command to a vehicle, with a watchdog and a heartbeat
+    serial:///dev/ttyX?baud=N          (control.py): the same line format over UDP or a serial port
 
 Every output is an Output: write(frame, result) and close(), and a context manager. Outputs that show
 frames (wants_overlay) take the annotated frame when the caller has drawn it once for all of them (run()
@@ -18,34 +20,37 @@ from __future__ import annotations
 
 from ..errors import UserError
 from .base import Output
+from .control import ControlSettings, open_control
 from .display import has_screen, open_display
 from .files import JsonlOutput, open_file, path_of
 from .network import open_stream
 from .web import open_web
 
 OPENERS = {"display": open_display, "rtp": open_stream, "rtsp": open_stream, "http": open_web,
-           "file": open_file}  # scheme -> opener
+           "udp": open_control, "serial": open_control, "file": open_file}  # scheme -> opener
 
-__all__ = ["OPENERS", "Output", "has_screen", "open_output", "open_outputs"]
+__all__ = ["OPENERS", "ControlSettings", "Output", "has_screen", "open_output", "open_outputs"]
 
 
-def open_output(uri, fps=30.0, web_token=None) -> Output:
+def open_output(uri, fps=30.0, web_token=None, control=None) -> Output:
     """The output a URI names (the table in this module's docstring); a path with no scheme is a file.
-    web_token: the token http:// asks for (default: none on the loopback, else a random one, printed)."""
+    web_token: the token http:// asks for (default: none on the loopback, else a random one, printed);
+    control: the ControlSettings of udp:// and serial:// (default: ControlSettings())."""
     scheme = uri.partition("://")[0].lower() if "://" in uri else "file"
     if scheme not in OPENERS:
         raise UserError("--output %s: unknown kind of output (use a video file, FILE.jsonl, display://0, "
-                        "rtp://HOST:PORT, rtsp://@:PORT/PATH or http://HOST:PORT)" % uri)
-    return OPENERS[scheme](uri, fps=fps, web_token=web_token)
+                        "rtp://HOST:PORT, rtsp://@:PORT/PATH, http://HOST:PORT, udp://HOST:PORT or "
+                        "serial:///dev/ttyX?baud=N)" % uri)
+    return OPENERS[scheme](uri, fps=fps, web_token=web_token, settings=control)
 
 
-def open_outputs(uris=(), jsonl=None, display=False, fps=30.0, web_token=None) -> list:
+def open_outputs(uris=(), jsonl=None, display=False, fps=30.0, web_token=None, control=None) -> list:
     """The outputs a run asked for (--output URIs, and the --jsonl and --display shorthands); if one cannot
     open, those already open are closed again."""
     opened = []
     try:
         for uri in list(uris):
-            opened.append(open_output(uri, fps, web_token))
+            opened.append(open_output(uri, fps, web_token, control))
         if jsonl:  # --jsonl FILE is JSON lines whatever the file's name (/dev/stdout, a FIFO, ...)
             opened.append(JsonlOutput(path_of(jsonl)))
         if display:

@@ -8,7 +8,9 @@ in open_source(), and nowhere else.
     rtsp://...                  RTSP stream: GStreamer with low latency (hardware decoding on a Jetson),
                                 else FFmpeg with its low-delay options
     gst://PIPELINE              any GStreamer pipeline ending in appsink
-    synthetic://road            the procedural road as a live camera (frames carry the true steering)
+    synthetic://road            the procedural road as a camera (frames carry the true steering); with
+                                ?control=udp://:PORT the simulated car driven through the control link,
+                                with ?steering=udp://HOST:PORT its driver's steering sent as readings
     file://PATH or PATH         a video file, an image, a folder of images or a glob of images
 
 Live sources reconnect with backoff when they fail or stall (no frame for --read-timeout seconds), for up to

@@ -1,20 +1,46 @@
-"""synthetic://road: the procedural road as a camera (frames carry the true steering)."""
+"""synthetic://road: the procedural road as a camera (frames carry the true steering), in three roles.
+
+    synthetic://road                      a car driven by its own simulated driver, rendered as fast as it is
+                                          read (every frame), or paced like a camera with --input-rate
+    synthetic://road?steering=udp://HOST:PORT
+                                          the same, live at --input-rate (default 30), and its driver's
+                                          steering sent as readings (control.py's line, t the frame's time),
+                                          as a car's steering sensor would send them: what `runtime record
+                                          --steering-from udp://:PORT` records
+    synthetic://road?control=udp://:PORT[&timeout_ms=300][&seed=2016][&report=FILE.json]
+                                          the closed-loop simulator (drive.Simulator) as the vehicle: live at
+                                          --input-rate (default 30, the simulator's own rate); before each
+                                          frame the car moves 1/30 s with the newest command received on the
+                                          control link (vehicle.Receiver: its own fail-safe steers straight
+                                          when the link is silent for timeout_ms). When the source closes it
+                                          says how the car was driven (autonomy, as `runtime drive` judges
+                                          it) and writes that to report=FILE.json where asked.
+"""
 
 from __future__ import annotations
 
+import sys
 import time
+from urllib.parse import parse_qs, urlsplit
 
 from ..errors import UserError
+from ..road import STEERING_RADIUS_M
 from .base import Source
+
+PARAMS = ("control", "steering", "timeout_ms", "seed", "report")
 
 
 class SyntheticRoad(Source):
-    """Rendered as fast as it is read (every frame); with a rate, paced like a camera (newest frame wins)."""
+    """Rendered as fast as it is read (every frame); with a rate, paced like a camera (newest frame wins).
+    steering_to: a control link the driver's steering goes to, as readings."""
 
-    def __init__(self, width=None, height=None, rate=None, seed=0):
+    def __init__(self, width=None, height=None, rate=None, seed=0, steering_to=None):
+        from .. import control
         from ..road import RoadDrive
 
         self.uri = "synthetic://road"
+        if steering_to is not None:
+            rate = rate or 30.0
         self.live = rate is not None
         self.width, self.height = width or 640, height or 360
         self.rate = rate
@@ -23,8 +49,11 @@ class SyntheticRoad(Source):
             self.drive = RoadDrive(self.width, self.height, seed=seed, fps=self.fps)
         except ValueError as exc:
             raise UserError(str(exc)) from None
+        self.sensor = control.open_link(steering_to) if steering_to else None
 
     def _images(self):
+        from .. import control
+
         period = 1.0 / self.rate if self.rate else 0.0
         next_t = time.perf_counter()
         while True:
@@ -33,11 +62,118 @@ class SyntheticRoad(Source):
                 delay = next_t - time.perf_counter()
                 if delay > 0:
                     time.sleep(delay)
+            stamp = time.time()
             frame, label = self.drive.next()
+            if self.sensor is not None:  # what the driver steered while this frame was seen
+                self.sensor.send(control.format_line(None, {"t": stamp, "steering": self.drive.steered}))
             yield frame, {"steering": label}
 
+    def close(self):
+        if self.sensor is not None:
+            self.sensor.close()
 
-def open_synthetic(uri, width=None, height=None, rate=None, **_):
-    if uri.rstrip("/") != "synthetic://road":
+
+class SimulatedVehicle(Source):
+    """The closed-loop simulator driven through the control link (this module's docstring)."""
+
+    live = True
+
+    def __init__(self, uri, control_uri, width=None, height=None, rate=None, params=None, log=sys.stderr):
+        from .. import control, drive
+        from ..vehicle import DEFAULT_TIMEOUT_MS, Receiver
+
+        params = params or {}
+        self.uri, self.log = uri, log
+        self.fps = float(rate or drive.FPS)
+        try:
+            timeout_ms = float(params.get("timeout_ms", DEFAULT_TIMEOUT_MS))
+            seed = int(params.get("seed", drive.DEFAULT_SEED))
+            if not timeout_ms > 0:
+                raise ValueError
+        except ValueError:
+            raise UserError("%s: timeout_ms is a positive number and seed an integer" % uri) from None
+        self.report_path = params.get("report")
+        if self.report_path:
+            from ..outputs.base import check_writable
+
+            check_writable(self.report_path)
+        self.sim = drive.Simulator(width or 640, height or 360, seed, delay_frames=0, fps=self.fps)
+        self.record = drive.Drive("control link", "-", seed, 0)
+        self.receiver = Receiver(timeout_ms / 1000.0, log=log)
+        self.link = control.open_link(control_uri, listen=True)
+        self.started = None
+
+    def _curvature(self):
+        command = self.receiver.command
+        if self.receiver.failsafe or not command:
+            return 0.0
+        if "inverse_radius" in command:
+            return command["inverse_radius"]
+        return command.get("steering", 0.0) / STEERING_RADIUS_M
+
+    def _images(self):
+        period = 1.0 / self.fps
+        next_t = self.started = time.perf_counter()
+        sim, record, seen, ideal = self.sim, self.record, False, 0.0
+        while True:
+            next_t += period
+            delay = next_t - time.perf_counter()
+            if delay > 0:
+                time.sleep(delay)
+            now = time.monotonic()
+            while True:  # every command that came since the last frame; the newest is in force
+                data = self.link.receive(0.0)
+                if data is None:
+                    break
+                self.receiver.apply(data, now)
+            self.receiver.tick(now)
+            if seen:  # the car moves with the command in force, then is seen again
+                curvature = self._curvature()
+                intervened = sim.step(curvature)
+                record.offset.append(sim.left_at if intervened else sim.d)
+                record.steering.append(curvature * STEERING_RADIUS_M)
+                record.ideal.append(ideal)
+                record.intervened.append(intervened)
+            image, ideal = sim.view()
+            seen = True
+            yield image, {"steering": ideal}
+
+    def report(self):
+        report = self.record.report(self.fps)
+        report.update(controller="control link", received=dict(self.receiver.counts),
+                      wall_seconds=round(time.perf_counter() - self.started, 2) if self.started else 0.0)
+        report.pop("realtime_factor", None)
+        return report
+
+    def close(self):
+        self.link.close()
+        report = self.report()
+        if self.log is not None:
+            print("vehicle: autonomy %.1f%% (%d intervention(s) in %.0f simulated s, mean |offset| %.2f m); %s"
+                  % (report["autonomy"], report["interventions"], report["sim_seconds"], report["mean_abs_offset_m"],
+                     self.receiver.summary()), file=self.log, flush=True)
+        if self.report_path:
+            from ..bundle import write_json
+
+            write_json(self.report_path, report)
+
+
+def open_synthetic(uri, width=None, height=None, rate=None, log=sys.stderr, **_):
+    parts = urlsplit(uri)
+    if parts.netloc != "road" or parts.path.strip("/") or parts.fragment:
         raise UserError("unknown synthetic source %r (there is synthetic://road)" % uri)
-    return SyntheticRoad(width, height, rate)
+    query = parse_qs(parts.query, keep_blank_values=True)
+    unknown = sorted(set(query) - set(PARAMS))
+    if unknown or any(len(v) > 1 or not v[0] for v in query.values()):
+        raise UserError("%s: %s (synthetic://road takes ?control=udp://:PORT with timeout_ms, seed and report, or "
+                        "?steering=udp://HOST:PORT)" % (uri, "unknown parameter %s" % unknown[0] if unknown
+                                                         else "give each parameter once, with a value"))
+    params = {k: v[0] for k, v in query.items()}
+    if "control" in params:
+        if "steering" in params:
+            raise UserError("%s: control= (the car driven through the link) and steering= (the car's own driver "
+                            "reported) do not go together" % uri)
+        return SimulatedVehicle(uri, params["control"], width, height, rate, params, log)
+    if set(params) - {"steering"}:
+        raise UserError("%s: timeout_ms, seed and report go with control=" % uri)
+    return SyntheticRoad(width, height, rate, steering_to=params.get("steering"))

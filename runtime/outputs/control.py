@@ -1,0 +1,184 @@
+"""udp://HOST:PORT and serial:///dev/ttyX?baud=N: each result sent to a vehicle as a command line (the format is
+in control.py), through the safety limits, with a watchdog and a heartbeat.
+
+    result -> clamp (--steering-limit) -> rate limit (--steering-rate) -> `cmd` line -> the link
+
+The watchdog is a thread of its own. When no fresh result has come for --watchdog-ms (inference stalled, the
+camera lost, a NaN or infinite output: none of those is fresh), it sends `neutral` (steering 0, throttle 0)
+and says so on stderr, sends it again at every heartbeat while it holds, and hands control back, from
+neutral and through the rate limit, when fresh results return. Its default is three times the measured period
+between results' frames (the camera's frame period while inference keeps up), at least 100 ms, and
+UNPACED_WATCHDOG_S for a source that is not live (a file read as fast as it decodes). Every --heartbeat-ms a
+`hb` line goes out whatever else does, so the vehicle can stop itself when the link dies. The link opens with
+a `neutral` (reason=start) and closes with one (reason=stop). A send never waits: a UDP datagram nobody
+takes is lost, as UDP's are; a serial write that cannot go out within 50 ms is dropped and counted.
+"""
+
+from __future__ import annotations
+
+import collections
+import math
+import statistics
+import sys
+import threading
+import time
+
+from .. import control
+from ..errors import UserError
+from .base import Output
+
+MIN_WATCHDOG_S = 0.1
+UNPACED_WATCHDOG_S = 0.5
+DEFAULT_HEARTBEAT_S = 0.1
+PERIODS = 15  # results whose frame spacing gives the measured period
+
+
+class ControlSettings:
+    """What `runtime run`'s control flags say; None: the default above."""
+
+    def __init__(self, watchdog_ms=None, heartbeat_ms=None, steering_limit=1.0, steering_rate=None, throttle=None):
+        for name, value in (("--watchdog-ms", watchdog_ms), ("--heartbeat-ms", heartbeat_ms)):
+            if value is not None and not value > 0:
+                raise UserError("%s must be more than 0" % name)
+        if throttle is not None and not -1.0 <= throttle <= 1.0:
+            raise UserError("--throttle must be between -1 and 1")
+        self.watchdog_s = watchdog_ms / 1000.0 if watchdog_ms else None
+        self.heartbeat_s = heartbeat_ms / 1000.0 if heartbeat_ms else DEFAULT_HEARTBEAT_S
+        self.steering_limit, self.steering_rate, self.throttle = steering_limit, steering_rate, throttle
+
+
+class ControlOutput(Output):
+    def __init__(self, uri, settings=None, log=sys.stderr):
+        self.uri, self.log = uri, log
+        self.settings = settings or ControlSettings()
+        self.limits = control.Limits(self.settings.steering_limit, self.settings.steering_rate)
+        self.link = control.open_link(uri)
+        self.lock = threading.Lock()  # one sender at a time: the pipeline's thread and the watchdog's
+        self.seq = 0
+        self.per_unit = None  # curvature (1/m) per unit of steering, where the bundle says
+        self.live = True
+        self.periods = collections.deque(maxlen=PERIODS)
+        self.last_capture = None
+        self.last_fresh = time.monotonic()
+        self.failsafe = "start"  # why the vehicle is held at neutral, or None while results flow
+        self.sent = 0
+        self.lost = 0  # sends the link refused (a serial write that timed out)
+        self.neutral_events = 0
+        self.latency_ms = []  # capture -> command sent
+        self.events = []  # (monotonic time, what happened): the watchdog's log, for the summary and tests
+        self.closing = threading.Event()
+        self._send("neutral", steering=0.0, throttle=0.0, reason="start")
+        self.limits.reset(time.monotonic())
+        self.watchdog = threading.Thread(target=self._watch, name="control-watchdog", daemon=True)
+        self.watchdog.start()
+
+    def bind(self, model, source, stats):
+        from ..drive import steering_units
+
+        self.live = bool(getattr(source, "live", True))
+        bundle = model.bundle
+        if bundle.task == "steering" and (bundle.steering or {}).get("inverse_radius_per_unit"):
+            self.per_unit = steering_units(bundle)
+
+    @property
+    def watchdog_s(self):
+        """--watchdog-ms, or three measured result periods (at least MIN_WATCHDOG_S), or UNPACED_WATCHDOG_S."""
+        if self.settings.watchdog_s:
+            return self.settings.watchdog_s
+        if not self.live or len(self.periods) < 3:
+            return UNPACED_WATCHDOG_S
+        return max(MIN_WATCHDOG_S, 3.0 * statistics.median(self.periods))
+
+    # -- the pipeline's side ------------------------------------------------------------------------------------
+    def write(self, frame, result, annotated=None):
+        stamp = getattr(frame, "timestamp", None)
+        if stamp is not None and self.last_capture is not None and stamp > self.last_capture:
+            self.periods.append(stamp - self.last_capture)
+        self.last_capture = stamp
+        if "invalid" in result:  # NaN or infinite: not fresh; the watchdog decides
+            return
+        fields = {"t": float(stamp if stamp is not None else time.time())}
+        with self.lock:
+            now = time.monotonic()
+            if "steering" in result:
+                steering = result["steering"]
+                if steering is None or not math.isfinite(steering):
+                    return
+                steering = self.limits(float(steering), now)
+                fields["steering"] = steering
+                if self.per_unit is not None:
+                    fields["inverse_radius"] = steering * self.per_unit
+                fields["throttle"] = self.settings.throttle
+            elif "class_id" in result:
+                fields.update({"class": int(result["class_id"]), "label": result.get("label"),
+                               "confidence": float(result.get("confidence", 0.0))})
+            else:
+                return
+            if self.failsafe == "watchdog":
+                self._event("control resumed (fresh results again)")
+            self.failsafe = None
+            self.last_fresh = now
+            self._send("cmd", **fields)
+        if getattr(frame, "t0", None) is not None:
+            self.latency_ms.append((time.perf_counter() - frame.t0) * 1000.0)
+
+    def _send(self, kind, **fields):
+        """One line with the next sequence number (the caller holds the lock, or nobody else runs yet)."""
+        self.seq += 1
+        line = control.format_line(kind, dict({"seq": self.seq, "t": fields.pop("t", time.time())}, **fields))
+        if self.link.send(line):
+            self.sent += 1
+        else:
+            self.lost += 1
+
+    def _event(self, text):
+        self.events.append((time.monotonic(), text))
+        if self.log is not None:
+            print("control: %s" % text, file=self.log, flush=True)
+
+    # -- the watchdog's thread ----------------------------------------------------------------------------------
+    def _watch(self):
+        beat = self.settings.heartbeat_s
+        next_beat = time.monotonic() + beat
+        while not self.closing.wait(min(beat, MIN_WATCHDOG_S) / 2):
+            with self.lock:
+                now = time.monotonic()
+                silent = now - self.last_fresh
+                if self.failsafe is None and silent > self.watchdog_s:
+                    self.failsafe = "watchdog"
+                    self.neutral_events += 1
+                    self._event("no fresh result for %.0f ms (watchdog %.0f ms): neutral sent"
+                                % (silent * 1000, self.watchdog_s * 1000))
+                    self._send("neutral", steering=0.0, throttle=0.0, reason="watchdog")
+                    self.limits.reset(now)
+                if now >= next_beat:
+                    next_beat = max(next_beat + beat, now)
+                    if self.failsafe is not None:  # repeated, for a link that loses datagrams
+                        self._send("neutral", steering=0.0, throttle=0.0, reason=self.failsafe)
+                        self.limits.reset(now)
+                    self._send("hb", state="ok" if self.failsafe is None else "failsafe")
+
+    def close(self):
+        if self.closing.is_set():
+            return
+        self.closing.set()
+        self.watchdog.join(2.0)
+        with self.lock:
+            self._send("neutral", steering=0.0, throttle=0.0, reason="stop")
+        self.link.close()
+        if self.log is not None:
+            print("control: %s" % self.summary(), file=self.log, flush=True)
+
+    def summary(self):
+        latency = ""
+        if self.latency_ms:
+            ordered = sorted(self.latency_ms)
+            latency = ", capture -> sent p50 %.1f ms p95 %.1f ms" % (
+                ordered[len(ordered) // 2], ordered[min(len(ordered) - 1, int(len(ordered) * 0.95))])
+        return "%s: %d lines sent%s, %d watchdog neutral(s)%s" % (
+            self.uri, self.sent, ", %d dropped by the link" % self.lost if self.lost else "",
+            self.neutral_events, latency)
+
+
+def open_control(uri, settings=None, **_):
+    return ControlOutput(uri, settings)

@@ -1,0 +1,291 @@
+"""python -m runtime record: record driving for training: camera frames with the human's steering (and
+throttle), as a DonkeyCar tub v2 (tub.py) that `python -m train --data drivelog:DIR` reads as it is.
+
+    python -m runtime record --source csi://0 --steering-from udp://:6000 --out tubs/monday
+    python -m runtime record --source /dev/video0 --steering-from serial:///dev/ttyACM0?baud=115200 --out tubs/m
+    python -m runtime record --source csi://0 --steering-from joystick:///dev/input/event2 --out tubs/m
+
+Where the steering comes from:
+    udp://:PORT                   one datagram per reading: `t=UNIX_SECONDS steering=S throttle=T` (control.py;
+                                  t in the sender's clock, so keep the clocks in step (chrony), or leave t
+                                  out and the arrival time is used; throttle optional)
+    serial:///dev/ttyX?baud=N     the same line, one per reading (pyserial: the `vehicle` extra)
+    joystick:///dev/input/eventN[?steering=ABS_X&throttle=ABS_RY]
+                                  a gamepad through evdev (Linux; the `joystick` extra): steering from the
+                                  left stick's x axis, throttle from the right stick's y axis (up is forward)
+                                  by default; any absolute axis by its evdev name
+Each frame keeps its capture time and is stored with the reading nearest to it in time when that is within
+--match-ms (default 50); a frame with none is counted, not stored. A frame waits --match-ms for a later
+reading before it is matched. Ctrl-C or SIGTERM stops it with everything written; it stops by itself, and
+says so, when the disk has less than --min-free-mb left. Recording into a folder that holds a tub resumes it.
+"""
+
+from __future__ import annotations
+
+import collections
+import os
+import sys
+import threading
+import time
+from urllib.parse import parse_qs, urlsplit
+
+from . import control
+from .cli import positive_float, positive_int
+from .errors import UserError, require
+
+DEFAULT_MATCH_MS = 50.0
+DEFAULT_MIN_FREE_MB = 64.0
+KEEP_S = 10.0  # readings kept for matching
+
+
+class Readings:
+    """The human's readings, received in a thread of their own: (t, steering, throttle) of the last KEEP_S."""
+
+    def __init__(self, spec):
+        self.spec = spec
+        self.items = collections.deque()
+        self.lock = threading.Lock()
+        self.count, self.malformed = 0, 0
+        self.stopping = False
+        self.error = None
+        scheme = spec.partition("://")[0].lower() if "://" in spec else ""
+        if scheme == "joystick":
+            self.link, self.joystick = None, Joystick(spec)
+        else:
+            if scheme not in ("udp", "serial"):
+                raise UserError("--steering-from %s: give udp://:PORT, serial:///dev/ttyX?baud=N or "
+                                "joystick:///dev/input/eventN" % spec)
+            self.link, self.joystick = control.open_link(spec, listen=True), None
+        self.thread = threading.Thread(target=self._receive, name="readings", daemon=True)
+        self.thread.start()
+
+    def _receive(self):
+        try:
+            if self.joystick is not None:
+                for reading in self.joystick.readings(lambda: self.stopping):
+                    self._add(reading)
+                return
+            while not self.stopping:
+                data = self.link.receive(0.1)
+                if data is None:
+                    continue
+                try:
+                    self._add(control.parse_reading(data, received=time.time()))
+                except (ValueError, UnicodeDecodeError):
+                    self.malformed += 1
+        except UserError as exc:
+            self.error = exc
+
+    def _add(self, reading):
+        with self.lock:
+            self.items.append(reading)
+            self.count += 1
+            while self.items and self.items[0][0] < reading[0] - KEEP_S:
+                self.items.popleft()
+
+    def newest(self):
+        with self.lock:
+            return self.items[-1][0] if self.items else None
+
+    def nearest(self, t, tolerance):
+        """The reading nearest in time to t, if within tolerance seconds; else None."""
+        best = None
+        with self.lock:
+            for reading in reversed(self.items):
+                if reading[0] < t - tolerance:
+                    break
+                if abs(reading[0] - t) <= tolerance and (best is None or abs(reading[0] - t) < abs(best[0] - t)):
+                    best = reading
+        return best
+
+    def close(self):
+        self.stopping = True
+        self.thread.join(1.0)
+        if self.link is not None:
+            self.link.close()
+        if self.joystick is not None:
+            self.joystick.close()
+
+
+class Joystick:
+    """A gamepad's absolute axes through evdev, each scaled to -1..1 by the range the device reports."""
+
+    def __init__(self, spec):
+        parts = urlsplit(spec)
+        query = {k: v[0] for k, v in parse_qs(parts.query).items()}
+        evdev = require("evdev", "joystick", "joystick:// (evdev)")
+        codes = evdev.ecodes.ecodes
+        self.names = {"steering": query.pop("steering", "ABS_X"), "throttle": query.pop("throttle", "ABS_RY")}
+        if query or not parts.path:
+            raise UserError("--steering-from %s: give joystick:///dev/input/eventN[?steering=ABS_X&throttle=ABS_RY]"
+                            % spec)
+        for name in self.names.values():
+            if name not in codes:
+                raise UserError("--steering-from %s: %s is not an evdev axis name (ABS_X, ABS_Y, ABS_RX, ABS_RY, "
+                                "ABS_Z, ABS_RZ, ...)" % (spec, name))
+        try:
+            self.device = evdev.InputDevice(parts.path)
+        except OSError as exc:
+            raise UserError("cannot open %s: %s (is the user in the input group?)"
+                            % (parts.path, exc.strerror)) from None
+        self.evdev = evdev
+        self.axes = {}  # evdev code -> (role, minimum, maximum)
+        for role, name in self.names.items():
+            info = self.device.absinfo(codes[name])
+            self.axes[codes[name]] = (role, info.min, info.max)
+        self.values = {"steering": 0.0, "throttle": 0.0}
+
+    def readings(self, stopping):
+        """(t, steering, throttle) at each move of either axis; throttle's axis is inverted (up is forward)."""
+        for event in self.device.read_loop():
+            if stopping():
+                return
+            if event.type != self.evdev.ecodes.EV_ABS or event.code not in self.axes:
+                continue
+            role, low, high = self.axes[event.code]
+            value = 2.0 * (event.value - low) / float(high - low) - 1.0 if high > low else 0.0
+            self.values[role] = -value if role == "throttle" else value
+            yield event.timestamp(), self.values["steering"], self.values["throttle"]
+
+    def close(self):
+        self.device.close()
+
+
+def add_parser(sub):
+    from .sources import DEFAULT_RECONNECT_TIMEOUT
+
+    p = sub.add_parser("record", help="record camera frames with the human's steering as a DonkeyCar tub, for "
+                                      "python -m train --data drivelog:DIR")
+    p.prog = "python -m runtime record"
+    p.description = __doc__.split("\n\n")[0]
+    p.add_argument("--source", "--input", dest="source", required=True,
+                   help="a camera URI, as runtime run takes (csi://0, /dev/video0, rtsp://..., synthetic://road)")
+    p.add_argument("--steering-from", required=True, metavar="SPEC",
+                   help="udp://:PORT, serial:///dev/ttyX?baud=N or joystick:///dev/input/eventN")
+    p.add_argument("--out", required=True, metavar="DIR", help="the tub (a new folder, or a tub to add to)")
+    p.add_argument("--match-ms", type=positive_float, default=DEFAULT_MATCH_MS,
+                   help="store a frame with the reading nearest in time within this (default %g)" % DEFAULT_MATCH_MS)
+    p.add_argument("--max-frames", type=positive_int, metavar="N", help="stop after N frames stored")
+    p.add_argument("--seconds", type=positive_float, metavar="S", help="stop after S seconds")
+    p.add_argument("--min-free-mb", type=positive_float, default=DEFAULT_MIN_FREE_MB,
+                   help="stop when the disk has less than this left (default %g)" % DEFAULT_MIN_FREE_MB)
+    p.add_argument("--quality", type=positive_int, default=90, help="JPEG quality (default 90)")
+    p.add_argument("--input-width", type=positive_int, metavar="W")
+    p.add_argument("--input-height", type=positive_int, metavar="H")
+    p.add_argument("--input-rate", type=positive_float, metavar="FPS", help="frame rate of synthetic://road")
+    p.add_argument("--reconnect-timeout", type=positive_float, default=DEFAULT_RECONNECT_TIMEOUT, metavar="S")
+
+
+class Recorder:
+    """Frames in, matched records out: add(frame) holds a frame until a reading after it may have come."""
+
+    def __init__(self, writer, readings, match_s, quality, limit=None):
+        import cv2
+
+        self.cv2, self.writer, self.readings = cv2, writer, readings
+        self.match_s, self.quality, self.limit = match_s, quality, limit
+        self.pending = collections.deque()
+        self.unmatched = 0
+
+    def add(self, frame):
+        self.pending.append(frame)
+        self.settle()
+
+    def settle(self, final=False):
+        """Match the frames whose window has closed: a reading after it came, or match_s (and a little) passed."""
+        newest, now = self.readings.newest(), time.time()
+        while self.pending:
+            if self.limit is not None and self.writer.written >= self.limit:
+                self.pending.clear()  # --max-frames stored: the rest are not wanted
+                return
+            t = self.pending[0].timestamp
+            if not (final or now > t + self.match_s * 1.5 or (newest is not None and newest >= t + self.match_s)):
+                break
+            frame = self.pending.popleft()
+            reading = self.readings.nearest(t, self.match_s)
+            if reading is None:
+                self.unmatched += 1
+                continue
+            ok, jpeg = self.cv2.imencode(".jpg", frame.image, [self.cv2.IMWRITE_JPEG_QUALITY, self.quality])
+            self.writer.add(jpeg.tobytes(), reading[1], reading[2], t * 1000.0)
+
+
+def main(args):
+    from .outputs.base import OutputStopped
+    from .pipeline import Capture
+    from .signals import StopRequest
+    from .sources import open_source
+    from . import tub
+
+    if not 1 <= args.quality <= 100:
+        raise UserError("--quality must be 1 to 100")
+    if (args.input_width is None) != (args.input_height is None):
+        raise UserError("give --input-width and --input-height together")
+    folder = os.path.abspath(args.out)
+    tub.check(folder)
+    stat = os.statvfs(os.path.dirname(folder))
+    if stat.f_bavail * stat.f_frsize < args.min_free_mb * (1 << 20):
+        raise UserError("the disk holding %s has less than %g MB left (--min-free-mb)" % (args.out, args.min_free_mb))
+    readings = Readings(args.steering_from)
+    try:
+        source = open_source(args.source, args.input_width, args.input_height, args.input_rate,
+                             reconnect_timeout=args.reconnect_timeout)
+        writer = tub.TubWriter(folder)
+    except BaseException:
+        readings.close()
+        raise
+    if writer.resumed_at:
+        print("record: adding to the tub in %s after its %d records" % (args.out, writer.resumed_at), file=sys.stderr)
+    recorder = Recorder(writer, readings, args.match_ms / 1000.0, args.quality, args.max_frames)
+    min_free = args.min_free_mb * (1 << 20)
+    print("record: %s with steering from %s into %s (Ctrl-C stops)" % (source.uri, args.steering_from, args.out),
+          file=sys.stderr, flush=True)
+    capture, stopped, end = Capture(source, newest_wins=source.live), None, None
+    if args.seconds:
+        end = time.monotonic() + args.seconds
+    try:
+        with source, StopRequest() as stop:
+            capture.start()
+            while not stop.requested and (end is None or time.monotonic() < end):
+                if args.max_frames and writer.written >= args.max_frames:
+                    break
+                stat = os.statvfs(folder)
+                if stat.f_bavail * stat.f_frsize < min_free:
+                    stopped = ("the disk holding %s has less than %g MB left: stopped, every record up to here is "
+                               "complete" % (args.out, args.min_free_mb))
+                    break
+                frame = capture.get()
+                if frame is None:
+                    break
+                recorder.add(frame)
+                if readings.error is not None:
+                    raise readings.error
+            capture.stop()
+            time.sleep(min(args.match_ms / 1000.0, 0.2) if recorder.pending else 0.0)  # a last reading may come
+            recorder.settle(final=True)
+    except OutputStopped as exc:
+        stopped = str(exc)
+    except OSError as exc:  # the disk filled between the check and a write
+        stopped = "cannot write %s: %s: stopped, every flushed record is complete" % (args.out, exc.strerror or exc)
+    finally:
+        capture.stop()
+        readings.close()
+        try:
+            writer.close()
+        except OSError:
+            pass
+    print("recorded %d frames into %s (%d records in all); %d frame(s) had no reading within %g ms; %d reading(s)%s%s"
+          % (writer.written, args.out, writer.index, recorder.unmatched, args.match_ms, readings.count,
+             ", %d malformed" % readings.malformed if readings.malformed else "",
+             ", %d stale frame(s) dropped" % capture.dropped if capture.dropped else ""))
+    if stopped:
+        raise UserError(stopped)
+    if stop.requested:
+        return 128 + int(stop.signum or 2)
+    if source.lost:
+        print("python -m runtime record: error: %s; every record is complete (exit status 3)" % source.lost,
+              file=sys.stderr)
+        return 3
+    if readings.count == 0:
+        raise UserError("no steering reading came from %s: is the sender pointed at this machine?" % args.steering_from)
+    return 0

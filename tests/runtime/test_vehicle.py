@@ -1,0 +1,405 @@
+"""The vehicle loop (control.py, outputs/control.py, vehicle.py, record.py, tub.py, synthetic://road's two
+vehicle roles): commands over UDP and a serial pseudo-terminal, the clamp and the rate limit, the watchdog on a
+stalled backend, a lost camera and NaN outputs, the reference receiver's fail-safe, recording a tub (resumed,
+torn, on a full disk), and the simulator driven through the link. Assertions are on order and counts; the
+timings in them are generous bounds, never measurements."""
+
+import json
+import os
+import socket
+import threading
+import time
+
+import pytest
+
+from runtime import Model, control, run
+from runtime.outputs.control import ControlOutput, ControlSettings
+from runtime.postprocess import Result
+from runtime.sources.base import Frame, Source
+from runtime.sources.synthetic import SyntheticRoad
+from runtime.vehicle import Receiver
+from tests.conftest import cli, one_line_error
+
+
+def stopped_with(proc, message):
+    """Exit status 2, no traceback, and the message on the last line of stderr (after the command's own)."""
+    lines = [ln for ln in proc.stderr.splitlines() if ln.strip()]
+    return proc.returncode == 2 and "Traceback" not in proc.stderr and lines and message in lines[-1]
+
+
+class Listener:
+    """A UDP socket on loopback that collects every line it gets, parsed, in a thread."""
+
+    def __init__(self):
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 20)
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.settimeout(0.1)
+        self.uri = "udp://127.0.0.1:%d" % self.sock.getsockname()[1]
+        self.lines, self.stopping = [], False
+        self.thread = threading.Thread(target=self._read, daemon=True)
+        self.thread.start()
+
+    def _read(self):
+        while not self.stopping:
+            try:
+                data = self.sock.recv(4096)
+            except socket.timeout:
+                continue
+            self.lines.append(control.parse_line(data) + (time.monotonic(),))
+
+    def close(self):
+        time.sleep(0.2)
+        self.stopping = True
+        self.thread.join()
+        self.sock.close()
+        return self.lines
+
+
+def kinds(lines, *wanted):
+    return [(k, f) for k, f, _ in lines if k in wanted]
+
+
+# -- the line format and the limits ----------------------------------------------------------------------
+def test_a_line_reads_back_as_it_was_written():
+    line = control.format_line("cmd", {"seq": 7, "t": 1764201234.5678901, "steering": -0.125, "throttle": None,
+                                       "label": "traffic light"})
+    assert line == b"cmd seq=7 t=1764201234.567890 steering=-0.125000 label=traffic_light\n"
+    assert control.parse_line(line) == ("cmd", {"seq": 7, "t": 1764201234.56789, "steering": -0.125,
+                                                "label": "traffic_light"})
+    assert control.parse_reading(b"steering=0.5\n", received=12.0) == (12.0, 0.5, None)
+    assert control.parse_reading("t=3 steering=-0.5 throttle=0.2") == (3.0, -0.5, 0.2)
+    for bad in (b"", b"go seq=1", b"cmd seq", b"cmd steering=nan", b"t=1 throttle=0.3"):
+        with pytest.raises(ValueError):
+            control.parse_reading(bad) if bad.startswith(b"t=") else control.parse_line(bad)
+
+
+def test_the_clamp_and_the_rate_limit_hold():
+    limits = control.Limits(limit=0.5, rate=2.0)  # at most 0.5, changing by at most 2 a second
+    limits.reset(0.0)  # neutral sent at 0 s
+    sent, t = [], 0.0
+    for wanted in [1.0] * 20 + [-1.0] * 30:
+        t += 0.05
+        sent.append(limits(wanted, t))
+    assert max(abs(s) for s in sent) == 0.5
+    steps = [abs(b - a) for a, b in zip([0.0] + sent, sent)]
+    assert max(steps) <= 2.0 * 0.05 + 1e-9
+    assert sent[4] == pytest.approx(0.5) and sent[-1] == pytest.approx(-0.5)  # it gets there, ramped
+    limits.reset(t)
+    assert limits(1.0, t + 0.05) == pytest.approx(0.1)  # after a neutral it ramps in again from 0
+    assert control.Limits(rate=2.0)(0.7, 5.0) == 0.0  # no neutral before it: it stays there
+    unlimited = control.Limits()
+    assert unlimited(0.9, 0.0) == 0.9 and unlimited(-3.0, 0.001) == -1.0
+
+
+# -- commands over the links -------------------------------------------------------------------------------
+def test_every_command_arrives_over_udp_in_order(pilot_bundle):
+    listener = Listener()
+    with Model(str(pilot_bundle), backend="onnxruntime") as model:
+        out = ControlOutput(listener.uri, ControlSettings(steering_limit=0.05, throttle=0.3), log=None)
+        with SyntheticRoad(200, 110) as source:
+            stats = run(model, source, [out], max_frames=40, log=None)
+    lines = listener.close()
+    assert stats.frames == 40
+    seqs = [f["seq"] for _, f, _ in lines]
+    assert seqs == list(range(1, len(lines) + 1))  # every line, in order, none lost on loopback
+    assert (lines[0][0], lines[0][1]["reason"]) == ("neutral", "start")
+    assert (lines[-1][0], lines[-1][1]["reason"]) == ("neutral", "stop")
+    commands = kinds(lines, "cmd")
+    assert len(commands) == 40
+    assert all(abs(f["steering"]) <= 0.05 and f["throttle"] == 0.3 for _, f in commands)
+    assert all(f["inverse_radius"] == pytest.approx(f["steering"] / 10.0, abs=1e-6) for _, f in commands)
+    stamps = [f["t"] for _, f in commands]
+    assert stamps == sorted(stamps) and abs(stamps[-1] - time.time()) < 60
+    assert out.sent == len(lines) and len(out.latency_ms) == 40
+
+
+def test_a_classifier_sends_its_class(digits_bundle):
+    from runtime.bundle import bundle_samples
+    from runtime.bench import MemoryFrames
+
+    listener = Listener()
+    with Model(str(digits_bundle), backend="onnxruntime") as model:
+        out = ControlOutput(listener.uri, log=None)
+        run(model, MemoryFrames(bundle_samples(model.bundle)[:3]), [out], max_frames=3, log=None)
+    commands = kinds(listener.close(), "cmd")
+    assert len(commands) == 3
+    assert all(0 <= f["class"] <= 9 and 0.0 < f["confidence"] <= 1.0 and "label" in f for _, f in commands)
+
+
+def test_commands_and_readings_go_through_a_serial_pseudo_terminal():
+    pytest.importorskip("serial")
+    master, slave = os.openpty()
+    path = os.ttyname(slave)
+    out = ControlOutput("serial://%s?baud=115200" % path, log=None)
+    out.write(Frame(None, 0), Result(steering=0.25))
+    out.close()
+    data = b""
+    while data.count(b"\n") < 3:
+        data += os.read(master, 4096)
+    lines = [control.parse_line(x) for x in data.splitlines()]
+    assert [k for k, _ in lines][:3] == ["neutral", "cmd", "neutral"]
+    assert lines[1][1]["steering"] == 0.25
+    link = control.open_link("serial://%s?baud=115200" % path, listen=True)  # the other way: readings in
+    os.write(master, b"t=5.5 steering=-0.3 thr")
+    os.write(master, b"ottle=0.1\n")
+    assert control.parse_reading(link.receive(2.0)) == (5.5, -0.3, 0.1)
+    assert link.receive(0.2) is None
+    link.close()
+    os.close(master)
+    os.close(slave)
+
+
+# -- the watchdog ------------------------------------------------------------------------------------------
+class StallingRoad(Source):
+    """The road as a live 30 FPS camera that stops giving frames for `gap` seconds after frame 15."""
+
+    live, fps, uri = True, 30.0, "test://stalling-road"
+
+    def __init__(self, gap):
+        self.road, self.gap = SyntheticRoad(200, 110), gap
+
+    def _images(self):
+        for i, (image, truth) in enumerate(self.road._images()):
+            time.sleep(1 / 30.0)
+            if i == 15:
+                time.sleep(self.gap)
+            yield image, truth
+
+
+@pytest.mark.parametrize("stall", ["backend", "camera"])
+def test_the_watchdog_sends_neutral_when_results_stop_and_hands_back_when_they_return(pilot_bundle, stall):
+    listener = Listener()
+    with Model(str(pilot_bundle), backend="onnxruntime") as model:
+        if stall == "backend":  # inference stalls on purpose for one frame
+            infer, calls = model.backend.infer, []
+
+            def stalling(batch):
+                calls.append(1)
+                if len(calls) == 20:
+                    time.sleep(1.5)
+                return infer(batch)
+
+            model.backend.infer = stalling
+            source = StallingRoad(0.0)
+        else:  # the camera gives nothing for a second
+            source = StallingRoad(1.5)
+        out = ControlOutput(listener.uri, ControlSettings(watchdog_ms=400, heartbeat_ms=100), log=None)
+        run(model, source, [out], max_frames=40, log=None)
+    lines = listener.close()
+    events = [text for _, text in out.events]
+    assert len(events) == 2 and events[0].startswith("no fresh result") and events[1].startswith("control resumed")
+    assert out.neutral_events == 1
+    order = [(k, f.get("reason")) for k, f, _ in lines if k != "hb"]
+    fired = order.index(("neutral", "watchdog"))
+    assert order[fired - 1][0] == "cmd" and ("cmd", None) in order[fired:]  # commands, neutral, commands again
+    held = [f["state"] for k, f, _ in lines[fired:] if k == "hb"]
+    assert "failsafe" in held and held[-1] == "ok"  # the heartbeat says the vehicle is held, then free again
+    assert len(kinds(lines, "cmd")) == 40
+
+
+def test_the_default_watchdog_is_three_frame_periods_at_least_100_ms():
+    listener = Listener()
+    out = ControlOutput(listener.uri, log=None)
+    assert out.watchdog_s == 0.5  # nothing measured yet
+    for i, stamp in enumerate([10.0, 10.04, 10.08, 10.12, 10.16]):  # results from a 25 FPS camera
+        frame = Frame(None, i)
+        frame.timestamp = stamp
+        out.write(frame, Result(steering=0.0))
+    assert out.watchdog_s == pytest.approx(0.12)
+    out.periods.extend([0.01] * 15)  # 100 FPS: the floor
+    assert out.watchdog_s == 0.1
+    out.live = False  # a file read as fast as it decodes
+    assert out.watchdog_s == 0.5
+    out.settings.watchdog_s = 0.25  # --watchdog-ms 250
+    assert out.watchdog_s == 0.25
+    out.close()
+    listener.close()
+
+
+def test_nan_outputs_are_not_fresh_so_the_watchdog_fires():
+    listener = Listener()
+    out = ControlOutput(listener.uri, ControlSettings(watchdog_ms=150), log=None)
+    out.write(Frame(None, 0), Result(steering=0.1))
+    for i in range(15):  # half a second of NaN results
+        out.write(Frame(None, i + 1), Result(steering=None, inverse_radius=None, invalid="NaN"))
+        time.sleep(1 / 30.0)
+    out.close()
+    order = [(k, f.get("reason")) for k, f, _ in listener.close() if k != "hb"]
+    assert order[:2] == [("neutral", "start"), ("cmd", None)]
+    assert ("neutral", "watchdog") in order and order[-1] == ("neutral", "stop")
+    assert [k for k, _ in order].count("cmd") == 1
+
+
+# -- the reference receiver ------------------------------------------------------------------------------
+def test_the_receiver_stops_the_vehicle_when_the_link_goes_silent_and_counts_lost_lines():
+    r = Receiver(0.3, log=None)
+    r.apply(b"cmd seq=1 t=1 steering=0.4 throttle=0.2\n", 0.0)
+    r.apply(b"cmd seq=4 t=1 steering=0.5\n", 0.1)  # 2 and 3 lost
+    r.apply(b"cmd seq=3 t=1 steering=0.9\n", 0.15)  # late: not acted on
+    assert (r.steering, r.counts["lost"], r.counts["late"]) == (0.5, 2, 1)
+    assert not r.tick(0.35) and r.tick(0.41)  # 300 ms of silence: it stops the vehicle itself
+    assert (r.steering, r.throttle, r.failsafe) == (0.0, 0.0, True)
+    r.apply(b"hb seq=5 t=2 state=failsafe\n", 0.6)
+    assert not r.failsafe and r.steering == 0.0
+    r.apply(b"neutral seq=6 t=2 steering=0 throttle=0 reason=watchdog\n", 0.7)
+    r.apply(b"rubbish\n", 0.7)
+    assert r.counts["neutral"] == 1 and r.counts["malformed"] == 1 and r.counts["failsafe"] == 1
+
+
+def test_the_vehicle_command_logs_what_it_hears_and_its_failsafe(tmp_path):
+    import subprocess
+    import sys
+
+    from tests.conftest import ROOT
+
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    proc = subprocess.Popen([sys.executable, "-m", "runtime", "vehicle", "--listen", "udp://127.0.0.1:%d" % port,
+                             "--timeout-ms", "200", "--jsonl", str(tmp_path / "heard.jsonl"), "--seconds", "3"],
+                            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    sender = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    assert "listening" in proc.stderr.readline()  # bound: from here nothing sent is missed
+    for seq in range(1, 4):
+        sender.sendto(b"cmd seq=%d t=1 steering=0.1\n" % seq, ("127.0.0.1", port))
+    time.sleep(0.6)  # silence: its fail-safe
+    sender.sendto(b"cmd seq=5 t=2 steering=0.2\n", ("127.0.0.1", port))
+    out, err = proc.communicate(timeout=20)
+    sender.close()
+    assert proc.returncode == 0, err
+    assert "FAILSAFE" in err and "link back" in err and err.index("FAILSAFE") < err.index("link back")
+    # two fail-safes: the silence after seq 3, and the one after seq 5 until --seconds ends it
+    assert "4 commands" in err and "1 lost" in err and "fail-safe 2 time(s)" in err
+    assert len(out.splitlines()) == 4
+    heard = [json.loads(line) for line in open(tmp_path / "heard.jsonl")]
+    assert [h["seq"] for h in heard] == [1, 2, 3, 5] and heard[-1]["steering"] == 0.2
+
+
+# -- the simulator as the vehicle ---------------------------------------------------------------------------
+def test_the_simulator_is_driven_through_the_control_link(pilot_bundle, tmp_path):
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    report = tmp_path / "drive.json"
+    proc = cli("runtime", "run", pilot_bundle, "--source",
+               "synthetic://road?control=udp://127.0.0.1:%d&report=%s" % (port, report),
+               "--output", "udp://127.0.0.1:%d" % port, "--input-width", "200", "--input-height", "110",
+               "--max-frames", "150", "--no-display", "--quiet", "--backend", "onnxruntime")
+    assert proc.returncode == 0, proc.stderr
+    drive = json.load(open(report))
+    assert drive["controller"] == "control link" and drive["sim_seconds"] == pytest.approx(149 / 30.0, abs=0.1)
+    assert drive["received"]["cmd"] >= 140 and drive["received"]["lost"] == 0
+    assert drive["autonomy"] > 0 and "vehicle: autonomy" in proc.stderr
+    assert "control: udp://127.0.0.1:%d" % port in proc.stderr and "capture -> sent p50" in proc.stderr
+
+
+# -- recording ---------------------------------------------------------------------------------------------
+def _record(tmp_path, out, frames, *extra):
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    return cli("runtime", "record", "--source", "synthetic://road?steering=udp://127.0.0.1:%d" % port,
+               "--steering-from", "udp://127.0.0.1:%d" % port, "--out", out, "--max-frames", str(frames),
+               "--input-width", "160", "--input-height", "90", *extra)
+
+
+def _catalog(tub):
+    records = []
+    for name in json.loads(open(tub / "manifest.json").read().splitlines()[4])["paths"]:
+        records += [json.loads(line) for line in open(tub / name)]
+    return records
+
+
+def test_a_recording_is_a_tub_resumed_after_a_torn_line(tmp_path):
+    tub = tmp_path / "tub"
+    proc = _record(tmp_path, tub, 30)
+    assert proc.returncode == 0, proc.stderr
+    assert "recorded 30 frames" in proc.stdout
+    records = _catalog(tub)
+    assert [r["_index"] for r in records] == list(range(30))
+    assert all((tub / "images" / r["cam/image_array"]).is_file() and -1 <= r["user/angle"] <= 1 for r in records)
+    stamps = [r["_timestamp_ms"] for r in records]
+    assert stamps == sorted(stamps) and stamps[-1] - stamps[0] >= 29 * 1000 / 30 * 0.9  # 30 FPS, as captured
+    with open(tub / "catalog_0.catalog", "a") as f:  # a power cut in the middle of a record
+        f.write('{"_index": 30, "cam/ima')
+    proc = _record(tmp_path, tub, 20)
+    assert proc.returncode == 0, proc.stderr
+    assert "adding to the tub" in proc.stderr
+    records = _catalog(tub)
+    assert [r["_index"] for r in records] == list(range(50))
+    manifest = [json.loads(line) for line in open(tub / "manifest.json")]
+    assert manifest[4]["current_index"] == 50 and len(manifest[3]["sessions"]["all_full_ids"]) == 2
+    meta = json.load(open(tub / "catalog_1.catalog_manifest"))
+    assert meta["start_index"] == 30 and len(meta["line_lengths"]) == 20
+
+
+def test_a_disk_that_fills_stops_the_recording_cleanly(tmp_path, monkeypatch, capsys):
+    from runtime.__main__ import _main
+    from runtime.cli import main
+
+    statvfs, calls = os.statvfs, []
+
+    class Full:
+        f_bavail, f_frsize = 10, 4096
+
+    def filling(path):  # the disk fills after 12 frames
+        calls.append(path)
+        return Full() if len(calls) > 12 else statvfs(path)
+
+    monkeypatch.setattr(os, "statvfs", filling)
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    tub = tmp_path / "tub"
+    status = main("python -m runtime", _main, ["record", "--source", "synthetic://road?steering=udp://127.0.0.1:%d"
+                                                % port, "--steering-from", "udp://127.0.0.1:%d" % port,
+                                                "--out", str(tub), "--input-width", "160", "--input-height", "90"])
+    out, err = capsys.readouterr()
+    assert status == 2 and "less than 64 MB left: stopped, every record up to here is complete" in err
+    records = _catalog(tub)
+    assert 8 <= len(records) <= 11 and "recorded %d frames" % len(records) in out  # the frames matched by then
+    assert json.loads(open(tub / "manifest.json").read().splitlines()[4])["current_index"] == len(records)
+
+
+def test_frames_without_a_reading_are_counted_not_stored(tmp_path):
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    proc = cli("runtime", "record", "--source", "synthetic://road", "--input-rate", "30", "--steering-from",
+               "udp://127.0.0.1:%d" % port, "--out", tmp_path / "tub", "--seconds", "1")
+    assert stopped_with(proc, "no steering reading came")
+    assert "recorded 0 frames" in proc.stdout and "had no reading within 50 ms" in proc.stdout
+
+
+# -- refusals ------------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("args,message", [
+    (["run", "B", "--source", "synthetic://road", "--output", "udp://:5005"], "vehicle's address"),
+    (["run", "B", "--source", "synthetic://road", "--output", "udp://host"], "udp://HOST:PORT"),
+    (["run", "B", "--source", "synthetic://road", "--output", "serial://?baud=x"], "serial:///dev/ttyX"),
+    (["run", "B", "--source", "synthetic://road", "--output", "serial:///dev/nonexistent-tty"], "cannot open"),
+    (["run", "B", "--source", "synthetic://road", "--output", "udp://127.0.0.1:5005", "--throttle", "2"],
+     "--throttle"),
+    (["run", "B", "--source", "synthetic://road?control=tcp://:1"], "control link is udp"),
+    (["run", "B", "--source", "synthetic://road?speed=3"], "unknown parameter"),
+    (["run", "B", "--source", "synthetic://road?control=udp://:0&steering=udp://h:1"], "do not go together"),
+    (["run", "B", "--source", "synthetic://road?control=udp://:0&timeout_ms=-1"], "timeout_ms"),
+    (["vehicle", "--listen", "udp://:99999"], "udp://HOST:PORT"),
+    (["record", "--source", "synthetic://road", "--steering-from", "tcp://:1", "--out", "T"], "--steering-from"),
+    (["record", "--source", "synthetic://road", "--steering-from", "udp://:6000", "--out", "/nonexistent/x"],
+     "does not exist"),
+])
+def test_bad_vehicle_options_are_one_line(pilot_bundle, tmp_path, args, message):
+    args = [str(pilot_bundle) if a == "B" else str(tmp_path / a) if a == "T" else a for a in args]
+    proc = cli("runtime", *args)
+    assert one_line_error(proc), proc.stderr
+    assert message in proc.stderr
+
+
+def test_recording_into_a_folder_of_other_files_is_refused(tmp_path):
+    (tmp_path / "tub").mkdir()
+    (tmp_path / "tub" / "notes.txt").write_text("mine")
+    proc = cli("runtime", "record", "--source", "synthetic://road", "--steering-from", "udp://127.0.0.1:6000",
+               "--out", tmp_path / "tub")
+    assert one_line_error(proc) and "no tub" in proc.stderr
+    assert os.listdir(tmp_path / "tub") == ["notes.txt"]
