@@ -63,7 +63,8 @@ def test_a_dry_run_prints_the_plan_for_each_jetpack_and_changes_nothing(tmp_path
     assert not any("pip install" in ln and "opencv" in ln for ln in out.splitlines())  # never a pip OpenCV
     # the system's python3: a pyenv or conda python3 first on PATH would not see JetPack's tensorrt and cv2
     assert "would run: /usr/bin/python3 -m venv --system-site-packages %s" % (tmp_path / "venv") in out
-    assert "install -e %s\\[ort\\,web\\,vehicle\\] %s" % (ROOT, numpy_pin) in out  # the numpy pin is on pip's command line
+    # the numpy pin is on pip's command line
+    assert "install -e %s\\[ort\\,web\\,vehicle\\] %s" % (ROOT, numpy_pin) in out
     cuda_home = "/usr/local/cuda-" + cuda_xy.replace("-", ".")
     assert ("would run: PATH=%s/bin:$PATH CUDA_ROOT=%s %s/bin/pip install %s"
             % (cuda_home, cuda_home, tmp_path / "venv", pycuda_pin)) in out
