@@ -67,7 +67,7 @@ def main():
     print(report["record"], "(%.0f s)" % (time.perf_counter() - t), flush=True)
     t = time.perf_counter()
     cli("train", "--model", "pilotnet", "--data", "drivelog:%s" % os.path.join(work, "tub"), "--epochs",
-        args.epochs, "--out", os.path.join(work, "run"))
+        args.epochs, "--steering-radius", "10", "--out", os.path.join(work, "run"))
     report["train_seconds"] = round(time.perf_counter() - t, 1)
     report["held_out"] = json.load(open(os.path.join(work, "run", "history.json")))["held_out"]
     print("trained in %.0f s: %s" % (report["train_seconds"], report["held_out"]), flush=True)

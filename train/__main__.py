@@ -16,7 +16,7 @@ import shutil
 import signal
 import sys
 
-from runtime.cli import ArgumentParser, main, positive_int
+from runtime.cli import ArgumentParser, main, positive_float, positive_int
 
 from runtime.errors import UserError, require
 
@@ -69,6 +69,10 @@ def build_parser():
     data.add_argument("--steering-units", choices=drivelog.UNITS, default="normalised",
                       help="drivelog: what the log's steering is in, written into the manifest (default "
                            "normalised, as Udacity's simulator and DonkeyCar record it)")
+    data.add_argument("--steering-radius", type=positive_float, metavar="M",
+                      help="drivelog: the turning radius in metres that a steering of 1 makes, written into the "
+                           "manifest (inverse_radius_per_unit = 1/M), so that runtime drive and the control link's "
+                           "inverse_radius know the car's units (synthetic://road's driver: 10)")
     scale = parser.add_argument_group("devices")
     scale.add_argument("--strategy", choices=distribute.STRATEGIES, default="default",
                        help="tf.distribute: one device, mirrored over this machine's GPUs, or multiworker across "
@@ -137,7 +141,8 @@ def _main(argv):
         raise UserError("--road-views is for --data road")
     is_log = data.startswith("drivelog:")
     for flag, given in (("--side-correction", args.side_correction is not None),
-                        ("--steering-units", args.steering_units != "normalised")):
+                        ("--steering-units", args.steering_units != "normalised"),
+                        ("--steering-radius", args.steering_radius is not None)):
         if given and not is_log:
             raise UserError("%s is for --data drivelog:PATH" % flag)
     distribute.check(args.strategy, args.cpu_replicas)  # before any work
@@ -156,7 +161,8 @@ def _main(argv):
     settings = {k: getattr(args, k) for k in ("model", "data", "limit", "seed", "batch_size", "road_views",
                                               "image_size", "weights", "fine_tune", "fine_tune_epochs",
                                               "early_stopping", "reduce_lr", "augment", "shift_correction",
-                                              "side_correction", "steering_units", "strategy", "cpu_replicas",
+                                              "side_correction", "steering_units", "steering_radius", "strategy",
+                                              "cpu_replicas",
                                               "mixed_precision")}
     settings["data"] = data
     if args.resume:
@@ -183,7 +189,8 @@ def _main(argv):
     print("loading %s for %s" % (data, spec.name), file=sys.stderr)
     side = drivelog.SIDE_CORRECTION if args.side_correction is None else args.side_correction
     dataset = datasets.load(data, spec, limit=args.limit, seed=args.seed, road_views=args.road_views,
-                            side_correction=side or None, steering_units=args.steering_units)
+                            side_correction=side or None, steering_units=args.steering_units,
+                            steering_radius=args.steering_radius)
     for note in dataset.notes:
         print(note, file=sys.stderr)
     if strategy is not None and args.batch_size % strategy.num_replicas_in_sync:

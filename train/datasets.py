@@ -229,7 +229,7 @@ def _stretch_split(n, seed):
     return np.setdiff1d(np.arange(n), val), val
 
 
-def _load_drivelog(path, seed, side_correction, units):
+def _load_drivelog(path, seed, side_correction, units, radius=None):
     from . import drivelog
 
     log = drivelog.read(path, side_correction)
@@ -249,6 +249,9 @@ def _load_drivelog(path, seed, side_correction, units):
     val = [samples[centre[r]] for r in val_rows]  # the centre camera: what the car will see
     steering = {"units": units, "positive": "right",
                 "meaning": "steering as the driving log records it (%s), positive to the right" % units}
+    if radius:  # the car's turning radius at steering 1: what runtime drive and the control link need
+        steering["inverse_radius_per_unit"] = 1.0 / radius
+        steering["meaning"] += "; 1/r = value / %g m" % radius
     notes = ["%d training samples (%d from side cameras, corrected by %g), %d held out (centre camera)"
              % (len(train), sum(s.camera != "centre" for s in train), side_correction or 0.0, len(val))]
     return train, val, steering, notes
@@ -267,10 +270,10 @@ def _spread(n):
 
 
 def load(name: str, spec, limit=None, seed: int = 0, road_views: str = "recovery", side_correction=None,
-         steering_units="normalised") -> Dataset:
+         steering_units="normalised", steering_radius=None) -> Dataset:
     """Load a dataset for a zoo Spec; limit caps (or, for road, sets) the training size.
     road_views: the road's training views (runtime.road.random_pose); validation always has recovery views.
-    side_correction, steering_units: for driving logs (train/drivelog.py)."""
+    side_correction, steering_units, steering_radius: for driving logs (train/drivelog.py)."""
     from .pipeline import Split
 
     check(name, spec)
@@ -288,7 +291,7 @@ def load(name: str, spec, limit=None, seed: int = 0, road_views: str = "recovery
         return Dataset(name, "steering", [], Split(y, images=train_rgb), Split(y_val, images=val_rgb),
                        val_rgb[:SAMPLES], [float(v) for v in y_val[:SAMPLES]], road.steering_metadata())
     if kind == "drivelog":
-        train, val, steering, notes = _load_drivelog(path, seed, side_correction, steering_units)
+        train, val, steering, notes = _load_drivelog(path, seed, side_correction, steering_units, steering_radius)
         train = [train[i] for i in _kept(len(train), limit, seed)]
         order = _spread(len(val))
         return Dataset(name, "steering", [], Split([s.steering for s in train], files=[s.image for s in train]),

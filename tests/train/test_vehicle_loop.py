@@ -32,11 +32,13 @@ def test_record_train_export_and_drive_through_the_control_link(recorded):
     assert proc.returncode == 0, proc.stderr
     assert "recorded 300 frames" in proc.stdout
     trained = cli("train", "--model", "pilotnet", "--data", "drivelog:%s" % (base / "tub"), "--epochs", "3",
-                  "--out", base / "run")
+                  "--steering-radius", "10", "--out", base / "run")
     assert trained.returncode == 0, trained.stderr[-3000:]
     assert "donkey-v2" in trained.stderr and "300" in trained.stderr
     exported = cli("export", "onnx", base / "run", "--out", base / "bundle")
     assert exported.returncode == 0, exported.stderr[-2000:]
+    manifest = json.loads((base / "bundle" / "manifest.json").read_text())
+    assert manifest["steering"]["inverse_radius_per_unit"] == 0.1  # the road's driver: 1/r = steering / 10 m
     port = _port()
     report = base / "drive.json"
     drove = cli("runtime", "run", base / "bundle", "--source",
