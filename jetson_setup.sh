@@ -57,14 +57,15 @@ run again: done steps are skipped.
                 requirements, pycuda's) and exit; CI resolves them for aarch64 (.ci/jetson_resolve.sh)
   --service BUNDLE -- RUN_ARGS...
                 install a systemd unit that runs \`python -m runtime run BUNDLE --headless RUN_ARGS\` (from the
-                venv) at boot, as you: restarted 2 s after a failure (exit status 3: the camera lost for good,
-                or a crash), not after a bad command or bundle (2); stopped with SIGTERM (every output closed
+                venv) at boot, as you: restarted 2 s after any failure (exit status 3: the camera lost for
+                good; 2: a camera not ready yet; a crash); stopped with SIGTERM (every output closed
                 complete); its output in the journal (journalctl -u NAME -f). RUN_ARGS need --source.
+                Relative paths in RUN_ARGS are taken from the repository's folder.
                 With --dry-run: print the unit, change nothing.
   --service-name NAME
                 the unit's name (default runtime-BUNDLE'S-FOLDER-NAME)
   --remove-service
-                stop, disable and remove the unit
+                stop, disable and remove the unit named by --service-name
   -h, --help    this text
 EOF
 }
@@ -155,8 +156,8 @@ service_unit() {  # BUNDLE USER -> the unit's text
     cat <<UNIT
 # installed by jetson_setup.sh --service; remove with jetson_setup.sh --remove-service --service-name $SERVICE_NAME
 [Unit]
-Description=edge-AI runtime: $(basename "$1")
-After=network-online.target
+Description=edge-AI runtime: $(systemd_quote "$(basename "$1")")
+After=network-online.target nvargus-daemon.service
 Wants=network-online.target
 StartLimitIntervalSec=0
 
@@ -164,13 +165,13 @@ StartLimitIntervalSec=0
 Type=simple
 User=$2
 SupplementaryGroups=video
-WorkingDirectory=$REPO
+WorkingDirectory=$(systemd_quote "$REPO")
 Environment=PYTHONUNBUFFERED=1
 ExecStart=${exec% }
-# exit 3: the camera lost for good; a crash: restart. Exit 2 is a bad command or bundle: restarting cannot help.
+# any failure restarts it: exit 3 (the camera lost for good), a crash, and exit 2 too, which is also what a
+# camera, nvargus-daemon or serial adapter not ready yet at boot gives (a bad command repeats in the journal)
 Restart=on-failure
 RestartSec=2
-RestartPreventExitStatus=2
 # stopped with SIGTERM, the run closes every output complete and exits 143
 KillSignal=SIGTERM
 SuccessExitStatus=143
@@ -191,12 +192,14 @@ if [[ -n "$SERVICE_BUNDLE" || $REMOVE_SERVICE -eq 1 ]]; then
         SERVICE_BUNDLE="$(cd "$SERVICE_BUNDLE" && pwd)"
         [[ -n "$SERVICE_NAME" ]] || SERVICE_NAME="runtime-$(basename "$SERVICE_BUNDLE" | tr -c 'A-Za-z0-9_.\n-' '-')"
         has_source=0
-        for word in "${RUN_ARGS[@]}"; do [[ "$word" == --source || "$word" == --source=* || "$word" == --input ]] && has_source=1; done
+        for word in "${RUN_ARGS[@]}"; do [[ "$word" =~ ^--(source|input)(=.*)?$ ]] && has_source=1; done
         [[ $has_source -eq 1 ]] || die "--service $SERVICE_BUNDLE needs the run's --source after --, as in: --service $SERVICE_BUNDLE -- --source csi://0 --output udp://192.168.1.20:5005"
         [[ -x "$VENV/bin/python" || $DRY -eq 1 ]] || die "no venv at $VENV: run $PROG first (or pass --venv DIR)"
+        [[ "$VENV" == /* ]] || VENV="$PWD/$VENV"   # ExecStart needs an absolute path
+    else
+        [[ -n "$SERVICE_NAME" ]] || die "--remove-service needs --service-name NAME (the name --service printed; systemctl list-units 'runtime-*')"
     fi
     [[ -z "$SERVICE_NAME" || "$SERVICE_NAME" =~ ^[A-Za-z0-9_.@-]+$ ]] || die "--service-name $SERVICE_NAME: letters, digits, _ . @ - only"
-    SERVICE_NAME="${SERVICE_NAME:-runtime}"
     unit_file="$UNIT_DIR/$SERVICE_NAME.service"
     if [[ $REMOVE_SERVICE -eq 1 ]]; then
         if [[ ! -f "${ROOT%/}$unit_file" && $DRY -eq 0 ]]; then
@@ -216,7 +219,8 @@ if [[ -n "$SERVICE_BUNDLE" || $REMOVE_SERVICE -eq 1 ]]; then
     fi
     act --show "${SUDO:+$SUDO }tee $unit_file" write_unit "$unit_file" "$unit"
     act $SUDO systemctl daemon-reload
-    act $SUDO systemctl enable --now "$SERVICE_NAME.service"
+    act $SUDO systemctl enable "$SERVICE_NAME.service"
+    act $SUDO systemctl restart "$SERVICE_NAME.service"   # started, or restarted with the new arguments
     [[ $DRY -eq 1 ]] || echo "the runtime runs as $SERVICE_NAME: journalctl -u $SERVICE_NAME -f (logs), systemctl status $SERVICE_NAME, $PROG --remove-service --service-name $SERVICE_NAME"
     exit 0
 fi

@@ -1,8 +1,10 @@
 """PilotNet's loop at a size that means something: record --seconds of driving the procedural road (the simulated
 car's steering sensor over UDP), train pilotnet on the tub, export it, then drive the held-out track through
 the control link (synthetic://road?control=udp://, 30 FPS real time) and, for reference, with `runtime drive`
-(the same network in the simulator's own loop); the checked-in PilotNet (trained on road views) is driven
-through the link too. Reports autonomy and the control latency (capture -> command sent, p50/p95).
+(the same network in the simulator's own loop). Two networks are trained on the recording: as it is, and with
+--augment flip,brightness,shift (shifted views teach recovery from drift, which a recording of careful driving
+lacks); the checked-in PilotNet (trained on rendered recovery views) is driven through the link too. Reports
+autonomy and the control latency (capture -> command sent, p50/p95).
 
     .venv/bin/python benchmarks/vehicle_loop.py [--seconds 60] [--epochs 10] [--drive-seconds 60]
 
@@ -65,22 +67,28 @@ def main():
                "--seconds", args.seconds, "--input-width", "320", "--input-height", "180")
     report["record"] = proc.stdout.strip().splitlines()[-1]
     print(report["record"], "(%.0f s)" % (time.perf_counter() - t), flush=True)
-    t = time.perf_counter()
-    cli("train", "--model", "pilotnet", "--data", "drivelog:%s" % os.path.join(work, "tub"), "--epochs",
-        args.epochs, "--steering-radius", "10", "--out", os.path.join(work, "run"))
-    report["train_seconds"] = round(time.perf_counter() - t, 1)
-    report["held_out"] = json.load(open(os.path.join(work, "run", "history.json")))["held_out"]
-    print("trained in %.0f s: %s" % (report["train_seconds"], report["held_out"]), flush=True)
-    bundle = os.path.join(work, "recorded")
-    cli("export", "onnx", os.path.join(work, "run"), "--out", bundle)
+    networks = []
+    for name, extra in (("recorded drive", []),
+                        ("recorded drive, --augment with shift", ["--augment", "flip,brightness,shift",
+                                                                   "--shift-correction", "0.49"])):
+        run, t = os.path.join(work, "run-%d" % len(networks)), time.perf_counter()
+        cli("train", "--model", "pilotnet", "--data", "drivelog:%s" % os.path.join(work, "tub"), "--epochs",
+            args.epochs, "--steering-radius", "10", "--out", run, *extra)
+        seconds = round(time.perf_counter() - t, 1)
+        held_out = json.load(open(os.path.join(run, "history.json")))["held_out"]
+        print("%s: trained in %.0f s: %s" % (name, seconds, held_out), flush=True)
+        bundle = os.path.join(work, "bundle-%d" % len(networks))
+        cli("export", "onnx", run, "--out", bundle)
+        networks.append((name, bundle, {"train_seconds": seconds, "held_out": held_out}))
+    networks.append(("road views (checked in)", os.path.join(ROOT, "tests", "runtime", "bundles", "pilotnet"), {}))
     rows = report["rows"] = []
-    for name, path in (("recorded drive", bundle),
-                       ("road views (checked in)", os.path.join(ROOT, "tests", "runtime", "bundles", "pilotnet"))):
+    for name, path, trained in networks:
         link = through_the_link(path, args.drive_seconds, work)
         own = os.path.join(work, "own-%s.json" % os.path.basename(path))
         cli("runtime", "drive", path, "--seconds", args.drive_seconds, "--backend", "onnxruntime", "--json", own)
         own = json.load(open(own))
-        rows.append({"network": name, "link_autonomy": link["autonomy"], "link_interventions": link["interventions"],
+        rows.append({"network": name, **trained, "link_autonomy": link["autonomy"],
+                     "link_interventions": link["interventions"],
                      "link_mean_abs_offset_m": link["mean_abs_offset_m"], "received": link["received"],
                      "control_latency_ms": link["control_latency_ms"], "drive_autonomy": own["autonomy"],
                      "drive_interventions": own["interventions"], "drive_mean_abs_offset_m": own["mean_abs_offset_m"]})

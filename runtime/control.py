@@ -117,12 +117,20 @@ def split_uri(uri, listen):
     raise UserError("%s: a control link is udp://HOST:PORT or serial:///dev/ttyX?baud=N" % uri)
 
 
+class LinkDown(UserError):
+    """The link cannot carry anything any more (a serial adapter unplugged)."""
+
+
 class UdpLink:
-    """Lines as UDP datagrams: sent to HOST:PORT, or received on :PORT (listen=True)."""
+    """Lines as UDP datagrams: sent to HOST:PORT, or received on :PORT (listen=True). HOST is resolved once, here:
+    a send never waits on a name lookup. Anyone who can reach the port can send on it (it is a bench and LAN
+    link, not an authenticated one)."""
 
     def __init__(self, host, port, listen):
-        self.address = (host, port)
-        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        try:
+            family, _, _, _, self.address = socket.getaddrinfo(host, port, type=socket.SOCK_DGRAM)[0]
+        except (socket.gaierror, UnicodeError) as exc:
+            raise UserError("udp://%s:%d: cannot resolve %s (%s)" % (host, port, host, exc)) from None
         self.sock = socket.socket(family, socket.SOCK_DGRAM)
         if listen:
             try:
@@ -130,7 +138,6 @@ class UdpLink:
             except OSError as exc:
                 self.sock.close()
                 raise UserError("cannot listen on udp://%s:%d: %s" % (host, port, exc.strerror or exc)) from None
-        self.pending = []
 
     def send(self, line):
         try:
@@ -153,9 +160,14 @@ class UdpLink:
 
 
 class SerialLink:
-    """Lines over a serial port (pyserial): a write that cannot go out within 50 ms is dropped, never waited on."""
+    """Lines over a serial port (pyserial). A send never waits: when the port has not yet sent what was written
+    before (a baud rate too low for the lines), that stale backlog is dropped first, so the vehicle gets the newest
+    command, not one from seconds ago; a write that cannot go out within 50 ms is dropped. A port that is gone
+    (unplugged) raises LinkDown."""
 
     WRITE_TIMEOUT = 0.05
+    STALE_BYTES = 256  # more than this still waiting to go out: the lines in it are stale
+    MAX_LINE = 4096
 
     def __init__(self, device, baud):
         serial = require("serial", "vehicle", "serial:// (pyserial)")
@@ -163,29 +175,39 @@ class SerialLink:
             self.port = serial.Serial(device, baud, timeout=0.1, write_timeout=self.WRITE_TIMEOUT)
         except (serial.SerialException, ValueError, OSError) as exc:
             raise UserError("cannot open serial://%s: %s" % (device, exc)) from None
-        self.timeout_error = serial.SerialTimeoutException
+        self.device, self.serial = device, serial
         self.buffer = b""
+        self.stale = 0  # backlogs dropped
 
     def send(self, line):
         try:
+            if self.port.out_waiting > self.STALE_BYTES:
+                self.port.reset_output_buffer()
+                self.stale += 1
             self.port.write(line)
-        except (self.timeout_error, OSError):
+        except self.serial.SerialTimeoutException:
             return False
+        except (self.serial.SerialException, OSError) as exc:
+            raise LinkDown("serial://%s stopped: %s" % (self.device, exc)) from None
         return True
 
     def receive(self, timeout):
-        """One line (a partial one waits for its end), or None after timeout seconds."""
+        """One line (a partial one waits for its end), or None after timeout seconds (0: what has come)."""
         deadline = time.monotonic() + timeout
         while b"\n" not in self.buffer:
-            left = deadline - time.monotonic()
-            if left <= 0:
-                return None
-            self.port.timeout = min(left, 0.1)
             try:
-                chunk = self.port.read(max(1, self.port.in_waiting))
-            except OSError as exc:
-                raise UserError("the serial port stopped: %s" % exc) from None
-            self.buffer += chunk
+                waiting = self.port.in_waiting
+                if waiting:
+                    self.buffer += self.port.read(waiting)
+                elif deadline > time.monotonic():
+                    self.port.timeout = min(deadline - time.monotonic(), 0.1)
+                    self.buffer += self.port.read(1)
+                else:
+                    return None
+            except (self.serial.SerialException, OSError) as exc:
+                raise LinkDown("serial://%s stopped: %s" % (self.device, exc)) from None
+            if len(self.buffer) > self.MAX_LINE and b"\n" not in self.buffer:
+                self.buffer = b""  # no line ends: noise, not a line
         line, _, self.buffer = self.buffer.partition(b"\n")
         return line + b"\n"
 

@@ -13,7 +13,8 @@ Where the steering comes from:
     joystick:///dev/input/eventN[?steering=ABS_X&throttle=ABS_RY]
                                   a gamepad through evdev (Linux; the `joystick` extra): steering from the
                                   left stick's x axis, throttle from the right stick's y axis (up is forward)
-                                  by default; any absolute axis by its evdev name
+                                  by default; any absolute axis by its evdev name. A stick held still sends
+                                  nothing, so its position is read out as a reading every 10 ms
 Each frame keeps its capture time and is stored with the reading nearest to it in time when that is within
 --match-ms (default 50); a frame with none is counted, not stored. A frame waits --match-ms for a later
 reading before it is matched. Ctrl-C or SIGTERM stops it with everything written; it stops by itself, and
@@ -36,6 +37,8 @@ from .errors import UserError, require
 DEFAULT_MATCH_MS = 50.0
 DEFAULT_MIN_FREE_MB = 64.0
 KEEP_S = 10.0  # readings kept for matching
+MAX_READINGS = 10000  # and at most this many (a sender whose clock runs ahead must not grow them)
+JOYSTICK_EVERY_S = 0.01
 
 
 class Readings:
@@ -43,7 +46,7 @@ class Readings:
 
     def __init__(self, spec):
         self.spec = spec
-        self.items = collections.deque()
+        self.items = collections.deque(maxlen=MAX_READINGS)
         self.lock = threading.Lock()
         self.count, self.malformed = 0, 0
         self.stopping = False
@@ -62,8 +65,8 @@ class Readings:
     def _receive(self):
         try:
             if self.joystick is not None:
-                for reading in self.joystick.readings(lambda: self.stopping):
-                    self._add(reading)
+                while not self.stopping:
+                    self._add(self.joystick.read(JOYSTICK_EVERY_S))
                 return
             while not self.stopping:
                 data = self.link.receive(0.1)
@@ -73,14 +76,14 @@ class Readings:
                     self._add(control.parse_reading(data, received=time.time()))
                 except (ValueError, UnicodeDecodeError):
                     self.malformed += 1
-        except UserError as exc:
+        except UserError as exc:  # the port or the device gone: the recording stops, saying why
             self.error = exc
 
     def _add(self, reading):
         with self.lock:
             self.items.append(reading)
             self.count += 1
-            while self.items and self.items[0][0] < reading[0] - KEEP_S:
+            while self.items and self.items[0][0] < time.time() - KEEP_S:
                 self.items.popleft()
 
     def newest(self):
@@ -108,7 +111,8 @@ class Readings:
 
 
 class Joystick:
-    """A gamepad's absolute axes through evdev, each scaled to -1..1 by the range the device reports."""
+    """A gamepad's absolute axes through evdev, each scaled to -1..1 by the range the device reports; read()
+    gives the sticks' position now (a stick held still sends no event)."""
 
     def __init__(self, spec):
         parts = urlsplit(spec)
@@ -120,32 +124,43 @@ class Joystick:
             raise UserError("--steering-from %s: give joystick:///dev/input/eventN[?steering=ABS_X&throttle=ABS_RY]"
                             % spec)
         for name in self.names.values():
-            if name not in codes:
+            if not name.startswith("ABS_") or name not in codes:
                 raise UserError("--steering-from %s: %s is not an evdev axis name (ABS_X, ABS_Y, ABS_RX, ABS_RY, "
                                 "ABS_Z, ABS_RZ, ...)" % (spec, name))
+        if self.names["steering"] == self.names["throttle"]:
+            raise UserError("--steering-from %s: steering and throttle need two axes" % spec)
         try:
             self.device = evdev.InputDevice(parts.path)
+            self.axes, self.values = {}, {}  # evdev code -> (role, minimum, maximum); role -> -1..1
+            for role, name in self.names.items():
+                info = self.device.absinfo(codes[name])
+                self.axes[codes[name]] = (role, info.min, info.max)
+                self.values[role] = self._scaled(role, info.value, info.min, info.max)
         except OSError as exc:
-            raise UserError("cannot open %s: %s (is the user in the input group?)"
-                            % (parts.path, exc.strerror)) from None
-        self.evdev = evdev
-        self.axes = {}  # evdev code -> (role, minimum, maximum)
-        for role, name in self.names.items():
-            info = self.device.absinfo(codes[name])
-            self.axes[codes[name]] = (role, info.min, info.max)
-        self.values = {"steering": 0.0, "throttle": 0.0}
+            raise UserError("cannot read %s: %s (is the user in the input group? does it have %s?)"
+                            % (parts.path, exc.strerror or exc, " and ".join(self.names.values()))) from None
+        self.evdev, self.path = evdev, parts.path
 
-    def readings(self, stopping):
-        """(t, steering, throttle) at each move of either axis; throttle's axis is inverted (up is forward)."""
-        for event in self.device.read_loop():
-            if stopping():
-                return
-            if event.type != self.evdev.ecodes.EV_ABS or event.code not in self.axes:
-                continue
-            role, low, high = self.axes[event.code]
-            value = 2.0 * (event.value - low) / float(high - low) - 1.0 if high > low else 0.0
-            self.values[role] = -value if role == "throttle" else value
-            yield event.timestamp(), self.values["steering"], self.values["throttle"]
+    @staticmethod
+    def _scaled(role, value, low, high):
+        scaled = 2.0 * (value - low) / float(high - low) - 1.0 if high > low else 0.0
+        return -scaled if role == "throttle" else scaled  # throttle: up is forward
+
+    def read(self, wait):
+        """(now, steering, throttle) after up to `wait` seconds of the device's events."""
+        import select
+
+        try:
+            if select.select([self.device.fd], [], [], wait)[0]:
+                for event in self.device.read():
+                    if event.type == self.evdev.ecodes.EV_ABS and event.code in self.axes:
+                        role, low, high = self.axes[event.code]
+                        self.values[role] = self._scaled(role, event.value, low, high)
+        except BlockingIOError:
+            pass
+        except OSError as exc:  # unplugged, or a wireless pad gone to sleep
+            raise UserError("the joystick %s stopped: %s" % (self.path, exc.strerror or exc)) from None
+        return time.time(), self.values["steering"], self.values["throttle"]
 
     def close(self):
         self.device.close()
@@ -207,6 +222,8 @@ class Recorder:
                 self.unmatched += 1
                 continue
             ok, jpeg = self.cv2.imencode(".jpg", frame.image, [self.cv2.IMWRITE_JPEG_QUALITY, self.quality])
+            if not ok:
+                raise UserError("cannot encode frame %d as JPEG" % frame.index)
             self.writer.add(jpeg.tobytes(), reading[1], reading[2], t * 1000.0)
 
 
@@ -258,8 +275,10 @@ def main(args):
                 if frame is None:
                     break
                 recorder.add(frame)
+                writer.flush_if_due()  # records wait at most FLUSH_S in memory, even when none are added
                 if readings.error is not None:
-                    raise readings.error
+                    stopped = "%s: stopped, every record up to here is complete" % readings.error
+                    break
             capture.stop()
             time.sleep(min(args.match_ms / 1000.0, 0.2) if recorder.pending else 0.0)  # a last reading may come
             recorder.settle(final=True)

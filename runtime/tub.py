@@ -9,10 +9,11 @@ DonkeyCar's own tools) read with no conversion.
     DIR/catalog_N.catalog_manifest  {"path", "created_at", "start_index", "line_lengths"}
     DIR/images/I_cam_image_array_.jpg
 
-Nothing is lost on a power cut: each image is a whole file before its record names it; records are appended
-and flushed to the disk (fsync) in groups of GROUP, or every FLUSH_S; the manifests are replaced whole
-(written beside, then renamed). Opened on a folder that holds a tub, it resumes: a record torn by the cut is
-cut off, and the next index follows the last whole record, in a new session.
+Nothing is lost on a power cut: each image is written and flushed to the disk (fsync) before its record names
+it; records are appended and flushed in groups of GROUP, or every FLUSH_S; the manifests are replaced whole
+(written beside, flushed, renamed, and the folder flushed). Opened on a folder that holds a tub, it resumes in a
+new session: a line torn by the cut (the bytes after the last newline) is cut off, and the next index follows
+the highest whole record's. A tub with other inputs than ours is refused, not rewritten; its metadata is kept.
 """
 
 from __future__ import annotations
@@ -31,13 +32,22 @@ GROUP = 10
 FLUSH_S = 1.0
 
 
+def _sync_folder(folder):
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
 def _replace(path, text):
-    """Write path whole: a file beside it, flushed, then renamed over it."""
+    """Write path whole: a file beside it, flushed, renamed over it, and the rename flushed."""
     with open(path + ".tmp", "w", encoding="utf-8") as f:
         f.write(text)
         f.flush()
         os.fsync(f.fileno())
     os.replace(path + ".tmp", path)
+    _sync_folder(os.path.dirname(path))
 
 
 def check(folder):
@@ -60,6 +70,7 @@ class TubWriter:
         manifest = os.path.join(folder, "manifest.json")
         os.makedirs(self.images, exist_ok=True)
         self.paths, self.deleted, self.sessions, self.created = [], [], [], time.time()
+        self.metadata = {}
         self.index = 0
         if os.path.isfile(manifest):
             self._resume(manifest)
@@ -69,13 +80,15 @@ class TubWriter:
         self.sessions.append(self.session)
         self.catalog = None  # the open catalog: (file, its manifest's dict)
         self.unflushed, self.flushed_at = 0, time.monotonic()
-        self._write_manifest()
+        self._next_catalog()  # at once: DonkeyCar cannot open a tub that lists no catalog
+        self.flush()
 
     # -- resuming ---------------------------------------------------------------------------------------------
     def _resume(self, manifest):
         try:
             with open(manifest, encoding="utf-8") as f:
                 lines = [json.loads(line) for line in f if line.strip()]
+            inputs, types, self.metadata = lines[0], lines[1], lines[2]
             self.created = lines[3].get("created_at", self.created)
             self.sessions = list(lines[3].get("sessions", {}).get("all_full_ids", []))
             self.paths = [str(p) for p in lines[4]["paths"]]
@@ -84,6 +97,9 @@ class TubWriter:
         except (OSError, ValueError, IndexError, KeyError, TypeError, AttributeError):
             raise UserError("--out %s: its manifest.json is not a DonkeyCar tub v2 manifest: give a new folder"
                             % self.folder) from None
+        if inputs != INPUTS or types != TYPES:
+            raise UserError("--out %s is a tub of other records (%s): give a new folder" % (self.folder,
+                                                                                           ", ".join(map(str, inputs))))
         for name in self.paths:  # the records on disk decide: the manifest may be a group behind them
             last = self._whole_records(os.path.join(self.folder, name))
             if last is not None:
@@ -91,22 +107,24 @@ class TubWriter:
 
     @staticmethod
     def _whole_records(path):
-        """The last whole record's index in a catalog, after cutting off a torn last line; None if none."""
+        """The highest whole record's index in a catalog, after cutting off a torn last line (the bytes after
+        its last newline); None if none. A malformed line elsewhere stays (readers skip it)."""
         if not os.path.isfile(path):
             return None
         with open(path, "rb") as f:
             data = f.read()
-        good, last = 0, None
-        for line in data.split(b"\n")[:-1]:  # a line with no newline after it is torn
-            try:
-                last = int(json.loads(line)["_index"])
-            except (ValueError, KeyError, TypeError):
-                break
-            good += len(line) + 1
-        if good < len(data):
+        whole = data.rfind(b"\n") + 1
+        if whole < len(data):
             with open(path, "r+b") as f:
-                f.truncate(good)
-        return last
+                f.truncate(whole)
+        highest = None
+        for line in data[:whole].splitlines():
+            try:
+                index = int(json.loads(line)["_index"])
+            except (ValueError, KeyError, TypeError):
+                continue
+            highest = index if highest is None else max(highest, index)
+        return highest
 
     # -- writing ----------------------------------------------------------------------------------------------
     def add(self, jpeg, angle, throttle, timestamp_ms):
@@ -115,7 +133,9 @@ class TubWriter:
         name = "%d_cam_image_array_.jpg" % index
         with open(os.path.join(self.images, name), "wb") as f:
             f.write(jpeg)
-        if self.catalog is None or len(self.catalog[1]["line_lengths"]) >= MAX_LEN:
+            f.flush()
+            os.fsync(f.fileno())
+        if len(self.catalog[1]["line_lengths"]) >= MAX_LEN:
             self._next_catalog()
         record = {"_index": index, "_session_id": self.session, "_timestamp_ms": int(round(timestamp_ms)),
                   "cam/image_array": name, "user/angle": float(angle),
@@ -125,7 +145,13 @@ class TubWriter:
         self.catalog[1]["line_lengths"].append(len(line))
         self.index += 1
         self.unflushed += 1
-        if self.unflushed >= GROUP or time.monotonic() - self.flushed_at >= FLUSH_S:
+        if self.unflushed >= GROUP:
+            self.flush()
+        else:
+            self.flush_if_due()
+
+    def flush_if_due(self):
+        if self.unflushed and time.monotonic() - self.flushed_at >= FLUSH_S:
             self.flush()
 
     def _next_catalog(self):
@@ -154,7 +180,7 @@ class TubWriter:
     def _write_manifest(self):
         sessions = {"all_full_ids": self.sessions, "last_id": len(self.sessions) - 1,
                     "last_full_id": self.sessions[-1] if self.sessions else None}
-        lines = [INPUTS, TYPES, {}, {"created_at": self.created, "sessions": sessions},
+        lines = [INPUTS, TYPES, self.metadata, {"created_at": self.created, "sessions": sessions},
                  {"paths": self.paths, "current_index": self.index, "max_len": MAX_LEN,
                   "deleted_indexes": self.deleted}]
         _replace(os.path.join(self.folder, "manifest.json"), "".join(json.dumps(x) + "\n" for x in lines))

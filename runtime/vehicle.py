@@ -5,7 +5,8 @@ heartbeat.
     python -m runtime vehicle --listen udp://:5005 [--timeout-ms 300] [--jsonl FILE] [--seconds S]
 
 What a vehicle must do with the link (control.py has the format):
-  - act on `cmd` lines whose seq is newer than the last one acted on (UDP may reorder and lose datagrams);
+  - act on `cmd` lines whose seq is newer than the last one acted on (UDP may reorder and lose datagrams); a
+    `neutral` with reason=start begins a new run (the runtime restarted), whose seq starts again;
   - on `neutral`, steer straight and stop;
   - when no line of any kind has come for its timeout (default 3 heartbeats, 300 ms), stop by itself: the
     link or the runtime has died, and nobody else can stop the vehicle. Act again on the next `cmd`.
@@ -48,15 +49,19 @@ class Receiver:
             self.counts["malformed"] += 1
             return None
         seq = fields.get("seq", 0)
-        if seq <= self.last_seq:  # older than one already acted on: reordered or repeated
+        if kind == "neutral" and fields.get("reason") == "start":  # a runtime (re)started: its seq starts again
+            if self.last_seq:
+                self._say("a new run began (seq from %d)" % seq)
+            self.last_seq = seq - 1
+        if self.failsafe and self.last_heard is not None:
+            self._say("link back after %.0f ms" % ((now - self.last_heard) * 1000))
+        self.last_heard, self.failsafe = now, False  # any line proves the link alive
+        if seq <= self.last_seq:  # older than one already acted on: reordered or repeated, not acted on
             self.counts["late"] += 1
             return kind, fields
         if self.last_seq and seq > self.last_seq + 1:
             self.counts["lost"] += seq - self.last_seq - 1
         self.last_seq = seq
-        if self.failsafe and self.last_heard is not None:
-            self._say("link back after %.0f ms" % ((now - self.last_heard) * 1000))
-        self.last_heard, self.failsafe = now, False
         self.counts[kind] += 1
         if kind == "cmd" and "steering" in fields:
             self.steering, self.throttle, self.command = fields["steering"], fields.get("throttle", 0.0), fields

@@ -299,11 +299,11 @@ def test_service_installs_a_unit_that_systemd_accepts(tmp_path):
     unit = out[out.index("# installed by"):out.index("WantedBy=multi-user.target") + len("WantedBy=multi-user.target")]
     assert ("ExecStart=%s/bin/python -m runtime run %s --headless --source csi://0 --output udp://192.168.1.20:5005 "
             '--jsonl "/var/log/run 1%%%%.jsonl"' % (venv, pilot_bundle)) in unit  # quoted, % escaped for systemd
-    for line in ("Restart=on-failure", "RestartPreventExitStatus=2", "KillSignal=SIGTERM", "SuccessExitStatus=143",
+    for line in ("Restart=on-failure", "RestartSec=2", "KillSignal=SIGTERM", "SuccessExitStatus=143",
                  "StandardOutput=journal", "SyslogIdentifier=runtime-pilotnet", "SupplementaryGroups=video"):
         assert line in unit.splitlines()
     for step in ("tee /etc/systemd/system/runtime-pilotnet.service", "systemctl daemon-reload",
-                 "systemctl enable --now runtime-pilotnet.service"):
+                 "systemctl enable runtime-pilotnet.service", "systemctl restart runtime-pilotnet.service"):
         assert "would run: " + step in out
     if shutil.which("systemd-analyze") is None:
         pytest.skip("no systemd-analyze here (apt install systemd; .ci/run does)")
@@ -322,6 +322,7 @@ def test_bad_service_options_and_its_removal(tmp_path):
                           (["--service", pilot_bundle, "--remove-service", "--dry-run", "--", "--source", "x"],
                            "do not go together"),
                           (["--remove-service", "--service-name", "a b"], "letters, digits"),
+                          (["--remove-service", "--dry-run"], "needs --service-name"),
                           (["--service", pilot_bundle, "--root", root, "--", "--source", "csi://0"], "refusing")):
         proc = setup(*args)
         assert proc.returncode == 2 and message in proc.stderr and len(proc.stderr.strip().splitlines()) == 1, args
@@ -330,5 +331,5 @@ def test_bad_service_options_and_its_removal(tmp_path):
     assert [ln for ln in proc.stdout.splitlines() if ln.startswith("would run")] == [
         "would run: systemctl disable --now runtime-pilotnet.service",
         "would run: rm -f /etc/systemd/system/runtime-pilotnet.service", "would run: systemctl daemon-reload"]
-    proc = setup("--remove-service", "--root", root)
+    proc = setup("--remove-service", "--service-name", "runtime-pilotnet", "--root", root)
     assert proc.returncode == 0 and "nothing to remove" in proc.stdout

@@ -25,12 +25,14 @@ import time
 
 from .. import control
 from ..errors import UserError
-from .base import Output
+from .base import Output, OutputStopped
 
 MIN_WATCHDOG_S = 0.1
 UNPACED_WATCHDOG_S = 0.5
 DEFAULT_HEARTBEAT_S = 0.1
 PERIODS = 15  # results whose frame spacing gives the measured period
+LATENCIES = 100000  # the latencies the summary's percentiles cover (the last ones: a service runs for days)
+TASKS = ("steering", "classification", "binary")
 
 
 class ControlSettings:
@@ -55,7 +57,8 @@ class ControlOutput(Output):
         self.link = control.open_link(uri)
         self.lock = threading.Lock()  # one sender at a time: the pipeline's thread and the watchdog's
         self.seq = 0
-        self.per_unit = None  # curvature (1/m) per unit of steering, where the bundle says
+        self.per_unit = None  # curvature (1/m, right positive) per unit of steering, where the bundle says
+        self.sign = 1.0  # -1 for a bundle whose steering is positive to the left: the line's is to the right
         self.live = True
         self.periods = collections.deque(maxlen=PERIODS)
         self.last_capture = None
@@ -64,7 +67,8 @@ class ControlOutput(Output):
         self.sent = 0
         self.lost = 0  # sends the link refused (a serial write that timed out)
         self.neutral_events = 0
-        self.latency_ms = []  # capture -> command sent
+        self.latency_ms = collections.deque(maxlen=LATENCIES)  # capture -> command sent
+        self.down = None  # why the link stopped (LinkDown), once it has
         self.events = []  # (monotonic time, what happened): the watchdog's log, for the summary and tests
         self.closing = threading.Event()
         self._send("neutral", steering=0.0, throttle=0.0, reason="start")
@@ -77,8 +81,15 @@ class ControlOutput(Output):
 
         self.live = bool(getattr(source, "live", True))
         bundle = model.bundle
-        if bundle.task == "steering" and (bundle.steering or {}).get("inverse_radius_per_unit"):
-            self.per_unit = steering_units(bundle)
+        if bundle.task not in TASKS:
+            self.close()
+            raise UserError("--output %s sends steering or a class, and %s is a %s bundle" % (self.uri, bundle.path,
+                                                                                              bundle.task))
+        steering = bundle.steering or {}
+        if steering.get("positive") == "left":
+            self.sign = -1.0
+        if bundle.task == "steering" and steering.get("inverse_radius_per_unit"):
+            self.per_unit = steering_units(bundle) * self.sign  # per unit of the line's (right-positive) steering
 
     @property
     def watchdog_s(self):
@@ -91,20 +102,22 @@ class ControlOutput(Output):
 
     # -- the pipeline's side ------------------------------------------------------------------------------------
     def write(self, frame, result, annotated=None):
+        if self.down is not None:
+            raise OutputStopped(self.down)
         stamp = getattr(frame, "timestamp", None)
-        if stamp is not None and self.last_capture is not None and stamp > self.last_capture:
-            self.periods.append(stamp - self.last_capture)
-        self.last_capture = stamp
-        if "invalid" in result:  # NaN or infinite: not fresh; the watchdog decides
-            return
         fields = {"t": float(stamp if stamp is not None else time.time())}
         with self.lock:
+            if stamp is not None and self.last_capture is not None and stamp > self.last_capture:
+                self.periods.append(stamp - self.last_capture)
+            self.last_capture = stamp
+            if "invalid" in result:  # NaN or infinite: not fresh; the watchdog decides
+                return
             now = time.monotonic()
             if "steering" in result:
                 steering = result["steering"]
                 if steering is None or not math.isfinite(steering):
                     return
-                steering = self.limits(float(steering), now)
+                steering = self.limits(float(steering) * self.sign, now)
                 fields["steering"] = steering
                 if self.per_unit is not None:
                     fields["inverse_radius"] = steering * self.per_unit
@@ -126,7 +139,15 @@ class ControlOutput(Output):
         """One line with the next sequence number (the caller holds the lock, or nobody else runs yet)."""
         self.seq += 1
         line = control.format_line(kind, dict({"seq": self.seq, "t": fields.pop("t", time.time())}, **fields))
-        if self.link.send(line):
+        if self.down is not None:
+            return
+        try:
+            sent = self.link.send(line)
+        except control.LinkDown as exc:  # the pipeline's next write stops the run, saying why
+            self.down = str(exc)
+            self._event(self.down)
+            return
+        if sent:
             self.sent += 1
         else:
             self.lost += 1
@@ -140,7 +161,7 @@ class ControlOutput(Output):
     def _watch(self):
         beat = self.settings.heartbeat_s
         next_beat = time.monotonic() + beat
-        while not self.closing.wait(min(beat, MIN_WATCHDOG_S) / 2):
+        while not self.closing.wait(min(beat, MIN_WATCHDOG_S, self.settings.watchdog_s or MIN_WATCHDOG_S) / 2):
             with self.lock:
                 now = time.monotonic()
                 silent = now - self.last_fresh

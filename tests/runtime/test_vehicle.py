@@ -13,6 +13,8 @@ import time
 import pytest
 
 from runtime import Model, control, run
+from runtime.errors import UserError
+from runtime.outputs.base import OutputStopped
 from runtime.outputs.control import ControlOutput, ControlSettings
 from runtime.postprocess import Result
 from runtime.sources.base import Frame, Source
@@ -145,9 +147,36 @@ def test_commands_and_readings_go_through_a_serial_pseudo_terminal():
     os.write(master, b"ottle=0.1\n")
     assert control.parse_reading(link.receive(2.0)) == (5.5, -0.3, 0.1)
     assert link.receive(0.2) is None
+    os.write(master, b"t=6 steering=0.1\n")
+    deadline, line = time.monotonic() + 5, None
+    while line is None and time.monotonic() < deadline:  # the pty hands bytes over a moment later
+        line = link.receive(0.0)  # what has come, without waiting
+    assert control.parse_reading(line) == (6.0, 0.1, None)
     link.close()
-    os.close(master)
+    out = ControlOutput("serial://%s?baud=115200" % path, log=None)
+    os.close(master)  # the adapter unplugged: the port answers EIO
     os.close(slave)
+    with pytest.raises(OutputStopped, match="stopped"):
+        for i in range(20):
+            out.write(Frame(None, i), Result(steering=0.1))
+            time.sleep(0.01)
+    out.close()
+
+
+def test_the_line_steers_right_positive_whatever_the_bundle_says():
+    from types import SimpleNamespace
+
+    listener = Listener()
+    out = ControlOutput(listener.uri, log=None)
+    bundle = SimpleNamespace(task="steering", path="b", steering={"inverse_radius_per_unit": 0.2, "positive": "left"})
+    out.bind(SimpleNamespace(bundle=bundle), SimpleNamespace(live=True), None)
+    out.write(Frame(None, 0), Result(steering=0.5))  # half left, in this bundle's units
+    out.close()
+    (_, command), = kinds(listener.close(), "cmd")
+    assert command["steering"] == -0.5 and command["inverse_radius"] == pytest.approx(-0.1)
+    detector = ControlOutput(Listener().uri, log=None)
+    with pytest.raises(UserError, match="sends steering or a class"):
+        detector.bind(SimpleNamespace(bundle=SimpleNamespace(task="regression", path="b", steering=None)), None, None)
 
 
 # -- the watchdog ------------------------------------------------------------------------------------------
@@ -238,13 +267,16 @@ def test_the_receiver_stops_the_vehicle_when_the_link_goes_silent_and_counts_los
     r.apply(b"cmd seq=4 t=1 steering=0.5\n", 0.1)  # 2 and 3 lost
     r.apply(b"cmd seq=3 t=1 steering=0.9\n", 0.15)  # late: not acted on
     assert (r.steering, r.counts["lost"], r.counts["late"]) == (0.5, 2, 1)
-    assert not r.tick(0.35) and r.tick(0.41)  # 300 ms of silence: it stops the vehicle itself
+    assert not r.tick(0.44) and r.tick(0.46)  # 300 ms of silence after the last line (a late one counts)
     assert (r.steering, r.throttle, r.failsafe) == (0.0, 0.0, True)
     r.apply(b"hb seq=5 t=2 state=failsafe\n", 0.6)
     assert not r.failsafe and r.steering == 0.0
     r.apply(b"neutral seq=6 t=2 steering=0 throttle=0 reason=watchdog\n", 0.7)
     r.apply(b"rubbish\n", 0.7)
     assert r.counts["neutral"] == 1 and r.counts["malformed"] == 1 and r.counts["failsafe"] == 1
+    r.apply(b"neutral seq=1 t=3 steering=0 throttle=0 reason=start\n", 0.8)  # the runtime restarted
+    r.apply(b"cmd seq=2 t=3 steering=-0.3\n", 0.85)
+    assert r.steering == -0.3 and r.counts["late"] == 1 and r.counts["lost"] == 2
 
 
 def test_the_vehicle_command_logs_what_it_hears_and_its_failsafe(tmp_path):
@@ -307,7 +339,11 @@ def _record(tmp_path, out, frames, *extra):
 def _catalog(tub):
     records = []
     for name in json.loads(open(tub / "manifest.json").read().splitlines()[4])["paths"]:
-        records += [json.loads(line) for line in open(tub / name)]
+        for line in open(tub / name):
+            try:
+                records.append(json.loads(line))
+            except ValueError:
+                pass  # a malformed line: DonkeyCar and train skip it too
     return records
 
 
@@ -332,6 +368,31 @@ def test_a_recording_is_a_tub_resumed_after_a_torn_line(tmp_path):
     assert manifest[4]["current_index"] == 50 and len(manifest[3]["sessions"]["all_full_ids"]) == 2
     meta = json.load(open(tub / "catalog_1.catalog_manifest"))
     assert meta["start_index"] == 30 and len(meta["line_lengths"]) == 20
+
+
+def test_a_tub_resumes_after_a_torn_line_keeps_its_metadata_and_refuses_other_records(tmp_path):
+    from runtime.tub import TubWriter
+
+    tub = TubWriter(str(tmp_path / "tub"))
+    for i in range(3):
+        tub.add(b"\xff\xd8jpeg", 0.1 * i, None, 1000.0 + i)
+    tub.close()
+    with open(tmp_path / "tub" / "catalog_0.catalog", "a") as f:
+        f.write('not json\n{"_index": 3, "cam/ima')  # a bad line in the middle, and a torn one at the end
+    manifest = (tmp_path / "tub" / "manifest.json").read_text().splitlines()
+    manifest[2] = json.dumps({"car": "donkey-1"})  # the user's metadata
+    (tmp_path / "tub" / "manifest.json").write_text("\n".join(manifest) + "\n")
+    again = TubWriter(str(tmp_path / "tub"))
+    again.add(b"\xff\xd8jpeg", 0.5, 0.2, 2000.0)
+    again.close()
+    assert open(tmp_path / "tub" / "catalog_0.catalog").read().endswith("not json\n")  # kept: readers skip it
+    assert [r["_index"] for r in _catalog(tmp_path / "tub")] == [0, 1, 2, 3]
+    lines = [json.loads(line) for line in open(tmp_path / "tub" / "manifest.json")]
+    assert lines[2] == {"car": "donkey-1"} and lines[4]["current_index"] == 4
+    lines[0] = ["cam/image_array", "user/angle"]
+    (tmp_path / "tub" / "manifest.json").write_text("".join(json.dumps(x) + "\n" for x in lines))
+    with pytest.raises(UserError, match="a tub of other records"):
+        TubWriter(str(tmp_path / "tub"))
 
 
 def test_a_disk_that_fills_stops_the_recording_cleanly(tmp_path, monkeypatch, capsys):
