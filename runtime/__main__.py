@@ -37,10 +37,10 @@ def build_parser():
                           "synthetic://road, file://PATH, a video, an image, a folder or a glob of images")
     run.add_argument("--output", action="append", default=[],
                      metavar="FILE.mp4|FILE.jsonl|display://0|rtp://HOST:PORT|rtsp://@:PORT/PATH|http://HOST:PORT|"
-                             "udp://HOST:PORT|serial:///dev/ttyX?baud=N",
+                             "udp://HOST:PORT|serial:///dev/ttyX?baud=N|ros2://TOPIC",
                      help="annotated frames to a video file, JSON lines to a file, a window, an RTP/H.264 stream, "
                           "an RTSP server here, a web page with the live view and statistics, or commands to a "
-                          "vehicle (udp://, serial://: see the control options); may be repeated")
+                          "vehicle (udp://, serial://, ros2://: see the control options); may be repeated")
     run.add_argument("--jsonl", metavar="FILE", help="write one JSON line per frame")
     run.add_argument("--max-frames", type=positive_int, metavar="N", help="stop after N frames")
     show = run.add_mutually_exclusive_group()
@@ -77,7 +77,7 @@ def build_parser():
     run.add_argument("--realtime", action="store_true",
                      help="pace a video or folder at its frame rate, newest frame wins, as a camera would")
     run.add_argument("--quiet", action="store_true", help="no live status, only the summary")
-    ctl = run.add_argument_group("control (udp:// and serial:// outputs: commands to a vehicle)")
+    ctl = run.add_argument_group("control (udp://, serial:// and ros2:// outputs: commands to a vehicle)")
     ctl.add_argument("--watchdog-ms", type=positive_float, metavar="MS",
                      help="send neutral when no fresh result came for MS (default: 3 measured frame periods, at "
                           "least %g ms; %g ms for a source that is not live)"
@@ -91,6 +91,11 @@ def build_parser():
                      help="change the steering sent by at most this much a second (default: no limit)")
     ctl.add_argument("--throttle", type=float, metavar="T",
                      help="send this throttle with each steering command (-1..1; default: none sent)")
+    ctl.add_argument("--ros2-msg", choices=("ackermann", "twist"), default="ackermann",
+                     help="ros2://TOPIC: ackermann_msgs/AckermannDriveStamped (default) or geometry_msgs/Twist")
+    ctl.add_argument("--wheelbase", type=positive_float, metavar="M",
+                     help="ros2:// with ackermann: front to rear axle, for the steering angle")
+    ctl.add_argument("--speed", type=float, metavar="M_PER_S", help="ros2://: the speed the drive messages carry")
 
     bench = sub.add_parser("bench", help="measure a bundle end to end: FPS, latency, stages, memory, start-up")
     bench.prog = "python -m runtime bench"
@@ -131,7 +136,7 @@ def command_run(args):
     if args.dla_core is not None and args.dla_core < 0:
         raise UserError("--dla-core must be 0 or more")
     control = ControlSettings(args.watchdog_ms, args.heartbeat_ms, args.steering_limit, args.steering_rate,
-                              args.throttle)
+                              args.throttle, args.ros2_msg, args.wheelbase, args.speed)
     with Model(args.bundle, backend=args.backend, precision=args.precision, dla_core=args.dla_core,
                build=args.build) as model:
         model.backend.prepare(shared_cores=True)  # the model loads now (run's capture thread shares the cores)

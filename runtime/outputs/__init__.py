@@ -9,6 +9,7 @@
     http://HOST:PORT                 a web page with the live annotated stream and statistics (web.py)
     udp://HOST:PORT                  each result as a command to a vehicle, with a watchdog and a heartbeat
     serial:///dev/ttyX?baud=N          (control.py): the same line format over UDP or a serial port
+    ros2://TOPIC                     the same commands as ROS 2 drive messages (ros2.py; where rclpy is)
 
 Every output is an Output: write(frame, result) and close(), and a context manager. Outputs that show
 frames (wants_overlay) take the annotated frame when the caller has drawn it once for all of them (run()
@@ -27,7 +28,7 @@ from .network import open_stream
 from .web import open_web
 
 OPENERS = {"display": open_display, "rtp": open_stream, "rtsp": open_stream, "http": open_web,
-           "udp": open_control, "serial": open_control, "file": open_file}  # scheme -> opener
+           "udp": open_control, "serial": open_control, "ros2": open_control, "file": open_file}  # scheme -> opener
 
 __all__ = ["OPENERS", "ControlSettings", "Output", "has_screen", "open_output", "open_outputs"]
 
@@ -39,8 +40,8 @@ def open_output(uri, fps=30.0, web_token=None, control=None) -> Output:
     scheme = uri.partition("://")[0].lower() if "://" in uri else "file"
     if scheme not in OPENERS:
         raise UserError("--output %s: unknown kind of output (use a video file, FILE.jsonl, display://0, "
-                        "rtp://HOST:PORT, rtsp://@:PORT/PATH, http://HOST:PORT, udp://HOST:PORT or "
-                        "serial:///dev/ttyX?baud=N)" % uri)
+                        "rtp://HOST:PORT, rtsp://@:PORT/PATH, http://HOST:PORT, udp://HOST:PORT, "
+                        "serial:///dev/ttyX?baud=N or ros2://TOPIC)" % uri)
     return OPENERS[scheme](uri, fps=fps, web_token=web_token, settings=control)
 
 

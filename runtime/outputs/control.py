@@ -1,5 +1,6 @@
-"""udp://HOST:PORT and serial:///dev/ttyX?baud=N: each result sent to a vehicle as a command line (the format is
-in control.py), through the safety limits, with a watchdog and a heartbeat.
+"""udp://HOST:PORT, serial:///dev/ttyX?baud=N and ros2://TOPIC: each result sent to a vehicle as a command line
+(the format is in control.py; ros2.py turns lines into ROS 2 messages), through the safety limits, with a
+watchdog and a heartbeat.
 
     result -> clamp (--steering-limit) -> rate limit (--steering-rate) -> `cmd` line -> the link
 
@@ -38,7 +39,8 @@ TASKS = ("steering", "classification", "binary")
 class ControlSettings:
     """What `runtime run`'s control flags say; None: the default above."""
 
-    def __init__(self, watchdog_ms=None, heartbeat_ms=None, steering_limit=1.0, steering_rate=None, throttle=None):
+    def __init__(self, watchdog_ms=None, heartbeat_ms=None, steering_limit=1.0, steering_rate=None, throttle=None,
+                 ros2_msg="ackermann", wheelbase=None, speed=None):
         for name, value in (("--watchdog-ms", watchdog_ms), ("--heartbeat-ms", heartbeat_ms)):
             if value is not None and not value > 0:
                 raise UserError("%s must be more than 0" % name)
@@ -47,6 +49,7 @@ class ControlSettings:
         self.watchdog_s = watchdog_ms / 1000.0 if watchdog_ms else None
         self.heartbeat_s = heartbeat_ms / 1000.0 if heartbeat_ms else DEFAULT_HEARTBEAT_S
         self.steering_limit, self.steering_rate, self.throttle = steering_limit, steering_rate, throttle
+        self.ros2_msg, self.wheelbase, self.speed = ros2_msg, wheelbase, speed  # ros2:// (ros2.py)
 
 
 class ControlOutput(Output):
@@ -54,7 +57,13 @@ class ControlOutput(Output):
         self.uri, self.log = uri, log
         self.settings = settings or ControlSettings()
         self.limits = control.Limits(self.settings.steering_limit, self.settings.steering_rate)
-        self.link = control.open_link(uri)
+        if uri.lower().startswith("ros2://"):
+            from ..ros2 import Ros2Link
+
+            s = self.settings
+            self.link = Ros2Link(uri, s.ros2_msg, s.wheelbase, s.speed)
+        else:
+            self.link = control.open_link(uri)
         self.lock = threading.Lock()  # one sender at a time: the pipeline's thread and the watchdog's
         self.seq = 0
         self.per_unit = None  # curvature (1/m, right positive) per unit of steering, where the bundle says
@@ -81,11 +90,17 @@ class ControlOutput(Output):
 
         self.live = bool(getattr(source, "live", True))
         bundle = model.bundle
+        steering = bundle.steering or {}
         if bundle.task not in TASKS:
             self.close()
             raise UserError("--output %s sends steering or a class, and %s is a %s bundle" % (self.uri, bundle.path,
                                                                                               bundle.task))
-        steering = bundle.steering or {}
+        if getattr(self.link, "needs_units", False) and not (bundle.task == "steering"
+                                                             and steering.get("inverse_radius_per_unit")):
+            self.close()
+            raise UserError("--output %s needs a steering bundle whose manifest says what its output means "
+                            "(steering.inverse_radius_per_unit; train --steering-radius M for a driving log)"
+                            % self.uri)
         if steering.get("positive") == "left":
             self.sign = -1.0
         if bundle.task == "steering" and steering.get("inverse_radius_per_unit"):

@@ -464,3 +464,68 @@ def test_recording_into_a_folder_of_other_files_is_refused(tmp_path):
                "--out", tmp_path / "tub")
     assert one_line_error(proc) and "no tub" in proc.stderr
     assert os.listdir(tmp_path / "tub") == ["notes.txt"]
+
+
+# -- ROS 2 (against FAKE rclpy and message packages: tests/fakes/ros2) ----------------------------------------
+FAKE_ROS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "fakes", "ros2")
+
+
+@pytest.fixture
+def fake_ros(monkeypatch):
+    import sys
+
+    monkeypatch.syspath_prepend(FAKE_ROS)
+    yield __import__("rclpy")
+    for name in [m for m in sys.modules if m.split(".")[0] in ("rclpy", "ackermann_msgs", "geometry_msgs",
+                                                                   "std_msgs", "builtin_interfaces")]:
+        del sys.modules[name]
+
+
+@pytest.mark.parametrize("msg", ["ackermann", "twist"])
+def test_ros2_publishes_drive_messages_in_ros_units(fake_ros, pilot_bundle, msg):
+    import math
+    from types import SimpleNamespace
+
+    from runtime import bundle as bundle_format
+
+    out = ControlOutput("ros2:///car/drive", ControlSettings(ros2_msg=msg, wheelbase=0.3, speed=2.0), log=None)
+    out.bind(SimpleNamespace(bundle=bundle_format.load(str(pilot_bundle))), SimpleNamespace(live=True), None)
+    frame = Frame(None, 0)
+    frame.timestamp = 1764201234.25
+    out.write(frame, Result(steering=0.5))  # half right: 1/r = 0.05 1/m
+    out.close()
+    published = fake_ros.PUBLISHED
+    assert [topic for topic, _ in published] == ["/car/drive"] * 3  # neutral (start), the command, neutral (stop)
+    (_, start), (_, command), (_, stop) = published
+    if msg == "ackermann":
+        assert command.drive.steering_angle == pytest.approx(math.atan(0.3 * -0.05))  # REP 103: left positive
+        assert command.drive.speed == 2.0 and (command.header.stamp.sec, command.header.stamp.nanosec) == (
+            1764201234, 250000000)
+        assert (start.drive.speed, start.drive.steering_angle, stop.drive.speed) == (0.0, 0.0, 0.0)
+    else:
+        assert (command.linear.x, command.angular.z) == (2.0, pytest.approx(2.0 * -0.05))
+        assert (stop.linear.x, stop.angular.z) == (0.0, 0.0)
+    assert fake_ros.NODES[-1].destroyed and not fake_ros.ok()  # the node and the context it made are gone
+    del published[:]
+
+
+def test_ros2_refusals(fake_ros, digits_bundle):
+    from types import SimpleNamespace
+
+    from runtime import bundle as bundle_format
+
+    for settings, message in ((ControlSettings(speed=None, wheelbase=0.3), "needs --speed"),
+                              (ControlSettings(speed=1.0), "needs --wheelbase"),
+                              (ControlSettings(ros2_msg="boat", speed=1.0, wheelbase=0.3), "--ros2-msg boat")):
+        with pytest.raises(UserError, match=message):
+            ControlOutput("ros2://cmd_vel", settings, log=None)
+    out = ControlOutput("ros2://cmd_vel", ControlSettings(ros2_msg="twist", speed=1.0), log=None)
+    with pytest.raises(UserError, match="needs a steering bundle whose manifest says what its output means"):
+        out.bind(SimpleNamespace(bundle=bundle_format.load(str(digits_bundle))), SimpleNamespace(live=True), None)
+    del fake_ros.PUBLISHED[:]
+
+
+def test_ros2_without_rclpy_is_one_line(pilot_bundle):
+    proc = cli("runtime", "run", pilot_bundle, "--source", "synthetic://road", "--max-frames", "1", "--no-display",
+               "--output", "ros2://cmd_vel", "--speed", "1", "--wheelbase", "0.3")
+    assert one_line_error(proc) and "needs ROS 2's Python bindings" in proc.stderr, proc.stderr

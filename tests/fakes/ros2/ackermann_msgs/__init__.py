@@ -1,0 +1,1 @@
+"""FAKE ackermann_msgs (tests/fakes/ros2)."""

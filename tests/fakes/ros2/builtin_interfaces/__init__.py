@@ -1,0 +1,1 @@
+"""FAKE builtin_interfaces (tests/fakes/ros2)."""

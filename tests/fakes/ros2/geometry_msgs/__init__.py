@@ -1,0 +1,1 @@
+"""FAKE geometry_msgs (tests/fakes/ros2)."""

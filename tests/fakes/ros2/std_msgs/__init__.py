@@ -1,0 +1,1 @@
+"""FAKE std_msgs (tests/fakes/ros2)."""
