@@ -529,3 +529,53 @@ def test_ros2_without_rclpy_is_one_line(pilot_bundle):
     proc = cli("runtime", "run", pilot_bundle, "--source", "synthetic://road", "--max-frames", "1", "--no-display",
                "--output", "ros2://cmd_vel", "--speed", "1", "--wheelbase", "0.3")
     assert one_line_error(proc) and "needs ROS 2's Python bindings" in proc.stderr, proc.stderr
+
+
+# -- a joystick (against FAKE evdev: tests/fakes/evdev) --------------------------------------------------------
+@pytest.fixture
+def fake_evdev(monkeypatch):
+    import sys
+
+    monkeypatch.syspath_prepend(os.path.join(os.path.dirname(FAKE_ROS), "evdev"))
+    yield __import__("evdev")
+    for name in [m for m in sys.modules if m.split(".")[0] == "evdev"]:
+        del sys.modules[name]
+
+
+def test_a_joystick_is_read_out_even_while_the_stick_is_still(fake_evdev):
+    from runtime.record import Readings
+
+    codes = fake_evdev.ecodes.ecodes
+    fake_evdev.plug("/dev/input/event9", {codes["ABS_X"]: fake_evdev.AbsInfo(128, 0, 256, 0, 0, 0),
+                                          codes["ABS_RY"]: fake_evdev.AbsInfo(0, 0, 256, 0, 0, 0)})
+    readings = Readings("joystick:///dev/input/event9")
+    deadline = time.monotonic() + 10
+    while readings.count < 5 and time.monotonic() < deadline:  # no event yet: the still sticks, read out
+        time.sleep(0.01)
+    assert readings.count >= 5 and readings.items[-1][1:] == (0.0, 1.0)  # centred; throttle's stick pushed up
+    fake_evdev.move("/dev/input/event9", codes["ABS_X"], 256)  # full right
+    while readings.items[-1][1] != 1.0 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert readings.nearest(time.time(), 0.05)[1:] == (1.0, 1.0)
+    fake_evdev.unplug("/dev/input/event9")
+    while readings.error is None and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert "the joystick /dev/input/event9 stopped" in str(readings.error)
+    readings.close()
+
+
+@pytest.mark.parametrize("spec, message", [
+    ("joystick:///dev/input/event9?steering=KEY_A", "not an evdev axis name"),
+    ("joystick:///dev/input/event9?steering=ABS_RY", "two axes"),
+    ("joystick:///dev/input/event9?speed=ABS_Y", "give joystick:///dev/input/eventN"),
+    ("joystick:///dev/input/event7", "cannot read /dev/input/event7"),
+    ("joystick:///dev/input/event9?steering=ABS_Z", "does it have ABS_Z"),
+])
+def test_joystick_refusals(fake_evdev, spec, message):
+    from runtime.record import Joystick
+
+    codes = fake_evdev.ecodes.ecodes
+    fake_evdev.plug("/dev/input/event9", {codes["ABS_X"]: fake_evdev.AbsInfo(0, -32768, 32767, 0, 0, 0),
+                                          codes["ABS_RY"]: fake_evdev.AbsInfo(0, -32768, 32767, 0, 0, 0)})
+    with pytest.raises(UserError, match=message):
+        Joystick(spec)
