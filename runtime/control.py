@@ -90,12 +90,20 @@ def parse_reading(data, received=None):
 
 
 # -- links ------------------------------------------------------------------------------------------------------
+def split(uri):
+    """urlsplit, with a URI it cannot read (an unclosed [ of an IPv6 address) as a one-line UserError."""
+    try:
+        return urlsplit(uri)
+    except ValueError as exc:
+        raise UserError("%s: %s" % (uri, exc)) from None
+
+
 def split_uri(uri, listen):
     """(scheme, host, port or device, baud) of udp://HOST:PORT, udp://:PORT (to listen) or
     serial:///dev/ttyX?baud=N; UserError in one line otherwise."""
     scheme = uri.partition("://")[0].lower() if "://" in uri else ""
     if scheme == "udp":
-        parts = urlsplit(uri)
+        parts = split(uri)
         try:
             port = parts.port
         except ValueError:
@@ -108,7 +116,7 @@ def split_uri(uri, listen):
             raise UserError("%s: give the vehicle's address, as in udp://192.168.1.20:%d" % (uri, port))
         return "udp", host or ("0.0.0.0" if listen else ""), port, None
     if scheme == "serial":
-        parts = urlsplit(uri)
+        parts = split(uri)
         query = parse_qs(parts.query)
         baud = query.get("baud", [str(DEFAULT_BAUD)])[0]
         if not parts.path or not baud.isdigit() or int(baud) <= 0 or set(query) - {"baud"}:

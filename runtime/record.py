@@ -28,7 +28,7 @@ import os
 import sys
 import threading
 import time
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs
 
 from . import control
 from .cli import positive_float, positive_int
@@ -115,7 +115,7 @@ class Joystick:
     gives the sticks' position now (a stick held still sends no event)."""
 
     def __init__(self, spec):
-        parts = urlsplit(spec)
+        parts = control.split(spec)
         query = {k: v[0] for k, v in parse_qs(parts.query).items()}
         evdev = require("evdev", "joystick", "joystick:// (evdev)")
         codes = evdev.ecodes.ecodes
@@ -228,7 +228,6 @@ class Recorder:
 
 
 def main(args):
-    from .outputs.base import OutputStopped
     from .pipeline import Capture
     from .signals import StopRequest
     from .sources import open_source
@@ -240,21 +239,23 @@ def main(args):
         raise UserError("give --input-width and --input-height together")
     folder = os.path.abspath(args.out)
     tub.check(folder)
+    min_free = args.min_free_mb * (1 << 20)
     stat = os.statvfs(os.path.dirname(folder))
-    if stat.f_bavail * stat.f_frsize < args.min_free_mb * (1 << 20):
+    if stat.f_bavail * stat.f_frsize < min_free:
         raise UserError("the disk holding %s has less than %g MB left (--min-free-mb)" % (args.out, args.min_free_mb))
-    readings = Readings(args.steering_from)
+    readings, source = Readings(args.steering_from), None
     try:
         source = open_source(args.source, args.input_width, args.input_height, args.input_rate,
                              reconnect_timeout=args.reconnect_timeout)
         writer = tub.TubWriter(folder)
     except BaseException:
         readings.close()
+        if source is not None:
+            source.close()
         raise
     if writer.resumed_at:
         print("record: adding to the tub in %s after its %d records" % (args.out, writer.resumed_at), file=sys.stderr)
     recorder = Recorder(writer, readings, args.match_ms / 1000.0, args.quality, args.max_frames)
-    min_free = args.min_free_mb * (1 << 20)
     print("record: %s with steering from %s into %s (Ctrl-C stops)" % (source.uri, args.steering_from, args.out),
           file=sys.stderr, flush=True)
     capture, stopped, end = Capture(source, newest_wins=source.live), None, None
@@ -282,8 +283,6 @@ def main(args):
             capture.stop()
             time.sleep(min(args.match_ms / 1000.0, 0.2) if recorder.pending else 0.0)  # a last reading may come
             recorder.settle(final=True)
-    except OutputStopped as exc:
-        stopped = str(exc)
     except OSError as exc:  # the disk filled between the check and a write
         stopped = "cannot write %s: %s: stopped, every flushed record is complete" % (args.out, exc.strerror or exc)
     finally:

@@ -16,7 +16,6 @@ while the watchdog holds, the neutral is published at every heartbeat.
 from __future__ import annotations
 
 import math
-from urllib.parse import urlsplit
 
 from . import control
 from .errors import UserError
@@ -29,7 +28,7 @@ class Ros2Link:
     needs_units = True  # a steering bundle whose manifest gives inverse_radius_per_unit
 
     def __init__(self, uri, msg="ackermann", wheelbase=None, speed=None):
-        parts = urlsplit(uri)
+        parts = control.split(uri)
         self.topic = (parts.netloc + parts.path).rstrip("/")
         if not self.topic or parts.query:
             raise UserError("%s: give ros2://TOPIC (ros2://cmd_vel, or ros2:///car/drive for an absolute one)" % uri)

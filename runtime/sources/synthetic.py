@@ -21,13 +21,25 @@ from __future__ import annotations
 
 import sys
 import time
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs
 
 from ..errors import UserError
 from ..road import STEERING_RADIUS_M
 from .base import Source
 
 PARAMS = ("control", "steering", "timeout_ms", "seed", "report")
+
+
+def paced(period):
+    """Yield every `period` seconds on a fixed schedule (a late tick does not delay the next), or at once for 0."""
+    next_t = time.perf_counter()
+    while True:
+        if period:
+            next_t += period
+            delay = next_t - time.perf_counter()
+            if delay > 0:
+                time.sleep(delay)
+        yield
 
 
 class SyntheticRoad(Source):
@@ -54,14 +66,7 @@ class SyntheticRoad(Source):
     def _images(self):
         from .. import control
 
-        period = 1.0 / self.rate if self.rate else 0.0
-        next_t = time.perf_counter()
-        while True:
-            if period:
-                next_t += period
-                delay = next_t - time.perf_counter()
-                if delay > 0:
-                    time.sleep(delay)
+        for _ in paced(1.0 / self.rate if self.rate else 0.0):
             stamp = time.time()
             frame, label = self.drive.next()
             if self.sensor is not None:  # what the driver steered while this frame was seen
@@ -112,14 +117,9 @@ class SimulatedVehicle(Source):
         return command.get("steering", 0.0) / STEERING_RADIUS_M
 
     def _images(self):
-        period = 1.0 / self.fps
-        next_t = self.started = time.perf_counter()
         sim, record, seen, ideal = self.sim, self.record, False, 0.0
-        while True:
-            next_t += period
-            delay = next_t - time.perf_counter()
-            if delay > 0:
-                time.sleep(delay)
+        self.started = time.perf_counter()
+        for _ in paced(1.0 / self.fps):
             now = time.monotonic()
             while True:  # every command that came since the last frame; the newest is in force
                 data = self.link.receive(0.0)
@@ -159,7 +159,9 @@ class SimulatedVehicle(Source):
 
 
 def open_synthetic(uri, width=None, height=None, rate=None, log=sys.stderr, **_):
-    parts = urlsplit(uri)
+    from .. import control
+
+    parts = control.split(uri)
     if parts.netloc != "road" or parts.path.strip("/") or parts.fragment:
         raise UserError("unknown synthetic source %r (there is synthetic://road)" % uri)
     query = parse_qs(parts.query, keep_blank_values=True)

@@ -443,6 +443,8 @@ def test_frames_without_a_reading_are_counted_not_stored(tmp_path):
      "--throttle"),
     (["run", "B", "--source", "synthetic://road?control=tcp://:1"], "control link is udp"),
     (["run", "B", "--source", "synthetic://road?speed=3"], "unknown parameter"),
+    (["run", "B", "--source", "synthetic://road?control=udp://[::1"], "Invalid IPv6 URL"),
+    (["run", "B", "--source", "synthetic://road", "--output", "udp://[::1:5005"], "Invalid IPv6 URL"),
     (["run", "B", "--source", "synthetic://road?control=udp://:0&steering=udp://h:1"], "do not go together"),
     (["run", "B", "--source", "synthetic://road?control=udp://:0&timeout_ms=-1"], "timeout_ms"),
     (["vehicle", "--listen", "udp://:99999"], "udp://HOST:PORT"),
