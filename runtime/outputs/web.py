@@ -11,7 +11,7 @@ The server never slows the pipeline: write() only keeps a reference to the newes
 its own encodes it to JPEG, once whatever the number of viewers, only while someone watches, at most 15 times a
 second (the pipeline may run at hundreds of frames a second; a person watching needs no more, and every frame
 sent wakes the server and each viewer) and less often where encoding would take more than 3% of one core (a
-large frame on a small board), at nice NICE (the pipeline's threads come first); each viewer
+large frame on a small board); each viewer
 gets the newest JPEG when it is ready for one (a slow viewer skips frames, one that stops reading for 5 s is
 dropped), and a viewer that leaves costs nothing. It binds 127.0.0.1 unless a host is given; bound beyond the
 loopback it requires a token (`?token=` or `Authorization: Bearer`), printed at the start unless --web-token
@@ -23,7 +23,6 @@ from __future__ import annotations
 import asyncio
 import hmac
 import json
-import os
 import secrets
 import sys
 import threading
@@ -38,7 +37,6 @@ FLOWING_S = 2.0  # /healthz: a frame within this long
 RECENT = 300  # frames the live latency percentiles cover
 STREAM_FPS = 15  # the most frames a second the stream carries (the newest each time), whatever the pipeline's rate
 ENCODE_SHARE = 0.03  # and fewer where encoding them would take more than this share of one core
-NICE = 10  # the view's threads yield to the pipeline's (Linux: a thread's own nice value); 0 leaves them equal
 BOUNDARY = "frame"
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
 
@@ -107,7 +105,6 @@ class WebOutput(Output):
 
     # -- the encoder thread: the newest frame, once, while someone watches --------------------------------
     def _encode(self):
-        yield_to_pipeline()
         encoded, next_due, cost = 0, 0.0, 0.0
         while not self.closing:
             with self.wake:  # a new frame, and a viewer ready for one (one stuck in a write is not)
@@ -136,7 +133,6 @@ class WebOutput(Output):
     # -- the server thread: aiohttp on its own event loop -------------------------------------------------
     def _serve(self):
         web = self.web
-        yield_to_pipeline()
         asyncio.set_event_loop(self.loop)
         try:
             self.new_jpeg = asyncio.Event()
@@ -225,20 +221,6 @@ class WebOutput(Output):
         finally:
             self.viewers -= 1
         return response
-
-
-def yield_to_pipeline():
-    """Give the calling thread the nice value NICE (unless it has a higher one): on Linux each thread has its own,
-    so the view's threads then run in the time the pipeline's leave (while the pipeline saturates the cores, a
-    nice-10 thread gets about a tenth of a nice-0 one's share, which still covers 15 JPEGs a second).
-    Elsewhere, nothing."""
-    if NICE and sys.platform.startswith("linux"):
-        me = threading.get_native_id()
-        try:
-            if os.getpriority(os.PRIO_PROCESS, me) < NICE:
-                os.setpriority(os.PRIO_PROCESS, me, NICE)
-        except OSError:
-            pass
 
 
 def open_web(uri, fps=30.0, web_token=None, **_):

@@ -148,20 +148,6 @@ def test_a_viewer_that_never_reads_does_not_stall_the_pipeline(pilot_bundle):
     assert got.count(b"Content-Type: image/jpeg") >= 2 and b"\xff\xd8" in got
 
 
-@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="a thread's own nice value is Linux's")
-def test_the_view_threads_yield_to_the_pipeline():
-    from runtime.outputs import web as web_module
-
-    web = web_module.WebOutput("127.0.0.1", free_port(), log=None)
-    try:
-        wait_until(lambda: all(os.getpriority(os.PRIO_PROCESS, t.native_id) == web_module.NICE
-                               for t in (web.server, web.encoder)), "the view's threads at nice %d" % web_module.NICE,
-                   seconds=10)
-        assert os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) == os.getpriority(os.PRIO_PROCESS, 0)
-    finally:
-        web.close()
-
-
 @pytest.mark.parametrize("uri, message", [
     ("http://127.0.0.1", "give http://HOST:PORT"),
     ("http://:8080", "give http://HOST:PORT"),
