@@ -11,7 +11,7 @@ import sys
 
 from . import bundle as bundle_format, drive, record, vehicle
 from .backends import NAMES as BACKENDS
-from .cli import ArgumentParser, main, positive_float, positive_int
+from .cli import ArgumentParser, lost_for_good, main, positive_float, positive_int
 from .errors import UserError
 from .backends.tensorrt import command as engine_command
 from .backends.tensorrt.engines import PRECISIONS
@@ -159,9 +159,7 @@ def command_run(args):
     if stats.stopped:
         raise UserError(stats.stopped)
     if source.lost:
-        print("python -m runtime: error: %s; every output is complete (exit status 3)" % source.lost,
-              file=sys.stderr)
-        return 3
+        return lost_for_good("python -m runtime", source.lost, "every output is complete")
     if stats.frames == 0:
         raise UserError("the source %s gave no frames" % args.source)
 

@@ -45,6 +45,13 @@ positive_int.__name__ = "positive integer"
 positive_float.__name__ = "positive number"
 
 
+def lost_for_good(prog, why, kept):
+    """A live source that stopped and did not come back: one line saying so and what was kept, and exit status 3,
+    which a supervisor (systemd's Restart=on-failure) restarts on."""
+    print("%s: error: %s; %s (exit status 3)" % (prog, why, kept), file=sys.stderr)
+    return 3
+
+
 def main(prog: str, body, argv=None) -> int:
     """Run body(argv) and turn UserError and Ctrl-C into one line and an exit status (2 and 130); any other
     exception is a bug: one line that says so, exit status 1. --debug (anywhere in argv) shows the traceback."""

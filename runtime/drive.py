@@ -112,6 +112,14 @@ class Drive:
         self.backend = ""
         self.invalid = 0  # frames whose output was NaN or infinite
 
+    def step(self, sim, steering, per_unit, ideal):
+        """Drive sim one frame with `steering` (per_unit: its curvature per unit) and record the frame."""
+        intervened = sim.step(steering * per_unit)
+        self.offset.append(sim.left_at if intervened else sim.d)
+        self.steering.append(steering)
+        self.ideal.append(ideal)
+        self.intervened.append(intervened)
+
     def report(self, fps=FPS):
         n = len(self.offset)
         sim_seconds = n / fps
@@ -160,11 +168,7 @@ def drive(model, controller, seconds, seed=DEFAULT_SEED, delay_frames=1, precisi
             steering = 0.0 if controller == "zero" else ideal
         if on_frame is not None:
             on_frame(image, steering, ideal, sim)
-        intervened = sim.step(steering * per_unit)
-        record.offset.append(sim.left_at if intervened else sim.d)
-        record.steering.append(steering)
-        record.ideal.append(ideal)
-        record.intervened.append(intervened)
+        record.step(sim, steering, per_unit, ideal)
     record.wall_seconds = clock() - start
     return record
 

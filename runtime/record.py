@@ -31,7 +31,7 @@ import time
 from urllib.parse import parse_qs
 
 from . import control
-from .cli import positive_float, positive_int
+from .cli import lost_for_good, positive_float, positive_int
 from .errors import UserError, require
 
 DEFAULT_MATCH_MS = 50.0
@@ -228,6 +228,7 @@ class Recorder:
 
 
 def main(args):
+    from .outputs.base import free_bytes
     from .pipeline import Capture
     from .signals import StopRequest
     from .sources import open_source
@@ -240,8 +241,7 @@ def main(args):
     folder = os.path.abspath(args.out)
     tub.check(folder)
     min_free = args.min_free_mb * (1 << 20)
-    stat = os.statvfs(os.path.dirname(folder))
-    if stat.f_bavail * stat.f_frsize < min_free:
+    if free_bytes(os.path.dirname(folder)) < min_free:
         raise UserError("the disk holding %s has less than %g MB left (--min-free-mb)" % (args.out, args.min_free_mb))
     readings, source = Readings(args.steering_from), None
     try:
@@ -267,8 +267,7 @@ def main(args):
             while not stop.requested and (end is None or time.monotonic() < end):
                 if args.max_frames and writer.written >= args.max_frames:
                     break
-                stat = os.statvfs(folder)
-                if stat.f_bavail * stat.f_frsize < min_free:
+                if free_bytes(folder) < min_free:
                     stopped = ("the disk holding %s has less than %g MB left: stopped, every record up to here is "
                                "complete" % (args.out, args.min_free_mb))
                     break
@@ -301,9 +300,7 @@ def main(args):
     if stop.requested:
         return 128 + int(stop.signum or 2)
     if source.lost:
-        print("python -m runtime record: error: %s; every record is complete (exit status 3)" % source.lost,
-              file=sys.stderr)
-        return 3
+        return lost_for_good("python -m runtime record", source.lost, "every record is complete")
     if readings.count == 0:
         raise UserError("no steering reading came from %s: is the sender pointed at this machine?" % args.steering_from)
     return 0

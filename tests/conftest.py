@@ -26,6 +26,15 @@ def cli(*args, timeout=600, env=None, fake_gpu=None):
                           capture_output=True, text=True, timeout=timeout)
 
 
+def free_udp_port():
+    """A UDP port on the loopback that nothing holds now."""
+    import socket
+
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
 def one_line_error(proc):
     """Exit status 2 and a single line on stderr (no traceback)."""
     lines = [ln for ln in proc.stderr.splitlines() if ln.strip()]

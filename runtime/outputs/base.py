@@ -16,10 +16,15 @@ class OutputStopped(UserError):
     closed with what it had, and `runtime run` says why (exit status 2)."""
 
 
+def free_bytes(folder):
+    """What an unprivileged writer may still put on the disk that holds folder."""
+    stat = os.statvfs(folder)
+    return stat.f_bavail * stat.f_frsize
+
+
 def check_space(path, folder=None):
     """OutputStopped when the disk that holds path has less than MIN_FREE_BYTES left."""
-    stat = os.statvfs(folder or os.path.dirname(os.path.abspath(path)))
-    free = stat.f_bavail * stat.f_frsize
+    free = free_bytes(folder or os.path.dirname(os.path.abspath(path)))
     if free < MIN_FREE_BYTES:
         raise OutputStopped("the disk holding %s is full (%d KB left): the run stopped, and %s is complete up "
                             "to the frame before" % (path, free // 1024, path))

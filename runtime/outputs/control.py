@@ -80,8 +80,7 @@ class ControlOutput(Output):
         self.down = None  # why the link stopped (LinkDown), once it has
         self.events = []  # (monotonic time, what happened): the watchdog's log, for the summary and tests
         self.closing = threading.Event()
-        self._send("neutral", steering=0.0, throttle=0.0, reason="start")
-        self.limits.reset(time.monotonic())
+        self._neutral("start")
         self.watchdog = threading.Thread(target=self._watch, name="control-watchdog", daemon=True)
         self.watchdog.start()
 
@@ -167,6 +166,11 @@ class ControlOutput(Output):
         else:
             self.lost += 1
 
+    def _neutral(self, reason):
+        """The safe command (steering 0, throttle 0); the rate limit then ramps control in from it."""
+        self._send("neutral", steering=0.0, throttle=0.0, reason=reason)
+        self.limits.reset(time.monotonic())
+
     def _event(self, text):
         self.events.append((time.monotonic(), text))
         if self.log is not None:
@@ -185,13 +189,11 @@ class ControlOutput(Output):
                     self.neutral_events += 1
                     self._event("no fresh result for %.0f ms (watchdog %.0f ms): neutral sent"
                                 % (silent * 1000, self.watchdog_s * 1000))
-                    self._send("neutral", steering=0.0, throttle=0.0, reason="watchdog")
-                    self.limits.reset(now)
+                    self._neutral("watchdog")
                 if now >= next_beat:
                     next_beat = max(next_beat + beat, now)
                     if self.failsafe is not None:  # repeated, for a link that loses datagrams
-                        self._send("neutral", steering=0.0, throttle=0.0, reason=self.failsafe)
-                        self.limits.reset(now)
+                        self._neutral(self.failsafe)
                     self._send("hb", state="ok" if self.failsafe is None else "failsafe")
 
     def close(self):
@@ -200,7 +202,7 @@ class ControlOutput(Output):
         self.closing.set()
         self.watchdog.join(2.0)
         with self.lock:
-            self._send("neutral", steering=0.0, throttle=0.0, reason="stop")
+            self._neutral("stop")
         self.link.close()
         if self.log is not None:
             print("control: %s" % self.summary(), file=self.log, flush=True)

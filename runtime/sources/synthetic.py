@@ -108,13 +108,15 @@ class SimulatedVehicle(Source):
         self.link = control.open_link(control_uri, listen=True)
         self.started = None
 
-    def _curvature(self):
+    def _steering(self):
+        """The command in force as the road's normalised steering (1/r = steering / 10 m): its inverse_radius
+        where it has one, else its steering; straight while the fail-safe holds."""
         command = self.receiver.command
         if self.receiver.failsafe or not command:
             return 0.0
         if "inverse_radius" in command:
-            return command["inverse_radius"]
-        return command.get("steering", 0.0) / STEERING_RADIUS_M
+            return command["inverse_radius"] * STEERING_RADIUS_M
+        return command.get("steering", 0.0)
 
     def _images(self):
         sim, record, seen, ideal = self.sim, self.record, False, 0.0
@@ -128,12 +130,7 @@ class SimulatedVehicle(Source):
                 self.receiver.apply(data, now)
             self.receiver.tick(now)
             if seen:  # the car moves with the command in force, then is seen again
-                curvature = self._curvature()
-                intervened = sim.step(curvature)
-                record.offset.append(sim.left_at if intervened else sim.d)
-                record.steering.append(curvature * STEERING_RADIUS_M)
-                record.ideal.append(ideal)
-                record.intervened.append(intervened)
+                record.step(sim, self._steering(), 1.0 / STEERING_RADIUS_M, ideal)
             image, ideal = sim.view()
             seen = True
             yield image, {"steering": ideal}

@@ -20,7 +20,7 @@ from runtime.postprocess import Result
 from runtime.sources.base import Frame, Source
 from runtime.sources.synthetic import SyntheticRoad
 from runtime.vehicle import Receiver
-from tests.conftest import cli, one_line_error
+from tests.conftest import cli, free_udp_port, one_line_error
 
 
 def stopped_with(proc, message):
@@ -285,9 +285,7 @@ def test_the_vehicle_command_logs_what_it_hears_and_its_failsafe(tmp_path):
 
     from tests.conftest import ROOT
 
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_udp_port()
     proc = subprocess.Popen([sys.executable, "-m", "runtime", "vehicle", "--listen", "udp://127.0.0.1:%d" % port,
                              "--timeout-ms", "200", "--jsonl", str(tmp_path / "heard.jsonl"), "--seconds", "3"],
                             cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -310,9 +308,7 @@ def test_the_vehicle_command_logs_what_it_hears_and_its_failsafe(tmp_path):
 
 # -- the simulator as the vehicle ---------------------------------------------------------------------------
 def test_the_simulator_is_driven_through_the_control_link(pilot_bundle, tmp_path):
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_udp_port()
     report = tmp_path / "drive.json"
     proc = cli("runtime", "run", pilot_bundle, "--source",
                "synthetic://road?control=udp://127.0.0.1:%d&report=%s" % (port, report),
@@ -328,9 +324,7 @@ def test_the_simulator_is_driven_through_the_control_link(pilot_bundle, tmp_path
 
 # -- recording ---------------------------------------------------------------------------------------------
 def _record(tmp_path, out, frames, *extra):
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_udp_port()
     return cli("runtime", "record", "--source", "synthetic://road?steering=udp://127.0.0.1:%d" % port,
                "--steering-from", "udp://127.0.0.1:%d" % port, "--out", out, "--max-frames", str(frames),
                "--input-width", "160", "--input-height", "90", *extra)
@@ -409,9 +403,7 @@ def test_a_disk_that_fills_stops_the_recording_cleanly(tmp_path, monkeypatch, ca
         return Full() if len(calls) > 12 else statvfs(path)
 
     monkeypatch.setattr(os, "statvfs", filling)
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_udp_port()
     tub = tmp_path / "tub"
     status = main("python -m runtime", _main, ["record", "--source", "synthetic://road?steering=udp://127.0.0.1:%d"
                                                 % port, "--steering-from", "udp://127.0.0.1:%d" % port,
@@ -424,9 +416,7 @@ def test_a_disk_that_fills_stops_the_recording_cleanly(tmp_path, monkeypatch, ca
 
 
 def test_frames_without_a_reading_are_counted_not_stored(tmp_path):
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_udp_port()
     proc = cli("runtime", "record", "--source", "synthetic://road", "--input-rate", "30", "--steering-from",
                "udp://127.0.0.1:%d" % port, "--out", tmp_path / "tub", "--seconds", "1")
     assert stopped_with(proc, "no steering reading came")

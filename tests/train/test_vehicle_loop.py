@@ -4,23 +4,16 @@ recording as it is (a DonkeyCar tub), export it, and let it drive the simulator-
 `runtime run --output udp://`, which reports autonomy."""
 
 import json
-import socket
 
 import pytest
 
-from tests.conftest import cli
-
-
-def _port():
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from tests.conftest import cli, free_udp_port
 
 
 @pytest.fixture(scope="module")
 def recorded(tmp_path_factory):
     base = tmp_path_factory.mktemp("loop")
-    port = _port()
+    port = free_udp_port()
     proc = cli("runtime", "record", "--source", "synthetic://road?steering=udp://127.0.0.1:%d" % port,
                "--steering-from", "udp://127.0.0.1:%d" % port, "--out", base / "tub", "--max-frames", "300",
                "--input-width", "320", "--input-height", "180")
@@ -39,7 +32,7 @@ def test_record_train_export_and_drive_through_the_control_link(recorded):
     assert exported.returncode == 0, exported.stderr[-2000:]
     manifest = json.loads((base / "bundle" / "manifest.json").read_text())
     assert manifest["steering"]["inverse_radius_per_unit"] == 0.1  # the road's driver: 1/r = steering / 10 m
-    port = _port()
+    port = free_udp_port()
     report = base / "drive.json"
     drove = cli("runtime", "run", base / "bundle", "--source",
                 "synthetic://road?control=udp://127.0.0.1:%d&report=%s" % (port, report),
