@@ -11,7 +11,9 @@
 
 `check(name)` validates a name without importing TensorFlow; `load(name, spec)` does the work. The
 validation split is seeded: stratified by class for classifiers, whole stretches of driving for logs (frames a
-few milliseconds apart are near copies: a random split would validate on the training set).
+few milliseconds apart are near copies: a random split would validate on the training set). A training set whose
+targets are all the same (one class, or one steering: a misread log, a drive that never turned) is one warning
+line: a model trained on it can only learn to answer that constant.
 """
 
 from __future__ import annotations
@@ -257,6 +259,22 @@ def _load_drivelog(path, seed, side_correction, units, radius=None):
     return train, val, steering, notes
 
 
+def _warn_if_constant(name, targets, labels=None, noun="example", side_correction=None):
+    """One warning line when every training target is the same: a model trained on a constant learns to answer
+    it whatever it sees (a misread log, a drive that never turned, a --limit that kept one class)."""
+    targets = np.asarray(targets)
+    if targets.size == 0 or not np.all(targets == targets.flat[0]):
+        return
+    if labels:
+        what, answer = "class %s" % labels[int(targets.flat[0])], "that class"
+    else:
+        what = answer = "steering %g" % targets.flat[0]
+        if side_correction:
+            answer += " (and the side cameras' +-%g)" % side_correction
+    print("warning: every training %s of %s (%d) has %s: the model can only learn to answer %s, whatever the image"
+          % (noun, name, targets.size, what, answer), file=sys.stderr)
+
+
 def _kept(n, limit, seed):
     """The sorted indices of a seeded random `limit` of n training examples (all of them without a limit)."""
     if not limit or limit >= n:
@@ -288,11 +306,15 @@ def load(name: str, spec, limit=None, seed: int = 0, road_views: str = "recovery
         del frames
         val_frames, y_val = road.sample_frames(n_val, ROAD_SIZE[0], ROAD_SIZE[1], seed=seed + 100003)
         val_rgb = np.ascontiguousarray(val_frames[..., ::-1])
+        _warn_if_constant(name, y, noun="frame")
         return Dataset(name, "steering", [], Split(y, images=train_rgb), Split(y_val, images=val_rgb),
                        val_rgb[:SAMPLES], [float(v) for v in y_val[:SAMPLES]], road.steering_metadata())
     if kind == "drivelog":
         train, val, steering, notes = _load_drivelog(path, seed, side_correction, steering_units, steering_radius)
         train = [train[i] for i in _kept(len(train), limit, seed)]
+        centre = [s.steering for s in train if s.camera == "centre"]  # what the log recorded
+        _warn_if_constant(name, centre or [s.steering for s in train], noun="row",
+                          side_correction=side_correction if len(centre) < len(train) else None)
         order = _spread(len(val))
         return Dataset(name, "steering", [], Split([s.steering for s in train], files=[s.image for s in train]),
                        Split([s.steering for s in val], files=[s.image for s in val]),
@@ -325,6 +347,7 @@ def load(name: str, spec, limit=None, seed: int = 0, road_views: str = "recovery
         keep = _kept(len(y_train), limit, seed)
         train_images = train_images[keep] if isinstance(train_images, np.ndarray) else [train_images[i] for i in keep]
         y_train = y_train[keep]
+    _warn_if_constant(name, y_train, labels)
     order = _spread(len(y_val))
     if files is not None:
         train, val = Split(y_train, files=train_images), Split(y_val, files=val_images)
