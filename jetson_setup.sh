@@ -26,7 +26,8 @@ VENV="$REPO/.venv"
 ACTIONS=0
 PRINT_REQUIREMENTS=""
 SYSTEM_PYTHON=/usr/bin/python3   # JetPack's tensorrt and cv2 are built for it; a pyenv or conda python3 cannot see them
-EXTRAS="[ort,web,vehicle]"  # ONNX Runtime, the browser view, pyserial; never the opencv extra (the system's has GStreamer)
+EXTRAS="[ort,web,vehicle,test]"  # ONNX Runtime, the browser view, pyserial, pytest (make test-board); never the
+                                 # opencv extra (the system's has GStreamer)
 SERVICE_BUNDLE=""
 SERVICE_NAME=""
 REMOVE_SERVICE=0
@@ -304,7 +305,7 @@ else
     act "$SYSTEM_PYTHON" -m venv --system-site-packages "$VENV"
 fi
 numpy_below="${NUMPY_PIN#numpy<}"
-check_runtime="import numpy, onnxruntime, runtime; v = tuple(int(x) for x in numpy.__version__.split('.')[:2]); assert v < tuple(int(x) for x in '$numpy_below'.split('.'))"
+check_runtime="import numpy, onnxruntime, aiohttp, serial, pytest, hypothesis, runtime; v = tuple(int(x) for x in numpy.__version__.split('.')[:2]); assert v < tuple(int(x) for x in '$numpy_below'.split('.'))"
 if [[ -x "$VENV/bin/python" ]] && "$VENV/bin/python" -c "$check_runtime" >/dev/null 2>&1; then
     ok "the runtime, ONNX Runtime and $NUMPY_PIN are in the venv"
 else
@@ -313,12 +314,25 @@ else
     act "$VENV/bin/pip" install -e "${REPO}${EXTRAS}" "$NUMPY_PIN"
 fi
 # pycuda.tools too: the pycuda that breaks on Python 3.8 loads pycuda.driver and fails there.
+# Built from its source with CURAND off: pycuda enables CURAND by default (curand.h, -lcurand), which JetPack's
+# CUDA packages above do not bring (libcurand-dev-X-Y, a large static library), and the runtime never uses it.
+# pycuda reads that switch from a siteconf.py that its configure.py writes; pip alone cannot pass it.
+build_pycuda() (  # a subshell: its trap removes the source folder however it ends
+    work="$(mktemp -d)"
+    trap 'rm -rf "$work"' EXIT
+    "$VENV/bin/pip" download --quiet --no-deps --no-binary pycuda -d "$work" "$PYCUDA_PIN" || exit 1
+    tar -xzf "$work"/pycuda-*.tar.gz -C "$work" || exit 1
+    src="$(find "$work" -mindepth 1 -maxdepth 1 -type d -name 'pycuda-*' | head -n 1)"
+    [[ -n "$src" ]] || exit 1
+    (cd "$src" && "$VENV/bin/python" configure.py --cuda-root="$cuda_home" --no-cuda-enable-curand >/dev/null) || exit 1
+    env PATH="$cuda_home/bin:$PATH" CUDA_ROOT="$cuda_home" LD_LIBRARY_PATH="$cuda_home/lib64:${LD_LIBRARY_PATH:-}" \
+        "$VENV/bin/pip" install "$src"
+)
 if [[ -x "$VENV/bin/python" ]] && "$VENV/bin/python" -c "import pycuda.driver, pycuda.tools" >/dev/null 2>&1; then
     ok "pycuda is in the venv"
 else
-    act --show "PATH=$cuda_home/bin:\$PATH CUDA_ROOT=$cuda_home $VENV/bin/pip install $(printf '%q' "$PYCUDA_PIN")" \
-        env PATH="$cuda_home/bin:$PATH" CUDA_ROOT="$cuda_home" \
-        LD_LIBRARY_PATH="$cuda_home/lib64:${LD_LIBRARY_PATH:-}" "$VENV/bin/pip" install "$PYCUDA_PIN"
+    act --show "build pycuda ($PYCUDA_PIN) without CURAND: $VENV/bin/pip download $(printf '%q' "$PYCUDA_PIN"), then in its source: python configure.py --cuda-root=$cuda_home --no-cuda-enable-curand; PATH=$cuda_home/bin:\$PATH $VENV/bin/pip install ." \
+        build_pycuda
 fi
 
 # --- cameras: the video group --------------------------------------------------------------------------

@@ -10,8 +10,9 @@
 # moves it):
 #   jpN.json          pip's installation report (`pip install --dry-run --report`) for the runtime's line
 #   jpN.requirements  what was resolved, with a key over it and pyproject.toml (the tests compare it to now)
-#   jpN-pycuda/       the pycuda source pip would build on the board (an sdist: --platform cannot resolve it),
-#                     its pycuda/ package and VERSION, for the Python-version check
+#   jpN-pycuda/       the pycuda source pip would build on the board (an sdist: --platform cannot resolve it):
+#                     its pycuda/ package and VERSION, for the Python-version check, and its setup.py,
+#                     configure.py and aksetup_helper.py, for the check that jetson_setup.sh turns CURAND off
 # Cached: a JetPack is resolved again only when its requirements or pyproject.toml change, or with --refresh.
 # PYTHON picks the interpreter whose pip resolves (default .venv/bin/python, else python3; pip >= 22.2).
 set -euo pipefail
@@ -31,7 +32,7 @@ mkdir -p "$CACHE"
 
 for jp in 5 6 7; do
     reqs="$(bash jetson_setup.sh --print-requirements "$jp")"
-    key="$( { echo "$reqs"; cat pyproject.toml; } | sha256sum | cut -c1-16)"
+    key="$( { echo "$reqs"; cat pyproject.toml; echo "layout 2"; } | sha256sum | cut -c1-16)"
     stamp="$CACHE/jp$jp.requirements"
     if [[ $REFRESH -eq 0 && -f "$CACHE/jp$jp.json" && -f "$CACHE/jp$jp-pycuda/VERSION" && -f "$stamp" ]] \
         && [[ "$(tail -n 1 "$stamp")" == "key $key" ]]; then
@@ -59,7 +60,9 @@ for jp in 5 6 7; do
     version="$(basename "$sdist" .tar.gz)"
     version="${version#pycuda-}"
     mkdir -p "$work/pycuda"
-    tar -xzf "$sdist" -C "$work/pycuda" --strip-components=1 "pycuda-$version/pycuda"
+    # its package (the Python-version check) and its build configuration (the CURAND-off check)
+    tar -xzf "$sdist" -C "$work/pycuda" --strip-components=1 "pycuda-$version/pycuda" "pycuda-$version/setup.py" \
+        "pycuda-$version/configure.py" "pycuda-$version/aksetup_helper.py"
     echo "$version" >"$work/pycuda/VERSION"
     rm -rf "$CACHE/jp$jp-pycuda"
     mv "$work/pycuda" "$CACHE/jp$jp-pycuda"

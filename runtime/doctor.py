@@ -137,29 +137,51 @@ def _jetson(root):
     return Check("jetson", OK, detail)
 
 
+def camera_kind(root, dev):
+    """'csi', 'usb' or 'other' for /dev/videoN, from sysfs: a CSI sensor is a node of the Jetson's video input
+    (its V4L2 name is "vi-output, SENSOR I2C-ADDRESS" and its device the VI, tegra-capture-vi or NNNNNNNN.vi),
+    which gives raw Bayer to V4L2 and is read through Argus (csi://); a USB camera's device is on the USB bus
+    (driver uvcvideo). A sensor's model name says nothing: Arducam's "IMX219" USB cameras are UVC."""
+    sysdir = os.path.join(root, "sys/class/video4linux", os.path.basename(dev))
+    try:
+        with open(os.path.join(sysdir, "name")) as f:
+            name = f.read().strip()
+    except OSError:
+        name = ""
+    device = os.path.realpath(os.path.join(sysdir, "device"))
+    driver = os.path.basename(os.path.realpath(os.path.join(sysdir, "device", "driver")))
+    if driver == "uvcvideo" or "/usb" in device:
+        return "usb"
+    if name.startswith("vi-output") or "tegra-capture-vi" in device or os.path.basename(device).endswith(".vi"):
+        return "csi"
+    return "other"
+
+
 def _cameras(root):
+    """(check, {device: kind}) for /dev/video*."""
     devices = sorted(glob.glob(os.path.join(root, "dev/video*")))
-    names = []
+    kinds, names = {}, []
     for dev in devices:
-        name_file = os.path.join(root, "sys/class/video4linux", os.path.basename(dev), "name")
+        shown = dev[len(root.rstrip("/")):]
+        kind = kinds[shown] = camera_kind(root, dev)
+        label = {"csi": "CSI sensor", "usb": "USB camera", "other": "V4L2 device"}[kind]
         try:
-            with open(name_file) as f:
-                names.append("%s (%s)" % (dev[len(root.rstrip("/")):], f.read().strip()))
+            with open(os.path.join(root, "sys/class/video4linux", os.path.basename(dev), "name")) as f:
+                names.append("%s (%s: %s)" % (shown, label, f.read().strip()))
         except OSError:
-            names.append(dev[len(root.rstrip("/")):])
-    csi = [n for n in names if "vi-output" in n or "imx" in n.lower()]
+            names.append("%s (%s)" % (shown, label))
     if not devices:
         return Check("cameras", WARN, "no /dev/video* (no USB or CSI camera connected)",
-                     "plug in a camera, or use synthetic://road, a video or rtsp://"), []
+                     "plug in a camera, or use synthetic://road, a video or rtsp://"), kinds
     unreadable = [d for d in devices if not os.access(d, os.R_OK | os.W_OK)]
     detail = ", ".join(names)
-    if csi and root == "/" and not _nvargus_running():
+    if "csi" in kinds.values() and root == "/" and not _nvargus_running():
         return Check("cameras", WARN, detail + "; nvargus-daemon is not running (csi:// needs it)",
-                     "sudo systemctl restart nvargus-daemon"), devices
+                     "sudo systemctl restart nvargus-daemon"), kinds
     if unreadable:
         return Check("cameras", WARN, detail + "; no permission for " + ", ".join(unreadable),
-                     "sudo usermod -aG video $USER, then log in again"), devices
-    return Check("cameras", OK, detail), devices
+                     "sudo usermod -aG video $USER, then log in again"), kinds
+    return Check("cameras", OK, detail), kinds
 
 
 def _nvargus_running():
@@ -189,8 +211,10 @@ def diagnose(root="/"):
         backends.append("tensorrt")
     gst = cv2 is not None and opencv.verdict == OK
     on_jetson = platform.l4t_release(root) is not None
+    usb = [d for d, kind in devices.items() if kind != "csi"]  # what v4l2:// reads (CSI sensors give raw Bayer)
+    csi = [d for d, kind in devices.items() if kind == "csi"]
     sources = {"synthetic://road, files": cv2 is not None, "rtsp://, gst://": gst,
-               "v4l2 (USB)": cv2 is not None and bool(devices), "csi://": gst and on_jetson and bool(devices)}
+               "v4l2 (USB)": cv2 is not None and bool(usb), "csi://": gst and on_jetson and bool(csi)}
     summary = ["backends that will work: %s" % (", ".join(backends) or "none")]
     if "tensorrt" not in backends:
         for c in (trt_check, gpu_check):
@@ -201,9 +225,11 @@ def diagnose(root="/"):
     summary.append("sources that will work: %s" % (", ".join(k for k, v in sources.items() if v) or "none"))
     fixes = {"synthetic://road, files": opencv.fix,
              "rtsp://, gst://": opencv.fix,
-             "v4l2 (USB)": opencv.fix if cv2 is None else "plug in a USB camera (then: ls /dev/video*)",
+             "v4l2 (USB)": opencv.fix if cv2 is None else "plug in a USB camera (then: ls /dev/video*)"
+             + ("; %s is a CSI sensor: use csi://" % ", ".join(csi) if csi and cv2 is not None else ""),
              "csi://": ("only a Jetson has CSI cameras" if not on_jetson else
-                        opencv.fix if not gst else "connect a CSI camera; sudo systemctl restart nvargus-daemon")}
+                        opencv.fix if not gst else "connect a CSI camera; sudo systemctl restart nvargus-daemon"
+                        + ("; %s is a USB camera: use v4l2://" % ", ".join(usb) if usb else ""))}
     for name, works in sources.items():
         if not works:
             summary.append("  %s: %s" % (name, fixes[name]))

@@ -143,7 +143,8 @@ def resolved(jetpack, requirements_now):
         with open(stamp) as f:
             recorded, key = f.read().rsplit("key ", 1)
         with open(os.path.join(ROOT, "pyproject.toml"), "rb") as f:
-            key_now = hashlib.sha256(requirements_now.rstrip("\n").encode() + b"\n" + f.read()).hexdigest()[:16]
+            key_now = hashlib.sha256(requirements_now.rstrip("\n").encode() + b"\n" + f.read()
+                                     + b"layout 2\n").hexdigest()[:16]  # .ci/jetson_resolve.sh's cache layout
         if recorded.strip() != requirements_now.strip():
             why = ("%s resolved %r, but jetson_setup.sh asks for %r now: run .ci/jetson_resolve.sh"
                    % (report, recorded.strip(), requirements_now.strip()))

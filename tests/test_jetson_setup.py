@@ -64,10 +64,14 @@ def test_a_dry_run_prints_the_plan_for_each_jetpack_and_changes_nothing(tmp_path
     # the system's python3: a pyenv or conda python3 first on PATH would not see JetPack's tensorrt and cv2
     assert "would run: /usr/bin/python3 -m venv --system-site-packages %s" % (tmp_path / "venv") in out
     # the numpy pin is on pip's command line
-    assert "install -e %s\\[ort\\,web\\,vehicle\\] %s" % (ROOT, numpy_pin) in out
+    # pytest too (the test extra): README step 3, make test-board, runs in this venv
+    assert "install -e %s\\[ort\\,web\\,vehicle\\,test\\] %s" % (ROOT, numpy_pin) in out
     cuda_home = "/usr/local/cuda-" + cuda_xy.replace("-", ".")
-    assert ("would run: PATH=%s/bin:$PATH CUDA_ROOT=%s %s/bin/pip install %s"
-            % (cuda_home, cuda_home, tmp_path / "venv", pycuda_pin)) in out
+    # from its source with CURAND off: JetPack's CUDA packages above bring no libcurand-dev
+    assert ("would run: build pycuda (%s) without CURAND: %s/bin/pip download %s, then in its source: python "
+            "configure.py --cuda-root=%s --no-cuda-enable-curand; PATH=%s/bin:$PATH %s/bin/pip install ."
+            % (pycuda_pin.replace("\\", ""), tmp_path / "venv", pycuda_pin, cuda_home, cuda_home,
+               tmp_path / "venv")) in out
     assert "note: alice is not in the video group" in out and "--yes" in out
     assert "would run: %s -m runtime doctor" % (tmp_path / "venv" / "bin" / "python") in out
     assert r"install --upgrade pip\>=21.3" in out  # JetPack 5's pip 20 predates editable pyproject installs
@@ -211,8 +215,9 @@ def requirements(jetpack):
 
 def test_print_requirements_is_the_one_place_and_bad_jetpacks_are_refused():
     jp5 = requirements(5).splitlines()
-    assert jp5 == ["python 3.8", "glibc 2.31", "runtime .[ort,web,vehicle] numpy<1.24", "pycuda pycuda>=2022.2,<2026"]
-    assert "runtime .[ort,web,vehicle] numpy<2" in requirements(6) and "pycuda pycuda>=2025.1.2" in requirements(7)
+    assert jp5 == ["python 3.8", "glibc 2.31", "runtime .[ort,web,vehicle,test] numpy<1.24",
+                   "pycuda pycuda>=2022.2,<2026"]
+    assert "runtime .[ort,web,vehicle,test] numpy<2" in requirements(6) and "pycuda pycuda>=2025.1.2" in requirements(7)
     for bad in ("4", "five"):
         proc = setup("--print-requirements", bad)
         assert proc.returncode == 2 and len(proc.stderr.strip().splitlines()) == 1 and "5, 6 or 7" in proc.stderr
@@ -230,6 +235,7 @@ def test_what_pip_resolves_on_each_jetpack(jetpack, numpy_below):
     versions, report = resolved(jetpack, requirements(jetpack))
     assert _version(versions["numpy"]) < numpy_below, versions
     assert "onnxruntime" in versions and "opencv-python" not in versions and "tensorflow" not in versions
+    assert "pytest" in versions and "hypothesis" in versions  # make test-board runs there (README step 3)
     project = [i for i in report["install"] if i["metadata"]["name"] == "edge-cnn-toolkit"][0]["metadata"]
     # built by the newest setuptools here (the Python 3.8 install test builds it with 75.3): the license reads
     assert project.get("license") == "Apache-2.0" or project.get("license_expression") == "Apache-2.0", project
@@ -249,6 +255,29 @@ def test_the_pycuda_each_jetpack_gets_runs_on_its_python(jetpack, python):
     proc = subprocess.run([vermin, "--no-tips", "--violations", "--eval-annotations",
                            "-t=%s-" % python, os.path.join(source, "pycuda")], capture_output=True, text=True)
     assert proc.returncode == 0, "pycuda %s needs a newer Python than %s:\n%s" % (version, python, proc.stdout)
+
+
+@pytest.mark.parametrize("jetpack", [5, 6, 7])
+def test_the_pycuda_each_jetpack_gets_builds_without_curand(jetpack, tmp_path):
+    """jetson_setup.sh installs JetPack's CUDA compiler and headers but not libcurand-dev, and pycuda enables CURAND
+    by default (curand.h, -lcurand): its configure.py, run as the script runs it on that pycuda's own source,
+    must turn it off in the siteconf.py that its setup.py then reads."""
+    resolved(jetpack, requirements(jetpack))
+    source = tmp_path / "pycuda"
+    shutil.copytree(os.path.join(RESOLVE_CACHE, "jp%d-pycuda" % jetpack), str(source))
+    script = open(SCRIPT).read()
+    configure = script[script.index('"$VENV/bin/python" configure.py') + len('"$VENV/bin/python" '):]
+    configure = configure[:configure.index(" >/dev/null")].replace('"$cuda_home"', "/usr/local/cuda-12.6").split()
+    assert configure == ["configure.py", "--cuda-root=/usr/local/cuda-12.6", "--no-cuda-enable-curand"]
+    env = dict(os.environ, HOME=str(tmp_path))  # no ~/.aksetup-defaults.py of this machine's
+    proc = subprocess.run([sys.executable] + configure, cwd=source, capture_output=True, text=True, env=env)
+    assert proc.returncode == 0, proc.stderr
+    read = ("from aksetup_helper import get_config; from setup import get_config_schema; "
+            "c = get_config(get_config_schema(), warn_about_no_config=False); "
+            "print(c['CUDA_ENABLE_CURAND'], c['CUDA_ROOT'])")
+    proc = subprocess.run([sys.executable, "-c", read], cwd=source, capture_output=True, text=True, env=env)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.split() == ["False", "/usr/local/cuda-12.6"]
 
 
 def test_doctor_here_says_truthfully_no_tensorrt_and_no_gpu():
@@ -278,12 +307,59 @@ def test_doctor_on_a_jetson_with_tensorrt_and_a_camera(tmp_path):
     assert "the fastest is MODE_20W_6CORE, mode 8" in out and "jetson_setup.sh --max-perf" in out
     assert "TensorRT 8.5.2 (tensor API, precision by builder flags)" in out
     assert "FAKE Orin (nvgpu), compute 8.7" in out
-    assert "/dev/video0 (vi-output, imx219 9-0010)" in out
+    assert "/dev/video0 (CSI sensor: vi-output, imx219 9-0010)" in out
     assert "backends that will work: onnxruntime, tensorrt" in out
 
     (root / "etc" / "nv_tegra_release").write_text(RELEASES["jp5"][0].replace("R35", "R32"))
     proc = cli("runtime", "doctor", "--root", root)
     assert "too old for this runtime" in proc.stdout and "flash JetPack 5.1 or later" in proc.stdout
+
+
+def _video_node(root, n, name, device, driver=None):
+    """/dev/videoN and its sysfs entry as the kernel makes them: name, and device a link into /sys/devices."""
+    (root / "dev").mkdir(exist_ok=True)
+    (root / "dev" / ("video%d" % n)).write_text("")
+    node = root / "sys" / "class" / "video4linux" / ("video%d" % n)
+    node.mkdir(parents=True)
+    (node / "name").write_text(name + "\n")
+    target = root / "sys" / "devices" / device
+    target.mkdir(parents=True, exist_ok=True)
+    (node / "device").symlink_to(os.path.relpath(str(target), str(node)))
+    if driver:
+        (root / "sys" / "bus" / driver).mkdir(parents=True, exist_ok=True)
+        (target / "driver").symlink_to(os.path.relpath(str(root / "sys" / "bus" / driver), str(target)))
+
+
+@pytest.mark.parametrize("cameras, works, fails", [
+    # an Orin's CSI sensor alone: csi:// works, v4l2 does not (V4L2 gives its raw Bayer)
+    ([("vi-output, imx219 9-0010", "platform/tegra-capture-vi", None)], ["csi://"], ["v4l2 (USB)"]),
+    # a Nano's VI node (54080000.vi); the same
+    ([("vi-output, imx477 7-001a", "platform/54080000.vi", None)], ["csi://"], ["v4l2 (USB)"]),
+    # a USB camera whose name says IMX219 (Arducam's UVC boards): v4l2 works, csi:// does not
+    ([("Arducam IMX219 USB Camera", "platform/3610000.xhci/usb1/1-2/1-2:1.0", "usb/drivers/uvcvideo")],
+     ["v4l2 (USB)"], ["csi://"]),
+    # one of each
+    ([("vi-output, imx219 9-0010", "platform/tegra-capture-vi", None),
+      ("HD Pro Webcam C920", "platform/3610000.xhci/usb1/1-3/1-3:1.0", "usb/drivers/uvcvideo")],
+     ["csi://", "v4l2 (USB)"], []),
+])
+def test_doctor_tells_csi_sensors_from_usb_cameras(tmp_path, monkeypatch, cameras, works, fails):
+    from runtime import doctor
+
+    root = fake_root(tmp_path, "jp6")
+    for n, (name, device, driver) in enumerate(cameras):
+        _video_node(root, n, name, device, driver)
+    # this machine's OpenCV as a Jetson's (with GStreamer), so that only the cameras decide
+    monkeypatch.setattr(doctor, "_opencv", lambda: (doctor.Check("opencv", doctor.OK, "GStreamer yes"), object()))
+    checks, summary, _ = doctor.diagnose(str(root))
+    working = [ln for ln in summary if ln.startswith("sources that will work: ")][0]
+    for source in works:
+        assert source in working, summary
+    for source in fails:
+        assert source not in working, summary
+    cams = [c for c in checks if c.name == "cameras"][0].detail
+    assert cams.count("CSI sensor") == sum(1 for c in cameras if c[0].startswith("vi-output")), cams
+    assert cams.count("USB camera") == sum(1 for c in cameras if c[2]), cams
 
 
 PILOTNET = os.path.join(ROOT, "tests", "runtime", "bundles", "pilotnet")  # checked in

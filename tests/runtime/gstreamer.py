@@ -1,8 +1,10 @@
 """Live tests' helpers: an interpreter whose OpenCV has GStreamer (the system's python3-opencv over numpy 1.x,
-as a Jetson's venv sees JetPack's OpenCV) and ways to run the runtime in it. pip's OpenCV has no GStreamer;
+in a venv made by jetson_setup.sh's own commands, as a Jetson's venv sees JetPack's OpenCV) and ways to run the
+runtime in it. pip's OpenCV has no GStreamer;
 `.ci/run` installs the system packages; `videotestsrc is-live=true` is the live camera."""
 
 import os
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -28,18 +30,51 @@ def _opencv_with_gstreamer(python):
     return out.strip() == "True"
 
 
+def _board_venv_commands(venv):
+    """The venv and pip commands jetson_setup.sh runs on a JetPack 6 board (pycuda aside: it needs CUDA), from its
+    dry run on a fake board: `/usr/bin/python3 -m venv --system-site-packages VENV`, then its own pip lines."""
+    import pathlib
+    import shlex
+    import tempfile
+
+    from tests.jetson_roots import fake_root
+
+    with tempfile.TemporaryDirectory() as tmp:
+        root = fake_root(pathlib.Path(tmp), "jp6", packages=["python3-libnvinfer"])
+        fresh = os.path.join(tmp, "venv")  # a fresh board has none: the dry run plans every step
+        proc = subprocess.run(["bash", os.path.join(ROOT, "jetson_setup.sh"), "--dry-run", "--root", str(root),
+                               "--venv", fresh], capture_output=True, text=True, stdin=subprocess.DEVNULL,
+                              env=dict(os.environ, USER="alice"), timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    commands = [[venv + a[len(fresh):] if a.startswith(fresh) else a for a in shlex.split(ln[len("would run: "):])]
+                for ln in proc.stdout.splitlines()
+                if ln.startswith("would run: %s -m venv " % SYSTEM_PYTHON)
+                or ln.startswith("would run: %s/bin/pip install " % fresh)]
+    assert len(commands) == 3 and commands[0][-2:] == ["--system-site-packages", venv], proc.stdout
+    return commands
+
+
 def system_python():
-    """An interpreter whose OpenCV has GStreamer: this one where it has (a board's venv), else the
-    system-OpenCV venv (made once): python3 -m venv --system-site-packages; pip install '.[ort]' 'numpy<2'."""
+    """An interpreter whose OpenCV has GStreamer: this one where it has (a board's venv), else a venv made here
+    over the system's OpenCV exactly as jetson_setup.sh makes a board's (made once, remade when its commands or
+    pyproject.toml change), so that the live tests and `make test-board` run where a board's do."""
     if _opencv_with_gstreamer(sys.executable):
         return sys.executable
     python = os.path.join(VENV, "bin", "python")
-    if not os.path.exists(os.path.join(VENV, ".installed")):
+    commands = _board_venv_commands(VENV)
+    with open(os.path.join(ROOT, "pyproject.toml")) as f:
+        inputs = repr((commands, f.read()))
+    stamp = os.path.join(VENV, ".installed")
+    if not os.path.exists(stamp) or open(stamp).read() != inputs:
         if not _opencv_with_gstreamer(SYSTEM_PYTHON):
             pytest.skip("no system OpenCV with GStreamer (apt install python3-opencv; .ci/run does)")
-        subprocess.run([SYSTEM_PYTHON, "-m", "venv", "--clear", "--system-site-packages", VENV], check=True)
-        subprocess.run([python, "-m", "pip", "install", "--quiet", ROOT + "[ort]", "numpy<2"], check=True)
-        open(os.path.join(VENV, ".installed"), "w").close()
+        shutil.rmtree(VENV, ignore_errors=True)
+        for command in commands:
+            proc = subprocess.run(command + (["--quiet"] if "pip" in command[0] else []), capture_output=True,
+                                  text=True)
+            assert proc.returncode == 0, "%s\n%s" % (" ".join(command), proc.stderr[-3000:])
+        with open(stamp, "w") as f:
+            f.write(inputs)
     out = subprocess.run([python, "-c", "import numpy, cv2, sys; print(numpy.__version__, cv2.__file__)"],
                          capture_output=True, text=True, check=True).stdout
     assert out.startswith("1.") and out.split()[1].startswith("/usr/lib/python3/dist-packages")

@@ -18,12 +18,15 @@ before building, and what a callback still raises is kept and raised again after
 
 from __future__ import annotations
 
+import hashlib
 import os
+import select
+import signal
 import sys
 import threading
 import time
 
-from ...bundle import sha256_file, write_atomic
+from ...bundle import write_atomic
 from ...errors import UserError
 from . import api as trtlib, calibrator, engines
 
@@ -72,7 +75,7 @@ def _calibration_spec(bundle, opts):
 
 def file_digest(path):
     """What names an INT8 engine by its calibration: the calibration cache's sha256 (a prefix)."""
-    return sha256_file(path)[:16]
+    return hashlib.sha256(engines.read(path, "INT8 calibration cache")).hexdigest()[:16]
 
 
 def make_plan(trt, gpu, bundle, opts, root="/") -> Plan:
@@ -167,10 +170,70 @@ def _progress_monitor(trt, ticker, caught):
     return Progress()
 
 
-def _tick_until(stop, ticker):
-    """Elapsed time where TensorRT has no IProgressMonitor (before 9.0, so JetPack 5 and 6.0)."""
-    while not stop.wait(0.5):
-        ticker.show("(TensorRT before 9.0 reports no progress)")
+class Uncancellable:
+    """Elapsed time and Ctrl-C where TensorRT has no IProgressMonitor (before 9.0: JetPack 5 and 6.0).
+
+    Nothing can cancel such a build: build_serialized_network runs in C++ for minutes, and Python runs a signal
+    handler only when the main thread next runs Python, which is inside TensorRT's callbacks, whose trampolines
+    swallow the KeyboardInterrupt. So the signal is read here, from the wakeup file descriptor that the C-level
+    handler writes at once: the first Ctrl-C or SIGTERM is said at once and marks the build as stopped (the
+    calibrator feeds no more frames, which ends an INT8 calibration at its next batch, and nothing of the build is
+    kept when TensorRT returns); the second ends the process at once (exit 130 or 143), before anything is written.
+    Only the main thread may set the wakeup descriptor; elsewhere only the time is shown."""
+
+    def __init__(self, trt, ticker, caught, log, exit=os._exit):
+        self.version, self.ticker, self.caught, self.log, self.exit = trt.__version__, ticker, caught, log, exit
+        self.stopping = threading.Event()
+        self.signals = 0
+        self.read_fd = self.write_fd = self.previous_fd = None
+        self.thread = threading.Thread(target=self._watch, name="build-ticker", daemon=True)
+
+    def start(self):
+        if threading.current_thread() is threading.main_thread():
+            self.read_fd, self.write_fd = os.pipe()
+            for fd in (self.read_fd, self.write_fd):
+                os.set_blocking(fd, False)
+            self.previous_fd = signal.set_wakeup_fd(self.write_fd, warn_on_full_buffer=False)
+        self.thread.start()
+        return self
+
+    def _watch(self):
+        while not self.stopping.is_set():
+            if self.read_fd is None:
+                self.stopping.wait(0.5)
+            elif select.select([self.read_fd], [], [], 0.5)[0]:
+                try:
+                    data = os.read(self.read_fd, 64)
+                except OSError:
+                    data = b""
+                for signum in data:
+                    if signum in (signal.SIGINT, signal.SIGTERM):
+                        self._signal(signum)
+            self.ticker.show("(TensorRT before 9.0 reports no progress)")
+
+    def _signal(self, signum):
+        self.signals += 1
+        name = "Ctrl-C" if signum == signal.SIGINT else "SIGTERM"
+        if self.signals == 1:
+            self.caught.keep(KeyboardInterrupt())
+            print("\n%s: TensorRT %s cannot cancel a build once it runs (that came with 9.0), so it stops when "
+                  "TensorRT returns, keeping nothing of it; %s again to quit at once" % (name, self.version, name),
+                  file=self.log)
+        else:
+            print("\n%s again: quitting at once; nothing of this build was kept" % name, file=self.log)
+            try:
+                self.log.flush()
+            finally:
+                self.exit(128 + int(signum))
+
+    def stop(self):
+        self.stopping.set()
+        self.thread.join()
+        if self.write_fd is not None:
+            signal.set_wakeup_fd(self.previous_fd)
+            os.close(self.read_fd)
+            os.close(self.write_fd)
+            self.read_fd = self.write_fd = None
 
 
 def _parse(trt, builder, log_trt, onnx_path, log):
@@ -259,8 +322,7 @@ def _build(bundle, opts, gpu, trt, log, root, note):
     cache_path = opts.timing_cache or engines.timing_cache_path(bundle.path, key)
     saved = b""
     if os.path.isfile(cache_path):
-        with open(cache_path, "rb") as f:
-            saved = f.read()
+        saved = engines.read(cache_path, "timing cache")
     timing = config.create_timing_cache(saved)
     if not config.set_timing_cache(timing, False):  # a cache from another device or version: start afresh
         print("warning: timing cache %s does not fit this device; starting a new one" % cache_path, file=log)
@@ -271,20 +333,21 @@ def _build(bundle, opts, gpu, trt, log, root, note):
              "1..%d" % opts.max_batch if opts.dla_core is None else "%d (static)" % opts.max_batch,
              "" if opts.dla_core is None else ", DLA core %d" % opts.dla_core), file=log)
     ticker = Ticker("building engine", log)
-    stop = threading.Event()
     monitor = waiter = None
     if hasattr(trt, "IProgressMonitor"):
         monitor = _progress_monitor(trt, ticker, caught)
         config.progress_monitor = monitor
     else:
-        waiter = threading.Thread(target=_tick_until, args=(stop, ticker), daemon=True)
-        waiter.start()
+        print("note: TensorRT %s cannot cancel a build once it runs: a first Ctrl-C stops when it ends, keeping "
+              "nothing; a second quits at once" % trt.__version__, file=log)
+    caught.raise_it()  # a Ctrl-C that came while this was prepared (parsing, calibration frames): stop here
+    if monitor is None:
+        waiter = Uncancellable(trt, ticker, caught, log).start()
     try:
         serialized = builder.build_serialized_network(network, config)
     finally:
-        stop.set()
         if waiter is not None:
-            waiter.join()
+            waiter.stop()
         if int8_calibrator is not None:
             int8_calibrator.release()
     caught.raise_it()  # what TensorRT's trampolines swallowed (a Ctrl-C too), raised here

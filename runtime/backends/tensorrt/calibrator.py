@@ -127,7 +127,7 @@ def make(trt, gpu, bundle, opts, cache_path, batch_size, batches, input_shape, l
     """The task's calibrator (kind()) fed with the prepared batches; with a kept calibration cache
     there are none, and frames are read only if TensorRT rejects the cache and asks for batches anyway. Once
     any callback has caught an exception it feeds no more and writes no cache (it would be a partial one)."""
-    from . import api as trtlib  # the build's; not needed to list the calibration options at start-up
+    from . import api as trtlib, engines  # the build's; not needed to list the calibration options at start-up
 
     base = getattr(trt, kind(bundle.task))
 
@@ -164,8 +164,7 @@ def make(trt, gpu, bundle, opts, cache_path, batch_size, batches, input_shape, l
         @trtlib.guarded(None)
         def read_calibration_cache(self):
             if os.path.isfile(cache_path):
-                with open(cache_path, "rb") as f:
-                    data = f.read()
+                data = engines.read(cache_path, "INT8 calibration cache")  # checked readable before the build
                 if not calibration_cache_ok(data):
                     print("warning: the INT8 calibration cache %s is damaged; calibrating again" % cache_path, file=log)
                     return None

@@ -17,6 +17,7 @@ import json
 import os
 
 from ...bundle import write_atomic, write_json
+from ...errors import UserError
 
 PRECISIONS = ("fp32", "fp16", "int8")
 ENGINE_DIR = "engines"
@@ -74,6 +75,24 @@ class EngineKey:
                                               self.fingerprint)
 
 
+def read(path: str, what: str = "engine") -> bytes:
+    """A file of the engine cache (an engine, a timing or calibration cache), or one line saying why it cannot
+    be read: most often one made with sudo before these were written with the umask's mode."""
+    try:
+        with open(path, "rb") as f:
+            return f.read()
+    except OSError as exc:
+        owner = ""
+        try:
+            import pwd
+
+            owner = ", owned by %s" % pwd.getpwuid(os.stat(path).st_uid).pw_name
+        except (ImportError, KeyError, OSError):
+            pass
+        raise UserError("cannot read the %s %s (%s%s): make it readable (chmod a+r), or remove it to build it again"
+                        % (what, path, exc.strerror or exc, owner)) from None
+
+
 def _writable(folder: str) -> bool:
     probe = folder if os.path.isdir(folder) else os.path.dirname(folder)
     return os.access(probe, os.W_OK)
@@ -84,9 +103,31 @@ def user_cache_dir(model_sha256: str) -> str:
     return os.path.join(base, "edge-cnn-toolkit", ENGINE_DIR, model_sha256[:16])
 
 
+def _inside(folder: str, path: str) -> bool:
+    real_folder, real = os.path.realpath(folder), os.path.realpath(path)
+    return os.path.commonpath([real_folder, real]) == real_folder
+
+
+def own_dir(bundle_path: str) -> str:
+    """The bundle's engines/ folder, refused in one line when it is a link out of the bundle: engines and caches
+    are written and read there, and a bundle comes from elsewhere (a copy from the desktop)."""
+    own = os.path.join(bundle_path, ENGINE_DIR)
+    if os.path.islink(own) and not _inside(bundle_path, own):
+        raise UserError("%s is a link out of the bundle (to %s): engines are neither written nor read through it; "
+                        "remove the link (engines then go to a folder of the bundle's own, or the user's cache)"
+                        % (own, os.path.realpath(own)))
+    return own
+
+
 def search_dirs(bundle_path: str, model_sha256: str) -> list:
     """Where engines for this bundle may be: its own engines/ folder, then the per-user cache."""
-    return [os.path.join(bundle_path, ENGINE_DIR), user_cache_dir(model_sha256)]
+    return [own_dir(bundle_path), user_cache_dir(model_sha256)]
+
+
+def _engine_file(folder: str, name: str):
+    """folder/name where it is a file there, not a link out of folder (a bundle's engines are its own)."""
+    path = os.path.join(folder, name)
+    return path if os.path.isfile(path) and _inside(folder, path) else None
 
 
 def find(bundle_path: str, key: EngineKey, any_calibration: bool = False):
@@ -96,8 +137,8 @@ def find(bundle_path: str, key: EngineKey, any_calibration: bool = False):
     if any_calibration and key.precision == "int8":
         return _newest_calibrated(bundle_path, key)
     for folder in search_dirs(bundle_path, key.model_sha256):
-        path = os.path.join(folder, key.filename)
-        if os.path.isfile(path):
+        path = _engine_file(folder, key.filename)
+        if path is not None:
             return path
     return None
 
@@ -120,7 +161,7 @@ def _newest_calibrated(bundle_path, key):
 
 def write_dir(bundle_path: str, model_sha256: str, writable=_writable) -> str:
     """The bundle's engines/ folder where it can be written, else the per-user cache."""
-    own = os.path.join(bundle_path, ENGINE_DIR)
+    own = own_dir(bundle_path)
     return own if writable(own) else user_cache_dir(model_sha256)
 
 
@@ -142,7 +183,8 @@ def listed(bundle_path: str, model_sha256: str) -> list:
     found = []
     for folder in search_dirs(bundle_path, model_sha256):
         if os.path.isdir(folder):
-            found.extend(os.path.join(folder, n) for n in sorted(os.listdir(folder)) if n.endswith(".engine"))
+            paths = (_engine_file(folder, n) for n in sorted(os.listdir(folder)) if n.endswith(".engine"))
+            found.extend(p for p in paths if p is not None)
     return found
 
 

@@ -18,7 +18,7 @@ import numpy as np
 
 from ...errors import UserError
 from .. import Backend
-from . import api as trtlib
+from . import api as trtlib, engines
 from .cuda import Gpu
 from .loader import CachedEngine
 
@@ -49,6 +49,7 @@ class TensorRTBackend(Backend):
 
     def _deserialize(self, data, log_trt):
         self.runtime, self.engine = trtlib.deserialize(self.trt, log_trt, data, self.dla_core)
+        log_trt.caught.raise_it()  # what the logger caught meanwhile (a Ctrl-C, most often): TensorRT dropped it
 
     def _open(self):
         trt, source = self.trt, self.source
@@ -58,8 +59,7 @@ class TensorRTBackend(Backend):
         else:
             path = source if isinstance(source, str) else source.path(trt, self.gpu)
             self.precision = getattr(source, "precision", self.precision)
-            with open(path, "rb") as f:
-                data = f.read()
+            data = engines.read(path)
         self._deserialize(data, log_trt)
         if self.engine is None:
             why = "%s will not deserialize with TensorRT %s (built by another version, or corrupt: %s)" % (
@@ -70,8 +70,7 @@ class TensorRTBackend(Backend):
             # the build's errors reach the build's own logger (and its one-line message)
             self.engine = self.runtime = None
             path = source.rebuild(trt, self.gpu, why)
-            with open(path, "rb") as f:
-                self._deserialize(f.read(), log_trt)
+            self._deserialize(engines.read(path), log_trt)
             if self.engine is None:
                 raise UserError("TensorRT %s cannot load the engine it has just built (%s)" % (trt.__version__, path))
         self.path = path

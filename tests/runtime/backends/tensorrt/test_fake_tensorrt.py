@@ -617,3 +617,189 @@ def test_tensorrt_that_cannot_start_cuda_is_one_line_with_its_warning_as_the_rea
         proc = cli(*args, fake_gpu="10.3.0", env=env)
         assert one_line_error(proc), proc.stderr
         assert "does not start" in proc.stderr and "CUDA initialization failure with error: 35" in proc.stderr
+
+
+# -- the board's first run: engine files, Ctrl-C ----------------------------------------------------------------
+def _build_int8(trt, bundle):
+    from runtime.backends.tensorrt import build as trt_build
+    from runtime.backends.tensorrt.cuda import Gpu
+
+    gpu = Gpu()
+    try:
+        return trt_build.build(bundle, trt_build.BuildOptions("int8", calib_data="road", calib_frames=8), gpu, trt,
+                               log=io.StringIO())
+    finally:
+        gpu.close()
+
+
+@pytest.mark.parametrize("umask, mode", [(0o022, 0o644), (0o002, 0o664), (0o077, 0o600)])
+def test_engines_and_caches_are_written_with_the_umasks_mode(fake_gpu, pilot_bundle, tmp_path, umask, mode):
+    """An engine built with sudo must stay readable by the user who runs the camera demo: engines, their JSON,
+    timing and calibration caches get the mode any new file gets (mkstemp's 0600 made them root's only)."""
+    from runtime import bundle as bundle_format
+
+    trt, _ = fake_gpu("8.5.2")  # INT8 by calibration: an engine, its JSON, a timing and a calibration cache
+    bundle = bundle_format.load(str(copy_bundle(pilot_bundle, tmp_path)))
+    old = os.umask(umask)
+    try:
+        _build_int8(trt, bundle)
+    finally:
+        os.umask(old)
+    made = os.listdir(os.path.join(bundle.path, "engines"))
+    assert {n.rsplit(".", 1)[-1] for n in made} == {"engine", "json", "cache"} and len(made) == 4, made
+    assert {n: oct(os.stat(os.path.join(bundle.path, "engines", n)).st_mode & 0o777) for n in made} == \
+        {n: oct(mode) for n in made}
+
+
+def test_an_engine_that_cannot_be_read_is_one_line(fake_gpu, digits_bundle, tmp_path, monkeypatch):
+    """Root reads any file, so the refusal a user meets (an engine left 0600 by a build under sudo) is made here by
+    open() itself; the message names the file, its owner and the fix."""
+    import builtins
+
+    from runtime import bundle as bundle_format
+    from runtime.backends.tensorrt import TensorRTBackend, engines
+    from runtime.errors import UserError
+
+    fake_gpu("10.3.0")
+    bundle = copy_bundle(digits_bundle, tmp_path)
+    TensorRTBackend(bundle_format.load(str(bundle)), precision="fp32", log=io.StringIO()).activate().deactivate()
+    engine = [str(bundle / "engines" / n) for n in os.listdir(bundle / "engines") if n.endswith(".engine")][0]
+    real_open = builtins.open
+
+    def refusing(path, *args, **kwargs):
+        if str(path) == engine:
+            raise PermissionError(13, "Permission denied", str(path))
+        return real_open(path, *args, **kwargs)
+
+    monkeypatch.setattr(engines, "open", refusing, raising=False)  # engines.read's open
+    with pytest.raises(UserError) as err:
+        TensorRTBackend(bundle_format.load(str(bundle)), precision="fp32", build=False, log=io.StringIO()).activate()
+    message = str(err.value)
+    assert message.startswith("cannot read the engine %s (Permission denied, owned by " % engine), message
+    assert "chmod a+r" in message and "\n" not in message
+
+
+def test_a_ctrl_c_caught_by_the_logger_while_deserializing_is_raised(fake_gpu, digits_bundle, tmp_path, monkeypatch):
+    """TensorRT's trampoline drops what the logger raises; deserializing a large engine takes seconds on a Nano,
+    and a Ctrl-C landing in the logger then must still stop the run."""
+    from runtime import bundle as bundle_format
+    from runtime.backends.tensorrt import TensorRTBackend
+
+    trt, _ = fake_gpu("10.3.0")
+    bundle = copy_bundle(digits_bundle, tmp_path)
+    TensorRTBackend(bundle_format.load(str(bundle)), precision="fp32", log=io.StringIO()).activate().deactivate()
+
+    class CtrlC:  # a message whose reading is interrupted: the KeyboardInterrupt is raised inside log()
+        def __str__(self):
+            raise KeyboardInterrupt
+
+    real = trt.Runtime.deserialize_cuda_engine
+
+    def deserialize(self, data):
+        trt._log(self.logger, trt.Logger.WARNING, CtrlC())
+        return real(self, data)
+
+    monkeypatch.setattr(trt.Runtime, "deserialize_cuda_engine", deserialize)
+    backend = TensorRTBackend(bundle_format.load(str(bundle)), precision="fp32", build=False, log=io.StringIO())
+    with pytest.raises(KeyboardInterrupt):
+        backend.activate()
+
+
+def test_an_engines_folder_that_links_out_of_the_bundle_is_refused(digits_bundle, tmp_path):
+    bundle = copy_bundle(digits_bundle, tmp_path)
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    os.symlink(str(outside), str(bundle / "engines"))
+    env = {"XDG_CACHE_HOME": str(tmp_path / "cache")}
+    for args in (("runtime", "engine", bundle, "--precision", "fp32"),
+                 ("runtime", "run", bundle, "--backend", "tensorrt", "--source", bundle / "samples", "--no-display")):
+        proc = cli(*args, fake_gpu="10.3.0", env=env)
+        assert one_line_error(proc), proc.stderr
+        assert "is a link out of the bundle" in proc.stderr
+    assert os.listdir(str(outside)) == [] and not (tmp_path / "cache").exists()
+
+
+def test_an_engine_file_that_links_out_is_not_read(fake_gpu, digits_bundle, tmp_path):
+    from runtime import bundle as bundle_format
+    from runtime.backends.tensorrt import TensorRTBackend
+
+    fake_gpu("10.3.0")
+    bundle = copy_bundle(digits_bundle, tmp_path)
+    with TensorRTBackend(bundle_format.load(str(bundle)), precision="fp32", log=io.StringIO()) as backend:
+        engine = backend.path
+    moved = str(tmp_path / "elsewhere.engine")
+    os.replace(engine, moved)
+    os.symlink(moved, engine)
+    log = io.StringIO()
+    with TensorRTBackend(bundle_format.load(str(bundle)), precision="fp32", log=log) as backend:  # built again
+        assert backend.path == engine and not os.path.islink(engine)
+    assert "building a TensorRT engine" in log.getvalue()
+
+
+def test_tensorrt_before_9_says_a_build_cannot_be_cancelled_and_a_ctrl_c_keeps_nothing(fake_gpu, pilot_bundle,
+                                                                                     tmp_path, monkeypatch):
+    """TensorRT 8.5 (JetPack 5) has no IProgressMonitor: the build says so before it starts, and a Ctrl-C that a
+    callback caught during it ends it with nothing kept (no engine, no timing or calibration cache)."""
+    from runtime import bundle as bundle_format
+    from runtime.backends.tensorrt import build as trt_build
+    from runtime.backends.tensorrt.cuda import Gpu
+
+    trt, _ = fake_gpu("8.5.2")
+    assert not hasattr(trt, "IProgressMonitor")
+    bundle = bundle_format.load(str(copy_bundle(pilot_bundle, tmp_path)))
+    real = trt.Builder.build_serialized_network
+
+    class CtrlC:
+        def __str__(self):
+            raise KeyboardInterrupt
+
+    def build(self, network, config):
+        trt._log(self.logger, trt.Logger.WARNING, CtrlC())  # a Ctrl-C landing in the logger mid-build
+        return real(self, network, config)
+
+    monkeypatch.setattr(trt.Builder, "build_serialized_network", build)
+    log = io.StringIO()
+    gpu = Gpu()
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            trt_build.build(bundle, trt_build.BuildOptions("fp16"), gpu, trt, log=log)
+    finally:
+        gpu.close()
+    assert "TensorRT 8.5.2 cannot cancel a build once it runs: a first Ctrl-C stops when it ends" in log.getvalue()
+    engines_dir = os.path.join(bundle.path, "engines")
+    assert not os.path.isdir(engines_dir) or os.listdir(engines_dir) == []
+
+
+def test_ctrl_c_during_an_uncancellable_build_is_said_at_once_and_twice_quits(fake_gpu, monkeypatch):
+    """Python runs a signal handler only when the main thread runs Python, which during a TensorRT 8 build is
+    only inside callbacks; the wakeup descriptor is written by the C-level handler at once. Signals are sent to
+    this process, with a Python handler that does nothing, as when the main thread is inside TensorRT."""
+    import signal
+
+    from runtime.backends.tensorrt import api as trtlib
+    from runtime.backends.tensorrt.build import Ticker, Uncancellable
+
+    trt, _ = fake_gpu("8.5.2")
+    log, exits = io.StringIO(), []
+    caught = trtlib.Caught()
+    previous = signal.signal(signal.SIGINT, lambda *a: None)
+    watch = Uncancellable(trt, Ticker("building engine", io.StringIO()), caught, log, exit=exits.append).start()
+    try:
+        os.kill(os.getpid(), signal.SIGINT)
+        deadline = threading.Event()
+        for _ in range(100):  # the watcher reads the byte within its 0.5 s select; wait for it, not for a time
+            if caught.exception is not None:
+                break
+            deadline.wait(0.05)
+        assert isinstance(caught.exception, KeyboardInterrupt)
+        assert "Ctrl-C: TensorRT 8.5.2 cannot cancel a build once it runs" in log.getvalue() and not exits
+        os.kill(os.getpid(), signal.SIGINT)
+        for _ in range(100):
+            if exits:
+                break
+            deadline.wait(0.05)
+        assert exits == [130] and "Ctrl-C again: quitting at once" in log.getvalue()
+    finally:
+        watch.stop()
+        signal.signal(signal.SIGINT, previous)
+    assert signal.set_wakeup_fd(-1) == -1  # the wakeup descriptor was given back
