@@ -12,7 +12,7 @@ import os
 import sys
 
 from runtime.bundle import COLORS, INTERPOLATIONS, TASKS, VARIANTS
-from runtime.cli import ArgumentParser, main, positive_int
+from runtime.cli import ArgumentParser, add_max_image_pixels, main, positive_int
 from runtime.errors import UserError
 from runtime.backends.tensorrt import command as engine_command
 from runtime.backends.tensorrt.calibrator import DATASETS, DEFAULT_FRAMES
@@ -53,6 +53,7 @@ def build_parser():
                         "(default %g)" % parity.DEFAULT_ATOL)
     p.add_argument("--samples", metavar="DIR", help="real images for the parity check and the bundle "
                                                     "(default: the run's own held-out samples)")
+    add_max_image_pixels(p)
     _loading_options(p)
     g = p.add_argument_group("for a model that train did not make (no meta.json beside it)")
     g.add_argument("--name", help="the bundle's name")
@@ -71,6 +72,7 @@ def build_parser():
     p.add_argument("--precision", nargs="+", choices=VARIANTS, default=list(VARIANTS),
                    help="which variants (default: %s)" % " ".join(VARIANTS))
     engine_command.calibration_arguments(p)
+    add_max_image_pixels(p)
 
     p = sub.add_parser("verify", help="run the bundle's samples through every backend here and compare with Keras")
     p.prog = "python -m export verify"
@@ -82,6 +84,7 @@ def build_parser():
     p.add_argument("--frames", type=positive_int, default=DEFAULT_FRAMES, metavar="N",
                    help="how many --data frames (default %d)" % DEFAULT_FRAMES)
     p.add_argument("--json", metavar="FILE", help="write the report as JSON")
+    add_max_image_pixels(p)
     return parser
 
 

@@ -19,7 +19,7 @@ import sys
 import numpy as np
 
 from runtime import bundle as bundle_format
-from runtime import road
+from runtime import images, road
 from runtime.errors import UserError
 from runtime.preprocess import Preprocessor
 from train.run_dir import read_meta
@@ -117,16 +117,15 @@ def _first_rescales(model):
 
 
 def _load_samples(meta, run_dir, opts, size):
-    """Raw BGR frames: --samples, else the run's samples, else synthetic road frames (with a warning)."""
-    import cv2
-
+    """Raw BGR frames: --samples, else the run's samples, else synthetic road frames (with a warning). Names of
+    any bytes; each image held to the pixel budget before it is decoded (runtime/images.py)."""
     if opts.samples:
         folder = opts.samples
         if not os.path.isdir(folder):
-            raise UserError("--samples %s is not a folder of images" % folder)
-        paths = sorted(p for p in glob.glob(os.path.join(folder, "*")) if p.lower().endswith(SAMPLE_EXTS))
+            raise UserError("--samples %s is not a folder of images" % images.shown(folder))
+        paths = sorted(p for p in glob.glob(os.path.join(glob.escape(folder), "*")) if p.lower().endswith(SAMPLE_EXTS))
         if not paths:
-            raise UserError("--samples %s has no images (%s)" % (folder, ", ".join(SAMPLE_EXTS)))
+            raise UserError("--samples %s has no images (%s)" % (images.shown(folder), ", ".join(SAMPLE_EXTS)))
     elif meta is not None and meta.get("samples", {}).get("files"):
         folder = os.path.join(run_dir, meta["samples"].get("dir", "samples"))
         paths = [os.path.join(folder, n) for n in meta["samples"]["files"]]
@@ -137,10 +136,10 @@ def _load_samples(meta, run_dir, opts, size):
         return list(frames)
     frames = []
     for p in paths[:64]:
-        image = cv2.imread(p, cv2.IMREAD_COLOR)
-        if image is None:
-            raise UserError("sample %s is not a readable image" % p)
-        frames.append(image)
+        try:
+            frames.append(images.read_image(p))
+        except images.ImageError as exc:
+            raise UserError("sample %s: %s" % (images.shown(p), exc.why)) from None
     return frames
 
 
@@ -178,7 +177,6 @@ def _manifest(contract, model, opts, onnx_bytes, output_names, out_shapes):
 def export(src: str, out: str, opts: Options, log=sys.stderr) -> dict:
     """Write the bundle at out; returns the parity report (report["route"]: which conversion it kept).
     UserError on bad input; a failed parity leaves OUT.failed/ and returns the failing report."""
-    import cv2
     import onnxruntime as ort
 
     if os.path.exists(out) and not bundle_format.is_bundle(out) and (not os.path.isdir(out) or os.listdir(out)):
@@ -230,7 +228,7 @@ def export(src: str, out: str, opts: Options, log=sys.stderr) -> dict:
         files = []
         for i, frame in enumerate(frames):
             name = "sample_%03d.png" % i
-            cv2.imwrite(os.path.join(staging, "samples", name), frame)
+            images.write_image(os.path.join(staging, "samples", name), frame)  # the bundle's path may be any bytes
             files.append(name)
         np.savez(os.path.join(staging, "samples", "keras_outputs.npz"),
                  **{n: np.asarray(k) for n, k in zip(output_names, keras_out)})

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import os
+import struct
 import sys
 
 import numpy as np
@@ -23,6 +24,7 @@ import numpy as np
 from runtime import bundle as bundle_format
 from runtime.backends.tensorrt import engines
 from runtime.errors import UserError
+from runtime.images import shown
 from runtime.preprocess import Preprocessor
 
 RELATIVE_TOLERANCE = {"fp32": 1e-4, "fp16": 1e-2}
@@ -30,6 +32,7 @@ INT8_TOP1_AGREEMENT = 0.99
 INT8_STEERING_FRACTION = 0.05
 STEERING_RANGE = 2.0  # steering is normalised to [-1, 1]
 INT8_RELATIVE = 0.05
+MAX_REFERENCE_BYTES = 1 << 30  # Keras's outputs for the samples: 32 frames of 512x512x21 float32 are 704 MiB
 MIN_FRAMES_FOR_AGREEMENT = 100  # with 32 frames one disagreement is 96.9%: 99% cannot be told from chance
 
 
@@ -37,7 +40,11 @@ def judge(task, precision, reference, outputs):
     """One row's numbers and verdict: max abs/rel error per output, top-1 agreement where it means something."""
     row = {"precision": precision, "outputs": [], "passed": True}
     for i, (ref, out) in enumerate(zip(reference, outputs)):
-        ref, out = np.asarray(ref, np.float64), np.asarray(out, np.float64).reshape(np.shape(ref))
+        ref, out = np.asarray(ref, np.float64), np.asarray(out, np.float64)
+        if out.size != ref.size:
+            raise UserError("output %d is %s here, but the bundle's reference for it is %s: the bundle is "
+                            "inconsistent; export it again" % (i, out.shape, ref.shape))
+        out = out.reshape(ref.shape)
         max_abs = float(np.abs(ref - out).max())
         rel = max_abs / max(float(np.abs(ref).max()), 1e-12)
         entry = {"index": i, "max_abs_error": max_abs, "max_rel_error": rel,
@@ -75,10 +82,73 @@ def _samples(bundle):
     if not bundle.sample_paths or not bundle.keras_outputs_path or not os.path.isfile(bundle.keras_outputs_path):
         raise UserError("%s has no samples with Keras outputs to verify against (export it again)" % bundle.path)
     frames = bundle_samples(bundle)
+    reference = keras_reference(bundle, len(frames))
     x = Preprocessor(bundle.preprocess, bundle.input).batch(frames)
-    with np.load(bundle.keras_outputs_path, allow_pickle=False) as stored:
-        reference = [stored[o["name"]] for o in bundle.outputs]
     return x, reference
+
+
+def keras_reference(bundle, count):
+    """Keras's outputs stored with the samples (samples/keras_outputs.npz, np.savez's zip of .npy arrays, one per
+    output name): each array's header is checked before its data is read (a number type, `count` rows, the
+    manifest's output shape), and read without pickles. A damaged file is one line: not a zip, an output missing,
+    another shape, object or text arrays, values that are not finite."""
+    import zipfile
+    import zlib
+
+    path = bundle.keras_outputs_path
+
+    def damaged(why):
+        return UserError("%s is damaged: %s; export the bundle again" % (shown(path), why))
+
+    if not zipfile.is_zipfile(path):
+        raise damaged("it is not a zip archive of arrays (.npz)")
+    reference = []
+    try:
+        with zipfile.ZipFile(path) as archive:
+            members = set(archive.namelist())
+            for output in bundle.outputs:
+                name = output["name"]
+                if name + ".npy" not in members:
+                    raise damaged("it has no array for the output %r (it has %s)" % (
+                        name, ", ".join(sorted(repr(m[:-4]) for m in members if m.endswith(".npy"))) or "none"))
+                with archive.open(name + ".npy") as f:
+                    shape, dtype = _npy_header(f)
+                want = output.get("shape")
+                known = want if isinstance(want, list) and len(want) == len(shape) else None
+                if dtype.hasobject or dtype.fields is not None or dtype.kind not in "biuf":
+                    raise damaged("the output %r is stored as %s, not numbers" % (name, dtype))
+                if not shape or shape[0] != count or (known and any(
+                        isinstance(w, int) and w != d for w, d in zip(known[1:], shape[1:]))):
+                    raise damaged("the output %r is stored with shape %s; %d samples with the manifest's shape %s "
+                                  "need %s" % (name, tuple(shape), count, want,
+                                               tuple([count] + (list(known[1:]) if known else ["..."]))))
+                size = dtype.itemsize * int(np.prod(shape, dtype=np.float64))
+                if size > min(archive.getinfo(name + ".npy").file_size, MAX_REFERENCE_BYTES):
+                    raise damaged("the output %r says it holds %d bytes (%s of %s), more than %s" % (
+                        name, size, tuple(shape), dtype, "its file in the archive" if size <= MAX_REFERENCE_BYTES
+                        else "the %d MiB a reference may take" % (MAX_REFERENCE_BYTES >> 20)))
+                with archive.open(name + ".npy") as f:
+                    array = np.lib.format.read_array(f, allow_pickle=False)
+                if not np.isfinite(array.astype(np.float64, copy=False)).all():
+                    raise damaged("the output %r holds values that are not finite" % name)
+                reference.append(array)
+    except (zipfile.BadZipFile, zlib.error, EOFError, OSError, ValueError, NotImplementedError, RuntimeError,
+            KeyError, struct.error) as exc:  # a cut or corrupt archive, an encrypted or unknown compression
+        raise damaged("%s" % (" ".join(str(exc).split())[:200] or type(exc).__name__)) from None
+    return reference
+
+
+def _npy_header(f):
+    """(shape, dtype) from a .npy header, without reading its data."""
+    fmt = np.lib.format
+    version = fmt.read_magic(f)
+    if version == (1, 0):
+        shape, _, dtype = fmt.read_array_header_1_0(f)
+    elif version == (2, 0):
+        shape, _, dtype = fmt.read_array_header_2_0(f)
+    else:
+        raise ValueError("a .npy format version %d.%d this reader does not take" % version)
+    return shape, dtype
 
 
 def int8_layers(bundle):
@@ -137,7 +207,9 @@ def _engine_rows(bundle, log):
         try:
             with open(path[:-len(".engine")] + ".json") as f:
                 fields = json.load(f)
-        except (OSError, ValueError):
+            if not isinstance(fields, dict) or not isinstance(fields.get("precision"), str):
+                raise ValueError("not an engine's fields")
+        except (OSError, ValueError, RecursionError):
             notes.append("%s: no readable .json beside it; skipped" % os.path.basename(path))
             continue
         if any(fields.get(k) != v for k, v in here.items()):

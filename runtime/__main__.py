@@ -11,7 +11,7 @@ import sys
 
 from . import bundle as bundle_format, drive, record, vehicle
 from .backends import NAMES as BACKENDS
-from .cli import ArgumentParser, lost_for_good, main, positive_float, positive_int
+from .cli import ArgumentParser, add_max_image_pixels, lost_for_good, main, positive_float, positive_int
 from .errors import UserError
 from .backends.tensorrt import command as engine_command
 from .backends.tensorrt.engines import PRECISIONS
@@ -77,6 +77,7 @@ def build_parser():
     run.add_argument("--realtime", action="store_true",
                      help="pace a video or folder at its frame rate, newest frame wins, as a camera would")
     run.add_argument("--quiet", action="store_true", help="no live status, only the summary")
+    add_max_image_pixels(run)
     ctl = run.add_argument_group("control (udp://, serial:// and ros2:// outputs: commands to a vehicle)")
     ctl.add_argument("--watchdog-ms", type=positive_float, metavar="MS",
                      help="send neutral when no fresh result came for MS (default: 3 measured frame periods, at "
@@ -106,6 +107,7 @@ def build_parser():
     bench.add_argument("--warmup", type=positive_int, default=50, metavar="N", help="frames first, not measured")
     bench.add_argument("--backend", choices=BACKENDS, default="auto")
     bench.add_argument("--json", metavar="FILE", help="write the report as JSON")
+    add_max_image_pixels(bench)
 
     doctor = sub.add_parser("doctor", help="what this machine can run, and how to fix what it cannot")
     doctor.prog = "python -m runtime doctor"

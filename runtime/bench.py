@@ -21,6 +21,7 @@ import sys
 import threading
 import time
 
+from .errors import UserError
 from .sources import Source
 
 TRTEXEC = ("trtexec", "/usr/src/tensorrt/bin/trtexec")
@@ -61,7 +62,14 @@ def network_sized(bundle, images):
     resize: what is left to measure is the pipeline itself (colour conversion, scaling, inference, handoffs)."""
     import cv2
 
-    return [cv2.resize(im, bundle.network_frame_size, interpolation=cv2.INTER_AREA) for im in images]
+    from . import images as image_files
+
+    width, height = bundle.network_frame_size
+    why = image_files.over_budget(width, height)
+    if why:  # a crop of a sliver of the frame makes this frame huge
+        raise UserError("%s: the frame whose crop is the network's input would be %s"
+                        % (image_files.shown(bundle.path), why))
+    return [cv2.resize(im, (width, height), interpolation=cv2.INTER_AREA) for im in images]
 
 
 class MemoryFrames(Source):

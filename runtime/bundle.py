@@ -54,6 +54,14 @@ COLORS = ("bgr", "rgb", "gray", "yuv")
 INTERPOLATIONS = ("linear", "area", "nearest")
 VARIANTS = ("fp16", "int8")
 ACTIVATIONS = ("softmax", "sigmoid", "linear")
+# How large a network's input may be. The largest inputs vision networks take are 2048x1024 (Cityscapes
+# segmentation) to 4096x4096 (aerial tiles); the runtime holds each frame's input as float32, so 4096 x 4096 x 3
+# is 192 MiB a frame (16384 x 16384, which validation used to let through, is 3 GiB).
+MAX_SIDE = 16384  # resize width or height
+MAX_NETWORK_PIXELS = 4096 * 4096  # resize width x height
+MAX_INPUT_VALUES = 3 * MAX_NETWORK_PIXELS  # the input shape's values a frame (its batch dimension aside)
+MAX_MANIFEST_BYTES = 16 << 20  # a manifest with 100,000 labels is about 2 MB
+MAX_MANIFEST_DEPTH = 32  # a manifest is 4 levels deep; json.loads's recursion gave out at 200,000 (or 1,000)
 
 
 class BundleError(UserError):
@@ -135,12 +143,17 @@ class Bundle:
 
 def bundle_samples(bundle):
     """The bundle's own sample frames (uint8 BGR), exactly those its manifest lists."""
-    from .errors import require
+    from . import images
 
-    cv2 = require("cv2", "opencv", "reading the bundle's samples")
-    frames = [cv2.imread(p, cv2.IMREAD_COLOR) for p in bundle.sample_paths]
-    if any(f is None for f in frames):
-        raise UserError("%s has unreadable sample images: export it again" % bundle.path)
+    frames = []
+    for path in bundle.sample_paths:
+        try:
+            frames.append(images.read_image(path))  # names of any bytes; the pixel budget checked before decoding
+        except images.TooLarge as exc:
+            raise UserError("%s: sample %s is %s" % (images.shown(bundle.path), images.shown(path), exc.why)) from None
+        except images.ImageError as exc:
+            raise UserError("%s has an unreadable sample image, %s (%s): export it again"
+                            % (images.shown(bundle.path), images.shown(path), exc.why)) from None
     return frames
 
 
@@ -241,6 +254,12 @@ def input_problems(inp):
             and all(_positive_int(d) for d in shape[1:])):
         return ["input shape must be [null, %s] of positive integers for layout %s"
                 % ("n" if rank == 2 else "d1, d2, d3", inp["layout"])]
+    values = 1
+    for d in shape[1:]:
+        values *= d
+    if values > MAX_INPUT_VALUES:
+        return ["input shape %s is %d values a frame, more than the %d (4096x4096x3) a network input may have"
+                % (shape, values, MAX_INPUT_VALUES)]
     return []
 
 
@@ -252,8 +271,11 @@ def preprocess_problems(pre):
     if pre["color"] not in COLORS:
         problems.append("preprocess color %r is not one of %s" % (pre["color"], ", ".join(COLORS)))
     resize = pre["resize"]
-    if not isinstance(resize, dict) or not all(_positive_int(resize.get(k), 16384) for k in ("width", "height")):
-        problems.append("preprocess resize needs integer width and height from 1 to 16384")
+    if not isinstance(resize, dict) or not all(_positive_int(resize.get(k), MAX_SIDE) for k in ("width", "height")):
+        problems.append("preprocess resize needs integer width and height from 1 to %d" % MAX_SIDE)
+    elif resize["width"] * resize["height"] > MAX_NETWORK_PIXELS:
+        problems.append("preprocess resize %dx%d is %d pixels, more than the %d (4096x4096) a network input may have"
+                        % (resize["width"], resize["height"], resize["width"] * resize["height"], MAX_NETWORK_PIXELS))
     elif resize.get("interpolation", "linear") not in INTERPOLATIONS:
         problems.append("resize interpolation %r is not one of %s"
                         % (resize.get("interpolation"), ", ".join(INTERPOLATIONS)))
@@ -269,6 +291,16 @@ def preprocess_problems(pre):
                 and 0 <= edges[2] < edges[3] <= 1):
             problems.append("preprocess crop needs 0 <= top < bottom <= 1 and 0 <= left < right <= 1")
     return problems
+
+
+def too_deep(value, most):
+    """Whether JSON data nests lists and objects more than `most` levels deep (counted without recursion)."""
+    level = [value]
+    for _ in range(most + 1):
+        level = [v for x in level if isinstance(x, (list, dict)) for v in (x.values() if isinstance(x, dict) else x)]
+        if not level:
+            return False
+    return True
 
 
 def _inside(bundle_dir, path):
@@ -288,12 +320,22 @@ def load(path: str, verify_model: bool = True) -> Bundle:
     manifest_path = os.path.join(path, MANIFEST)
     if not os.path.isfile(manifest_path):
         raise BundleError("%s has no %s: not a bundle, or an export that did not finish" % (path, MANIFEST))
+    size = os.path.getsize(manifest_path)
+    if size > MAX_MANIFEST_BYTES:
+        raise BundleError("%s is %d bytes, more than a manifest can be (%d): the bundle is corrupt; export it again"
+                          % (manifest_path, size, MAX_MANIFEST_BYTES))
     try:
         with open(manifest_path, "rb") as f:
-            manifest = json.loads(f.read().decode("utf-8"))
+            manifest = json.loads(f.read(MAX_MANIFEST_BYTES + 1).decode("utf-8"))
     except (ValueError, UnicodeDecodeError) as exc:
         raise BundleError("%s is not valid JSON (%s): the bundle is corrupt; export it again"
                           % (manifest_path, exc)) from None
+    except RecursionError:  # [[[[...]]]] deeper than Python's recursion limit
+        raise BundleError("%s is nested too deeply to be a manifest: the bundle is corrupt; export it again"
+                          % manifest_path) from None
+    if too_deep(manifest, MAX_MANIFEST_DEPTH):
+        raise BundleError("%s is nested more than %d levels deep, which no manifest is: the bundle is corrupt; "
+                          "export it again" % (manifest_path, MAX_MANIFEST_DEPTH))
     problems = validate(manifest)
     if problems:
         raise BundleError("%s: %s" % (manifest_path, "; ".join(problems)))

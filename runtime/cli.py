@@ -11,7 +11,7 @@ import os
 import sys
 import traceback
 
-from .errors import UserError
+from .errors import UserError, printable
 
 
 class ArgumentParser(argparse.ArgumentParser):
@@ -27,8 +27,10 @@ class ArgumentParser(argparse.ArgumentParser):
 
 
 def positive_int(text):
-    """argparse type: argparse reports 'invalid positive integer value' for anything else."""
-    value = int(text) if text.strip().isdigit() else 0
+    """argparse type: ASCII digits only (int() takes '²'-like digits of other scripts, or raises on them);
+    argparse reports 'invalid positive integer value' for anything else."""
+    digits = text.strip()
+    value = int(digits) if digits and all(c in "0123456789" for c in digits) else 0
     if value <= 0:
         raise ValueError(text)
     return value
@@ -45,6 +47,23 @@ positive_int.__name__ = "positive integer"
 positive_float.__name__ = "positive number"
 
 
+class _ImageBudget(argparse.Action):
+    def __call__(self, parser, namespace, values, option_string=None):
+        from . import images
+
+        images.set_max_pixels(values)  # now, while parsing: before anything loads OpenCV
+        setattr(namespace, self.dest, values)
+
+
+def add_max_image_pixels(parser):
+    """--max-image-pixels N, for a command that reads images (runtime/images.py: the pixel budget)."""
+    from .images import DEFAULT_MAX_PIXELS, ENV
+
+    parser.add_argument("--max-image-pixels", type=positive_int, action=_ImageBudget, metavar="N",
+                        help="refuse images of more than N pixels, read from their header before decoding (default "
+                             "%d, Pillow's; or from %s)" % (DEFAULT_MAX_PIXELS, ENV))
+
+
 def lost_for_good(prog, why, kept):
     """A live source that stopped and did not come back: one line saying so and what was kept, and exit status 3,
     which a supervisor (systemd's Restart=on-failure) restarts on."""
@@ -58,12 +77,17 @@ def main(prog: str, body, argv=None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in argv
     argv = [a for a in argv if a != "--debug"]
+    if getattr(sys.stdout, "errors", None) == "strict" and hasattr(sys.stdout, "reconfigure"):
+        sys.stdout.reconfigure(errors="surrogateescape")  # a file name that is not UTF-8 printed as its own bytes
     try:
+        from . import images
+
+        images.backstop()  # the pixel budget as OpenCV's own limit, before anything loads OpenCV
         return body(argv) or 0
     except UserError as exc:
         if debug:
             traceback.print_exc()
-        print("%s: error: %s" % (prog, exc), file=sys.stderr)
+        print(printable("%s: error: %s" % (prog, exc)), file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("%s: interrupted" % prog, file=sys.stderr)
@@ -74,6 +98,6 @@ def main(prog: str, body, argv=None) -> int:
     except Exception as exc:  # a bug: one line for the user, the traceback with --debug (SystemExit passes)
         if debug:
             traceback.print_exc()
-        print("%s: internal error: %s: %s (a bug: run again with --debug and report the traceback)"
-              % (prog, type(exc).__name__, " ".join(str(exc).split())[:300]), file=sys.stderr)
+        print(printable("%s: internal error: %s: %s (a bug: run again with --debug and report the traceback)"
+                        % (prog, type(exc).__name__, " ".join(str(exc).split())[:300])), file=sys.stderr)
         return 1

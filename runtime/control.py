@@ -98,16 +98,32 @@ def split(uri):
         raise UserError("%s: %s" % (uri, exc)) from None
 
 
+def port_number(text):
+    """A port as a URI gives it, 1 to 65535 in ASCII digits; None for anything else. The one parser of ports
+    (udp://, http://, rtp://, rtsp://): int() takes '²'-like digits of other scripts (or raises on them), '+80' and
+    ' 80', and urlsplit's .port does what the Python version does."""
+    if not isinstance(text, str) or not 0 < len(text) <= 5 or any(c not in "0123456789" for c in text):
+        return None
+    port = int(text)
+    return port if 0 < port < 65536 else None
+
+
+def port_text(netloc):
+    """The port part of a URI's netloc (user@host:port, [v6]:port), '' when there is none."""
+    hostport = netloc.rpartition("@")[2]
+    if hostport.startswith("["):
+        rest = hostport.partition("]")[2]
+        return rest[1:] if rest.startswith(":") else ""
+    return hostport.rpartition(":")[2] if ":" in hostport else ""
+
+
 def split_uri(uri, listen):
     """(scheme, host, port or device, baud) of udp://HOST:PORT, udp://:PORT (to listen) or
     serial:///dev/ttyX?baud=N; UserError in one line otherwise."""
     scheme = uri.partition("://")[0].lower() if "://" in uri else ""
     if scheme == "udp":
         parts = split(uri)
-        try:
-            port = parts.port
-        except ValueError:
-            port = None
+        port = port_number(port_text(parts.netloc))
         host = parts.hostname or ""
         if not port:
             raise UserError("%s: give udp://HOST:PORT%s" % (uri, " (or udp://:PORT to listen on every address)"

@@ -7,11 +7,26 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import sys
 
 
 class UserError(Exception):
     """A problem the user can fix (bad input, missing file): reported in one line, exit status 2."""
+
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def printable(text: str) -> str:
+    """text that any stream can print: the bytes of a file name that is not UTF-8 (which Python holds as the
+    surrogates U+DC80..U+DCFF) as \\xNN, any other lone surrogate as \\uNNNN. Printing a surrogate fails on a
+    strict UTF-8 stream, and OpenCV crashed on such names (runtime/images.py)."""
+    def escape(match):
+        code = ord(match.group())
+        return "\\x%02x" % (code - 0xDC00) if 0xDC80 <= code <= 0xDCFF else "\\u%04x" % code
+
+    return _SURROGATE.sub(escape, text)
 
 
 def require(module: str, extra: str, purpose: str):

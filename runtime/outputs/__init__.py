@@ -11,6 +11,8 @@
     serial:///dev/ttyX?baud=N          (control.py): the same line format over UDP or a serial port
     ros2://TOPIC                     the same commands as ROS 2 drive messages (ros2.py; where rclpy is)
 
+A file's name may hold any bytes (files.py); the other URIs must be UTF-8 (one line otherwise).
+
 Every output is an Output: write(frame, result) and close(), and a context manager. Outputs that show
 frames (wants_overlay) take the annotated frame when the caller has drawn it once for all of them (run()
 does), and otherwise draw the overlay on a copy themselves. H.264 comes from the Jetson's hardware encoder
@@ -19,7 +21,8 @@ where the board has one (Orin Nano has none), else x264enc.
 
 from __future__ import annotations
 
-from ..errors import UserError
+from ..errors import UserError, printable
+from ..images import utf8
 from .base import Output
 from .control import ControlSettings, open_control
 from .display import has_screen, open_display
@@ -42,6 +45,8 @@ def open_output(uri, fps=30.0, web_token=None, control=None) -> Output:
         raise UserError("--output %s: unknown kind of output (use a video file, FILE.jsonl, display://0, "
                         "rtp://HOST:PORT, rtsp://@:PORT/PATH, http://HOST:PORT, udp://HOST:PORT, "
                         "serial:///dev/ttyX?baud=N or ros2://TOPIC)" % uri)
+    if scheme != "file" and not utf8(uri):  # a file's name may hold any bytes; addresses, devices and topics not
+        raise UserError("--output %s: not UTF-8, which an address, device or topic must be" % printable(uri))
     return OPENERS[scheme](uri, fps=fps, web_token=web_token, settings=control)
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import threading
 
+from ..control import port_number
 from ..errors import UserError, native_stderr_silenced, require
 from .base import Output
 
@@ -65,15 +66,16 @@ class StreamOutput(Output):
     def __init__(self, uri, fps=30.0, root="/"):
         from .. import gst, platform
 
+        scheme, _, rest = uri.partition("://")
+        hostport, _, path = rest.partition("/")
+        host, _, port = hostport.rpartition(":")
+        if port_number(port) is None or not host:
+            raise UserError("--output %s: give rtp://HOST:PORT or rtsp://@:PORT/PATH (PORT 1 to 65535)" % uri)
+        port = str(port_number(port))
         self.cv2 = require("cv2", "opencv", "streaming video")
         if not gst.opencv_has_gstreamer(self.cv2):
             raise UserError("--output %s needs GStreamer, but %s" % (uri, gst.NO_GSTREAMER % self.cv2.__version__))
         self.uri, self.fps, self.server = uri, fps, None
-        scheme, _, rest = uri.partition("://")
-        hostport, _, path = rest.partition("/")
-        host, _, port = hostport.rpartition(":")
-        if not port.isdigit() or not 0 < int(port) < 65536 or not host:
-            raise UserError("--output %s: give rtp://HOST:PORT or rtsp://@:PORT/PATH" % uri)
         jetson = platform.is_jetson(root)
         nvenc = platform.has_nvenc(platform.board_model(root), platform.board_compatible(root))
         if scheme == "rtsp":

@@ -28,6 +28,7 @@ import sys
 import threading
 import time
 
+from ..control import port_number
 from ..errors import UserError, require
 from .base import Output
 
@@ -134,6 +135,7 @@ class WebOutput(Output):
     def _serve(self):
         web = self.web
         asyncio.set_event_loop(self.loop)
+        runner = None
         try:
             self.new_jpeg = asyncio.Event()
             @web.middleware
@@ -151,6 +153,12 @@ class WebOutput(Output):
             self.loop.run_until_complete(site.start())
         except Exception as exc:  # the port in use, an address not on this machine: told to the opener
             self.error = getattr(exc, "strerror", None) or str(exc)
+            try:  # closed here: a loop left to the garbage collector printed a traceback at exit
+                if runner is not None:
+                    self.loop.run_until_complete(runner.cleanup())
+            except Exception:
+                pass
+            self.loop.close()
             self.ready.set()
             return
         self.ready.set()
@@ -227,10 +235,10 @@ def open_web(uri, fps=30.0, web_token=None, **_):
     rest = uri[len("http://"):].rstrip("/")
     host, sep, port = rest.rpartition(":")
     host = host.strip("[]") if sep else rest
-    if not sep or not port.isdigit() or not 0 < int(port) < 65536 or not host:
+    if not sep or port_number(port) is None or not host:
         raise UserError("--output %s: give http://HOST:PORT, as in http://127.0.0.1:8080 (0.0.0.0 for every "
-                        "address, with a token)" % uri)
-    return WebOutput(host, int(port), web_token)
+                        "address, with a token; PORT 1 to 65535)" % uri)
+    return WebOutput(host, port_number(port), web_token)
 
 
 PAGE = """<!doctype html>

@@ -13,6 +13,10 @@ in open_source(), and nowhere else.
                                 with ?steering=udp://HOST:PORT its driver's steering sent as readings
     file://PATH or PATH         a video file, an image, a folder of images or a glob of images
 
+Names of any bytes work for files (a video's, an image's, a folder's); a device, stream or pipeline whose
+URI is not UTF-8 is refused in one line (OpenCV and GStreamer take UTF-8). --input-width x --input-height is
+held to the pixel budget (runtime/images.py), as images are.
+
 Live sources reconnect with backoff when they fail or stall (no frame for --read-timeout seconds), for up to
 --reconnect-timeout seconds; a gst:// pipeline's own end of stream ends the run as a file's end does. Every
 frame is uint8 BGR and carries its index and the time it was captured.
@@ -22,7 +26,7 @@ from __future__ import annotations
 
 import sys
 
-from ..errors import UserError
+from ..errors import UserError, printable
 from .base import DEFAULT_RECONNECT_TIMEOUT, FLIPS, IMAGE_EXTS, Frame, Source
 from .cameras import open_csi, open_v4l2, v4l2_formats
 from .files import open_path
@@ -41,24 +45,30 @@ def scheme_of(uri: str) -> str:
     """The URI's scheme; /dev/videoN and a bare N are V4L2 cameras, a path without one is a file."""
     if "://" in uri:
         return uri.partition("://")[0].lower()
-    return "v4l2" if uri.startswith("/dev/video") or uri.isdigit() else "file"
+    digits = uri != "" and all(c in "0123456789" for c in uri)  # ASCII: str.isdigit() takes '²' too
+    return "v4l2" if uri.startswith("/dev/video") or digits else "file"
 
 
 def open_source(uri: str, width=None, height=None, rate=None, loop=False, flip="none", codec=None,
                 reconnect_timeout=DEFAULT_RECONNECT_TIMEOUT, log=sys.stderr, read_timeout=None) -> Source:
     """A Source for a URI; UserError in one line when it cannot be opened. The one place that decides
     which reader opens which URI (OPENERS)."""
-    from .. import gst, platform
+    from .. import gst, images, platform
 
     uri = str(uri)
     if flip not in FLIPS:
         raise UserError("--input-flip %r is not one of %s" % (flip, ", ".join(FLIPS)))
     if codec is not None and codec not in gst.CODECS:
         raise UserError("--input-codec %r is not one of %s" % (codec, ", ".join(gst.CODECS)))
+    if width and height:  # a frame this size is allocated for every frame (MemoryError at 20000x20000)
+        images.check_frame_size(width, height, "--input-width %d --input-height %d" % (width, height))
     scheme = scheme_of(uri)
     if scheme not in OPENERS:
-        raise UserError("unknown source %r (use csi://N, v4l2:///dev/videoN, rtsp://..., gst://PIPELINE, "
-                        "synthetic://road, file://PATH or a path)" % uri)
+        raise UserError("unknown source %s (use csi://N, v4l2:///dev/videoN, rtsp://..., gst://PIPELINE, "
+                        "synthetic://road, file://PATH or a path)" % printable(repr(uri)))
+    if scheme != "file" and not images.utf8(uri):
+        raise UserError("source %s: its name is not UTF-8, which devices, streams and pipelines must be (OpenCV "
+                        "and GStreamer take UTF-8)" % printable(uri))
     source = OPENERS[scheme](uri, width=width, height=height, rate=rate, loop=loop, flip=flip, codec=codec,
                              reconnect_timeout=reconnect_timeout, log=log, read_timeout=read_timeout)
     if not (uri.startswith("csi://") and platform.is_jetson()):

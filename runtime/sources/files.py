@@ -1,5 +1,12 @@
 """file://PATH or PATH: a video file, an image, a folder of images or a glob of images (every frame, in
-order; --input-loop to loop)."""
+order; --input-loop to loop).
+
+Names of any bytes work (runtime/images.py: images are read by Python and decoded from memory, a video whose
+name is not UTF-8 is opened through a link with a plain name). Images are held to the pixel budget from their
+header before they are decoded, and only regular files are read as images: a single image over the budget, or
+a FIFO or device named like one, is one line; in a folder or glob it is skipped with a warning and counted
+(`skipped N unusable frame(s)` in the summary). A video's frame size is held to the budget too.
+"""
 
 from __future__ import annotations
 
@@ -7,19 +14,31 @@ import glob
 import os
 import sys
 
-from ..errors import UserError, native_stderr_silenced, require
+from .. import images
+from ..errors import UserError, native_stderr_silenced, printable, require
 from .base import IMAGE_EXTS, Source, _resized
 
 
 class VideoFile(Source):
     def __init__(self, path, width=None, height=None, loop=False):
         cv2 = require("cv2", "opencv", "reading video files")
-        self.uri, self.path, self.loop = "file://" + path, path, loop
+        self.uri, self.path, self.loop = "file://" + images.shown(path), path, loop
         self.size = (width, height) if width and height else None
-        with native_stderr_silenced():  # FFmpeg's own complaints; ours follows in one line
-            self.cap = cv2.VideoCapture(path)
-        if not self.cap.isOpened():
-            raise UserError("cannot open video %s: not a video, or this OpenCV has no decoder for it" % path)
+        self.name = images.OpenCvName(path)  # a name that is not UTF-8 crashed OpenCV
+        try:
+            with native_stderr_silenced():  # FFmpeg's own complaints; ours follows in one line
+                self.cap = cv2.VideoCapture(self.name.name)
+            if not self.cap.isOpened():
+                raise UserError("cannot open video %s: not a video, or this OpenCV has no decoder for it"
+                                % images.shown(path))
+            frame_w, frame_h = int(self.cap.get(cv2.CAP_PROP_FRAME_WIDTH)), int(self.cap.get(cv2.CAP_PROP_FRAME_HEIGHT))
+            why = images.over_budget(frame_w, frame_h)
+            if why:
+                self.cap.release()
+                raise UserError("cannot read video %s: its frames are %s" % (images.shown(path), why))
+        except BaseException:
+            self.name.close()
+            raise
         self.fps = self.cap.get(cv2.CAP_PROP_FPS) or 30.0
         self.cv2 = cv2
 
@@ -35,25 +54,33 @@ class VideoFile(Source):
 
     def close(self):
         self.cap.release()
+        self.name.close()
 
 
 class Images(Source):
     def __init__(self, paths, uri, width=None, height=None, loop=False):
         self.cv2 = require("cv2", "opencv", "reading images")
-        self.paths, self.uri, self.loop = paths, uri, loop
+        self.paths, self.uri, self.loop = paths, printable(uri), loop
         self.size = (width, height) if width and height else None
+        self.warned = set()
 
     def _images(self):
         while True:
+            given = 0
             for path in self.paths:
-                image = self.cv2.imread(path, self.cv2.IMREAD_COLOR)
-                if image is None:
+                try:
+                    image = images.read_image(path)
+                except images.ImageError as exc:
                     if len(self.paths) == 1:
-                        raise UserError("cannot read image %s (corrupt or not an image)" % path)
-                    print("warning: skipping %s: not a readable image" % path, file=sys.stderr)
+                        raise
+                    self.skipped += 1  # counted in the summary, as an unusable frame is
+                    if path not in self.warned:  # once, however often --input-loop comes back to it
+                        self.warned.add(path)
+                        print("warning: skipping %s: %s" % (images.shown(path), exc.why), file=sys.stderr)
                     continue
+                given += 1
                 yield _resized(self.cv2, image, self.size), None
-            if not self.loop:
+            if not self.loop or not given:  # a loop over files none of which can be read would never end
                 return
 
 
@@ -65,15 +92,18 @@ def open_path(uri, width=None, height=None, loop=False, **_):
     if any(c in path for c in "*?["):
         paths = sorted(p for p in glob.glob(path) if p.lower().endswith(IMAGE_EXTS))
         if not paths:
-            raise UserError("no images match %s" % path)
+            raise UserError("no images match %s" % images.shown(path))
         return Images(paths, uri, width, height, loop)
     if os.path.isdir(path):
         paths = sorted(os.path.join(path, n) for n in os.listdir(path) if n.lower().endswith(IMAGE_EXTS))
         if not paths:
-            raise UserError("folder %s has no images (%s)" % (path, ", ".join(IMAGE_EXTS)))
+            raise UserError("folder %s has no images (%s)" % (images.shown(path), ", ".join(IMAGE_EXTS)))
         return Images(paths, uri, width, height, loop)
     if not os.path.exists(path):
-        raise UserError("no such file or folder: %s" % path)
+        raise UserError("no such file or folder: %s" % images.shown(path))
     if path.lower().endswith(IMAGE_EXTS):
+        if not os.path.isfile(path):  # stat, which never blocks: a FIFO's open waits for a writer
+            raise UserError("cannot read image %s: it is not a regular file (a FIFO or a device?)"
+                            % images.shown(path))
         return Images([path], uri, width, height, loop)
     return VideoFile(path, width, height, loop)

@@ -14,6 +14,12 @@ from .live import LiveCapture, OpenCvCapture, _gstreamer_opener, gstreamer_reada
 
 def open_rtsp(uri, width=None, height=None, codec=None, reconnect_timeout=DEFAULT_RECONNECT_TIMEOUT, log=sys.stderr,
               read_timeout=None, **_):
+    from ..control import port_number, port_text, split
+
+    port = port_text(split(uri).netloc)
+    if port and port_number(port) is None:
+        raise UserError("%s: the port must be a number from 1 to 65535 (rtsp://HOST:PORT/PATH; 554 when left out)"
+                        % uri)
     return LiveCapture(uri, _rtsp_opener(uri, codec, width, height), reconnect_timeout, log, read_timeout)
 
 
