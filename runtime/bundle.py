@@ -364,13 +364,31 @@ def write_manifest(folder: str, manifest: dict) -> None:
     write_json(os.path.join(folder, MANIFEST), manifest)
 
 
+def umask() -> int:
+    """The process's umask, read without changing it (os.umask can only set it, which races other threads):
+    from /proc where Linux has it (4.7 and later), else set and put back."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
 def write_atomic(path: str, data: bytes) -> None:
-    """Write data to path so that a reader sees the old file or the whole new one, never a torn one."""
+    """Write data to path so that a reader sees the old file or the whole new one, never a torn one. The file
+    gets the mode any new file gets (0666 less the umask), not mkstemp's 0600: an engine or manifest written with
+    sudo must stay readable by the user who runs the camera demo."""
     folder = os.path.dirname(os.path.abspath(path))
     os.makedirs(folder, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=folder)
     try:
         with os.fdopen(fd, "wb") as f:
+            os.fchmod(f.fileno(), 0o666 & ~umask())
             f.write(data)
             f.flush()
             os.fsync(f.fileno())

@@ -17,7 +17,7 @@ def open_csi(uri, width=None, height=None, rate=None, flip="none", reconnect_tim
     from .. import gst, platform
 
     sensor = uri[len("csi://"):]
-    if not sensor.isdigit():
+    if not (sensor.isascii() and sensor.isdigit()) or len(sensor) > 2:  # '²'.isdigit() is True
         raise UserError("csi:// needs a sensor number, as in csi://0")
     if not platform.is_jetson():
         raise UserError("%s: CSI cameras are read through nvarguscamerasrc, which only a Jetson has" % uri)
@@ -30,7 +30,7 @@ def open_csi(uri, width=None, height=None, rate=None, flip="none", reconnect_tim
 def open_v4l2(uri, width=None, height=None, rate=None, reconnect_timeout=DEFAULT_RECONNECT_TIMEOUT, log=sys.stderr,
               read_timeout=None, **_):
     device = uri[len("v4l2://"):] if uri.startswith("v4l2://") else uri
-    device = "/dev/video" + device if device.isdigit() else device
+    device = "/dev/video" + device if device.isascii() and device.isdigit() else device
     return LiveCapture(uri, _v4l2_opener(uri, device, width, height, rate), reconnect_timeout, log, read_timeout)
 
 

@@ -151,7 +151,7 @@ def _newest_calibrated(bundle_path, key):
         try:
             with open(path[:-len(".engine")] + ".json") as f:
                 fields = json.load(f)
-        except (OSError, ValueError):
+        except (OSError, ValueError, RecursionError):  # a damaged or crafted one: that engine is not used
             continue
         fields.pop("calibration", None)
         if fields == want:

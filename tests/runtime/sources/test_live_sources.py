@@ -165,6 +165,7 @@ def test_a_stream_that_stalls_is_reconnected_and_one_that_is_gone_exits_3(syspy,
     ("3", "no such camera /dev/video3"),
     ("csi://0", "only a Jetson has"),
     ("csi://front", "csi:// needs a sensor number"),
+    ("csi://\u00b2", "csi:// needs a sensor number"),  # '²'.isdigit(), and int('²') fails: on a Jetson a traceback
     ("gst://videotestsrc ! fakesink", "must end in appsink"),
     ("gst://nosuchelement ! videoconvert ! appsink", 'GStreamer says: no element "nosuchelement"'),
     ("gst://videotestsrc ! video/x-raw,format=NOPE ! appsink", "could not link"),
