@@ -3,7 +3,7 @@ runtime installed (`python -m export engine` is the same command under its older
 
 from __future__ import annotations
 
-from ...cli import positive_int
+from ...cli import add_max_image_pixels, positive_int
 
 from ...errors import UserError
 from .calibrator import DATASETS, DEFAULT_FRAMES
@@ -34,6 +34,7 @@ def add_parser(sub, prog):
     p.add_argument("--timing-cache", metavar="FILE", help="TensorRT timing cache to read and update (default: "
                                                           "one per device beside the engines)")
     p.add_argument("--force", action="store_true", help="build even when a matching engine exists")
+    add_max_image_pixels(p)  # calibration frames from a folder or glob are images read from disk
     return p
 
 
