@@ -54,9 +54,9 @@ test: setup
 	$(PY) -m pytest -q
 
 test-board:  ## no `setup` dependency: the interpreter given is used as it is
-	@$(PYTHON_BOARD) -c "import pytest, hypothesis" 2>/dev/null || { echo "make test-board: $(PYTHON_BOARD) has no \
-	pytest or hypothesis: $(PYTHON_BOARD) -m pip install -e '.[test]' (jetson_setup.sh installs them)" >&2; exit 2; }
-	$(PYTHON_BOARD) -m pytest -q tests/runtime
+	@"$(PYTHON_BOARD)" -c "import pytest, hypothesis" 2>/dev/null || { echo "make test-board: $(PYTHON_BOARD) has \
+	no pytest or hypothesis: $(PYTHON_BOARD) -m pip install -e '.[test]' (jetson_setup.sh installs them)" >&2; exit 2; }
+	"$(PYTHON_BOARD)" -m pytest -q tests/runtime
 
 bench: setup   ## by hand: the README's performance table (minutes; not part of make test)
 	$(PY) benchmarks/compare.py --out benchmarks/results

@@ -92,6 +92,8 @@ while [[ $# -gt 0 ]]; do
     esac
     shift
 done
+[[ -n "$VENV" ]] || die "--venv needs a folder"
+[[ "$VENV" == /* ]] || VENV="$PWD/$VENV"   # doctor and the service run from the repository, not from here
 
 # --- what pip installs, per JetPack: the one place (--print-requirements shows it to CI) ---------------------
 #   numpy: the system's OpenCV and TensorRT are built against numpy 1.x, so below 2 everywhere; on JetPack 5 also
@@ -331,7 +333,7 @@ build_pycuda() (  # a subshell: its trap removes the source folder however it en
 if [[ -x "$VENV/bin/python" ]] && "$VENV/bin/python" -c "import pycuda.driver, pycuda.tools" >/dev/null 2>&1; then
     ok "pycuda is in the venv"
 else
-    act --show "build pycuda ($PYCUDA_PIN) without CURAND: $VENV/bin/pip download $(printf '%q' "$PYCUDA_PIN"), then in its source: python configure.py --cuda-root=$cuda_home --no-cuda-enable-curand; PATH=$cuda_home/bin:\$PATH $VENV/bin/pip install ." \
+    act --show "build pycuda ($PYCUDA_PIN) without CURAND: $(printf '%q' "$VENV/bin/pip") download $(printf '%q' "$PYCUDA_PIN"), then in its source: python configure.py $(printf '%q' "--cuda-root=$cuda_home") --no-cuda-enable-curand; PATH=$(printf '%q' "$cuda_home/bin"):\$PATH $(printf '%q' "$VENV/bin/pip") install ." \
         build_pycuda
 fi
 
@@ -459,8 +461,8 @@ elif [[ $DRY -eq 1 ]]; then
 fi
 doctor=("$VENV/bin/python" -m runtime doctor)
 if [[ $DRY -eq 1 ]]; then
-    echo "would run: ${doctor[*]}"
+    echo "would run: $(printf '%q ' "${doctor[@]}" | sed 's/ $//')"
 else
-    echo "+ ${doctor[*]}"
+    echo "+ $(printf '%q ' "${doctor[@]}" | sed 's/ $//')"
     (cd "$REPO" && "${doctor[@]}")
 fi

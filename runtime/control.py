@@ -135,7 +135,8 @@ def split_uri(uri, listen):
         parts = split(uri)
         query = parse_qs(parts.query)
         baud = query.get("baud", [str(DEFAULT_BAUD)])[0]
-        if not parts.path or not baud.isdigit() or int(baud) <= 0 or set(query) - {"baud"}:
+        if (not parts.path or not (baud.isascii() and baud.isdigit()) or len(baud) > 8 or int(baud) <= 0
+                or set(query) - {"baud"}):  # ASCII digits: '²'.isdigit() is True, and int('٨٠') is 80
             raise UserError("%s: give serial:///dev/ttyX?baud=N (N: the baud rate, default %d)" % (uri, DEFAULT_BAUD))
         return "serial", None, parts.path, int(baud)
     raise UserError("%s: a control link is udp://HOST:PORT or serial:///dev/ttyX?baud=N" % uri)

@@ -143,11 +143,7 @@ def camera_kind(root, dev):
     which gives raw Bayer to V4L2 and is read through Argus (csi://); a USB camera's device is on the USB bus
     (driver uvcvideo). A sensor's model name says nothing: Arducam's "IMX219" USB cameras are UVC."""
     sysdir = os.path.join(root, "sys/class/video4linux", os.path.basename(dev))
-    try:
-        with open(os.path.join(sysdir, "name")) as f:
-            name = f.read().strip()
-    except OSError:
-        name = ""
+    name = _sysfs_text(os.path.join(sysdir, "name")) or ""
     device = os.path.realpath(os.path.join(sysdir, "device"))
     driver = os.path.basename(os.path.realpath(os.path.join(sysdir, "device", "driver")))
     if driver == "uvcvideo" or "/usb" in device:
@@ -155,6 +151,25 @@ def camera_kind(root, dev):
     if name.startswith("vi-output") or "tegra-capture-vi" in device or os.path.basename(device).endswith(".vi"):
         return "csi"
     return "other"
+
+
+def _sysfs_text(path, limit=256):
+    """A small sysfs attribute as text, or None: read without blocking (a FIFO under --root never answers) and
+    decoded leniently (the kernel cuts a V4L2 name at 32 bytes, which can split a UTF-8 character)."""
+    import stat
+
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    except OSError:
+        return None
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            return None
+        return os.read(fd, limit).decode("utf-8", "replace").strip()
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
 
 
 def _cameras(root):
@@ -165,11 +180,8 @@ def _cameras(root):
         shown = dev[len(root.rstrip("/")):]
         kind = kinds[shown] = camera_kind(root, dev)
         label = {"csi": "CSI sensor", "usb": "USB camera", "other": "V4L2 device"}[kind]
-        try:
-            with open(os.path.join(root, "sys/class/video4linux", os.path.basename(dev), "name")) as f:
-                names.append("%s (%s: %s)" % (shown, label, f.read().strip()))
-        except OSError:
-            names.append("%s (%s)" % (shown, label))
+        name = _sysfs_text(os.path.join(root, "sys/class/video4linux", os.path.basename(dev), "name"))
+        names.append("%s (%s: %s)" % (shown, label, name) if name else "%s (%s)" % (shown, label))
     if not devices:
         return Check("cameras", WARN, "no /dev/video* (no USB or CSI camera connected)",
                      "plug in a camera, or use synthetic://road, a video or rtsp://"), kinds

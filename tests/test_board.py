@@ -16,8 +16,11 @@ def _pytest(python, *args, env=None):
                           capture_output=True, text=True, timeout=300, env=dict(os.environ, **(env or {})))
 
 
-def test_make_test_board_runs_in_the_venv_jetson_setup_makes():
+def test_make_test_board_runs_in_the_venv_jetson_setup_makes(tmp_path):
     python = system_python()
+    spaced = tmp_path / "board venv"  # a venv whose path has a space: the Makefile quotes it
+    os.symlink(os.path.dirname(os.path.dirname(python)), str(spaced))
+    python = os.path.join(str(spaced), "bin", os.path.basename(python))
     proc = subprocess.run(["make", "test-board", "PYTHON_BOARD=%s" % python], cwd=ROOT, capture_output=True,
                           text=True, timeout=300, env=dict(os.environ, PYTEST_ADDOPTS="--collect-only -q"))
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]

@@ -362,6 +362,33 @@ def test_doctor_tells_csi_sensors_from_usb_cameras(tmp_path, monkeypatch, camera
     assert cams.count("USB camera") == sum(1 for c in cameras if c[2]), cams
 
 
+def test_doctor_reads_odd_camera_names_without_failing_or_blocking(tmp_path):
+    """The kernel cuts a V4L2 name at 32 bytes, which can split a UTF-8 character; under --root a name may be a
+    FIFO, which must not block doctor."""
+    root = fake_root(tmp_path, "jp6")
+    _video_node(root, 0, "x", "platform/3610000.xhci/usb1/1-2/1-2:1.0", "usb/drivers/uvcvideo")
+    (root / "sys" / "class" / "video4linux" / "video0" / "name").write_bytes("Caméra USB 摄像".encode()[:-1] + b"\n")
+    _video_node(root, 1, "y", "platform/tegra-capture-vi")
+    fifo = root / "sys" / "class" / "video4linux" / "video1" / "name"
+    fifo.unlink()
+    os.mkfifo(str(fifo))
+    proc = cli("runtime", "doctor", "--root", root, timeout=60)
+    assert proc.returncode in (0, 1) and "internal error" not in proc.stderr, proc.stderr
+    assert "/dev/video0 (USB camera: Caméra USB 摄\ufffd)" in proc.stdout, proc.stdout
+    assert "/dev/video1 (CSI sensor)" in proc.stdout, proc.stdout  # its name a FIFO: not read, not waited for
+
+
+def test_a_relative_venv_and_one_with_a_space_are_printed_so_they_paste(tmp_path):
+    root = fake_root(tmp_path, "jp6", packages=["python3-libnvinfer"])
+    proc = subprocess.run(["bash", SCRIPT, "--dry-run", "--root", str(root), "--venv", "rel venv"], cwd=str(tmp_path),
+                          capture_output=True, text=True, stdin=subprocess.DEVNULL, env=dict(os.environ, USER="alice"),
+                          timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    venv = str(tmp_path / "rel venv").replace(" ", "\\ ")  # absolute (doctor runs from the repository), quoted
+    assert "would run: %s/bin/python -m runtime doctor" % venv in proc.stdout, proc.stdout
+    assert "without CURAND: %s/bin/pip download" % venv in proc.stdout, proc.stdout
+
+
 PILOTNET = os.path.join(ROOT, "tests", "runtime", "bundles", "pilotnet")  # checked in
 
 

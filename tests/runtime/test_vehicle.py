@@ -429,6 +429,10 @@ def test_frames_without_a_reading_are_counted_not_stored(tmp_path):
     (["run", "B", "--source", "synthetic://road", "--output", "udp://host"], "udp://HOST:PORT"),
     (["run", "B", "--source", "synthetic://road", "--output", "serial://?baud=x"], "serial:///dev/ttyX"),
     (["run", "B", "--source", "synthetic://road", "--output", "serial:///dev/nonexistent-tty"], "cannot open"),
+    (["run", "B", "--source", "synthetic://road", "--output", "serial:///dev/ttyS0?baud=\u00b2"], "serial:///dev/ttyX"),
+    (["run", "B", "--source", "synthetic://road", "--output", "serial:///dev/ttyS0?baud=" + "9" * 23],
+     "serial:///dev/ttyX"),
+    (["vehicle", "--listen", "serial:///dev/ttyS0?baud=\u0668\u0660"], "serial:///dev/ttyX"),  # Arabic-Indic 80
     (["run", "B", "--source", "synthetic://road", "--output", "udp://127.0.0.1:5005", "--throttle", "2"],
      "--throttle"),
     (["run", "B", "--source", "synthetic://road?control=tcp://:1"], "control link is udp"),

@@ -111,7 +111,7 @@ def make_plan(trt, gpu, bundle, opts, root="/") -> Plan:
     cache = None
     if weak and precision == "int8":
         cache = engines.calibration_cache_path(bundle.path, key, _calibration_spec(bundle, opts))
-        key.calibration = file_digest(cache) if os.path.isfile(cache) else "pending"
+        key.calibration = file_digest(cache) if engines.own_file(cache) else "pending"
     return Plan(key, onnx_path, reason, cache)
 
 
@@ -270,6 +270,13 @@ def _build(bundle, opts, gpu, trt, log, root, note):
     log_trt = trtlib.logger(trt, echo=False, out=log, caught=caught)
     plan = make_plan(trt, gpu, bundle, opts, root)
     key, weak = plan.key, trtlib.has_weak_typing(trt)
+    # where it all goes, checked before minutes of building: a folder in the way is one line now, not a traceback after
+    cache_path = opts.timing_cache or engines.timing_cache_path(bundle.path, key)
+    engine_path = engines.target(bundle.path, key)
+    for path, what in ((engine_path, "engine"), (engine_path[:-len(".engine")] + ".json", "engine's description"),
+                       (cache_path, "timing cache"), (plan.calibration_cache, "INT8 calibration cache")):
+        if path is not None:
+            engines.check_target(path, what)
     builder = trtlib.builder(trt, log_trt)
     if note:
         print(note, file=log)
@@ -303,7 +310,7 @@ def _build(bundle, opts, gpu, trt, log, root, note):
     if weak and plan.precision == "int8":
         config.set_flag(trt.BuilderFlag.INT8)
         batches = None
-        if not os.path.isfile(plan.calibration_cache):
+        if not engines.own_file(plan.calibration_cache):
             batches = calibrator.calibration_batches(bundle, opts, shape, log)
         # batch 1: TensorRT calibrates dynamic shapes at the calibration profile's opt shape, which is 1 here
         int8_calibrator = calibrator.make(trt, gpu, bundle, opts, plan.calibration_cache, 1, batches, shape, log,
@@ -319,11 +326,14 @@ def _build(bundle, opts, gpu, trt, log, root, note):
         config.DLA_core = int(opts.dla_core)
         config.set_flag(trt.BuilderFlag.GPU_FALLBACK)
 
-    cache_path = opts.timing_cache or engines.timing_cache_path(bundle.path, key)
     saved = b""
-    if os.path.isfile(cache_path):
+    if os.path.isfile(cache_path) and (opts.timing_cache or engines.own_file(cache_path)):  # named, or its own
         saved = engines.read(cache_path, "timing cache")
-    timing = config.create_timing_cache(saved)
+    try:
+        timing = config.create_timing_cache(saved)
+    except Exception:  # noqa: BLE001 (not a timing cache at all: versions differ in whether they raise)
+        print("warning: %s is not a TensorRT timing cache; starting a new one" % cache_path, file=log)
+        timing = config.create_timing_cache(b"")
     if not config.set_timing_cache(timing, False):  # a cache from another device or version: start afresh
         print("warning: timing cache %s does not fit this device; starting a new one" % cache_path, file=log)
         config.set_timing_cache(config.create_timing_cache(b""), False)

@@ -9,7 +9,6 @@ prepared by the runtime's own Preprocessor, so calibration sees exactly what inf
 
 from __future__ import annotations
 
-import os
 import re
 import sys
 
@@ -163,7 +162,7 @@ def make(trt, gpu, bundle, opts, cache_path, batch_size, batches, input_shape, l
 
         @trtlib.guarded(None)
         def read_calibration_cache(self):
-            if os.path.isfile(cache_path):
+            if engines.own_file(cache_path):
                 data = engines.read(cache_path, "INT8 calibration cache")  # checked readable before the build
                 if not calibration_cache_ok(data):
                     print("warning: the INT8 calibration cache %s is damaged; calibrating again" % cache_path, file=log)

@@ -116,7 +116,23 @@ def own_dir(bundle_path: str) -> str:
         raise UserError("%s is a link out of the bundle (to %s): engines are neither written nor read through it; "
                         "remove the link (engines then go to a folder of the bundle's own, or the user's cache)"
                         % (own, os.path.realpath(own)))
+    if os.path.lexists(own) and not os.path.isdir(own):
+        raise UserError("%s is not a folder (a file, or a link to nothing): engines are kept in a folder there; "
+                        "remove it" % own)
     return own
+
+
+def own_file(path: str) -> bool:
+    """Whether path is a file of its folder's own: a file, not a link out of the folder (engines and caches in a
+    bundle are read only so; a link out is taken as no file, and writing there replaces the link)."""
+    return os.path.isfile(path) and _inside(os.path.dirname(path) or ".", path)
+
+
+def check_target(path: str, what: str) -> None:
+    """Refuse, before a build starts, a place to write to that is not a file: a folder or a device there."""
+    if os.path.lexists(path) and not os.path.islink(path) and not os.path.isfile(path):
+        raise UserError("%s is in the way of the %s: it is not a file; remove it, or give another path"
+                        % (path, what))
 
 
 def search_dirs(bundle_path: str, model_sha256: str) -> list:
@@ -127,7 +143,7 @@ def search_dirs(bundle_path: str, model_sha256: str) -> list:
 def _engine_file(folder: str, name: str):
     """folder/name where it is a file there, not a link out of folder (a bundle's engines are its own)."""
     path = os.path.join(folder, name)
-    return path if os.path.isfile(path) and _inside(folder, path) else None
+    return path if own_file(path) else None
 
 
 def find(bundle_path: str, key: EngineKey, any_calibration: bool = False):
@@ -173,7 +189,8 @@ def timing_cache_path(bundle_path: str, key: EngineKey, writable=_writable) -> s
 
 def calibration_cache_path(bundle_path: str, key: EngineKey, calibration: str, writable=_writable) -> str:
     """The INT8 calibration cache for this model, TensorRT version and calibration data (kept and reused)."""
-    tag = hashlib.sha256(("%s|%s" % (key.model_sha256, calibration)).encode("utf-8")).hexdigest()[:16]
+    spec = ("%s|%s" % (key.model_sha256, calibration)).encode("utf-8", "surrogateescape")  # a name of any bytes
+    tag = hashlib.sha256(spec).hexdigest()[:16]
     folder = write_dir(bundle_path, key.model_sha256, writable)
     return os.path.join(folder, "calibration-trt%s-%s.cache" % (key.device.trt_version, tag))
 
@@ -188,9 +205,14 @@ def listed(bundle_path: str, model_sha256: str) -> list:
     return found
 
 
+def target(bundle_path: str, key: EngineKey, writable=_writable) -> str:
+    """Where the engine for key is written."""
+    return os.path.join(write_dir(bundle_path, key.model_sha256, writable), key.filename)
+
+
 def save(bundle_path: str, key: EngineKey, plan: bytes, writable=_writable) -> str:
     """Store a serialized engine (and its fields as JSON beside it); returns the engine's path."""
-    path = os.path.join(write_dir(bundle_path, key.model_sha256, writable), key.filename)
+    path = target(bundle_path, key, writable)
     write_atomic(path, bytes(plan))
     write_json(path[:-len(".engine")] + ".json", key.as_dict())
     return path

@@ -803,3 +803,80 @@ def test_ctrl_c_during_an_uncancellable_build_is_said_at_once_and_twice_quits(fa
         watch.stop()
         signal.signal(signal.SIGINT, previous)
     assert signal.set_wakeup_fd(-1) == -1  # the wakeup descriptor was given back
+
+
+def test_engine_places_that_are_not_files_are_one_line_before_building(digits_bundle, tmp_path):
+    env = {"XDG_CACHE_HOME": str(tmp_path / "cache")}
+    bundle = copy_bundle(digits_bundle, tmp_path, "as-file")
+    (bundle / "engines").write_text("not a folder")
+    proc = cli("runtime", "engine", bundle, "--precision", "fp32", fake_gpu="10.3.0", env=env)
+    assert one_line_error(proc) and "engines is not a folder" in proc.stderr, proc.stderr
+    bundle = copy_bundle(digits_bundle, tmp_path, "dangling")
+    os.symlink("nowhere", str(bundle / "engines"))
+    proc = cli("runtime", "engine", bundle, "--precision", "fp32", fake_gpu="10.3.0", env=env)
+    assert one_line_error(proc) and "a link to nothing" in proc.stderr, proc.stderr
+    bundle = copy_bundle(digits_bundle, tmp_path, "timing-dir")
+    proc = cli("runtime", "engine", bundle, "--precision", "fp32", "--timing-cache", tmp_path, fake_gpu="10.3.0",
+               env=env)
+    assert one_line_error(proc) and "in the way of the timing cache" in proc.stderr, proc.stderr
+    assert "building a TensorRT engine" not in proc.stderr  # refused before minutes of building, not after
+    proc = cli("runtime", "engine", bundle, "--precision", "fp32", fake_gpu="10.3.0", env=env)
+    assert proc.returncode == 0, proc.stderr
+    engine = [n for n in os.listdir(bundle / "engines") if n.endswith(".engine")][0]
+    for name in (engine, engine[:-len(".engine")] + ".json"):  # a folder where the engine or its JSON goes
+        for n in os.listdir(bundle / "engines"):
+            os.remove(str(bundle / "engines" / n))
+        (bundle / "engines" / name).mkdir()
+        proc = cli("runtime", "engine", bundle, "--precision", "fp32", fake_gpu="10.3.0", env=env)
+        assert one_line_error(proc) and "is in the way of the engine" in proc.stderr, proc.stderr
+        os.rmdir(str(bundle / "engines" / name))
+
+
+def test_caches_that_link_out_of_the_bundle_are_not_read(fake_gpu, pilot_bundle, tmp_path):
+    """A timing or calibration cache in a bundle's engines/ that links elsewhere is taken as no cache (and the
+    build's own replaces the link): a copied bundle must not make the board read, or calibrate from, its files."""
+    from runtime import bundle as bundle_format
+
+    trt, _ = fake_gpu("8.5.2")
+    bundle = bundle_format.load(str(copy_bundle(pilot_bundle, tmp_path)))
+    _build_int8(trt, bundle)  # real caches, to be moved out and linked to
+    engines_dir = os.path.join(bundle.path, "engines")
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    for name in os.listdir(engines_dir):
+        if name.endswith(".cache"):
+            os.replace(os.path.join(engines_dir, name), str(outside / name))
+            os.symlink(str(outside / name), os.path.join(engines_dir, name))
+        else:
+            os.remove(os.path.join(engines_dir, name))
+    (outside / [n for n in os.listdir(str(outside)) if n.startswith("timing-")][0]).write_bytes(b"not a cache")
+    kept = {n: (outside / n).read_bytes() for n in os.listdir(str(outside))}
+    from runtime.backends.tensorrt import build as trt_build
+    from runtime.backends.tensorrt.cuda import Gpu
+
+    log = io.StringIO()
+    gpu = Gpu()
+    try:
+        trt_build.build(bundle, trt_build.BuildOptions("int8", calib_data="road", calib_frames=8), gpu, trt, log=log)
+    finally:
+        gpu.close()
+    assert "reusing the INT8 calibration cache" not in log.getvalue()  # calibrated again, from its own frames
+    assert {n: (outside / n).read_bytes() for n in os.listdir(str(outside))} == kept  # nothing outside touched
+    assert not any(os.path.islink(os.path.join(engines_dir, n)) for n in os.listdir(engines_dir))
+
+
+def test_calibration_frames_from_a_folder_named_in_any_bytes(digits_bundle, tmp_path):
+    import cv2
+
+    bundle = copy_bundle(digits_bundle, tmp_path)
+    frames = os.path.join(os.fsencode(str(tmp_path)), b"frames_\xff")
+    os.mkdir(frames)
+    for i, name in enumerate(sorted(os.listdir(str(bundle / "samples")))[:8]):
+        if name.endswith(".png"):
+            image = cv2.imread(str(bundle / "samples" / name))
+            with open(os.path.join(frames, b"f%d.png" % i), "wb") as f:
+                f.write(cv2.imencode(".png", image)[1].tobytes())
+    proc = cli("runtime", "engine", bundle, "--precision", "int8", "--calib-data", os.fsdecode(frames),
+               fake_gpu="8.5.2", env={"XDG_CACHE_HOME": str(tmp_path / "cache")})
+    assert proc.returncode == 0, proc.stderr
+    assert any(n.startswith("calibration-") for n in os.listdir(bundle / "engines"))
