@@ -14,6 +14,11 @@ validation split is seeded: stratified by class for classifiers, whole stretches
 few milliseconds apart are near copies: a random split would validate on the training set). A training set whose
 targets are all the same (one class, or one steering: a misread log, a drive that never turned) is one warning
 line: a model trained on it can only learn to answer that constant.
+
+Names of any bytes work: files go to TensorFlow as bytes (train/pipeline.py), and what is printed or written
+of a name (warnings, the dataset's name and a folder's class names in plots and meta.json) shows the bytes that
+are not UTF-8 as \\xNN. In a folder, what is named like an image but is not a file (a FIFO, whose reader would
+wait for ever; a folder) is skipped with a warning.
 """
 
 from __future__ import annotations
@@ -24,7 +29,7 @@ import sys
 
 import numpy as np
 
-from runtime.errors import UserError
+from runtime.errors import UserError, printable
 
 from .classic import CIFAR10_LABELS
 
@@ -39,10 +44,12 @@ SAMPLES = 32  # held-out raw frames kept with the run, for export's parity check
 
 class Dataset:
     """The train and validation splits (train/pipeline.py's Split: images in memory or files), a few raw
-    held-out frames (RGB uint8) for the bundle, and what the manifest says of the targets."""
+    held-out frames (RGB uint8) for the bundle, and what the manifest says of the targets. The name and the
+    labels are for showing (plots, meta.json, the manifest): the bytes of a name that is not UTF-8 as \\xNN."""
 
     def __init__(self, name, task, labels, train, val, raw_samples, sample_targets, steering=None, notes=()):
-        self.name, self.task, self.labels, self.train, self.val = name, task, labels, train, val
+        self.name, self.task, self.train, self.val = printable(name), task, train, val
+        self.labels = [printable(label) for label in labels]
         self.raw_samples, self.sample_targets = raw_samples, sample_targets
         self.steering, self.notes = steering, list(notes)
 
@@ -86,8 +93,8 @@ def _check_name(name):
     kind, sep, path = name.partition(":")
     if sep and kind in ("mnist", "cifar10"):
         if not path or not os.path.exists(path):
-            raise UserError("%s: no such file or folder %r (give where %s's files are: %s)"
-                            % (name, path, kind, "the four IDX files or mnist.npz" if kind == "mnist" else
+            raise UserError("%s: no such file or folder '%s' (give where %s's files are: %s)"
+                            % (name, printable(path), kind, "the four IDX files or mnist.npz" if kind == "mnist" else
                                "cifar-10-python.tar.gz or the folder it unpacks to"))
         return "classification"
     if sep and kind == "drivelog":
@@ -110,15 +117,38 @@ def _check_name(name):
                 raise UserError("class folder %s has fewer than 2 images (%s)"
                                 % (os.path.join(path, c), ", ".join(IMAGE_EXTS)))
         return "classification"
-    raise UserError("unknown dataset %r (choose from: %s)" % (name, ", ".join(NAMES)))
+    raise UserError("unknown dataset '%s' (choose from: %s)" % (printable(name), ", ".join(NAMES)))
 
 
 def _classes(path):
     return sorted(d for d in os.listdir(path) if os.path.isdir(os.path.join(path, d)) and not d.startswith("."))
 
 
-def _images_in(folder):
-    return sorted(os.path.join(folder, n) for n in os.listdir(folder) if n.lower().endswith(IMAGE_EXTS))
+def _images_in(folder, others=None):
+    """The image files of a class folder, sorted. What is named like an image but is not a file (a FIFO, whose
+    reader would wait for ever; a folder; a device) is left out, and added to others when given."""
+    found = []
+    for name in sorted(os.listdir(folder)):
+        if name.lower().endswith(IMAGE_EXTS):
+            path = os.path.join(folder, name)
+            if os.path.isfile(path):
+                found.append(path)
+            elif others is not None:
+                others.append(path)
+    return found
+
+
+def _what(path):
+    """What a path that is not a file is, in words."""
+    import stat
+
+    try:
+        mode = os.stat(path).st_mode
+    except OSError as exc:
+        return exc.strerror or "not readable"
+    return ("a folder" if stat.S_ISDIR(mode) else "a FIFO" if stat.S_ISFIFO(mode) else
+            "a device" if stat.S_ISCHR(mode) or stat.S_ISBLK(mode) else
+            "a socket" if stat.S_ISSOCK(mode) else "not a regular file")
 
 
 def _split(n, val_fraction, seed, strata=None):
@@ -192,11 +222,11 @@ def _readable(files, what):
     """The files TensorFlow can decode; each one that it cannot is a warning."""
     from .pipeline import readable
 
-    print("checking %d %s" % (len(files), what), file=sys.stderr)
+    print(printable("checking %d %s" % (len(files), what)), file=sys.stderr)
     good = readable(files)
     bad = sorted(set(range(len(files))) - set(good))
     for i in bad:
-        print("warning: skipping %s: not a readable image" % files[i], file=sys.stderr)
+        print(printable("warning: skipping %s: not a readable image" % files[i]), file=sys.stderr)
     return good
 
 
@@ -204,11 +234,13 @@ def _read_folder(path):
     """Every readable image file of every class folder, with its class. Files that do not decode are skipped
     with a warning each; a class left with fewer than 2 images is one line."""
     classes = _classes(path)
-    files, targets = [], []
+    files, targets, others = [], [], []
     for c, name in enumerate(classes):
-        found = _images_in(os.path.join(path, name))
+        found = _images_in(os.path.join(path, name), others)
         files.extend(found)
         targets.extend([c] * len(found))
+    for other in others:
+        print(printable("warning: skipping %s: it is %s, not an image file" % (other, _what(other))), file=sys.stderr)
     good = _readable(files, "images in %s" % path)
     kept = np.array(targets, dtype=np.int64)[good]
     for c, name in enumerate(classes):

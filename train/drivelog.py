@@ -38,19 +38,29 @@ Paths. Every file read or handed to training resolves inside the log's folder. U
 from the recording machine, or `..`) are only base names looked for in IMG/. An image name with a folder in
 it, or a catalog, record or image that is a link to outside, is skipped and counted ("paths outside the
 folder"); a driving_log.csv, manifest.json or exclude.json that is a link to outside is a one-line error.
+
+Names and files. A folder's name is never a pattern (tub[1], tub*). Names of any bytes are read: what is not
+UTF-8 in driving_log.csv or a catalog (a Latin-1 image name) is held as Python holds such file names, so it
+names the file with those bytes, and a report shows such bytes as \\xNN. Every file is opened without blocking
+and must be a regular file: a FIFO, folder or device named like a record, catalog or image is skipped and
+counted (a FIFO would make the reader wait for ever), one named like driving_log.csv, manifest.json or
+exclude.json is a one-line error, as is a manifest or exclude.json nested too deep for the JSON parser; a
+record so nested is skipped and counted with the malformed ones.
 """
 
 from __future__ import annotations
 
 import csv
 import glob
+import io
 import itertools
 import json
 import math
 import os
 import re
+import stat
 
-from runtime.errors import UserError
+from runtime.errors import UserError, printable
 
 UNITS = ("normalised", "degrees", "radians")
 SIDE_CORRECTION = 0.2
@@ -78,8 +88,8 @@ class Log:
         lines = []
         for reason, where in sorted(self.skipped.items()):
             more = len(where) - SHOWN
-            lines.append("skipped %d %s: %s%s" % (len(where), reason, ", ".join(where[:SHOWN]),
-                                                  " and %d more" % more if more > 0 else ""))
+            lines.append(printable("skipped %d %s: %s%s" % (len(where), reason, ", ".join(where[:SHOWN]),
+                                                            " and %d more" % more if more > 0 else "")))
         return lines
 
 
@@ -88,7 +98,7 @@ def layout_of(folder):
         return "udacity"
     if os.path.isfile(os.path.join(folder, "manifest.json")):
         return "donkey-v2"
-    if glob.glob(os.path.join(folder, "record_*.json")):
+    if _records(folder):
         return "donkey-v1"
     return None
 
@@ -193,14 +203,55 @@ def _reroot(folder, path):
     return os.path.join(folder, "IMG", name)
 
 
+def _records(folder):
+    """The record_*.json of a v1 tub: the folder's name is not a pattern (tub[1], tub*)."""
+    return glob.glob(os.path.join(glob.escape(folder), "record_*.json"))
+
+
+class NotAFile(OSError):
+    """A FIFO, folder, device or socket where a file of the log belongs."""
+
+
+def _read(path):
+    """The bytes of the regular file at path. Opened without blocking (a FIFO's open waits for a writer for
+    ever) and checked on the open file; NotAFile for anything else, OSError when it cannot be read."""
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0))
+    try:
+        mode = os.fstat(fd).st_mode
+    except OSError:
+        os.close(fd)
+        raise
+    if not stat.S_ISREG(mode):
+        os.close(fd)
+        raise NotAFile("it is %s, not a file" % (
+            "a folder" if stat.S_ISDIR(mode) else "a FIFO" if stat.S_ISFIFO(mode) else
+            "a device" if stat.S_ISCHR(mode) or stat.S_ISBLK(mode) else
+            "a socket" if stat.S_ISSOCK(mode) else "not a regular file"))
+    with os.fdopen(fd, "rb") as f:
+        return f.read()
+
+
+def _text(data):
+    """Text of UTF-8 bytes (a byte-order mark skipped), or UTF-16 by its byte-order mark. Bytes that are not
+    UTF-8 (a Latin-1 image name) are held as Python holds such file names (surrogateescape), so that a name
+    read from it maps back to the file's own bytes."""
+    if data[:2] in (b"\xff\xfe", b"\xfe\xff"):
+        return data.decode("utf-16", errors="replace")
+    return data.decode("utf-8-sig", errors="surrogateescape")
+
+
 def _lines(path):
-    """(line number, text) of a text file: UTF-8 (a byte-order mark skipped) or UTF-16 by its byte-order mark."""
-    with open(path, "rb") as f:
-        head = f.read(2)
-    encoding = "utf-16" if head in (b"\xff\xfe", b"\xfe\xff") else "utf-8-sig"
-    with open(path, newline="", encoding=encoding, errors="replace") as f:
-        for number, line in enumerate(f, 1):
-            yield number, line
+    """(line number, text) of a text file (_text), each line with its ending, as a text file's lines are."""
+    return enumerate(io.StringIO(_text(_read(path)), newline=""), 1)
+
+
+def _reason(exc):
+    """The reason an OSError gives, or what a JSON parser says (a RecursionError: nested too deep)."""
+    if isinstance(exc, RecursionError):
+        return "nested too deep"
+    if isinstance(exc, OSError):
+        return exc.strerror or str(exc)
+    return str(exc).splitlines()[0] if str(exc) else type(exc).__name__
 
 
 def _udacity_row(row):
@@ -228,7 +279,7 @@ def read_udacity(folder, log, side_correction):
     try:
         lines = list(_lines(path))
     except OSError as exc:
-        raise UserError("drivelog:%s: cannot read driving_log.csv (%s)" % (folder, exc.strerror or exc)) from None
+        raise UserError("drivelog:%s: cannot read driving_log.csv (%s)" % (folder, _reason(exc))) from None
     for number, line in lines:
         where = "%s:%d" % (path, number)
         if "\0" in line:  # csv refuses it before Python 3.11; a power cut leaves a run of them
@@ -263,8 +314,7 @@ def read_udacity(folder, log, side_correction):
             if len(row) <= column or not row[column].strip():
                 continue
             image = _reroot(folder, row[column])
-            reason = ("paths outside the folder" if not _inside(root, image) else
-                      "missing images" if not os.path.isfile(image) else None)
+            reason = "paths outside the folder" if not _inside(root, image) else _missing(image)
             if reason:
                 log.skip(reason, "%s (%s)" % (image, where))
                 if camera == "centre":
@@ -287,11 +337,19 @@ def _donkey_sample(record, images, where, log, root):
     if os.path.basename(image) != image or not _inside(root, path):
         log.skip("paths outside the folder", "%s (%s)" % (path, where))
         return
-    if not os.path.isfile(path):
-        log.skip("missing images", "%s (%s)" % (path, where))
+    reason = _missing(path)
+    if reason:
+        log.skip(reason, "%s (%s)" % (path, where))
         return
     stamp = record.get("_timestamp_ms", record.get("milliseconds"))
     log.samples.append(Sample(path, steering, throttle, "centre", stamp if isinstance(stamp, (int, float)) else None))
+
+
+def _missing(image):
+    """Why an image file cannot be used (it is not there, or not a file: a FIFO would block its reader), or None."""
+    if os.path.isfile(image):
+        return None
+    return "images that are not files" if os.path.exists(image) else "missing images"
 
 
 def _value(value):
@@ -318,29 +376,32 @@ def read_donkey_v2(folder, log):
     path = _own_file(folder, "manifest.json", "manifest")
     root = os.path.realpath(folder)
     try:
-        with open(path, encoding="utf-8") as f:
-            lines = [json.loads(line) for line in f if line.strip()]
+        data = _read(path)
+    except OSError as exc:
+        raise UserError("drivelog:%s: cannot read its manifest.json (%s)" % (folder, _reason(exc))) from None
+    try:
+        lines = [json.loads(line) for line in io.StringIO(_text(data), newline=None) if line.strip()]
         catalogs = lines[4]["paths"]
         deleted = set(lines[4].get("deleted_indexes", []))
         if not isinstance(catalogs, list):
             raise ValueError("paths")
-    except (OSError, ValueError, IndexError, KeyError, TypeError, AttributeError):
+    except (ValueError, IndexError, KeyError, TypeError, AttributeError, RecursionError) as exc:
         raise UserError("drivelog:%s: its manifest.json is not a DonkeyCar tub v2 manifest (five JSON lines, the "
-                        "last with the catalog paths)" % folder) from None
+                        "last with the catalog paths)%s" % (folder, " (nested too deep)"
+                                                           if isinstance(exc, RecursionError) else "")) from None
     images = os.path.join(folder, "images")
     for name in catalogs:
         catalog = os.path.join(folder, os.path.basename(str(name)))
         if not _inside(root, catalog):
             log.skip("paths outside the folder", catalog)
             continue
-        if not os.path.isfile(catalog):
+        if not os.path.exists(catalog):
             log.skip("missing catalogs", catalog)
             continue
         try:
-            with open(catalog, encoding="utf-8", errors="replace") as f:
-                lines = list(enumerate(f, 1))
-        except OSError:
-            log.skip("unreadable catalogs", catalog)
+            lines = list(enumerate(io.StringIO(_text(_read(catalog)), newline=None), 1))
+        except OSError as exc:
+            log.skip("unreadable catalogs", "%s (%s)" % (catalog, _reason(exc)))
             continue
         for number, line in lines:
             if not line.strip():
@@ -348,7 +409,7 @@ def read_donkey_v2(folder, log):
             where = "%s:%d" % (catalog, number)
             try:
                 record = json.loads(line)
-            except ValueError:
+            except (ValueError, RecursionError):  # a record nested too deep is one the parser gives up on
                 log.skip("malformed records", where)
                 continue
             record = record if isinstance(record, dict) else {}
@@ -366,14 +427,12 @@ def _excluded(folder):
         return set()
     path = _own_file(folder, "exclude.json", "exclude.json")
     try:
-        with open(path, encoding="utf-8") as f:
-            excluded = json.load(f)
+        excluded = json.loads(_text(_read(path)))
         if not isinstance(excluded, list) or not all(type(i) is int for i in excluded):
             raise ValueError("not a list of numbers")
-    except (OSError, ValueError) as exc:
+    except (OSError, ValueError, RecursionError) as exc:
         raise UserError("drivelog:%s: its exclude.json is not a JSON list of record numbers, the records DonkeyCar's "
-                        "tub manager leaves out (%s)" % (folder, str(exc).splitlines()[0] if str(exc) else
-                                                         type(exc).__name__)) from None
+                        "tub manager leaves out (%s)" % (folder, _reason(exc))) from None
     return set(excluded)
 
 
@@ -384,7 +443,7 @@ def read_donkey_v1(folder, log):
 
     root = os.path.realpath(folder)
     excluded = _excluded(folder)
-    for path in sorted(glob.glob(os.path.join(folder, "record_*.json")), key=number):
+    for path in sorted(_records(folder), key=number):
         index = re.match(r"record_([0-9]+)\.json\Z", os.path.basename(path))
         if index and int(index.group(1)) in excluded:
             continue  # left out in DonkeyCar's tub manager
@@ -392,9 +451,13 @@ def read_donkey_v1(folder, log):
             log.skip("paths outside the folder", path)
             continue
         try:
-            with open(path, encoding="utf-8") as f:
-                record = json.load(f)
-        except (OSError, ValueError):
+            data = _read(path)
+        except OSError as exc:
+            log.skip("unreadable records", "%s (%s)" % (path, _reason(exc)))
+            continue
+        try:
+            record = json.loads(_text(data))
+        except (ValueError, RecursionError):  # not JSON, or nested too deep for the parser
             log.skip("malformed records", path)
             continue
         _donkey_sample(record if isinstance(record, dict) else {}, folder, path, log, root)

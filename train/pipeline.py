@@ -19,6 +19,7 @@ It runs on the training batches only and is not part of the model, so nothing of
 from __future__ import annotations
 
 import math
+import os
 import sys
 
 import numpy as np
@@ -31,21 +32,32 @@ SHIFT_FRACTION = 0.1  # views move up to 10% of the width either way
 ROTATE_DEG, ZOOM, CONTRAST, BRIGHTNESS = 10.0, 0.1, 0.2, 0.3
 
 
+def names(paths):
+    """File names as TensorFlow takes any of them: bytes (os.fsencode). A str that is not UTF-8 (its bytes held
+    as surrogates) cannot become a string tensor."""
+    return [os.fsencode(p) for p in paths]
+
+
 def decode_file(tf, path):
+    """path: a file name (str or bytes) or a string tensor of one."""
+    if isinstance(path, (str, os.PathLike)):
+        path = os.fsencode(path)
     return tf.io.decode_image(tf.io.read_file(path), channels=3, expand_animations=False)
 
 
-def readable(paths, log=sys.stderr):
+def readable(paths, log="stderr"):
     """The indices of the files TensorFlow decodes (each decoded once, in parallel: a truncated JPEG is found
-    here, not in the middle of an epoch), with a progress bar for a long list."""
+    here, not in the middle of an epoch), with a progress bar on log (sys.stderr as it is now; None: no bar)
+    when it is a terminal."""
     import tensorflow as tf
     import keras
 
     from runtime.errors import native_stderr_silenced
 
-    ds = tf.data.Dataset.from_tensor_slices((np.arange(len(paths)), list(paths)))
+    ds = tf.data.Dataset.from_tensor_slices((np.arange(len(paths)), names(paths)))
     ds = ds.map(lambda i, p: (i, tf.shape(decode_file(tf, p))), num_parallel_calls=tf.data.AUTOTUNE,
                 deterministic=True).ignore_errors()
+    log = sys.stderr if log == "stderr" else log
     bar = keras.utils.Progbar(len(paths), verbose=1 if log is not None and log.isatty() else 0,
                               unit_name="image")
     good = []
@@ -128,7 +140,7 @@ def build(split, pre, layout, task, num_classes, batch_size, seed=0, training=Fa
 
         ds = tf.data.Dataset.from_tensor_slices((geometry_of(split.images, pre), targets))
     else:
-        ds = tf.data.Dataset.from_tensor_slices((list(split.files), targets))
+        ds = tf.data.Dataset.from_tensor_slices((names(split.files), targets))
         if training and not cached:  # shuffle the names, not the images: the buffer stays small
             ds = ds.shuffle(len(split), seed=seed, reshuffle_each_iteration=True)
         ds = ds.map(lambda path, t: (tf.cast(geometry(tf, decode_file(tf, path), pre), tf.uint8), t),

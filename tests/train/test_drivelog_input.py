@@ -308,3 +308,105 @@ def test_a_training_set_of_one_steering_or_one_class_is_a_warning(tmp_path, caps
     err = capsys.readouterr().err
     assert "warning: every training example of digits (1) has class " in err, err
     assert "the model can only learn to answer that class" in err
+
+
+# -- logs nested too deep, and FIFOs -------------------------------------------------------------------------
+DEEP = "[" * 100000 + "]" * 100000  # past any JSON parser's recursion limit
+
+
+def _tub_v2(folder, lines, manifest=None):
+    """A v2 tub of one catalog of JSON lines (text), every image it names present as an empty file."""
+    (folder / "images").mkdir(parents=True)
+    for i in range(len(lines)):
+        (folder / "images" / ("%d.jpg" % i)).write_bytes(b"")
+    (folder / "catalog_0.catalog").write_text("".join(line + "\n" for line in lines))
+    (folder / "manifest.json").write_text(manifest if manifest is not None else "\n".join(json.dumps(m) for m in [
+        [], [], {}, {}, {"paths": ["catalog_0.catalog"], "current_index": len(lines), "deleted_indexes": []}]))
+    return folder
+
+
+def _record(i):
+    return json.dumps({"_index": i, "cam/image_array": "%d.jpg" % i, "user/angle": i / 10, "user/throttle": 0.2})
+
+
+def test_records_nested_too_deep_are_skipped_and_a_manifest_or_exclude_json_so_nested_is_one_line(tmp_path):
+    from runtime.errors import UserError
+    from train import drivelog
+
+    tub = _tub_v1(tmp_path / "v1", n=3)
+    (tub / "record_1.json").write_text(DEEP)
+    log = drivelog.read(str(tub))
+    assert [s.steering for s in log.samples] == [0.0, 0.2]
+    assert log.skipped == {"malformed records": [str(tub / "record_1.json")]}
+    (tub / "exclude.json").write_text(DEEP)
+    with pytest.raises(UserError, match=r"exclude.json is not a JSON list of record numbers.*\(nested too deep\)"):
+        drivelog.read(str(tub))
+
+    tub = _tub_v2(tmp_path / "v2", [_record(0), DEEP, _record(2)])
+    log = drivelog.read(str(tub))
+    assert [s.steering for s in log.samples] == [0.0, 0.2]
+    assert log.skipped == {"malformed records": ["%s:2" % (tub / "catalog_0.catalog")]}
+    (tub / "manifest.json").write_text("[]\n[]\n{}\n{}\n" + DEEP + "\n")
+    with pytest.raises(UserError, match="manifest.json is not a DonkeyCar tub v2 manifest"):
+        drivelog.read(str(tub))
+
+
+def _unblocked(read, fifos):
+    """read() run in a thread: what it returned or raised. A reader that waits on a FIFO is let go (a writer
+    opens and closes it) so that the test ends, and then fails."""
+    import threading
+
+    done = {}
+
+    def run():
+        try:
+            done["value"] = read()
+        except Exception as exc:  # handed to the test
+            done["error"] = exc
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    thread.join(30)  # a guard against a hang only: a reader that does not wait returns at once
+    blocked = thread.is_alive()
+    while thread.is_alive():
+        for fifo in fifos:
+            try:
+                os.close(os.open(fifo, os.O_WRONLY | os.O_NONBLOCK))
+            except OSError:
+                pass
+        thread.join(0.1)
+    assert not blocked, "blocked on a FIFO"
+    return done
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="no FIFOs here")
+def test_a_fifo_in_a_driving_log_is_skipped_and_counted_or_one_line_never_waited_on(tmp_path):
+    from runtime.errors import UserError
+    from train import drivelog
+
+    tub = _tub_v1(tmp_path / "v1", n=3)
+    os.remove(tub / "record_2.json")
+    os.mkfifo(tub / "record_2.json")
+    os.mkdir(tub / "record_3.json")
+    done = _unblocked(lambda: drivelog.read(str(tub)), [tub / "record_2.json"])
+    assert [s.steering for s in done["value"].samples] == [0.0, 0.1]
+    assert done["value"].skipped == {"unreadable records": [
+        "%s (it is a FIFO, not a file)" % (tub / "record_2.json"),
+        "%s (it is a folder, not a file)" % (tub / "record_3.json")]}
+    os.mkfifo(tub / "exclude.json")
+    done = _unblocked(lambda: drivelog.read(str(tub)), [tub / "exclude.json"])
+    assert isinstance(done.get("error"), UserError), done
+    assert str(done["error"]).endswith("its exclude.json is not a JSON list of record numbers, the records "
+                                       "DonkeyCar's tub manager leaves out (it is a FIFO, not a file)")
+
+    tub = _tub_v2(tmp_path / "v2", [_record(0), _record(1)])
+    os.remove(tub / "images" / "1.jpg")
+    os.mkfifo(tub / "images" / "1.jpg")  # left to training, it would block the pipeline
+    os.mkfifo(tub / "catalog_2.catalog")
+    (tub / "manifest.json").write_text("\n".join(json.dumps(m) for m in [
+        [], [], {}, {}, {"paths": ["catalog_0.catalog", "catalog_2.catalog"], "deleted_indexes": []}]))
+    done = _unblocked(lambda: drivelog.read(str(tub)), [tub / "catalog_2.catalog"])
+    assert [s.steering for s in done["value"].samples] == [0.0], done
+    assert done["value"].skipped == {
+        "images that are not files": ["%s (%s:2)" % (tub / "images" / "1.jpg", tub / "catalog_0.catalog")],
+        "unreadable catalogs": ["%s (it is a FIFO, not a file)" % (tub / "catalog_2.catalog")]}
