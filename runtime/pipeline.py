@@ -42,9 +42,12 @@ import numpy as np
 from . import overlay
 from .signals import StopRequest
 from .outputs.base import OutputStopped
+from .sources.base import sleep_unless
 
 STAGES = ("capture", "preprocess", "infer", "postprocess", "output")
 FILE_QUEUE = 2  # frames read ahead from a file
+READER_WAIT_S = 2.0  # how long a loop that ends waits for its capture thread to leave the source
+STOP_WAIT_S = 0.2  # the same after a stop request (Ctrl-C, SIGTERM), which is honoured within a second
 
 
 class Stats:
@@ -120,10 +123,12 @@ class Stats:
 class Capture:
     """Reads a source in its own thread. newest_wins: a one-frame slot (a frame not yet taken when the next
     arrives is dropped and counted); otherwise a short queue (every frame, in order, reading paced by use).
-    realtime paces a file at its frame rate, as a camera would deliver it."""
+    realtime paces a file at its frame rate, as a camera would deliver it. stop: a callable that turns true
+    when the reader of get() wants to end (a StopRequest's); get() then gives None within 0.1 s, even while
+    the source gives nothing (paced slowly, or blocked in its own code: a FIFO, a stalled device)."""
 
-    def __init__(self, source, newest_wins, realtime=False):
-        self.source, self.newest_wins, self.realtime = source, newest_wins, realtime
+    def __init__(self, source, newest_wins, realtime=False, stop=None):
+        self.source, self.newest_wins, self.realtime, self.should_stop = source, newest_wins, realtime, stop
         self.frames = collections.deque()
         self.cond = threading.Condition()
         self.dropped = 0
@@ -132,6 +137,7 @@ class Capture:
         self.error = None
         self.consumer_waiting = False  # wake the other thread only when it waits: every wake-up costs GIL hand-offs
         self.producer_waiting = False
+        self.wake = threading.Event()  # set by stop(): ends the pacing of a realtime file at once
         self.thread = threading.Thread(target=self._read, name="capture", daemon=True)
 
     def start(self):
@@ -150,7 +156,8 @@ class Capture:
                     break
                 if period:
                     due += period
-                    time.sleep(max(0.0, due - time.perf_counter()))
+                    if sleep_unless(self.wake, due - time.perf_counter()):
+                        break
                     frame.t0, frame.timestamp = time.perf_counter(), time.time()  # "captured" now
                 frame.read_s = time.perf_counter() - t
                 with self.cond:
@@ -174,9 +181,13 @@ class Capture:
                 self.cond.notify_all()
 
     def get(self):
-        """The next frame (the newest, for live sources), or None when the source has ended."""
+        """The next frame (the newest, for live sources), or None when the source has ended or stop() (the
+        callable given) turned true while waiting for one."""
         with self.cond:
             while not self.frames and not self.ended:
+                if self.should_stop is not None and self.should_stop():
+                    self.consumer_waiting = False
+                    return None
                 self.consumer_waiting = True
                 self.cond.wait(0.1)
             self.consumer_waiting = False
@@ -189,11 +200,28 @@ class Capture:
             raise self.error
         return None
 
-    def stop(self, timeout=2.0):
+    def stop(self, timeout=READER_WAIT_S):
+        """Stop reading: the source is interrupted (Source.interrupt: a pacer's sleep ends) and the thread
+        waited for up to timeout. A thread still inside the source then is blocked in it, maybe for ever: it
+        is left there (a daemon, gone with the process) and the source marked reader_stuck, so that closing
+        it (`with source:`) waits a bounded time. Once stopped, stopping again waits for nothing."""
+        if self.thread.ident is None:  # never started
+            return
         with self.cond:
-            self.stopping = True
+            again, self.stopping = self.stopping, True
             self.cond.notify_all()
+        if again:
+            return
+        self.wake.set()
+        interrupt = getattr(self.source, "interrupt", None)  # a Source has it; a duck-typed one may not
+        if interrupt is not None and self.thread.is_alive():
+            interrupt()
         self.thread.join(timeout)
+        if self.thread.is_alive():
+            try:
+                self.source.reader_stuck = True
+            except AttributeError:  # a source that takes no attributes: closing it is the caller's affair
+                pass
 
 
 class InlineCapture:
@@ -224,9 +252,10 @@ class Stream:
     """The loop as an iterable of (frame, result): what stream() returns (see there). dropped: the stale
     frames dropped so far."""
 
-    def __init__(self, model, source, max_frames=None, realtime=False, capture_thread=True):
+    def __init__(self, model, source, max_frames=None, realtime=False, capture_thread=True, stop=None):
         self.model, self.source, self.max_frames, self.realtime = model, source, max_frames, realtime
         self.capture_thread = capture_thread or realtime
+        self.stop = stop
         self.capture = None
 
     @property
@@ -236,7 +265,8 @@ class Stream:
     def __iter__(self):
         source, realtime = self.source, self.realtime
         if self.capture_thread:
-            capture = Capture(source, newest_wins=source.live or realtime, realtime=realtime and not source.live)
+            capture = Capture(source, newest_wins=source.live or realtime, realtime=realtime and not source.live,
+                              stop=self.stop)
         else:
             capture = InlineCapture(source)
         self.model.backend.share_cores(self.capture_thread)
@@ -244,6 +274,8 @@ class Stream:
         model, clock, count = self.model, time.perf_counter, 0
         try:
             while self.max_frames is None or count < self.max_frames:
+                if self.stop is not None and self.stop():
+                    break
                 frame = capture.get()  # raises what the capture thread raised, once its frames are used
                 if frame is None:
                     break
@@ -252,10 +284,10 @@ class Stream:
                 count += 1
                 yield frame, result
         finally:
-            capture.stop()
+            capture.stop(STOP_WAIT_S if self.stop is not None and self.stop() else READER_WAIT_S)
 
 
-def stream(model, source, max_frames=None, realtime=False, capture_thread=True) -> Stream:
+def stream(model, source, max_frames=None, realtime=False, capture_thread=True, stop=None) -> Stream:
     """The threaded loop, newest frame wins, as an iterable of (frame, result):
 
         for frame, result in stream(model, camera):
@@ -267,13 +299,18 @@ def stream(model, source, max_frames=None, realtime=False, capture_thread=True) 
     result; model.times holds the last frame's preprocess, infer and postprocess seconds. It ends with the
     source or after max_frames; leaving the loop early (break, an exception) stops the capture thread.
     capture_thread=False reads the source inline instead, for frames that cost nothing to read (held in
-    memory), where a hand-off between threads costs more than it overlaps."""
-    return Stream(model, source, max_frames, realtime, capture_thread)
+    memory), where a hand-off between threads costs more than it overlaps. stop: a callable (e.g. a
+    threading.Event's is_set) that ends the loop once it is true: before the next frame, and with a capture
+    thread within 0.1 s even while the source gives no frame (paced slowly, or blocked in its own code); a
+    capture thread still inside the source then is left there (a daemon) and the source, closed with `with`,
+    closes in a bounded time (Source.__exit__). run() passes its StopRequest's."""
+    return Stream(model, source, max_frames, realtime, capture_thread, stop)
 
 
 def run(model, source, outputs=(), max_frames=None, status_every=5.0, log=sys.stderr, realtime=False,
         capture_thread=True) -> Stats:
-    """Run model on source until it ends, max_frames, a closed window, Ctrl-C or SIGTERM, or an output that
+    """Run model on source until it ends, max_frames, a closed window, Ctrl-C or SIGTERM (honoured within a
+    second, whatever the source does), or an output that
     cannot go on (a full disk: stats.stopped says why); every processed frame
     reaches every output (outputs.Output; the overlay is drawn once for all that show frames), and every
     output is closed at the end. stream() with outputs, statistics, a
@@ -282,10 +319,10 @@ def run(model, source, outputs=(), max_frames=None, status_every=5.0, log=sys.st
     overlays = any(o.wants_overlay for o in outputs)
     for out in outputs:
         out.bind(model, source, stats)
-    frames = stream(model, source, max_frames, realtime, capture_thread)
     next_status = time.perf_counter() + status_every
     clock, times = time.perf_counter, model.times
     with StopRequest() as ctrl_c:
+        frames = stream(model, source, max_frames, realtime, capture_thread, stop=lambda: ctrl_c.requested)
         loop = iter(frames)
         try:
             for frame, result in loop:

@@ -229,7 +229,7 @@ class Recorder:
 
 def main(args):
     from .outputs.base import free_bytes
-    from .pipeline import Capture
+    from .pipeline import READER_WAIT_S, STOP_WAIT_S, Capture
     from .signals import StopRequest
     from .sources import open_source
     from . import tub
@@ -258,13 +258,17 @@ def main(args):
     recorder = Recorder(writer, readings, args.match_ms / 1000.0, args.quality, args.max_frames)
     print("record: %s with steering from %s into %s (Ctrl-C stops)" % (source.uri, args.steering_from, args.out),
           file=sys.stderr, flush=True)
-    capture, stopped, end = Capture(source, newest_wins=source.live), None, None
-    if args.seconds:
-        end = time.monotonic() + args.seconds
+    stop, stopped = StopRequest(), None
+    end = time.monotonic() + args.seconds if args.seconds else None
+
+    def should_stop():  # Ctrl-C, SIGTERM or --seconds: honoured within a second, whatever the source does
+        return stop.requested or (end is not None and time.monotonic() >= end)
+
+    capture = Capture(source, newest_wins=source.live, stop=should_stop)
     try:
-        with source, StopRequest() as stop:
+        with source, stop:
             capture.start()
-            while not stop.requested and (end is None or time.monotonic() < end):
+            while not should_stop():
                 if args.max_frames and writer.written >= args.max_frames:
                     break
                 if free_bytes(folder) < min_free:
@@ -279,16 +283,17 @@ def main(args):
                 if readings.error is not None:
                     stopped = "%s: stopped, every record up to here is complete" % readings.error
                     break
-            capture.stop()
+            capture.stop(STOP_WAIT_S if stop.requested else READER_WAIT_S)
             time.sleep(min(args.match_ms / 1000.0, 0.2) if recorder.pending else 0.0)  # a last reading may come
             recorder.settle(final=True)
-    except OSError as exc:  # the disk filled between the check and a write
+            writer.close()  # while a second Ctrl-C or SIGTERM still stops it cleanly (tub.py)
+    except OSError as exc:  # the disk filled between the check and a write: the tub is whole, as tub.py leaves it
         stopped = "cannot write %s: %s: stopped, every flushed record is complete" % (args.out, exc.strerror or exc)
     finally:
-        capture.stop()
+        capture.stop(STOP_WAIT_S)  # nothing to wait for when stopped above
         readings.close()
         try:
-            writer.close()
+            writer.close()  # closed already, unless an error is on its way: then what it holds goes to the disk
         except OSError:
             pass
     print("recorded %d frames into %s (%d records in all); %d frame(s) had no reading within %g ms; %d reading(s)%s%s"

@@ -3,6 +3,7 @@ a context manager), the flips, and the constants the URIs and options share."""
 
 from __future__ import annotations
 
+import threading
 import time
 
 import numpy as np
@@ -12,6 +13,7 @@ FLIPS = ("none", "counterclockwise", "rotate-180", "clockwise", "horizontal", "v
 NVVIDCONV_FLIP = {"none": 0, "counterclockwise": 1, "rotate-180": 2, "clockwise": 3, "horizontal": 4, "vertical": 6}
 DEFAULT_RECONNECT_TIMEOUT = 10.0
 OPEN_TIMEOUT = 20.0  # seconds a camera or stream may take to give its first frame
+CLOSE_WAIT_S = 0.3  # how long closing a source waits when a reading thread was left stuck inside it
 
 
 class Frame:
@@ -41,6 +43,7 @@ class Source:
     reconnects = 0
     lost = None  # why, when a live source stopped and did not come back (`runtime run` then exits 3)
     skipped = 0  # frames that were not images this runtime can use (counted, not given)
+    reader_stuck = False  # a thread was left inside the source, blocked in it (pipeline.Capture.stop says so)
 
     def __iter__(self):
         index = 0
@@ -59,6 +62,11 @@ class Source:
     def _images(self):
         raise NotImplementedError
 
+    def interrupt(self):
+        """Asked from another thread while one reads the source (pipeline.Capture.stop): give up a wait in
+        progress (a pacer's sleep) and end the iteration soon. The next iteration starts afresh; the source
+        is still to be closed."""
+
     def close(self):
         pass
 
@@ -66,7 +74,36 @@ class Source:
         return self
 
     def __exit__(self, *exc):
-        self.close()
+        if not self.reader_stuck:
+            self.close()
+            return
+        # a thread is still inside the source (blocked in its C code: a FIFO, a stalled device), and a close
+        # may wait on it: it closes in a thread of its own, waited for at most CLOSE_WAIT_S, so that a stop
+        # request ends the process in time whatever the source does
+        failed = []
+
+        def close():
+            try:
+                self.close()
+            except BaseException as exc:  # raised below, in the thread that closes
+                failed.append(exc)
+
+        closer = threading.Thread(target=close, name="close-source", daemon=True)
+        closer.start()
+        closer.join(CLOSE_WAIT_S)
+        if failed:
+            raise failed[0]
+
+
+def sleep_unless(event, seconds):
+    """Sleep `seconds` (of any length) unless `event` is set first: then return True at once."""
+    end = time.monotonic() + seconds
+    while True:
+        left = end - time.monotonic()
+        if left <= 0:
+            return event.is_set()
+        if event.wait(min(left, 3600.0)):  # Event.wait refuses more than threading.TIMEOUT_MAX
+            return True
 
 
 def conformed(image):

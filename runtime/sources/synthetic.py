@@ -20,25 +20,27 @@
 from __future__ import annotations
 
 import sys
+import threading
 import time
 from urllib.parse import parse_qs
 
 from ..errors import UserError
 from ..road import STEERING_RADIUS_M
-from .base import Source
+from .base import Source, sleep_unless
 
 PARAMS = ("control", "steering", "timeout_ms", "seed", "report")
 
 
-def paced(period):
-    """Yield every `period` seconds on a fixed schedule (a late tick does not delay the next), or at once for 0."""
+def paced(period, stop):
+    """Yield every `period` seconds on a fixed schedule (a late tick does not delay the next), or at once for 0;
+    end as soon as `stop` (a threading.Event) is set, a wait in progress included (Source.interrupt)."""
     next_t = time.perf_counter()
-    while True:
+    while not stop.is_set():
         if period:
             next_t += period
             delay = next_t - time.perf_counter()
-            if delay > 0:
-                time.sleep(delay)
+            if delay > 0 and sleep_unless(stop, delay):
+                return
         yield
 
 
@@ -62,11 +64,16 @@ class SyntheticRoad(Source):
         except ValueError as exc:
             raise UserError(str(exc)) from None
         self.sensor = control.open_link(steering_to) if steering_to else None
+        self.stopping = threading.Event()
+
+    def interrupt(self):
+        self.stopping.set()
 
     def _images(self):
         from .. import control
 
-        for _ in paced(1.0 / self.rate if self.rate else 0.0):
+        self.stopping.clear()
+        for _ in paced(1.0 / self.rate if self.rate else 0.0, self.stopping):
             stamp = time.time()
             frame, label = self.drive.next()
             if self.sensor is not None:  # what the driver steered while this frame was seen
@@ -107,6 +114,10 @@ class SimulatedVehicle(Source):
         self.receiver = Receiver(timeout_ms / 1000.0, log=log)
         self.link = control.open_link(control_uri, listen=True)
         self.started = None
+        self.stopping = threading.Event()
+
+    def interrupt(self):
+        self.stopping.set()
 
     def _steering(self):
         """The command in force as the road's normalised steering (1/r = steering / 10 m): its inverse_radius
@@ -121,7 +132,8 @@ class SimulatedVehicle(Source):
     def _images(self):
         sim, record, seen, ideal = self.sim, self.record, False, 0.0
         self.started = time.perf_counter()
-        for _ in paced(1.0 / self.fps):
+        self.stopping.clear()
+        for _ in paced(1.0 / self.fps, self.stopping):
             now = time.monotonic()
             while True:  # every command that came since the last frame; the newest is in force
                 data = self.link.receive(0.0)
