@@ -18,7 +18,7 @@ import sys
 
 from runtime.cli import ArgumentParser, main, positive_float, positive_int
 
-from runtime.errors import UserError, require
+from runtime.errors import UserError, printable, require
 
 from . import backbones, datasets, distribute, drivelog, models, pipeline
 
@@ -156,6 +156,11 @@ def _main(argv):
                         "its width calls for (it depends on the camera; README, \"Augmentation\")")
     from . import checkpoints, load_tensorflow, run_dir, trainer
 
+    try:
+        os.fsdecode(os.fsencode(args.out)).encode("utf-8")
+    except UnicodeError:  # TensorFlow's file functions (samples, TensorBoard) take UTF-8 names only
+        raise UserError("--out %s: give a run folder whose name is UTF-8 (TensorFlow writes into it, and its "
+                        "file functions take UTF-8 names only)" % printable(args.out)) from None
     if os.path.exists(args.out) and not os.path.isdir(args.out):
         raise UserError("--out %s exists and is not a folder" % args.out)
     settings = {k: getattr(args, k) for k in ("model", "data", "limit", "seed", "batch_size", "road_views",
@@ -186,7 +191,7 @@ def _main(argv):
             spec.build_base()  # a weights file that does not fit is one line before any work is done
         print(spec.describe(), file=sys.stderr)
 
-    print("loading %s for %s" % (data, spec.name), file=sys.stderr)
+    print("loading %s for %s" % (printable(data), spec.name), file=sys.stderr)
     side = drivelog.SIDE_CORRECTION if args.side_correction is None else args.side_correction
     dataset = datasets.load(data, spec, limit=args.limit, seed=args.seed, road_views=args.road_views,
                             side_correction=side or None, steering_units=args.steering_units,

@@ -10,6 +10,8 @@ import os
 import numpy as np
 import pytest
 
+from tests.conftest import cli, one_line_error
+
 
 def _png(path, value):
     """A small PNG at path (bytes, any bytes), written by Python: OpenCV's imwrite is not given such names."""
@@ -131,3 +133,11 @@ def test_a_fifo_or_folder_named_like_an_image_in_an_image_folder_is_skipped_with
     err = capsys.readouterr().err
     assert "warning: skipping %s: it is a FIFO, not an image file\n" % (tmp_path / "a" / "pipe.png") in err, err
     assert "warning: skipping %s: it is a folder, not an image file\n" % (tmp_path / "b" / "folder.jpg") in err, err
+
+
+def test_a_run_folder_whose_name_is_not_utf8_is_one_line(tmp_path):
+    """TensorFlow's file functions take UTF-8 names only (the samples, TensorBoard): refused before any work."""
+    out = os.fsdecode(os.path.join(os.fsencode(str(tmp_path)), b"run_\xff"))
+    proc = cli("train", "--model", "mnist_cnn", "--epochs", "1", "--out", out, timeout=300)
+    assert one_line_error(proc), proc.stderr
+    assert "run_\\xff" in proc.stderr and "UTF-8" in proc.stderr and not os.path.exists(out)
