@@ -167,8 +167,16 @@ class SimulatedVehicle(Source):
             write_json(self.report_path, report)
 
 
+ROAD_MAX_PIXELS = 3840 * 2160  # the renderer holds about 80 bytes a pixel while it draws: 0.7 GB at 4K
+
+
 def open_synthetic(uri, width=None, height=None, rate=None, log=sys.stderr, **_):
     from .. import control
+
+    if width and height and width * height > ROAD_MAX_PIXELS:  # the pixel budget for images is 10x that
+        raise UserError("synthetic://road renders at most %d pixels a frame (3840x2160; it needs about 80 bytes a "
+                        "pixel while it draws): --input-width %d --input-height %d is %d"
+                        % (ROAD_MAX_PIXELS, width, height, width * height))
 
     parts = control.split(uri)
     if parts.netloc != "road" or parts.path.strip("/") or parts.fragment:

@@ -3,6 +3,7 @@
 import numpy as np
 
 from runtime import road
+from tests.conftest import cli, one_line_error
 
 
 def test_same_seed_same_frames_other_seed_other_frames():
@@ -54,3 +55,10 @@ def test_recovery_views_leave_the_lane_centre_and_centred_views_keep_near_it():
     assert recovery.std(axis=0)[0] > 3 * centred.std(axis=0)[0] and recovery.std(axis=0)[1] > 3 * centred.std(axis=0)[1]
     # a car right of the centre, heading along a straight lane, is told to steer left, back to it
     assert road.steering_label(0.8, 0.0, 0.0) < -0.2 and road.steering_label(-0.8, 0.0, 0.0) > 0.2
+
+
+def test_a_road_too_large_to_render_is_one_line(pilot_bundle):
+    """Within the image budget (89 MP) but 16.9 GB to render: the road is held to 4K's pixels."""
+    proc = cli("runtime", "run", pilot_bundle, "--source", "synthetic://road", "--input-width", "5592405",
+               "--input-height", "16", "--max-frames", "1", "--no-display", timeout=120)
+    assert one_line_error(proc) and "synthetic://road renders at most 8294400 pixels" in proc.stderr, proc.stderr
