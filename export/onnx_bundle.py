@@ -118,7 +118,9 @@ def _first_rescales(model):
 
 def _load_samples(meta, run_dir, opts, size):
     """Raw BGR frames: --samples, else the run's samples, else synthetic road frames (with a warning). Names of
-    any bytes; each image held to the pixel budget before it is decoded (runtime/images.py)."""
+    any bytes; each image held to the pixel budget before it is decoded (runtime/images.py). At most
+    bundle_format.MAX_SAMPLES (64), and only as many as hold the pixel budget together, as the runtime reads a
+    bundle's samples (more are dropped with a warning)."""
     if opts.samples:
         folder = opts.samples
         if not os.path.isdir(folder):
@@ -132,14 +134,23 @@ def _load_samples(meta, run_dir, opts, size):
     else:
         print("warning: no real samples (give --samples DIR); checking parity on synthetic road frames",
               file=sys.stderr)
-        frames, _ = road.sample_frames(FALLBACK_SAMPLES, max(size[0], 64), max(size[1], 64), seed=12345)
+        width, height = max(size[0], 64), max(size[1], 64)
+        count = max(1, min(FALLBACK_SAMPLES, images.max_pixels() // (width * height)))  # within the budget together
+        frames, _ = road.sample_frames(count, width, height, seed=12345)
         return list(frames)
-    frames = []
-    for p in paths[:64]:
+    frames, total, budget = [], 0, images.max_pixels()
+    for p in paths[:bundle_format.MAX_SAMPLES]:
         try:
-            frames.append(images.read_image(p))
+            frame = images.read_image(p, budget)
         except images.ImageError as exc:
             raise UserError("sample %s: %s" % (images.shown(p), exc.why)) from None
+        total += frame.shape[0] * frame.shape[1]
+        if total > budget and frames:  # the runtime holds a bundle's samples together to the budget: keep what fits
+            print("warning: keeping the first %d of %d samples: with the next they would hold more than the image "
+                  "budget's %d pixels together, more than the runtime reads of a bundle's samples"
+                  % (len(frames), min(len(paths), bundle_format.MAX_SAMPLES), budget), file=sys.stderr)
+            break
+        frames.append(frame)
     return frames
 
 

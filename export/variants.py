@@ -25,7 +25,7 @@ import os
 import sys
 import tempfile
 
-from runtime import bundle as bundle_format
+from runtime import bundle as bundle_format, images
 from runtime.backends.tensorrt import calibrator
 from runtime.errors import UserError, require
 
@@ -126,7 +126,8 @@ def int8_model(bundle, calib_data, calib_frames, log, keep_float=None):
     batches = calibrator.batches(bundle, frames, 1)
     with tempfile.TemporaryDirectory() as tmp:
         prepared, out = os.path.join(tmp, "prepared.onnx"), os.path.join(tmp, "int8.onnx")
-        quant_pre_process(bundle.model_path, prepared, skip_symbolic_shape=True)
+        with images.PlainName(bundle.model_path, folder=True, who="ONNX Runtime") as model_path:
+            quant_pre_process(model_path, prepared, skip_symbolic_shape=True)  # ORT refused a name not UTF-8
         if keep_float is None:
             weighted = [name for name, _, _ in weighted_layers(onnx.load(prepared))]
             keep_float = [weighted[0], weighted[-1]] if len(weighted) > 2 else []

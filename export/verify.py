@@ -81,8 +81,8 @@ def _samples(bundle):
 
     if not bundle.sample_paths or not bundle.keras_outputs_path or not os.path.isfile(bundle.keras_outputs_path):
         raise UserError("%s has no samples with Keras outputs to verify against (export it again)" % bundle.path)
+    reference = keras_reference(bundle, len(bundle.sample_paths))  # checked before any sample is decoded
     frames = bundle_samples(bundle)
-    reference = keras_reference(bundle, len(frames))
     x = Preprocessor(bundle.preprocess, bundle.input).batch(frames)
     return x, reference
 
@@ -222,22 +222,33 @@ def _engine_rows(bundle, log):
     return runs, notes
 
 
-def _more_frames(bundle, data, count, log):
+def _more_frames(bundle, data, count, log, option="--data"):
     """Frames from --data, with model.onnx's outputs as their reference (export checked it against Keras)."""
     from runtime.backends.tensorrt import calibrator
-    from runtime.backends.onnxruntime import OnnxRuntimeBackend
 
-    frames, where = calibrator.load_frames(bundle, data, count, log, purpose="evaluation")
+    frames, where = calibrator.load_frames(bundle, data, count, None, purpose="evaluation")
+    if log is not None and len(frames) < min(count, MIN_FRAMES_FOR_AGREEMENT):
+        print("warning: %s %s gave only %d frames; hundreds judge better (INT8 agreement is judged from %d)"
+              % (option, shown(data), len(frames), MIN_FRAMES_FOR_AGREEMENT), file=log)
     x = Preprocessor(bundle.preprocess, bundle.input).batch(frames)
-    with OnnxRuntimeBackend(bundle.model_path, providers=["CPUExecutionProvider"]) as fp32:
+    with _onnxruntime(bundle, "fp32") as fp32:
         return x, fp32.infer(x), where
 
 
-def verify(bundle_path, keras_src=None, data=None, frames=500, log=sys.stderr, keras_options=None) -> dict:
-    """data (a dataset name or a path, as --calib-data takes) adds frames judged against model.onnx;
-    keras_options (unsafe, custom_objects) load keras_src as export onnx loads a model."""
+def _onnxruntime(bundle, precision):
+    """ONNX Runtime on the CPU with model.onnx or a variant, its input checked against the manifest's when it
+    loads (a bundle whose manifest disagrees with its model is one line, as in `runtime run`)."""
     from runtime.backends.onnxruntime import OnnxRuntimeBackend
 
+    return OnnxRuntimeBackend(bundle.model_file(precision), providers=["CPUExecutionProvider"],
+                              input_shape=bundle.input["shape"])
+
+
+def verify(bundle_path, keras_src=None, data=None, frames=500, log=sys.stderr, keras_options=None,
+           data_option="--data") -> dict:
+    """data (a dataset name or a path, as --calib-data takes) adds frames judged against model.onnx;
+    keras_options (unsafe, custom_objects) load keras_src as export onnx loads a model; data_option: the option
+    that gave data, as a warning names it (`export variants` passes its --calib-data)."""
     bundle = bundle_format.load(bundle_path)
     x, reference = _samples(bundle)
     rows, notes = [], []
@@ -245,7 +256,7 @@ def verify(bundle_path, keras_src=None, data=None, frames=500, log=sys.stderr, k
     if data is not None:
         if keras_src is not None:
             raise UserError("--keras and --data do not go together (Keras's outputs exist for the samples only)")
-        more, more_ref, where = _more_frames(bundle, data, frames, log)
+        more, more_ref, where = _more_frames(bundle, data, frames, log, data_option)
         x = np.concatenate([x, more])
         reference = [np.concatenate([r, m]) for r, m in zip(reference, more_ref)]
         reference_text += " and model.onnx's on %s" % where
@@ -253,8 +264,7 @@ def verify(bundle_path, keras_src=None, data=None, frames=500, log=sys.stderr, k
     if keras_src is not None:
         row = judge(bundle.task, "fp32", reference, _keras_row(keras_src, x, **(keras_options or {})))
         rows.append(dict(row, backend="keras (now)"))
-    runs = [("onnxruntime " + os.path.basename(bundle.model_file(p)), p,
-             OnnxRuntimeBackend(bundle.model_file(p), providers=["CPUExecutionProvider"]))
+    runs = [("onnxruntime " + os.path.basename(bundle.model_file(p)), p, _onnxruntime(bundle, p))
             for p in ("fp32",) + tuple(bundle.variants)]
     engine_runs, engine_notes = _engine_rows(bundle, log)
     notes.extend(engine_notes)

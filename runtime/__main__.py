@@ -5,6 +5,7 @@ receive the control link as a vehicle would (`vehicle`), check this machine (`do
 
 from __future__ import annotations
 
+import argparse
 import json
 import signal
 import sys
@@ -18,6 +19,15 @@ from .backends.tensorrt.engines import PRECISIONS
 from .gst import CODECS
 from .outputs import control as control_output
 from .sources import DEFAULT_RECONNECT_TIMEOUT, FLIPS
+
+
+def web_token(text):
+    """argparse type for --web-token: what goes into a URL unescaped (runtime/outputs/web.py), else one line."""
+    from .outputs.web import token_problem
+
+    if token_problem(text):
+        raise argparse.ArgumentTypeError(token_problem(text))
+    return text
 
 
 def build_parser():
@@ -71,9 +81,9 @@ def build_parser():
     run.add_argument("--read-timeout", type=positive_float, metavar="S",
                      help="a live source that gives no frame for S seconds has stalled and is reconnected "
                           "(default: 10 frame intervals at its rate, at least 1 s)")
-    run.add_argument("--web-token", metavar="TOKEN",
-                     help="the token an http:// output asks for (default: none on 127.0.0.1; a random one, printed, "
-                          "when bound to another address)")
+    run.add_argument("--web-token", metavar="TOKEN", type=web_token,
+                     help="the token an http:// output asks for: letters, digits, - . _ ~ (default: none on "
+                          "127.0.0.1; a random one, printed, when bound to another address)")
     run.add_argument("--realtime", action="store_true",
                      help="pace a video or folder at its frame rate, newest frame wins, as a camera would")
     run.add_argument("--quiet", action="store_true", help="no live status, only the summary")

@@ -2,7 +2,8 @@
 
 Warm-up, then N frames through the same threaded pipeline as `run`. Without --source it cycles the
 bundle's own samples held in memory at the size whose crop is the network's input (so no resize either),
-which isolates the pipeline from any decoder and from resizing. Reports (and --json
+which isolates the pipeline from any decoder and from resizing (as many samples as fit the image budget
+together at that size: they are cycled, so fewer cost nothing). Reports (and --json
 writes): backend, frames, fps, latency_ms {p50, p95, max}, stages_ms (mean per stage; capture includes
 waiting for the source), slowest_stage_fps (1000 / the largest stage mean), bare_fps (the backend alone on a
 ready input: the limit), peak_rss_mb, rss_growth_mb (resident memory after the measured frames minus before
@@ -66,10 +67,11 @@ def network_sized(bundle, images):
 
     width, height = bundle.network_frame_size
     why = image_files.over_budget(width, height)
-    if why:  # a crop of a sliver of the frame makes this frame huge
+    if why:  # a crop of a small part of the frame makes this frame large
         raise UserError("%s: the frame whose crop is the network's input would be %s"
                         % (image_files.shown(bundle.path), why))
-    return [cv2.resize(im, (width, height), interpolation=cv2.INTER_AREA) for im in images]
+    kept = max(1, min(len(images), image_files.max_pixels() // (width * height)))  # together within the budget too:
+    return [cv2.resize(im, (width, height), interpolation=cv2.INTER_AREA) for im in images[:kept]]  # cycled anyway
 
 
 class MemoryFrames(Source):

@@ -17,7 +17,8 @@ manifest.json (format_version 1):
     model               {file, sha256, opset}
     input               {name, shape ([null, H, W, C] ...), layout (NHWC | NCHW | flat), dtype}
     preprocess          in this order, on uint8 BGR frames:
-                        {crop: {top, bottom, left, right} fractions of the frame (Python's round) or null,
+                        {crop: {top, bottom, left, right} fractions of the frame (Python's round), keeping at
+                           least MIN_CROP_FRACTION (1%) of its width and of its height, or null,
                          resize: {width, height, interpolation: linear | area | nearest} of the uint8
                            image (so its result is uint8: rounded half up); none when already that size;
                            nearest takes the pixel under each output pixel's centre (as TensorFlow, PIL),
@@ -26,7 +27,7 @@ manifest.json (format_version 1):
                          scale, offset (a number or one per channel: value = colour * scale + offset)}
     outputs             [{name, shape, activation: softmax | sigmoid | linear}]
     steering            {inverse_radius_per_unit, positive}  (task steering only)
-    samples             {dir, files, keras_outputs}
+    samples             {dir, files (at most MAX_SAMPLES, 64, holding the pixel budget together), keras_outputs}
     variants            (optional) {fp16: {file, sha256}, int8: {file, sha256, calibration, layers}}: precision
                         variants of model.onnx for strongly typed TensorRT (11) and ONNX Runtime; layers counts
                         the weighted layers and which of them stayed float
@@ -60,6 +61,14 @@ ACTIVATIONS = ("softmax", "sigmoid", "linear")
 MAX_SIDE = 16384  # resize width or height
 MAX_NETWORK_PIXELS = 4096 * 4096  # resize width x height
 MAX_INPUT_VALUES = 3 * MAX_NETWORK_PIXELS  # the input shape's values a frame (its batch dimension aside)
+# A bundle's samples: export writes at most MAX_SAMPLES (32 by default, 64 from --samples), and however many a
+# manifest lists, their pixels together are held to the image budget as one image's are (runtime/images.py:
+# 89,478,485 by default, 256 MiB decoded), read from their headers before any is decoded: a manifest listing one
+# 54 KB 4000x4000 PNG 60 times made `bench` and `export verify` decode 2.9 GB.
+MAX_SAMPLES = 64
+# The narrowest crop, as a fraction of the frame's width or height: the frame whose crop is the network's input
+# (bench's) is the resize divided by it, and a crop of 5e-324 made that infinite (an OverflowError).
+MIN_CROP_FRACTION = 0.01
 MAX_MANIFEST_BYTES = 16 << 20  # a manifest with 100,000 labels is about 2 MB
 MAX_MANIFEST_DEPTH = 32  # a manifest is 4 levels deep; json.loads's recursion gave out at 200,000 (or 1,000)
 
@@ -142,19 +151,48 @@ class Bundle:
 
 
 def bundle_samples(bundle):
-    """The bundle's own sample frames (uint8 BGR), exactly those its manifest lists."""
+    """The bundle's own sample frames (uint8 BGR), exactly those its manifest lists (at most MAX_SAMPLES). Each is
+    held to the pixel budget, and all of them together too: every header is read before any image is decoded."""
     from . import images
 
-    frames = []
-    for path in bundle.sample_paths:
+    def unreadable(path, exc):
+        if isinstance(exc, images.TooLarge):
+            return UserError("%s: sample %s is %s" % (images.shown(bundle.path), images.shown(path), exc.why))
+        return UserError("%s has an unreadable sample image, %s (%s): export it again"
+                         % (images.shown(bundle.path), images.shown(path), exc.why))
+
+    budget, paths = images.max_pixels(), bundle.sample_paths
+    sizes, total = [], 0
+    for path in paths:
         try:
-            frames.append(images.read_image(path))  # names of any bytes; the pixel budget checked before decoding
-        except images.TooLarge as exc:
-            raise UserError("%s: sample %s is %s" % (images.shown(bundle.path), images.shown(path), exc.why)) from None
+            size = images.header_size(path)
+            if size is not None and images.over_budget(size[0], size[1], budget):
+                raise images.TooLarge(path, images.over_budget(size[0], size[1], budget))
         except images.ImageError as exc:
-            raise UserError("%s has an unreadable sample image, %s (%s): export it again"
-                            % (images.shown(bundle.path), images.shown(path), exc.why)) from None
+            raise unreadable(path, exc) from None
+        sizes.append(size)
+        total += size[0] * size[1] if size else 0
+    _samples_within(bundle, len(paths), total, budget, None in sizes)
+    frames = []
+    for path, size in zip(paths, sizes):
+        try:
+            frames.append(images.read_image(path, budget))  # names of any bytes
+        except images.ImageError as exc:
+            raise unreadable(path, exc) from None
+        if size is None:  # a header not read here: counted once decoded
+            total += frames[-1].shape[0] * frames[-1].shape[1]
+            _samples_within(bundle, len(paths), total, budget, True)
     return frames
+
+
+def _samples_within(bundle, count, total, budget, partly):
+    from . import images
+
+    if total > budget:
+        held = ("at least " if partly else "") + images._n(total)
+        raise UserError("%s: its %d sample images hold %s pixels together, over the image budget of %s that a "
+                        "bundle's samples share (%s)" % (images.shown(bundle.path), count, held, images._n(budget),
+                                                         images.HOW_TO_RAISE))
 
 
 def _number(v):
@@ -228,6 +266,9 @@ def validate(manifest) -> list:
     samples = manifest.get("samples")
     if samples is not None and not samples_ok(samples):
         problems.append("samples needs dir, files and keras_outputs as names inside the bundle")
+    elif samples is not None and len(samples.get("files", [])) > MAX_SAMPLES:
+        problems.append("samples lists %d files, more than the %d a bundle may have (export writes at most %d)"
+                        % (len(samples["files"]), MAX_SAMPLES, MAX_SAMPLES))
     variants = manifest.get("variants") or {}
     if not isinstance(variants, dict) or not all(
             k in VARIANTS and isinstance(v, dict) and name_inside(v.get("file")) and _sha256(v.get("sha256"))
@@ -290,6 +331,12 @@ def preprocess_problems(pre):
         if not (len(edges) == 4 and all(_number(v) for v in edges) and 0 <= edges[0] < edges[1] <= 1
                 and 0 <= edges[2] < edges[3] <= 1):
             problems.append("preprocess crop needs 0 <= top < bottom <= 1 and 0 <= left < right <= 1")
+        else:
+            for kept, ends, side in ((edges[1] - edges[0], "bottom - top", "height"),
+                                     (edges[3] - edges[2], "right - left", "width")):
+                if kept < MIN_CROP_FRACTION:
+                    problems.append("preprocess crop keeps %s = %.3g of the frame's %s, less than the %g a crop "
+                                    "must keep" % (ends, kept, side, MIN_CROP_FRACTION))
     return problems
 
 

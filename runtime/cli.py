@@ -23,7 +23,7 @@ class ArgumentParser(argparse.ArgumentParser):
         self.add_argument("--debug", action="store_true", help="show the traceback behind an error")
 
     def error(self, message):
-        self.exit(2, "%s: error: %s (see %s --help)\n" % (self.prog, message, self.prog))
+        self.exit(2, printable("%s: error: %s (see %s --help)" % (self.prog, message, self.prog)) + "\n")
 
 
 def positive_int(text):
@@ -67,13 +67,15 @@ def add_max_image_pixels(parser):
 def lost_for_good(prog, why, kept):
     """A live source that stopped and did not come back: one line saying so and what was kept, and exit status 3,
     which a supervisor (systemd's Restart=on-failure) restarts on."""
-    print("%s: error: %s; %s (exit status 3)" % (prog, why, kept), file=sys.stderr)
+    print(printable("%s: error: %s; %s (exit status 3)" % (prog, why, kept)), file=sys.stderr)
     return 3
 
 
 def main(prog: str, body, argv=None) -> int:
     """Run body(argv) and turn UserError and Ctrl-C into one line and an exit status (2 and 130); any other
-    exception is a bug: one line that says so, exit status 1. --debug (anywhere in argv) shows the traceback."""
+    exception is a bug: one line that says so, exit status 1. --debug (anywhere in argv) shows the traceback.
+    Every error line goes through printable() whole: exactly one line, whatever a name in it holds (a newline,
+    a terminal's escape sequence, bytes that are not UTF-8). train and export use this same main()."""
     argv = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in argv
     argv = [a for a in argv if a != "--debug"]

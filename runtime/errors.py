@@ -15,18 +15,32 @@ class UserError(Exception):
     """A problem the user can fix (bad input, missing file): reported in one line, exit status 2."""
 
 
-_SURROGATE = re.compile("[\ud800-\udfff]")
+# What printable() escapes: C0 controls (newlines and terminal escapes among them), DEL, C1 controls, the line and
+# paragraph separators (str.splitlines() splits at them), the bidirectional overrides and isolates (which reorder
+# what a terminal shows), and surrogates (a name's bytes that are not UTF-8, or a lone one).
+_UNPRINTABLE = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069\ud800-\udfff]")
+_NAMED = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
+
+
+def _escape(match):
+    char = match.group()
+    code = ord(char)
+    if char in _NAMED:
+        return _NAMED[char]
+    if code < 0x80:  # C0 and DEL
+        return "\\x%02x" % code
+    if 0xDC80 <= code <= 0xDCFF:  # a byte that is not UTF-8, as Python holds it: the byte
+        return "\\x%02x" % (code - 0xDC00)
+    return "\\u%04x" % code  # C1 (as \u0085: \x85 would read as the byte), separators, overrides, surrogates
 
 
 def printable(text: str) -> str:
-    """text that any stream can print: the bytes of a file name that is not UTF-8 (which Python holds as the
-    surrogates U+DC80..U+DCFF) as \\xNN, any other lone surrogate as \\uNNNN. Printing a surrogate fails on a
-    strict UTF-8 stream, and OpenCV crashed on such names (runtime/images.py)."""
-    def escape(match):
-        code = ord(match.group())
-        return "\\x%02x" % (code - 0xDC00) if 0xDC80 <= code <= 0xDCFF else "\\u%04x" % code
-
-    return _SURROGATE.sub(escape, text)
+    """text as one line that any stream can print and no terminal acts on: newlines, tabs and carriage returns as
+    \\n, \\t, \\r; other C0 controls (the escape that starts a terminal's colour codes) and DEL as \\xNN; the bytes
+    of a file name that is not UTF-8 (which Python holds as the surrogates U+DC80..U+DCFF) as \\xNN too; C1
+    controls, the line and paragraph separators, bidirectional overrides and any other lone surrogate as \\uNNNN.
+    Printing a surrogate fails on a strict UTF-8 stream, and OpenCV crashed on such names (runtime/images.py)."""
+    return _UNPRINTABLE.sub(_escape, str(text))
 
 
 def require(module: str, extra: str, purpose: str):

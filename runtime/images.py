@@ -5,7 +5,8 @@ and writes image files.
   (a Latin-1 `caf\\xe9.png`, `img_\\xff\\xfe.png`: Python holds such bytes as surrogates) crashed it with a
   segmentation fault. Images are therefore read with Python and decoded from memory (cv2.imdecode), written
   encoded in memory (cv2.imencode) and saved by Python; videos, which OpenCV must open by name, get a name it
-  can take (OpenCvName: a link with a plain name, in a private temporary folder, to the file).
+  can take (OpenCvName: a link with a plain name, in a private temporary folder, to the file), and so do ONNX
+  models, which ONNX Runtime's binding refused by such a name (PlainName(folder=True): a link to their folder).
 - **A pixel budget**, as Pillow's MAX_IMAGE_PIXELS: an image's width x height is read from its header (PNG,
   JPEG, BMP, WebP, TIFF, PPM/PGM/PBM/PAM/PFM, GIF, Sun raster) before it is decoded, and an image over the
   budget is refused (a single image: one line; in a folder: skipped and counted). The default,
@@ -308,6 +309,19 @@ def _open_regular(path):
     return os.fdopen(fd, "rb")
 
 
+def header_size(path):
+    """(width, height) of the image file at path, read from its header without decoding it; None for a format or a
+    header not read here (read_image then checks the decoded size, and OpenCV's own limit holds it first).
+    ImageError when path is not a regular file or cannot be read."""
+    with _open_regular(path) as f:
+        try:
+            return image_size(f)
+        except ValueError:
+            return None
+        except OSError as exc:
+            raise ImageError(path, exc.strerror or str(exc)) from None
+
+
 def read_image(path, budget=None):
     """The image at path as uint8 BGR (H x W x 3), as cv2.imread(path, IMREAD_COLOR) gives it (EXIF orientation
     applied; gray, alpha and 16-bit converted), for a name of any bytes. Its size is checked against the pixel
@@ -381,30 +395,54 @@ def utf8(text) -> bool:
         return False
 
 
-class OpenCvName:
-    """A name OpenCV can open path by: path itself when it is UTF-8, else a link with a plain name (the same
-    extension, by which OpenCV picks a container) in a private temporary folder; the link is removed at close().
-    A file name that is not UTF-8 crashed OpenCV's binding (a segmentation fault)."""
+class PlainName:
+    """A name a native library that takes only UTF-8 names (OpenCV's binding, ONNX Runtime's) can open path by:
+    path itself when it is UTF-8, else a link with a plain name in a private temporary folder, removed at close().
+    The link is to the file, with the same extension (by which OpenCV picks a container); with folder=True, when
+    the file's own name is UTF-8 and only its folder's is not, it is to the folder, and the name is the link's
+    path joined with the file's name: what such a library finds beside the file (an ONNX model's external data)
+    is found through it too. Such names crashed OpenCV (a segmentation fault) and ONNX Runtime refused them."""
 
-    def __init__(self, path):
-        self.path, self.folder = path, None
+    who = "this library"
+
+    def __init__(self, path, folder=False, who=None):
+        self.path, self.folder, self.who = path, None, who or self.who
         if utf8(path):
             self.name = path
             return
-        ext = os.path.splitext(path)[1]
-        ext = ext if utf8(ext) and ext.isascii() else ""
+        parent, base = os.path.split(os.path.abspath(path))
+        via_folder = folder and utf8(base)
+        ext = os.path.splitext(base)[1]
         try:
             self.folder = tempfile.mkdtemp(prefix="runtime-name-")
-            self.name = os.path.join(self.folder, "file" + ext)
+            if via_folder:
+                link, target = os.path.join(self.folder, "folder"), parent
+                self.name = os.path.join(link, base)
+            else:
+                link, target = os.path.join(self.folder, "file" + (ext if utf8(ext) and ext.isascii() else "")), \
+                    os.path.join(parent, base)
+                self.name = link
             if not utf8(self.name):
                 raise OSError("the temporary folder's own name is not UTF-8")
-            os.symlink(os.path.abspath(path), self.name)
+            os.symlink(target, link)
         except OSError as exc:
             self.close()
-            raise UserError("%s: its name is not UTF-8, and OpenCV takes only UTF-8 names; a link to it with a "
-                            "plain name could not be made (%s): rename the file" % (shown(path), exc)) from None
+            raise UserError("%s: its name is not UTF-8, and %s takes only UTF-8 names; a link to it with a plain "
+                            "name could not be made (%s): rename it" % (shown(path), self.who, exc)) from None
 
     def close(self):
         if self.folder is not None:
             shutil.rmtree(self.folder, ignore_errors=True)
             self.folder = None
+
+    def __enter__(self):
+        return self.name
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+class OpenCvName(PlainName):
+    """PlainName for OpenCV: a link to the file (a video to read or write)."""
+
+    who = "OpenCV"

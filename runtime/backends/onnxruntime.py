@@ -3,10 +3,15 @@
 The session is made on first use, not on activate, so that the loop that uses it decides first whether its
 worker threads spin between calls (see share_cores): a session made, freed and made again for that left up
 to 17-25 MB of the first one's heap behind (binary_cnn, a 14 MB model), 1.11x the tutorial loop's peak.
+
+A model whose path is not UTF-8 (a bundle in a folder so named), which ONNX Runtime's binding refuses, is opened
+through a link to its folder with a plain name (runtime/images.py's PlainName), so that external data beside it
+is found too; the link is gone once the session is made.
 """
 
 from __future__ import annotations
 
+from .. import images
 from ..errors import UserError, require
 from . import Backend
 
@@ -46,14 +51,17 @@ class OnnxRuntimeBackend(Backend):
             if not self.spinning:
                 options.add_session_config_entry("session.intra_op.allow_spinning", "0")
             try:
-                session = self.ort.InferenceSession(self.model_path, sess_options=options, providers=self.use)
+                with images.PlainName(self.model_path, folder=True, who="ONNX Runtime") as name:
+                    session = self.ort.InferenceSession(name, sess_options=options, providers=self.use)
+            except UserError:
+                raise
             except Exception as exc:  # ORT raises its own exception types for bad models
                 raise UserError("ONNX Runtime cannot load %s: %s"
-                                % (self.model_path, str(exc).splitlines()[0])) from None
+                                % (images.shown(self.model_path), (str(exc).splitlines() or [""])[0])) from None
             declared = session.get_inputs()[0].shape
             if self.input_shape is not None and not _fits(declared, self.input_shape):
                 raise UserError("%s takes input %s, but the bundle's manifest says %s: the bundle is inconsistent; "
-                                "export it again" % (self.model_path, declared, self.input_shape))
+                                "export it again" % (images.shown(self.model_path), declared, self.input_shape))
             self.input_name = session.get_inputs()[0].name
             self.output_names = [o.name for o in session.get_outputs()]
             self.detail = "%s %s" % (self.ort.__version__, ",".join(session.get_providers()))

@@ -16,6 +16,9 @@ gets the newest JPEG when it is ready for one (a slow viewer skips frames, one t
 dropped), and a viewer that leaves costs nothing. It binds 127.0.0.1 unless a host is given; bound beyond the
 loopback it requires a token (`?token=` or `Authorization: Bearer`), printed at the start unless --web-token
 gives one, and answers 401 without it. Only its four routes exist; at most 16 viewers; requests are small.
+A token goes into the printed address and the page's requests as it is, so --web-token takes 1 to 256 of the
+characters a URL carries unescaped (letters A-Z a-z, digits, - . _ ~; a random one is such too) and refuses
+anything else in one line: a token that was not UTF-8 made every request a 500 with a traceback.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ import asyncio
 import hmac
 import json
 import secrets
+import string
 import sys
 import threading
 import time
@@ -40,6 +44,16 @@ STREAM_FPS = 15  # the most frames a second the stream carries (the newest each 
 ENCODE_SHARE = 0.03  # and fewer where encoding them would take more than this share of one core
 BOUNDARY = "frame"
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
+TOKEN_CHARS = frozenset(string.ascii_letters + string.digits + "-._~")  # RFC 3986's unreserved: never escaped
+MAX_TOKEN = 256
+
+
+def token_problem(token):
+    """Why token cannot be the web output's token (said without the token, a secret), or None when it can."""
+    if isinstance(token, str) and 1 <= len(token) <= MAX_TOKEN and all(c in TOKEN_CHARS for c in token):
+        return None
+    return ("a token goes into the address unescaped: give 1 to %d letters A-Z a-z, digits, '-', '.', '_' or '~'"
+            % MAX_TOKEN)
 
 
 class WebOutput(Output):
@@ -48,6 +62,8 @@ class WebOutput(Output):
     def __init__(self, host, port, token=None, log=sys.stderr):
         self.web = require("aiohttp.web", "web", "serving http:// (the browser view)")
         self.cv2 = require("cv2", "opencv", "encoding frames for the browser view")
+        if token is not None and token_problem(token):
+            raise UserError("--web-token: %s" % token_problem(token))
         self.host, self.port, self.log = host, port, log
         self.token = token if token else (None if host in LOOPBACK else secrets.token_urlsafe(12))
         self.stats, self.info = None, {}
@@ -172,7 +188,7 @@ class WebOutput(Output):
         """The token rule, before any route."""
         if self.token is not None:
             given = request.query.get("token") or request.headers.get("Authorization", "").replace("Bearer ", "", 1)
-            if not hmac.compare_digest(given.encode(), self.token.encode()):
+            if not hmac.compare_digest(given.encode("utf-8", "replace"), self.token.encode()):
                 return self.web.Response(status=401, text="401: a token is needed (?token=...)\n")
         return await handler(request)
 

@@ -1,5 +1,7 @@
 """file://PATH or PATH: a video file, an image, a folder of images or a glob of images (every frame, in
-order; --input-loop to loop).
+order; --input-loop to loop). A path that exists is that file or folder, even when its name holds the glob's `*`,
+`?` or `[` (`frame[1].png`, `run[1]/`); only a path that does not exist is tried as a glob, and in a glob a
+folder that exists under its very name is that folder (`run[1]/*.png`).
 
 Names of any bytes work (runtime/images.py: images are read by Python and decoded from memory, a video whose
 name is not UTF-8 is opened through a link with a plain name). Images are held to the pixel budget from their
@@ -84,13 +86,22 @@ class Images(Source):
                 return
 
 
+def glob_images(pattern):
+    """The paths a glob matches, its folder taken as itself where a folder of that very name exists (`run[1]/*.png`:
+    the folder run[1], not run1), as a path that exists is."""
+    folder, name = os.path.split(pattern)
+    if folder and any(c in folder for c in "*?[") and os.path.isdir(folder):
+        pattern = os.path.join(glob.escape(folder), name)
+    return glob.glob(pattern)
+
+
 def open_path(uri, width=None, height=None, loop=False, **_):
     path = uri[len("file://"):] if uri.startswith("file://") else uri
     if "://" in path:
         raise UserError("unknown source %r (use csi://N, v4l2:///dev/videoN, rtsp://..., gst://PIPELINE, "
                         "synthetic://road, file://PATH or a path)" % uri)
-    if any(c in path for c in "*?["):
-        paths = sorted(p for p in glob.glob(path) if p.lower().endswith(IMAGE_EXTS))
+    if not os.path.lexists(path) and any(c in path for c in "*?["):  # a file or folder so named is itself
+        paths = sorted(p for p in glob_images(path) if p.lower().endswith(IMAGE_EXTS))
         if not paths:
             raise UserError("no images match %s" % images.shown(path))
         return Images(paths, uri, width, height, loop)

@@ -97,3 +97,69 @@ def test_export_verify_says_so_in_one_line(bundle):
     (bundle / "samples" / "keras_outputs.npz").write_bytes(npz(output=good_copy))
     proc = cli("export", "verify", bundle)
     assert proc.returncode == 0 and "onnxruntime model.onnx" in proc.stdout, proc.stderr  # the good file still passes
+
+
+# -- the attacker's second review (issue 26): a bundle's folder, its manifest against its model, --data -------------
+def export_cli(*args):
+    """`python -m export ARGS` with bytes arguments as given (a name that is not UTF-8); (status, stdout, stderr)."""
+    import subprocess
+    import sys
+
+    argv = [sys.executable, "-m", "export"] + [a if isinstance(a, bytes) else os.fsencode(str(a)) for a in args]
+    proc = subprocess.run(argv, cwd=ROOT, env=dict(os.environ, PYTHONPATH=ROOT), capture_output=True, timeout=300)
+    return proc.returncode, proc.stdout.decode("utf-8", "replace"), proc.stderr.decode("utf-8", "replace")
+
+
+def test_variants_and_verify_on_a_bundle_whose_folder_is_not_utf8(tmp_path):
+    folder = os.fsencode(str(tmp_path)) + b"/dig_\xff"
+    shutil.copytree(DIGITS, os.fsdecode(folder), ignore=shutil.ignore_patterns("engines"))
+    status, out, err = export_cli("variants", folder, "--precision", "int8")
+    assert status == 0 and "Traceback" not in err and "Optimization Failed" not in err, err  # ORT's traceback, then
+    assert "onnxruntime model.int8.onnx" in out  # `ONNX Runtime cannot load ...: __init__(): incompatible ...`
+    status, out, err = export_cli("verify", folder)
+    assert status == 0 and "onnxruntime model.onnx" in out and "onnxruntime model.int8.onnx" in out, err
+
+
+def test_verify_says_in_one_line_that_the_manifest_disagrees_with_the_model(bundle):
+    import json
+
+    manifest = json.loads((bundle / "manifest.json").read_text())
+    manifest["input"].update(layout="NCHW", shape=[None, 1, 28, 28])  # the model takes [batch, 28, 28, 1]
+    (bundle / "manifest.json").write_text(json.dumps(manifest))
+    proc = cli("export", "verify", bundle)
+    assert one_line_error(proc), proc.stderr  # was `internal error: InvalidArgument: ... Got invalid dimensions`
+    assert "takes input ['batch', 28, 28, 1], but the bundle's manifest says [None, 1, 28, 28]" in proc.stderr
+
+
+def test_verify_reads_the_reference_before_decoding_any_sample(bundle, monkeypatch):
+    import cv2
+
+    from export import verify
+    from runtime.errors import UserError
+
+    (bundle / "samples" / "keras_outputs.npz").write_bytes(npz(output=good()[:7]))
+    decoded = []
+    real = cv2.imdecode
+    monkeypatch.setattr(cv2, "imdecode", lambda *a: decoded.append(1) or real(*a))
+    with pytest.raises(UserError, match="is stored with shape"):
+        verify.verify(str(bundle), log=None)
+    assert decoded == []  # was: all 12 samples decoded first
+
+
+def test_verify_data_named_with_glob_characters_and_its_warning_names_its_own_option(bundle, tmp_path):
+    folder = tmp_path / "run[1]"
+    folder.mkdir()
+    for i in range(3):
+        shutil.copy(os.path.join(DIGITS, "samples", "sample_%03d.png" % i), str(folder / ("f%d.png" % i)))
+    proc = cli("export", "verify", bundle, "--data", folder)
+    assert proc.returncode == 0, proc.stderr  # was: no images match .../run[1]
+    assert "model.onnx's on %s (3 frames)" % folder in proc.stdout
+    assert "warning: --data %s gave only 3 frames" % folder in proc.stderr  # was: --calib-data ...
+    assert "--calib-data" not in proc.stderr and "calibrate" not in proc.stderr, proc.stderr
+
+    from runtime import bundle as bundle_format
+    from runtime.backends.tensorrt import calibrator
+
+    log = io.StringIO()
+    calibrator.load_frames(bundle_format.load(str(bundle)), str(folder), 500, log, purpose="evaluation")
+    assert log.getvalue() == "warning: %s gave only 3 frames to judge on; hundreds judge better\n" % folder

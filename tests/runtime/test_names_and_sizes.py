@@ -270,7 +270,7 @@ def test_the_budget_holds_in_bench_run_and_verify_and_can_be_raised(pilot_bundle
     assert one_line(status, err) and "OPENCV_IO_MAX_IMAGE_PIXELS=abc: give the most pixels" in err, err
 
 
-def test_frame_sizes_and_network_inputs_are_bounded(pilot_bundle, tmp_path):
+def test_frame_sizes_and_network_inputs_are_bounded(pilot_bundle, tmp_path, monkeypatch):
     from runtime import bundle as bundle_format
 
     status, _, err = run("run", str(pilot_bundle), "--source", "synthetic://road", "--input-width", "20000",
@@ -290,11 +290,14 @@ def test_frame_sizes_and_network_inputs_are_bounded(pilot_bundle, tmp_path):
     from runtime.errors import UserError
 
     manifest["input"]["shape"] = [None, 66, 200, 3]
-    manifest["preprocess"]["crop"].update(left=0.0, right=0.0002)  # a sliver: bench's frame would be 1000000x110
+    manifest["preprocess"]["crop"].update(left=0.0, right=0.01)  # the narrowest crop: bench's frame is 20000x110
     bundle = tmp_path / "sliver"
     shutil.copytree(str(pilot_bundle), str(bundle), ignore=shutil.ignore_patterns("engines"))
     (bundle / "manifest.json").write_text(json.dumps(manifest))
-    with pytest.raises(UserError, match="the frame whose crop is the network's input would be 1000000x110"):
+    from runtime import images
+
+    monkeypatch.setattr(images, "_budget", 2000000)  # under its 2,200,000 pixels
+    with pytest.raises(UserError, match="the frame whose crop is the network's input would be 20000x110"):
         bench.network_sized(bundle_format.load(str(bundle)), [np.zeros((360, 640, 3), np.uint8)])
 
 
@@ -372,3 +375,172 @@ def test_a_json_lines_file_on_a_disk_that_fills_up_keeps_only_whole_lines(pilot_
                               "--jsonl", str(lines), "--no-display", "--quiet")
     assert one_line(status, err) and "cannot write %s: No space left on device" % lines in err, err
     _no_torn_line(str(lines), err)
+
+
+# -- the attacker's second review: bundle folders, glob characters, samples together, crops, tokens, control bytes --
+DIGITS = os.path.join(ROOT, "tests", "runtime", "bundles", "digits")  # 12 gray 28x28 samples, output 'output'
+
+
+def test_a_bundle_in_a_folder_whose_name_is_not_utf8_runs_and_benches(tmp_path):
+    bundle = os.fsencode(str(tmp_path)) + b"/dig_\xff"
+    shutil.copytree(DIGITS, os.fsdecode(bundle))
+    frame = os.fsencode(str(tmp_path)) + b"/frame[1].png"  # and a source named with glob characters, below
+    shutil.copy(os.path.join(DIGITS, "samples", "sample_000.png"), frame)
+    private = tmp_path / "tmp"  # where the children make their links
+    private.mkdir()
+    status, out, err = run("run", bundle, "--source", "synthetic://road", "--max-frames", "1", "--no-display",
+                           "--quiet", env={"TMPDIR": str(private)})
+    assert status == 0 and out.startswith(b"1 frames"), err  # was: ONNX Runtime cannot load ...: __init__() ...
+    status, out, err = run("bench", bundle, "--source", frame, "--frames", "5", "--warmup", "1",
+                           env={"TMPDIR": str(private)})
+    assert status == 0 and b"FPS end to end" in out, err  # was: ONNX Runtime cannot load, or no images match
+    assert sorted(os.listdir(bundle)) == [b"manifest.json", b"model.onnx", b"parity.json", b"samples"]  # intact
+    assert not [n for n in os.listdir(str(private)) if n.startswith("runtime-name-")]  # the links to it removed
+
+
+def test_the_plain_name_links_the_folder_and_never_removes_what_it_links_to(tmp_path):
+    from runtime import images
+
+    folder = os.fsencode(str(tmp_path)) + b"/caf\xe9"
+    os.mkdir(folder)
+    for name in (b"model.onnx", b"weights.bin"):
+        with open(folder + b"/" + name, "wb") as f:
+            f.write(name)
+    path = os.fsdecode(folder + b"/model.onnx")
+    with images.PlainName(path, folder=True) as name:
+        assert images.utf8(name) and name.endswith("/folder/model.onnx")
+        assert open(os.path.join(os.path.dirname(name), "weights.bin"), "rb").read() == b"weights.bin"  # beside it
+    assert not os.path.exists(os.path.dirname(os.path.dirname(name)))
+    assert sorted(os.listdir(folder)) == [b"model.onnx", b"weights.bin"]
+    with images.PlainName(os.fsdecode(folder + b"/m\xff.onnx"), folder=True) as name:
+        assert images.utf8(name) and name.endswith("/file.onnx")  # the file's own name is not UTF-8: linked itself
+    assert images.PlainName("/tmp/plain.onnx").name == "/tmp/plain.onnx"
+
+
+def test_names_with_glob_characters_are_the_files_and_folders_they_name(pilot_bundle, tmp_path):
+    import cv2
+
+    from runtime.sources import open_source
+
+    image = png(str(tmp_path / "frame[1].png"), seed=3)
+    (tmp_path / "run[1]").mkdir()
+    for i in range(3):
+        png(str(tmp_path / "run[1]" / ("f%d.png" % i)), seed=i)
+    (tmp_path / "run1").mkdir()  # what run[1] matches as a glob: never taken for it
+    writer = cv2.VideoWriter(str(tmp_path / "clip[1].avi"), cv2.VideoWriter_fourcc(*"MJPG"), 10, (64, 48))
+    for i in range(4):
+        writer.write(np.full((48, 64, 3), 40 * i, np.uint8))
+    writer.release()
+    expect = {"frame[1].png": 1, "file://%s" % (tmp_path / "frame[1].png"): 1, "run[1]": 3, "run[1]/*.png": 3,
+              "clip[1].avi": 4, "frame?1?.png": 1}  # a glob still globs where no file has its very name
+    for given, count in expect.items():
+        uri = given if given.startswith("file://") else str(tmp_path / given)
+        with open_source(uri) as source:  # was: no images match ...
+            frames = [f.image for f in source]
+        assert len(frames) == count, given
+    with open_source(str(tmp_path / "frame[1].png")) as source:
+        assert np.array_equal(next(iter(source)).image, image)
+    status, out, err = run("run", str(pilot_bundle), "--source", str(tmp_path / "run[1]"), "--no-display", "--quiet")
+    assert status == 0 and out.startswith(b"3 frames"), err
+
+
+def test_a_bundles_samples_are_held_to_the_budget_together_before_any_is_decoded(pilot_bundle, tmp_path):
+    from runtime import bundle as bundle_format
+
+    bundle = tmp_path / "bundle"
+    shutil.copytree(str(pilot_bundle), str(bundle), ignore=shutil.ignore_patterns("engines"))
+    zero_png(str(bundle / "samples" / "big.png"), 4000, 4000)  # 16,000,000 pixels, 48 MB decoded, a small file
+    manifest = json.loads((bundle / "manifest.json").read_text())
+    manifest["samples"]["files"] = ["big.png"] * 60
+    (bundle / "manifest.json").write_text(json.dumps(manifest))
+    reference = np.load(str(bundle / "samples" / manifest["samples"]["keras_outputs"]))
+    np.savez(str(bundle / "samples" / manifest["samples"]["keras_outputs"]),
+             **{k: np.repeat(reference[k][:1], 60, axis=0) for k in reference.files})  # verify's reference fits
+    for args in (("runtime", "bench", bundle, "--frames", "5", "--warmup", "1"), ("export", "verify", bundle)):
+        status, err, peak_mb = run_measured(*args)  # each peaked at 2.9 GB
+        assert one_line(status, err), err
+        assert "%s: its 60 sample images hold" % bundle in err and "over the image budget of 89,478,485" in err, err
+        assert peak_mb < 400, (args[:2], peak_mb)
+
+    manifest["samples"]["files"] = ["sample_%03d.png" % (i % 12) for i in range(bundle_format.MAX_SAMPLES + 1)]
+    assert bundle_format.validate(manifest) == ["samples lists 65 files, more than the 64 a bundle may have (export "
+                                                "writes at most 64)"]
+
+
+def test_bench_holds_its_network_sized_frames_to_the_budget_together(pilot_bundle, monkeypatch):
+    from runtime import bench, images
+    from runtime import bundle as bundle_format
+
+    loaded = bundle_format.load(str(pilot_bundle))  # its network-sized frame is 200x110 = 22,000 pixels
+    monkeypatch.setattr(images, "_budget", 50000)
+    frames = bench.network_sized(loaded, [np.zeros((360, 640, 3), np.uint8)] * 12)
+    assert len(frames) == 2 and frames[0].shape == (110, 200, 3)  # cycled: 2 of the 12 fit the budget together
+
+
+@pytest.mark.parametrize("right", [5e-324, 1e-9, 0.0099])
+def test_a_crop_narrower_than_the_least_fraction_is_refused_naming_the_field(pilot_bundle, tmp_path, right):
+    from runtime import bundle as bundle_format
+
+    manifest = json.loads((pilot_bundle / "manifest.json").read_text())
+    manifest["preprocess"]["crop"].update(left=0.0, right=right)
+    assert bundle_format.validate(manifest) == [
+        "preprocess crop keeps right - left = %.3g of the frame's width, less than the 0.01 a crop must keep" % right]
+    manifest["preprocess"]["crop"].update(left=0.5, right=0.75, top=0.0, bottom=right)
+    assert bundle_format.validate(manifest) == [
+        "preprocess crop keeps bottom - top = %.3g of the frame's height, less than the 0.01 a crop must keep" % right]
+    if right == 5e-324:  # bench's frame whose crop is the network's input was infinite: internal error OverflowError
+        bundle = tmp_path / "sliver"
+        shutil.copytree(str(pilot_bundle), str(bundle), ignore=shutil.ignore_patterns("engines"))
+        manifest["preprocess"]["crop"].update(top=0.4, bottom=1.0, left=0.0, right=right)
+        (bundle / "manifest.json").write_text(json.dumps(manifest))
+        status, _, err = run("bench", str(bundle), "--frames", "5", "--warmup", "1")
+        assert one_line(status, err) and "preprocess crop keeps right - left = 4.94e-324" in err, err
+
+
+def test_a_web_token_that_cannot_go_in_a_url_unescaped_is_one_line(pilot_bundle):
+    for token in (b"\xff", b"a b", b"</script>", b"a&b", b"caf\xc3\xa9", b"", b"x" * 257):
+        status, _, err = run("run", str(pilot_bundle), "--source", "synthetic://road", "--max-frames", "1",
+                             "--no-display", "--output", "http://127.0.0.1:%d" % free_tcp_port(), "--web-token", token)
+        assert one_line(status, err) and "argument --web-token: a token goes into the address unescaped" in err, err
+
+    from runtime.errors import UserError
+    from runtime.outputs.web import WebOutput, token_problem
+
+    assert token_problem("s3cret-._~A9") is None
+    with pytest.raises(UserError, match="--web-token: a token goes"):  # every request was a 500 and a traceback
+        WebOutput("127.0.0.1", free_tcp_port(), token=os.fsdecode(b"\xff"), log=None)
+
+
+def free_tcp_port():
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_an_error_is_one_line_whatever_a_name_holds(pilot_bundle, tmp_path, capsys):
+    from runtime import cli
+    from runtime.errors import UserError, printable
+
+    assert printable("a\nb\rc\td\x00\x1b[31m\x7f\x85\x9f\u2028\u2029\u202e\u2066") == \
+        "a\\nb\\rc\\td\\x00\\x1b[31m\\x7f\\u0085\\u009f\\u2028\\u2029\\u202e\\u2066"
+    assert printable(os.fsdecode(b"caf\xe9 \xff") + "\ud800 naïve ü") == "caf\\xe9 \\xff\\ud800 naïve ü"
+    for name in (b"no\nsuch.png", b"no\x1b[31mred.png", b"no\rsuch\x85.png", "no\u2028such.png".encode()):
+        status, _, err = run("run", str(pilot_bundle), "--source", os.fsencode(str(tmp_path)) + b"/" + name,
+                             "--no-display")
+        assert one_line(status, err), err  # was two lines, or a raw terminal escape
+        assert not any(c in err[:-1] for c in "\n\r\x1b\x85\u2028"), repr(err)
+    status, _, err = run("run", str(pilot_bundle), "--source", "synthetic://road", "extra\narg")  # argparse's error
+    assert one_line(status, err) and "unrecognized arguments: extra\\narg" in err, err
+
+    def fails(kind):
+        def body(argv):
+            raise kind("line one\nline two \x1b[2J")
+        return body
+
+    assert cli.main("python -m x", fails(UserError), []) == 2 and cli.main("python -m x", fails(ValueError), []) == 1
+    lines = capsys.readouterr().err.splitlines()
+    assert lines == ["python -m x: error: line one\\nline two \\x1b[2J",
+                     "python -m x: internal error: ValueError: line one line two \\x1b[2J (a bug: run again with "
+                     "--debug and report the traceback)"]

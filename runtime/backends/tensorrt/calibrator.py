@@ -76,8 +76,9 @@ def load_frames(bundle, spec=None, count=DEFAULT_FRAMES, log=sys.stderr, purpose
     else:
         frames = _from_source(spec, count)
     if log is not None and len(frames) < min(count, 100):
-        print("warning: --calib-data %s gave only %d frames; hundreds calibrate better" % (spec, len(frames)),
-              file=log)
+        print("warning: --calib-data %s gave only %d frames; hundreds calibrate better" % (spec, len(frames))
+              if purpose == "calibration" else
+              "warning: %s gave only %d frames to judge on; hundreds judge better" % (spec, len(frames)), file=log)
     return frames, "%s (%d frames)" % (spec, len(frames))
 
 
