@@ -103,8 +103,9 @@ def command_variants(args):
     for precision in args.precision:
         path = variants.make(args.bundle, precision, args.calib_data, args.calib_frames)
         print("wrote %s" % path)
-    report = verify.verify(args.bundle, data=args.calib_data, frames=args.calib_frames)  # other frames than
-    print(verify.table(report))                                                          # calibration's
+    report = verify.verify(args.bundle, data=args.calib_data, frames=args.calib_frames,  # other frames than
+                           data_option="--calib-data")                                     # calibration's
+    print(verify.table(report))
     if not report["passed"]:
         print("python -m export variants: a variant is outside its tolerance (see the table); it is kept in the "
               "bundle, but think before you deploy it", file=sys.stderr)
