@@ -21,6 +21,44 @@ from ..errors import UserError, native_stderr_silenced, printable, require
 from .base import IMAGE_EXTS, Source, _resized
 
 
+def _capture(cv2, name, path):
+    """cv2.VideoCapture(name). A FIFO's or a device's open blocks in the kernel until a writer comes, where no
+    signal reaches Python: it is opened in a thread of its own, waited for in steps (a Ctrl-C is honoured at
+    once) and given OPEN_TIMEOUT seconds, as a camera is."""
+    import stat
+    import threading
+    import time
+
+    from .base import OPEN_TIMEOUT
+
+    try:
+        regular = stat.S_ISREG(os.stat(path).st_mode)
+    except OSError:
+        regular = True  # OpenCV says what is wrong
+    if regular:
+        with native_stderr_silenced():  # FFmpeg's own complaints; ours follows in one line
+            return cv2.VideoCapture(name)
+    opened = {}
+
+    def open_it():
+        try:
+            opened["cap"] = cv2.VideoCapture(name)
+        except BaseException as exc:  # noqa: BLE001 (handed to the waiting thread)
+            opened["error"] = exc
+
+    thread = threading.Thread(target=open_it, name="open " + images.shown(path), daemon=True)
+    thread.start()
+    deadline = time.monotonic() + OPEN_TIMEOUT
+    while thread.is_alive():
+        thread.join(0.1)
+        if thread.is_alive() and time.monotonic() > deadline:
+            raise UserError("cannot open video %s: it is not a file (a FIFO or a device) and nothing came through "
+                            "it within %.0f s" % (images.shown(path), OPEN_TIMEOUT))
+    if "error" in opened:
+        raise opened["error"]
+    return opened["cap"]
+
+
 class VideoFile(Source):
     def __init__(self, path, width=None, height=None, loop=False):
         cv2 = require("cv2", "opencv", "reading video files")
@@ -28,8 +66,7 @@ class VideoFile(Source):
         self.size = (width, height) if width and height else None
         self.name = images.OpenCvName(path)  # a name that is not UTF-8 crashed OpenCV
         try:
-            with native_stderr_silenced():  # FFmpeg's own complaints; ours follows in one line
-                self.cap = cv2.VideoCapture(self.name.name)
+            self.cap = _capture(cv2, self.name.name, path)
             if not self.cap.isOpened():
                 raise UserError("cannot open video %s: not a video, or this OpenCV has no decoder for it"
                                 % images.shown(path))
