@@ -122,8 +122,8 @@ def int8_model(bundle, calib_data, calib_frames, log, keep_float=None):
     onnx = require("onnx", "train", "making an int8 variant")
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
-    frames, where = calibrator.load_frames(bundle, calib_data, calib_frames, log)
-    batches = calibrator.batches(bundle, frames, 1)
+    x, where = calibrator.load_batch(bundle, calib_data, calib_frames, log)  # preprocessed as they are read
+    batches = [x[i:i + 1] for i in range(len(x))]  # batch 1, each contiguous
     with tempfile.TemporaryDirectory() as tmp:
         prepared, out = os.path.join(tmp, "prepared.onnx"), os.path.join(tmp, "int8.onnx")
         with images.PlainName(bundle.model_path, folder=True, who="ONNX Runtime") as model_path:

@@ -226,11 +226,10 @@ def _more_frames(bundle, data, count, log, option="--data"):
     """Frames from --data, with model.onnx's outputs as their reference (export checked it against Keras)."""
     from runtime.backends.tensorrt import calibrator
 
-    frames, where = calibrator.load_frames(bundle, data, count, None, purpose="evaluation")
-    if log is not None and len(frames) < min(count, MIN_FRAMES_FOR_AGREEMENT):
+    x, where = calibrator.load_batch(bundle, data, count, None, purpose="evaluation")  # preprocessed as read
+    if log is not None and len(x) < min(count, MIN_FRAMES_FOR_AGREEMENT):
         print("warning: %s %s gave only %d frames; hundreds judge better (INT8 agreement is judged from %d)"
-              % (option, shown(data), len(frames), MIN_FRAMES_FOR_AGREEMENT), file=log)
-    x = Preprocessor(bundle.preprocess, bundle.input).batch(frames)
+              % (option, shown(data), len(x), MIN_FRAMES_FOR_AGREEMENT), file=log)
     with _onnxruntime(bundle, "fp32") as fp32:
         return x, fp32.infer(x), where
 

@@ -544,3 +544,20 @@ def test_an_error_is_one_line_whatever_a_name_holds(pilot_bundle, tmp_path, caps
     assert lines == ["python -m x: error: line one\\nline two \\x1b[2J",
                      "python -m x: internal error: ValueError: line one line two \\x1b[2J (a bug: run again with "
                      "--debug and report the traceback)"]
+
+
+def test_frames_to_judge_on_are_held_preprocessed_not_raw(pilot_bundle, tmp_path):
+    """`export verify --data VIDEO` (and calibration from a video) kept every raw frame until all were read:
+    500 4K frames were 12 GB. Each is now preprocessed as it is read, so 120 1080p frames (750 MB raw) stay small."""
+    import cv2
+
+    video = str(tmp_path / "hd.avi")
+    writer = cv2.VideoWriter(video, cv2.VideoWriter_fourcc(*"MJPG"), 30, (1920, 1080))
+    frame = np.zeros((1080, 1920, 3), np.uint8)
+    for i in range(120):
+        frame[:, :] = (i, 255 - i, 128)
+        writer.write(frame)
+    writer.release()
+    status, err, peak_mb = run_measured("export", "verify", pilot_bundle, "--data", video, "--frames", "120")
+    assert status == 0, err
+    assert peak_mb < 500, peak_mb  # before: above 900 MB
