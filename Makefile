@@ -3,13 +3,17 @@
 #             and let pilotnet drive the road in closed loop
 # make test:  the test suite
 # make test-board: the runtime's own tests (tests/runtime/), which need no TensorFlow and never run setup:
-#             on a board, PYTHON_BOARD=/path/to/venv/bin/python make test-board
+#             on a board, PYTHON_BOARD=/path/to/venv/bin/python make test-board (BOARD_JOBS=N workers; 0: in
+#             one process)
 # SYSTEM_SITE_PACKAGES=1: a venv that sees the system's OpenCV (GStreamer-enabled) and TensorRT, as on a
 # Jetson; then no pip OpenCV, and numpy stays below 2 because those are built against numpy 1.x.
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 PYTHON_BOARD ?= $(PY)
+# test-board runs its test files on this many workers (pytest-xdist, in the test extra): the cores, at most 4
+# (each worker holds a runtime and its ONNX Runtime; a 4 GB Nano has no room for more)
+BOARD_JOBS ?= $(shell n=$$(nproc 2>/dev/null || echo 1); [ $$n -gt 4 ] && n=4; echo $$n)
 STAMP := $(VENV)/.installed
 
 .PHONY: setup demo test test-board bench lint clean
@@ -56,7 +60,8 @@ test: setup
 test-board:  ## no `setup` dependency: the interpreter given is used as it is
 	@"$(PYTHON_BOARD)" -c "import pytest, hypothesis" 2>/dev/null || { echo "make test-board: $(PYTHON_BOARD) has \
 	no pytest or hypothesis: $(PYTHON_BOARD) -m pip install -e '.[test]' (jetson_setup.sh installs them)" >&2; exit 2; }
-	"$(PYTHON_BOARD)" -m pytest -q tests/runtime
+	"$(PYTHON_BOARD)" -m pytest -q $$("$(PYTHON_BOARD)" -c "import xdist" 2>/dev/null && \
+	    echo "-n $(BOARD_JOBS) --dist loadfile") tests/runtime
 
 bench: setup   ## by hand: the README's performance table (minutes; not part of make test)
 	$(PY) benchmarks/compare.py --out benchmarks/results
