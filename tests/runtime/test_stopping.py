@@ -34,7 +34,7 @@ BLOCKING = textwrap.dedent("""
     from runtime.sources.base import Source
 
     class Blocking(Source):
-        live = True
+        live = False  # a file's way: both frames reach the outputs, in order (a live source's newest frame wins)
 
         def __init__(self, uri):
             self.uri, self.folder = uri, uri[len("blocking://"):]
