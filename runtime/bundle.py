@@ -350,9 +350,9 @@ def too_deep(value, most):
     return True
 
 
-def _inside(bundle_dir, path):
-    """Whether path, symbolic links followed, stays inside bundle_dir."""
-    root = os.path.realpath(bundle_dir)
+def inside(folder, path):
+    """Whether path, symbolic links followed, stays inside folder (a bundle's, a tub's, an engine cache's)."""
+    root = os.path.realpath(folder)
     return os.path.commonpath([root, os.path.realpath(path)]) == root
 
 
@@ -389,7 +389,7 @@ def load(path: str, verify_model: bool = True) -> Bundle:
     bundle = Bundle(path, manifest)
     named = [bundle.model_path] + [os.path.join(path, v["file"]) for v in (manifest.get("variants") or {}).values()]
     named += bundle.sample_paths + ([bundle.keras_outputs_path] if bundle.keras_outputs_path else [])
-    outside = [p for p in named if not _inside(path, p)]
+    outside = [p for p in named if not inside(path, p)]
     if outside:
         raise BundleError("%s names %s, which is outside the bundle (a link out of it?): refused"
                           % (manifest_path, outside[0]))

@@ -32,7 +32,7 @@ import json
 import os
 import time
 
-from .bundle import _inside, name_inside
+from .bundle import inside, name_inside
 from .errors import UserError
 
 INPUTS = ["cam/image_array", "user/angle", "user/throttle", "user/mode"]
@@ -137,7 +137,7 @@ class TubWriter:
         self.unflushed, self.flushed_at = 0, time.monotonic()
         for name in (MANIFEST, "images"):
             path = os.path.join(folder, name)
-            if os.path.lexists(path) and not _inside(folder, path):
+            if os.path.lexists(path) and not inside(folder, path):
                 raise UserError("--out %s: its %s is a link to outside the tub: refused (every file of a tub stays "
                                 "inside it)" % (folder, name))
         made = [p for p in (folder, self.images) if not os.path.lexists(p)]
@@ -182,7 +182,7 @@ class TubWriter:
                 raise UserError("--out %s: its manifest.json names the catalog %r, which is not a name inside the "
                                 "tub: refused" % (self.folder, name))
             for path in (os.path.join(self.folder, name), os.path.join(self.folder, name + "_manifest")):
-                if not _inside(self.folder, path):
+                if not inside(self.folder, path):
                     raise UserError("--out %s: %s is a link to outside the tub: refused (every file of a tub stays "
                                     "inside it)" % (self.folder, path))
         self.paths = paths

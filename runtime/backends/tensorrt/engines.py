@@ -16,7 +16,7 @@ import hashlib
 import json
 import os
 
-from ...bundle import write_atomic, write_json
+from ...bundle import inside, write_atomic, write_json
 from ...errors import UserError
 
 PRECISIONS = ("fp32", "fp16", "int8")
@@ -103,16 +103,11 @@ def user_cache_dir(model_sha256: str) -> str:
     return os.path.join(base, "edge-cnn-toolkit", ENGINE_DIR, model_sha256[:16])
 
 
-def _inside(folder: str, path: str) -> bool:
-    real_folder, real = os.path.realpath(folder), os.path.realpath(path)
-    return os.path.commonpath([real_folder, real]) == real_folder
-
-
 def own_dir(bundle_path: str) -> str:
     """The bundle's engines/ folder, refused in one line when it is a link out of the bundle: engines and caches
     are written and read there, and a bundle comes from elsewhere (a copy from the desktop)."""
     own = os.path.join(bundle_path, ENGINE_DIR)
-    if os.path.islink(own) and not _inside(bundle_path, own):
+    if os.path.islink(own) and not inside(bundle_path, own):
         raise UserError("%s is a link out of the bundle (to %s): engines are neither written nor read through it; "
                         "remove the link (engines then go to a folder of the bundle's own, or the user's cache)"
                         % (own, os.path.realpath(own)))
@@ -125,7 +120,7 @@ def own_dir(bundle_path: str) -> str:
 def own_file(path: str) -> bool:
     """Whether path is a file of its folder's own: a file, not a link out of the folder (engines and caches in a
     bundle are read only so; a link out is taken as no file, and writing there replaces the link)."""
-    return os.path.isfile(path) and _inside(os.path.dirname(path) or ".", path)
+    return os.path.isfile(path) and inside(os.path.dirname(path) or ".", path)
 
 
 def check_target(path: str, what: str) -> None:
