@@ -51,21 +51,31 @@ def run(*args, env=None, limit_bytes=None, timeout=60):
     return proc.returncode, out, err.decode("utf-8", "replace")
 
 
+# `python -m MODULE ARGS`, reporting the process's own peak resident memory (VmHWM) as it exits. Not the child's
+# rusage: Linux keeps in ru_maxrss the high-water mark of the image forked from this process before exec, so
+# under a suite whose process has grown (TensorFlow loaded) every child "peaked" at that size.
+_MEASURED = """
+import atexit, os, runpy, sys
+def _peak(path=os.environ["PEAK_FILE"]):
+    with open("/proc/self/status") as f, open(path, "w") as out:
+        out.write(next(line for line in f if line.startswith("VmHWM:")).split()[1])
+atexit.register(_peak)
+module, sys.argv = sys.argv[1], sys.argv[1:]
+runpy.run_module(module, run_name="__main__", alter_sys=True)
+"""
+
+
 def run_measured(*args, timeout=120):
-    """`python -m ARGS...`: (exit status, stderr text, the child's own peak resident memory in MB, from
-    os.wait4's rusage of this child alone)."""
-    argv = [sys.executable, "-m"] + [str(a) for a in args]
-    with tempfile.TemporaryFile() as err:
-        proc = subprocess.Popen(argv, cwd=ROOT, env=child_env(None), stdin=subprocess.DEVNULL,
-                                stdout=subprocess.DEVNULL, stderr=err)
-        try:
-            _, status, usage = os.wait4(proc.pid, 0)
-        finally:
-            proc.returncode = 0  # reaped here
-        err.seek(0)
-        stderr = err.read().decode("utf-8", "replace")
-    code = os.WEXITSTATUS(status) if os.WIFEXITED(status) else -os.WTERMSIG(status)  # Python 3.8 (JetPack 5)
-    return code, stderr, usage.ru_maxrss / 1024.0
+    """`python -m ARGS...`: (exit status, stderr text, the child's own peak resident memory in MB, VmHWM as it
+    exits)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        peak = os.path.join(tmp, "peak")
+        proc = subprocess.run([sys.executable, "-c", _MEASURED] + [str(a) for a in args], cwd=ROOT,
+                              env=child_env({"PEAK_FILE": peak}), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                              stderr=subprocess.PIPE, timeout=timeout)
+        with open(peak) as f:
+            peak_kb = int(f.read())
+    return proc.returncode, proc.stderr.decode("utf-8", "replace"), peak_kb / 1024.0
 
 
 def one_line(status, stderr):

@@ -22,7 +22,9 @@ pytestmark = pytest.mark.skipif(not os.path.exists("/proc/self/status"), reason=
 # `python -m runtime` with one more source, blocking://DIR: two frames, then OpenCV's imread of DIR/frame.png, a
 # FIFO no one writes to, which blocks in open(2) for ever; its close blocks in open(2) of DIR/close, another.
 BLOCKING = textwrap.dedent("""
+    import faulthandler
     import os
+    import signal
     import sys
 
     import cv2
@@ -33,8 +35,12 @@ BLOCKING = textwrap.dedent("""
     from runtime.cli import main
     from runtime.sources.base import Source
 
+    faulthandler.register(signal.SIGUSR1, all_threads=True)  # the test asks for every thread's stack on a hang
+
     class Blocking(Source):
-        live = False  # a file's way: both frames reach the outputs, in order (a live source's newest frame wins)
+        # run: a file's way, so that both frames reach the outputs (a live source's newest frame wins, and under
+        # load the first could be dropped); record: a camera's, as it is recorded
+        live = sys.argv[1:2] == ["record"]
 
         def __init__(self, uri):
             self.uri, self.folder = uri, uri[len("blocking://"):]
@@ -80,9 +86,11 @@ def _stop_when(proc, ready, signum):
     try:
         out, err = proc.communicate(timeout=30)
     except subprocess.TimeoutExpired:
+        proc.send_signal(signal.SIGUSR1)  # the blocking script dumps every thread's stack (faulthandler)
+        time.sleep(1)
         proc.kill()
         out, err = proc.communicate()
-        pytest.fail("still running 30 s after the stop request: %s" % err[-2000:])
+        pytest.fail("still running 30 s after the stop request: %s" % err[-6000:])
     return time.monotonic() - sent, out, err
 
 
