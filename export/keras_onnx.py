@@ -55,7 +55,7 @@ def _layer_configs(path):
     try:
         with zipfile.ZipFile(path) as z:
             config = json.loads(z.read("config.json"))
-    except (OSError, ValueError, KeyError, zipfile.BadZipFile):
+    except (OSError, ValueError, KeyError, RecursionError, zipfile.BadZipFile):
         return []
     found = []
 

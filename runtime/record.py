@@ -31,7 +31,7 @@ import time
 from urllib.parse import parse_qs
 
 from . import control
-from .cli import lost_for_good, positive_float, positive_int
+from .cli import add_max_image_pixels, lost_for_good, positive_float, positive_int
 from .errors import UserError, require
 
 DEFAULT_MATCH_MS = 50.0
@@ -188,6 +188,7 @@ def add_parser(sub):
     p.add_argument("--input-width", type=positive_int, metavar="W")
     p.add_argument("--input-height", type=positive_int, metavar="H")
     p.add_argument("--input-rate", type=positive_float, metavar="FPS", help="frame rate of synthetic://road")
+    add_max_image_pixels(p)  # a folder or glob of images as the source
     p.add_argument("--reconnect-timeout", type=positive_float, default=DEFAULT_RECONNECT_TIMEOUT, metavar="S")
 
 

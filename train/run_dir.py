@@ -47,8 +47,9 @@ def read_json(path: str, fix: str = ""):
     try:
         with open(path) as f:
             return json.load(f)
-    except ValueError as exc:
-        raise UserError("%s is not valid JSON (%s)%s" % (path, exc, fix)) from None
+    except (ValueError, RecursionError) as exc:  # RecursionError: nested too deep for the parser
+        raise UserError("%s is not valid JSON (%s)%s" % (path, exc if isinstance(exc, ValueError)
+                                                      else "nested too deep", fix)) from None
 
 
 def read_meta(run_dir: str):

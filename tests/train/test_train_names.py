@@ -141,3 +141,13 @@ def test_a_run_folder_whose_name_is_not_utf8_is_one_line(tmp_path):
     proc = cli("train", "--model", "mnist_cnn", "--epochs", "1", "--out", out, timeout=300)
     assert one_line_error(proc), proc.stderr
     assert "run_\\xff" in proc.stderr and "UTF-8" in proc.stderr and not os.path.exists(out)
+
+
+def test_a_run_file_nested_too_deep_is_one_line(tmp_path):
+    from runtime.errors import UserError
+    from train import run_dir
+
+    path = tmp_path / "meta.json"
+    path.write_text("[" * 200000 + "]" * 200000)
+    with pytest.raises(UserError, match="nested too deep"):  # before: RecursionError, an internal error
+        run_dir.read_json(str(path))
