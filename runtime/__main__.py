@@ -12,7 +12,8 @@ import sys
 
 from . import bundle as bundle_format, drive, record, vehicle
 from .backends import NAMES as BACKENDS
-from .cli import ArgumentParser, add_max_image_pixels, lost_for_good, main, positive_float, positive_int
+from .cli import (ArgumentParser, add_max_image_pixels, lost_for_good, main, milliseconds, positive_float,
+                  positive_int)
 from .errors import UserError
 from .backends.tensorrt import command as engine_command
 from .backends.tensorrt.engines import PRECISIONS
@@ -89,11 +90,11 @@ def build_parser():
     run.add_argument("--quiet", action="store_true", help="no live status, only the summary")
     add_max_image_pixels(run)
     ctl = run.add_argument_group("control (udp://, serial:// and ros2:// outputs: commands to a vehicle)")
-    ctl.add_argument("--watchdog-ms", type=positive_float, metavar="MS",
+    ctl.add_argument("--watchdog-ms", type=milliseconds(*control_output.WATCHDOG_MS_RANGE), metavar="MS",
                      help="send neutral when no fresh result came for MS (default: 3 measured frame periods, at "
                           "least %g ms; %g ms for a source that is not live)"
                           % (1000 * control_output.MIN_WATCHDOG_S, 1000 * control_output.UNPACED_WATCHDOG_S))
-    ctl.add_argument("--heartbeat-ms", type=positive_float, metavar="MS",
+    ctl.add_argument("--heartbeat-ms", type=milliseconds(*control_output.HEARTBEAT_MS_RANGE), metavar="MS",
                      help="a heartbeat line every MS (default %g), for the vehicle's own fail-safe"
                           % (1000 * control_output.DEFAULT_HEARTBEAT_S))
     ctl.add_argument("--steering-limit", type=positive_float, default=1.0, metavar="S",

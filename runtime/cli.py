@@ -43,6 +43,22 @@ def positive_float(text):
     return value
 
 
+def milliseconds(low, high):
+    """argparse type: a finite number of milliseconds within [low, high], for the safety settings of the vehicle
+    link (a watchdog or timeout of inf silently turned a fail-safe off; a heartbeat of 1e-6 ms flooded the link)."""
+    def parse(text):
+        try:
+            value = float(text)
+        except ValueError:
+            value = float("nan")
+        if not low <= value <= high:  # NaN and inf fail too
+            raise argparse.ArgumentTypeError("give a number of milliseconds from %g to %g, not %r" % (low, high, text))
+        return value
+
+    parse.__name__ = "milliseconds"
+    return parse
+
+
 positive_int.__name__ = "positive integer"
 positive_float.__name__ = "positive number"
 

@@ -31,10 +31,11 @@ import time
 from urllib.parse import parse_qs
 
 from . import control
-from .cli import add_max_image_pixels, lost_for_good, positive_float, positive_int
+from .cli import add_max_image_pixels, lost_for_good, milliseconds, positive_float, positive_int
 from .errors import UserError, require
 
 DEFAULT_MATCH_MS = 50.0
+MATCH_MS_RANGE = (1.0, 1000.0)  # finite: `inf` kept every frame (391 MB in 2.5 s), matched to any old reading
 DEFAULT_MIN_FREE_MB = 64.0
 KEEP_S = 10.0  # readings kept for matching
 MAX_READINGS = 10000  # and at most this many (a sender whose clock runs ahead must not grow them)
@@ -178,8 +179,9 @@ def add_parser(sub):
     p.add_argument("--steering-from", required=True, metavar="SPEC",
                    help="udp://:PORT, serial:///dev/ttyX?baud=N or joystick:///dev/input/eventN")
     p.add_argument("--out", required=True, metavar="DIR", help="the tub (a new folder, or a tub to add to)")
-    p.add_argument("--match-ms", type=positive_float, default=DEFAULT_MATCH_MS,
-                   help="store a frame with the reading nearest in time within this (default %g)" % DEFAULT_MATCH_MS)
+    p.add_argument("--match-ms", type=milliseconds(*MATCH_MS_RANGE), default=DEFAULT_MATCH_MS,
+                   help="store a frame with the reading nearest in time within this (default %g; %g to %g)"
+                        % ((DEFAULT_MATCH_MS,) + MATCH_MS_RANGE))
     p.add_argument("--max-frames", type=positive_int, metavar="N", help="stop after N frames stored")
     p.add_argument("--seconds", type=positive_float, metavar="S", help="stop after S seconds")
     p.add_argument("--min-free-mb", type=positive_float, default=DEFAULT_MIN_FREE_MB,

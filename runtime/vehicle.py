@@ -21,10 +21,11 @@ import sys
 import time
 
 from . import control
-from .cli import positive_float
+from .cli import milliseconds, positive_float
 from .errors import UserError
 
 DEFAULT_TIMEOUT_MS = 300.0
+TIMEOUT_MS_RANGE = (20.0, 10000.0)  # finite: `inf` silently turned the vehicle's fail-safe off
 
 
 class Receiver:
@@ -97,7 +98,7 @@ def add_parser(sub):
     p.description = __doc__.split("\n\n")[0]
     p.add_argument("--listen", required=True, metavar="URI",
                    help="udp://:PORT (every address), udp://HOST:PORT or serial:///dev/ttyX?baud=N")
-    p.add_argument("--timeout-ms", type=positive_float, default=DEFAULT_TIMEOUT_MS,
+    p.add_argument("--timeout-ms", type=milliseconds(*TIMEOUT_MS_RANGE), default=DEFAULT_TIMEOUT_MS,
                    help="stop the vehicle when nothing has come for this long (default %g: 3 heartbeats)"
                         % DEFAULT_TIMEOUT_MS)
     p.add_argument("--jsonl", metavar="FILE", help="write every line received as JSON (with its arrival time)")

@@ -31,6 +31,10 @@ from .base import Output, OutputStopped
 MIN_WATCHDOG_S = 0.1
 UNPACED_WATCHDOG_S = 0.5
 DEFAULT_HEARTBEAT_S = 0.1
+# the safety settings' ranges (ms): finite, so that a fail-safe cannot be turned off by `inf`, and a heartbeat
+# no faster than 100 a second (1e-6 ms sent 34,681 heartbeats in 5 s) nor slower than the receiver's timeout allows
+WATCHDOG_MS_RANGE = (10.0, 10000.0)
+HEARTBEAT_MS_RANGE = (10.0, 1000.0)
 PERIODS = 15  # results whose frame spacing gives the measured period
 LATENCIES = 100000  # the latencies the summary's percentiles cover (the last ones: a service runs for days)
 TASKS = ("steering", "classification", "binary")
@@ -41,9 +45,10 @@ class ControlSettings:
 
     def __init__(self, watchdog_ms=None, heartbeat_ms=None, steering_limit=1.0, steering_rate=None, throttle=None,
                  ros2_msg="ackermann", wheelbase=None, speed=None):
-        for name, value in (("--watchdog-ms", watchdog_ms), ("--heartbeat-ms", heartbeat_ms)):
-            if value is not None and not value > 0:
-                raise UserError("%s must be more than 0" % name)
+        for name, value, (low, high) in (("--watchdog-ms", watchdog_ms, WATCHDOG_MS_RANGE),
+                                         ("--heartbeat-ms", heartbeat_ms, HEARTBEAT_MS_RANGE)):
+            if value is not None and not low <= value <= high:  # NaN and inf fail too
+                raise UserError("%s must be from %g to %g (milliseconds)" % (name, low, high))
         if throttle is not None and not -1.0 <= throttle <= 1.0:
             raise UserError("--throttle must be between -1 and 1")
         self.watchdog_s = watchdog_ms / 1000.0 if watchdog_ms else None

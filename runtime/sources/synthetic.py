@@ -92,7 +92,7 @@ class SimulatedVehicle(Source):
 
     def __init__(self, uri, control_uri, width=None, height=None, rate=None, params=None, log=sys.stderr):
         from .. import control, drive
-        from ..vehicle import DEFAULT_TIMEOUT_MS, Receiver
+        from ..vehicle import DEFAULT_TIMEOUT_MS, TIMEOUT_MS_RANGE, Receiver
 
         params = params or {}
         self.uri, self.log = uri, log
@@ -100,10 +100,11 @@ class SimulatedVehicle(Source):
         try:
             timeout_ms = float(params.get("timeout_ms", DEFAULT_TIMEOUT_MS))
             seed = int(params.get("seed", drive.DEFAULT_SEED))
-            if not timeout_ms > 0:
+            if not TIMEOUT_MS_RANGE[0] <= timeout_ms <= TIMEOUT_MS_RANGE[1]:  # NaN and inf fail too
                 raise ValueError
         except ValueError:
-            raise UserError("%s: timeout_ms is a positive number and seed an integer" % uri) from None
+            raise UserError("%s: timeout_ms is a number of milliseconds from %g to %g and seed an integer"
+                            % ((uri,) + TIMEOUT_MS_RANGE)) from None
         self.report_path = params.get("report")
         if self.report_path:
             from ..outputs.base import check_writable

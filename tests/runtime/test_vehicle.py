@@ -441,6 +441,17 @@ def test_frames_without_a_reading_are_counted_not_stored(tmp_path):
     (["run", "B", "--source", "synthetic://road", "--output", "udp://[::1:5005"], "Invalid IPv6 URL"),
     (["run", "B", "--source", "synthetic://road?control=udp://:0&steering=udp://h:1"], "do not go together"),
     (["run", "B", "--source", "synthetic://road?control=udp://:0&timeout_ms=-1"], "timeout_ms"),
+    # safety settings are finite and in range (issue 27): `inf` turned a fail-safe off, 1e-6 ms flooded the link
+    (["run", "B", "--source", "synthetic://road?control=udp://:0&timeout_ms=inf"], "milliseconds from 20 to 10000"),
+    (["run", "B", "--source", "synthetic://road", "--output", "udp://127.0.0.1:5005", "--watchdog-ms", "inf"],
+     "milliseconds from 10 to 10000"),
+    (["run", "B", "--source", "synthetic://road", "--output", "udp://127.0.0.1:5005", "--watchdog-ms", "nan"],
+     "milliseconds from 10 to 10000"),
+    (["run", "B", "--source", "synthetic://road", "--output", "udp://127.0.0.1:5005", "--heartbeat-ms", "1e-6"],
+     "milliseconds from 10 to 1000"),
+    (["vehicle", "--listen", "udp://127.0.0.1:0", "--timeout-ms", "inf"], "milliseconds from 20 to 10000"),
+    (["record", "--source", "synthetic://road", "--steering-from", "udp://:6000", "--out", "T", "--match-ms", "inf"],
+     "milliseconds from 1 to 1000"),
     (["vehicle", "--listen", "udp://:99999"], "udp://HOST:PORT"),
     (["record", "--source", "synthetic://road", "--steering-from", "tcp://:1", "--out", "T"], "--steering-from"),
     (["record", "--source", "synthetic://road", "--steering-from", "udp://:6000", "--out", "/nonexistent/x"],
@@ -577,3 +588,14 @@ def test_joystick_refusals(fake_evdev, spec, message):
                                           codes["ABS_RY"]: fake_evdev.AbsInfo(0, -32768, 32767, 0, 0, 0)})
     with pytest.raises(UserError, match=message):
         Joystick(spec)
+
+
+def test_the_apis_safety_settings_are_finite_and_in_range():
+    from runtime.errors import UserError
+    from runtime.outputs.control import ControlSettings
+
+    for kwargs in ({"watchdog_ms": float("inf")}, {"watchdog_ms": float("nan")}, {"heartbeat_ms": 1e-6},
+                   {"heartbeat_ms": 5000}):
+        with pytest.raises(UserError, match="milliseconds"):
+            ControlSettings(**kwargs)
+    assert ControlSettings(watchdog_ms=400, heartbeat_ms=10).heartbeat_s == 0.01
