@@ -4,6 +4,8 @@ make_bundles.py) and copied per test session, so tests may write engines beside 
 
 import os
 import shutil
+import subprocess
+import uuid
 
 import pytest
 
@@ -34,3 +36,17 @@ def syspy():
     from tests.runtime.gstreamer import system_python
 
     return system_python()
+
+
+def tmpfs(tmp_path, size):
+    """A fixture's body: a tmpfs of `size` (mount's -o size=) mounted under tmp_path for one test, a disk that
+    really fills up; the test is skipped where one cannot be mounted (not root, or no CAP_SYS_ADMIN)."""
+    mount = tmp_path / ("disk-" + uuid.uuid4().hex[:8])
+    mount.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=" + size, "tmpfs", str(mount)],
+                      capture_output=True).returncode:
+        pytest.skip("cannot mount a tmpfs here (not root, or no CAP_SYS_ADMIN)")
+    try:
+        yield mount
+    finally:
+        subprocess.run(["umount", "-l", str(mount)], check=True)

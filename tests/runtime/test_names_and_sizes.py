@@ -14,12 +14,12 @@ import struct
 import subprocess
 import sys
 import tempfile
-import uuid
 import zlib
 
 import numpy as np
 import pytest
 
+from tests.runtime.conftest import tmpfs
 from tests.conftest import ROOT
 
 BIG = 16000  # 16000 x 16000 = 256,000,000 pixels: 768 MB decoded, a 1 MB PNG of zeros
@@ -369,14 +369,7 @@ def test_a_json_lines_file_never_ends_in_a_torn_line(pilot_bundle, tmp_path):
 
 @pytest.fixture
 def tiny_disk(tmp_path):
-    mount = tmp_path / ("disk-" + uuid.uuid4().hex[:8])
-    mount.mkdir()
-    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=16k", "tmpfs", str(mount)], capture_output=True).returncode:
-        pytest.skip("cannot mount a tmpfs here (not root, or no CAP_SYS_ADMIN)")
-    try:
-        yield mount
-    finally:
-        subprocess.run(["umount", "-l", str(mount)], check=True)
+    yield from tmpfs(tmp_path, "16k")
 
 
 def test_a_json_lines_file_on_a_disk_that_fills_up_keeps_only_whole_lines(pilot_bundle, tiny_disk):

@@ -13,13 +13,13 @@ import errno
 import json
 import os
 import subprocess
-import uuid
 
 import pytest
 
 from runtime import tub as tub_module
 from runtime.errors import UserError
 from runtime.tub import TubWriter
+from tests.runtime.conftest import tmpfs
 from tests.conftest import cli, free_udp_port, one_line_error
 
 JPEG = b"\xff\xd8 a frame \xff\xd9"
@@ -126,15 +126,7 @@ def test_a_failure_or_an_interruption_at_any_write_leaves_the_tub_whole_and_resu
 
 @pytest.fixture
 def small_disk(tmp_path):
-    mount = tmp_path / ("disk-" + uuid.uuid4().hex[:8])
-    mount.mkdir()
-    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=256k", "tmpfs", str(mount)],
-                      capture_output=True).returncode:
-        pytest.skip("cannot mount a tmpfs here (not root, or no CAP_SYS_ADMIN)")
-    try:
-        yield mount
-    finally:
-        subprocess.run(["umount", "-l", str(mount)], check=True)
+    yield from tmpfs(tmp_path, "256k")
 
 
 def _record(out, *extra):

@@ -3,11 +3,10 @@ frame and line written before it. /dev/full refuses every write; a small tmpfs f
 machine lets the test mount one: CI runs as root)."""
 
 import os
-import subprocess
-import uuid
 
 import pytest
 
+from tests.runtime.conftest import tmpfs
 from tests.conftest import cli, read_jsonl
 
 
@@ -28,14 +27,7 @@ def test_json_lines_to_a_full_device_stop_the_run_in_one_line(pilot_bundle):
 
 @pytest.fixture
 def small_disk(tmp_path):
-    mount = tmp_path / ("disk-" + uuid.uuid4().hex[:8])
-    mount.mkdir()
-    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=12m", "tmpfs", str(mount)], capture_output=True).returncode:
-        pytest.skip("cannot mount a tmpfs here (not root, or no CAP_SYS_ADMIN)")
-    try:
-        yield mount
-    finally:
-        subprocess.run(["umount", "-l", str(mount)], check=True)
+    yield from tmpfs(tmp_path, "12m")
 
 
 def test_a_disk_that_fills_up_stops_the_run_with_every_output_complete(pilot_bundle, small_disk):
