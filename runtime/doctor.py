@@ -156,20 +156,13 @@ def camera_kind(root, dev):
 def _sysfs_text(path, limit=256):
     """A small sysfs attribute as text, or None: read without blocking (a FIFO under --root never answers) and
     decoded leniently (the kernel cuts a V4L2 name at 32 bytes, which can split a UTF-8 character)."""
-    import stat
+    from .images import open_regular
 
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+        with open_regular(path) as f:
+            return f.read(limit).decode("utf-8", "replace").strip()
     except OSError:
         return None
-    try:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
-            return None
-        return os.read(fd, limit).decode("utf-8", "replace").strip()
-    except OSError:
-        return None
-    finally:
-        os.close(fd)
 
 
 def _cameras(root):

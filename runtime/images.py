@@ -288,25 +288,37 @@ def image_size(f):
 
 
 # -- reading and writing ---------------------------------------------------------------------------------------
-def _open_regular(path):
-    """A file object for path, which must be a regular file. Opened without blocking (a FIFO's open waits for a
-    writer), and checked on the open file, so that nothing can be swapped in between."""
-    try:
-        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0))
-    except OSError as exc:
-        raise ImageError(path, exc.strerror or str(exc)) from None
+class NotAFile(OSError):
+    """A path that is there but is not a regular file: a folder, a FIFO, a device or a socket."""
+
+
+def open_regular(path):
+    """A binary file object for the regular file at path: opened without blocking (a FIFO's open waits for a
+    writer for ever) and checked on the open file, so that nothing can be swapped in between. NotAFile ("it is a
+    FIFO") for anything else; OSError when it cannot be opened. Images, driving logs and doctor's sysfs reads
+    open files so."""
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0))
     try:
         mode = os.fstat(fd).st_mode
-    except OSError as exc:
+    except OSError:
         os.close(fd)
-        raise ImageError(path, exc.strerror or str(exc)) from None
+        raise
     if not stat.S_ISREG(mode):
         os.close(fd)
-        kind = "a folder" if stat.S_ISDIR(mode) else "a FIFO" if stat.S_ISFIFO(mode) else \
-            "a device" if stat.S_ISCHR(mode) or stat.S_ISBLK(mode) else "a socket" if stat.S_ISSOCK(mode) else \
-            "not a regular file"
-        raise ImageError(path, "it is %s, not an image file" % kind)
+        raise NotAFile("it is %s" % ("a folder" if stat.S_ISDIR(mode) else "a FIFO" if stat.S_ISFIFO(mode) else
+                                     "a device" if stat.S_ISCHR(mode) or stat.S_ISBLK(mode) else
+                                     "a socket" if stat.S_ISSOCK(mode) else "not a regular file"))
     return os.fdopen(fd, "rb")
+
+
+def _open_regular(path):
+    """open_regular, its failures as ImageError."""
+    try:
+        return open_regular(path)
+    except NotAFile as exc:
+        raise ImageError(path, "%s, not an image file" % exc) from None
+    except OSError as exc:
+        raise ImageError(path, exc.strerror or str(exc)) from None
 
 
 def header_size(path):

@@ -58,9 +58,9 @@ import json
 import math
 import os
 import re
-import stat
 
 from runtime.errors import UserError, printable
+from runtime.images import NotAFile as NotRegular, open_regular
 
 UNITS = ("normalised", "degrees", "radians")
 SIDE_CORRECTION = 0.2
@@ -213,21 +213,13 @@ class NotAFile(OSError):
 
 
 def _read(path):
-    """The bytes of the regular file at path. Opened without blocking (a FIFO's open waits for a writer for
-    ever) and checked on the open file; NotAFile for anything else, OSError when it cannot be read."""
-    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0))
+    """The bytes of the regular file at path (runtime.images.open_regular: never blocks on a FIFO); NotAFile for
+    anything else, OSError when it cannot be read."""
     try:
-        mode = os.fstat(fd).st_mode
-    except OSError:
-        os.close(fd)
-        raise
-    if not stat.S_ISREG(mode):
-        os.close(fd)
-        raise NotAFile("it is %s, not a file" % (
-            "a folder" if stat.S_ISDIR(mode) else "a FIFO" if stat.S_ISFIFO(mode) else
-            "a device" if stat.S_ISCHR(mode) or stat.S_ISBLK(mode) else
-            "a socket" if stat.S_ISSOCK(mode) else "not a regular file"))
-    with os.fdopen(fd, "rb") as f:
+        f = open_regular(path)
+    except NotRegular as exc:
+        raise NotAFile("%s, not a file" % exc) from None
+    with f:
         return f.read()
 
 
