@@ -59,6 +59,7 @@ import math
 import os
 import re
 
+from runtime.bundle import inside
 from runtime.errors import UserError, printable
 from runtime.images import NotAFile as NotRegular, open_regular
 
@@ -191,11 +192,6 @@ def _split_numbers(fields):
     return found.pop()
 
 
-def _inside(root, path):
-    """Whether path, links followed, is inside the folder whose real path is root."""
-    return os.path.realpath(path).startswith(root if root.endswith(os.sep) else root + os.sep)
-
-
 def _reroot(folder, path):
     """An image path as the simulator wrote it (C:\\Users\\...\\IMG\\center_x.jpg, /home/.../IMG/center_x.jpg or
     IMG/center_x.jpg) -> FOLDER/IMG/center_x.jpg."""
@@ -306,7 +302,7 @@ def read_udacity(folder, log, side_correction):
             if len(row) <= column or not row[column].strip():
                 continue
             image = _reroot(folder, row[column])
-            reason = "paths outside the folder" if not _inside(root, image) else _missing(image)
+            reason = "paths outside the folder" if not inside(root, image) else _missing(image)
             if reason:
                 log.skip(reason, "%s (%s)" % (image, where))
                 if camera == "centre":
@@ -326,7 +322,7 @@ def _donkey_sample(record, images, where, log, root):
         log.skip("malformed records", where)
         return
     path = os.path.join(images, image)
-    if os.path.basename(image) != image or not _inside(root, path):
+    if os.path.basename(image) != image or not inside(root, path):
         log.skip("paths outside the folder", "%s (%s)" % (path, where))
         return
     reason = _missing(path)
@@ -359,7 +355,7 @@ def _value(value):
 def _own_file(folder, name, what):
     """FOLDER/name, refused in one line when it is a link to outside the folder."""
     path = os.path.join(folder, name)
-    if not _inside(os.path.realpath(folder), path):
+    if not inside(folder, path):
         raise UserError("drivelog:%s: its %s is a link to outside the folder (%s); copy it in" % (folder, what, name))
     return path
 
@@ -384,7 +380,7 @@ def read_donkey_v2(folder, log):
     images = os.path.join(folder, "images")
     for name in catalogs:
         catalog = os.path.join(folder, os.path.basename(str(name)))
-        if not _inside(root, catalog):
+        if not inside(root, catalog):
             log.skip("paths outside the folder", catalog)
             continue
         if not os.path.exists(catalog):
@@ -439,7 +435,7 @@ def read_donkey_v1(folder, log):
         index = re.match(r"record_([0-9]+)\.json\Z", os.path.basename(path))
         if index and int(index.group(1)) in excluded:
             continue  # left out in DonkeyCar's tub manager
-        if not _inside(root, path):
+        if not inside(root, path):
             log.skip("paths outside the folder", path)
             continue
         try:
