@@ -95,6 +95,17 @@ class Source:
             raise failed[0]
 
 
+def within(seconds, fn):
+    """fn() in a helper thread; None when it has not returned within seconds (a stream that never starts, a FIFO
+    no one writes to: opens that block in the kernel, where no signal reaches Python). The wait itself is a
+    join, which a Ctrl-C interrupts."""
+    box = []
+    worker = threading.Thread(target=lambda: box.append(fn()), daemon=True)
+    worker.start()
+    worker.join(seconds)
+    return box[0] if box else None
+
+
 def sleep_unless(event, seconds):
     """Sleep `seconds` (of any length) unless `event` is set first: then return True at once."""
     end = time.monotonic() + seconds

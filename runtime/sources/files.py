@@ -18,18 +18,14 @@ import sys
 
 from .. import images
 from ..errors import UserError, native_stderr_silenced, printable, require
-from .base import IMAGE_EXTS, Source, _resized
+from .base import IMAGE_EXTS, OPEN_TIMEOUT, Source, _resized, within
 
 
 def _capture(cv2, name, path):
     """cv2.VideoCapture(name). A FIFO's or a device's open blocks in the kernel until a writer comes, where no
-    signal reaches Python: it is opened in a thread of its own, waited for in steps (a Ctrl-C is honoured at
-    once) and given OPEN_TIMEOUT seconds, as a camera is."""
+    signal reaches Python: it is opened in a thread of its own (base.within; a Ctrl-C is honoured while it waits)
+    and given OPEN_TIMEOUT seconds, as a camera is."""
     import stat
-    import threading
-    import time
-
-    from .base import OPEN_TIMEOUT
 
     try:
         regular = stat.S_ISREG(os.stat(path).st_mode)
@@ -38,25 +34,11 @@ def _capture(cv2, name, path):
     if regular:
         with native_stderr_silenced():  # FFmpeg's own complaints; ours follows in one line
             return cv2.VideoCapture(name)
-    opened = {}
-
-    def open_it():
-        try:
-            opened["cap"] = cv2.VideoCapture(name)
-        except BaseException as exc:  # noqa: BLE001 (handed to the waiting thread)
-            opened["error"] = exc
-
-    thread = threading.Thread(target=open_it, name="open " + images.shown(path), daemon=True)
-    thread.start()
-    deadline = time.monotonic() + OPEN_TIMEOUT
-    while thread.is_alive():
-        thread.join(0.1)
-        if thread.is_alive() and time.monotonic() > deadline:
-            raise UserError("cannot open video %s: it is not a file (a FIFO or a device) and nothing came through "
-                            "it within %.0f s" % (images.shown(path), OPEN_TIMEOUT))
-    if "error" in opened:
-        raise opened["error"]
-    return opened["cap"]
+    cap = within(OPEN_TIMEOUT, lambda: cv2.VideoCapture(name))
+    if cap is None:
+        raise UserError("cannot open video %s: it is not a file (a FIFO or a device) and nothing came through it "
+                        "within %.0f s" % (images.shown(path), OPEN_TIMEOUT))
+    return cap
 
 
 class VideoFile(Source):

@@ -7,7 +7,7 @@ import sys
 import time
 
 from ..errors import UserError, native_stderr_silenced, require
-from .base import DEFAULT_RECONNECT_TIMEOUT, OPEN_TIMEOUT, Source
+from .base import DEFAULT_RECONNECT_TIMEOUT, OPEN_TIMEOUT, Source, within
 from .gstreamer import END, GstCapture
 
 
@@ -147,7 +147,7 @@ def _gstreamer_opener(uri, pipeline, cause):
 
     def open_cv(timeout=OPEN_TIMEOUT):
         with native_stderr_silenced():  # GStreamer's own warnings; our one line follows
-            cap = _within(timeout, lambda: cv2.VideoCapture(pipeline, cv2.CAP_GSTREAMER))
+            cap = within(timeout, lambda: cv2.VideoCapture(pipeline, cv2.CAP_GSTREAMER))
         if cap is None or not cap.isOpened():
             if cap is not None:
                 cap.release()
@@ -155,14 +155,3 @@ def _gstreamer_opener(uri, pipeline, cause):
         return OpenCvCapture(cap)
 
     return open_cv
-
-
-def _within(seconds, fn):
-    """fn() in a helper thread; None when it has not returned within seconds (a stream that never starts)."""
-    import threading
-
-    box = []
-    worker = threading.Thread(target=lambda: box.append(fn()), daemon=True)
-    worker.start()
-    worker.join(seconds)
-    return box[0] if box else None
