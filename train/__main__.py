@@ -19,6 +19,7 @@ import sys
 from runtime.cli import ArgumentParser, main, positive_float, positive_int
 
 from runtime.errors import UserError, printable, require
+from runtime.images import utf8
 
 from . import backbones, datasets, distribute, drivelog, models, pipeline
 
@@ -156,11 +157,9 @@ def _main(argv):
                         "its width calls for (it depends on the camera; README, \"Augmentation\")")
     from . import checkpoints, load_tensorflow, run_dir, trainer
 
-    try:
-        os.fsdecode(os.fsencode(args.out)).encode("utf-8")
-    except UnicodeError:  # TensorFlow's file functions (samples, TensorBoard) take UTF-8 names only
+    if not utf8(args.out):  # TensorFlow's file functions (samples, TensorBoard) take UTF-8 names only
         raise UserError("--out %s: give a run folder whose name is UTF-8 (TensorFlow writes into it, and its "
-                        "file functions take UTF-8 names only)" % printable(args.out)) from None
+                        "file functions take UTF-8 names only)" % printable(args.out))
     if os.path.exists(args.out) and not os.path.isdir(args.out):
         raise UserError("--out %s exists and is not a folder" % args.out)
     settings = {k: getattr(args, k) for k in ("model", "data", "limit", "seed", "batch_size", "road_views",
