@@ -1,7 +1,7 @@
 """python -m runtime: run a bundle on frames (`run`), build its TensorRT engine here (`engine`), measure it
 (`bench`), let a steering bundle drive the procedural road (`drive`), record driving for training (`record`),
-receive the control link as a vehicle would (`vehicle`), check this machine (`doctor`) or describe a bundle
-(`info`)."""
+receive the control link as a vehicle would (`vehicle`), make its key (`keygen`), check this machine (`doctor`)
+or describe a bundle (`info`)."""
 
 from __future__ import annotations
 
@@ -12,9 +12,9 @@ import sys
 
 from . import bundle as bundle_format, drive, record, vehicle
 from .backends import NAMES as BACKENDS
-from .cli import (ArgumentParser, add_max_image_pixels, lost_for_good, main, milliseconds, positive_float,
-                  positive_int)
-from .errors import UserError
+from .cli import (ArgumentParser, add_link_options, add_max_image_pixels, fraction, link_security, lost_for_good, main,
+                  milliseconds, positive_float, positive_int)
+from .errors import UserError, printable
 from .backends.tensorrt import command as engine_command
 from .backends.tensorrt.engines import PRECISIONS
 from .gst import CODECS
@@ -97,8 +97,8 @@ def build_parser():
     ctl.add_argument("--heartbeat-ms", type=milliseconds(*control_output.HEARTBEAT_MS_RANGE), metavar="MS",
                      help="a heartbeat line every MS (default %g), for the vehicle's own fail-safe"
                           % (1000 * control_output.DEFAULT_HEARTBEAT_S))
-    ctl.add_argument("--steering-limit", type=positive_float, default=1.0, metavar="S",
-                     help="clamp the steering sent to [-S, S] (default 1: the bundle's whole range)")
+    ctl.add_argument("--steering-limit", type=fraction, default=1.0, metavar="S",
+                     help="clamp the steering sent to [-S, S], S up to 1 (default 1: the bundle's whole range)")
     ctl.add_argument("--steering-rate", type=positive_float, metavar="S_PER_S",
                      help="change the steering sent by at most this much a second (default: no limit)")
     ctl.add_argument("--throttle", type=float, metavar="T",
@@ -108,6 +108,11 @@ def build_parser():
     ctl.add_argument("--wheelbase", type=positive_float, metavar="M",
                      help="ros2:// with ackermann: front to rear axle, for the steering angle")
     ctl.add_argument("--speed", type=float, metavar="M_PER_S", help="ros2://: the speed the drive messages carry")
+    add_link_options(ctl, receiving=True)  # receiving: synthetic://road?control= checks what the output signs
+
+    keygen = sub.add_parser("keygen", help="make a key file for the control link (--link-key), mode 600")
+    keygen.prog = "python -m runtime keygen"
+    keygen.add_argument("file", help="the key file to write (never over an existing one)")
 
     bench = sub.add_parser("bench", help="measure a bundle end to end: FPS, latency, stages, memory, start-up")
     bench.prog = "python -m runtime bench"
@@ -148,14 +153,15 @@ def command_run(args):
     display = has_screen() if args.display is None else args.display
     if args.dla_core is not None and args.dla_core < 0:
         raise UserError("--dla-core must be 0 or more")
+    security = link_security(args)
     control = ControlSettings(args.watchdog_ms, args.heartbeat_ms, args.steering_limit, args.steering_rate,
-                              args.throttle, args.ros2_msg, args.wheelbase, args.speed)
+                              args.throttle, args.ros2_msg, args.wheelbase, args.speed, security)
     with Model(args.bundle, backend=args.backend, precision=args.precision, dla_core=args.dla_core,
                build=args.build) as model:
         model.backend.prepare(shared_cores=True)  # the model loads now (run's capture thread shares the cores)
         source = open_source(args.source, args.input_width, args.input_height, args.input_rate, args.loop,
                              args.input_flip, args.input_codec, args.reconnect_timeout,
-                             read_timeout=args.read_timeout)
+                             read_timeout=args.read_timeout, link=security)
         with source:
             outputs = open_outputs(args.output, args.jsonl, display, fps=source.fps, web_token=args.web_token,
                                    control=control)
@@ -202,6 +208,12 @@ def _main(argv):
         return doctor.main(args)
     if args.command == "engine":
         return engine_command.main(args)
+    if args.command == "keygen":
+        from .control import write_key
+
+        print("wrote %s: give both ends of the link --link-key with a copy of it (mode 600)"
+              % printable(write_key(args.file)))
+        return 0
     if args.command in ("drive", "record", "vehicle"):
         return {"drive": drive, "record": record, "vehicle": vehicle}[args.command].main(args)
     return {"run": command_run, "info": command_info}[args.command](args)

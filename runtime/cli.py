@@ -43,20 +43,52 @@ def positive_float(text):
     return value
 
 
-def milliseconds(low, high):
-    """argparse type: a finite number of milliseconds within [low, high], for the safety settings of the vehicle
-    link (a watchdog or timeout of inf silently turned a fail-safe off; a heartbeat of 1e-6 ms flooded the link)."""
+def fraction(text):
+    """argparse type: a limit in (0, 1] (steering and throttle are normalised: inf or 5 would clamp nothing)."""
+    value = float(text)
+    if not 0 < value <= 1:
+        raise ValueError(text)
+    return value
+
+
+def add_link_options(parser, receiving=False):
+    """--link-key, --link-state (receivers) and --insecure-link: a control link's keying (control.Security)."""
+    parser.add_argument("--link-key", metavar="FILE",
+                        help="sign%s the control link's lines with this key (64 hex digits, mode 600; python -m "
+                             "runtime keygen FILE makes one; both ends need it)" % ("/check" if receiving else ""))
+    if receiving:
+        parser.add_argument("--link-state", metavar="FILE",
+                            help="where the newest accepted timestamp is kept across runs (default: the key file's "
+                                 "name + .newest)")
+    parser.add_argument("--insecure-link", action="store_true",
+                        help="a UDP link beyond the loopback without a key: anyone who can reach it can forge lines")
+
+
+def link_security(args):
+    from .control import Security
+
+    return Security(getattr(args, "link_key", None), getattr(args, "link_state", None),
+                    getattr(args, "insecure_link", False))
+
+
+def number_in(low, high, unit):
+    """argparse type: a finite number within [low, high], for the safety settings of the vehicle link (a watchdog
+    or timeout of inf silently turned a fail-safe off; a heartbeat of 1e-6 ms flooded the link)."""
     def parse(text):
         try:
             value = float(text)
         except ValueError:
             value = float("nan")
         if not low <= value <= high:  # NaN and inf fail too
-            raise argparse.ArgumentTypeError("give a number of milliseconds from %g to %g, not %r" % (low, high, text))
+            raise argparse.ArgumentTypeError("give a number of %s from %g to %g, not %r" % (unit, low, high, text))
         return value
 
-    parse.__name__ = "milliseconds"
+    parse.__name__ = unit
     return parse
+
+
+def milliseconds(low, high):
+    return number_in(low, high, "milliseconds")
 
 
 positive_int.__name__ = "positive integer"
@@ -106,6 +138,12 @@ def main(prog: str, body, argv=None) -> int:
         if debug:
             traceback.print_exc()
         print(printable("%s: error: %s" % (prog, exc)), file=sys.stderr)
+        if getattr(exc, "restart_cannot_fix", False) and os.environ.get("INVOCATION_ID"):
+            # under systemd, whose units restart on failure: a restart cannot fix this, so exit 0 (one line in the
+            # journal, not one every RestartSec for ever from a unit installed before the setting existed)
+            print("%s: not restarted: fix the unit's arguments (or re-run jetson_setup.sh --service), then "
+                  "systemctl restart it" % prog, file=sys.stderr)
+            return 0
         return 2
     except KeyboardInterrupt:
         print("%s: interrupted" % prog, file=sys.stderr)

@@ -1,92 +1,322 @@
 """The control link between the runtime and a vehicle: its line format, the links that carry it (UDP, a serial
-port), and the safety limits a command passes before it is sent. `runtime run --output udp://|serial://`
-sends on it (outputs/control.py), `runtime vehicle` receives it (vehicle.py), `runtime record` reads the
-human's steering in the same format (record.py), and synthetic://road?control=... drives the simulated car
-from it.
+port), how a line is signed and checked, and the safety limits a command passes before it is sent.
+`runtime run --output udp://|serial://` sends on it (outputs/control.py), `runtime vehicle` receives it
+(vehicle.py), `runtime record` reads the human's steering in the same format (record.py), and
+synthetic://road?control=... drives the simulated car from it. runtime/mcu/receiver.py is the same receiver
+for a microcontroller, and tests/runtime/data/link_vectors.json holds lines both must judge alike.
 
-One message is one line of ASCII: a kind, then `key=value` fields separated by spaces, ended by "\\n"; over
-UDP one datagram carries one line. Numbers are decimal; t is Unix time in seconds (time.time()).
+One message is one line of printable ASCII: a kind, then `key=value` fields separated by single spaces, ended
+by "\\n"; over UDP one datagram carries one line, at most MAX_LINE bytes. Numbers are decimal (`-12.5`: no
+exponent); t is Unix time in seconds. Version 2 of the format (v=2) adds fields a version 1 receiver reads
+as numbers, so it still reads an unkeyed line:
 
-    cmd seq=41 t=1764201234.567890 steering=-0.125000 inverse_radius=-0.012500 throttle=0.300000
+    cmd seq=41 t=1764201234.567890 steering=-0.125000 inverse_radius=-0.012500 throttle=0.300000 v=2 session=2841913007
         a steering bundle's result: t is the frame's capture time, steering the bundle's normalised steering
         (right positive, after the clamp and the rate limit), inverse_radius the same in 1/m where the bundle
         says what its unit means, throttle where --throttle configures one
-    cmd seq=42 t=1764201234.601234 class=3 label=cat confidence=0.971000
-        a classifier's result (label: its name, spaces replaced by _)
-    neutral seq=43 t=1764201234.900000 steering=0.000000 throttle=0.000000 reason=watchdog
-        the safe command: steering straight, throttle 0; reason is start, watchdog or stop
-    hb seq=44 t=1764201235.000000 state=ok
+    cmd seq=42 t=1764201234.601234 class=3 label=cat confidence=0.971000 v=2 session=2841913007
+        a classifier's result (label: its name, spaces replaced by _, at most 64 characters)
+    neutral seq=43 t=1764201234.900000 steering=0.000000 throttle=0.000000 reason=watchdog v=2 session=2841913007
+        the safe command: steering straight, throttle 0; reason is start (the run's first line), waiting (no
+        result yet), watchdog (no fresh result for --watchdog-ms), invalid (the network's outputs are NaN or
+        infinite) or stop (the run's last line)
+    hb seq=44 t=1764201235.000000 state=ok v=2 session=2841913007
         the heartbeat, every --heartbeat-ms whatever else is sent; state is ok, or failsafe while the
-        watchdog holds the vehicle at neutral. A receiver that hears nothing (no line of any kind) for
-        its own timeout (3 heartbeats is a sound choice) should stop the vehicle itself: the link is dead.
+        watchdog holds the vehicle at neutral
 
-seq increases by one with every line sent, so a receiver sees a lost or reordered datagram. A reading for
-`runtime record` (the human's steering, from a UDP sender or a serial line) is the same format with no kind:
+session is drawn at random for each run, and seq grows by one with every line of the session. On a keyed link
+(--link-key FILE, the same 32-byte key at both ends) every line ends with two more fields:
+
+    ... v=2 session=2841913007 ts=1764201234901532 sig=5d8e3c0a6b41f2e79a0d3c6e1b2f4a58
+        ts: when it was sent, in microseconds since 1970, growing with every line the sender sends;
+        sig: the first 16 bytes, in hex, of HMAC-SHA256(key, the line's bytes before " sig=")
+
+as MAVLink 2 signs its messages. A receiver follows one session at a time, acts only on lines newer in seq (and
+on a keyed link in ts) than the last it accepted, and keeps the newest ts across runs on disk: Receiver in
+vehicle.py has the rules. A reading for `runtime record` (the human's steering, from a UDP sender or a serial
+line) is the same format with no kind, and on a keyed link the same v, session, seq, ts and sig:
 
     t=1764201234.567 steering=-0.12 throttle=0.30          (t optional: the time it arrives)
 """
 
 from __future__ import annotations
 
+import hashlib
+import hmac
+import ipaddress
 import math
+import os
+import re
+import secrets
 import socket
+import stat
 import time
 from urllib.parse import parse_qs, urlsplit
 
-from .errors import UserError, require
+from .errors import UserError, printable, require
 
 KINDS = ("cmd", "neutral", "hb")
+VERSION = 2
 DEFAULT_BAUD = 115200
+MAX_LINE = 512  # bytes, "\n" included: a datagram longer than this (or cut short by the buffer) is not a line
+TEXT_KEYS = ("reason", "state", "label", "sig")
+INTEGER_KEYS = ("seq", "v", "session", "ts")
+MAX_TEXT = 64
+_KEY = re.compile(r"[a-z_]{1,32}\Z")
+_INTEGER = re.compile(r"[0-9]{1,20}\Z")
+_NUMBER = re.compile(r"-?[0-9]{1,20}(\.[0-9]{1,20})?\Z")  # no exponent, '_', '+', inf or nan: one spelling each
+_TEXT = re.compile(r"[!-~]{1,%d}\Z" % MAX_TEXT)
+_SIG = re.compile(r"[0-9a-f]{32}\Z")
+KEY_BYTES = 32
+TAG_BYTES = 16
+CLOCK_WINDOW_S = 60.0  # a keyed line's ts against the receiver's clock, either way (MAVLink 2 allows a minute)
 
 
 # -- the line format: one place that writes it and one that reads it -------------------------------------------
 def format_line(kind, fields):
-    """One line, kind first, then the fields in their order; floats with six decimals (t: to the microsecond)."""
+    """One line, kind first, then the fields in their order; floats with six decimals (t: to the microsecond);
+    text as printable ASCII without spaces, at most MAX_TEXT characters."""
     parts = [kind] if kind else []
     for key, value in fields.items():
         if value is None:
             continue
         if isinstance(value, float):
             value = "%.6f" % value
-        parts.append("%s=%s" % (key, str(value).replace(" ", "_")))
-    return (" ".join(parts) + "\n").encode("ascii", "replace")
+        elif not isinstance(value, int):
+            value = "".join(c if "!" <= c <= "~" else "_" for c in str(value))[:MAX_TEXT] or "_"
+        parts.append("%s=%s" % (key, value))
+    return (" ".join(parts) + "\n").encode("ascii")
 
 
 def parse_line(data):
-    """(kind or None, {key: value}) of one line; numbers become float (seq int). ValueError for anything else."""
-    text = data.decode("ascii").strip() if isinstance(data, bytes) else data.strip()
-    if not text:
+    """(kind or None, {key: value}) of one line (bytes, "\\n" at its end optional); numbers become float,
+    seq, v, session and ts int, reason, state, label and sig stay text. ValueError for anything that is not
+    exactly the format: a line too long, a byte that is not printable ASCII, an unknown kind, a key twice, a
+    number spelled any other way (1e308, 1_000, +1, inf)."""
+    if isinstance(data, str):
+        data = data.encode("ascii")
+    if len(data) > MAX_LINE:
+        raise ValueError("longer than %d bytes" % MAX_LINE)
+    body = data[:-1] if data.endswith(b"\n") else data
+    if not body:
         raise ValueError("an empty line")
-    words = text.split()
+    if any(not 0x20 <= byte <= 0x7E for byte in body):
+        raise ValueError("a byte that is not printable ASCII")
+    words = body.decode("ascii").split(" ")
     kind = None
-    if "=" not in words[0]:
+    if words and "=" not in words[0]:
         kind = words.pop(0)
         if kind not in KINDS:
             raise ValueError("unknown kind %r" % kind)
+    if not words:
+        raise ValueError("a kind and no fields")
     fields = {}
     for word in words:
         key, sep, value = word.partition("=")
-        if not sep or not key:
-            raise ValueError("%r is not key=value" % word)
-        if key == "seq":
+        if not sep or not _KEY.match(key) or key in fields:
+            raise ValueError("%r is not key=value (or its key came before)" % word[:40])
+        if key in INTEGER_KEYS:
+            if not _INTEGER.match(value):
+                raise ValueError("%s is not a whole number" % key)
             fields[key] = int(value)
-        elif key in ("state", "reason", "label"):
+        elif key in TEXT_KEYS:
+            if not (_SIG if key == "sig" else _TEXT).match(value):
+                raise ValueError("%s is not %s" % (key, "32 hex digits" if key == "sig" else "short text"))
             fields[key] = value
         else:
-            number = float(value)
-            if not math.isfinite(number):
-                raise ValueError("%s is not a finite number" % key)
-            fields[key] = number
+            if not _NUMBER.match(value):
+                raise ValueError("%s is not a decimal number" % key)
+            fields[key] = float(value)
     return kind, fields
 
 
 def parse_reading(data, received=None):
     """(t, steering, throttle or None) of a reading line; t defaults to when it was received."""
     kind, fields = parse_line(data)
-    if "steering" not in fields:
+    if kind is not None or "steering" not in fields:
         raise ValueError("no steering=")
     t = fields.get("t", received if received is not None else time.time())
     return t, fields["steering"], fields.get("throttle")
+
+
+# -- keys and signatures -----------------------------------------------------------------------------------------
+class LinkNeedsKey(UserError):
+    """A UDP link beyond the loopback without --link-key or --insecure-link. Restarting cannot fix it, so a
+    systemd unit (installed before links were keyed) is not restarted for it: cli.main exits 0 there."""
+
+    restart_cannot_fix = True
+
+
+def read_key(path):
+    """The 32-byte key of a key file: 64 hex digits (`python -m runtime keygen FILE` writes one). The file must
+    be the user's own secret: no access for the group or others (chmod 600), as ssh asks of its keys."""
+    from .images import open_regular
+
+    name = printable(path)
+    try:
+        with open_regular(path) as handle:
+            mode = os.fstat(handle.fileno()).st_mode
+            text = handle.read(4 * KEY_BYTES + 2)
+    except OSError as exc:
+        raise UserError("--link-key %s: %s" % (name, exc.strerror or exc)) from None
+    if stat.S_IMODE(mode) & 0o077:
+        raise UserError("--link-key %s: others can read it (mode %03o): chmod 600 %s" % (name, stat.S_IMODE(mode),
+                                                                                         name))
+    try:
+        key = bytes.fromhex(text.decode("ascii").strip())
+    except (UnicodeDecodeError, ValueError):
+        key = b""
+    if len(key) != KEY_BYTES:
+        raise UserError("--link-key %s: not a key (a key file holds %d hex digits: python -m runtime keygen FILE "
+                        "makes one)" % (name, 2 * KEY_BYTES))
+    return key
+
+
+def write_key(path):
+    """A new key file (mode 0600, never over an existing file); its path."""
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        raise UserError("%s exists: a key is not replaced (both ends of the link hold it); remove it first"
+                        % printable(path)) from None
+    except OSError as exc:
+        raise UserError("cannot write %s: %s" % (printable(path), exc.strerror or exc)) from None
+    with os.fdopen(fd, "w") as handle:
+        handle.write(secrets.token_hex(KEY_BYTES) + "\n")
+    return path
+
+
+def tag(key, body):
+    """The sig field: the first TAG_BYTES of HMAC-SHA256(key, body), in lowercase hex."""
+    return hmac.new(key, body, hashlib.sha256).hexdigest()[:2 * TAG_BYTES]
+
+
+def signature(data, key):
+    """(verdict, ts) of a line on a keyed link: verdict None when its tag is right, else "unsigned" (no ts and
+    sig at its end) or "forged"."""
+    body, sep, rest = data.rstrip(b"\n").rpartition(b" sig=")
+    stamp = body.rpartition(b" ")[2]
+    if not sep or not stamp.startswith(b"ts="):
+        return "unsigned", None
+    if not hmac.compare_digest(tag(key, body).encode("ascii"), rest):
+        return "forged", None
+    return None, int(stamp[3:])
+
+
+def authenticate(data, key, newest, clock_us):
+    """(verdict, ts) of a line on a keyed link: verdict None when it may be accepted, else "unsigned", "forged",
+    "replayed" (ts at or below newest, the newest ts accepted) or "clock" (ts more than CLOCK_WINDOW_S from
+    clock_us, this machine's time in microseconds; None for a receiver without a clock)."""
+    verdict, ts = signature(data, key)
+    if verdict is None and ts <= newest:
+        verdict = "replayed"
+    if verdict is None and clock_us is not None and abs(ts - clock_us) > CLOCK_WINDOW_S * 1e6:
+        verdict = "clock"
+    return verdict, ts
+
+
+class Sender:
+    """What every line a run sends carries: v=2, the run's random session and its seq; on a keyed link, ts
+    (microseconds, growing with every line) and sig last."""
+
+    def __init__(self, key=None):
+        self.key = key
+        self.session = secrets.randbelow(2 ** 32 - 1) + 1
+        self.seq = 0
+        self.ts = 0
+
+    def line(self, kind, fields):
+        if kind is None and self.key is None:  # an unkeyed reading stays as any sensor sends it
+            return format_line(None, fields)
+        self.seq += 1
+        text = format_line(kind, dict({"seq": self.seq}, **fields, v=VERSION, session=self.session))
+        if self.key is None:
+            return text
+        self.ts = max(self.ts + 1, int(time.time() * 1e6))
+        body = text[:-1] + b" ts=%d" % self.ts
+        return body + b" sig=" + tag(self.key, body).encode("ascii") + b"\n"
+
+
+class Newest:
+    """The newest ts a keyed receiver has accepted, kept on disk across runs so that nothing at or below it acts
+    again (a replay after a restart). Written when it has grown by PERSIST_US since the last write, and at
+    close; so on start, what may have been accepted after the last write is refused too (stored + PERSIST_US)."""
+
+    PERSIST_US = 1000000
+
+    def __init__(self, path=None):
+        self.path = path  # None: kept in memory only
+        self.value = self.saved = 0
+        if path is None:
+            return
+        try:
+            with open(path, "rb") as handle:
+                text = handle.read(32).decode("ascii").strip()
+        except FileNotFoundError:
+            text = None
+        except (OSError, UnicodeDecodeError) as exc:
+            raise UserError("--link-state %s: %s" % (printable(path), getattr(exc, "strerror", None) or exc)) from None
+        if text is not None:
+            if not _INTEGER.match(text):
+                raise UserError("--link-state %s: not a timestamp (remove it to start again, which lets lines of the "
+                                "last minute be replayed once)" % printable(path))
+            self.value = self.saved = int(text) + self.PERSIST_US
+        self.save()  # now: a folder it cannot be written in is an error at the start, not after the first line
+
+    def accept(self, ts):
+        self.value = ts
+        if ts - self.saved >= self.PERSIST_US:
+            self.save()
+
+    def save(self):
+        if self.path is None:
+            return
+        temporary = "%s.tmp" % self.path
+        try:
+            with open(temporary, "w") as handle:
+                handle.write("%d\n" % self.value)
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.replace(temporary, self.path)
+        except OSError as exc:
+            raise UserError("--link-state %s: %s" % (printable(self.path), exc.strerror or exc)) from None
+        self.saved = self.value
+
+
+class Security:
+    """A link's keying, from --link-key FILE, --link-state FILE (default FILE.newest beside the key: where a
+    receiver keeps the newest ts) and --insecure-link."""
+
+    def __init__(self, key_path=None, state_path=None, insecure=False):
+        if key_path and insecure:
+            raise UserError("--link-key and --insecure-link do not go together")
+        if state_path and not key_path:
+            raise UserError("--link-state goes with --link-key")
+        self.key_path, self.insecure = key_path, insecure
+        self.key = read_key(key_path) if key_path else None
+        self.state_path = state_path or ("%s.newest" % key_path if key_path else None)
+        self._newest = None
+
+    def newest(self):
+        """The receiver's Newest (one per Security: the link's receiving end opens it once)."""
+        if self._newest is None and self.key is not None:
+            self._newest = Newest(self.state_path)
+        return self._newest
+
+    def describe(self):
+        if self.key is not None:
+            return "signed (HMAC-SHA256, key %s)" % printable(self.key_path)
+        return "NOT authenticated (--insecure-link)" if self.insecure else "not signed"
+
+
+NO_SECURITY = Security()
+
+
+def is_loopback(address):
+    try:
+        return ipaddress.ip_address(address.partition("%")[0]).is_loopback
+    except ValueError:
+        return False
 
 
 # -- links ------------------------------------------------------------------------------------------------------
@@ -148,14 +378,25 @@ class LinkDown(UserError):
 
 class UdpLink:
     """Lines as UDP datagrams: sent to HOST:PORT, or received on :PORT (listen=True). HOST is resolved once, here:
-    a send never waits on a name lookup. Anyone who can reach the port can send on it (it is a bench and LAN
-    link, not an authenticated one)."""
+    a send never waits on a name lookup. Beyond the loopback (a vehicle's address, or listening on every address)
+    the link needs a key (--link-key) unless --insecure-link says otherwise: anyone who can reach the port can
+    send on it."""
 
-    def __init__(self, host, port, listen):
+    def __init__(self, host, port, listen, security=NO_SECURITY, log=None):
         try:
             family, _, _, _, self.address = socket.getaddrinfo(host, port, type=socket.SOCK_DGRAM)[0]
         except (socket.gaierror, UnicodeError) as exc:
             raise UserError("udp://%s:%d: cannot resolve %s (%s)" % (host, port, host, exc)) from None
+        self.where = "udp://%s:%d" % (host or "", port)
+        if security.key is None and not is_loopback(self.address[0]):
+            if not security.insecure:
+                raise LinkNeedsKey("%s is beyond the loopback: give both ends --link-key FILE (python -m runtime "
+                                   "keygen FILE makes one), or --insecure-link for a link nobody else can reach"
+                                   % self.where)
+            if log is not None:
+                print("control: %s is NOT authenticated (--insecure-link): anyone who can reach it can %s"
+                      % (self.where, "steer this vehicle" if listen else "read and forge these lines"),
+                      file=log, flush=True)
         self.sock = socket.socket(family, socket.SOCK_DGRAM)
         if listen:
             try:
@@ -172,11 +413,12 @@ class UdpLink:
         return True
 
     def receive(self, timeout):
-        """One line, or None after timeout seconds."""
+        """One datagram, or None after timeout seconds. One longer than MAX_LINE comes back cut to MAX_LINE + 1
+        bytes, which no line is (parse_line refuses it; it was 4,088 digits of seq that still parsed)."""
         self.sock.settimeout(timeout)
         try:
-            data, _ = self.sock.recvfrom(4096)
-        except (socket.timeout, BlockingIOError):
+            data, _ = self.sock.recvfrom(MAX_LINE + 1)
+        except (socket.timeout, BlockingIOError, ConnectionRefusedError):
             return None
         return data
 
@@ -192,7 +434,6 @@ class SerialLink:
 
     WRITE_TIMEOUT = 0.05
     STALE_BYTES = 256  # more than this still waiting to go out: the lines in it are stale
-    MAX_LINE = 4096
 
     def __init__(self, device, baud):
         serial = require("serial", "vehicle", "serial:// (pyserial)")
@@ -231,7 +472,7 @@ class SerialLink:
                     return None
             except (self.serial.SerialException, OSError) as exc:
                 raise LinkDown("serial://%s stopped: %s" % (self.device, exc)) from None
-            if len(self.buffer) > self.MAX_LINE and b"\n" not in self.buffer:
+            if len(self.buffer) > MAX_LINE and b"\n" not in self.buffer:
                 self.buffer = b""  # no line ends: noise, not a line
         line, _, self.buffer = self.buffer.partition(b"\n")
         return line + b"\n"
@@ -240,9 +481,10 @@ class SerialLink:
         self.port.close()
 
 
-def open_link(uri, listen=False):
+def open_link(uri, listen=False, security=NO_SECURITY, log=None):
+    """The link a URI names; security: its Security (a UDP link beyond the loopback needs a key or insecure)."""
     scheme, host, where, baud = split_uri(uri, listen)
-    return UdpLink(host, where, listen) if scheme == "udp" else SerialLink(where, baud)
+    return UdpLink(host, where, listen, security, log) if scheme == "udp" else SerialLink(where, baud)
 
 
 # -- the safety limits -------------------------------------------------------------------------------------------

@@ -31,7 +31,8 @@ import time
 from urllib.parse import parse_qs
 
 from . import control
-from .cli import add_max_image_pixels, lost_for_good, milliseconds, positive_float, positive_int
+from .cli import add_link_options, add_max_image_pixels, link_security, lost_for_good, milliseconds, positive_float, \
+    positive_int
 from .errors import UserError, require
 
 DEFAULT_MATCH_MS = 50.0
@@ -45,11 +46,12 @@ JOYSTICK_EVERY_S = 0.01
 class Readings:
     """The human's readings, received in a thread of their own: (t, steering, throttle) of the last KEEP_S."""
 
-    def __init__(self, spec):
+    def __init__(self, spec, security=control.NO_SECURITY):
         self.spec = spec
         self.items = collections.deque(maxlen=MAX_READINGS)
         self.lock = threading.Lock()
-        self.count, self.malformed = 0, 0
+        self.count, self.malformed, self.refused = 0, 0, 0  # refused: unsigned, forged or replayed (--link-key)
+        self.key, self.newest_ts = security.key, security.newest()
         self.stopping = False
         self.error = None
         scheme = spec.partition("://")[0].lower() if "://" in spec else ""
@@ -59,7 +61,7 @@ class Readings:
             if scheme not in ("udp", "serial"):
                 raise UserError("--steering-from %s: give udp://:PORT, serial:///dev/ttyX?baud=N or "
                                 "joystick:///dev/input/eventN" % spec)
-            self.link, self.joystick = control.open_link(spec, listen=True), None
+            self.link, self.joystick = control.open_link(spec, listen=True, security=security, log=sys.stderr), None
         self.thread = threading.Thread(target=self._receive, name="readings", daemon=True)
         self.thread.start()
 
@@ -74,9 +76,17 @@ class Readings:
                 if data is None:
                     continue
                 try:
-                    self._add(control.parse_reading(data, received=time.time()))
-                except (ValueError, UnicodeDecodeError):
+                    reading = control.parse_reading(data, received=time.time())
+                except ValueError:
                     self.malformed += 1
+                    continue
+                if self.key is not None:
+                    verdict, ts = control.authenticate(data, self.key, self.newest_ts.value, time.time() * 1e6)
+                    if verdict is not None:
+                        self.refused += 1
+                        continue
+                    self.newest_ts.accept(ts)
+                self._add(reading)
         except UserError as exc:  # the port or the device gone: the recording stops, saying why
             self.error = exc
 
@@ -107,6 +117,8 @@ class Readings:
         self.thread.join(1.0)
         if self.link is not None:
             self.link.close()
+        if self.newest_ts is not None:
+            self.newest_ts.save()
         if self.joystick is not None:
             self.joystick.close()
 
@@ -179,6 +191,7 @@ def add_parser(sub):
     p.add_argument("--steering-from", required=True, metavar="SPEC",
                    help="udp://:PORT, serial:///dev/ttyX?baud=N or joystick:///dev/input/eventN")
     p.add_argument("--out", required=True, metavar="DIR", help="the tub (a new folder, or a tub to add to)")
+    add_link_options(p, receiving=True)
     p.add_argument("--match-ms", type=milliseconds(*MATCH_MS_RANGE), default=DEFAULT_MATCH_MS,
                    help="store a frame with the reading nearest in time within this (default %g; %g to %g)"
                         % ((DEFAULT_MATCH_MS,) + MATCH_MS_RANGE))
@@ -246,10 +259,11 @@ def main(args):
     min_free = args.min_free_mb * (1 << 20)
     if free_bytes(os.path.dirname(folder)) < min_free:
         raise UserError("the disk holding %s has less than %g MB left (--min-free-mb)" % (args.out, args.min_free_mb))
-    readings, source = Readings(args.steering_from), None
+    security = link_security(args)
+    readings, source = Readings(args.steering_from, security), None
     try:
         source = open_source(args.source, args.input_width, args.input_height, args.input_rate,
-                             reconnect_timeout=args.reconnect_timeout)
+                             reconnect_timeout=args.reconnect_timeout, link=security)
         writer = tub.TubWriter(folder)
     except BaseException:
         readings.close()
@@ -299,9 +313,10 @@ def main(args):
             writer.close()  # closed already, unless an error is on its way: then what it holds goes to the disk
         except OSError:
             pass
-    print("recorded %d frames into %s (%d records in all); %d frame(s) had no reading within %g ms; %d reading(s)%s%s"
+    print("recorded %d frames into %s (%d records in all); %d frame(s) had no reading within %g ms; %d reading(s)%s%s%s"
           % (writer.written, args.out, writer.index, recorder.unmatched, args.match_ms, readings.count,
              ", %d malformed" % readings.malformed if readings.malformed else "",
+             ", %d refused (unsigned, forged or replayed)" % readings.refused if readings.refused else "",
              ", %d stale frame(s) dropped" % capture.dropped if capture.dropped else ""))
     if stopped:
         raise UserError(stopped)

@@ -1,74 +1,111 @@
 """python -m runtime vehicle --listen udp://:PORT: the reference receiver of the control link, for bench tests
-and as the pattern for the vehicle's own: it logs every line it gets and runs its own fail-safe on the
-heartbeat.
+and as the pattern for the vehicle's own (runtime/mcu/receiver.py is the same for a microcontroller): it
+judges every line by the rules below, acts on the ones it accepts, and runs its own fail-safe.
 
-    python -m runtime vehicle --listen udp://:5005 [--timeout-ms 300] [--jsonl FILE] [--seconds S]
+    python -m runtime vehicle --listen udp://:5005 --link-key link.key [--timeout-ms 300] [--jsonl FILE]
 
-What a vehicle must do with the link (control.py has the format):
-  - act on `cmd` lines whose seq is newer than the last one acted on (UDP may reorder and lose datagrams); a
-    `neutral` with reason=start begins a new run (the runtime restarted), whose seq starts again;
-  - on `neutral`, steer straight and stop;
-  - when no line of any kind has come for its timeout (default 3 heartbeats, 300 ms), stop by itself: the
-    link or the runtime has died, and nobody else can stop the vehicle. Act again on the next `cmd`.
-This receiver prints `FAILSAFE` when that happens and `link back` when lines return, counts lost and
-reordered datagrams by seq, and ends with a summary on Ctrl-C, SIGTERM or after --seconds.
+The rules (control.py has the format). A line is judged in this order, and a line that is not accepted never
+acts and never counts as a sign of life; each is counted by its verdict:
+  1. truncated: longer than MAX_LINE, or not ended by "\\n" (a datagram cut short); malformed: anything
+     else that is not exactly the format (a byte that is not printable ASCII, 1e308, 1_000, an unknown kind).
+  2. On a keyed link: unsigned (no ts and sig), forged (a wrong sig), replayed (ts at or below the newest
+     accepted, kept on disk across runs), clock (ts more than control.CLOCK_WINDOW_S from this machine's
+     clock).
+  3. foreign: no v=2 or no session (an old sender), or while the session followed is alive, another one.
+  4. late: seq at or below the last accepted of the session; ahead: more than SEQ_WINDOW beyond it.
+A session is alive until nothing has been accepted from it for the timeout; then the receiver fails safe
+(steering 0, throttle 0), and the next line resynchronises it: another session's takes over, or the same
+session's with any seq above the last (the resynchronisation after an outage). An accepted `cmd` is clamped
+to the receiver's limits; `neutral` steers straight and stops.
 """
 
 from __future__ import annotations
 
+import collections
 import json
 import sys
 import time
 
 from . import control
-from .cli import milliseconds, positive_float
-from .errors import UserError
+from .cli import fraction, milliseconds, number_in, positive_float
+from .errors import UserError, printable
 
 DEFAULT_TIMEOUT_MS = 300.0
 TIMEOUT_MS_RANGE = (20.0, 10000.0)  # finite: `inf` silently turned the vehicle's fail-safe off
+SEQ_WINDOW = 1024  # how far seq may jump ahead within a live session (a forged seq=2000000000 made all "late")
+DEFAULT_MAX_INVERSE_RADIUS = 2.0  # 1/m: a 0.5 m turning radius, tighter than any car's
+VERDICTS = ("ok", "truncated", "malformed", "unsigned", "forged", "replayed", "clock", "foreign", "late", "ahead")
+Heard = collections.namedtuple("Heard", "verdict kind fields")
+_CLOCK = object()
 
 
 class Receiver:
-    """The vehicle's side: apply(line) for each line received, tick(now) between them; state is the command
-    in force (steering, throttle) and whether the fail-safe holds."""
+    """The vehicle's side: apply(line, now) for each line received, tick(now) between them; state is the command
+    in force (steering, throttle, command) and whether the fail-safe holds. key: the link's key (None: unkeyed);
+    newest: a control.Newest, the newest ts accepted (a keyed link's replay protection)."""
 
-    def __init__(self, timeout_s, log=sys.stderr):
-        self.timeout_s, self.log = timeout_s, log
-        self.last_seq, self.last_heard = 0, None
+    def __init__(self, timeout_s, log=sys.stderr, key=None, newest=None, steering_limit=1.0, throttle_limit=1.0,
+                 max_inverse_radius=DEFAULT_MAX_INVERSE_RADIUS):
+        self.timeout_s, self.log, self.key = timeout_s, log, key
+        self.newest = newest if newest is not None else control.Newest()
+        self.limits = {"steering": steering_limit, "throttle": throttle_limit, "inverse_radius": max_inverse_radius}
+        self.session, self.last_seq, self.last_heard = None, 0, None
         self.steering, self.throttle = 0.0, 0.0
         self.command = {}  # the fields of the command in force ({} at neutral)
         self.failsafe = True  # until the first line: nothing is in control
-        self.counts = {"cmd": 0, "neutral": 0, "hb": 0, "malformed": 0, "lost": 0, "late": 0, "failsafe": 0}
+        self.counts = dict.fromkeys(VERDICTS[1:] + ("cmd", "neutral", "hb", "lost", "clamped", "failsafe"), 0)
 
-    def apply(self, data, now):
+    def apply(self, data, now, clock_us=_CLOCK):
+        """Heard(verdict, kind, fields): verdict "ok" when the line was accepted (and acted on), else why not.
+        clock_us: this machine's time in microseconds (default: now), None for a receiver without a clock."""
+        if len(data) > control.MAX_LINE or not data.endswith(b"\n"):
+            return self._drop("truncated")
         try:
             kind, fields = control.parse_line(data)
-        except (ValueError, UnicodeDecodeError):
-            self.counts["malformed"] += 1
-            return None
-        if kind is None:
-            self.counts["malformed"] += 1
-            return None
-        seq = fields.get("seq", 0)
-        if kind == "neutral" and fields.get("reason") == "start":  # a runtime (re)started: its seq starts again
-            if self.last_seq:
-                self._say("a new run began (seq from %d)" % seq)
-            self.last_seq = seq - 1
+        except ValueError:
+            return self._drop("malformed")
+        if kind is None or "seq" not in fields or fields["seq"] < 1:
+            return self._drop("malformed", kind, fields)
+        if self.key is not None:
+            verdict, ts = control.authenticate(data, self.key, self.newest.value,
+                                               time.time() * 1e6 if clock_us is _CLOCK else clock_us)
+            if verdict is not None:
+                return self._drop(verdict, kind, fields)
+        session, seq = fields.get("session"), fields["seq"]
+        if fields.get("v") != control.VERSION or session is None:
+            return self._drop("foreign", kind, fields)
+        silent = self.last_heard is None or now - self.last_heard > self.timeout_s
+        if session != self.session:
+            if not silent:
+                return self._drop("foreign", kind, fields)
+            if self.session is not None:
+                self._say("session %d took over from %d" % (session, self.session))
+            self.session, self.last_seq = session, seq - 1
+        elif seq <= self.last_seq:
+            return self._drop("late", kind, fields)
+        elif seq > self.last_seq + SEQ_WINDOW and not silent:
+            return self._drop("ahead", kind, fields)
         if self.failsafe and self.last_heard is not None:
             self._say("link back after %.0f ms" % ((now - self.last_heard) * 1000))
-        self.last_heard, self.failsafe = now, False  # any line proves the link alive
-        if seq <= self.last_seq:  # older than one already acted on: reordered or repeated, not acted on
-            self.counts["late"] += 1
-            return kind, fields
-        if self.last_seq and seq > self.last_seq + 1:
-            self.counts["lost"] += seq - self.last_seq - 1
-        self.last_seq = seq
+        self.counts["lost"] += seq - self.last_seq - 1
+        self.last_seq, self.last_heard, self.failsafe = seq, now, False
+        if self.key is not None:
+            self.newest.accept(ts)
         self.counts[kind] += 1
         if kind == "cmd" and "steering" in fields:
-            self.steering, self.throttle, self.command = fields["steering"], fields.get("throttle", 0.0), fields
+            fields = dict(fields, throttle=fields.get("throttle", 0.0))
+            for name in ("steering", "throttle", "inverse_radius"):
+                if name in fields and abs(fields[name]) > self.limits[name]:
+                    fields[name] = max(-self.limits[name], min(self.limits[name], fields[name]))
+                    self.counts["clamped"] += 1
+            self.steering, self.throttle, self.command = fields["steering"], fields["throttle"], fields
         elif kind == "neutral":
             self.steering, self.throttle, self.command = 0.0, 0.0, {}
-        return kind, fields
+        return Heard("ok", kind, fields)
+
+    def _drop(self, verdict, kind=None, fields=None):
+        self.counts[verdict] += 1
+        return Heard(verdict, kind, fields)
 
     def tick(self, now):
         """The vehicle's own fail-safe: True when it has just stopped the vehicle."""
@@ -76,10 +113,14 @@ class Receiver:
             self.failsafe = True
             self.steering, self.throttle, self.command = 0.0, 0.0, {}
             self.counts["failsafe"] += 1
-            self._say("FAILSAFE: nothing heard for %.0f ms: stopped (steering 0, throttle 0)"
+            self._say("FAILSAFE: nothing accepted for %.0f ms: stopped (steering 0, throttle 0)"
                       % ((now - self.last_heard) * 1000))
             return True
         return False
+
+    def close(self):
+        if self.key is not None:
+            self.newest.save()
 
     def _say(self, text):
         if self.log is not None:
@@ -87,11 +128,41 @@ class Receiver:
 
     def summary(self):
         c = self.counts
-        return ("%d commands, %d neutral, %d heartbeats; %d lost, %d late, %d malformed; fail-safe %d time(s)"
-                % (c["cmd"], c["neutral"], c["hb"], c["lost"], c["late"], c["malformed"], c["failsafe"]))
+        dropped = ", ".join("%d %s" % (c[v], v) for v in VERDICTS[1:] if c[v])
+        return ("%d commands, %d neutral, %d heartbeats accepted; %d lost; discarded: %s; %d clamped; fail-safe "
+                "%d time(s)" % (c["cmd"], c["neutral"], c["hb"], c["lost"], dropped or "none", c["clamped"],
+                                c["failsafe"]))
+
+
+class Discards:
+    """Discarded lines shown (escaped, marked with their verdict) at most PER_SECOND a second: a flood of
+    forged datagrams must not become a flood of output; the counts have them all."""
+
+    PER_SECOND = 10
+
+    def __init__(self):
+        self.second, self.shown, self.hidden = None, 0, 0
+
+    def allow(self, now):
+        second = int(now)
+        if second != self.second:
+            self.second, self.shown = second, 0
+        self.shown += 1
+        if self.shown > self.PER_SECOND:
+            self.hidden += 1
+            return False
+        return True
+
+
+def shown(data, limit=160):
+    """A received datagram as one printable line: every byte outside printable ASCII escaped, cut at limit."""
+    text = printable(data.decode("latin-1").rstrip("\n").encode("ascii", "backslashreplace").decode("ascii"))
+    return text if len(text) <= limit else text[:limit] + "...(%d bytes)" % len(data)
 
 
 def add_parser(sub):
+    from .cli import add_link_options
+
     p = sub.add_parser("vehicle", help="the reference receiver of the control link: log commands, enforce the "
                                        "heartbeat (bench tests)")
     p.prog = "python -m runtime vehicle"
@@ -99,24 +170,37 @@ def add_parser(sub):
     p.add_argument("--listen", required=True, metavar="URI",
                    help="udp://:PORT (every address), udp://HOST:PORT or serial:///dev/ttyX?baud=N")
     p.add_argument("--timeout-ms", type=milliseconds(*TIMEOUT_MS_RANGE), default=DEFAULT_TIMEOUT_MS,
-                   help="stop the vehicle when nothing has come for this long (default %g: 3 heartbeats)"
-                        % DEFAULT_TIMEOUT_MS)
-    p.add_argument("--jsonl", metavar="FILE", help="write every line received as JSON (with its arrival time)")
+                   help="stop the vehicle when nothing has been accepted for this long (default %g: 3 heartbeats; "
+                        "%g to %g)" % ((DEFAULT_TIMEOUT_MS,) + TIMEOUT_MS_RANGE))
+    p.add_argument("--steering-limit", type=fraction, default=1.0, metavar="S",
+                   help="clamp a command's steering to [-S, S], S up to 1 (default 1)")
+    p.add_argument("--throttle-limit", type=fraction, default=1.0, metavar="T",
+                   help="clamp a command's throttle to [-T, T] (default 1)")
+    p.add_argument("--max-inverse-radius", type=number_in(0.01, 100.0, "1/m"), default=DEFAULT_MAX_INVERSE_RADIUS, metavar="K",
+                   help="clamp a command's inverse_radius to [-K, K] 1/m (default %g)" % DEFAULT_MAX_INVERSE_RADIUS)
+    add_link_options(p, receiving=True)
+    p.add_argument("--jsonl", metavar="FILE", help="write every line received as JSON (with its arrival time and "
+                                                   "verdict; discarded ones at most %d a second)" % Discards.PER_SECOND)
     p.add_argument("--seconds", type=positive_float, help="stop after S seconds (default: Ctrl-C or SIGTERM)")
     p.add_argument("--quiet", action="store_true", help="no line per command, only events and the summary")
 
 
 def main(args):
+    from .cli import link_security
     from .outputs.base import check_writable
     from .signals import StopRequest
 
     if args.jsonl:
         check_writable(args.jsonl)
-    link = control.open_link(args.listen, listen=True)
-    receiver = Receiver(args.timeout_ms / 1000.0)
+    security = link_security(args)
+    link = control.open_link(args.listen, listen=True, security=security, log=sys.stderr)
+    receiver = Receiver(args.timeout_ms / 1000.0, key=security.key, newest=security.newest(),
+                        steering_limit=args.steering_limit, throttle_limit=args.throttle_limit,
+                        max_inverse_radius=args.max_inverse_radius)
     out = open(args.jsonl, "w", encoding="utf-8") if args.jsonl else None
-    print("vehicle: listening on %s (fail-safe after %.0f ms of silence)" % (args.listen, args.timeout_ms),
-          file=sys.stderr, flush=True)
+    discards = Discards()
+    print("vehicle: listening on %s, %s (fail-safe after %.0f ms of silence)"
+          % (args.listen, security.describe(), args.timeout_ms), file=sys.stderr, flush=True)
     end = time.monotonic() + args.seconds if args.seconds else None
     try:
         with StopRequest() as stop:
@@ -124,19 +208,27 @@ def main(args):
                 data = link.receive(0.05)
                 now = time.monotonic()
                 if data is not None:
-                    got = receiver.apply(data, now)
-                    if got is not None and out is not None:
-                        out.write(json.dumps(dict(got[1], kind=got[0], received=time.time())) + "\n")
-                    if got is not None and got[0] != "hb" and not args.quiet:
-                        print(data.decode("ascii", "replace").rstrip(), flush=True)
+                    heard = receiver.apply(data, now)
+                    accepted = heard.verdict == "ok"
+                    if accepted or discards.allow(now):
+                        if out is not None:
+                            record = {"verdict": heard.verdict, "received": time.time()}
+                            record.update(dict(heard.fields, kind=heard.kind) if accepted else {"line": shown(data)})
+                            out.write(json.dumps(record) + "\n")
+                        if not accepted:
+                            print("discarded (%s): %s" % (heard.verdict, shown(data)), flush=True)
+                        elif heard.kind != "hb" and not args.quiet:
+                            print(shown(data), flush=True)
                 receiver.tick(now)
     finally:
         link.close()
+        receiver.close()
         if out is not None:
             out.close()
-    print("vehicle: %s" % receiver.summary(), file=sys.stderr)
+    hidden = " (%d discarded lines not shown)" % discards.hidden if discards.hidden else ""
+    print("vehicle: %s%s; the link was %s" % (receiver.summary(), hidden, security.describe()), file=sys.stderr)
     if stop.requested:
         return 128 + int(stop.signum or 2)
-    if not receiver.last_seq:
-        raise UserError("nothing was received on %s" % args.listen)
+    if receiver.session is None:
+        raise UserError("nothing was accepted on %s" % args.listen)
     return 0

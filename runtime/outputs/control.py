@@ -5,13 +5,15 @@ watchdog and a heartbeat.
     result -> clamp (--steering-limit) -> rate limit (--steering-rate) -> `cmd` line -> the link
 
 The watchdog is a thread of its own. When no fresh result has come for --watchdog-ms (inference stalled, the
-camera lost, a NaN or infinite output: none of those is fresh), it sends `neutral` (steering 0, throttle 0)
-and says so on stderr, sends it again at every heartbeat while it holds, and hands control back, from
-neutral and through the rate limit, when fresh results return. Its default is three times the measured period
-between results' frames (the camera's frame period while inference keeps up), at least 100 ms, and
-UNPACED_WATCHDOG_S for a source that is not live (a file read as fast as it decodes). Every --heartbeat-ms a
-`hb` line goes out whatever else does, so the vehicle can stop itself when the link dies. The link opens with
-a `neutral` (reason=start) and closes with one (reason=stop). A send never waits: a UDP datagram nobody
+camera lost, a NaN or infinite output: none of those is fresh), it sends `neutral` (steering 0, throttle 0;
+reason=invalid when the network's outputs were NaN or infinite, else reason=watchdog) and says so on stderr,
+sends it again at every heartbeat while it holds, and hands control back, from neutral and through the rate
+limit, when fresh results return. Its default is three times the measured period between results' frames (the
+camera's frame period while inference keeps up), at least 100 ms, and UNPACED_WATCHDOG_S for a source that is
+not live (a file read as fast as it decodes). Every --heartbeat-ms a `hb` line goes out whatever else does, so
+the vehicle can stop itself when the link dies. The link opens with a `neutral` (reason=start; repeated as
+reason=waiting until the first fresh result) and closes with one (reason=stop). Every line carries the run's
+random session (control.Sender), and with --link-key its ts and sig. A send never waits: a UDP datagram nobody
 takes is lost, as UDP's are; a serial write that cannot go out within 50 ms is dropped and counted.
 """
 
@@ -44,7 +46,7 @@ class ControlSettings:
     """What `runtime run`'s control flags say; None: the default above."""
 
     def __init__(self, watchdog_ms=None, heartbeat_ms=None, steering_limit=1.0, steering_rate=None, throttle=None,
-                 ros2_msg="ackermann", wheelbase=None, speed=None):
+                 ros2_msg="ackermann", wheelbase=None, speed=None, security=None):
         for name, value, (low, high) in (("--watchdog-ms", watchdog_ms, WATCHDOG_MS_RANGE),
                                          ("--heartbeat-ms", heartbeat_ms, HEARTBEAT_MS_RANGE)):
             if value is not None and not low <= value <= high:  # NaN and inf fail too
@@ -55,6 +57,7 @@ class ControlSettings:
         self.heartbeat_s = heartbeat_ms / 1000.0 if heartbeat_ms else DEFAULT_HEARTBEAT_S
         self.steering_limit, self.steering_rate, self.throttle = steering_limit, steering_rate, throttle
         self.ros2_msg, self.wheelbase, self.speed = ros2_msg, wheelbase, speed  # ros2:// (ros2.py)
+        self.security = security or control.NO_SECURITY  # --link-key, --insecure-link
 
 
 class ControlOutput(Output):
@@ -62,28 +65,34 @@ class ControlOutput(Output):
         self.uri, self.log = uri, log
         self.settings = settings or ControlSettings()
         self.limits = control.Limits(self.settings.steering_limit, self.settings.steering_rate)
+        security = self.settings.security
         if uri.lower().startswith("ros2://"):
             from ..ros2 import Ros2Link
 
+            if security.key is not None:
+                raise UserError("--output %s: ROS 2 topics are secured by ROS 2 itself (SROS 2: ros2 security, "
+                                "ROS_SECURITY_ENABLE), not by --link-key" % uri)
             s = self.settings
             self.link = Ros2Link(uri, s.ros2_msg, s.wheelbase, s.speed)
         else:
-            self.link = control.open_link(uri)
+            self.link = control.open_link(uri, security=security, log=log)
+        self.sender = control.Sender(security.key)
+        self.security = security
         self.lock = threading.Lock()  # one sender at a time: the pipeline's thread and the watchdog's
-        self.seq = 0
         self.per_unit = None  # curvature (1/m, right positive) per unit of steering, where the bundle says
         self.sign = 1.0  # -1 for a bundle whose steering is positive to the left: the line's is to the right
         self.live = True
         self.periods = collections.deque(maxlen=PERIODS)
         self.last_capture = None
         self.last_fresh = time.monotonic()
-        self.failsafe = "start"  # why the vehicle is held at neutral, or None while results flow
+        self.failsafe = "waiting"  # why the vehicle is held at neutral (the neutral's reason), None while results flow
         self.sent = 0
         self.lost = 0  # sends the link refused (a serial write that timed out)
         self.neutral_events = 0
         self.latency_ms = collections.deque(maxlen=LATENCIES)  # capture -> command sent
         self.down = None  # why the link stopped (LinkDown), once it has
         self.events = []  # (monotonic time, what happened): the watchdog's log, for the summary and tests
+        self.invalid = False  # the last result's outputs were NaN or infinite
         self.closing = threading.Event()
         self._neutral("start")
         self.watchdog = threading.Thread(target=self._watch, name="control-watchdog", daemon=True)
@@ -129,13 +138,15 @@ class ControlOutput(Output):
             if stamp is not None and self.last_capture is not None and stamp > self.last_capture:
                 self.periods.append(stamp - self.last_capture)
             self.last_capture = stamp
-            if "invalid" in result:  # NaN or infinite: not fresh; the watchdog decides
+            steering = result.get("steering")
+            if "invalid" in result or ("steering" in result and (steering is None or not math.isfinite(steering))):
+                self.invalid = True  # NaN or infinite: not fresh; the watchdog decides, and says why
+                if self.failsafe is not None:
+                    self.failsafe = "invalid"
                 return
+            self.invalid = False
             now = time.monotonic()
             if "steering" in result:
-                steering = result["steering"]
-                if steering is None or not math.isfinite(steering):
-                    return
                 steering = self.limits(float(steering) * self.sign, now)
                 fields["steering"] = steering
                 if self.per_unit is not None:
@@ -146,7 +157,7 @@ class ControlOutput(Output):
                                "confidence": float(result.get("confidence", 0.0))})
             else:
                 return
-            if self.failsafe == "watchdog":
+            if self.failsafe in ("watchdog", "invalid"):
                 self._event("control resumed (fresh results again)")
             self.failsafe = None
             self.last_fresh = now
@@ -156,8 +167,7 @@ class ControlOutput(Output):
 
     def _send(self, kind, **fields):
         """One line with the next sequence number (the caller holds the lock, or nobody else runs yet)."""
-        self.seq += 1
-        line = control.format_line(kind, dict({"seq": self.seq, "t": fields.pop("t", time.time())}, **fields))
+        line = self.sender.line(kind, dict({"t": fields.pop("t", time.time())}, **fields))
         if self.down is not None:
             return
         try:
@@ -190,11 +200,12 @@ class ControlOutput(Output):
                 now = time.monotonic()
                 silent = now - self.last_fresh
                 if self.failsafe is None and silent > self.watchdog_s:
-                    self.failsafe = "watchdog"
+                    self.failsafe = "invalid" if self.invalid else "watchdog"
                     self.neutral_events += 1
-                    self._event("no fresh result for %.0f ms (watchdog %.0f ms): neutral sent"
-                                % (silent * 1000, self.watchdog_s * 1000))
-                    self._neutral("watchdog")
+                    self._event("no fresh result for %.0f ms (watchdog %.0f ms%s): neutral sent"
+                                % (silent * 1000, self.watchdog_s * 1000,
+                                   "; the network's outputs are NaN or infinite" if self.invalid else ""))
+                    self._neutral(self.failsafe)
                 if now >= next_beat:
                     next_beat = max(next_beat + beat, now)
                     if self.failsafe is not None:  # repeated, for a link that loses datagrams
@@ -218,9 +229,9 @@ class ControlOutput(Output):
             ordered = sorted(self.latency_ms)
             latency = ", capture -> sent p50 %.1f ms p95 %.1f ms" % (
                 ordered[len(ordered) // 2], ordered[min(len(ordered) - 1, int(len(ordered) * 0.95))])
-        return "%s: %d lines sent%s, %d watchdog neutral(s)%s" % (
+        return "%s: %d lines sent%s, %d watchdog neutral(s)%s; session %d, %s" % (
             self.uri, self.sent, ", %d dropped by the link" % self.lost if self.lost else "",
-            self.neutral_events, latency)
+            self.neutral_events, latency, self.sender.session, self.security.describe())
 
 
 def open_control(uri, settings=None, **_):

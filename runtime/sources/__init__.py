@@ -50,9 +50,10 @@ def scheme_of(uri: str) -> str:
 
 
 def open_source(uri: str, width=None, height=None, rate=None, loop=False, flip="none", codec=None,
-                reconnect_timeout=DEFAULT_RECONNECT_TIMEOUT, log=sys.stderr, read_timeout=None) -> Source:
+                reconnect_timeout=DEFAULT_RECONNECT_TIMEOUT, log=sys.stderr, read_timeout=None, link=None) -> Source:
     """A Source for a URI; UserError in one line when it cannot be opened. The one place that decides
-    which reader opens which URI (OPENERS)."""
+    which reader opens which URI (OPENERS). link: the control link's control.Security, for
+    synthetic://road?control= and ?steering=."""
     from .. import gst, images, platform
 
     uri = str(uri)
@@ -70,7 +71,7 @@ def open_source(uri: str, width=None, height=None, rate=None, loop=False, flip="
         raise UserError("source %s: its name is not UTF-8, which devices, streams and pipelines must be (OpenCV "
                         "and GStreamer take UTF-8)" % printable(uri))
     source = OPENERS[scheme](uri, width=width, height=height, rate=rate, loop=loop, flip=flip, codec=codec,
-                             reconnect_timeout=reconnect_timeout, log=log, read_timeout=read_timeout)
+                             reconnect_timeout=reconnect_timeout, log=log, read_timeout=read_timeout, link=link)
     if not (uri.startswith("csi://") and platform.is_jetson()):
         source.flip = flip
     return source

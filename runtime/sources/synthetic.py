@@ -10,11 +10,15 @@
     synthetic://road?control=udp://:PORT[&timeout_ms=300][&seed=2016][&report=FILE.json]
                                           the closed-loop simulator (drive.Simulator) as the vehicle: live at
                                           --input-rate (default 30, the simulator's own rate); before each
-                                          frame the car moves 1/30 s with the newest command received on the
-                                          control link (vehicle.Receiver: its own fail-safe steers straight
-                                          when the link is silent for timeout_ms). When the source closes it
-                                          says how the car was driven (autonomy, as `runtime drive` judges
-                                          it) and writes that to report=FILE.json where asked.
+                                          frame the car moves 1/30 s with the newest command the control
+                                          link's receiver accepted (vehicle.Receiver: its rules, and its own
+                                          fail-safe, which steers straight when nothing is accepted for
+                                          timeout_ms). When the source closes it says how the car was driven
+                                          (autonomy, as `runtime drive` judges it) and writes that to
+                                          report=FILE.json where asked.
+
+Both links take the run's --link-key (and --link-state, --insecure-link): signed readings, a checked control
+link.
 """
 
 from __future__ import annotations
@@ -48,7 +52,7 @@ class SyntheticRoad(Source):
     """Rendered as fast as it is read (every frame); with a rate, paced like a camera (newest frame wins).
     steering_to: a control link the driver's steering goes to, as readings."""
 
-    def __init__(self, width=None, height=None, rate=None, seed=0, steering_to=None):
+    def __init__(self, width=None, height=None, rate=None, seed=0, steering_to=None, link=None, log=sys.stderr):
         from .. import control
         from ..road import RoadDrive
 
@@ -63,21 +67,21 @@ class SyntheticRoad(Source):
             self.drive = RoadDrive(self.width, self.height, seed=seed, fps=self.fps)
         except ValueError as exc:
             raise UserError(str(exc)) from None
-        self.sensor = control.open_link(steering_to) if steering_to else None
+        link = link or control.NO_SECURITY
+        self.sensor = control.open_link(steering_to, security=link, log=log) if steering_to else None
+        self.readings = control.Sender(link.key)
         self.stopping = threading.Event()
 
     def interrupt(self):
         self.stopping.set()
 
     def _images(self):
-        from .. import control
-
         self.stopping.clear()
         for _ in paced(1.0 / self.rate if self.rate else 0.0, self.stopping):
             stamp = time.time()
             frame, label = self.drive.next()
             if self.sensor is not None:  # what the driver steered while this frame was seen
-                self.sensor.send(control.format_line(None, {"t": stamp, "steering": self.drive.steered}))
+                self.sensor.send(self.readings.line(None, {"t": stamp, "steering": self.drive.steered}))
             yield frame, {"steering": label}
 
     def close(self):
@@ -90,7 +94,7 @@ class SimulatedVehicle(Source):
 
     live = True
 
-    def __init__(self, uri, control_uri, width=None, height=None, rate=None, params=None, log=sys.stderr):
+    def __init__(self, uri, control_uri, width=None, height=None, rate=None, params=None, log=sys.stderr, link=None):
         from .. import control, drive
         from ..vehicle import DEFAULT_TIMEOUT_MS, TIMEOUT_MS_RANGE, Receiver
 
@@ -112,8 +116,9 @@ class SimulatedVehicle(Source):
             check_writable(self.report_path)
         self.sim = drive.Simulator(width or 640, height or 360, seed, delay_frames=0, fps=self.fps)
         self.record = drive.Drive("control link", "-", seed, 0)
-        self.receiver = Receiver(timeout_ms / 1000.0, log=log)
-        self.link = control.open_link(control_uri, listen=True)
+        link = link or control.NO_SECURITY
+        self.link = control.open_link(control_uri, listen=True, security=link, log=log)
+        self.receiver = Receiver(timeout_ms / 1000.0, log=log, key=link.key, newest=link.newest())
         self.started = None
         self.stopping = threading.Event()
 
@@ -157,6 +162,7 @@ class SimulatedVehicle(Source):
 
     def close(self):
         self.link.close()
+        self.receiver.close()
         report = self.report()
         if self.log is not None:
             print("vehicle: autonomy %.1f%% (%d intervention(s) in %.0f simulated s, mean |offset| %.2f m); %s"
@@ -171,7 +177,7 @@ class SimulatedVehicle(Source):
 ROAD_MAX_PIXELS = 3840 * 2160  # the renderer holds about 80 bytes a pixel while it draws: 0.7 GB at 4K
 
 
-def open_synthetic(uri, width=None, height=None, rate=None, log=sys.stderr, **_):
+def open_synthetic(uri, width=None, height=None, rate=None, log=sys.stderr, link=None, **_):
     from .. import control
 
     if width and height and width * height > ROAD_MAX_PIXELS:  # the pixel budget for images is 10x that
@@ -193,7 +199,7 @@ def open_synthetic(uri, width=None, height=None, rate=None, log=sys.stderr, **_)
         if "steering" in params:
             raise UserError("%s: control= (the car driven through the link) and steering= (the car's own driver "
                             "reported) do not go together" % uri)
-        return SimulatedVehicle(uri, params["control"], width, height, rate, params, log)
+        return SimulatedVehicle(uri, params["control"], width, height, rate, params, log, link)
     if set(params) - {"steering"}:
         raise UserError("%s: timeout_ms, seed and report go with control=" % uri)
-    return SyntheticRoad(width, height, rate, steering_to=params.get("steering"))
+    return SyntheticRoad(width, height, rate, steering_to=params.get("steering"), link=link, log=log)

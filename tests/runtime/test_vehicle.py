@@ -256,27 +256,39 @@ def test_nan_outputs_are_not_fresh_so_the_watchdog_fires():
     out.close()
     order = [(k, f.get("reason")) for k, f, _ in listener.close() if k != "hb"]
     assert order[:2] == [("neutral", "start"), ("cmd", None)]
-    assert ("neutral", "watchdog") in order and order[-1] == ("neutral", "stop")
-    assert [k for k, _ in order].count("cmd") == 1
+    assert order[-1] == ("neutral", "stop") and [k for k, _ in order].count("cmd") == 1
+    # the neutral says why, and is repeated at every heartbeat as reason=invalid, never as a new run's start
+    assert order[2:-1] and set(order[2:-1]) == {("neutral", "invalid")} and len(order[2:-1]) >= 3
+    out = ControlOutput(Listener().uri, ControlSettings(watchdog_ms=150), log=None)
+    out.write(Frame(None, 0), Result(steering=None, inverse_radius=None, invalid="NaN"))  # NaN from the first frame
+    assert out.failsafe == "invalid"
+    out.close()
 
 
 # -- the reference receiver ------------------------------------------------------------------------------
+def v2(kind, seq, session=7, **fields):
+    """A version 2 line of a session, as a sender writes it."""
+    return control.format_line(kind, dict({"seq": seq, "t": 1.0}, **fields, v=2, session=session))
+
+
 def test_the_receiver_stops_the_vehicle_when_the_link_goes_silent_and_counts_lost_lines():
     r = Receiver(0.3, log=None)
-    r.apply(b"cmd seq=1 t=1 steering=0.4 throttle=0.2\n", 0.0)
-    r.apply(b"cmd seq=4 t=1 steering=0.5\n", 0.1)  # 2 and 3 lost
-    r.apply(b"cmd seq=3 t=1 steering=0.9\n", 0.15)  # late: not acted on
+    r.apply(v2("cmd", 1, steering=0.4, throttle=0.2), 0.0)
+    r.apply(v2("cmd", 4, steering=0.5), 0.1)  # 2 and 3 lost
+    assert r.apply(v2("cmd", 3, steering=0.9), 0.15).verdict == "late"  # not acted on
     assert (r.steering, r.counts["lost"], r.counts["late"]) == (0.5, 2, 1)
-    assert not r.tick(0.44) and r.tick(0.46)  # 300 ms of silence after the last line (a late one counts)
+    assert not r.tick(0.39) and r.tick(0.41)  # 300 ms after the last line accepted (a late one is no sign of life)
     assert (r.steering, r.throttle, r.failsafe) == (0.0, 0.0, True)
-    r.apply(b"hb seq=5 t=2 state=failsafe\n", 0.6)
+    r.apply(v2("hb", 5, state="failsafe"), 0.6)
     assert not r.failsafe and r.steering == 0.0
-    r.apply(b"neutral seq=6 t=2 steering=0 throttle=0 reason=watchdog\n", 0.7)
-    r.apply(b"rubbish\n", 0.7)
+    r.apply(v2("neutral", 6, steering=0.0, throttle=0.0, reason="watchdog"), 0.7)
+    assert r.apply(b"rubbish\n", 0.7).verdict == "malformed"
     assert r.counts["neutral"] == 1 and r.counts["malformed"] == 1 and r.counts["failsafe"] == 1
-    r.apply(b"neutral seq=1 t=3 steering=0 throttle=0 reason=start\n", 0.8)  # the runtime restarted
-    r.apply(b"cmd seq=2 t=3 steering=-0.3\n", 0.85)
-    assert r.steering == -0.3 and r.counts["late"] == 1 and r.counts["lost"] == 2
+    # the runtime restarted: its new session takes over once the old one has been silent for the timeout
+    assert r.apply(v2("neutral", 1, session=8, steering=0.0, throttle=0.0, reason="start"), 0.8).verdict == "foreign"
+    assert r.apply(v2("neutral", 1, session=8, steering=0.0, throttle=0.0, reason="start"), 1.01).verdict == "ok"
+    r.apply(v2("cmd", 2, session=8, steering=-0.3), 1.05)
+    assert r.steering == -0.3 and r.counts["late"] == 1 and r.counts["lost"] == 2 and r.session == 8
 
 
 def test_the_vehicle_command_logs_what_it_hears_and_its_failsafe(tmp_path):
@@ -292,18 +304,21 @@ def test_the_vehicle_command_logs_what_it_hears_and_its_failsafe(tmp_path):
     sender = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     assert "listening" in proc.stderr.readline()  # bound: from here nothing sent is missed
     for seq in range(1, 4):
-        sender.sendto(b"cmd seq=%d t=1 steering=0.1\n" % seq, ("127.0.0.1", port))
+        sender.sendto(v2("cmd", seq, steering=0.1), ("127.0.0.1", port))
+    sender.sendto(b"cmd seq=2000000000 steering=1 throttle=1\n", ("127.0.0.1", port))  # foreign: no session
     time.sleep(0.6)  # silence: its fail-safe
-    sender.sendto(b"cmd seq=5 t=2 steering=0.2\n", ("127.0.0.1", port))
+    sender.sendto(v2("cmd", 5, steering=0.2), ("127.0.0.1", port))
     out, err = proc.communicate(timeout=20)
     sender.close()
     assert proc.returncode == 0, err
     assert "FAILSAFE" in err and "link back" in err and err.index("FAILSAFE") < err.index("link back")
     # two fail-safes: the silence after seq 3, and the one after seq 5 until --seconds ends it
-    assert "4 commands" in err and "1 lost" in err and "fail-safe 2 time(s)" in err
-    assert len(out.splitlines()) == 4
+    assert "4 commands" in err and "1 lost" in err and "discarded: 1 foreign" in err and "fail-safe 2 time(s)" in err
+    assert out.splitlines()[3] == "discarded (foreign): cmd seq=2000000000 steering=1 throttle=1"
+    assert len(out.splitlines()) == 5
     heard = [json.loads(line) for line in open(tmp_path / "heard.jsonl")]
-    assert [h["seq"] for h in heard] == [1, 2, 3, 5] and heard[-1]["steering"] == 0.2
+    assert [h.get("seq") for h in heard] == [1, 2, 3, None, 5] and heard[-1]["steering"] == 0.2
+    assert [h["verdict"] for h in heard] == ["ok"] * 3 + ["foreign", "ok"]
 
 
 # -- the simulator as the vehicle ---------------------------------------------------------------------------
