@@ -62,11 +62,16 @@ run again: done steps are skipped.
                 good; 2: a camera not ready yet; a crash); stopped with SIGTERM (every output closed
                 complete); its output in the journal (journalctl -u NAME -f). RUN_ARGS need --source.
                 Relative paths in RUN_ARGS are taken from the repository's folder.
+                A udp:// control output beyond the loopback is signed: without --link-key FILE or
+                --insecure-link in RUN_ARGS, a key is made once in /etc/edge-runtime/NAME.key (64 hex digits,
+                mode 0600, yours; kept, never replaced, on the next --service) and passed as --link-key; copy
+                it to the vehicle as printed. serial:// and loopback UDP need none.
                 With --dry-run: print the unit, change nothing.
   --service-name NAME
                 the unit's name (default runtime-BUNDLE'S-FOLDER-NAME)
   --remove-service
-                stop, disable and remove the unit named by --service-name
+                stop, disable and remove the unit named by --service-name (its link key stays: the vehicle
+                holds it too)
   -h, --help    this text
 EOF
 }
@@ -188,6 +193,27 @@ WantedBy=multi-user.target
 UNIT
 }
 write_unit() { printf '%s\n' "$2" | $SUDO tee "$1" >/dev/null; }  # FILE TEXT
+# The control link's key (runtime run --link-key): a udp:// output beyond the loopback signs every line with it.
+KEY_DIR=/etc/edge-runtime
+# sh -c MAKE_KEY FILE USER: FILE with 64 hex digits from /dev/urandom, made under umask 077, mode 0600, owned by
+# USER; written whole into a temporary file first, then linked to FILE, which ln never does over an existing file.
+# shellcheck disable=SC2016  # $1, $2, $k and $t are sh -c's own
+MAKE_KEY='umask 077 && k=$(od -An -vtx1 -N32 /dev/urandom | tr -d " \n") && [ ${#k} -eq 64 ] && t=$(mktemp "$1.XXXXXX") || exit 1; printf "%s\n" "$k" >"$t" && chown "$2" "$t" && chmod 600 "$t" && ln "$t" "$1"; r=$?; rm -f "$t"; exit $r'
+udp_remote() {  # an --output value -> "HOST PORT" when it is udp://HOST:PORT and HOST is not a loopback address
+    local rest host port
+    [[ "${1,,}" == udp://* ]] || return 0
+    rest="${1#*://}"; rest="${rest%%[/?#]*}"; rest="${rest##*@}"
+    if [[ "$rest" == \[* ]]; then host="${rest%%]*}"; host="${host#[}"; else host="${rest%:*}"; fi
+    port="${rest##*:}"
+    [[ "$port" =~ ^[0-9]+$ ]] || port=PORT
+    host="${host,,}"
+    [[ -z "$host" || "$host" == localhost || "$host" == ::1 || "$host" =~ ^127\.[0-9]+\.[0-9]+\.[0-9]+$ ]] && return 0
+    echo "$host $port"
+}
+keyed_by_hand() {  # WORD: --link-key or --insecure-link as run's argparse reads them (=VALUE; a prefix: --li, --ins)
+    local option="${1%%=*}"
+    [[ ${#option} -ge 4 && "--link-key" == "$option"* ]] || [[ ${#option} -ge 5 && "--insecure-link" == "$option"* ]]
+}
 if [[ -n "$SERVICE_BUNDLE" || $REMOVE_SERVICE -eq 1 ]]; then
     [[ -z "$SERVICE_BUNDLE" || $REMOVE_SERVICE -eq 0 ]] || die "--service and --remove-service do not go together"
     if [[ -n "$SERVICE_BUNDLE" ]]; then
@@ -204,6 +230,7 @@ if [[ -n "$SERVICE_BUNDLE" || $REMOVE_SERVICE -eq 1 ]]; then
     fi
     [[ -z "$SERVICE_NAME" || "$SERVICE_NAME" =~ ^[A-Za-z0-9_.@-]+$ ]] || die "--service-name $SERVICE_NAME: letters, digits, _ . @ - only"
     unit_file="$UNIT_DIR/$SERVICE_NAME.service"
+    key_file="$KEY_DIR/$SERVICE_NAME.key"
     if [[ $REMOVE_SERVICE -eq 1 ]]; then
         if [[ ! -f "${ROOT%/}$unit_file" && $DRY -eq 0 ]]; then
             ok "no unit $unit_file: nothing to remove"
@@ -212,9 +239,39 @@ if [[ -n "$SERVICE_BUNDLE" || $REMOVE_SERVICE -eq 1 ]]; then
             act $SUDO rm -f "$unit_file"
             act $SUDO systemctl daemon-reload
         fi
+        [[ ! -f "${ROOT%/}$key_file" ]] \
+            || echo "note: the link key $key_file stays (the vehicle holds the same key, and a new --service with this name uses it again); to delete it: ${SUDO:+$SUDO }rm $key_file"
         exit 0
     fi
     service_user="${SUDO_USER:-$(id -un)}"
+    # A udp:// output beyond the loopback needs --link-key (or --insecure-link): one key per unit, made once.
+    remotes=()
+    keyed=0
+    for ((i = 0; i < ${#RUN_ARGS[@]}; i++)); do
+        word="${RUN_ARGS[i]}"
+        case "$word" in
+            --output) remote="$(udp_remote "${RUN_ARGS[i + 1]:-}")" ;;
+            --output=*) remote="$(udp_remote "${word#--output=}")" ;;
+            *) remote=""; if keyed_by_hand "$word"; then keyed=1; fi ;;
+        esac
+        [[ -z "$remote" ]] || remotes+=("$remote")
+    done
+    if [[ ${#remotes[@]} -gt 0 && $keyed -eq 0 ]]; then
+        [[ -f "${ROOT%/}$key_file" || ! ( -e "${ROOT%/}$key_file" || -L "${ROOT%/}$key_file" ) ]] \
+            || die "$key_file exists but is not a key file: move it away, or pass --link-key FILE after --"
+        if [[ -f "${ROOT%/}$key_file" ]]; then
+            ok "link key $key_file kept (the vehicle already holds it; never replaced)"
+            if [[ "$(stat -c '%U %a' "${ROOT%/}$key_file" 2>/dev/null || true)" != "$service_user 600" ]]; then
+                act $SUDO chown "$service_user" "$key_file"   # the run reads it as the unit's user, and only it may
+                act $SUDO chmod 600 "$key_file"
+            fi
+        else
+            [[ -d "${ROOT%/}$KEY_DIR" ]] || act $SUDO install -d -m 0755 -o root -g root "$KEY_DIR"
+            act --show "${SUDO:+$SUDO }sh -c '$MAKE_KEY' sh $key_file $(printf '%q' "$service_user")" \
+                $SUDO sh -c "$MAKE_KEY" sh "$key_file" "$service_user"
+        fi
+        RUN_ARGS+=(--link-key "$key_file")
+    fi
     unit="$(service_unit "$SERVICE_BUNDLE" "$service_user")"
     if [[ $DRY -eq 1 ]]; then
         echo "would write $unit_file:"
@@ -225,6 +282,13 @@ if [[ -n "$SERVICE_BUNDLE" || $REMOVE_SERVICE -eq 1 ]]; then
     act $SUDO systemctl enable "$SERVICE_NAME.service"
     act $SUDO systemctl restart "$SERVICE_NAME.service"   # started, or restarted with the new arguments
     [[ $DRY -eq 1 ]] || echo "the runtime runs as $SERVICE_NAME: journalctl -u $SERVICE_NAME -f (logs), systemctl status $SERVICE_NAME, $PROG --remove-service --service-name $SERVICE_NAME"
+    if [[ ${#remotes[@]} -gt 0 && $keyed -eq 0 ]]; then
+        echo "link key: $key_file signs every control line; the vehicle needs the same key, copied once over ssh (the key never goes over the control link itself):"
+        for remote in $(printf '%s\n' "${remotes[@]}" | sort -u | tr ' ' ,); do
+            echo "    cat $key_file | ssh ${remote%,*} 'umask 077; cat > link.key'"
+            echo "    then there: python -m runtime vehicle --listen udp://:${remote#*,} --link-key link.key"
+        done
+    fi
     exit 0
 fi
 

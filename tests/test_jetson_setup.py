@@ -4,8 +4,11 @@ nvpmodel's conf and status, /etc/group, cpufreq), one per JetPack release. The s
 under --root. What pip installs per JetPack is checked on the reports .ci/jetson_resolve.sh resolved for aarch64."""
 
 import json
+import getpass
 import os
+import shlex
 import shutil
+import stat
 import subprocess
 import sys
 
@@ -392,16 +395,46 @@ def test_a_relative_venv_and_one_with_a_space_are_printed_so_they_paste(tmp_path
 PILOTNET = os.path.join(ROOT, "tests", "runtime", "bundles", "pilotnet")  # checked in
 
 
+KEY = "/etc/edge-runtime/runtime-pilotnet.key"
+
+
+def _unit(out):
+    return out[out.index("# installed by"):out.index("WantedBy=multi-user.target") + len("WantedBy=multi-user.target")]
+
+
+def _exec_start(out):
+    return [ln for ln in _unit(out).splitlines() if ln.startswith("ExecStart=")][0]
+
+
+def _steps(out):
+    """The would-run lines, without the sudo a run as another user than root puts before them."""
+    return [ln[len("would run: "):].replace("sudo ", "", 1) if ln.startswith("would run: sudo ") else
+            ln[len("would run: "):] for ln in out.splitlines() if ln.startswith("would run: ")]
+
+
 def test_service_installs_a_unit_that_systemd_accepts(tmp_path):
     pilot_bundle = PILOTNET
     venv = os.path.join(ROOT, ".venv")
-    proc = setup("--service", pilot_bundle, "--venv", venv, "--dry-run", "--",
+    root = fake_root(tmp_path, "jp6")  # no /etc/edge-runtime there: the key is made
+    before = listing(root)
+    proc = setup("--service", pilot_bundle, "--venv", venv, "--dry-run", "--root", root, "--",
                  "--source", "csi://0", "--output", "udp://192.168.1.20:5005", "--jsonl", "/var/log/run 1%.jsonl")
     assert proc.returncode == 0, proc.stderr
     out = proc.stdout
-    unit = out[out.index("# installed by"):out.index("WantedBy=multi-user.target") + len("WantedBy=multi-user.target")]
-    assert ("ExecStart=%s/bin/python -m runtime run %s --headless --source csi://0 --output udp://192.168.1.20:5005 "
-            '--jsonl "/var/log/run 1%%%%.jsonl"' % (venv, pilot_bundle)) in unit  # quoted, % escaped for systemd
+    unit = _unit(out)
+    # quoted, % escaped for systemd; the vehicle's address is beyond the loopback, so the link is signed
+    assert _exec_start(out) == ("ExecStart=%s/bin/python -m runtime run %s --headless --source csi://0 --output "
+                                'udp://192.168.1.20:5005 --jsonl "/var/log/run 1%%%%.jsonl" --link-key %s'
+                                % (venv, pilot_bundle, KEY))
+    steps = _steps(out)
+    assert steps[0] == "install -d -m 0755 -o root -g root /etc/edge-runtime"
+    assert steps[1].startswith("sh -c 'umask 077 && k=$(od -An -vtx1 -N32 /dev/urandom | tr -d \" \\n\")")
+    assert steps[1].endswith("' sh %s %s" % (KEY, getpass.getuser()))  # owned by the unit's user
+    # how the vehicle gets the key: said once, over ssh, never over the link itself
+    assert out.count("ssh 192.168.1.20 'umask 077; cat > link.key'") == 1
+    assert "python -m runtime vehicle --listen udp://:5005 --link-key link.key" in out
+    assert "never goes over the control link" in out
+    assert listing(root) == before
     for line in ("Restart=on-failure", "RestartSec=2", "KillSignal=SIGTERM", "SuccessExitStatus=143",
                  "StandardOutput=journal", "SyslogIdentifier=runtime-pilotnet", "SupplementaryGroups=video"):
         assert line in unit.splitlines()
@@ -414,6 +447,94 @@ def test_service_installs_a_unit_that_systemd_accepts(tmp_path):
     verify = subprocess.run(["systemd-analyze", "verify", str(tmp_path / "runtime-pilotnet.service")],
                             capture_output=True, text=True, timeout=60)
     assert verify.returncode == 0 and "runtime-pilotnet" not in verify.stderr, verify.stderr
+
+
+@pytest.mark.parametrize("run_args, keyed", [
+    (["--output=udp://192.168.1.20:5005"], True),
+    (["--output", "udp://car.local:5005"], True),  # a name: the runtime resolves it, so it may be anywhere
+    (["--output", "udp://[fd00::2]:5005"], True),
+    (["--output", "udp://127.0.0.1:5005", "--output", "udp://10.0.0.7:5005"], True),
+    (["--output", "udp://127.0.0.1:5005"], False),
+    (["--output", "udp://127.4.5.6:5005"], False),
+    (["--output=udp://localhost:5005"], False),
+    (["--output", "udp://[::1]:5005"], False),
+    (["--output", "udp://192.168.1.20:5005", "--insecure-link"], False),
+    (["--output", "udp://192.168.1.20:5005", "--insecure"], False),  # argparse takes a unique prefix
+    (["--output", "udp://192.168.1.20:5005", "--link-key", "keys/car.key"], False),
+    (["--output=udp://192.168.1.20:5005", "--link-key=/home/alice/car.key"], False),
+    (["--output=udp://192.168.1.20:5005", "--link", "keys/car.key"], False),
+    (["--output", "serial:///dev/ttyACM0?baud=115200"], False),
+    (["--output", "out.mp4", "--jsonl", "udp://192.168.1.20:5005"], False),  # not an --output
+])
+def test_only_a_udp_output_beyond_the_loopback_gets_a_key(tmp_path, run_args, keyed):
+    root = fake_root(tmp_path, "jp6")
+    proc = setup("--service", PILOTNET, "--venv", os.path.join(ROOT, ".venv"), "--dry-run", "--root", root, "--",
+                 "--source", "csi://0", *run_args)
+    assert proc.returncode == 0, proc.stderr
+    key_steps = [step for step in _steps(proc.stdout) if "edge-runtime" in step]
+    if keyed:
+        assert len(key_steps) == 2 and _exec_start(proc.stdout).endswith(" --link-key " + KEY)
+        assert proc.stdout.count("cat > link.key'") == 1
+    else:
+        assert key_steps == [] and "edge-runtime" not in proc.stdout and "link.key" not in proc.stdout
+        assert _exec_start(proc.stdout).count("--link-key") == sum("--link-key" in a for a in run_args)
+    assert not (root / "etc" / "edge-runtime").exists()
+
+
+def test_the_link_key_is_made_once_and_never_replaced(tmp_path):
+    """The key command the script runs (as it prints it), run here on a file of the test's: 64 hex digits, mode
+    0600, the user's; run again it keeps the key byte for byte. The script itself changes nothing under --root,
+    so there it finds a key already made and keeps it: no key step, the same --link-key, and --remove-service
+    leaves it too (the vehicle holds it)."""
+    root = fake_root(tmp_path, "jp6")
+    args = ["--service", PILOTNET, "--venv", os.path.join(ROOT, ".venv"), "--root", root, "--",
+            "--source", "csi://0", "--output", "udp://192.168.1.20:5005"]
+    proc = setup("--dry-run", *args)
+    assert proc.returncode == 0, proc.stderr
+    command = shlex.split([step for step in _steps(proc.stdout) if step.startswith("sh -c ")][0])
+    assert command[-2:] == [KEY, getpass.getuser()]
+    made = tmp_path / "made.key"
+    command[-2] = str(made)
+    assert subprocess.run(command, timeout=30).returncode == 0
+    key = made.read_bytes()
+    assert len(key.strip()) == 64 and all(c in b"0123456789abcdef" for c in key.strip()), key
+    info = os.stat(str(made))
+    assert stat.S_IMODE(info.st_mode) == 0o600 and info.st_uid == os.getuid()
+    again = subprocess.run(command, capture_output=True, text=True, timeout=30)
+    assert again.returncode != 0 and "File exists" in again.stderr  # ln never replaces a key
+    assert made.read_bytes() == key
+    assert [p for p in os.listdir(str(tmp_path)) if p.startswith("made.key.")] == []  # no temporary file left
+
+    (root / "etc" / "edge-runtime").mkdir()
+    kept = root / "etc" / "edge-runtime" / "runtime-pilotnet.key"
+    shutil.copy(str(made), str(kept))
+    os.chmod(str(kept), 0o600)
+    before = listing(root)
+    for dry in (["--dry-run"], []):  # for real: it keeps the key, then refuses to write the unit under --root
+        proc = setup(*dry + args)
+        assert "ok: link key %s kept" % KEY in proc.stdout
+        assert [step for step in _steps(proc.stdout) if "edge-runtime" in step] == []
+        assert proc.stdout.count("cat > link.key'") == (1 if dry else 0)
+        if dry:
+            assert proc.returncode == 0 and _exec_start(proc.stdout).endswith(" --link-key " + KEY)
+        else:
+            assert proc.returncode == 2 and "refusing" in proc.stderr and "tee /etc/systemd" in proc.stderr
+        assert kept.read_bytes() == key and listing(root) == before
+    os.chmod(str(kept), 0o644)  # a key others may read is made the user's own again, never replaced
+    assert [step for step in _steps(setup("--dry-run", *args).stdout) if "edge-runtime" in step] == [
+        "chown %s %s" % (getpass.getuser(), KEY), "chmod 600 " + KEY]
+
+    for dry in (["--dry-run"], []):
+        proc = setup("--remove-service", "--service-name", "runtime-pilotnet", "--root", root, *dry)
+        assert proc.returncode == 0, proc.stderr
+        assert "note: the link key %s stays (the vehicle holds the same key" % KEY in proc.stdout
+        assert "rm %s" % KEY in proc.stdout and not any("rm" in step and "edge-runtime" in step
+                                                        for step in _steps(proc.stdout))
+        assert kept.read_bytes() == key
+    kept.unlink()
+    kept.mkdir()  # not a key: refused, not replaced
+    proc = setup("--dry-run", *args)
+    assert proc.returncode == 2 and "exists but is not a key file" in proc.stderr, proc.stderr
 
 
 def test_bad_service_options_and_its_removal(tmp_path):
