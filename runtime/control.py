@@ -44,7 +44,6 @@ from __future__ import annotations
 import hashlib
 import hmac
 import ipaddress
-import math
 import os
 import re
 import secrets
@@ -64,7 +63,7 @@ INTEGER_KEYS = ("seq", "v", "session", "ts")
 MAX_TEXT = 64
 _KEY = re.compile(r"[a-z_]{1,32}\Z")
 _INTEGER = re.compile(r"[0-9]{1,20}\Z")
-_NUMBER = re.compile(r"-?[0-9]{1,20}(\.[0-9]{1,20})?\Z")  # no exponent, '_', '+', inf or nan: one spelling each
+_NUMBER = re.compile(r"(?=.{1,24}\Z)-?[0-9]+(\.[0-9]+)?\Z")  # 24 characters at most; no exponent, _, +, inf, nan
 _TEXT = re.compile(r"[!-~]{1,%d}\Z" % MAX_TEXT)
 _SIG = re.compile(r"[0-9a-f]{32}\Z")
 KEY_BYTES = 32
@@ -119,6 +118,8 @@ def parse_line(data):
             if not _INTEGER.match(value):
                 raise ValueError("%s is not a whole number" % key)
             fields[key] = int(value)
+            if key in ("seq", "session") and not 0 < fields[key] < 2 ** (32 if key == "session" else 64):
+                raise ValueError("%s is out of its range" % key)
         elif key in TEXT_KEYS:
             if not (_SIG if key == "sig" else _TEXT).match(value):
                 raise ValueError("%s is not %s" % (key, "32 hex digits" if key == "sig" else "short text"))

@@ -64,7 +64,7 @@ class Receiver:
             kind, fields = control.parse_line(data)
         except ValueError:
             return self._drop("malformed")
-        if kind is None or "seq" not in fields or fields["seq"] < 1:
+        if kind is None or "seq" not in fields:
             return self._drop("malformed", kind, fields)
         if self.key is not None:
             verdict, ts = control.authenticate(data, self.key, self.newest.value,
@@ -74,7 +74,7 @@ class Receiver:
         session, seq = fields.get("session"), fields["seq"]
         if fields.get("v") != control.VERSION or session is None:
             return self._drop("foreign", kind, fields)
-        silent = self.last_heard is None or now - self.last_heard > self.timeout_s
+        silent = self._silent(now)
         if session != self.session:
             if not silent:
                 return self._drop("foreign", kind, fields)
@@ -109,7 +109,7 @@ class Receiver:
 
     def tick(self, now):
         """The vehicle's own fail-safe: True when it has just stopped the vehicle."""
-        if not self.failsafe and self.last_heard is not None and now - self.last_heard > self.timeout_s:
+        if not self.failsafe and self.last_heard is not None and self._silent(now):
             self.failsafe = True
             self.steering, self.throttle, self.command = 0.0, 0.0, {}
             self.counts["failsafe"] += 1
@@ -117,6 +117,11 @@ class Receiver:
                       % ((now - self.last_heard) * 1000))
             return True
         return False
+
+    def _silent(self, now):
+        """Nothing accepted yet, or nothing for more than the timeout (by more than float rounding: 0.34 - 0.04 is
+        not more than 0.3 here, as it is not for a receiver that counts integer milliseconds)."""
+        return self.last_heard is None or now - self.last_heard > self.timeout_s + 1e-9
 
     def close(self):
         if self.key is not None:
@@ -176,11 +181,14 @@ def add_parser(sub):
                    help="clamp a command's steering to [-S, S], S up to 1 (default 1)")
     p.add_argument("--throttle-limit", type=fraction, default=1.0, metavar="T",
                    help="clamp a command's throttle to [-T, T] (default 1)")
-    p.add_argument("--max-inverse-radius", type=number_in(0.01, 100.0, "1/m"), default=DEFAULT_MAX_INVERSE_RADIUS, metavar="K",
+    p.add_argument("--max-inverse-radius", type=number_in(0.01, 100.0, "1/m"), default=DEFAULT_MAX_INVERSE_RADIUS,
+                   metavar="K",
                    help="clamp a command's inverse_radius to [-K, K] 1/m (default %g)" % DEFAULT_MAX_INVERSE_RADIUS)
     add_link_options(p, receiving=True)
     p.add_argument("--jsonl", metavar="FILE", help="write every line received as JSON (with its arrival time and "
-                                                   "verdict; discarded ones at most %d a second)" % Discards.PER_SECOND)
+                                                   "verdict; discarded ones at most %d a second) and each fail-safe "
+                                                   "({\"event\": \"failsafe\", \"at\": UNIX_TIME})"
+                                                   % Discards.PER_SECOND)
     p.add_argument("--seconds", type=positive_float, help="stop after S seconds (default: Ctrl-C or SIGTERM)")
     p.add_argument("--quiet", action="store_true", help="no line per command, only events and the summary")
 
@@ -219,7 +227,8 @@ def main(args):
                             print("discarded (%s): %s" % (heard.verdict, shown(data)), flush=True)
                         elif heard.kind != "hb" and not args.quiet:
                             print(shown(data), flush=True)
-                receiver.tick(now)
+                if receiver.tick(now) and out is not None:
+                    out.write(json.dumps({"event": "failsafe", "at": time.time()}) + "\n")
     finally:
         link.close()
         receiver.close()

@@ -1,0 +1,366 @@
+"""The control link under attack (issue 27): sessions, the seq window, the strict line grammar, keys and replays,
+first judged line by line, then with real processes on loopback: the simulated car keeps its lane through forged
+and cut datagrams; the vehicle fails safe after its sender dies whatever is replayed; keyed links never act on
+forged, replayed or foreign lines; and a 5 s outage resynchronises. Every wait is bounded; timings in assertions
+are generous bounds, never measurements."""
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+
+import pytest
+
+from runtime import control
+from runtime.errors import UserError
+from runtime.outputs.control import ControlOutput, ControlSettings
+from runtime.vehicle import Receiver
+from tests.conftest import ROOT, cli, free_udp_port, one_line_error
+
+BUNDLE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "bundles", "pilotnet")
+VECTORS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data", "link_vectors.json")
+RUN = ["--backend", "onnxruntime", "--input-width", "200", "--input-height", "110", "--no-display", "--quiet"]
+
+
+def v2(kind, seq, session=7, **fields):
+    return control.format_line(kind, dict({"seq": seq, "t": 1.0}, **fields, v=2, session=session))
+
+
+def key_file(path, key=None):
+    path.write_text((key or os.urandom(32)).hex() + "\n")
+    path.chmod(0o600)
+    return path
+
+
+# -- the grammar ---------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("line", [
+    b"cmd seq=1 steering=1e308 v=2 session=7\n",  # an exponent: 1e308 was stored
+    b"cmd seq=1 steering=1_000 v=2 session=7\n",  # float() reads 1_000
+    b"cmd seq=1 steering=+1 v=2 session=7\n",
+    b"cmd seq=1 steering=inf v=2 session=7\n",
+    b"cmd seq=1 steering=0.1 steering=0.9 v=2 session=7\n",  # a key twice
+    b"cmd seq=1 steering=0.1 label=\x1b[2J v=2 session=7\n",  # a terminal's escape
+    b"cmd seq=1  steering=0.1 v=2 session=7\n",  # two spaces
+    b"cmd seq=\xd9\xa8 v=2 session=7\n",  # a digit of another script
+    b"cmd seq=-1 v=2 session=7\n",
+    b"cmd seq=1 v=2 session=7\ncmd seq=2 v=2 session=7\n",  # two lines in one datagram
+    b"cmd seq=" + b"9" * 30 + b" v=2 session=7\n",
+])
+def test_anything_but_the_format_is_malformed(line):
+    assert Receiver(0.3, log=None).apply(line, 0.0).verdict == "malformed"
+
+
+def test_a_cut_or_overlong_datagram_is_truncated_and_a_sender_writes_only_printable_short_text():
+    r = Receiver(0.3, log=None)
+    cut = (b"cmd seq=" + b"1" * 5000 + b" steering=1 throttle=1 v=2 session=7\n")[:control.MAX_LINE + 1]
+    assert r.apply(cut, 0.0).verdict == "truncated"  # what recvfrom(MAX_LINE + 1) makes of the 5,020 bytes
+    assert r.apply(b"cmd seq=1 v=2 session=7", 0.0).verdict == "truncated"  # no end of line
+    assert r.apply(b"hb seq=1 state=" + b"x" * 600 + b" v=2 session=7\n", 0.0).verdict == "truncated"
+    line = control.format_line("cmd", {"seq": 1, "label": "caf\u00e9 \x1b[0m" + "x" * 100})
+    assert line.startswith(b"cmd seq=1 label=caf__") and len(line) < 90
+    assert control.parse_line(line)[1]["label"] == line[16:-1].decode()
+
+
+def test_an_old_receiver_still_reads_an_unkeyed_line():
+    """A receiver written to version 1's README: kind, then key=value, text for seq/state/reason/label, float() for
+    the rest. The version 2 fields are numbers to it."""
+    def version1(data):
+        words = data.decode("ascii").split()
+        fields = {}
+        for word in words[1:]:
+            key, _, value = word.partition("=")
+            fields[key] = int(value) if key == "seq" else value if key in ("state", "reason", "label") else float(value)
+        return words[0], fields
+
+    sender = control.Sender()
+    kind, fields = version1(sender.line("cmd", {"t": 1.5, "steering": -0.25, "throttle": 0.3}))
+    assert (kind, fields["seq"], fields["steering"], fields["throttle"], fields["v"]) == ("cmd", 1, -0.25, 0.3, 2.0)
+    assert version1(sender.line("neutral", {"steering": 0.0, "throttle": 0.0, "reason": "stop"}))[1]["reason"] == "stop"
+
+
+# -- sessions and order ------------------------------------------------------------------------------------------
+def test_a_forged_line_never_acts_while_the_session_lives_and_replays_never_revive_it():
+    r = Receiver(0.3, log=None)
+    assert r.apply(v2("cmd", 1, steering=0.1), 0.0).verdict == "ok"
+    assert r.apply(b"cmd seq=2000000000 steering=1 throttle=1\n", 0.01).verdict == "foreign"  # the issue's datagram
+    assert r.apply(v2("cmd", 2000000000, steering=1.0, throttle=1.0), 0.02).verdict == "ahead"  # with the session
+    assert r.apply(v2("neutral", 1, session=99, reason="start"), 0.03).verdict == "foreign"  # a forged new run
+    assert r.apply(v2("cmd", 2, session=99, steering=1.0), 0.04).verdict == "foreign"
+    assert r.apply(v2("cmd", 2, steering=0.2), 0.05).verdict == "ok"  # the genuine sender is not locked out
+    assert (r.steering, r.throttle) == (0.2, 0.0)
+    # the sender dies; an old heartbeat replayed every 100 ms never refreshes liveness
+    for i in range(30):
+        now = 0.1 + 0.1 * i
+        assert r.apply(v2("hb", 2, state="ok"), now).verdict == "late"
+        r.tick(now)
+    assert r.failsafe and r.counts["failsafe"] == 1 and r.counts["late"] == 30
+
+
+def test_another_session_takes_over_only_after_the_timeout_and_an_outage_resynchronises():
+    r = Receiver(0.3, log=None)
+    r.apply(v2("cmd", 10, steering=0.1), 0.0)
+    assert r.apply(v2("cmd", 10 + 1025, steering=0.3), 0.1).verdict == "ahead"
+    assert r.apply(v2("cmd", 11, steering=0.2), 0.25).verdict == "ok"
+    assert r.apply(v2("cmd", 1, session=8, steering=-0.5), 0.5).verdict == "foreign"  # 250 ms of silence: not yet
+    # a 5 s outage of the same session, whose seq moved on by more than the window: accepted once silent
+    r.tick(0.6)
+    assert r.failsafe
+    assert r.apply(v2("cmd", 11 + 5000, steering=0.4), 5.25).verdict == "ok" and not r.failsafe
+    assert r.apply(v2("cmd", 11 + 5001, steering=0.5), 5.28).verdict == "ok" and r.steering == 0.5
+    assert r.apply(v2("cmd", 1, session=8), 5.7).verdict == "ok" and r.session == 8  # silent again: takeover
+
+
+def test_the_receiver_clamps_to_its_limits():
+    r = Receiver(0.3, log=None, steering_limit=0.5, throttle_limit=0.2, max_inverse_radius=0.05)
+    r.apply(v2("cmd", 1, steering=3.0, inverse_radius=0.3, throttle=-7.0), 0.0)
+    assert (r.steering, r.throttle, r.command["inverse_radius"], r.counts["clamped"]) == (0.5, -0.2, 0.05, 3)
+
+
+# -- keys -----------------------------------------------------------------------------------------------------------
+def test_signed_lines_are_checked_and_replays_refused_across_restarts(tmp_path):
+    key, other = os.urandom(32), os.urandom(32)
+    state = str(tmp_path / "newest")
+    sender = control.Sender(key)
+    lines = [sender.line("cmd", {"t": 1.0, "steering": 0.1 * i}) for i in range(1, 4)]
+    r = Receiver(0.3, log=None, key=key, newest=control.Newest(state))
+    assert r.apply(lines[0], 0.0).verdict == "ok"
+    assert r.apply(lines[0], 0.01).verdict == "replayed"
+    forged = lines[1].replace(b"steering=0.200000", b"steering=0.900000")
+    assert r.apply(forged, 0.02).verdict == "forged"
+    assert r.apply(v2("cmd", 2, session=sender.session, steering=1.0), 0.03).verdict == "unsigned"
+    assert r.apply(control.Sender(other).line("cmd", {"steering": 1.0}), 0.04).verdict == "forged"  # another key
+    assert r.apply(lines[1], 0.05).verdict == "ok" and r.steering == pytest.approx(0.2)
+    r.close()
+    # a new receiver (the vehicle restarted) refuses what was sent before, whatever its session
+    again = Receiver(0.3, log=None, key=key, newest=control.Newest(state))
+    assert again.apply(lines[2], 0.0).verdict == "replayed"
+    assert again.apply(control.Sender(key).line("hb", {"state": "ok"}), 0.0).verdict == "replayed"  # < 1 s later
+    time.sleep(1.05)
+    assert again.apply(control.Sender(key).line("hb", {"state": "ok"}), 0.0).verdict == "ok"
+    late = control.Sender(key)
+    late.ts = int((time.time() + 120) * 1e6)  # a clock two minutes ahead
+    assert again.apply(late.line("hb", {"state": "ok"}), 1.0).verdict == "clock"
+
+
+def test_key_files_and_their_refusals(tmp_path):
+    path = tmp_path / "link.key"
+    proc = cli("runtime", "keygen", path)
+    assert proc.returncode == 0 and oct(path.stat().st_mode & 0o777) == "0o600"
+    assert len(control.read_key(str(path))) == 32
+    assert one_line_error(cli("runtime", "keygen", path))  # never over a key both ends hold
+    path.chmod(0o644)
+    with pytest.raises(UserError, match="chmod 600"):
+        control.read_key(str(path))
+    bad = key_file(tmp_path / "bad.key")
+    bad.write_text("not hex\n")
+    with pytest.raises(UserError, match="not a key"):
+        control.read_key(str(bad))
+    with pytest.raises(UserError, match="do not go together"):
+        control.Security(str(path), insecure=True)
+
+
+@pytest.mark.parametrize("args, message", [
+    (["run", BUNDLE, "--source", "synthetic://road", "--output", "udp://192.0.2.1:5005"], "beyond the loopback"),
+    (["vehicle", "--listen", "udp://:5005"], "beyond the loopback"),
+    (["record", "--source", "synthetic://road", "--steering-from", "udp://:6000", "--out", "T"], "beyond the loopback"),
+    (["run", BUNDLE, "--source", "synthetic://road?control=udp://:5005"], "beyond the loopback"),
+    (["run", BUNDLE, "--source", "synthetic://road", "--output", "ros2://cmd_vel", "--speed", "1", "--wheelbase", "1",
+      "--link-key", "K"], "SROS 2"),
+    (["vehicle", "--listen", "udp://127.0.0.1:0", "--steering-limit", "inf"], "--steering-limit"),
+    (["vehicle", "--listen", "udp://127.0.0.1:0", "--max-inverse-radius", "inf"], "1/m from"),
+    (["run", BUNDLE, "--source", "synthetic://road", "--output", "udp://127.0.0.1:9", "--steering-limit", "inf"],
+     "--steering-limit"),
+])
+def test_links_beyond_the_loopback_need_a_key(tmp_path, args, message):
+    key = str(key_file(tmp_path / "k.key"))
+    proc = cli("runtime", *[str(tmp_path / "tub") if a == "T" else key if a == "K" else a for a in args])
+    assert one_line_error(proc) and message in proc.stderr, proc.stderr
+
+
+def test_a_unit_from_before_keys_is_not_restarted_for_ever(tmp_path):
+    """systemd restarts on failure: a refusal a restart cannot fix exits 0 there, saying so, not every 2 s."""
+    env = dict(os.environ, INVOCATION_ID="0123456789abcdef0123456789abcdef")
+    proc = subprocess.run([sys.executable, "-m", "runtime", "run", BUNDLE, "--source", "synthetic://road",
+                           "--output", "udp://192.0.2.1:5005", "--headless"], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0 and "Traceback" not in proc.stderr
+    assert "beyond the loopback" in proc.stderr and "not restarted" in proc.stderr
+
+
+def test_insecure_links_say_so(tmp_path):
+    out = ControlOutput("udp://192.0.2.1:5005", ControlSettings(security=control.Security(insecure=True)),
+                        log=open(os.devnull, "w"))
+    assert "NOT authenticated" in out.summary()
+    out.close()
+
+
+# -- the shared test vectors (runtime/mcu/receiver.py reads the same file) --------------------------------------------
+def test_the_python_receiver_judges_the_shared_vectors_as_the_spec_says():
+    if not os.path.exists(VECTORS):
+        pytest.fail("%s is missing" % VECTORS)
+    vectors = json.load(open(VECTORS))
+    key = bytes.fromhex(vectors["key"])
+    for case in vectors["cases"]:
+        r = Receiver(vectors["timeout_ms"] / 1000.0, log=None, key=key if case["keyed"] else None,
+                     steering_limit=vectors["steering_limit"], throttle_limit=vectors["throttle_limit"])
+        r.newest.value = case.get("newest", 0)
+        for i, step in enumerate(case["steps"]):
+            where = "%s, step %d" % (case["name"], i)
+            if step.get("tick"):
+                r.tick(step["now_ms"] / 1000.0)
+            else:
+                heard = r.apply(step["line"].encode("latin-1"), step["now_ms"] / 1000.0, step["clock_us"])
+                assert heard.verdict == step["verdict"], where
+                assert (r.steering, r.throttle) == (pytest.approx(step["steering"]), pytest.approx(step["throttle"])), \
+                    where
+            assert r.failsafe == step["failsafe"], where
+
+
+# -- real processes on loopback ----------------------------------------------------------------------------------------
+def _attack(port, stop):
+    """The issue's datagrams, every 50 ms: a forged high seq, a forged start and command, and 5,020 bytes that
+    recvfrom(4096) cut to a seq that parsed."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    long = b"cmd seq=" + b"9" * 4988 + b" steering=1 throttle=1\n"
+    while not stop.wait(0.05):
+        for datagram in (b"cmd seq=2000000000 steering=1 throttle=1\n",
+                         b"neutral seq=1 t=1 steering=0 throttle=0 reason=start\n",
+                         b"cmd seq=2 steering=1 throttle=1\n",
+                         v2("neutral", 1, session=12345, reason="start"), v2("cmd", 2, session=12345, steering=1.0),
+                         long):
+            sock.sendto(datagram, ("127.0.0.1", port))
+    sock.close()
+
+
+def test_the_simulated_car_keeps_its_lane_through_forged_and_cut_datagrams(tmp_path):
+    port, report = free_udp_port(), tmp_path / "drive.json"
+    stop = threading.Event()
+    attacker = threading.Thread(target=_attack, args=(port, stop), daemon=True)
+    attacker.start()
+    try:
+        proc = cli("runtime", "run", BUNDLE, "--source",
+                   "synthetic://road?control=udp://127.0.0.1:%d&report=%s" % (port, report),
+                   "--output", "udp://127.0.0.1:%d" % port, "--max-frames", "240", *RUN)
+    finally:
+        stop.set()
+        attacker.join()
+    assert proc.returncode == 0, proc.stderr
+    drive = json.load(open(report))
+    assert drive["interventions"] == 0 and drive["autonomy"] == 100.0, drive
+    received = drive["received"]
+    assert received["foreign"] > 100 and received["truncated"] > 20 and received["failsafe"] == 0, received
+    assert received["cmd"] >= 230 and received["ahead"] == 0
+
+
+class Relay:
+    """Between the runtime and the vehicle: forwards what the runtime sends (keeping a copy), drops it during an
+    outage, and sends what a test injects; the genuine lines are kept in order."""
+
+    def __init__(self, vehicle_port):
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.settimeout(0.05)
+        self.uri = "udp://127.0.0.1:%d" % self.sock.getsockname()[1]
+        self.vehicle = ("127.0.0.1", vehicle_port)
+        self.genuine, self.forwarding, self.stopping = [], True, False
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def _run(self):
+        while not self.stopping:
+            try:
+                data = self.sock.recv(4096)
+            except socket.timeout:
+                continue
+            self.genuine.append(data)
+            if self.forwarding:
+                self.sock.sendto(data, self.vehicle)
+
+    def inject(self, data):
+        self.sock.sendto(data, self.vehicle)
+
+    def close(self):
+        self.stopping = True
+        self.thread.join()
+        self.sock.close()
+
+
+def _wait_for(condition, seconds):
+    deadline = time.monotonic() + seconds
+    while not condition() and time.monotonic() < deadline:
+        time.sleep(0.02)
+    return condition()
+
+
+@pytest.mark.parametrize("keyed", [False, True], ids=["unkeyed", "keyed"])
+def test_outage_resync_replay_after_death_and_forgeries_on_real_processes(tmp_path, keyed):
+    vehicle_port, jsonl = free_udp_port(), tmp_path / "heard.jsonl"
+    keys = ["--link-key", str(key_file(tmp_path / "link.key"))] if keyed else []
+    vehicle = subprocess.Popen([sys.executable, "-m", "runtime", "vehicle", "--listen",
+                                "udp://127.0.0.1:%d" % vehicle_port, "--timeout-ms", "300", "--jsonl", str(jsonl),
+                                "--quiet", *keys], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    relay = Relay(vehicle_port)
+    runtime = None
+    try:
+        assert "listening" in vehicle.stderr.readline()
+        runtime = subprocess.Popen([sys.executable, "-m", "runtime", "run", BUNDLE, "--source", "synthetic://road",
+                                    "--input-rate", "30", "--output", relay.uri, *RUN, *keys], cwd=ROOT,
+                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        assert _wait_for(lambda: len(relay.genuine) > 45, 60), "the runtime sent nothing"
+        # while it lives: forgeries with its session, a replay, and (keyed) a line signed with another key
+        first = relay.genuine[5]
+        session = control.parse_line(first)[1]["session"]
+        forged = [first, v2("cmd", 10 ** 6, session=session, steering=1.0, throttle=1.0)]
+        if keyed:
+            seq = control.parse_line(relay.genuine[-1])[1]["seq"]
+            forged += [first.replace(b"state=ok", b"state=xx") if b"state=ok" in first else first[:-2] + b"0\n",
+                       control.Sender(os.urandom(32)).line("cmd", {"steering": 1.0, "throttle": 1.0}),
+                       v2("cmd", seq + 3, session=session, steering=1.0, throttle=1.0)]
+        for data in forged:
+            relay.inject(data)
+        time.sleep(0.5)
+        relay.forwarding = False  # a 5 s outage
+        outage = time.time()
+        time.sleep(5.0)
+        relay.forwarding = True
+        back = time.time()
+        time.sleep(1.5)
+        runtime.send_signal(signal.SIGKILL)  # the sender dies; its old lines are replayed every 100 ms
+        runtime.wait(10)
+        died = time.time()
+        replays = relay.genuine[-40:-10:3]
+        for data in replays:
+            relay.inject(data)
+            time.sleep(0.1)
+        vehicle.send_signal(signal.SIGTERM)
+        out, err = vehicle.communicate(timeout=20)
+    finally:
+        relay.close()
+        for proc in (runtime, vehicle):
+            if proc is not None and proc.poll() is None:
+                proc.kill()
+                proc.wait()
+    assert vehicle.returncode == 128 + signal.SIGTERM, err
+    heard = [json.loads(line) for line in open(jsonl)]
+    accepted = [h for h in heard if h.get("verdict") == "ok"]
+    # nothing forged ever acted: every command accepted is one the runtime sent, none at full lock
+    assert all(h["session"] == session for h in accepted)
+    assert not [h for h in accepted if h.get("throttle") == 1.0 or h.get("steering") == 1.0]
+    verdicts = [h["verdict"] for h in heard if h.get("verdict", "ok") != "ok"]
+    assert "ahead" in verdicts or (keyed and "forged" in verdicts)
+    if keyed:
+        assert {"replayed", "forged"} <= set(verdicts)
+    # the outage: fail-safe within the timeout, then lines accepted again (resynchronised)
+    failsafes = [h["at"] for h in heard if h.get("event") == "failsafe"]
+    assert len(failsafes) == 2, heard[-20:]
+    assert outage < failsafes[0] < outage + 1.0
+    assert any(back < h["received"] < died - 0.5 for h in accepted)
+    # after the sender's death: fail-safe within the timeout whatever is replayed, and nothing accepted after it
+    last = max(h["received"] for h in accepted)
+    assert last < died + 0.1 and last < failsafes[1] < last + 0.3 + 0.2
+    assert sum(h.get("verdict") in ("late", "replayed") for h in heard if h.get("received", 0) > died) == len(replays)
+    assert "link back" in err and err.count("FAILSAFE") == 2
