@@ -262,7 +262,11 @@ class Newest:
                 raise UserError("--link-state %s: not a timestamp (remove it to start again, which lets lines of the "
                                 "last minute be replayed once)" % printable(path))
             self.value = self.saved = int(text) + self.PERSIST_US
-        self.save()  # now: a folder it cannot be written in is an error at the start, not after the first line
+        folder = os.path.dirname(os.path.abspath(path))
+        if not os.access(folder, os.W_OK):  # an error at the start, not after the first line
+            raise UserError("--link-state %s: cannot write in %s" % (printable(path), printable(folder)))
+        # nothing is written until a line is accepted: a receiver restarted in a loop must not push the stored
+        # value past the senders' clocks by PERSIST_US a start
 
     def accept(self, ts):
         self.value = ts
@@ -270,7 +274,7 @@ class Newest:
             self.save()
 
     def save(self):
-        if self.path is None:
+        if self.path is None or self.value == self.saved:
             return
         temporary = "%s.tmp" % self.path
         try:

@@ -94,10 +94,11 @@ class Receiver:
         self.counts[kind] += 1
         if kind == "cmd" and "steering" in fields:
             fields = dict(fields, throttle=fields.get("throttle", 0.0))
-            for name in ("steering", "throttle", "inverse_radius"):
-                if name in fields and abs(fields[name]) > self.limits[name]:
-                    fields[name] = max(-self.limits[name], min(self.limits[name], fields[name]))
-                    self.counts["clamped"] += 1
+            clamped = {name: max(-limit, min(limit, fields[name])) for name, limit in self.limits.items()
+                       if name in fields and abs(fields[name]) > limit}
+            if clamped:  # counted once a command, as runtime/mcu/receiver.py counts them
+                fields.update(clamped)
+                self.counts["clamped"] += 1
             self.steering, self.throttle, self.command = fields["steering"], fields["throttle"], fields
         elif kind == "neutral":
             self.steering, self.throttle, self.command = 0.0, 0.0, {}

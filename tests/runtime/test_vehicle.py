@@ -316,8 +316,10 @@ def test_the_vehicle_command_logs_what_it_hears_and_its_failsafe(tmp_path):
     assert "4 commands" in err and "1 lost" in err and "discarded: 1 foreign" in err and "fail-safe 2 time(s)" in err
     assert out.splitlines()[3] == "discarded (foreign): cmd seq=2000000000 steering=1 throttle=1"
     assert len(out.splitlines()) == 5
-    heard = [json.loads(line) for line in open(tmp_path / "heard.jsonl")]
+    records = [json.loads(line) for line in open(tmp_path / "heard.jsonl")]
+    heard = [h for h in records if "verdict" in h]
     assert [h.get("seq") for h in heard] == [1, 2, 3, None, 5] and heard[-1]["steering"] == 0.2
+    assert [h["event"] for h in records if "event" in h] == ["failsafe", "failsafe"]
     assert [h["verdict"] for h in heard] == ["ok"] * 3 + ["foreign", "ok"]
 
 
