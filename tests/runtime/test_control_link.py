@@ -221,30 +221,37 @@ def test_the_python_receiver_judges_the_shared_vectors_as_the_spec_says():
 
 
 # -- real processes on loopback ----------------------------------------------------------------------------------------
-def _attack(port, stop):
-    """The issue's datagrams, every 50 ms: a forged high seq, a forged start and command, and 5,020 bytes that
-    recvfrom(4096) cut to a seq that parsed."""
+def _attack(port, stop, datagrams):
     sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    long = b"cmd seq=" + b"9" * 4988 + b" steering=1 throttle=1\n"
     while not stop.wait(0.05):
-        for datagram in (b"cmd seq=2000000000 steering=1 throttle=1\n",
-                         b"neutral seq=1 t=1 steering=0 throttle=0 reason=start\n",
-                         b"cmd seq=2 steering=1 throttle=1\n",
-                         v2("neutral", 1, session=12345, reason="start"), v2("cmd", 2, session=12345, steering=1.0),
-                         long):
+        for datagram in datagrams():
             sock.sendto(datagram, ("127.0.0.1", port))
     sock.close()
 
 
-def test_the_simulated_car_keeps_its_lane_through_forged_and_cut_datagrams(tmp_path):
+def _issues_datagrams():
+    """The issue's datagrams: a forged high seq, a forged start and command (old format, and a made-up session),
+    and 5,020 bytes that recvfrom(4096) cut to a seq that parsed."""
+    return (b"cmd seq=2000000000 steering=1 throttle=1\n", b"neutral seq=1 t=1 steering=0 throttle=0 reason=start\n",
+            b"cmd seq=2 steering=1 throttle=1\n", v2("neutral", 1, session=12345, reason="start"),
+            v2("cmd", 2, session=12345, steering=1.0), b"cmd seq=" + b"9" * 4988 + b" steering=1 throttle=1\n")
+
+
+@pytest.mark.parametrize("keyed", [False, True], ids=["unkeyed", "keyed"])
+def test_the_simulated_car_keeps_its_lane_through_forged_and_cut_datagrams(tmp_path, keyed):
     port, report = free_udp_port(), tmp_path / "drive.json"
+    keys, datagrams = [], _issues_datagrams
+    if keyed:  # and lines signed with another key, fresh each time
+        keys = ["--link-key", str(key_file(tmp_path / "link.key"))]
+        strange = control.Sender(os.urandom(32))
+        datagrams = lambda: _issues_datagrams() + (strange.line("cmd", {"steering": 1.0, "throttle": 1.0}),)  # noqa
     stop = threading.Event()
-    attacker = threading.Thread(target=_attack, args=(port, stop), daemon=True)
+    attacker = threading.Thread(target=_attack, args=(port, stop, datagrams), daemon=True)
     attacker.start()
     try:
         proc = cli("runtime", "run", BUNDLE, "--source",
                    "synthetic://road?control=udp://127.0.0.1:%d&report=%s" % (port, report),
-                   "--output", "udp://127.0.0.1:%d" % port, "--max-frames", "240", *RUN)
+                   "--output", "udp://127.0.0.1:%d" % port, "--max-frames", "240" if not keyed else "150", *RUN, *keys)
     finally:
         stop.set()
         attacker.join()
@@ -252,8 +259,32 @@ def test_the_simulated_car_keeps_its_lane_through_forged_and_cut_datagrams(tmp_p
     drive = json.load(open(report))
     assert drive["interventions"] == 0 and drive["autonomy"] == 100.0, drive
     received = drive["received"]
-    assert received["foreign"] > 100 and received["truncated"] > 20 and received["failsafe"] == 0, received
-    assert received["cmd"] >= 230 and received["ahead"] == 0
+    assert received["truncated"] > 20 and received["failsafe"] == 0 and received["ahead"] == 0, received
+    if keyed:
+        assert received["unsigned"] > 100 and received["forged"] > 20 and received["cmd"] >= 140
+        assert "signed (HMAC-SHA256" in proc.stderr
+    else:
+        assert received["foreign"] > 100 and received["cmd"] >= 230
+
+
+def test_a_keyed_recording_keeps_only_signed_readings(tmp_path):
+    port = free_udp_port()
+    stop = threading.Event()
+    forger = threading.Thread(target=_attack, daemon=True, args=(port, stop, lambda: (
+        b"t=%f steering=1.0\n" % time.time(), control.Sender(os.urandom(32)).line(None, {"steering": 1.0}))))
+    forger.start()
+    try:
+        proc = cli("runtime", "record", "--source", "synthetic://road?steering=udp://127.0.0.1:%d" % port,
+                   "--steering-from", "udp://127.0.0.1:%d" % port, "--out", tmp_path / "tub", "--max-frames", "30",
+                   "--input-width", "160", "--input-height", "90", "--link-key", key_file(tmp_path / "link.key"))
+    finally:
+        stop.set()
+        forger.join()
+    assert proc.returncode == 0, proc.stderr
+    assert "recorded 30 frames" in proc.stdout and "refused (unsigned, forged or replayed)" in proc.stdout
+    records = [json.loads(line) for line in open(tmp_path / "tub" / "catalog_0.catalog")]
+    assert len(records) == 30 and all(r["user/angle"] != 1.0 for r in records)
+    assert (tmp_path / "link.key.newest").is_file()
 
 
 class Relay:
