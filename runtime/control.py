@@ -250,18 +250,23 @@ class Newest:
         self.value = self.saved = 0
         if path is None:
             return
+        from .images import open_regular
+
         try:
-            with open(path, "rb") as handle:
+            with open_regular(path) as handle:
                 text = handle.read(32).decode("ascii").strip()
         except FileNotFoundError:
             text = None
-        except (OSError, UnicodeDecodeError) as exc:
+        except (OSError, UnicodeDecodeError) as exc:  # a FIFO, a folder, no permission
             raise UserError("--link-state %s: %s" % (printable(path), getattr(exc, "strerror", None) or exc)) from None
         if text is not None:
             if not _INTEGER.match(text):
                 raise UserError("--link-state %s: not a timestamp (remove it to start again, which lets lines of the "
                                 "last minute be replayed once)" % printable(path))
-            self.value = self.saved = int(text) + self.PERSIST_US
+            # what was accepted after the last write (less than PERSIST_US past it) is refused too; the first line
+            # accepted is written at once, since it is more than PERSIST_US past what the disk holds
+            self.saved = int(text)
+            self.value = self.saved + self.PERSIST_US
         folder = os.path.dirname(os.path.abspath(path))
         if not os.access(folder, os.W_OK):  # an error at the start, not after the first line
             raise UserError("--link-state %s: cannot write in %s" % (printable(path), printable(folder)))

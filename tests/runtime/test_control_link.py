@@ -140,7 +140,16 @@ def test_signed_lines_are_checked_and_replays_refused_across_restarts(tmp_path):
     assert again.apply(lines[2], 0.0).verdict == "replayed"
     assert again.apply(control.Sender(key).line("hb", {"state": "ok"}), 0.0).verdict == "replayed"  # < 1 s later
     time.sleep(1.05)
-    assert again.apply(control.Sender(key).line("hb", {"state": "ok"}), 0.0).verdict == "ok"
+    fresh = control.Sender(key).line("hb", {"state": "ok"})
+    assert again.apply(fresh, 0.0).verdict == "ok"  # and written at once: a crash now must not let it act again
+    assert Receiver(0.3, log=None, key=key, newest=control.Newest(state)).apply(fresh, 0.0).verdict == "replayed"
+    # a receiver that crashes (no close) loses nothing either: what it accepted after its last write is refused
+    crash_state = str(tmp_path / "crashed")
+    crashed, sender = Receiver(0.3, log=None, key=key, newest=control.Newest(crash_state)), control.Sender(key)
+    first, second = sender.line("hb", {"state": "ok"}), sender.line("hb", {"state": "ok"})
+    assert crashed.apply(first, 0.0).verdict == crashed.apply(second, 0.01).verdict == "ok"
+    assert int(open(crash_state).read()) < control.parse_line(second)[1]["ts"]  # the second was not written yet
+    assert Receiver(0.3, log=None, key=key, newest=control.Newest(crash_state)).apply(second, 0.0).verdict == "replayed"
     late = control.Sender(key)
     late.ts = int((time.time() + 120) * 1e6)  # a clock two minutes ahead
     assert again.apply(late.line("hb", {"state": "ok"}), 1.0).verdict == "clock"
