@@ -10,12 +10,34 @@ The line format and the rules are those of runtime/control.py (issue 27): one AS
 ts and sig only on a keyed link (sig: the first 16 bytes of HMAC-SHA256 over the line up to " sig=").
 tests/runtime/data/link_vectors.json holds lines that this file and the runtime's Python receiver judge alike.
 
+A datagram is judged in this order; one that is not "ok" never acts and never counts as a sign of life:
+  truncated   longer than MAX_LINE bytes, or not ended by "\\n"
+  malformed   anything else that is not exactly the format: a byte outside printable ASCII, an unknown kind, a
+              key that is not 1 to 32 of [a-z_] or comes twice, a number spelled otherwise (1e3, +1, inf), no
+              seq, seq not 1 <= seq < 2**64, session not 1 <= session < 2**32
+  keyed links only:
+  unsigned    the last two fields are not ts then sig (no sig, a field after sig, ts not right before it)
+  forged      a wrong sig
+  replayed    ts at or below the newest accepted ts (kept on flash across restarts)
+  clock       ts more than 60 s from the wall clock (skipped without one: see wall_clock_us())
+  stale       once a line has been accepted: ts - newest < elapsed_us - 500000, elapsed_us the receiver's own
+              time since that line (ticks, no wall clock needed). The sender's ts grows as fast as time, so
+              a line sent more than 0.5 s earlier than the silence allows was held back and released later
+              (a man in the middle); exactly at the bound is accepted
+  all links:
+  foreign     no v=2 or no session, or another session while the one followed is alive
+  late        seq at or below the session's last accepted; ahead: more than 1024 beyond it while alive
+The receiver fails safe (steering 0, throttle 0) after timeout_ms without an accepted line; then the next line
+resynchronises it (another session may take over, or the same one with any higher seq).
+
 The file is written in the part of Python that MicroPython and CPython 3.8+ share, so the tests run it on a
 desktop: no hmac or re module (HMAC-SHA256 is done here over hashlib.sha256), no f-strings, no typing.
 Numbers: ts needs integers beyond 32 bits (every MicroPython port with long integers: ESP32, RP2040, STM32).
 
-A receiver without a real-time clock passes clock_us=None: it then skips the check of ts against its clock and
-relies only on the newest accepted ts, kept on flash (persist(); refused on start: anything up to stored + 1 s).
+A keyed receiver needs a wall clock (wall_clock_us(): NTP), or a signed line captured long ago and never
+delivered is accepted at boot; main() refuses to start keyed without one unless ALLOW_NO_CLOCK = True. Without a
+clock (clock_us=None) the check of ts against the clock is skipped, and only the newest accepted ts, kept on
+flash (persist(); refused on start: anything up to stored + 1 s), and the stale rule protect the link.
 
 On a board: copy this file as main.py (with link.key, 64 hex digits, for a keyed link: see KEY_FILE), bring up
 the network in boot.py, and fill in actuate() for your servo and ESC.
@@ -30,11 +52,26 @@ import sys
 PORT = 5005  # UDP port the runtime sends to (runtime run --output udp://BOARD:5005)
 KEY_FILE = None  # "link.key" for a keyed link (the runtime's key file); None: unkeyed
 NEWEST_FILE = "link.newest"  # the newest accepted ts, kept across restarts (keyed links)
+ALLOW_NO_CLOCK = False  # True: start keyed without a wall clock (see wall_clock_us() and the docstring above)
 MAX_LINE = 512  # bytes, "\n" included; the socket reads MAX_LINE + 1 to see a longer one
+CLOCK_WINDOW_US = 60000000  # a keyed line's ts against the wall clock, either way
+STALE_US = 500000  # how much earlier than the silence since the last accepted line a keyed line may have been sent
 KINDS = ("cmd", "neutral", "hb")
 TEXT_KEYS = ("reason", "state", "label")
 UINT_KEYS = ("seq", "v", "session", "ts")
-VERDICTS = ("ok", "truncated", "malformed", "unsigned", "forged", "replayed", "clock", "foreign", "late", "ahead")
+VERDICTS = (
+    "ok",
+    "truncated",
+    "malformed",
+    "unsigned",
+    "forged",
+    "replayed",
+    "clock",
+    "stale",
+    "foreign",
+    "late",
+    "ahead",
+)
 
 
 def hmac_sha256(key, msg):
@@ -47,10 +84,11 @@ def hmac_sha256(key, msg):
 
 
 def read_key(text):
-    """The 32 key bytes from a key file's text: 64 hex digits, surrounding whitespace ignored."""
+    """The 32 key bytes from a key file's text: exactly 64 hex digits, surrounding ASCII whitespace ignored (the
+    same set under MicroPython and CPython, whose str.strip() would also drop \\x1c to \\x1f)."""
     if isinstance(text, bytes):
         text = text.decode()
-    text = text.strip()
+    text = text.strip(" \t\n\r\x0b\x0c")
     if len(text) != 64 or not _only(text, "0123456789abcdefABCDEF"):
         raise ValueError("a key is 64 hex digits")
     return binascii.unhexlify(text)
@@ -108,7 +146,7 @@ def parse(data):
     for word in words[1:]:
         i = word.find("=")
         key, value = word[:i], word[i + 1 :]
-        if i < 1 or key in fields or not _only(key, "abcdefghijklmnopqrstuvwxyz_"):
+        if not 1 <= i <= 32 or key in fields or not _only(key, "abcdefghijklmnopqrstuvwxyz_"):
             return "malformed"
         if key in TEXT_KEYS:
             ok = 1 <= len(value) <= 64
@@ -124,7 +162,7 @@ def parse(data):
             return "malformed"
         fields[key] = value
         order.append(key)
-    if fields.get("seq", 0) < 1 or not 1 <= fields.get("session", 1) <= 0xFFFFFFFF:
+    if not 1 <= fields.get("seq", 0) <= 0xFFFFFFFFFFFFFFFF or not 1 <= fields.get("session", 1) <= 0xFFFFFFFF:
         return "malformed"
     return words[0], fields, order
 
@@ -165,7 +203,7 @@ class Receiver:
         if isinstance(parsed, str):
             return parsed
         kind, fields, order = parsed
-        if self.key is not None:  # keyed: the last two fields are ts and sig, and the tag must match
+        if self.key is not None:  # keyed: the last two fields are ts then sig, and the tag must match
             if order[-2:] != ["ts", "sig"]:
                 return "unsigned"
             tag = binascii.hexlify(hmac_sha256(self.key, data[:-38])[:16])  # data[:-38]: before " sig=<32>\n"
@@ -176,8 +214,10 @@ class Receiver:
                 return "forged"
             if fields["ts"] <= self.newest:
                 return "replayed"
-            if clock_us is not None and abs(fields["ts"] - clock_us) > 60000000:
+            if clock_us is not None and abs(fields["ts"] - clock_us) > CLOCK_WINDOW_US:
                 return "clock"
+            if self.last_ms is not None and fields["ts"] - self.newest < (now_ms - self.last_ms) * 1000 - STALE_US:
+                return "stale"  # held back and released later: the 60 s clock window alone let an 8 s hold in
         if fields.get("v") != 2 or "session" not in fields:
             return "foreign"
         seq, session = fields["seq"], fields["session"]
@@ -235,8 +275,21 @@ def actuate(steering, throttle):
 
 
 def wall_clock_us():
-    """Microseconds since 1970 from a set real-time clock (NTP), or None without one (the clock check is skipped).
-    E.g. after ntptime.settime(): time.time() * 1000000, plus 946684800 s where time.gmtime(0) is in 2000."""
+    """Microseconds since 1970 (UTC) from a set real-time clock, or None without one. As shipped it returns None,
+    and main() refuses to start a keyed receiver (a signed line captured an hour ago and never delivered would be
+    accepted at boot) unless ALLOW_NO_CLOCK = True. On a board with a network, set the clock from NTP once the
+    network is up (boot.py) and return it here:
+
+        import ntptime
+        ntptime.settime()  # the RTC from NTP, in UTC; raises OSError when no NTP server answers
+
+        def wall_clock_us():
+            import time
+            epoch = 946684800 if time.gmtime(0)[0] == 2000 else 0  # many ports count from 2000-01-01, not 1970
+            return int(time.time() + epoch) * 1000000
+
+    time.time() is whole seconds on most boards: enough for the 60 s window. A clock left at its power-on value
+    (NTP failed) makes every line "clock": the vehicle stays stopped, it is not driven by old lines."""
     return None
 
 
@@ -249,11 +302,19 @@ def main(port=PORT, key_file=KEY_FILE, newest_file=NEWEST_FILE, seconds=None):
     if key_file:
         with open(key_file) as f:
             key = read_key(f.read())
+    no_clock = key is not None and wall_clock_us() is None
+    if no_clock and not ALLOW_NO_CLOCK:
+        raise RuntimeError(
+            "a keyed receiver needs a wall clock: wall_clock_us() returns None, so a signed line captured long ago "
+            "would be accepted at boot. Set the clock from NTP and return it in wall_clock_us(), or set "
+            "ALLOW_NO_CLOCK = True to rely only on the stored newest ts and the stale rule"
+        )
     rx = Receiver(key=key, newest=load_newest(newest_file) if key else 0)
     sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     sock.bind(socket.getaddrinfo("0.0.0.0", port)[0][-1])
     sock.setblocking(False)
-    print("receiver: udp port %d, %s" % (port, "keyed" if key else "UNKEYED"))
+    mode = ("keyed, NO WALL CLOCK (ALLOW_NO_CLOCK)" if no_clock else "keyed") if key else "UNKEYED"
+    print("receiver: udp port %d, %s" % (port, mode))
     now, before = 0, time.ticks_ms()
     try:
         while seconds is None or now < seconds * 1000:

@@ -215,6 +215,7 @@ def unkeyed_cases():
         "sig=" + "0" * 31,
         "ts=-1",
         "ts=1.5",
+        "abcdefghijklmnopqrstuvwxyz_abcdef=1",  # a key of 33 characters (32 at most)
     ]
     for i, fields in enumerate(bad):
         c.apply(10 + i, line("cmd", 2, fields, now_ms=10 + i), "malformed")
@@ -225,6 +226,8 @@ def unkeyed_cases():
         line("cmd", 2, "steering=0.5", session=4294967296),
         line("cmd", 2, "steering=0.5", v="2.0"),
         "cmd seq=1" + "0" * 20 + " steering=0.5 v=2 session=7\n",
+        line("cmd", 2**64, "steering=0.5"),  # seq < 2**64
+        line("cmd", 10**20 - 1, "steering=0.5"),  # 20 digits, above 2**64
         "cmd t=1 steering=0.5 v=2 session=7\n",
         line("stop", 2, "steering=0"),
         "seq=2 steering=0.5 v=2 session=7\n",
@@ -242,6 +245,20 @@ def unkeyed_cases():
     c.apply(now + 3, line("cmd", 5, "steering=-0 throttle=00.5 label=" + "x" * 64, now_ms=now + 3), "ok", 0.0, 0.5)
     c.apply(now + 4, line("hb", 6, "state=ok steering=0.75", now_ms=now + 4), "ok")  # hb: liveness only
     c.apply(now + 5, line("cmd", 7, "throttle=0.75", now_ms=now + 5), "ok")  # no steering: changes nothing
+    c.apply(
+        now + 6,
+        line("cmd", 8, "steering=0.5 throttle=0.5 abcdefghijklmnopqrstuvwxyz_abcde=1", now_ms=now + 6),
+        "ok",
+        0.5,
+        0.5,
+    )  # a key of 32 characters, the longest
+    cases.append(c)
+
+    c = Case("seq at the top of its range: 2**64 - 1 is a seq, 2**64 is malformed", False)
+    c.apply(0, line("neutral", 2**64 - 3, "reason=start"), "ok", 0.0, 0.0)
+    c.apply(10, line("cmd", 2**64, "steering=1 throttle=1", now_ms=10), "malformed")
+    c.apply(20, line("cmd", 2**64 - 1, "steering=0.25 throttle=0.25", now_ms=20), "ok", 0.25, 0.25)  # 1 lost
+    c.apply(30, line("cmd", 2**64 - 1, "steering=1 throttle=1", now_ms=30), "late")
     cases.append(c)
 
     c = Case("control characters and bytes outside printable ASCII", False)
@@ -297,6 +314,11 @@ def keyed_cases():
     c.apply(
         15, signed.replace(" steering=1", " sig=%s steering=1" % tag, 1).replace(" sig=" + tag + "\n", "\n"), "unsigned"
     )  # sig not last
+    c.apply(16, signed[:-1] + " brake=1\n", "unsigned")  # a field after a genuine sig
+    body = head.rsplit(" ", 1)[0] + " " + ts + " label=x"
+    c.apply(
+        17, body + " sig=" + hmac.new(KEY, body.encode(), hashlib.sha256).hexdigest()[:32] + "\n", "unsigned"
+    )  # a right tag, but ts is not the field right before sig
     c.apply(20, line("cmd", 2, "steering=0.5 throttle=0.5", now_ms=20, **k), "ok", 0.5, 0.5)
     cases.append(c)
 
@@ -366,6 +388,40 @@ def keyed_cases():
     c.apply(3, line("neutral", 2, "reason=start", ts=newest + 1, **k), "ok", 0.0, 0.0)
     cases.append(c)
 
+    held = line("neutral", 1, "reason=start", ts=CLOCK - 3600000000, **k)
+    c = Case(
+        "keyed, after a restart: a line held an hour is refused by the wall clock only", True, newest=CLOCK - 3700000000
+    )
+    c.apply(0, held, "clock")
+    c.apply(1, held, "ok", 0.0, 0.0, clock=False)  # no line accepted since the restart: stale cannot tell
+    cases.append(c)
+
+    c = Case(
+        "keyed: lines a man in the middle held back 8 s and released are stale (the clock window lets them in)", True
+    )
+    c.apply(0, line("neutral", 1, "reason=start", **k), "ok", 0.0, 0.0)
+    c.apply(250, line("cmd", 2, "steering=0.25 throttle=0.25", now_ms=250, **k), "ok", 0.25, 0.25)
+    held = [line("cmd", seq, "steering=1 throttle=1", now_ms=250 + 20 * (seq - 2), **k) for seq in (3, 4, 5)]
+    c.tick(551, True)  # from 270 ms on, the man in the middle holds every line
+    c.apply(8270, held[0], "stale")  # sent at 270 ms: 8 s old, within the 60 s of the clock
+    c.apply(8271, held[1], "stale", clock=False)  # no wall clock needed
+    c.apply(8272, line("neutral", 1, "reason=start", session=9, now_ms=260, **k), "stale")  # else: takes over
+    c.apply(8290, line("cmd", 403, "steering=-0.25 throttle=0.5", now_ms=8290, **k), "ok", -0.25, 0.5)  # sent now
+    c.apply(8310, held[2], "replayed")  # older than the fresh line
+    cases.append(c)
+
+    c = Case("keyed: stale at its bound (equal is accepted), and after clock", True)
+    c.apply(0, line("neutral", 1, "reason=start", **k), "ok", 0.0, 0.0)
+    c.tick(301, True)
+    c.apply(8500, line("cmd", 2, "steering=1 throttle=1", ts=CLOCK + 7999999, now_ms=8500, **k), "stale")
+    c.apply(8500, line("cmd", 2, "steering=0.5 throttle=0.5", ts=CLOCK + 8000000, now_ms=8500, **k), "ok", 0.5, 0.5)
+    c.tick(8801, True)
+    old = line("cmd", 3, "steering=1 throttle=1", ts=CLOCK + 8000001, now_ms=78500, **k)
+    c.apply(78500, old, "clock")  # 70 s from the wall clock: clock comes first
+    c.apply(78500, old, "stale", clock=False)
+    c.apply(78500, line("cmd", 3, "steering=0.25 throttle=0", ts=CLOCK + 77500000, now_ms=78500, **k), "ok", 0.25, 0.0)
+    cases.append(c)
+
     c = Case("keyed: signed lines judged by format, session and seq", True)
     c.apply(0, line("neutral", 1, "reason=start", **k), "ok", 0.0, 0.0)
     c.apply(10, line("cmd", 2, "steering=1 throttle=1", v=1, now_ms=10, **k), "foreign")
@@ -377,6 +433,7 @@ def keyed_cases():
     c.apply(16, line("cmd", 2, "steering=1e3 throttle=1", now_ms=16, **k), "malformed")
     c.apply(17, line("cmd", 2, "steering=1 throttle=1", now_ms=17, **k)[:-2] + "\n", "malformed")  # 31 digits
     c.apply(18, line("cmd", 2, "steering=1 throttle=1", now_ms=18, **k).replace("\n", "\r\n"), "malformed")
+    c.apply(19, line("cmd", 2**64, "steering=1 throttle=1", now_ms=19, **k), "malformed")  # signed, seq too big
     c.apply(20, line("cmd", 1025, "steering=0.125 throttle=0.125", now_ms=20, **k), "ok", 0.125, 0.125)
     cases.append(c)
     return cases

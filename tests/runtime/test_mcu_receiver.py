@@ -16,7 +16,19 @@ import pytest
 HERE = os.path.dirname(os.path.abspath(__file__))
 SOURCE = os.path.join(os.path.dirname(os.path.dirname(HERE)), "runtime", "mcu", "receiver.py")
 VECTORS = os.path.join(HERE, "data", "link_vectors.json")
-VERDICTS = {"ok", "truncated", "malformed", "unsigned", "forged", "replayed", "clock", "foreign", "late", "ahead"}
+VERDICTS = (
+    "ok",
+    "truncated",
+    "malformed",
+    "unsigned",
+    "forged",
+    "replayed",
+    "clock",
+    "stale",
+    "foreign",
+    "late",
+    "ahead",
+)
 
 # Runs one vector case on a receiver module; the same text runs under CPython (below) and MicroPython (a
 # subprocess), so it keeps to what both have: no latin-1 codec in MicroPython, hence bytes(ord(c) ...).
@@ -77,10 +89,15 @@ def test_the_receiver_judges_every_vector_as_the_spec_says(case):
 
 
 def test_the_vectors_cover_every_verdict_keyed_and_unkeyed():
-    for keyed, wanted in ((False, VERDICTS - {"unsigned", "forged", "replayed", "clock"}), (True, VERDICTS)):
+    keyed_only = {"unsigned", "forged", "replayed", "clock", "stale"}
+    for keyed, wanted in ((False, set(VERDICTS) - keyed_only), (True, set(VERDICTS))):
         seen = {s["verdict"] for c in vectors["cases"] if c["keyed"] == keyed for s in c["steps"] if "verdict" in s}
         assert seen == wanted, (keyed, wanted - seen)
     assert {s["clock_us"] is None for c in vectors["cases"] for s in c["steps"] if "line" in s} == {True, False}
+
+
+def test_the_verdicts_are_the_spec_s_in_its_order():
+    assert rx_module.VERDICTS == VERDICTS
 
 
 def test_each_vector_signature_checks_with_cpythons_hmac():
@@ -114,7 +131,18 @@ def test_hmac_sha256_matches_rfc_4231_and_cpython():
 
 def test_read_key():
     assert rx_module.read_key(" \n" + "0aF1" * 16 + "\n") == bytes.fromhex("0af1" * 16)
-    for bad in ("", "0a" * 31, "0a" * 33, "0a" * 31 + "0g", "0a" * 15 + " " + "0a" * 17, "0x" + "0a" * 31):
+    assert rx_module.read_key(b"\t" + b"0a" * 32 + b"\r\n\x0b\x0c ") == bytes.fromhex("0a" * 32)
+    for bad in (
+        "",
+        "0a" * 31,
+        "0a" * 33,
+        "0a" * 31 + "0g",
+        "0a" * 15 + " " + "0a" * 17,
+        "0x" + "0a" * 31,
+        "0a" * 32 + "\x1c",  # CPython's str.strip() drops it, MicroPython's does not: refused by both
+        "\u00a0" + "0a" * 32,
+        "0a" * 32 + "\n0a",
+    ):
         with pytest.raises(ValueError):
             rx_module.read_key(bad)
 
@@ -164,6 +192,19 @@ def test_the_newest_ts_is_kept_on_disk_within_one_second(tmp_path):
         rx_module.load_newest(str(tmp_path / "bad"))
 
 
+def test_stale_needs_no_wall_clock_and_is_counted():
+    key, t0 = b"k" * 32, 1764201234000000
+    rx = rx_module.Receiver(key=key)
+    assert rx.apply(signed(1, t0, key), 0) == "ok"
+    assert rx.apply(signed(2, t0 + 1, key), 8000) == "stale"  # sent 1 us after the last, arrived 8 s after it
+    assert rx.apply(signed(2, t0 + 7499999, key), 8000) == "stale"
+    assert rx.apply(signed(2, t0 + 7500000, key), 8000) == "ok"  # 0.5 s earlier than the silence: the bound
+    assert (rx.counts["stale"], rx.counts["ok"]) == (2, 2)
+    unkeyed = rx_module.Receiver()
+    assert unkeyed.apply(signed(1, t0, key), 0) == "ok"
+    assert unkeyed.apply(signed(2, t0 + 1, key), 8000) == "ok"  # unkeyed: ts is not read
+
+
 def test_counts():
     rx = rx_module.Receiver()
     rx.apply(b"neutral seq=1 v=2 session=3\n", 0)
@@ -179,6 +220,7 @@ def test_counts():
         "forged": 0,
         "replayed": 0,
         "clock": 0,
+        "stale": 0,
         "foreign": 0,
         "late": 1,
         "ahead": 0,
@@ -225,35 +267,62 @@ def test_the_vectors_pass_under_a_real_micropython(tmp_path):
     )
 
 
+def free_port():
+    import socket
+
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def start_main(tmp_path, port, key, seconds, prelude=""):
+    """main() under a real MicroPython, as a board runs it, with a key file (key None: unkeyed); prelude: statements
+    run on the module first (a wall clock, ALLOW_NO_CLOCK)."""
+    key_file = None
+    if key is not None:
+        key_file = str(tmp_path / "link.key")
+        (tmp_path / "link.key").write_text(key.hex() + "\n")
+    code = "import sys, time; sys.path.insert(0, %r); import receiver; %s; receiver.main(%d, %r, %r, seconds=%r)" % (
+        os.path.dirname(SOURCE),
+        prelude or "pass",
+        port,
+        key_file,
+        str(tmp_path / "link.newest"),
+        seconds,
+    )
+    return subprocess.Popen([micropython(), "-c", code], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+
+def flipped(line):
+    """The same signed line with its tag's last digit changed."""
+    return line[:-2] + (b"0" if line[-2:-1] != b"0" else b"1") + b"\n"
+
+
 def test_main_drives_from_udp_under_a_real_micropython(tmp_path):
-    """main() as a board runs it: a UDP socket, a key file, the newest ts kept on disk, the fail-safe."""
+    """main() as a board runs it: a UDP socket, a key file, a wall clock, the newest ts kept on disk, the
+    fail-safe."""
     import socket
     import time
 
-    key = bytes(range(32))
-    (tmp_path / "link.key").write_text(key.hex() + "\n")
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    newest = str(tmp_path / "link.newest")
-    code = "import sys; sys.path.insert(0, %r); import receiver; receiver.main(%d, %r, %r, seconds=1.5)" % (
-        os.path.dirname(SOURCE),
-        port,
-        str(tmp_path / "link.key"),
-        newest,
-    )
-    proc = subprocess.Popen([micropython(), "-c", code], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    key, port = bytes(range(32)), free_port()
+    proc = start_main(tmp_path, port, key, 1.5, "receiver.wall_clock_us = lambda: int(time.time() * 1000000)")
+    sent = []
+
+    def fresh():  # a sender's ts: its clock, growing with every line
+        sent.append(max(int(time.time() * 1e6), sent[-1] + 1 if sent else 0))
+        return sent[-1]
+
     try:
         assert proc.stdout.readline() == "receiver: udp port %d, keyed\n" % port
-        ts = int(time.time() * 1e6)
         with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
             for line in (
-                signed(1, ts, key),
-                signed(2, ts + 1, key)[:-3] + b"00\n",
-                b"x" * 600 + b"\n",
-                signed(2, ts + 2, key, b"cmd", b"steering=0.25 throttle=0.5"),
+                lambda: signed(1, fresh(), key),
+                lambda: flipped(signed(2, fresh(), key)),
+                lambda: b"x" * 600 + b"\n",
+                lambda: signed(2, fresh() + 3600000000, key),  # an hour ahead of the wall clock
+                lambda: signed(2, fresh(), key, b"cmd", b"steering=0.25 throttle=0.5"),
             ):
-                s.sendto(line, ("127.0.0.1", port))
+                s.sendto(line(), ("127.0.0.1", port))
                 time.sleep(0.05)
         out = proc.stdout.read()  # (not communicate(): it would miss what readline() buffered)
         assert proc.wait(timeout=10) == 0, out
@@ -264,8 +333,46 @@ def test_main_drives_from_udp_under_a_real_micropython(tmp_path):
         "steering 0.000 throttle 0.000",
         "dropped: forged",
         "dropped: truncated",
+        "dropped: clock",
         "steering 0.250 throttle 0.500",
         "FAILSAFE: link silent",
         "steering 0.000 throttle 0.000",
     ], out
-    assert open(newest).read() == "%d\n" % (ts + 2)
+    assert open(str(tmp_path / "link.newest")).read() == "%d\n" % sent[-1]
+
+
+def test_main_refuses_to_start_keyed_without_a_wall_clock_under_a_real_micropython(tmp_path):
+    """As shipped, wall_clock_us() is None: a keyed main() stops before it opens the socket."""
+    proc = start_main(tmp_path, free_port(), bytes(range(32)), 0.2)
+    out = proc.communicate(timeout=10)[0]
+    assert proc.returncode != 0, out
+    assert "a keyed receiver needs a wall clock" in out and "ALLOW_NO_CLOCK = True" in out, out
+    assert "receiver: udp port" not in out and "steering" not in out, out
+
+
+def test_main_starts_keyed_without_a_wall_clock_only_when_allowed_under_a_real_micropython(tmp_path):
+    """ALLOW_NO_CLOCK = True: it starts and says so; the clock check is skipped (a line an hour ahead acts), and
+    only the stored newest ts and the stale rule are left. Unkeyed, no clock is needed."""
+    import socket
+    import time
+
+    key, port = bytes(range(32)), free_port()
+    proc = start_main(tmp_path, port, key, 0.5, "receiver.ALLOW_NO_CLOCK = True")
+    try:
+        assert proc.stdout.readline() == "receiver: udp port %d, keyed, NO WALL CLOCK (ALLOW_NO_CLOCK)\n" % port
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+            s.sendto(
+                signed(1, int(time.time() * 1e6) + 3600000000, key, b"cmd", b"steering=0.25 throttle=0.5"),
+                ("127.0.0.1", port),
+            )
+        out = proc.stdout.read()
+        assert proc.wait(timeout=10) == 0, out
+    finally:
+        proc.kill()
+        proc.stdout.close()
+    assert "steering 0.250 throttle 0.500" in out.splitlines(), out
+
+    port = free_port()
+    proc = start_main(tmp_path, port, None, 0.2)
+    out = proc.communicate(timeout=10)[0]
+    assert proc.returncode == 0 and out.splitlines()[0] == "receiver: udp port %d, UNKEYED" % port, out
