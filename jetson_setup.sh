@@ -61,7 +61,8 @@ run again: done steps are skipped.
                 venv) at boot, as you: restarted 2 s after any failure (exit status 3: the camera lost for
                 good; 2: a camera not ready yet; a crash); stopped with SIGTERM (every output closed
                 complete); its output in the journal (journalctl -u NAME -f). RUN_ARGS need --source.
-                Relative paths in RUN_ARGS are taken from the repository's folder.
+                Relative paths in RUN_ARGS are taken from the repository's folder. RUN_ARGS are read as run
+                reads them: a unique prefix of an option is that option (--out, --so); an ambiguous one is refused.
                 A udp:// control output beyond the loopback is signed: without --link-key FILE or
                 --insecure-link in RUN_ARGS, a key is made once in /etc/edge-runtime/NAME.key (64 hex digits,
                 mode 0600, yours; kept, never replaced, on the next --service) and passed as --link-key; copy
@@ -210,9 +211,24 @@ udp_remote() {  # an --output value -> "HOST PORT" when it is udp://HOST:PORT an
     [[ -z "$host" || "$host" == localhost || "$host" == ::1 || "$host" =~ ^127\.[0-9]+\.[0-9]+\.[0-9]+$ ]] && return 0
     echo "$host $port"
 }
-keyed_by_hand() {  # WORD: --link-key or --insecure-link as run's argparse reads them (=VALUE; a prefix: --li, --ins)
-    local option="${1%%=*}"
-    [[ ${#option} -ge 4 && "--link-key" == "$option"* ]] || [[ ${#option} -ge 5 && "--insecure-link" == "$option"* ]]
+# run's long options, as `python -m runtime run` declares them (tests/test_jetson_setup.py holds this list to its
+# parser). Its argparse reads any unique prefix of one as that option (--out, --outp=VALUE: --output; --ins:
+# --insecure-link) and refuses an ambiguous one (--li: --link-key or --link-state), wherever the word stands before
+# a --, even where a value is due; a value is never a word argparse reads as an option.
+RUN_OPTIONS=(--help --debug --source --input --output --jsonl --max-frames --display --no-display --headless --backend
+             --precision --dla-core --no-build --input-width --input-height --input-rate --input-loop --loop
+             --input-flip --input-codec --reconnect-timeout --read-timeout --web-token --realtime --quiet
+             --max-image-pixels --watchdog-ms --heartbeat-ms --steering-limit --steering-rate --throttle --ros2-msg
+             --wheelbase --speed --link-key --link-state --insecure-link)
+run_option() {  # WORD -> the run option argparse reads it as (NAME, NAME=VALUE, a prefix); nothing; or, when
+    local name="${1%%=*}" option found=()  # the prefix is ambiguous, every option it could be, space-separated
+    [[ "$1" != -- && "$name" == --* ]] || return 0  # (--=X: every option; a lone -- ends them, as the loop says)
+    for option in "${RUN_OPTIONS[@]}"; do
+        # an exact name wins (--input: not --input-width)
+        if [[ "$option" == "$name" ]]; then echo "$option"; return 0; fi
+        [[ "$option" != "$name"* ]] || found+=("$option")
+    done
+    echo "${found[*]}"
 }
 if [[ -n "$SERVICE_BUNDLE" || $REMOVE_SERVICE -eq 1 ]]; then
     [[ -z "$SERVICE_BUNDLE" || $REMOVE_SERVICE -eq 0 ]] || die "--service and --remove-service do not go together"
@@ -220,8 +236,26 @@ if [[ -n "$SERVICE_BUNDLE" || $REMOVE_SERVICE -eq 1 ]]; then
         [[ -f "$SERVICE_BUNDLE/manifest.json" ]] || die "--service $SERVICE_BUNDLE: not a bundle (no manifest.json there)"
         SERVICE_BUNDLE="$(cd "$SERVICE_BUNDLE" && pwd)"
         [[ -n "$SERVICE_NAME" ]] || SERVICE_NAME="runtime-$(basename "$SERVICE_BUNDLE" | tr -c 'A-Za-z0-9_.\n-' '-')"
+        # RUN_ARGS as run reads them: its --source; a udp:// output beyond the loopback, which needs --link-key (or
+        # --insecure-link): one key per unit, made once below.
         has_source=0
-        for word in "${RUN_ARGS[@]}"; do [[ "$word" =~ ^--(source|input)(=.*)?$ ]] && has_source=1; done
+        remotes=()
+        keyed=0
+        for ((i = 0; i < ${#RUN_ARGS[@]}; i++)); do
+            word="${RUN_ARGS[i]}"
+            [[ "$word" != -- ]] || break   # argparse reads no option after it (and run takes no word there)
+            option="$(run_option "$word")"
+            [[ "$option" != *" "* ]] \
+                || die "--service: $word in RUN_ARGS is ambiguous (${option// /, }), so run would refuse it: spell the option out"
+            case "$option" in
+                --source | --input) has_source=1 ;;
+                --output)
+                    if [[ "$word" == *=* ]]; then value="${word#*=}"; else value="${RUN_ARGS[i + 1]:-}"; fi
+                    remote="$(udp_remote "$value")"
+                    [[ -z "$remote" ]] || remotes+=("$remote") ;;
+                --link-key | --insecure-link) keyed=1 ;;
+            esac
+        done
         [[ $has_source -eq 1 ]] || die "--service $SERVICE_BUNDLE needs the run's --source after --, as in: --service $SERVICE_BUNDLE -- --source csi://0 --output udp://192.168.1.20:5005"
         [[ -x "$VENV/bin/python" || $DRY -eq 1 ]] || die "no venv at $VENV: run $PROG first (or pass --venv DIR)"
         [[ "$VENV" == /* ]] || VENV="$PWD/$VENV"   # ExecStart needs an absolute path
@@ -244,18 +278,6 @@ if [[ -n "$SERVICE_BUNDLE" || $REMOVE_SERVICE -eq 1 ]]; then
         exit 0
     fi
     service_user="${SUDO_USER:-$(id -un)}"
-    # A udp:// output beyond the loopback needs --link-key (or --insecure-link): one key per unit, made once.
-    remotes=()
-    keyed=0
-    for ((i = 0; i < ${#RUN_ARGS[@]}; i++)); do
-        word="${RUN_ARGS[i]}"
-        case "$word" in
-            --output) remote="$(udp_remote "${RUN_ARGS[i + 1]:-}")" ;;
-            --output=*) remote="$(udp_remote "${word#--output=}")" ;;
-            *) remote=""; if keyed_by_hand "$word"; then keyed=1; fi ;;
-        esac
-        [[ -z "$remote" ]] || remotes+=("$remote")
-    done
     if [[ ${#remotes[@]} -gt 0 && $keyed -eq 0 ]]; then
         [[ -f "${ROOT%/}$key_file" || ! ( -e "${ROOT%/}$key_file" || -L "${ROOT%/}$key_file" ) ]] \
             || die "$key_file exists but is not a key file: move it away, or pass --link-key FILE after --"

@@ -3,9 +3,11 @@ files a Jetson has (/etc/nv_tegra_release, /proc/device-tree/model, dpkg's statu
 nvpmodel's conf and status, /etc/group, cpufreq), one per JetPack release. The script never changes anything
 under --root. What pip installs per JetPack is checked on the reports .ci/jetson_resolve.sh resolved for aarch64."""
 
+import argparse
 import json
 import getpass
 import os
+import re
 import shlex
 import shutil
 import stat
@@ -462,7 +464,15 @@ def test_service_installs_a_unit_that_systemd_accepts(tmp_path):
     (["--output", "udp://192.168.1.20:5005", "--insecure"], False),  # argparse takes a unique prefix
     (["--output", "udp://192.168.1.20:5005", "--link-key", "keys/car.key"], False),
     (["--output=udp://192.168.1.20:5005", "--link-key=/home/alice/car.key"], False),
-    (["--output=udp://192.168.1.20:5005", "--link", "keys/car.key"], False),
+    (["--output=udp://192.168.1.20:5005", "--link-k", "keys/car.key"], False),  # --link: ambiguous, refused below
+    (["--outp", "udp://192.168.1.20:5005"], True),  # argparse takes any prefix of --output from --o: see below
+    (["--out=udp://192.168.1.20:5005"], True),
+    (["--o", "udp://127.0.0.1:5005", "--outpu=udp://10.0.0.7:5005"], True),
+    (["--outp", "udp://192.168.1.20:5005", "--ins"], False),
+    (["--ou=udp://192.168.1.20:5005", "--link-k=keys/car.key"], False),
+    (["--out", "udp://127.0.0.1:5005"], False),
+    (["--output", "out.mp4", "--jsonl", "--out udp://192.168.1.20:5005"], False),  # one word, --jsonl's value
+    (["--output", "out.mp4", "--", "--output", "udp://192.168.1.20:5005"], False),  # after --: no option (refused)
     (["--output", "serial:///dev/ttyACM0?baud=115200"], False),
     (["--output", "out.mp4", "--jsonl", "udp://192.168.1.20:5005"], False),  # not an --output
 ])
@@ -479,6 +489,72 @@ def test_only_a_udp_output_beyond_the_loopback_gets_a_key(tmp_path, run_args, ke
         assert key_steps == [] and "edge-runtime" not in proc.stdout and "link.key" not in proc.stdout
         assert _exec_start(proc.stdout).count("--link-key") == sum("--link-key" in a for a in run_args)
     assert not (root / "etc" / "edge-runtime").exists()
+
+
+def _run_parser():
+    """`python -m runtime run`'s own argparse parser."""
+    from runtime.__main__ import build_parser
+
+    commands = [a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction)][0]
+    return commands.choices["run"]
+
+
+def _run_reads(argv, capsys):
+    """What run's argparse makes of --source x ARGV: its namespace, or None where it refuses them."""
+    try:
+        return _run_parser().parse_args(["bundle", "--source", "x"] + argv)
+    except SystemExit:
+        capsys.readouterr()
+        return None
+
+
+OUTPUT_PREFIXES = ["--output"[:n] for n in range(3, len("--output") + 1)]  # --o, --ou, ... --output
+
+
+def test_the_script_reads_run_args_with_runs_own_options(capsys):
+    """jetson_setup.sh lists run's long options to read RUN_ARGS as its argparse does (a unique prefix is that
+    option, an ambiguous one is refused): the list is run's, in its order. No other option of run starts with --o,
+    so argparse takes every prefix of --output from --o on, as --outp VALUE and as --out=VALUE."""
+    listed = re.search(r"^RUN_OPTIONS=\(([^)]*)\)", open(SCRIPT).read(), re.M).group(1).split()
+    run = _run_parser()
+    assert listed == [o for a in run._actions for o in a.option_strings if o.startswith("--")]
+    assert [o for o in listed if o.startswith("--o")] == ["--output"]
+    for prefix in OUTPUT_PREFIXES:
+        for argv in ([prefix, "udp://192.168.1.20:5005"], [prefix + "=udp://192.168.1.20:5005"]):
+            assert _run_reads(argv, capsys).output == ["udp://192.168.1.20:5005"], argv
+    assert _run_reads(["--jsonl", "--out udp://192.168.1.20:5005"], capsys).output == []  # a value, not an option
+    assert _run_reads(["--", "--output", "udp://192.168.1.20:5005"], capsys) is None
+
+
+@pytest.mark.parametrize("prefix", OUTPUT_PREFIXES)
+@pytest.mark.parametrize("joined", [False, True])
+def test_every_prefix_of_output_argparse_takes_gets_a_key(tmp_path, prefix, joined):
+    root = fake_root(tmp_path, "jp6")
+    output = [prefix + "=udp://192.168.1.20:5005"] if joined else [prefix, "udp://192.168.1.20:5005"]
+    proc = setup("--service", PILOTNET, "--venv", os.path.join(ROOT, ".venv"), "--dry-run", "--root", root, "--",
+                 "--so", "csi://0", *output)  # --so: --source
+    assert proc.returncode == 0, proc.stderr
+    assert _exec_start(proc.stdout).endswith(" ".join(output) + " --link-key " + KEY)
+    assert len([step for step in _steps(proc.stdout) if "edge-runtime" in step]) == 2
+    assert proc.stdout.count("ssh 192.168.1.20 'umask 077; cat > link.key'") == 1
+
+
+@pytest.mark.parametrize("run_args, word", [
+    (["--output", "udp://192.168.1.20:5005", "--li", "keys/car.key"], "--li"),  # --link-key or --link-state
+    (["--output=udp://192.168.1.20:5005", "--link", "keys/car.key"], "--link"),
+    (["--output=udp://192.168.1.20:5005", "--link-=keys/car.key"], "--link-=keys/car.key"),
+    (["--output", "udp://192.168.1.20:5005", "--in"], "--in"),  # --input-width, --insecure-link, ...
+    (["--output", "udp://192.168.1.20:5005", "--jsonl", "--li"], "--li"),  # refused even where a value is due
+    (["--output", "udp://192.168.1.20:5005", "--=x"], "--=x"),
+])
+def test_an_ambiguous_option_in_run_args_is_refused_as_run_refuses_it(tmp_path, capsys, run_args, word):
+    assert _run_reads(run_args, capsys) is None  # run says: ambiguous option
+    root = fake_root(tmp_path, "jp6")
+    proc = setup("--service", PILOTNET, "--venv", os.path.join(ROOT, ".venv"), "--dry-run", "--root", root, "--",
+                 "--source", "csi://0", *run_args)
+    assert proc.returncode == 2 and len(proc.stderr.strip().splitlines()) == 1, proc.stderr
+    assert "%s in RUN_ARGS is ambiguous" % word in proc.stderr and "spell the option out" in proc.stderr
+    assert proc.stdout == "" and not (root / "etc" / "edge-runtime").exists()
 
 
 def test_the_link_key_is_made_once_and_never_replaced(tmp_path):
