@@ -13,7 +13,7 @@ import sys
 from . import bundle as bundle_format, drive, record, vehicle
 from .backends import NAMES as BACKENDS
 from .cli import (ArgumentParser, add_link_options, add_max_image_pixels, fraction, link_security, lost_for_good, main,
-                  milliseconds, positive_float, positive_int)
+                  milliseconds, number_in, positive_float, positive_int)
 from .errors import UserError, printable
 from .backends.tensorrt import command as engine_command
 from .backends.tensorrt.engines import PRECISIONS
@@ -99,15 +99,16 @@ def build_parser():
                           % (1000 * control_output.DEFAULT_HEARTBEAT_S))
     ctl.add_argument("--steering-limit", type=fraction, default=1.0, metavar="S",
                      help="clamp the steering sent to [-S, S], S up to 1 (default 1: the bundle's whole range)")
-    ctl.add_argument("--steering-rate", type=positive_float, metavar="S_PER_S",
+    ctl.add_argument("--steering-rate", type=number_in(0.01, 1000.0, "steering units a second"), metavar="S_PER_S",
                      help="change the steering sent by at most this much a second (default: no limit)")
     ctl.add_argument("--throttle", type=float, metavar="T",
                      help="send this throttle with each steering command (-1..1; default: none sent)")
     ctl.add_argument("--ros2-msg", choices=("ackermann", "twist"), default="ackermann",
                      help="ros2://TOPIC: ackermann_msgs/AckermannDriveStamped (default) or geometry_msgs/Twist")
-    ctl.add_argument("--wheelbase", type=positive_float, metavar="M",
+    ctl.add_argument("--wheelbase", type=number_in(0.05, 20.0, "metres"), metavar="M",
                      help="ros2:// with ackermann: front to rear axle, for the steering angle")
-    ctl.add_argument("--speed", type=float, metavar="M_PER_S", help="ros2://: the speed the drive messages carry")
+    ctl.add_argument("--speed", type=number_in(-50.0, 50.0, "metres a second"), metavar="M_PER_S",
+                     help="ros2://: the speed the drive messages carry (-50 to 50)")
     add_link_options(ctl, receiving=True)  # receiving: synthetic://road?control= checks what the output signs
 
     keygen = sub.add_parser("keygen", help="make a key file for the control link (--link-key), mode 600")

@@ -66,6 +66,7 @@ _INTEGER = re.compile(r"[0-9]{1,20}\Z")
 _NUMBER = re.compile(r"(?=.{1,24}\Z)-?[0-9]+(\.[0-9]+)?\Z")  # 24 characters at most; no exponent, _, +, inf, nan
 _TEXT = re.compile(r"[!-~]{1,%d}\Z" % MAX_TEXT)
 _SIG = re.compile(r"[0-9a-f]{32}\Z")
+_HEX_KEY = re.compile(rb"[0-9a-fA-F]{64}\Z")
 KEY_BYTES = 32
 TAG_BYTES = 16
 CLOCK_WINDOW_S = 60.0  # a keyed line's ts against the receiver's clock, either way (MAVLink 2 allows a minute)
@@ -163,10 +164,8 @@ def read_key(path):
     if stat.S_IMODE(mode) & 0o077:
         raise UserError("--link-key %s: others can read it (mode %03o): chmod 600 %s" % (name, stat.S_IMODE(mode),
                                                                                          name))
-    try:
-        key = bytes.fromhex(text.decode("ascii").strip())
-    except (UnicodeDecodeError, ValueError):
-        key = b""
+    text = text.strip()
+    key = bytes.fromhex(text.decode("ascii")) if _HEX_KEY.match(text) else b""  # exactly the digits, as mcu/ reads
     if len(key) != KEY_BYTES:
         raise UserError("--link-key %s: not a key (a key file holds %d hex digits: python -m runtime keygen FILE "
                         "makes one)" % (name, 2 * KEY_BYTES))
@@ -197,7 +196,7 @@ def signature(data, key):
     sig at its end) or "forged"."""
     body, sep, rest = data.rstrip(b"\n").rpartition(b" sig=")
     stamp = body.rpartition(b" ")[2]
-    if not sep or not stamp.startswith(b"ts="):
+    if not sep or b" " in rest or not stamp.startswith(b"ts="):  # ts, then sig, last
         return "unsigned", None
     if not hmac.compare_digest(tag(key, body).encode("ascii"), rest):
         return "forged", None
@@ -267,11 +266,29 @@ class Newest:
             # accepted is written at once, since it is more than PERSIST_US past what the disk holds
             self.saved = int(text)
             self.value = self.saved + self.PERSIST_US
-        folder = os.path.dirname(os.path.abspath(path))
-        if not os.access(folder, os.W_OK):  # an error at the start, not after the first line
-            raise UserError("--link-state %s: cannot write in %s" % (printable(path), printable(folder)))
+        self.folder = os.path.dirname(os.path.abspath(path))
+        if not os.access(self.folder, os.W_OK):  # an error at the start, not after the first line
+            raise UserError("--link-state %s: cannot write in %s" % (printable(path), printable(self.folder)))
+        self.lock = self._lock(path)
         # nothing is written until a line is accepted: a receiver restarted in a loop must not push the stored
         # value past the senders' clocks by PERSIST_US a start
+
+    @staticmethod
+    def _lock(path):
+        """One receiver per state file: two would each refuse what the other accepted, and write over each other."""
+        import fcntl
+
+        try:
+            fd = os.open(path + ".lock", os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0), 0o600)
+        except OSError as exc:
+            raise UserError("--link-state %s: %s" % (printable(path), exc.strerror or exc)) from None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            os.close(fd)
+            raise UserError("--link-state %s is in use by another receiver: give each receiver its own "
+                            "(--link-state FILE)" % printable(path)) from None
+        return fd
 
     def accept(self, ts):
         self.value = ts
@@ -281,16 +298,36 @@ class Newest:
     def save(self):
         if self.path is None or self.value == self.saved:
             return
-        temporary = "%s.tmp" % self.path
-        try:
-            with open(temporary, "w") as handle:
+        import tempfile
+
+        try:  # a new file of its own (never one planted or left there), then renamed over the state in one step
+            fd, temporary = tempfile.mkstemp(prefix=".newest-", dir=self.folder)
+            with os.fdopen(fd, "w") as handle:
                 handle.write("%d\n" % self.value)
                 handle.flush()
                 os.fsync(handle.fileno())
             os.replace(temporary, self.path)
         except OSError as exc:
+            if "temporary" in locals() and os.path.exists(temporary):
+                os.unlink(temporary)
             raise UserError("--link-state %s: %s" % (printable(self.path), exc.strerror or exc)) from None
         self.saved = self.value
+
+    def close(self):
+        """Written, and the state file left to the next receiver."""
+        try:
+            self.save()
+        finally:
+            self.release()
+
+    def __del__(self):
+        self.release()
+
+    def release(self):
+        """The state file left to the next receiver, without a write (as a crash leaves it)."""
+        if getattr(self, "lock", None) is not None:
+            os.close(self.lock)
+            self.lock = None
 
 
 class Security:
@@ -298,13 +335,16 @@ class Security:
     receiver keeps the newest ts) and --insecure-link."""
 
     def __init__(self, key_path=None, state_path=None, insecure=False):
-        if key_path and insecure:
+        for option, path in (("--link-key", key_path), ("--link-state", state_path)):
+            if path is not None and not path.strip():  # an unset variable: `--link-key "$KEY"` must not mean none
+                raise UserError("%s: give a file (it is empty)" % option)
+        if key_path is not None and insecure:
             raise UserError("--link-key and --insecure-link do not go together")
-        if state_path and not key_path:
+        if state_path is not None and key_path is None:
             raise UserError("--link-state goes with --link-key")
         self.key_path, self.insecure = key_path, insecure
-        self.key = read_key(key_path) if key_path else None
-        self.state_path = state_path or ("%s.newest" % key_path if key_path else None)
+        self.key = read_key(key_path) if key_path is not None else None
+        self.state_path = state_path or ("%s.newest" % key_path if key_path is not None else None)
         self._newest = None
 
     def newest(self):
@@ -504,10 +544,10 @@ class Limits:
     without a reset before it stays at neutral."""
 
     def __init__(self, limit=1.0, rate=None):
-        if not limit > 0:
-            raise UserError("--steering-limit must be more than 0")
-        if rate is not None and not rate > 0:
-            raise UserError("--steering-rate must be more than 0")
+        if not 0 < limit < float("inf"):
+            raise UserError("--steering-limit must be a finite number more than 0")
+        if rate is not None and not 0 < rate < float("inf"):
+            raise UserError("--steering-rate must be a finite number more than 0")
         self.limit, self.rate = limit, rate
         self.last, self.when = 0.0, None
 

@@ -118,7 +118,7 @@ class Readings:
         if self.link is not None:
             self.link.close()
         if self.newest_ts is not None:
-            self.newest_ts.save()
+            self.newest_ts.close()
         if self.joystick is not None:
             self.joystick.close()
 

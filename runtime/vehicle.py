@@ -8,9 +8,10 @@ The rules (control.py has the format). A line is judged in this order, and a lin
 acts and never counts as a sign of life; each is counted by its verdict:
   1. truncated: longer than MAX_LINE, or not ended by "\\n" (a datagram cut short); malformed: anything
      else that is not exactly the format (a byte that is not printable ASCII, 1e308, 1_000, an unknown kind).
-  2. On a keyed link: unsigned (no ts and sig), forged (a wrong sig), replayed (ts at or below the newest
+  2. On a keyed link: unsigned (no ts and sig last), forged (a wrong sig), replayed (ts at or below the newest
      accepted, kept on disk across runs), clock (ts more than control.CLOCK_WINDOW_S from this machine's
-     clock).
+     clock), stale (ts older than the silence since the last accepted line allows, by more than STALE_US:
+     lines held back by a man in the middle and released later).
   3. foreign: no v=2 or no session (an old sender), or while the session followed is alive, another one.
   4. late: seq at or below the last accepted of the session; ahead: more than SEQ_WINDOW beyond it.
 A session is alive until nothing has been accepted from it for the timeout; then the receiver fails safe
@@ -23,6 +24,7 @@ from __future__ import annotations
 
 import collections
 import json
+import os
 import sys
 import time
 
@@ -34,7 +36,9 @@ DEFAULT_TIMEOUT_MS = 300.0
 TIMEOUT_MS_RANGE = (20.0, 10000.0)  # finite: `inf` silently turned the vehicle's fail-safe off
 SEQ_WINDOW = 1024  # how far seq may jump ahead within a live session (a forged seq=2000000000 made all "late")
 DEFAULT_MAX_INVERSE_RADIUS = 2.0  # 1/m: a 0.5 m turning radius, tighter than any car's
-VERDICTS = ("ok", "truncated", "malformed", "unsigned", "forged", "replayed", "clock", "foreign", "late", "ahead")
+STALE_US = 500000  # how much older than the silence since the last accepted line a keyed line may be sent
+VERDICTS = ("ok", "truncated", "malformed", "unsigned", "forged", "replayed", "clock", "stale", "foreign", "late",
+            "ahead")
 Heard = collections.namedtuple("Heard", "verdict kind fields")
 _CLOCK = object()
 
@@ -69,6 +73,10 @@ class Receiver:
         if self.key is not None:
             verdict, ts = control.authenticate(data, self.key, self.newest.value,
                                                time.time() * 1e6 if clock_us is _CLOCK else clock_us)
+            if verdict is None and self.last_heard is not None:
+                elapsed_us = round((now - self.last_heard) * 1e6)
+                if ts - self.newest.value < elapsed_us - STALE_US:  # sent long before the silence allows
+                    verdict = "stale"
             if verdict is not None:
                 return self._drop(verdict, kind, fields)
         session, seq = fields.get("session"), fields["seq"]
@@ -126,7 +134,7 @@ class Receiver:
 
     def close(self):
         if self.key is not None:
-            self.newest.save()
+            self.newest.close()
 
     def _say(self, text):
         if self.log is not None:
@@ -140,13 +148,12 @@ class Receiver:
                                 c["failsafe"]))
 
 
-class Discards:
-    """Discarded lines shown (escaped, marked with their verdict) at most PER_SECOND a second: a flood of
-    forged datagrams must not become a flood of output; the counts have them all."""
+class Budget:
+    """Lines shown (and logged) at most per_second a second: a flood of datagrams, forged or from a sender that
+    took over an unkeyed link, must not become a flood of output and a full disk; the counts have them all."""
 
-    PER_SECOND = 10
-
-    def __init__(self):
+    def __init__(self, per_second):
+        self.per_second = per_second
         self.second, self.shown, self.hidden = None, 0, 0
 
     def allow(self, now):
@@ -154,10 +161,51 @@ class Discards:
         if second != self.second:
             self.second, self.shown = second, 0
         self.shown += 1
-        if self.shown > self.PER_SECOND:
+        if self.shown > self.per_second:
             self.hidden += 1
             return False
         return True
+
+
+SHOWN_ACCEPTED, SHOWN_DISCARDED = 200, 10  # a second; a sender sends about 40 lines a second
+
+
+class Log:
+    """--jsonl FILE: one JSON object a line (a received line, or an event). A file that cannot be opened is one
+    line at the start (a folder, a FIFO nobody reads); a write that fails later (a full disk) ends the log, not the
+    receiver, whose fail-safe must keep running."""
+
+    def __init__(self, path):
+        from .outputs.base import check_writable
+
+        check_writable(path)
+        self.path = path
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NONBLOCK, 0o644)
+            os.set_blocking(fd, True)
+        except OSError as exc:
+            raise UserError("--jsonl %s: %s" % (printable(path), exc.strerror or exc)) from None
+        self.file = os.fdopen(fd, "w", encoding="utf-8")
+
+    def write(self, record):
+        if self.file is None:
+            return
+        try:
+            self.file.write(json.dumps(record) + "\n")
+        except (OSError, ValueError) as exc:
+            self.close(exc)
+
+    def close(self, failure=None):
+        if self.file is None:
+            return
+        try:
+            self.file.close()
+        except OSError as exc:
+            failure = failure or exc
+        self.file = None
+        if failure is not None:
+            print("vehicle: --jsonl %s: %s: no longer logged (the receiver goes on)"
+                  % (printable(self.path), getattr(failure, "strerror", None) or failure), file=sys.stderr, flush=True)
 
 
 def shown(data, limit=160):
@@ -186,28 +234,25 @@ def add_parser(sub):
                    metavar="K",
                    help="clamp a command's inverse_radius to [-K, K] 1/m (default %g)" % DEFAULT_MAX_INVERSE_RADIUS)
     add_link_options(p, receiving=True)
-    p.add_argument("--jsonl", metavar="FILE", help="write every line received as JSON (with its arrival time and "
-                                                   "verdict; discarded ones at most %d a second) and each fail-safe "
+    p.add_argument("--jsonl", metavar="FILE", help="write the lines received as JSON (with arrival time and verdict; "
+                                                   "at most %d accepted and %d discarded a second) and each fail-safe "
                                                    "({\"event\": \"failsafe\", \"at\": UNIX_TIME})"
-                                                   % Discards.PER_SECOND)
+                                                   % (SHOWN_ACCEPTED, SHOWN_DISCARDED))
     p.add_argument("--seconds", type=positive_float, help="stop after S seconds (default: Ctrl-C or SIGTERM)")
     p.add_argument("--quiet", action="store_true", help="no line per command, only events and the summary")
 
 
 def main(args):
     from .cli import link_security
-    from .outputs.base import check_writable
     from .signals import StopRequest
 
-    if args.jsonl:
-        check_writable(args.jsonl)
     security = link_security(args)
+    log = Log(args.jsonl) if args.jsonl else None
     link = control.open_link(args.listen, listen=True, security=security, log=sys.stderr)
     receiver = Receiver(args.timeout_ms / 1000.0, key=security.key, newest=security.newest(),
                         steering_limit=args.steering_limit, throttle_limit=args.throttle_limit,
                         max_inverse_radius=args.max_inverse_radius)
-    out = open(args.jsonl, "w", encoding="utf-8") if args.jsonl else None
-    discards = Discards()
+    budgets = {True: Budget(SHOWN_ACCEPTED), False: Budget(SHOWN_DISCARDED)}
     print("vehicle: listening on %s, %s (fail-safe after %.0f ms of silence)"
           % (args.listen, security.describe(), args.timeout_ms), file=sys.stderr, flush=True)
     end = time.monotonic() + args.seconds if args.seconds else None
@@ -219,23 +264,24 @@ def main(args):
                 if data is not None:
                     heard = receiver.apply(data, now)
                     accepted = heard.verdict == "ok"
-                    if accepted or discards.allow(now):
-                        if out is not None:
-                            record = {"verdict": heard.verdict, "received": time.time()}
-                            record.update(dict(heard.fields, kind=heard.kind) if accepted else {"line": shown(data)})
-                            out.write(json.dumps(record) + "\n")
+                    if budgets[accepted].allow(now):
+                        if log is not None:  # the line's own fields first: they cannot stand for the verdict
+                            record = dict(heard.fields, kind=heard.kind) if accepted else {"line": shown(data)}
+                            record.update(verdict=heard.verdict, received=time.time())
+                            log.write(record)
                         if not accepted:
                             print("discarded (%s): %s" % (heard.verdict, shown(data)), flush=True)
                         elif heard.kind != "hb" and not args.quiet:
                             print(shown(data), flush=True)
-                if receiver.tick(now) and out is not None:
-                    out.write(json.dumps({"event": "failsafe", "at": time.time()}) + "\n")
+                if receiver.tick(now) and log is not None:
+                    log.write({"event": "failsafe", "at": time.time()})
     finally:
         link.close()
         receiver.close()
-        if out is not None:
-            out.close()
-    hidden = " (%d discarded lines not shown)" % discards.hidden if discards.hidden else ""
+        if log is not None:
+            log.close()
+    hidden = sum(b.hidden for b in budgets.values())
+    hidden = " (%d lines over the output's budget not shown)" % hidden if hidden else ""
     print("vehicle: %s%s; the link was %s" % (receiver.summary(), hidden, security.describe()), file=sys.stderr)
     if stop.requested:
         return 128 + int(stop.signum or 2)

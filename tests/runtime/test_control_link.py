@@ -142,6 +142,7 @@ def test_signed_lines_are_checked_and_replays_refused_across_restarts(tmp_path):
     time.sleep(1.05)
     fresh = control.Sender(key).line("hb", {"state": "ok"})
     assert again.apply(fresh, 0.0).verdict == "ok"  # and written at once: a crash now must not let it act again
+    again.newest.release()
     assert Receiver(0.3, log=None, key=key, newest=control.Newest(state)).apply(fresh, 0.0).verdict == "replayed"
     # a receiver that crashes (no close) loses nothing either: what it accepted after its last write is refused
     crash_state = str(tmp_path / "crashed")
@@ -149,10 +150,59 @@ def test_signed_lines_are_checked_and_replays_refused_across_restarts(tmp_path):
     first, second = sender.line("hb", {"state": "ok"}), sender.line("hb", {"state": "ok"})
     assert crashed.apply(first, 0.0).verdict == crashed.apply(second, 0.01).verdict == "ok"
     assert int(open(crash_state).read()) < control.parse_line(second)[1]["ts"]  # the second was not written yet
+    crashed.newest.release()  # as a crash leaves it: unlocked, not written
     assert Receiver(0.3, log=None, key=key, newest=control.Newest(crash_state)).apply(second, 0.0).verdict == "replayed"
     late = control.Sender(key)
     late.ts = int((time.time() + 120) * 1e6)  # a clock two minutes ahead
     assert again.apply(late.line("hb", {"state": "ok"}), 1.0).verdict == "clock"
+
+
+def test_lines_held_back_and_released_later_are_stale():
+    """A man in the middle holds signed lines and releases them later: the 60 s clock window let an 8 s hold act.
+    A line may be sent at most STALE_US earlier than the silence since the last accepted line allows."""
+    key = os.urandom(32)
+    sender, r = control.Sender(key), Receiver(0.3, log=None, key=key)
+    assert r.apply(sender.line("cmd", {"steering": 0.1}), time.monotonic()).verdict == "ok"
+    held = [sender.line("cmd", {"steering": 0.9}) for _ in range(3)]  # sent now, delivered 1.2 s later
+    time.sleep(1.2)
+    assert [r.apply(line, time.monotonic()).verdict for line in held] == ["stale"] * 3
+    assert r.apply(sender.line("cmd", {"steering": 0.3}), time.monotonic()).verdict == "ok"  # sent just now
+    assert r.steering == 0.3 and r.counts["stale"] == 3
+
+
+def test_the_state_file_is_one_receivers_and_written_safely(tmp_path):
+    state = str(tmp_path / "link.newest")
+    first = control.Newest(state)
+    with pytest.raises(UserError, match="in use by another receiver"):
+        control.Newest(state)
+    victim = tmp_path / "victim"
+    victim.write_text("mine\n")
+    os.symlink(victim, state + ".tmp")  # a link planted where a fixed temporary name was written through
+    first.accept(int(time.time() * 1e6))
+    first.close()
+    assert victim.read_text() == "mine\n" and not os.path.islink(state) and int(open(state).read()) > 0
+    assert sorted(os.listdir(tmp_path)) == ["link.newest", "link.newest.lock", "link.newest.tmp", "victim"]
+    control.Newest(state).close()  # free again once closed
+
+
+def test_the_simulated_vehicle_reads_a_bounded_number_of_datagrams_a_frame(tmp_path):
+    from runtime.sources.synthetic import DATAGRAMS_PER_FRAME, open_synthetic
+
+    port = free_udp_port()
+    source = open_synthetic("synthetic://road?control=udp://127.0.0.1:%d" % port, 160, 90)
+    flood = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    flood.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 1 << 20)
+    for seq in range(1, 501):
+        flood.sendto(v2("hb", seq), ("127.0.0.1", port))
+    time.sleep(0.2)
+    frames = source._images()
+    next(frames)
+    assert source.receiver.counts["hb"] == DATAGRAMS_PER_FRAME  # the rest waits for the next frames
+    next(frames)
+    assert source.receiver.counts["hb"] == 2 * DATAGRAMS_PER_FRAME
+    frames.close()
+    flood.close()
+    source.link.close()
 
 
 def test_key_files_and_their_refusals(tmp_path):
@@ -165,9 +215,11 @@ def test_key_files_and_their_refusals(tmp_path):
     with pytest.raises(UserError, match="chmod 600"):
         control.read_key(str(path))
     bad = key_file(tmp_path / "bad.key")
-    bad.write_text("not hex\n")
-    with pytest.raises(UserError, match="not a key"):
-        control.read_key(str(bad))
+    for text in ("not hex\n", " ".join(os.urandom(32).hex()[i:i + 2] for i in range(0, 64, 2)),
+                 os.urandom(32).hex() + "00"):
+        bad.write_text(text)
+        with pytest.raises(UserError, match="not a key"):
+            control.read_key(str(bad))
     with pytest.raises(UserError, match="do not go together"):
         control.Security(str(path), insecure=True)
 
@@ -183,9 +235,18 @@ def test_key_files_and_their_refusals(tmp_path):
     (["vehicle", "--listen", "udp://127.0.0.1:0", "--max-inverse-radius", "inf"], "1/m from"),
     (["run", BUNDLE, "--source", "synthetic://road", "--output", "udp://127.0.0.1:9", "--steering-limit", "inf"],
      "--steering-limit"),
+    (["run", BUNDLE, "--source", "synthetic://road", "--output", "udp://127.0.0.1:9", "--steering-rate", "inf"],
+     "--steering-rate"),
+    (["run", BUNDLE, "--source", "synthetic://road", "--output", "ros2://cmd_vel", "--speed", "inf"], "--speed"),
+    (["run", BUNDLE, "--source", "synthetic://road", "--output", "ros2://cmd_vel", "--speed", "1", "--wheelbase",
+      "nan"], "--wheelbase"),
+    (["vehicle", "--listen", "udp://127.0.0.1:0", "--link-key", ""], "--link-key: give a file"),
+    (["vehicle", "--listen", "udp://127.0.0.1:0", "--link-key", "K", "--link-state", ""], "--link-state: give a file"),
+    (["vehicle", "--listen", "udp://127.0.0.1:9", "--jsonl", "T"], "--jsonl"),
 ])
 def test_links_beyond_the_loopback_need_a_key(tmp_path, args, message):
     key = str(key_file(tmp_path / "k.key"))
+    (tmp_path / "tub").mkdir(exist_ok="--jsonl" in args)  # a folder where --jsonl wants a file
     proc = cli("runtime", *[str(tmp_path / "tub") if a == "T" else key if a == "K" else a for a in args])
     assert one_line_error(proc) and message in proc.stderr, proc.stderr
 
