@@ -217,13 +217,16 @@ def authenticate(data, key, newest, clock_us):
 
 class Sender:
     """What every line a run sends carries: v=2, the run's random session and its seq; on a keyed link, ts
-    (microseconds, growing with every line) and sig last."""
+    (microseconds, growing with every line) and sig last. ts is the wall clock at the run's start carried on by
+    the monotonic clock, so a clock stepped back during the run (NTP correcting it) does not make the receiver
+    see old lines (`stale`, vehicle.py)."""
 
     def __init__(self, key=None):
         self.key = key
         self.session = secrets.randbelow(2 ** 32 - 1) + 1
         self.seq = 0
         self.ts = 0
+        self.anchor_us = time.time() * 1e6 - time.monotonic() * 1e6
 
     def line(self, kind, fields):
         if kind is None and self.key is None:  # an unkeyed reading stays as any sensor sends it
@@ -232,7 +235,7 @@ class Sender:
         text = format_line(kind, dict({"seq": self.seq}, **fields, v=VERSION, session=self.session))
         if self.key is None:
             return text
-        self.ts = max(self.ts + 1, int(time.time() * 1e6))
+        self.ts = max(self.ts + 1, int(self.anchor_us + time.monotonic() * 1e6))
         body = text[:-1] + b" ts=%d" % self.ts
         return body + b" sig=" + tag(self.key, body).encode("ascii") + b"\n"
 
