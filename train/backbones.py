@@ -25,8 +25,7 @@ import warnings
 
 from runtime.errors import UserError
 
-from . import models
-from .models import Spec
+from .spec import Spec
 
 HEAD_LR = 1e-3  # Adam: the head alone, or the whole network from random weights
 FINE_TUNE_LR = 1e-5  # Adam: the unfrozen layers of a pretrained backbone, as Keras's guide does
@@ -195,4 +194,6 @@ def backbone_of(model):
     raise ValueError("%s has no nested backbone" % model.name)
 
 
-models.ZOO.update((name, BackboneSpec(b)) for name, b in BACKBONES.items())
+def zoo_entries():
+    """(name, BackboneSpec) of each backbone, for the zoo (train/models.py), in BACKBONES' order."""
+    return [(name, BackboneSpec(b)) for name, b in BACKBONES.items()]

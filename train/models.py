@@ -1,51 +1,17 @@
 """The model zoo, by name: the lecture's networks (lecture-cnn-part1), NVIDIA's PilotNet, and the edge backbones
 of keras.applications for transfer learning (train/backbones.py: MobileNetV2, MobileNetV3Small, EfficientNetB0).
 
-Each entry says how to build and compile the network and what its input is (size, colour, scaling):
-that input contract goes into the run's metadata and from there into the bundle's manifest.
+Each entry (a Spec, train/spec.py) says how to build and compile the network and what its input is (size, colour,
+scaling): that input contract goes into the run's metadata and from there into the bundle's manifest. This module
+is the zoo's one list: it imports train/backbones.py for its entries, and backbones imports nothing from here.
 """
 
 from __future__ import annotations
 
 from runtime.errors import UserError
 
-
-class Spec:
-    """A zoo entry: task, input contract and compile settings; `build(num_classes)` makes the model."""
-
-    weights, fine_tune, fine_tune_epochs = None, 0, None  # only backbones (train/backbones.py) use them
-
-    def __init__(self, name, task, size, color, layout="NHWC", scale=1.0 / 255, offset=0.0, crop=None,
-                 interpolation="linear", optimizer="rmsprop", default_data="digits", about=""):
-        self.name, self.task, self.size, self.color, self.layout = name, task, size, color, layout
-        self.scale, self.offset, self.crop, self.interpolation = scale, offset, crop, interpolation
-        self.optimizer, self.default_data, self.about = optimizer, default_data, about
-
-    @property
-    def channels(self):
-        return 1 if self.color == "gray" else 3
-
-    @property
-    def input_shape(self):
-        w, h = self.size
-        return (h * w * self.channels,) if self.layout == "flat" else (h, w, self.channels)
-
-    def preprocess(self):
-        """The manifest's preprocessing section for this model."""
-        return {"crop": self.crop,
-                "resize": {"width": self.size[0], "height": self.size[1], "interpolation": self.interpolation},
-                "color": self.color, "scale": self.scale, "offset": self.offset}
-
-    def build(self, num_classes=10):
-        from keras import layers, models
-
-        builder = _BUILDERS[self.name]
-        model = builder(layers, models, self.input_shape, num_classes)
-        loss, metrics = {"classification": ("categorical_crossentropy", ["accuracy"]),
-                         "binary": ("binary_crossentropy", ["accuracy"]),
-                         "steering": ("mse", ["mae"])}[self.task]
-        model.compile(optimizer=self.optimizer, loss=loss, metrics=metrics)
-        return model
+from . import backbones
+from .spec import Spec
 
 
 def _mnist_dense(layers, models, shape, n):
@@ -123,27 +89,22 @@ def _pilotnet(layers, models, shape, n):
     ], name="pilotnet")
 
 
-_BUILDERS = {"mnist_dense": _mnist_dense, "mnist_cnn": _mnist_cnn, "cifar_cnn": _cifar_cnn,
-             "binary_cnn": _binary_cnn, "pilotnet": _pilotnet}
-
 ZOO = {
     "mnist_dense": Spec("mnist_dense", "classification", (28, 28), "gray", layout="flat", optimizer="sgd",
-                        about="the lecture's dense net: Dense 512 relu -> Dense 10 softmax on 28x28 flattened"),
+                        about="the lecture's dense net: Dense 512 relu -> Dense 10 softmax on 28x28 flattened",
+                        builder=_mnist_dense),
     "mnist_cnn": Spec("mnist_cnn", "classification", (28, 28), "gray", optimizer="adam",
-                      about="a small Conv2D/MaxPooling2D classifier for 28x28x1"),
+                      about="a small Conv2D/MaxPooling2D classifier for 28x28x1", builder=_mnist_cnn),
     "cifar_cnn": Spec("cifar_cnn", "classification", (32, 32), "rgb", optimizer="adam",
-                      about="the lecture's CIFAR-10 network on 32x32x3"),
+                      about="the lecture's CIFAR-10 network on 32x32x3", builder=_cifar_cnn),
     "binary_cnn": Spec("binary_cnn", "binary", (150, 150), "rgb", default_data=None,
-                       about="the lecture's 150x150x3 binary classifier (cats vs dogs)"),
+                       about="the lecture's 150x150x3 binary classifier (cats vs dogs)", builder=_binary_cnn),
     "pilotnet": Spec("pilotnet", "steering", (200, 66), "yuv", scale=1.0, crop={
         "top": 0.40, "bottom": 1.0, "left": 0.0, "right": 1.0}, interpolation="area", optimizer="adam",
-        default_data="road", about="NVIDIA's end-to-end steering network, 66x200 YUV"),
+        default_data="road", about="NVIDIA's end-to-end steering network, 66x200 YUV", builder=_pilotnet),
 }
-
-
-# mobilenetv2, mobilenetv3small, efficientnetb0 for transfer learning: train/backbones.py subclasses Spec (above)
-# and adds them to ZOO when it is imported, whichever of the two modules is imported first
-from . import backbones  # noqa: E402, F401
+# mobilenetv2, mobilenetv3small, efficientnetb0 for transfer learning (train/backbones.py), after the lecture's
+ZOO.update(backbones.zoo_entries())
 
 
 def get(name: str) -> Spec:
