@@ -101,6 +101,22 @@ class Bundle:
         self.model_path = os.path.join(path, manifest["model"]["file"])
 
     @property
+    def steering_sign(self) -> float:
+        """+1 for a bundle whose steering is positive to the right, -1 to the left: its output times this is
+        right-positive, the sign the control line and JSON lines' inverse_radius carry."""
+        return -1.0 if self.steering.get("positive", "right") == "left" else 1.0
+
+    @property
+    def curvature_per_unit(self):
+        """Curvature (1/m, right positive) per unit of the bundle's steering output, or None where the manifest does
+        not say what its unit means. The one place steering's meaning is worked out: postprocess (JSON lines'
+        inverse_radius), the closed-loop drive and the control link use it."""
+        per_unit = self.steering.get("inverse_radius_per_unit")
+        if self.task != "steering" or not per_unit:
+            return None
+        return float(per_unit) * self.steering_sign
+
+    @property
     def sample_paths(self):
         samples = self.manifest.get("samples") or {}
         folder = os.path.join(self.path, samples.get("dir", "samples"))

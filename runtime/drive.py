@@ -92,14 +92,14 @@ class Simulator:
 
 
 def steering_units(bundle):
-    """Curvature (1/m, right positive) per unit of the bundle's steering output."""
-    steering = bundle.steering or {}
-    per_unit = steering.get("inverse_radius_per_unit")
-    if bundle.task != "steering" or not per_unit:
+    """Curvature (1/m, right positive) per unit of the bundle's steering output (Bundle.curvature_per_unit), or a
+    one-line error for a bundle that does not say."""
+    per_unit = bundle.curvature_per_unit
+    if per_unit is None:
         raise UserError("%s is a %s bundle: drive needs a steering network whose manifest says what its output "
                         "means (steering.inverse_radius_per_unit), as train's pilotnet has"
                         % (bundle.path, bundle.task))
-    return float(per_unit) * (-1.0 if steering.get("positive", "right") == "left" else 1.0)
+    return per_unit
 
 
 class Drive:

@@ -24,7 +24,7 @@ class Model:
             self.bundle = bundle_format.load(path_or_bundle)
         b = self.bundle
         self.preprocess = Preprocessor(b.preprocess, b.input)
-        self.postprocess = Postprocessor(b.task, b.labels, b.outputs, b.steering)
+        self.postprocess = Postprocessor(b.task, b.labels, b.outputs, b.curvature_per_unit)
         self.backend = open_backend(backend, b, precision, dla_core, build).activate()
         self.times = {"preprocess": 0.0, "infer": 0.0, "postprocess": 0.0}  # the last call's, in seconds
 

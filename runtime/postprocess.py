@@ -43,11 +43,12 @@ def _sigmoid(x):
 
 
 class Postprocessor:
-    def __init__(self, task: str, labels, outputs, steering=None, top_k: int = 5):
+    def __init__(self, task: str, labels, outputs, curvature_per_unit=None, top_k: int = 5):
+        """curvature_per_unit: a steering bundle's Bundle.curvature_per_unit (inverse_radius, right-positive)."""
         self.task = task
         self.labels = list(labels)
         self.activation = outputs[0].get("activation", "linear")
-        self.steering = steering or {}
+        self.curvature_per_unit = curvature_per_unit
         self.top_k = top_k
 
     def __call__(self, outputs, row: int = 0) -> Result:
@@ -69,9 +70,8 @@ class Postprocessor:
         if self.task == "steering":
             value = float(y[0])
             result = Result(steering=value)
-            per_unit = self.steering.get("inverse_radius_per_unit")
-            if per_unit:
-                result["inverse_radius"] = value * per_unit
+            if self.curvature_per_unit is not None:  # right-positive for every bundle, as the control line's
+                result["inverse_radius"] = value * self.curvature_per_unit
             return result
         return Result(values=[float(v) for v in y])
 

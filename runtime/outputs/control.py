@@ -99,25 +99,20 @@ class ControlOutput(Output):
         self.watchdog.start()
 
     def bind(self, model, source, stats):
-        from ..drive import steering_units
-
         self.live = bool(getattr(source, "live", True))
         bundle = model.bundle
-        steering = bundle.steering or {}
         if bundle.task not in TASKS:
             self.close()
             raise UserError("--output %s sends steering or a class, and %s is a %s bundle" % (self.uri, bundle.path,
                                                                                               bundle.task))
-        if getattr(self.link, "needs_units", False) and not (bundle.task == "steering"
-                                                             and steering.get("inverse_radius_per_unit")):
+        if getattr(self.link, "needs_units", False) and bundle.curvature_per_unit is None:
             self.close()
             raise UserError("--output %s needs a steering bundle whose manifest says what its output means "
                             "(steering.inverse_radius_per_unit; train --steering-radius M for a driving log)"
                             % self.uri)
-        if steering.get("positive") == "left":
-            self.sign = -1.0
-        if bundle.task == "steering" and steering.get("inverse_radius_per_unit"):
-            self.per_unit = steering_units(bundle) * self.sign  # per unit of the line's (right-positive) steering
+        self.sign = bundle.steering_sign
+        if bundle.curvature_per_unit is not None:
+            self.per_unit = bundle.curvature_per_unit * self.sign  # per unit of the line's (right-positive) steering
 
     @property
     def watchdog_s(self):

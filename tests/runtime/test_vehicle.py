@@ -168,7 +168,10 @@ def test_the_line_steers_right_positive_whatever_the_bundle_says():
 
     listener = Listener()
     out = ControlOutput(listener.uri, log=None)
-    bundle = SimpleNamespace(task="steering", path="b", steering={"inverse_radius_per_unit": 0.2, "positive": "left"})
+    from runtime.bundle import Bundle
+
+    bundle = Bundle.__new__(Bundle)  # only what bind() reads: the task and what the steering means
+    bundle.task, bundle.path, bundle.steering = "steering", "b", {"inverse_radius_per_unit": 0.2, "positive": "left"}
     out.bind(SimpleNamespace(bundle=bundle), SimpleNamespace(live=True), None)
     out.write(Frame(None, 0), Result(steering=0.5))  # half left, in this bundle's units
     out.close()
