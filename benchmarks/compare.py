@@ -52,7 +52,7 @@ def prepare(model_name, work):
     if os.path.isfile(os.path.join(bundle, "manifest.json")):
         return bundle
     from train import load_tensorflow, models
-    from runtime import road
+    from runtime.sim import road
     from runtime.bundle import write_json
 
     load_tensorflow()
@@ -89,7 +89,7 @@ def make_video(path):
     code = """
 import sys, cv2
 sys.path.insert(0, %r)
-from runtime import road
+from runtime.sim import road
 drive = road.RoadDrive(1280, 720, seed=3)
 w = cv2.VideoWriter("appsrc ! videoconvert ! x264enc speed-preset=fast bitrate=6000 ! h264parse ! mp4mux ! "
                     "filesink location=%s", cv2.CAP_GSTREAMER, 0, 30, (1280, 720), True)
@@ -112,7 +112,7 @@ def frames_from(source, bundle):
         while True:
             yield from images
     elif source == "road":
-        from runtime.road import RoadDrive
+        from runtime.sim.road import RoadDrive
 
         drive = RoadDrive(640, 360, seed=0)
         while True:
@@ -231,7 +231,7 @@ def _drawn():
 
 
 def measure_runtime(source, bundle, frames):
-    from runtime.bench import MemoryFrames
+    from runtime.commands.bench import MemoryFrames
     from runtime.model import Model
     from runtime.pipeline import run
     from runtime.sources import open_source
@@ -254,7 +254,7 @@ def measure_runtime(source, bundle, frames):
 def frames_from_list(bundle):
     """The bundle's samples at the size whose crop is the network input, as `runtime bench` holds them."""
     from runtime import bundle as bundle_format
-    from runtime.bench import network_sized
+    from runtime.commands.bench import network_sized
     from runtime.bundle import bundle_samples
 
     b = bundle_format.load(bundle)
@@ -264,7 +264,7 @@ def frames_from_list(bundle):
 # -- the driver --------------------------------------------------------------------------------------------
 def child(args):
     result = measure(args.approach, args.source, args.bundle, args.run_dir, args.frames)
-    from runtime.bench import peak_rss_mb
+    from runtime.commands.bench import peak_rss_mb
 
     result["peak_rss_mb"] = peak_rss_mb()
     print("RESULT " + json.dumps(result))

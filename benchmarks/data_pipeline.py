@@ -26,7 +26,7 @@ sys.path.insert(0, ROOT)
 def write_frames(folder, n):
     import cv2
 
-    from runtime import road
+    from runtime.sim import road
 
     os.makedirs(folder, exist_ok=True)
     have = len([f for f in os.listdir(folder) if f.endswith(".jpg")])

@@ -35,7 +35,7 @@ def tutorial_loop(step, images):
 
 def main():
     import compare
-    from runtime.bench import MemoryFrames
+    from runtime.commands.bench import MemoryFrames
     from runtime.model import Model
     from runtime.pipeline import run
 

@@ -49,7 +49,7 @@ def main():
     args = parser.parse_args()
     import cv2
 
-    from runtime import road
+    from runtime.sim import road
     from runtime.preprocess import Preprocessor
     from train import models  # the specs only: no TensorFlow until a model is built
 

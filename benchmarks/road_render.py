@@ -24,7 +24,7 @@ SIZES = ((200, 110), (320, 180), (640, 360))
 
 
 def road_at(revision):
-    """runtime.road as it was at a git revision (its own module, beside this tree's)."""
+    """runtime.sim.road as it was at a git revision (its own module, beside this tree's)."""
     source = subprocess.run(["git", "show", "%s:runtime/road.py" % revision], cwd=ROOT, check=True,
                             capture_output=True, text=True).stdout
     module = types.ModuleType("road_at_%s" % revision.replace("~", "_").replace("^", "_"))
@@ -36,7 +36,7 @@ def poses(n, seed=11):
     """n poses along a drive: (d, psi, k, dk, travelled), and the scene of each, from this tree's Track."""
     import numpy as np
 
-    from runtime import road
+    from runtime.sim import road
 
     track, rng, out = road.Track(np.random.RandomState(seed)), np.random.RandomState(seed + 1), []
     d = psi = 0.0
@@ -67,7 +67,7 @@ def main():
     args = parser.parse_args()
     import numpy as np
 
-    from runtime import road
+    from runtime.sim import road
 
     other = road_at(args.against)
     drive = poses(args.frames)

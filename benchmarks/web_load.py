@@ -120,7 +120,7 @@ class Windows:
 
 def main():
     from runtime import Model, open_source, run
-    from runtime.bench import MemoryFrames, network_sized
+    from runtime.commands.bench import MemoryFrames, network_sized
     from runtime.bundle import bundle_samples
     from runtime.outputs.web import WebOutput
 

@@ -65,7 +65,7 @@ def add_link_options(parser, receiving=False):
 
 
 def link_security(args):
-    from .control import Security
+    from .vehicle.link import Security
 
     return Security(getattr(args, "link_key", None), getattr(args, "link_state", None),
                     getattr(args, "insecure_link", False))

@@ -349,7 +349,7 @@ def _video_node(root, n, name, device, driver=None):
      ["csi://", "v4l2 (USB)"], []),
 ])
 def test_doctor_tells_csi_sensors_from_usb_cameras(tmp_path, monkeypatch, cameras, works, fails):
-    from runtime import doctor
+    from runtime.commands import doctor
 
     root = fake_root(tmp_path, "jp6")
     for n, (name, device, driver) in enumerate(cameras):

@@ -32,7 +32,7 @@ def _both(frames_bgr, pre, shape, layout="NHWC"):
 @pytest.mark.parametrize("interpolation, size", itertools.product(
     ("nearest", "area", "linear"), ((1280, 720), (320, 180), (41, 37), (16, 16))))
 def test_resizes_agree_to_one_uint8_step(interpolation, size):
-    from runtime import road
+    from runtime.sim import road
 
     frames, _ = road.sample_frames(3, size[0], size[1], seed=11)
     out = (200, 66) if size[0] > 100 else (24, 12)  # down by several factors, and up (16x10 -> 24x12)
@@ -46,7 +46,7 @@ def test_resizes_agree_to_one_uint8_step(interpolation, size):
 
 @pytest.mark.parametrize("color, layout", itertools.product(("bgr", "rgb", "gray", "yuv"), ("NHWC", "NCHW", "flat")))
 def test_colour_scale_and_offset_agree_to_float_rounding(color, layout):
-    from runtime import road
+    from runtime.sim import road
 
     frames, _ = road.sample_frames(3, 40, 30, seed=12)  # at the network's size: no resize
     channels = 1 if color == "gray" else 3
@@ -71,7 +71,7 @@ def _keras_on_train_pipeline(run, frames_bgr):
 def test_a_video_through_the_runtime_matches_keras(pilot_run, pilot_bundle, tmp_path):
     import cv2
 
-    from runtime import road
+    from runtime.sim import road
 
     frames, _ = road.sample_frames(24, 1280, 720, seed=777)  # another size than training's 320x180
     writer = cv2.VideoWriter(str(tmp_path / "drive.avi"), cv2.VideoWriter_fourcc(*"MJPG"), 30, (1280, 720))

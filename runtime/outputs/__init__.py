@@ -8,8 +8,9 @@
                                      view with any player at rtsp://THIS_HOST:PORT/PATH
     http://HOST:PORT                 a web page with the live annotated stream and statistics (web.py)
     udp://HOST:PORT                  each result as a command to a vehicle, with a watchdog and a heartbeat
-    serial:///dev/ttyX?baud=N          (control.py): the same line format over UDP or a serial port
-    ros2://TOPIC                     the same commands as ROS 2 drive messages (ros2.py; where rclpy is)
+    serial:///dev/ttyX?baud=N          (vehicle/sender.py): the same line format over UDP or a serial port
+    ros2://TOPIC                     the same commands as ROS 2 drive messages (vehicle/ros2.py; where rclpy is)
+                                     (these three are the vehicle wing's: it adds them to OPENERS)
 
 A file's name may hold any bytes (files.py); the other URIs must be UTF-8 (one line otherwise).
 
@@ -24,22 +25,21 @@ from __future__ import annotations
 from ..errors import UserError, printable
 from ..images import utf8
 from .base import Output
-from .control import ControlSettings, open_control
 from .display import has_screen, open_display
 from .files import JsonlOutput, open_file, path_of
 from .network import open_stream
 from .web import open_web
 
 OPENERS = {"display": open_display, "rtp": open_stream, "rtsp": open_stream, "http": open_web,
-           "udp": open_control, "serial": open_control, "ros2": open_control, "file": open_file}  # scheme -> opener
+           "file": open_file}  # scheme -> opener; the vehicle wing adds udp://, serial:// and ros2:// (vehicle/)
 
-__all__ = ["OPENERS", "ControlSettings", "Output", "has_screen", "open_output", "open_outputs"]
+__all__ = ["OPENERS", "Output", "has_screen", "open_output", "open_outputs"]
 
 
 def open_output(uri, fps=30.0, web_token=None, control=None) -> Output:
     """The output a URI names (the table in this module's docstring); a path with no scheme is a file.
     web_token: the token http:// asks for (default: none on the loopback, else a random one, printed);
-    control: the ControlSettings of udp:// and serial:// (default: ControlSettings())."""
+    control: the vehicle wing's ControlSettings for udp://, serial:// and ros2:// (default: its defaults)."""
     scheme = uri.partition("://")[0].lower() if "://" in uri else "file"
     if scheme not in OPENERS:
         raise UserError("--output %s: unknown kind of output (use a video file, FILE.jsonl, display://0, "

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import threading
 
-from ..control import port_number
+from ..uri import port_number
 from ..errors import UserError, native_stderr_silenced, require
 from .base import Output
 

@@ -32,7 +32,7 @@ import sys
 import threading
 import time
 
-from ..control import port_number
+from ..uri import port_number
 from ..errors import UserError, require
 from .base import Output
 

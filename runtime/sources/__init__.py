@@ -32,10 +32,10 @@ from .cameras import open_csi, open_v4l2, v4l2_formats
 from .files import open_path
 from .live import LiveCapture
 from .streams import open_gst, open_rtsp
-from .synthetic import open_synthetic
 
-OPENERS = {"synthetic": open_synthetic, "csi": open_csi, "v4l2": open_v4l2, "rtsp": open_rtsp, "rtsps": open_rtsp,
-           "gst": open_gst, "file": open_path}  # scheme -> opener: a new kind of source is one file and one line
+OPENERS = {"csi": open_csi, "v4l2": open_v4l2, "rtsp": open_rtsp, "rtsps": open_rtsp, "gst": open_gst,
+           "file": open_path}  # scheme -> opener: a new kind of source is one file and one line; the simulator
+# wing adds synthetic:// (sim/)
 
 __all__ = ["DEFAULT_RECONNECT_TIMEOUT", "FLIPS", "IMAGE_EXTS", "OPENERS", "Frame", "LiveCapture", "Source",
            "open_source", "v4l2_formats"]

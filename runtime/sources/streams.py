@@ -14,7 +14,7 @@ from .live import LiveCapture, OpenCvCapture, _gstreamer_opener, gstreamer_reada
 
 def open_rtsp(uri, width=None, height=None, codec=None, reconnect_timeout=DEFAULT_RECONNECT_TIMEOUT, log=sys.stderr,
               read_timeout=None, **_):
-    from ..control import port_number, port_text, split
+    from ..uri import port_number, port_text, split
 
     port = port_text(split(uri).netloc)
     if port and port_number(port) is None:

@@ -1,6 +1,6 @@
-"""Writes tests/runtime/data/link_vectors.json: control link lines (format v2, runtime/control.py) with the
-verdict and the vehicle state both receivers must reach, the Python one (runtime/vehicle.py) and the
-MicroPython one (runtime/mcu/receiver.py). Tests read the JSON and never import this script; rerun it by hand
+"""Writes tests/runtime/data/link_vectors.json: control link lines (format v2, runtime/vehicle/link.py) with the
+verdict and the vehicle state both receivers must reach, the Python one (runtime/vehicle/receiver.py) and the
+MicroPython one (runtime/vehicle/mcu/receiver.py). Tests read the JSON and never import this script; rerun it by hand
 after changing a case:  .venv/bin/python tests/runtime/make_link_vectors.py
 
 Signatures come from CPython's hmac module, independent of both receivers. Verdicts and states are written
@@ -453,7 +453,7 @@ def dump(vectors):
 
 def main():
     vectors = {
-        "spec": "control link line format v2 (runtime/control.py)",
+        "spec": "control link line format v2 (runtime/vehicle/link.py)",
         "key": KEY.hex(),
         "timeout_ms": TIMEOUT_MS,
         "steering_limit": 1.0,

@@ -29,7 +29,7 @@ def test_frames_in_memory_are_cropped_to_exactly_the_network_input(pilot_bundle)
     import cv2
 
     from runtime import bundle as bundle_format
-    from runtime.bench import network_sized
+    from runtime.commands.bench import network_sized
     from runtime.preprocess import Preprocessor
 
     b = bundle_format.load(str(pilot_bundle))

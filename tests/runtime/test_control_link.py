@@ -16,10 +16,10 @@ import time
 
 import pytest
 
-from runtime import control
+from runtime.vehicle import link as control
 from runtime.errors import UserError
-from runtime.outputs.control import ControlOutput, ControlSettings
-from runtime.vehicle import Receiver
+from runtime.vehicle.sender import ControlOutput, ControlSettings
+from runtime.vehicle.receiver import Receiver
 from tests.conftest import ROOT, cli, free_udp_port, one_line_error
 
 BUNDLE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "bundles", "pilotnet")
@@ -187,7 +187,7 @@ def test_the_state_file_is_one_receivers_and_written_safely(tmp_path):
 
 
 def test_the_simulated_vehicle_reads_a_bounded_number_of_datagrams_a_frame(tmp_path):
-    from runtime.sources.synthetic import DATAGRAMS_PER_FRAME, open_synthetic
+    from runtime.sim.sources import DATAGRAMS_PER_FRAME, open_synthetic
 
     port = free_udp_port()
     source = open_synthetic("synthetic://road?control=udp://127.0.0.1:%d" % port, 160, 90)
@@ -269,7 +269,7 @@ def test_insecure_links_say_so(tmp_path):
     out.close()
 
 
-# -- the shared test vectors (runtime/mcu/receiver.py reads the same file) --------------------------------------------
+# -- the shared test vectors (runtime/vehicle/mcu/receiver.py reads the same file) -----------------------------------
 def test_the_python_receiver_judges_the_shared_vectors_as_the_spec_says():
     if not os.path.exists(VECTORS):
         pytest.fail("%s is missing" % VECTORS)

@@ -1,11 +1,11 @@
-"""Closed-loop driving (runtime/drive.py, road.Track and road.move): the simulator's physics, the references,
+"""Closed-loop driving (runtime/sim/drive.py, road.Track and road.move): the simulator's physics, the references,
 the checked-in PilotNet driving the held-out track, and the command's outputs and refusals."""
 
 import json
 
 import pytest
 
-from runtime import drive, road
+from runtime.sim import drive, road
 from tests.conftest import cli, one_line_error
 
 

@@ -71,10 +71,10 @@ def test_json_lines_say_the_same(tmp_path, sign):
 
 
 def test_a_tub_records_the_same_bytes(tmp_path, monkeypatch):
-    from runtime import tub as tub_module
-    from runtime.record import Recorder
+    from runtime.vehicle import tub as tub_module
+    from runtime.vehicle.record import Recorder
     from runtime.sources.base import Frame
-    from runtime.sources.synthetic import SyntheticRoad
+    from runtime.sim.sources import SyntheticRoad
 
     monkeypatch.setattr(time, "time", lambda: 1764201234.5)  # created_at, sessions: the clock held still
 

@@ -1,4 +1,4 @@
-"""runtime/mcu/receiver.py, the MicroPython receiver of the control link, run here under CPython on the shared
+"""runtime/vehicle/mcu/receiver.py, the MicroPython receiver of the control link, run here under CPython on the shared
 vectors (data/link_vectors.json, made by make_link_vectors.py), and under a real MicroPython where one is found:
 `micropython` on PATH or MICROPYTHON=/path/to/micropython (Debian 13 packages it as `micropython`)."""
 
@@ -14,7 +14,7 @@ import subprocess
 import pytest
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-SOURCE = os.path.join(os.path.dirname(os.path.dirname(HERE)), "runtime", "mcu", "receiver.py")
+SOURCE = os.path.join(os.path.dirname(os.path.dirname(HERE)), "runtime", "vehicle", "mcu", "receiver.py")
 VECTORS = os.path.join(HERE, "data", "link_vectors.json")
 VERDICTS = (
     "ok",

@@ -296,7 +296,7 @@ def test_frame_sizes_and_network_inputs_are_bounded(pilot_bundle, tmp_path, monk
     manifest["input"]["shape"] = [None, 16384, 16384, 3]
     assert bundle_format.validate(manifest)[0].startswith("input shape [None, 16384, 16384, 3] is 805306368 values")
 
-    from runtime import bench
+    from runtime.commands import bench
     from runtime.errors import UserError
 
     manifest["input"]["shape"] = [None, 66, 200, 3]
@@ -331,7 +331,7 @@ def test_a_manifest_nested_200000_levels_deep_is_one_line(pilot_bundle, tmp_path
 
 
 def test_ports_are_ascii_digits_from_1_to_65535_everywhere(pilot_bundle):
-    from runtime import control
+    from runtime.vehicle import link as control
     from runtime.errors import UserError
     from runtime.outputs import open_output
     from runtime.sources import open_source
@@ -471,7 +471,8 @@ def test_a_bundles_samples_are_held_to_the_budget_together_before_any_is_decoded
 
 
 def test_bench_holds_its_network_sized_frames_to_the_budget_together(pilot_bundle, monkeypatch):
-    from runtime import bench, images
+    from runtime import images
+    from runtime.commands import bench
     from runtime import bundle as bundle_format
 
     loaded = bundle_format.load(str(pilot_bundle))  # its network-sized frame is 200x110 = 22,000 pixels

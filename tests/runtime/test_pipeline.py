@@ -166,7 +166,7 @@ def test_a_capture_thread_stops_onnx_runtime_spin_waiting_and_an_inline_read_let
     """ONNX Runtime's workers spin between calls by default; beside a capture thread they would take its
     core, so stream() tells the backend whether the cores are shared, and the session follows."""
     from runtime import Model, open_source, stream
-    from runtime.bench import MemoryFrames
+    from runtime.commands.bench import MemoryFrames
 
     with Model(str(pilot_bundle), backend="onnxruntime") as model, open_source("synthetic://road", 160, 90) as road:
         assert model.backend.spinning and model.backend._session is None  # made on first use, not before
@@ -187,7 +187,7 @@ def test_nan_or_infinite_outputs_are_flagged_in_the_results_not_a_crash(pilot_bu
     import numpy as np
 
     from runtime import Model, open_outputs, open_source, run
-    from runtime.drive import drive
+    from runtime.sim.drive import drive
     from runtime.postprocess import INVALID
 
     for bundle, bad in ((pilot_bundle, np.nan), (digits_bundle, np.inf)):

@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from runtime import road
+from runtime.sim import road
 from tests.conftest import cli, one_line_error
 
 

@@ -1,4 +1,4 @@
-"""A tub (runtime/tub.py) stays whole after any stop, and never reaches outside its folder.
+"""A tub (runtime/vehicle/tub.py) stays whole after any stop, and never reaches outside its folder.
 
 Whole: every catalog manifest.json names exists, and its own manifest counts exactly the lines it holds; every
 record's image is there and no image is left without a record; no temporary file is left; the next index is past
@@ -16,9 +16,9 @@ import subprocess
 
 import pytest
 
-from runtime import tub as tub_module
+from runtime.vehicle import tub as tub_module
 from runtime.errors import UserError
-from runtime.tub import TubWriter
+from runtime.vehicle.tub import TubWriter
 from tests.runtime.conftest import tmpfs
 from tests.conftest import cli, free_udp_port, one_line_error
 

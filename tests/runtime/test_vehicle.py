@@ -12,14 +12,15 @@ import time
 
 import pytest
 
-from runtime import Model, control, run
+from runtime import Model, run
+from runtime.vehicle import link as control
 from runtime.errors import UserError
 from runtime.outputs.base import OutputStopped
-from runtime.outputs.control import ControlOutput, ControlSettings
+from runtime.vehicle.sender import ControlOutput, ControlSettings
 from runtime.postprocess import Result
 from runtime.sources.base import Frame, Source
-from runtime.sources.synthetic import SyntheticRoad
-from runtime.vehicle import Receiver
+from runtime.sim.sources import SyntheticRoad
+from runtime.vehicle.receiver import Receiver
 from tests.conftest import cli, free_udp_port, one_line_error
 
 
@@ -118,7 +119,7 @@ def test_every_command_arrives_over_udp_in_order(pilot_bundle):
 
 def test_a_classifier_sends_its_class(digits_bundle):
     from runtime.bundle import bundle_samples
-    from runtime.bench import MemoryFrames
+    from runtime.commands.bench import MemoryFrames
 
     listener = Listener()
     with Model(str(digits_bundle), backend="onnxruntime") as model:
@@ -385,7 +386,7 @@ def test_a_recording_is_a_tub_resumed_after_a_torn_line(tmp_path):
 
 
 def test_a_tub_resumes_after_a_torn_line_keeps_its_metadata_and_refuses_other_records(tmp_path):
-    from runtime.tub import TubWriter
+    from runtime.vehicle.tub import TubWriter
 
     tub = TubWriter(str(tmp_path / "tub"))
     for i in range(3):
@@ -572,7 +573,7 @@ def fake_evdev(monkeypatch):
 
 
 def test_a_joystick_is_read_out_even_while_the_stick_is_still(fake_evdev):
-    from runtime.record import Readings
+    from runtime.vehicle.record import Readings
 
     codes = fake_evdev.ecodes.ecodes
     fake_evdev.plug("/dev/input/event9", {codes["ABS_X"]: fake_evdev.AbsInfo(128, 0, 256, 0, 0, 0),
@@ -601,7 +602,7 @@ def test_a_joystick_is_read_out_even_while_the_stick_is_still(fake_evdev):
     ("joystick:///dev/input/event9?steering=ABS_Z", "does it have ABS_Z"),
 ])
 def test_joystick_refusals(fake_evdev, spec, message):
-    from runtime.record import Joystick
+    from runtime.vehicle.joystick import Joystick
 
     codes = fake_evdev.ecodes.ecodes
     fake_evdev.plug("/dev/input/event9", {codes["ABS_X"]: fake_evdev.AbsInfo(0, -32768, 32767, 0, 0, 0),
@@ -612,7 +613,7 @@ def test_joystick_refusals(fake_evdev, spec, message):
 
 def test_the_apis_safety_settings_are_finite_and_in_range():
     from runtime.errors import UserError
-    from runtime.outputs.control import ControlSettings
+    from runtime.vehicle.sender import ControlSettings
 
     for kwargs in ({"watchdog_ms": float("inf")}, {"watchdog_ms": float("nan")}, {"heartbeat_ms": 1e-6},
                    {"heartbeat_ms": 5000}):

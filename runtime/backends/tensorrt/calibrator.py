@@ -26,7 +26,7 @@ SEEDS = {"calibration": 2024, "evaluation": 7}  # different road frames for cali
 
 
 def _road(count, purpose):
-    from ... import road
+    from ...sim import road
 
     frames, _ = road.sample_frames(count, 320, 180, seed=SEEDS[purpose])
     return list(frames)

@@ -200,7 +200,8 @@ def test_engines_built_here_agree_with_onnx_runtime(pilot_bundle, digits_bundle,
 
 @needs_tensorrt
 def test_a_run_makes_buffers_once_and_leaves_the_context_balanced(pilot_bundle):
-    from runtime import Model, road
+    from runtime import Model
+    from runtime.sim import road
 
     frames, _ = road.sample_frames(12, 640, 360, seed=4)
     with Model(str(pilot_bundle), backend="tensorrt", precision="fp32") as model:

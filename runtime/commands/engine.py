@@ -3,11 +3,11 @@ runtime installed (`python -m export engine` is the same command under its older
 
 from __future__ import annotations
 
-from ...cli import add_max_image_pixels, positive_int
+from ..cli import add_max_image_pixels, positive_int
 
-from ...errors import UserError
-from .calibrator import DATASETS, DEFAULT_FRAMES
-from .engines import PRECISIONS
+from ..errors import UserError
+from ..backends.tensorrt.calibrator import DATASETS, DEFAULT_FRAMES
+from ..backends.tensorrt.engines import PRECISIONS
 
 
 def calibration_arguments(p):
@@ -19,7 +19,7 @@ def calibration_arguments(p):
                    help="how many calibration frames (default %d)" % DEFAULT_FRAMES)
 
 
-def add_parser(sub, prog):
+def add_parser(sub, prog="python -m runtime engine"):
     p = sub.add_parser("engine", help="build a TensorRT engine from a bundle, on the device that will run it")
     p.prog = prog
     p.add_argument("bundle", metavar="BUNDLE_DIR")
@@ -39,9 +39,11 @@ def add_parser(sub, prog):
 
 
 def main(args):
-    from ... import bundle as bundle_format
-    from . import api as trtlib, build, engines
-    from .cuda import Gpu, load_pycuda
+    from .. import bundle as bundle_format
+    from ..backends.tensorrt import api as trtlib
+    from ..backends.tensorrt import build
+    from ..backends.tensorrt import engines
+    from ..backends.tensorrt.cuda import Gpu, load_pycuda
 
     if args.dla_core is not None and args.dla_core < 0:
         raise UserError("--dla-core must be 0 or more")

@@ -26,13 +26,12 @@ board), zero (never steers: the floor) and pure-pursuit (the ideal steering from
 from __future__ import annotations
 
 import collections
-import os
 import time
 
 import numpy as np
 
 from . import road
-from .errors import UserError
+from ..errors import UserError
 
 SPEED_MPS = 15.0
 FPS = 30.0
@@ -183,15 +182,15 @@ class DriveVideo:
     PX_PER_M = 5.0
 
     def __init__(self, path):
-        from .outputs.files import VideoOutput
+        from ..outputs.files import VideoOutput
 
         self.video = VideoOutput(path, FPS)
 
     def __call__(self, image, steering, ideal, sim):
         import cv2
 
-        from . import overlay
-        from .postprocess import Result
+        from .. import overlay
+        from ..postprocess import Result
 
         big = cv2.resize(image, (image.shape[1] * self.SCALE, image.shape[0] * self.SCALE),
                          interpolation=cv2.INTER_LINEAR)
@@ -234,7 +233,7 @@ class DriveVideo:
 
 def plot(record, path, fps=FPS):
     """Offset and steering over the drive, interventions marked, as a PNG."""
-    from .errors import require
+    from ..errors import require
 
     matplotlib = require("matplotlib", "plot", "--plot")
     matplotlib.use("Agg")
@@ -263,99 +262,3 @@ def plot(record, path, fps=FPS):
 
 
 # -- the command ----------------------------------------------------------------------------------------------
-def add_parser(sub):
-    from .backends import NAMES as BACKENDS
-    from .backends.tensorrt.engines import PRECISIONS
-    from .cli import positive_float
-
-    p = sub.add_parser("drive", help="let a steering bundle drive the procedural road in closed loop: autonomy")
-    p.prog = "python -m runtime drive"
-    p.description = __doc__.split("\n\n")[0]
-    p.add_argument("bundle", help="a steering bundle (train's pilotnet, exported)")
-    p.add_argument("--seconds", type=positive_float, default=120.0, help="simulated seconds (default 120)")
-    p.add_argument("--seed", type=int, default=DEFAULT_SEED, help="the track (default %d: held out)" % DEFAULT_SEED)
-    p.add_argument("--controller", choices=CONTROLLERS, default="model",
-                   help="model (the bundle), zero (never steers) or pure-pursuit (the true pose): default model")
-    p.add_argument("--delay-frames", type=int, default=1, metavar="N",
-                   help="frames between a steering command and its effect (default 1)")
-    p.add_argument("--backend", choices=BACKENDS, default="auto")
-    p.add_argument("--precision", choices=PRECISIONS,
-                   help="TensorRT: which engine; ONNX Runtime: model.onnx (fp32) or the bundle's fp16/int8 variant")
-    p.add_argument("--compare", action="store_true",
-                   help="drive the same track with every precision the bundle has, and the two references")
-    p.add_argument("--output", metavar="FILE.mp4", help="a video of the drive (camera view and a top-down inset)")
-    p.add_argument("--plot", metavar="FILE.png", help="offset and steering over time (needs matplotlib)")
-    p.add_argument("--json", metavar="FILE", help="write the report as JSON")
-
-
-def _row(r):
-    latency = "%.2f" % r["latency_ms"]["p50"] if r["latency_ms"] else "-"
-    return "%-13s %-9s %8.1f%% %13d %12.3f %11.3f %13.2f %9s" % (
-        r["controller"], r["precision"], r["autonomy"], r["interventions"], r["mean_abs_offset_m"],
-        r["max_abs_offset_m"], r["steering_change_per_s"], latency)
-
-
-HEADER = "%-13s %-9s %9s %13s %12s %11s %13s %9s" % ("controller", "precision", "autonomy", "interventions",
-                                                      "mean|off| m", "max|off| m", "steer chg/s", "p50 ms")
-
-
-def main(args):
-    from . import bundle as bundle_format
-    from .model import Model
-    from .outputs.base import check_writable
-    from .outputs.files import VIDEO_EXTS
-
-    if args.delay_frames < 0:
-        raise UserError("--delay-frames must be 0 or more")
-    for path in (args.output, args.plot, args.json):
-        if path:
-            check_writable(path)
-    if args.plot:
-        from .errors import require
-
-        require("matplotlib", "plot", "--plot")
-    if args.output and os.path.splitext(args.output)[1].lower() not in VIDEO_EXTS:
-        raise UserError("--output %s: give a video file (%s)" % (args.output, ", ".join(sorted(VIDEO_EXTS))))
-    bundle = bundle_format.load(args.bundle)
-    if args.controller == "model" or args.compare:
-        steering_units(bundle)
-    runs = [(args.controller, args.precision)]
-    if args.compare:
-        if args.output or args.plot:
-            raise UserError("--compare drives several times: --output and --plot go with one drive")
-        runs = [("model", p) for p in ["fp32"] + list(bundle.variants)] + [("pure-pursuit", None), ("zero", None)]
-    reports = []
-    print(HEADER)
-    for controller, precision in runs:
-        video = DriveVideo(args.output) if args.output else None
-        try:
-            if controller == "model":
-                with Model(bundle, backend=args.backend, precision=precision) as model:
-                    record = drive(model, controller, args.seconds, args.seed, args.delay_frames,
-                                   precision or getattr(model.backend, "precision", None) or "fp32",
-                                   on_frame=video)
-            else:
-                record = drive(None, controller, args.seconds, args.seed, args.delay_frames, bundle=bundle,
-                               on_frame=video)
-        finally:
-            if video is not None:
-                video.close()
-        report = record.report()
-        reports.append(report)
-        print(_row(report), flush=True)
-        if args.plot:
-            plot(record, args.plot)
-    last = reports[-1] if not args.compare else None
-    if last is not None:
-        print("%.0f simulated seconds in %.1f s (%sx real time)%s" % (
-            last["sim_seconds"], last["wall_seconds"], last["realtime_factor"],
-            "; %s" % last["backend"] if last["backend"] else ""))
-    for path in (args.output, args.plot):
-        if path:
-            print("wrote %s" % path)
-    if args.json:
-        from .bundle import write_json
-
-        write_json(args.json, {"rows": reports} if args.compare else reports[0])
-        print("wrote %s" % args.json)
-    return 0

@@ -15,7 +15,7 @@ import re
 import subprocess
 import sys
 
-from . import platform
+from .. import platform
 
 OK, WARN, MISSING = "ok", "warn", "missing"
 
@@ -64,7 +64,7 @@ def _opencv():
                      "on a Jetson: sudo apt install libopencv-python (JetPack 5/6; python3-opencv on 7), in a venv "
                      "made by /usr/bin/python3 with --system-site-packages; "
                      "elsewhere: pip install opencv-python (no cameras) or apt install python3-opencv"), None
-    from .gst import opencv_has_gstreamer
+    from ..gst import opencv_has_gstreamer
 
     info = cv2.getBuildInformation()
     gst = opencv_has_gstreamer(cv2)
@@ -87,7 +87,7 @@ def _onnxruntime():
 
 
 def _tensorrt():
-    from .backends.tensorrt import api as trt
+    from ..backends.tensorrt import api as trt
 
     module, error = _module("tensorrt")
     if module is None:
@@ -99,7 +99,7 @@ def _tensorrt():
 
 
 def _gpu():
-    from .backends.tensorrt.cuda import PYCUDA_HOWTO
+    from ..backends.tensorrt.cuda import PYCUDA_HOWTO
 
     cuda, error = _module("pycuda.driver")
     if cuda is None:
@@ -156,7 +156,7 @@ def camera_kind(root, dev):
 def _sysfs_text(path, limit=256):
     """A small sysfs attribute as text, or None: read without blocking (a FIFO under --root never answers) and
     decoded leniently (the kernel cuts a V4L2 name at 32 bytes, which can split a UTF-8 character)."""
-    from .images import open_regular
+    from ..images import open_regular
 
     try:
         with open_regular(path) as f:
@@ -258,3 +258,11 @@ def main(args) -> int:
             print(line)
         print("the runtime %s run here" % ("can" if runnable else "CANNOT"))
     return 0 if runnable else 1
+
+
+def add_parser(sub):
+    doctor = sub.add_parser("doctor", help="what this machine can run, and how to fix what it cannot")
+    doctor.prog = "python -m runtime doctor"
+    doctor.add_argument("--json", action="store_true", help="print the report as JSON")
+    doctor.add_argument("--root", default="/", metavar="DIR", help="read the Jetson's system files under DIR "
+                                                                    "(for tests)")

@@ -22,8 +22,8 @@ import sys
 import threading
 import time
 
-from .errors import UserError
-from .sources import Source
+from ..errors import UserError
+from ..sources import Source
 
 TRTEXEC = ("trtexec", "/usr/src/tensorrt/bin/trtexec")
 
@@ -63,7 +63,7 @@ def network_sized(bundle, images):
     resize: what is left to measure is the pipeline itself (colour conversion, scaling, inference, handoffs)."""
     import cv2
 
-    from . import images as image_files
+    from .. import images as image_files
 
     width, height = bundle.network_frame_size
     why = image_files.over_budget(width, height)
@@ -141,14 +141,14 @@ def trtexec_fps(engine_path, seconds=5):
 
 
 def bench(bundle_path, source_uri=None, frames=1000, backend="auto", warmup=50, started=None, log=sys.stderr):
-    from . import platform
-    from .model import Model
-    from .pipeline import run
-    from .sources import open_source
+    from .. import platform
+    from ..model import Model
+    from ..pipeline import run
+    from ..sources import open_source
 
     with Model(bundle_path, backend=backend) as model:
         if source_uri is None:
-            from .bundle import bundle_samples
+            from ..bundle import bundle_samples
 
             source = MemoryFrames(network_sized(model.bundle, bundle_samples(model.bundle)))
         else:
@@ -191,8 +191,24 @@ def main(args):
     print("stages (ms/frame): " + ", ".join("%s %.3f" % kv for kv in report["stages_ms"].items())
           + "; resident memory grew %s MB over the measured frames" % report["rss_growth_mb"])
     if args.json:
-        from .bundle import write_json
+        from ..bundle import write_json
 
         write_json(args.json, report)
         print("wrote %s" % args.json)
     return 0
+
+
+def add_parser(sub):
+    from ..backends import NAMES as BACKENDS
+    from ..cli import add_max_image_pixels, positive_int
+
+    bench = sub.add_parser("bench", help="measure a bundle end to end: FPS, latency, stages, memory, start-up")
+    bench.prog = "python -m runtime bench"
+    bench.add_argument("bundle")
+    bench.add_argument("--source", "--input", dest="source", metavar="URI",
+                       help="default: the bundle's samples held in memory (no decoder in the way)")
+    bench.add_argument("--frames", type=positive_int, default=1000, metavar="N", help="frames measured (1000)")
+    bench.add_argument("--warmup", type=positive_int, default=50, metavar="N", help="frames first, not measured")
+    bench.add_argument("--backend", choices=BACKENDS, default="auto")
+    bench.add_argument("--json", metavar="FILE", help="write the report as JSON")
+    add_max_image_pixels(bench)

@@ -32,8 +32,8 @@ import json
 import os
 import time
 
-from .bundle import inside, name_inside
-from .errors import UserError
+from ..bundle import inside, name_inside
+from ..errors import UserError
 
 INPUTS = ["cam/image_array", "user/angle", "user/throttle", "user/mode"]
 TYPES = ["image_array", "float", "float", "str"]

@@ -50,9 +50,10 @@ import secrets
 import socket
 import stat
 import time
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs
 
-from .errors import UserError, printable, require
+from ..errors import UserError, printable, require
+from ..uri import port_number, port_text, split
 
 KINDS = ("cmd", "neutral", "hb")
 VERSION = 2
@@ -152,7 +153,7 @@ class LinkNeedsKey(UserError):
 def read_key(path):
     """The 32-byte key of a key file: 64 hex digits (`python -m runtime keygen FILE` writes one). The file must
     be the user's own secret: no access for the group or others (chmod 600), as ssh asks of its keys."""
-    from .images import open_regular
+    from ..images import open_regular
 
     name = printable(path)
     try:
@@ -252,7 +253,7 @@ class Newest:
         self.value = self.saved = 0
         if path is None:
             return
-        from .images import open_regular
+        from ..images import open_regular
 
         try:
             with open_regular(path) as handle:
@@ -373,33 +374,6 @@ def is_loopback(address):
 
 
 # -- links ------------------------------------------------------------------------------------------------------
-def split(uri):
-    """urlsplit, with a URI it cannot read (an unclosed [ of an IPv6 address) as a one-line UserError."""
-    try:
-        return urlsplit(uri)
-    except ValueError as exc:
-        raise UserError("%s: %s" % (uri, exc)) from None
-
-
-def port_number(text):
-    """A port as a URI gives it, 1 to 65535 in ASCII digits; None for anything else. The one parser of ports
-    (udp://, http://, rtp://, rtsp://): int() takes '²'-like digits of other scripts (or raises on them), '+80' and
-    ' 80', and urlsplit's .port does what the Python version does."""
-    if not isinstance(text, str) or not 0 < len(text) <= 5 or any(c not in "0123456789" for c in text):
-        return None
-    port = int(text)
-    return port if 0 < port < 65536 else None
-
-
-def port_text(netloc):
-    """The port part of a URI's netloc (user@host:port, [v6]:port), '' when there is none."""
-    hostport = netloc.rpartition("@")[2]
-    if hostport.startswith("["):
-        rest = hostport.partition("]")[2]
-        return rest[1:] if rest.startswith(":") else ""
-    return hostport.rpartition(":")[2] if ":" in hostport else ""
-
-
 def split_uri(uri, listen):
     """(scheme, host, port or device, baud) of udp://HOST:PORT, udp://:PORT (to listen) or
     serial:///dev/ttyX?baud=N; UserError in one line otherwise."""

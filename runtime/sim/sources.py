@@ -29,8 +29,8 @@ import time
 from urllib.parse import parse_qs
 
 from ..errors import UserError
-from ..road import STEERING_RADIUS_M
-from .base import Source, sleep_unless
+from .road import STEERING_RADIUS_M
+from ..sources.base import Source, sleep_unless
 
 PARAMS = ("control", "steering", "timeout_ms", "seed", "report")
 DATAGRAMS_PER_FRAME = 64  # a sender sends about 2 lines a frame
@@ -54,8 +54,8 @@ class SyntheticRoad(Source):
     steering_to: a control link the driver's steering goes to, as readings."""
 
     def __init__(self, width=None, height=None, rate=None, seed=0, steering_to=None, link=None, log=sys.stderr):
-        from .. import control
-        from ..road import RoadDrive
+        from ..vehicle import link as control
+        from .road import RoadDrive
 
         self.uri = "synthetic://road"
         if steering_to is not None:
@@ -96,8 +96,9 @@ class SimulatedVehicle(Source):
     live = True
 
     def __init__(self, uri, control_uri, width=None, height=None, rate=None, params=None, log=sys.stderr, link=None):
-        from .. import control, drive
-        from ..vehicle import DEFAULT_TIMEOUT_MS, TIMEOUT_MS_RANGE, Receiver
+        from ..vehicle import link as control
+        from . import drive
+        from ..vehicle.receiver import DEFAULT_TIMEOUT_MS, TIMEOUT_MS_RANGE, Receiver
 
         params = params or {}
         self.uri, self.log = uri, log
@@ -178,7 +179,7 @@ ROAD_MAX_PIXELS = 3840 * 2160  # the renderer holds about 80 bytes a pixel while
 
 
 def open_synthetic(uri, width=None, height=None, rate=None, log=sys.stderr, link=None, **_):
-    from .. import control
+    from ..vehicle import link as control
 
     if width and height and width * height > ROAD_MAX_PIXELS:  # the pixel budget for images is 10x that
         raise UserError("synthetic://road renders at most %d pixels a frame (3840x2160; it needs about 80 bytes a "

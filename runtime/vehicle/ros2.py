@@ -17,8 +17,8 @@ from __future__ import annotations
 
 import math
 
-from . import control
-from .errors import UserError
+from . import link as control
+from ..errors import UserError
 
 MESSAGES = ("ackermann", "twist")
 SPEED_LIMIT, WHEELBASE_LIMIT = 50.0, 20.0  # m/s, m: finite, as the run's --speed and --wheelbase are

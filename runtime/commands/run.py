@@ -1,0 +1,165 @@
+"""python -m runtime run BUNDLE --source URI [--output URI ...]: a bundle on a source, with overlay, video, JSON
+lines, the browser view and the vehicle's control link; `info` describes a bundle (info.py)."""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+
+from ..backends import NAMES as BACKENDS
+from ..backends.tensorrt.engines import PRECISIONS
+from ..cli import (add_link_options, add_max_image_pixels, fraction, link_security, lost_for_good, milliseconds,
+                   number_in, positive_float, positive_int)
+from ..errors import UserError
+from ..gst import CODECS
+from ..sources import DEFAULT_RECONNECT_TIMEOUT, FLIPS
+from ..vehicle import sender as control_output
+
+
+def web_token(text):
+    """argparse type for --web-token: what goes into a URL unescaped (runtime/outputs/web.py), else one line."""
+    from ..outputs.web import token_problem
+
+    if token_problem(text):
+        raise argparse.ArgumentTypeError(token_problem(text))
+    return text
+
+
+def add_parser(sub):
+    run = sub.add_parser("run", help="run a bundle on a source, with overlay, video and JSON lines",
+                         epilog="exit status: 0 when the source ends or --max-frames is reached; 2 for a bad "
+                                "command, bundle or source; 3 when a live source stopped and did not come back "
+                                "within --reconnect-timeout (a supervisor may restart the run); 130 after Ctrl-C "
+                                "and 143 after SIGTERM, every output closed complete")
+    run.prog = "python -m runtime run"
+    run.add_argument("bundle", help="bundle directory (made by python -m export onnx)")
+    run.add_argument("--source", "--input", dest="source", required=True,
+                     help="csi://N, v4l2:///dev/videoN (or /dev/videoN, N), rtsp://..., gst://PIPELINE, "
+                          "synthetic://road, file://PATH, a video, an image, a folder or a glob of images")
+    run.add_argument("--output", action="append", default=[],
+                     metavar="FILE.mp4|FILE.jsonl|display://0|rtp://HOST:PORT|rtsp://@:PORT/PATH|http://HOST:PORT|"
+                             "udp://HOST:PORT|serial:///dev/ttyX?baud=N|ros2://TOPIC",
+                     help="annotated frames to a video file, JSON lines to a file, a window, an RTP/H.264 stream, "
+                          "an RTSP server here, a web page with the live view and statistics, or commands to a "
+                          "vehicle (udp://, serial://, ros2://: see the control options); may be repeated")
+    run.add_argument("--jsonl", metavar="FILE", help="write one JSON line per frame")
+    run.add_argument("--max-frames", type=positive_int, metavar="N", help="stop after N frames")
+    show = run.add_mutually_exclusive_group()
+    show.add_argument("--display", dest="display", action="store_true", default=None,
+                      help="show a window (default: only where a screen exists)")
+    show.add_argument("--no-display", "--headless", dest="display", action="store_false",
+                      help="never show a window")
+    _backend_options(run)
+    _input_options(run)
+    _service_options(run)
+    _control_options(run)
+
+
+def _backend_options(run):
+    """Which backend, precision and engine."""
+    run.add_argument("--backend", choices=BACKENDS, default="auto",
+                     help="inference backend (default auto: TensorRT where it and a GPU are, else ONNX Runtime)")
+    run.add_argument("--precision", choices=PRECISIONS,
+                     help="TensorRT: which engine (default fp16 where the GPU has fast FP16); ONNX Runtime: "
+                          "model.onnx (fp32, the default) or the bundle's fp16/int8 variant")
+    run.add_argument("--dla-core", type=int, metavar="N", help="TensorRT: run on DLA core N (GPU fallback)")
+    run.add_argument("--no-build", dest="build", action="store_false",
+                     help="TensorRT: never build an engine here; fail when the bundle has none for this device")
+
+
+def _input_options(run):
+    """How the source is read."""
+    run.add_argument("--input-width", type=positive_int, metavar="W", help="frame width from the source")
+    run.add_argument("--input-height", type=positive_int, metavar="H", help="frame height from the source")
+    run.add_argument("--input-rate", type=positive_float, metavar="FPS",
+                     help="frame rate of synthetic://road (default: as fast as it is read)")
+    run.add_argument("--input-loop", "--loop", dest="loop", action="store_true",
+                     help="loop a video, image or folder")
+    run.add_argument("--input-flip", default="none", choices=FLIPS,
+                     help="rotate or mirror frames (in the VIC for csi:// on a Jetson)")
+    run.add_argument("--input-codec", choices=CODECS, help="rtsp:// stream codec (default h264)")
+    run.add_argument("--reconnect-timeout", type=positive_float, default=DEFAULT_RECONNECT_TIMEOUT, metavar="S",
+                     help="how long a live source that failed or stalled may take to come back (default %g s); "
+                          "then the run ends with exit status 3" % DEFAULT_RECONNECT_TIMEOUT)
+    run.add_argument("--read-timeout", type=positive_float, metavar="S",
+                     help="a live source that gives no frame for S seconds has stalled and is reconnected "
+                          "(default: 10 frame intervals at its rate, at least 1 s)")
+
+
+def _service_options(run):
+    """The browser view's token, pacing, status and the image budget."""
+    run.add_argument("--web-token", metavar="TOKEN", type=web_token,
+                     help="the token an http:// output asks for: letters, digits, - . _ ~ (default: none on "
+                          "127.0.0.1; a random one, printed, when bound to another address)")
+    run.add_argument("--realtime", action="store_true",
+                     help="pace a video or folder at its frame rate, newest frame wins, as a camera would")
+    run.add_argument("--quiet", action="store_true", help="no live status, only the summary")
+    add_max_image_pixels(run)
+
+
+def _control_options(run):
+    """The control link's options (udp://, serial:// and ros2:// outputs)."""
+    ctl = run.add_argument_group("control (udp://, serial:// and ros2:// outputs: commands to a vehicle)")
+    ctl.add_argument("--watchdog-ms", type=milliseconds(*control_output.WATCHDOG_MS_RANGE), metavar="MS",
+                     help="send neutral when no fresh result came for MS (default: 3 measured frame periods, at "
+                          "least %g ms; %g ms for a source that is not live)"
+                          % (1000 * control_output.MIN_WATCHDOG_S, 1000 * control_output.UNPACED_WATCHDOG_S))
+    ctl.add_argument("--heartbeat-ms", type=milliseconds(*control_output.HEARTBEAT_MS_RANGE), metavar="MS",
+                     help="a heartbeat line every MS (default %g), for the vehicle's own fail-safe"
+                          % (1000 * control_output.DEFAULT_HEARTBEAT_S))
+    ctl.add_argument("--steering-limit", type=fraction, default=1.0, metavar="S",
+                     help="clamp the steering sent to [-S, S], S up to 1 (default 1: the bundle's whole range)")
+    ctl.add_argument("--steering-rate", type=number_in(0.01, 1000.0, "steering units a second"), metavar="S_PER_S",
+                     help="change the steering sent by at most this much a second (default: no limit)")
+    ctl.add_argument("--throttle", type=float, metavar="T",
+                     help="send this throttle with each steering command (-1..1; default: none sent)")
+    ctl.add_argument("--ros2-msg", choices=("ackermann", "twist"), default="ackermann",
+                     help="ros2://TOPIC: ackermann_msgs/AckermannDriveStamped (default) or geometry_msgs/Twist")
+    ctl.add_argument("--wheelbase", type=number_in(0.05, 20.0, "metres"), metavar="M",
+                     help="ros2:// with ackermann: front to rear axle, for the steering angle")
+    ctl.add_argument("--speed", type=number_in(-50.0, 50.0, "metres a second"), metavar="M_PER_S",
+                     help="ros2://: the speed the drive messages carry (-50 to 50)")
+    add_link_options(ctl, receiving=True)  # receiving: synthetic://road?control= checks what the output signs
+
+
+def main(args):
+    from ..model import Model
+    from ..outputs import has_screen, open_outputs
+    from ..pipeline import run
+    from ..sources import open_source
+    from ..vehicle.sender import ControlSettings
+
+    if (args.input_width is None) != (args.input_height is None):
+        raise UserError("give --input-width and --input-height together")
+    display = has_screen() if args.display is None else args.display
+    if args.dla_core is not None and args.dla_core < 0:
+        raise UserError("--dla-core must be 0 or more")
+    security = link_security(args)
+    control = ControlSettings(args.watchdog_ms, args.heartbeat_ms, args.steering_limit, args.steering_rate,
+                              args.throttle, args.ros2_msg, args.wheelbase, args.speed, security)
+    with Model(args.bundle, backend=args.backend, precision=args.precision, dla_core=args.dla_core,
+               build=args.build) as model:
+        model.backend.prepare(shared_cores=True)  # the model loads now (run's capture thread shares the cores)
+        source = open_source(args.source, args.input_width, args.input_height, args.input_rate, args.loop,
+                             args.input_flip, args.input_codec, args.reconnect_timeout,
+                             read_timeout=args.read_timeout, link=security)
+        with source:
+            outputs = open_outputs(args.output, args.jsonl, display, fps=source.fps, web_token=args.web_token,
+                                   control=control)
+            print("runtime: %s on %s with %s (%s; %s)" % (model.bundle.describe(), source.uri, model.backend.name,
+                                                         model.backend.detail, model.backend.reason), file=sys.stderr)
+            stats = run(model, source, outputs, args.max_frames, log=None if args.quiet else sys.stderr,
+                        realtime=args.realtime)
+    stopped_by = {signal.SIGINT: "Ctrl-C", signal.SIGTERM: "SIGTERM"}.get(stats.signal, "a signal")
+    print(stats.summary() + (" (stopped by %s)" % stopped_by if stats.interrupted else ""))
+    for path in args.output + ([args.jsonl] if args.jsonl else []):
+        print("wrote %s" % path)
+    if stats.interrupted:
+        return 128 + int(stats.signal or signal.SIGINT)  # 130 for Ctrl-C, 143 for SIGTERM, as a shell reports them
+    if stats.stopped:
+        raise UserError(stats.stopped)
+    if source.lost:
+        return lost_for_good("python -m runtime", source.lost, "every output is complete")
+    if stats.frames == 0:
+        raise UserError("the source %s gave no frames" % args.source)
