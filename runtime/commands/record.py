@@ -7,8 +7,8 @@ import os
 import sys
 import time
 
-from ..cli import (add_link_options, add_max_image_pixels, link_security, lost_for_good, milliseconds, positive_float,
-                   positive_int)
+from ..cli import add_max_image_pixels, lost_for_good, milliseconds, positive_float, positive_int
+from ..vehicle.link import add_link_options, link_security
 from ..errors import UserError
 from ..vehicle.record import DEFAULT_MATCH_MS, DEFAULT_MIN_FREE_MB, MATCH_MS_RANGE, Readings, Recorder
 
@@ -41,10 +41,9 @@ def add_parser(sub):
 
 
 
-def main(args):
+def _open(args):
+    """What a recording writes to and reads from, each checked: (folder, readings, source, writer)."""
     from ..outputs.base import free_bytes
-    from ..pipeline import READER_WAIT_S, STOP_WAIT_S, Capture
-    from ..signals import StopRequest
     from ..sources import open_source
     from ..vehicle import tub
 
@@ -54,8 +53,7 @@ def main(args):
         raise UserError("give --input-width and --input-height together")
     folder = os.path.abspath(args.out)
     tub.check(folder)
-    min_free = args.min_free_mb * (1 << 20)
-    if free_bytes(os.path.dirname(folder)) < min_free:
+    if free_bytes(os.path.dirname(folder)) < args.min_free_mb * (1 << 20):
         raise UserError("the disk holding %s has less than %g MB left (--min-free-mb)" % (args.out, args.min_free_mb))
     security = link_security(args)
     readings, source = Readings(args.steering_from, security), None
@@ -68,6 +66,44 @@ def main(args):
         if source is not None:
             source.close()
         raise
+    return folder, readings, source, writer
+
+
+def _record(args, folder, capture, recorder, readings, stop, should_stop):
+    """Frames in, records out, until a stop, then what is pending settled and the tub closed; why it stopped early
+    (a disk nearly full, a lost reader), or None. A write that fails raises OSError (main says why)."""
+    from ..outputs.base import free_bytes
+    from ..pipeline import READER_WAIT_S, STOP_WAIT_S
+
+    min_free, writer, stopped = args.min_free_mb * (1 << 20), recorder.writer, None
+    capture.start()
+    while not should_stop():
+        if args.max_frames and writer.written >= args.max_frames:
+            break
+        if free_bytes(folder) < min_free:
+            stopped = ("the disk holding %s has less than %g MB left: stopped, every record up to here is complete"
+                       % (args.out, args.min_free_mb))
+            break
+        frame = capture.get()
+        if frame is None:
+            break
+        recorder.add(frame)
+        writer.flush_if_due()  # records wait at most FLUSH_S in memory, even when none are added
+        if readings.error is not None:
+            stopped = "%s: stopped, every record up to here is complete" % readings.error
+            break
+    capture.stop(STOP_WAIT_S if stop.requested else READER_WAIT_S)
+    time.sleep(min(args.match_ms / 1000.0, 0.2) if recorder.pending else 0.0)  # a last reading may come
+    recorder.settle(final=True)
+    writer.close()  # while a second Ctrl-C or SIGTERM still stops it cleanly (tub.py)
+    return stopped
+
+
+def main(args):
+    from ..pipeline import STOP_WAIT_S, Capture
+    from ..signals import StopRequest
+
+    folder, readings, source, writer = _open(args)
     if writer.resumed_at:
         print("record: adding to the tub in %s after its %d records" % (args.out, writer.resumed_at), file=sys.stderr)
     recorder = Recorder(writer, readings, args.match_ms / 1000.0, args.quality, args.max_frames)
@@ -82,26 +118,7 @@ def main(args):
     capture = Capture(source, newest_wins=source.live, stop=should_stop)
     try:
         with source, stop:
-            capture.start()
-            while not should_stop():
-                if args.max_frames and writer.written >= args.max_frames:
-                    break
-                if free_bytes(folder) < min_free:
-                    stopped = ("the disk holding %s has less than %g MB left: stopped, every record up to here is "
-                               "complete" % (args.out, args.min_free_mb))
-                    break
-                frame = capture.get()
-                if frame is None:
-                    break
-                recorder.add(frame)
-                writer.flush_if_due()  # records wait at most FLUSH_S in memory, even when none are added
-                if readings.error is not None:
-                    stopped = "%s: stopped, every record up to here is complete" % readings.error
-                    break
-            capture.stop(STOP_WAIT_S if stop.requested else READER_WAIT_S)
-            time.sleep(min(args.match_ms / 1000.0, 0.2) if recorder.pending else 0.0)  # a last reading may come
-            recorder.settle(final=True)
-            writer.close()  # while a second Ctrl-C or SIGTERM still stops it cleanly (tub.py)
+            stopped = _record(args, folder, capture, recorder, readings, stop, should_stop)
     except OSError as exc:  # the disk filled between the check and a write: the tub is whole, as tub.py leaves it
         stopped = "cannot write %s: %s: stopped, every flushed record is complete" % (args.out, exc.strerror or exc)
     finally:
@@ -111,6 +128,11 @@ def main(args):
             writer.close()  # closed already, unless an error is on its way: then what it holds goes to the disk
         except OSError:
             pass
+    return _ended(args, writer, recorder, readings, capture, source, stop, stopped)
+
+
+def _ended(args, writer, recorder, readings, capture, source, stop, stopped):
+    """The summary line, then the exit status (or the one-line error) that says how the recording ended."""
     print("recorded %d frames into %s (%d records in all); %d frame(s) had no reading within %g ms; %d reading(s)%s%s%s"
           % (writer.written, args.out, writer.index, recorder.unmatched, args.match_ms, readings.count,
              ", %d malformed" % readings.malformed if readings.malformed else "",

@@ -9,12 +9,12 @@ import sys
 
 from ..backends import NAMES as BACKENDS
 from ..backends.tensorrt.engines import PRECISIONS
-from ..cli import (add_link_options, add_max_image_pixels, fraction, link_security, lost_for_good, milliseconds,
-                   number_in, positive_float, positive_int)
+from ..cli import add_max_image_pixels, fraction, lost_for_good, milliseconds, number_in, positive_float, positive_int
 from ..errors import UserError
 from ..gst import CODECS
 from ..sources import DEFAULT_RECONNECT_TIMEOUT, FLIPS
 from ..vehicle import sender as control_output
+from ..vehicle.link import add_link_options, link_security
 
 
 def web_token(text):

@@ -80,7 +80,7 @@ def shown(data, limit=160):
 
 
 def add_parser(sub):
-    from ..cli import add_link_options
+    from ..vehicle.link import add_link_options
 
     p = sub.add_parser("vehicle", help="the reference receiver of the control link: log commands, enforce the "
                                        "heartbeat (bench tests)")
@@ -108,7 +108,7 @@ def add_parser(sub):
 
 
 def main(args):
-    from ..cli import link_security
+    from ..vehicle.link import link_security
     from ..signals import StopRequest
 
     security = link_security(args)

@@ -366,6 +366,25 @@ class Security:
 NO_SECURITY = Security()
 
 
+def add_link_options(parser, receiving=False):
+    """--link-key, --link-state (receivers) and --insecure-link: a control link's keying (control.Security)."""
+    parser.add_argument("--link-key", metavar="FILE",
+                        help="sign%s the control link's lines with this key (64 hex digits, mode 600; python -m "
+                             "runtime keygen FILE makes one; both ends need it)" % ("/check" if receiving else ""))
+    if receiving:
+        parser.add_argument("--link-state", metavar="FILE",
+                            help="where the newest accepted timestamp is kept across runs (default: the key file's "
+                                 "name + .newest)")
+    parser.add_argument("--insecure-link", action="store_true",
+                        help="a UDP link beyond the loopback without a key: anyone who can reach it can forge lines")
+
+
+def link_security(args):
+    """The Security the link options of args say."""
+    return Security(getattr(args, "link_key", None), getattr(args, "link_state", None),
+                    getattr(args, "insecure_link", False))
+
+
 def is_loopback(address):
     try:
         return ipaddress.ip_address(address.partition("%")[0]).is_loopback
