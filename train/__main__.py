@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -21,11 +22,21 @@ from runtime.cli import ArgumentParser, main, positive_float, positive_int
 from runtime.errors import UserError, printable, require
 from runtime.images import utf8
 
-from . import backbones, datasets, distribute, drivelog, models, pipeline
+from . import (backbones, checkpoints, datasets, distribute, drivelog, load_tensorflow, models, pipeline, run_dir,
+               trainer)
 
 
 def build_parser():
     parser = ArgumentParser(prog="python -m train", description=__doc__.split("\n\n")[0])
+    _add_run_options(parser)
+    _add_pipeline_options(parser.add_argument_group("input pipeline"))
+    _add_device_options(parser.add_argument_group("devices"))
+    _add_transfer_options(parser.add_argument_group("transfer learning (%s only)" % ", ".join(backbones.BACKBONES)))
+    return parser
+
+
+def _add_run_options(parser):
+    """What to train, on what, for how long, and where the run goes."""
     parser.add_argument("--model", required=True, metavar="NAME",
                         help="one of: " + ", ".join("%s (%s)" % (n, s.about) for n, s in models.ZOO.items()))
     parser.add_argument("--data", metavar="DATASET",
@@ -51,7 +62,10 @@ def build_parser():
     parser.add_argument("--reduce-lr", type=positive_int, metavar="N",
                         help="halve the learning rate when the validation loss has not improved for N epochs")
     parser.add_argument("--summary", action="store_true", help="print the Keras summary and exit")
-    data = parser.add_argument_group("input pipeline")
+
+
+def _add_pipeline_options(data):
+    """Augmentation, the in-memory cache, and how a driving log's steering is read."""
     data.add_argument("--augment", nargs="?", const="default", metavar="KINDS",
                       help="augment the training batches (not the model): a comma list of %s; alone: %s for "
                            "steering, %s for classifiers" % ("|".join(pipeline.KINDS),
@@ -74,7 +88,10 @@ def build_parser():
                       help="drivelog: the turning radius in metres that a steering of 1 makes, written into the "
                            "manifest (inverse_radius_per_unit = 1/M), so that runtime drive and the control link's "
                            "inverse_radius know the car's units (synthetic://road's driver: 10)")
-    scale = parser.add_argument_group("devices")
+
+
+def _add_device_options(scale):
+    """tf.distribute's strategy, mixed precision and TensorBoard."""
     scale.add_argument("--strategy", choices=distribute.STRATEGIES, default="default",
                        help="tf.distribute: one device, mirrored over this machine's GPUs, or multiworker across "
                             "machines (TF_CONFIG); --batch-size is the global batch")
@@ -83,7 +100,10 @@ def build_parser():
     scale.add_argument("--mixed-precision", action="store_true",
                        help="the mixed_float16 policy on GPUs (output kept float32; the saved model is float32)")
     scale.add_argument("--tensorboard", action="store_true", help="TensorBoard logs in RUN_DIR/tensorboard")
-    group = parser.add_argument_group("transfer learning (%s only)" % ", ".join(backbones.BACKBONES))
+
+
+def _add_transfer_options(group):
+    """The backbones' weights, input size and fine-tuning (train/backbones.py)."""
     group.add_argument("--weights", metavar="PATH",
                        help="ImageNet weights for the backbone, a .h5/.keras file downloaded from Keras's storage "
                             "(e.g. %s); default: random weights, every layer trained"
@@ -97,7 +117,6 @@ def build_parser():
                             "learning rate %g" % backbones.FINE_TUNE_LR)
     group.add_argument("--fine-tune-epochs", type=positive_int, metavar="N",
                        help="epochs of the fine-tuning phase (default: as many as --epochs)")
-    return parser
 
 
 def _augment_kinds(given, task):
@@ -113,8 +132,8 @@ def _augment_kinds(given, task):
     return kinds
 
 
-def _main(argv):
-    args = build_parser().parse_args(argv)
+def _configured_spec(args):
+    """The zoo entry for --model, configured with the transfer-learning options (backbones only)."""
     spec = models.get(args.model)
     transfer = (args.weights, args.image_size, args.fine_tune, args.fine_tune_epochs)
     if isinstance(spec, backbones.BackboneSpec):
@@ -122,17 +141,20 @@ def _main(argv):
     elif any(v is not None for v in transfer):
         raise UserError("--weights, --image-size and --fine-tune are for the backbones (%s), not %s"
                         % (", ".join(backbones.BACKBONES), spec.name))
-    if args.summary:
-        from . import load_tensorflow
+    return spec
 
-        load_tensorflow()
-        model = spec.build()
-        if isinstance(spec, backbones.BackboneSpec):
-            print(spec.describe(), file=sys.stderr)
-        model.summary()
-        return 0
-    if not args.out:
-        raise UserError("--out RUN_DIR is required to train (or give --summary)")
+
+def _print_summary(spec):
+    """--summary: the Keras summary of the untrained model (and a backbone's plan)."""
+    load_tensorflow()
+    model = spec.build()
+    if isinstance(spec, backbones.BackboneSpec):
+        print(spec.describe(), file=sys.stderr)
+    model.summary()
+
+
+def _checked_data(args, spec):
+    """--data (or the model's default), checked with the options that only some datasets take."""
     data = args.data or spec.default_data
     if data is None:
         raise UserError("%s needs a two-class image folder: --data folder:PATH (one subfolder per class)"
@@ -146,22 +168,31 @@ def _main(argv):
                         ("--steering-radius", args.steering_radius is not None)):
         if given and not is_log:
             raise UserError("%s is for --data drivelog:PATH" % flag)
-    distribute.check(args.strategy, args.cpu_replicas)  # before any work
-    if args.tensorboard:
-        require("tensorboard", "train", "--tensorboard")
+    return data
+
+
+def _checked_augment(args, spec):
+    """--augment's kinds, checked with --shift-correction."""
     augment = _augment_kinds(args.augment, spec.task)
     if args.shift_correction is not None and "shift" not in augment:
         raise UserError("--shift-correction is for --augment with shift")
     if "shift" in augment and args.shift_correction is None:
         raise UserError("--augment shift needs --shift-correction S: the steering a view moved right by 10%% of "
                         "its width calls for (it depends on the camera; README, \"Augmentation\")")
-    from . import checkpoints, load_tensorflow, run_dir, trainer
+    return augment
 
-    if not utf8(args.out):  # TensorFlow's file functions (samples, TensorBoard) take UTF-8 names only
+
+def _check_out(out):
+    """--out must be a folder (or nothing yet) whose name is UTF-8."""
+    if not utf8(out):  # TensorFlow's file functions (samples, TensorBoard) take UTF-8 names only
         raise UserError("--out %s: give a run folder whose name is UTF-8 (TensorFlow writes into it, and its "
-                        "file functions take UTF-8 names only)" % printable(args.out))
-    if os.path.exists(args.out) and not os.path.isdir(args.out):
-        raise UserError("--out %s exists and is not a folder" % args.out)
+                        "file functions take UTF-8 names only)" % printable(out))
+    if os.path.exists(out) and not os.path.isdir(out):
+        raise UserError("--out %s exists and is not a folder" % out)
+
+
+def _settings(args, data):
+    """The options a --resume must repeat (train/checkpoints.py keeps them in the checkpoint)."""
     settings = {k: getattr(args, k) for k in ("model", "data", "limit", "seed", "batch_size", "road_views",
                                               "image_size", "weights", "fine_tune", "fine_tune_epochs",
                                               "early_stopping", "reduce_lr", "augment", "shift_correction",
@@ -169,6 +200,12 @@ def _main(argv):
                                               "cpu_replicas",
                                               "mixed_precision")}
     settings["data"] = data
+    return settings
+
+
+def _claim_run_dir(args, spec, settings):
+    """--resume: the checkpoint must fit these settings; else a run already in --out needs --force, which
+    clears its checkpoint."""
     if args.resume:
         checkpoints.check_resume(args.out, settings, trainer.phases_of(spec, args.epochs))  # before any work
     elif not args.force and run_dir.holds_a_run(args.out):
@@ -178,6 +215,10 @@ def _main(argv):
                                                     if state else ""))
     if args.force:
         shutil.rmtree(checkpoints.folder(args.out), ignore_errors=True)  # another run's checkpoint would not fit
+
+
+def _devices(args):
+    """TensorFlow loaded; (the tf.distribute strategy or None, whether mixed precision is on)."""
     tf = load_tensorflow()
     strategy = distribute.configure(args.strategy, args.cpu_replicas)  # before TensorFlow's first op
     mixed = args.mixed_precision
@@ -185,11 +226,11 @@ def _main(argv):
         print("note: --mixed-precision has no benefit on a CPU (no float16 arithmetic to gain): training in "
               "float32", file=sys.stderr)
         mixed = False
-    if isinstance(spec, backbones.BackboneSpec):
-        if spec.weights is not None:
-            spec.build_base()  # a weights file that does not fit is one line before any work is done
-        print(spec.describe(), file=sys.stderr)
+    return strategy, mixed
 
+
+def _load_dataset(args, data, spec):
+    """The dataset, its notes on stderr."""
     print("loading %s for %s" % (printable(data), spec.name), file=sys.stderr)
     side = drivelog.SIDE_CORRECTION if args.side_correction is None else args.side_correction
     dataset = datasets.load(data, spec, limit=args.limit, seed=args.seed, road_views=args.road_views,
@@ -197,21 +238,55 @@ def _main(argv):
                             steering_radius=args.steering_radius)
     for note in dataset.notes:
         print(note, file=sys.stderr)
+    return dataset
+
+
+def _interrupted(stop, out):
+    """What a Ctrl-C or SIGTERM left, on stderr; the exit status (130 for Ctrl-C, 143 for SIGTERM)."""
+    print("stopped by %s; %s" % ("SIGTERM" if stop.signum == signal.SIGTERM else "Ctrl-C",
+                                 "the last finished epoch (%d) is in %s: go on with the same command and "
+                                 "--resume" % (stop.epochs, checkpoints.folder(out)) if stop.epochs else
+                                 "no epoch had finished, nothing was saved"), file=sys.stderr)
+    return 128 + stop.signum
+
+
+def _main(argv):
+    args = build_parser().parse_args(argv)
+    spec = _configured_spec(args)
+    if args.summary:
+        _print_summary(spec)
+        return 0
+    if not args.out:
+        raise UserError("--out RUN_DIR is required to train (or give --summary)")
+    data = _checked_data(args, spec)
+    distribute.check(args.strategy, args.cpu_replicas)  # before any work
+    if args.tensorboard:
+        require("tensorboard", "train", "--tensorboard")
+    augment = _checked_augment(args, spec)
+    _check_out(args.out)
+    settings = _settings(args, data)
+    _claim_run_dir(args, spec, settings)
+    strategy, mixed = _devices(args)
+    if isinstance(spec, backbones.BackboneSpec):
+        if spec.weights is not None:
+            spec.build_base()  # a weights file that does not fit is one line before any work is done
+        print(spec.describe(), file=sys.stderr)
+
+    dataset = _load_dataset(args, data, spec)
     if strategy is not None and args.batch_size % strategy.num_replicas_in_sync:
         raise UserError("--batch-size %d does not split over %d replicas: give a multiple of %d"
                         % (args.batch_size, strategy.num_replicas_in_sync, strategy.num_replicas_in_sync))
     options = trainer.Options(augment=augment, shift_correction=args.shift_correction or 0.0, cache_mb=args.cache_mb,
                               strategy=strategy, mixed_precision=mixed, tensorboard=args.tensorboard)
     try:
-        trainer.train(spec, dataset, args.out, args.epochs, args.batch_size, seed=args.seed, settings=settings,
-                      resume=args.resume, early_stopping=args.early_stopping, reduce_lr=args.reduce_lr,
-                      options=options)
+        trained = trainer.train(spec, dataset, args.out, args.epochs, args.batch_size, seed=args.seed,
+                                settings=settings, resume=args.resume, early_stopping=args.early_stopping,
+                                reduce_lr=args.reduce_lr, options=options)
     except trainer.Interrupted as stop:
-        print("stopped by %s; %s" % ("SIGTERM" if stop.signum == signal.SIGTERM else "Ctrl-C",
-                                     "the last finished epoch (%d) is in %s: go on with the same command and "
-                                     "--resume" % (stop.epochs, checkpoints.folder(args.out)) if stop.epochs else
-                                     "no epoch had finished, nothing was saved"), file=sys.stderr)
-        return 128 + stop.signum  # 130 for Ctrl-C, 143 for SIGTERM
+        return _interrupted(stop, args.out)
+    run_dir.write(args.out, spec, dataset, trained)
+    print("held out: %s" % json.dumps({k: round(v, 4) if isinstance(v, float) else v
+                                       for k, v in trained.held_out.items()}), file=sys.stderr)
     print("wrote %s (model.keras, history.json, training.png, summary.txt, meta.json, samples/, checkpoints/)"
           % args.out)
     return 0

@@ -1,18 +1,86 @@
-"""The run directory's metadata (RUN_DIR/meta.json), read and written here only, as runtime/bundle.py is for
-bundles: what `python -m export onnx` needs of a training run (task, labels, the input contract, samples);
-the run's model files, written whole or not at all; and the refusal to overwrite a run by accident."""
+"""The run directory, written and read here only, as runtime/bundle.py is for bundles: what a finished training
+(train/trainer.py's Trained) leaves (model.keras, summary.txt, history.json, training.png, samples/ and meta.json,
+the layout trainer.py's docstring shows); its metadata (RUN_DIR/meta.json), what `python -m export onnx` needs of
+a training run (task, labels, the input contract, samples); the run's model files, written whole or not at all;
+and the refusal to overwrite a run by accident. The checkpoint (RUN_DIR/checkpoints) is train/checkpoints.py's."""
 
 from __future__ import annotations
 
 import json
 import os
 
-from runtime.bundle import write_json
+from runtime.sim import road
+from runtime.bundle import write_atomic, write_json
 from runtime.errors import UserError
+
+from .plots import plot_history
 
 FORMAT = "edge-run"
 FORMAT_VERSION = 1
 META = "meta.json"
+SAMPLES = "samples"
+
+
+def prepare(run_dir: str) -> None:
+    """The run directory and its samples folder, made before training (the checkpoint goes inside)."""
+    os.makedirs(os.path.join(run_dir, SAMPLES), exist_ok=True)
+
+
+def write(run_dir: str, spec, dataset, trained) -> None:
+    """Everything a finished training leaves in run_dir (trained: train/trainer.py's Trained, from spec and
+    dataset): the model, its summary, the history and its plot, the held-out samples, and meta.json last."""
+    save_model(trained.model, os.path.join(run_dir, "model.keras"))
+    write_atomic(os.path.join(run_dir, "summary.txt"), trained.summary.encode("utf-8"))
+    write_json(os.path.join(run_dir, "history.json"), history_record(trained))
+    plot_history(trained.history, os.path.join(run_dir, "training.png"),
+                 "%s on %s (%d train / %d held out)" % (spec.name, dataset.name, len(dataset.y_train),
+                                                         len(dataset.y_val)))
+    files = write_samples(run_dir, dataset.raw_samples)
+    write_meta(run_dir, run_meta(spec, dataset, trained, files))
+
+
+def history_record(trained) -> dict:
+    """history.json: epochs done, batch size, seconds, Keras's per-epoch history, the phases, held-out results."""
+    return {"epochs": trained.epochs, "batch_size": trained.batch_size, "seconds": round(trained.seconds, 1),
+            "history": trained.history, "phases": trained.phases, "held_out": trained.held_out}
+
+
+def write_samples(run_dir: str, raw_samples) -> list:
+    """The held-out raw frames as RUN_DIR/samples/sample_NNN.png; their file names, in order."""
+    import tensorflow as tf
+
+    files = []
+    for i, image in enumerate(raw_samples):
+        name = "sample_%03d.png" % i
+        tf.io.write_file(os.path.join(run_dir, SAMPLES, name), tf.io.encode_png(image))
+        files.append(name)
+    return files
+
+
+def run_meta(spec, dataset, trained, files) -> dict:
+    """meta.json's fields (write_meta adds the format's): the model's task, labels and input contract, the
+    dataset, held-out results, samples (files: their names) and tools; the backbone's weights (transfer
+    learning), the steering's meaning and the augmentation where they apply."""
+    import keras
+    import tensorflow as tf
+
+    meta = {
+        "name": spec.name, "task": spec.task,
+        "labels": dataset.labels if spec.task != "steering" else [],
+        "input": {"shape": [None] + list(spec.input_shape), "layout": spec.layout},
+        "preprocess": spec.preprocess(),
+        "dataset": dataset.name, "held_out": trained.held_out,
+        "samples": {"dir": SAMPLES, "files": files, "targets": dataset.sample_targets},
+        "tools": {"tensorflow": tf.__version__, "keras": keras.__version__},
+    }
+    if getattr(spec, "backbone", None) is not None:  # transfer learning: where its weights came from
+        meta["backbone"] = {"weights": os.path.basename(spec.weights) if spec.weights else "random",
+                            "fine_tune_layers": spec.fine_tune}
+    if spec.task == "steering":
+        meta["steering"] = dataset.steering or road.steering_metadata()
+    if trained.augment:
+        meta["augment"] = list(trained.augment)
+    return meta
 
 
 def save_model(model, path: str) -> None:

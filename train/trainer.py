@@ -1,4 +1,4 @@
-"""Train a zoo model on a dataset and write the run directory that export reads.
+"""Train a zoo model on a dataset; train/run_dir.py writes what it made into the run directory that export reads:
 
 RUN_DIR/
     model.keras      the trained model
@@ -12,15 +12,13 @@ RUN_DIR/
 from __future__ import annotations
 
 import contextlib
-import json
+import functools
 import os
 import sys
 import time
 
 import numpy as np
 
-from runtime import road
-from runtime.bundle import write_atomic, write_json
 from runtime.signals import StopRequest
 
 from . import checkpoints, distribute, multiworker, run_dir
@@ -118,22 +116,24 @@ def _float32_copy(keras, spec, model, num_classes):
     return plain
 
 
-def train(spec, dataset, out_dir, epochs, batch_size, seed=0, verbose=None, settings=None, resume=False,
-          early_stopping=None, reduce_lr=None, options=None):
-    """Train (or, with resume, go on training from out_dir's checkpoint), then write the run directory.
-    early_stopping / reduce_lr: patience in epochs of keras's EarlyStopping (best weights restored) and
-    ReduceLROnPlateau (learning rate halved), on the validation loss. options: Options. Raises Interrupted
-    after a Ctrl-C or SIGTERM, once the last finished epoch is in the checkpoint."""
-    import keras
-    import tensorflow as tf
+class Trained:
+    """What train() made, for run_dir.write: the model (float32), its Keras summary, Keras's per-epoch history
+    (both phases), the epochs done and each phase's share of them, the seconds the phases took, the held-out
+    results (evaluate()), and the batch size and augmentation it trained with."""
 
-    options = options or Options()
+    def __init__(self, model, summary, history, epochs, phases, seconds, held_out, batch_size, augment):
+        self.model, self.summary, self.history, self.epochs, self.phases = model, summary, history, epochs, phases
+        self.seconds, self.held_out, self.batch_size, self.augment = seconds, held_out, batch_size, augment
+
+
+def _make_deterministic(keras, tf, seed):
     keras.utils.set_random_seed(seed)  # Python, NumPy and TensorFlow: weights, shuffling, dropout
     tf.config.experimental.enable_op_determinism()  # and the same kernels' results on every run
-    os.makedirs(os.path.join(out_dir, "samples"), exist_ok=True)
-    num_classes = max(len(dataset.labels), 2)
-    phases = phases_of(spec, epochs)
-    settings = dict(settings or {})
+
+
+def _model_and_state(keras, spec, out_dir, settings, phases, num_classes, resume, options):
+    """The model to train and the checkpoint state: out_dir's last checkpoint with resume, else a new model
+    (its output float32 under mixed precision). Variables are made in the strategy's scope."""
     scope = options.strategy.scope() if options.strategy is not None else contextlib.nullcontext()
     if options.mixed_precision:
         keras.mixed_precision.set_dtype_policy("mixed_float16")
@@ -149,10 +149,11 @@ def train(spec, dataset, out_dir, epochs, batch_size, seed=0, verbose=None, sett
             model = spec.build(num_classes)
             if options.mixed_precision:
                 model = _float32_output(keras, model)
-    summary = _summary_text(model)
-    train_data, val_data = _pipelines(spec, dataset, batch_size, seed, num_classes, options)
-    if verbose is None:  # Keras's progress bar on a terminal, one line per epoch in a log
-        verbose = 1 if sys.stdout.isatty() else 2
+    return model, state
+
+
+def _callbacks(keras, out_dir, early_stopping, reduce_lr, options):
+    """(the callbacks the checkpoint saves and restores: early stopping, learning rate; TensorBoard's logs)."""
     callbacks = []
     if early_stopping:
         callbacks.append(keras.callbacks.EarlyStopping(monitor="val_loss", patience=early_stopping,
@@ -161,69 +162,77 @@ def train(spec, dataset, out_dir, epochs, batch_size, seed=0, verbose=None, sett
         callbacks.append(keras.callbacks.ReduceLROnPlateau(monitor="val_loss", factor=0.5, patience=reduce_lr,
                                                            verbose=1))
     logs = [keras.callbacks.TensorBoard(log_dir=os.path.join(out_dir, "tensorboard"))] if options.tensorboard else []
-    started = time.time()
+    return callbacks, logs
+
+
+def _fit(model, spec, data, initial_epoch, end, callbacks, batch_size, verbose, strategy):
+    """Epochs initial_epoch to end: Keras's fit, or train/multiworker.py's loop where the strategy needs it."""
+    train_data, val_data = data
+    if strategy is not None and distribute.custom_loop(strategy):
+        multiworker.fit(model, strategy, spec.task, train_data, val_data, initial_epoch, end, callbacks, batch_size,
+                        verbose=verbose)
+    else:
+        model.fit(train_data, validation_data=val_data, initial_epoch=initial_epoch, epochs=end, shuffle=False,
+                  verbose=verbose, callbacks=callbacks)  # the pipeline shuffles
+
+
+def _start_phase(spec, model, state, index, first, end):
+    """A phase begins: the second one unfreezes the backbone's last layers; the state says which phase runs."""
+    if index == 1:
+        print("fine-tuning the backbone's last %d layers for %d epochs" % (spec.fine_tune, end - first),
+              file=sys.stderr)
+        spec.start_fine_tune(model)
+    state.update(phase=index, phase_end=end, phase_finished=False, stopped_early=False)
+
+
+def _run_phases(spec, model, state, phases, out_dir, callbacks, logs, fit):
+    """Each phase that a resume has not finished, from its first epoch not done; the checkpoint's state written
+    after each. fit(initial_epoch, end, callbacks) trains. Interrupted on Ctrl-C or SIGTERM."""
     with StopRequest() as stop:
         for index, (_, first, end) in enumerate(phases):
             if index < state["phase"] or (index == state["phase"] and state["phase_finished"]):
                 continue  # finished before this resume
             if index > state["phase"] or state["epochs"] == 0:
-                if index == 1:
-                    print("fine-tuning the backbone's last %d layers for %d epochs" % (spec.fine_tune, end - first),
-                          file=sys.stderr)
-                    spec.start_fine_tune(model)
-                state.update(phase=index, phase_end=end, phase_finished=False, stopped_early=False)
+                _start_phase(spec, model, state, index, first, end)
             every = callbacks + [checkpoints.make_callback(out_dir, state, stop, callbacks)] + logs
-            if options.strategy is not None and distribute.custom_loop(options.strategy):
-                multiworker.fit(model, options.strategy, spec.task, train_data, val_data,
-                                max(first, state["epochs"]), end, every, batch_size, verbose=verbose)
-            else:
-                model.fit(train_data, validation_data=val_data, initial_epoch=max(first, state["epochs"]),
-                          epochs=end, shuffle=False, verbose=verbose, callbacks=every)  # the pipeline shuffles
+            fit(max(first, state["epochs"]), end, every)
             if stop.requested:
                 raise Interrupted(stop.signum, state["epochs"])
             state.update(phase_finished=True, stopped_early=state["epochs"] < end)
             checkpoints.write_state(out_dir, state)
-    hist = state["history"]
+
+
+def train(spec, dataset, out_dir, epochs, batch_size, seed=0, verbose=None, settings=None, resume=False,
+          early_stopping=None, reduce_lr=None, options=None) -> Trained:
+    """Train (or, with resume, go on training from out_dir's checkpoint); returns what it made, which
+    run_dir.write(out_dir, spec, dataset, trained) writes. out_dir holds the checkpoint (and TensorBoard's logs)
+    meanwhile. early_stopping / reduce_lr: patience in epochs of keras's EarlyStopping (best weights restored) and
+    ReduceLROnPlateau (learning rate halved), on the validation loss. options: Options. Raises Interrupted
+    after a Ctrl-C or SIGTERM, once the last finished epoch is in the checkpoint."""
+    import keras
+    import tensorflow as tf
+
+    options = options or Options()
+    _make_deterministic(keras, tf, seed)
+    run_dir.prepare(out_dir)
+    num_classes = max(len(dataset.labels), 2)
+    phases = phases_of(spec, epochs)
+    model, state = _model_and_state(keras, spec, out_dir, dict(settings or {}), phases, num_classes, resume, options)
+    summary = _summary_text(model)
+    data = _pipelines(spec, dataset, batch_size, seed, num_classes, options)
+    if verbose is None:  # Keras's progress bar on a terminal, one line per epoch in a log
+        verbose = 1 if sys.stdout.isatty() else 2
+    callbacks, logs = _callbacks(keras, out_dir, early_stopping, reduce_lr, options)
+    started = time.time()
+    _run_phases(spec, model, state, phases, out_dir, callbacks, logs,
+                functools.partial(_fit, model, spec, data, batch_size=batch_size, verbose=verbose,
+                                  strategy=options.strategy))
     done = state["epochs"]
     phase_list = [{"phase": name, "epochs": min(end, done) - first} for name, first, end in phases if first < done]
     seconds = time.time() - started
-    results = evaluate(model, dataset, val_data)
+    results = evaluate(model, dataset, data[1])
     if options.mixed_precision:
         model = _float32_copy(keras, spec, model, num_classes)
         keras.mixed_precision.set_dtype_policy("float32")  # for whatever this process builds next
-
-    run_dir.save_model(model, os.path.join(out_dir, "model.keras"))
-    write_atomic(os.path.join(out_dir, "summary.txt"), summary.encode("utf-8"))
-    write_json(os.path.join(out_dir, "history.json"),
-               {"epochs": done, "batch_size": batch_size, "seconds": round(seconds, 1), "history": hist,
-                "phases": phase_list, "held_out": results})
-    from .plots import plot_history
-
-    plot_history(hist, os.path.join(out_dir, "training.png"),
-                 "%s on %s (%d train / %d held out)" % (spec.name, dataset.name, len(dataset.y_train),
-                                                         len(dataset.y_val)))
-    files = []
-    for i, image in enumerate(dataset.raw_samples):
-        name = "sample_%03d.png" % i
-        tf.io.write_file(os.path.join(out_dir, "samples", name), tf.io.encode_png(image))
-        files.append(name)
-    meta = {
-        "name": spec.name, "task": spec.task,
-        "labels": dataset.labels if spec.task != "steering" else [],
-        "input": {"shape": [None] + list(spec.input_shape), "layout": spec.layout},
-        "preprocess": spec.preprocess(),
-        "dataset": dataset.name, "held_out": results,
-        "samples": {"dir": "samples", "files": files, "targets": dataset.sample_targets},
-        "tools": {"tensorflow": tf.__version__, "keras": keras.__version__},
-    }
-    if getattr(spec, "backbone", None) is not None:  # transfer learning: where its weights came from
-        meta["backbone"] = {"weights": os.path.basename(spec.weights) if spec.weights else "random",
-                            "fine_tune_layers": spec.fine_tune}
-    if spec.task == "steering":
-        meta["steering"] = dataset.steering or road.steering_metadata()
-    if options.augment:
-        meta["augment"] = list(options.augment)
-    run_dir.write_meta(out_dir, meta)
-    print("held out: %s" % json.dumps({k: round(v, 4) if isinstance(v, float) else v for k, v in results.items()}),
-          file=sys.stderr)
-    return model, results
+    return Trained(model, summary, state["history"], done, phase_list, seconds, results, batch_size,
+                   list(options.augment))

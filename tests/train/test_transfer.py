@@ -112,12 +112,16 @@ def test_weights_load_into_the_backbone_which_is_then_frozen(keras, weights_file
 
 
 def test_fine_tune_trains_the_head_then_the_last_layers_with_bn_in_inference_mode(keras, weights_file, tmp_path):
-    from train import backbones, datasets, trainer
+    from train import backbones, datasets, run_dir, trainer
 
     path, expected = weights_file
     spec = _spec("mobilenetv2", weights=path, fine_tune=12, fine_tune_epochs=1)
     data = datasets.load("digits", spec, limit=48, seed=0)
-    model, _ = trainer.train(spec, data, str(tmp_path / "run"), 1, 16, seed=0, verbose=0)
+    trained = trainer.train(spec, data, str(tmp_path / "run"), 1, 16, seed=0, verbose=0)
+    assert not any((tmp_path / "run" / n).exists() for n in ("model.keras", "history.json", "meta.json")), \
+        "train trains; run_dir writes the run"
+    run_dir.write(str(tmp_path / "run"), spec, data, trained)
+    model = trained.model
     base = backbones.backbone_of(model)
     layers = base.layers[1:]
     unfrozen = [la.name for la in layers if la.trainable]
