@@ -1,7 +1,7 @@
 """Datasets by name: RGB uint8 images in memory, or image files read as training needs them (train/pipeline.py).
 
     digits          the real handwritten digits inside scikit-learn (1,797 8x8 images, 10 classes)
-    road            the procedural road (runtime.road), labelled with the steering that follows the lane
+    road            the procedural road (runtime.sim.road), labelled with the steering that follows the lane
     mnist:PATH      MNIST from its IDX files or mnist.npz in PATH (train/classic.py); never downloaded
     cifar10:PATH    CIFAR-10 from its python or binary batches, or their .tar.gz as downloaded
     mnist, cifar10  keras.datasets' copies, from Keras's cache (or the network, where there is one)
@@ -32,6 +32,7 @@ import numpy as np
 from runtime.errors import UserError, printable
 
 from .classic import CIFAR10_LABELS
+from .pipeline import Split, decode_file, readable
 
 NAMES = ("digits", "road", "mnist:PATH", "cifar10:PATH", "folder:PATH", "drivelog:PATH[,PATH...]", "mnist",
          "cifar10")
@@ -213,15 +214,11 @@ def _keras_dataset(name):
 def _decode(path):
     import tensorflow as tf
 
-    from .pipeline import decode_file
-
     return decode_file(tf, path).numpy()
 
 
 def _readable(files, what):
     """The files TensorFlow can decode; each one that it cannot is a warning."""
-    from .pipeline import readable
-
     print(printable("checking %d %s" % (len(files), what)), file=sys.stderr)
     good = readable(files)
     bad = sorted(set(range(len(files))) - set(good))
@@ -322,44 +319,56 @@ def _spread(n):
 def load(name: str, spec, limit=None, seed: int = 0, road_views: str = "recovery", side_correction=None,
          steering_units="normalised", steering_radius=None) -> Dataset:
     """Load a dataset for a zoo Spec; limit caps (or, for road, sets) the training size.
-    road_views: the road's training views (runtime.road.random_pose); validation always has recovery views.
+    road_views: the road's training views (runtime.sim.road.random_pose); validation always has recovery views.
     side_correction, steering_units, steering_radius: for driving logs (train/drivelog.py)."""
-    from .pipeline import Split
-
     check(name, spec)
     kind, _, path = name.partition(":")
     if name == "road":
-        from runtime import road
-
-        n_train = limit or 3000
-        n_val = max(100, n_train // 5)
-        frames, y = road.sample_frames(n_train, ROAD_SIZE[0], ROAD_SIZE[1], seed=seed, views=road_views)
-        train_rgb = np.ascontiguousarray(frames[..., ::-1])
-        del frames
-        val_frames, y_val = road.sample_frames(n_val, ROAD_SIZE[0], ROAD_SIZE[1], seed=seed + 100003)
-        val_rgb = np.ascontiguousarray(val_frames[..., ::-1])
-        _warn_if_constant(name, y, noun="frame")
-        return Dataset(name, "steering", [], Split(y, images=train_rgb), Split(y_val, images=val_rgb),
-                       val_rgb[:SAMPLES], [float(v) for v in y_val[:SAMPLES]], road.steering_metadata())
+        return _road(name, limit, seed, road_views)
     if kind == "drivelog":
-        train, val, steering, notes = _load_drivelog(path, seed, side_correction, steering_units, steering_radius)
-        train = [train[i] for i in _kept(len(train), limit, seed)]
-        centre = [s.steering for s in train if s.camera == "centre"]  # what the log recorded
-        _warn_if_constant(name, centre or [s.steering for s in train], noun="row",
-                          side_correction=side_correction if len(centre) < len(train) else None)
-        order = _spread(len(val))
-        return Dataset(name, "steering", [], Split([s.steering for s in train], files=[s.image for s in train]),
-                       Split([s.steering for s in val], files=[s.image for s in val]),
-                       [_decode(val[i].image) for i in order], [float(val[i].steering) for i in order], steering,
-                       notes)
+        return _drivelog(name, path, limit, seed, side_correction, steering_units, steering_radius)
+    return _classes_dataset(name, spec, limit, seed)
 
-    files = None
+
+def _road(name, limit, seed, road_views):
+    """The procedural road: limit (default 3000) training frames, a fifth as many (at least 100) held out."""
+    from runtime.sim import road
+
+    n_train = limit or 3000
+    n_val = max(100, n_train // 5)
+    frames, y = road.sample_frames(n_train, ROAD_SIZE[0], ROAD_SIZE[1], seed=seed, views=road_views)
+    train_rgb = np.ascontiguousarray(frames[..., ::-1])
+    del frames
+    val_frames, y_val = road.sample_frames(n_val, ROAD_SIZE[0], ROAD_SIZE[1], seed=seed + 100003)
+    val_rgb = np.ascontiguousarray(val_frames[..., ::-1])
+    _warn_if_constant(name, y, noun="frame")
+    return Dataset(name, "steering", [], Split(y, images=train_rgb), Split(y_val, images=val_rgb),
+                   val_rgb[:SAMPLES], [float(v) for v in y_val[:SAMPLES]], road.steering_metadata())
+
+
+def _drivelog(name, path, limit, seed, side_correction, steering_units, steering_radius):
+    """Driving logs, split in stretches (train/drivelog.py); images stay on disk."""
+    train, val, steering, notes = _load_drivelog(path, seed, side_correction, steering_units, steering_radius)
+    train = [train[i] for i in _kept(len(train), limit, seed)]
+    centre = [s.steering for s in train if s.camera == "centre"]  # what the log recorded
+    _warn_if_constant(name, centre or [s.steering for s in train], noun="row",
+                      side_correction=side_correction if len(centre) < len(train) else None)
+    order = _spread(len(val))
+    return Dataset(name, "steering", [], Split([s.steering for s in train], files=[s.image for s in train]),
+                   Split([s.steering for s in val], files=[s.image for s in val]),
+                   [_decode(val[i].image) for i in order], [float(val[i].steering) for i in order], steering,
+                   notes)
+
+
+def _read_classes(name, seed):
+    """(training images, targets, validation images, targets, labels, whether the images are files) of a
+    classification dataset: digits, MNIST or CIFAR-10 in memory, or an image folder's files."""
+    kind, _, path = name.partition(":")
     if name == "digits":
         images, targets, labels = _load_digits()
         train_idx, val_idx = _split(len(images), VAL_FRACTION, seed, targets)
-        train_images, y_train = images[train_idx], targets[train_idx]
-        val_images, y_val = images[val_idx], targets[val_idx]
-    elif kind in ("mnist", "cifar10"):
+        return images[train_idx], targets[train_idx], images[val_idx], targets[val_idx], labels, False
+    if kind in ("mnist", "cifar10"):
         if path:
             from . import classic
 
@@ -368,20 +377,24 @@ def load(name: str, spec, limit=None, seed: int = 0, road_views: str = "recovery
         else:
             train_images, y_train, val_images, y_val = _keras_dataset(name)
             labels = [str(i) for i in range(10)] if name == "mnist" else list(CIFAR10_LABELS)
-        train_images, val_images = _gray_to_rgb(train_images), _gray_to_rgb(val_images)
-    else:
-        files, targets, labels = _read_folder(path)
-        train_idx, val_idx = _split(len(files), VAL_FRACTION, seed, targets)
-        train_images, y_train = [files[i] for i in train_idx], targets[train_idx]
-        val_images, y_val = [files[i] for i in val_idx], targets[val_idx]
+        return _gray_to_rgb(train_images), y_train, _gray_to_rgb(val_images), y_val, labels, False
+    files, targets, labels = _read_folder(path)
+    train_idx, val_idx = _split(len(files), VAL_FRACTION, seed, targets)
+    train_files, val_files = [files[i] for i in train_idx], [files[i] for i in val_idx]
+    return train_files, targets[train_idx], val_files, targets[val_idx], labels, True
 
+
+def _classes_dataset(name, spec, limit, seed):
+    """A classification dataset (_read_classes), its training set cut to limit; samples spread over the
+    validation split."""
+    train_images, y_train, val_images, y_val, labels, from_files = _read_classes(name, seed)
     if limit and limit < len(y_train):
         keep = _kept(len(y_train), limit, seed)
         train_images = train_images[keep] if isinstance(train_images, np.ndarray) else [train_images[i] for i in keep]
         y_train = y_train[keep]
     _warn_if_constant(name, y_train, labels)
     order = _spread(len(y_val))
-    if files is not None:
+    if from_files:
         train, val = Split(y_train, files=train_images), Split(y_val, files=val_images)
         raw = [_decode(val_images[i]) for i in order]
     else:
