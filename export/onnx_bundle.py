@@ -19,7 +19,8 @@ import sys
 import numpy as np
 
 from runtime import bundle as bundle_format
-from runtime import images, road
+from runtime import images
+from runtime.sim import road
 from runtime.errors import UserError
 from runtime.preprocess import Preprocessor
 from train.run_dir import read_meta
@@ -185,15 +186,15 @@ def _manifest(contract, model, opts, onnx_bytes, output_names, out_shapes):
     return manifest
 
 
-def export(src: str, out: str, opts: Options, log=sys.stderr) -> dict:
-    """Write the bundle at out; returns the parity report (report["route"]: which conversion it kept).
-    UserError on bad input; a failed parity leaves OUT.failed/ and returns the failing report."""
-    import onnxruntime as ort
-
+def _refuse_to_overwrite(out):
+    """out may be a bundle (replaced), an empty folder or nothing yet; anything else is refused."""
     if os.path.exists(out) and not bundle_format.is_bundle(out) and (not os.path.isdir(out) or os.listdir(out)):
         raise UserError("--out %s exists and is not a bundle: refusing to overwrite it" % out)
-    model_path, meta = resolve_source(src)
-    run_dir = os.path.dirname(os.path.abspath(model_path))
+
+
+def _model_and_contract(model_path, meta, opts):
+    """(the Keras model, the input contract: the run's metadata or one worked out from the model and opts,
+    the output shapes); UserError when the model's input is not the run's."""
     custom = keras_onnx.import_custom_objects(opts.custom_objects)
     model = keras_onnx.load_keras(model_path, unsafe=opts.unsafe, custom_objects=custom)
     shape = keras_onnx.input_spec(model)
@@ -204,52 +205,63 @@ def export(src: str, out: str, opts: Options, log=sys.stderr) -> dict:
     if [None] + list(shape) != list(contract["input"]["shape"]):
         raise UserError("the model's input %s is not the run's %s (meta.json): export the run's own model.keras"
                         % ((None,) + shape, tuple(contract["input"]["shape"])))
+    return model, contract, out_shapes
 
-    # parity is judged on real frames in the model's real range: the manifest's preprocessing applied to them
-    size = (contract["preprocess"]["resize"]["width"], contract["preprocess"]["resize"]["height"])
-    frames = _load_samples(meta, run_dir, opts, size)
-    x = Preprocessor(contract["preprocess"], dict(contract["input"], dtype="float32")).batch(frames)
+
+def _keras_outputs(model, x):
+    """Keras's outputs on the batch x, as a list (one array per output)."""
     keras_out = model.predict(x, verbose=0, batch_size=64)
-    keras_out = list(keras_out) if isinstance(keras_out, (list, tuple)) else [keras_out]
+    return list(keras_out) if isinstance(keras_out, (list, tuple)) else [keras_out]
 
+
+def _parity_check(ort, x, keras_out, atol):
+    """check(proto) for keras_onnx.convert: (whether ONNX Runtime's outputs on x hold to Keras's, the report)."""
     def check(proto):
         session = ort.InferenceSession(proto.SerializeToString(), providers=["CPUExecutionProvider"])
         onnx_out = session.run(None, {"input": x})
-        report = parity.compare(keras_out, onnx_out, opts.atol)
+        report = parity.compare(keras_out, onnx_out, atol)
         return report["passed"], report
 
-    proto, route, report = keras_onnx.convert(model, opts.opset, check, log)
-    report["samples"], report["route"] = len(frames), route
-    if report["vacuous"]:
-        print("warning: every sample gives the same output (a dead or saturated network?), so parity on them "
-              "proves little: give --samples DIR with varied real images, or check the model", file=log)
-    onnx_bytes = proto.SerializeToString()
-    output_names = [o.name for o in proto.graph.output]
-    manifest = _manifest(contract, model, opts, onnx_bytes, output_names, out_shapes)
+    return check
 
+
+def _stage(staging, onnx_bytes, report, frames, keras_out, output_names):
+    """model.onnx, parity.json and samples/ (the frames as PNG, Keras's outputs on them) in the staging folder;
+    the manifest's samples section."""
+    with open(os.path.join(staging, "model.onnx"), "wb") as f:
+        f.write(onnx_bytes)
+    bundle_format.write_json(os.path.join(staging, "parity.json"), report)
+    files = []
+    for i, frame in enumerate(frames):
+        name = "sample_%03d.png" % i
+        images.write_image(os.path.join(staging, "samples", name), frame)  # the bundle's path may be any bytes
+        files.append(name)
+    np.savez(os.path.join(staging, "samples", "keras_outputs.npz"),
+             **{n: np.asarray(k) for n, k in zip(output_names, keras_out)})
+    return {"dir": "samples", "files": files, "keras_outputs": "keras_outputs.npz"}
+
+
+def _finish_manifest(manifest, samples, report, meta):
+    """The manifest's fields known once the bundle is staged: samples, tools, time, conversion, held-out results."""
+    manifest["samples"] = samples
+    manifest["tools"] = _tool_versions()
+    manifest["created"] = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
+    manifest["conversion"] = {"route": report["route"], "parity_vacuous": report["vacuous"]}
+    if meta is not None and meta.get("held_out"):
+        manifest["held_out"] = meta["held_out"]
+
+
+def _write_bundle(out, onnx_bytes, report, frames, keras_out, output_names, manifest, meta):
+    """Stage the bundle beside out; publish it there when parity passed, else leave it as OUT.failed/ (no
+    manifest). Returns the report."""
     out_abs = os.path.abspath(out)
     os.makedirs(os.path.dirname(out_abs), exist_ok=True)
     staging = out_abs + ".staging-%d" % os.getpid()
     shutil.rmtree(staging, ignore_errors=True)
     os.makedirs(os.path.join(staging, "samples"))
     try:
-        with open(os.path.join(staging, "model.onnx"), "wb") as f:
-            f.write(onnx_bytes)
-        bundle_format.write_json(os.path.join(staging, "parity.json"), report)
-        files = []
-        for i, frame in enumerate(frames):
-            name = "sample_%03d.png" % i
-            images.write_image(os.path.join(staging, "samples", name), frame)  # the bundle's path may be any bytes
-            files.append(name)
-        np.savez(os.path.join(staging, "samples", "keras_outputs.npz"),
-                 **{n: np.asarray(k) for n, k in zip(output_names, keras_out)})
-        manifest["samples"] = {"dir": "samples", "files": files, "keras_outputs": "keras_outputs.npz"}
-        manifest["tools"] = _tool_versions()
-        manifest["created"] = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
-        manifest["conversion"] = {"route": route, "parity_vacuous": report["vacuous"]}
-        if meta is not None and meta.get("held_out"):
-            manifest["held_out"] = meta["held_out"]
-
+        samples = _stage(staging, onnx_bytes, report, frames, keras_out, output_names)
+        _finish_manifest(manifest, samples, report, meta)
         if not report["passed"]:
             failed = out_abs + ".failed"
             shutil.rmtree(failed, ignore_errors=True)
@@ -260,3 +272,28 @@ def export(src: str, out: str, opts: Options, log=sys.stderr) -> dict:
         return report
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+
+
+def export(src: str, out: str, opts: Options, log=sys.stderr) -> dict:
+    """Write the bundle at out; returns the parity report (report["route"]: which conversion it kept).
+    UserError on bad input; a failed parity leaves OUT.failed/ and returns the failing report."""
+    import onnxruntime as ort
+
+    _refuse_to_overwrite(out)
+    model_path, meta = resolve_source(src)
+    model, contract, out_shapes = _model_and_contract(model_path, meta, opts)
+
+    # parity is judged on real frames in the model's real range: the manifest's preprocessing applied to them
+    size = (contract["preprocess"]["resize"]["width"], contract["preprocess"]["resize"]["height"])
+    frames = _load_samples(meta, os.path.dirname(os.path.abspath(model_path)), opts, size)
+    x = Preprocessor(contract["preprocess"], dict(contract["input"], dtype="float32")).batch(frames)
+    keras_out = _keras_outputs(model, x)
+    proto, route, report = keras_onnx.convert(model, opts.opset, _parity_check(ort, x, keras_out, opts.atol), log)
+    report["samples"], report["route"] = len(frames), route
+    if report["vacuous"]:
+        print("warning: every sample gives the same output (a dead or saturated network?), so parity on them "
+              "proves little: give --samples DIR with varied real images, or check the model", file=log)
+    onnx_bytes = proto.SerializeToString()
+    output_names = [o.name for o in proto.graph.output]
+    manifest = _manifest(contract, model, opts, onnx_bytes, output_names, out_shapes)
+    return _write_bundle(out, onnx_bytes, report, frames, keras_out, output_names, manifest, meta)
