@@ -26,7 +26,7 @@ def run(variant, momentum, args, dataset):
     import keras
     import numpy as np
 
-    from train import backbones, models, trainer
+    from train import backbones, models, run_dir, trainer
 
     spec = models.get("mobilenetv2").configure(image_size=args.image_size)
     spec.scratch_bn_momentum = momentum

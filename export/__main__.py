@@ -14,7 +14,7 @@ import sys
 from runtime.bundle import COLORS, INTERPOLATIONS, TASKS, VARIANTS
 from runtime.cli import ArgumentParser, add_max_image_pixels, main, positive_int
 from runtime.errors import UserError
-from runtime.backends.tensorrt import command as engine_command
+from runtime.commands import engine as engine_command
 from runtime.backends.tensorrt.calibrator import DATASETS, DEFAULT_FRAMES
 
 from . import keras_onnx, parity

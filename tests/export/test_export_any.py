@@ -15,7 +15,7 @@ FRESH = 16
 
 
 def _frames(count, seed):
-    from runtime import road
+    from runtime.sim import road
 
     frames, _ = road.sample_frames(count, 64, 48, seed=seed)
     return list(frames)

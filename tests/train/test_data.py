@@ -112,7 +112,7 @@ def test_mnist_from_its_files_trains(tmp_path):
 
 # -- driving logs ---------------------------------------------------------------------------------------------
 def _road_frames(n, seed):
-    from runtime import road
+    from runtime.sim import road
 
     return road.sample_frames(n, 160, 90, seed=seed)
 

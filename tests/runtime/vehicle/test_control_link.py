@@ -22,8 +22,9 @@ from runtime.vehicle.sender import ControlOutput, ControlSettings
 from runtime.vehicle.receiver import Receiver
 from tests.conftest import ROOT, cli, free_udp_port, one_line_error
 
-BUNDLE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "bundles", "pilotnet")
-VECTORS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data", "link_vectors.json")
+RUNTIME_TESTS = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # tests/runtime: bundles/, data/
+BUNDLE = os.path.join(RUNTIME_TESTS, "bundles", "pilotnet")
+VECTORS = os.path.join(RUNTIME_TESTS, "data", "link_vectors.json")
 RUN = ["--backend", "onnxruntime", "--input-width", "200", "--input-height", "110", "--no-display", "--quiet"]
 
 

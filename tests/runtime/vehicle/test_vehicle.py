@@ -497,7 +497,7 @@ def test_recording_into_a_folder_of_other_files_is_refused(tmp_path):
 
 
 # -- ROS 2 (against FAKE rclpy and message packages: tests/fakes/ros2) ----------------------------------------
-FAKE_ROS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "fakes", "ros2")
+FAKE_ROS = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), "fakes", "ros2")
 
 
 @pytest.fixture

@@ -13,7 +13,7 @@ import subprocess
 
 import pytest
 
-HERE = os.path.dirname(os.path.abspath(__file__))
+HERE = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # tests/runtime: data/
 SOURCE = os.path.join(os.path.dirname(os.path.dirname(HERE)), "runtime", "vehicle", "mcu", "receiver.py")
 VECTORS = os.path.join(HERE, "data", "link_vectors.json")
 VERDICTS = (
