@@ -36,7 +36,9 @@ def run(variant, momentum, args, dataset):
     features = np.asarray(base(x_val[:64], training=False))
     started = time.time()
     with tempfile.TemporaryDirectory() as out:
-        model, results = trainer.train(spec, dataset, out, args.epochs, 32, seed=0, verbose=2)
+        trained = trainer.train(spec, dataset, out, args.epochs, 32, seed=0, verbose=2)
+        run_dir.write(out, spec, dataset, trained)  # history.json, as python -m train writes it
+        model, results = trained.model, trained.held_out
         with open(os.path.join(out, "history.json")) as f:
             history = json.load(f)
     seconds = time.time() - started
