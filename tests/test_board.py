@@ -42,7 +42,7 @@ def test_a_test_that_needs_pyserial_skips_without_it(tmp_path):
     hidden = tmp_path / "hidden"
     hidden.mkdir()
     (hidden / "serial.py").write_text("raise ModuleNotFoundError('pyserial hidden by the test', name='serial')\n")
-    proc = _pytest(system_python(), "tests/runtime/test_vehicle.py", "-rs", "-k",
+    proc = _pytest(system_python(), "tests/runtime/vehicle/test_vehicle.py", "-rs", "-k",
                    "serial_pseudo_terminal or (bad_vehicle_options and cannot)",
                    env={"PYTHONPATH": "%s%s%s" % (hidden, os.pathsep, ROOT)})
     assert proc.returncode == 0 and "failed" not in proc.stdout, proc.stdout[-3000:]

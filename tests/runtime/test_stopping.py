@@ -124,7 +124,7 @@ def test_ctrl_c_ends_a_run_whose_source_blocks_in_c_code_for_ever_with_every_out
 
 
 def test_sigterm_ends_a_recording_whose_source_blocks_with_the_tub_whole(tmp_path):
-    from tests.runtime.test_tub_safety import whole
+    from tests.runtime.vehicle.test_tub_safety import whole
 
     tub = tmp_path / "tub"
     proc = _start(tmp_path, ["record", "--source", "blocking://%s" % tmp_path, "--steering-from",
