@@ -227,3 +227,42 @@ def test_frames_of_another_depth_or_channel_count_are_converted_or_skipped_and_c
         seen = [(f.image.dtype, f.image.shape) for f in Odd()]
     assert seen == [(np.uint8, (90, 160, 3))] * 5  # gray, BGRA, 16-bit and 0..1 float as BGR
     assert stats.frames == 5 and stats.skipped == 3 and "skipped 3 unusable frame(s)" in stats.summary()
+
+
+def test_the_readmes_demo_ends_on_q_in_the_window(pilot_bundle, monkeypatch):
+    """The README's loop, run as it is written there (its first `with` block), with synthetic://road for the camera
+    and a FAKE cv2 window whose key press after the third frame is q."""
+    import re
+
+    import runtime
+    from runtime.outputs import display
+    from tests.conftest import ROOT
+
+    class FakeWindowCv2:  # the highgui calls DisplayOutput makes, and the key the user presses
+        WINDOW_NORMAL, error = 0, RuntimeError
+
+        def __init__(self):
+            self.shown = 0
+
+        def namedWindow(self, title, flags):
+            pass
+
+        def imshow(self, title, image):
+            self.shown += 1
+            assert self.shown < 10, "the README's loop did not end on q"
+
+        def waitKey(self, delay):
+            return ord("q") if self.shown == 3 else -1
+
+        def destroyWindow(self, title):
+            pass
+
+    fake = FakeWindowCv2()
+    monkeypatch.setattr(display, "require", lambda *a: fake)
+    readme = open(os.path.join(ROOT, "README.md")).read()
+    demo = re.search(r"```python\n.*?\n(with Model.*?\n)\n", readme, re.S).group(1)
+    demo = demo.replace('"bundles/pilotnet"', repr(str(pilot_bundle)))
+    demo = demo.replace('"csi://0"', '"synthetic://road", 160, 90')
+    printed = []
+    exec(demo, dict(vars(runtime), print=lambda *a: printed.append(a)))  # noqa: S102 (the README's own code)
+    assert fake.shown == 3 and len(printed) == 3  # it stopped at the q
