@@ -15,7 +15,7 @@ from runtime.bundle import COLORS, INTERPOLATIONS, TASKS, VARIANTS
 from runtime.cli import ArgumentParser, add_max_image_pixels, main, positive_int
 from runtime.errors import UserError
 from runtime.commands import engine as engine_command
-from runtime.backends.tensorrt.calibrator import DATASETS, DEFAULT_FRAMES
+from runtime.commands.engine import DATASETS, DEFAULT_FRAMES
 
 from . import keras_onnx, parity
 

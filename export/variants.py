@@ -26,7 +26,7 @@ import sys
 import tempfile
 
 from runtime import bundle as bundle_format, images
-from runtime.backends.tensorrt import calibrator
+from runtime.commands import engine as calibration_data
 from runtime.errors import UserError, require
 
 FILES = {"fp16": "model.fp16.onnx", "int8": "model.int8.onnx"}
@@ -122,7 +122,7 @@ def int8_model(bundle, calib_data, calib_frames, log, keep_float=None):
     onnx = require("onnx", "train", "making an int8 variant")
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
-    x, where = calibrator.load_batch(bundle, calib_data, calib_frames, log)  # preprocessed as they are read
+    x, where = calibration_data.load_batch(bundle, calib_data, calib_frames, log)  # preprocessed as they are read
     batches = [x[i:i + 1] for i in range(len(x))]  # batch 1, each contiguous
     with tempfile.TemporaryDirectory() as tmp:
         prepared, out = os.path.join(tmp, "prepared.onnx"), os.path.join(tmp, "int8.onnx")
@@ -138,7 +138,7 @@ def int8_model(bundle, calib_data, calib_frames, log, keep_float=None):
         return proto, where
 
 
-def make(bundle_path: str, precision: str, calib_data=None, calib_frames=calibrator.DEFAULT_FRAMES,
+def make(bundle_path: str, precision: str, calib_data=None, calib_frames=calibration_data.DEFAULT_FRAMES,
          log=sys.stderr) -> str:
     """Write one variant into the bundle and record it in the manifest; returns the variant's path."""
     if precision not in FILES:

@@ -224,9 +224,9 @@ def _engine_rows(bundle, log):
 
 def _more_frames(bundle, data, count, log, option="--data"):
     """Frames from --data, with model.onnx's outputs as their reference (export checked it against Keras)."""
-    from runtime.backends.tensorrt import calibrator
+    from runtime.commands import engine as calibration_data
 
-    x, where = calibrator.load_batch(bundle, data, count, None, purpose="evaluation")  # preprocessed as read
+    x, where = calibration_data.load_batch(bundle, data, count, None, purpose="evaluation")  # preprocessed as read
     if log is not None and len(x) < min(count, MIN_FRAMES_FOR_AGREEMENT):
         print("warning: %s %s gave only %d frames; hundreds judge better (INT8 agreement is judged from %d)"
               % (option, shown(data), len(x), MIN_FRAMES_FOR_AGREEMENT), file=log)

@@ -1,13 +1,35 @@
 """python -m runtime engine BUNDLE: build the TensorRT engine for this device, on the board, with only the
-runtime installed (`python -m export engine` is the same command under its older name)."""
+runtime installed (`python -m export engine` is the same command under its older name).
+
+It also chooses calibration data, which the backend does not: --calib-data names frames (the procedural road,
+scikit-learn's digits, or any source the runtime reads: a folder or glob of images, a video, synthetic://road),
+given to the TensorRT calibrator as an iterable; `export variants` and `export verify` read theirs here too.
+
+    --calib-data road           the procedural road (what the embedded-default PilotNet drives on)
+    --calib-data digits         scikit-learn's digits (needs scikit-learn: the train extra)
+    --calib-data PATH|URI       any source the runtime reads: a folder or glob of images, a video, synthetic://road
+    (none)                      the bundle's own samples, with a warning: a few dozen are too few
+"""
 
 from __future__ import annotations
 
-from ..cli import add_max_image_pixels, positive_int
+import sys
 
-from ..errors import UserError
-from ..backends.tensorrt.calibrator import DATASETS, DEFAULT_FRAMES
+import numpy as np
+
+from .. import bundle as bundle_format
+from ..backends.tensorrt import api as trtlib, build, calibrator, engines
+from ..backends.tensorrt.calibrator import DEFAULT_FRAMES
+from ..backends.tensorrt.cuda import Gpu, load_pycuda
 from ..backends.tensorrt.engines import PRECISIONS
+from ..cli import add_max_image_pixels, positive_int
+from ..errors import UserError
+from ..preprocess import Preprocessor
+from ..sim import road
+from ..sources import open_source
+
+DATASETS = ("road", "digits")
+SEEDS = {"calibration": 2024, "evaluation": 7}  # different road frames for calibrating and for judging
 
 
 def calibration_arguments(p):
@@ -39,19 +61,14 @@ def add_parser(sub, prog="python -m runtime engine"):
 
 
 def main(args):
-    from .. import bundle as bundle_format
-    from ..backends.tensorrt import api as trtlib
-    from ..backends.tensorrt import build
-    from ..backends.tensorrt import engines
-    from ..backends.tensorrt.cuda import Gpu, load_pycuda
-
     if args.dla_core is not None and args.dla_core < 0:
         raise UserError("--dla-core must be 0 or more")
     if args.calib_data is not None and args.precision != "int8":
         raise UserError("--calib-data is for --precision int8")
-    opts = build.BuildOptions(args.precision, args.workspace, args.max_batch, args.dla_core, args.calib_data,
-                              args.calib_frames, args.timing_cache)
     bundle = bundle_format.load(args.bundle)
+    frames = calibration_frames(bundle, args.calib_data, args.calib_frames)  # read only if TensorRT calibrates
+    opts = build.BuildOptions(args.precision, args.workspace, args.max_batch, args.dla_core, args.calib_data,
+                              args.calib_frames, args.timing_cache, calibration=frames)
     trt = trtlib.load()
     load_pycuda()
     gpu = Gpu()
@@ -65,3 +82,72 @@ def main(args):
     finally:
         gpu.close()
     return 0
+
+
+# -- choosing frames: to calibrate on (TensorRT here, ONNX Runtime in `export variants`) or to judge on ------------
+def _road(count, purpose):
+    frames, _ = road.sample_frames(count, 320, 180, seed=SEEDS[purpose])
+    return list(frames)
+
+
+def _digits(count, purpose):
+    try:
+        from sklearn.datasets import load_digits
+    except ImportError:
+        raise UserError("--calib-data digits needs scikit-learn (pip install '.[train]'); or give a folder of "
+                        "images") from None
+    images = load_digits().images
+    images = images[-count:] if purpose == "calibration" else images[:count]  # apart when count <= 898
+    images = np.round(images * (255.0 / 16.0)).astype(np.uint8)
+    return [np.repeat(im[:, :, None], 3, axis=2) for im in images]
+
+
+def _from_source(uri, count):
+    """The first count frames' images of any source the runtime reads, one at a time as they are read."""
+    read = 0
+    with open_source(uri) as source:
+        for frame in source:
+            yield frame.image
+            read += 1
+            if read >= count:
+                return
+    if not read:
+        raise UserError("--calib-data %s gave no frames" % uri)
+
+
+def calibration_frames(bundle, spec=None, count=DEFAULT_FRAMES, log=sys.stderr, purpose="calibration"):
+    """The frames spec names (raw BGR images, at most count), as a generator: nothing is read until they are
+    iterated (a build with a kept calibration cache reads none), a folder or video one frame at a time. spec:
+    road, digits, a path or URI; None: the bundle's samples. For purpose="evaluation" the datasets give other
+    frames than for calibration (a folder or video gives the same ones: use another for judging). Too few are
+    said once they are read."""
+    if spec is None:
+        yield from calibrator.bundle_frames(bundle, count, log)
+        return
+    read = 0
+    chosen = _road(count, purpose) if spec == "road" else _digits(count, purpose) if spec == "digits" else \
+        _from_source(spec, count)
+    for frame in chosen:
+        read += 1
+        yield frame
+    if log is not None and read < min(count, 100):
+        print("warning: --calib-data %s gave only %d frames; hundreds calibrate better" % (spec, read)
+              if purpose == "calibration" else
+              "warning: %s gave only %d frames to judge on; hundreds judge better" % (spec, read), file=log)
+
+
+def load_frames(bundle, spec=None, count=DEFAULT_FRAMES, log=sys.stderr, purpose="calibration", prepare=None):
+    """(the frames calibration_frames gives, a description of where they came from); with prepare, each frame
+    as prepare(frame) gives it, applied as frames are read."""
+    frames = [frame if prepare is None else prepare(frame)
+              for frame in calibration_frames(bundle, spec, count, log, purpose)]
+    return frames, ("bundle samples (%d)" % len(frames) if spec is None else "%s (%d frames)" % (spec, len(frames)))
+
+
+def load_batch(bundle, spec=None, count=DEFAULT_FRAMES, log=sys.stderr, purpose="calibration"):
+    """(the frames preprocessed as the runtime does: float32 (N, ...), where they came from), as load_frames
+    gives them. Each is preprocessed as it is read, so that only network-sized inputs are held: 500 raw 4K
+    frames held for preprocessing afterwards were 12 GB."""
+    pre = Preprocessor(bundle.preprocess, bundle.input)
+    frames, where = load_frames(bundle, spec, count, log, purpose, prepare=lambda image: pre(image).copy())
+    return np.concatenate(frames, axis=0), where

@@ -2,10 +2,14 @@
 
     path = build(bundle, BuildOptions(precision="fp16"), gpu)      # -> BUNDLE/engines/fp16-b1-gpu-....engine
 
-What it does, by TensorRT generation (told apart by hasattr, see api.py):
+Along Polygraphy's seams, one function each: the plan (make_plan: precision, engine key, which ONNX), the network
+from ONNX (network_from_onnx), the builder config (builder_config: workspace, precision flags, batch profile, DLA,
+timing cache), the engine from the network (engine_from_network, with INT8 calibration: int8_calibrator), saved
+(save_engine). By TensorRT generation (told apart by hasattr, see api.py):
 - 8.5-10.x: parse model.onnx (explicit-batch flag where it exists), FP16 by BuilderFlag.FP16, INT8 by
-  BuilderFlag.INT8 and a calibrator (entropy for classifiers, min-max for steering and regression) fed with
-  representative frames through the runtime's own preprocessing (its cache kept beside the engines and reused);
+  BuilderFlag.INT8 and a calibrator (entropy for classifiers, min-max for steering and regression) fed with the
+  frames its caller chose (BuildOptions.calibration; the bundle's samples when none) through the runtime's own
+  preprocessing (its cache kept beside the engines and reused);
 - 11.x: no precision flags and no calibrators: it parses the bundle's fp16 or int8 variant (strongly typed
   ONNX, made by `python -m export variants`) as it is.
 Always: the memory-pool workspace limit, TF32 cleared for FP32 (FP32 means FP32), an optimization profile
@@ -30,11 +34,15 @@ from ...bundle import write_atomic
 from ...errors import UserError
 from . import api as trtlib, calibrator, engines
 
-
-
 class BuildOptions:
+    """What to build. INT8 by calibration: calibration, the frames to calibrate on as its caller chose them (an
+    iterable of BGR images, read only when TensorRT calibrates; None: the bundle's samples), calib_data what they
+    are called and calib_frames how many were asked for (both name the calibration cache)."""
+
     def __init__(self, precision=None, workspace_mib=None, max_batch=1, dla_core=None, calib_data=None,
-                 calib_frames=calibrator.DEFAULT_FRAMES, timing_cache=None):
+                 calib_frames=calibrator.DEFAULT_FRAMES, timing_cache=None, calibration=None):
+        if calib_data is not None and calibration is None:
+            raise ValueError("calib_data names calibration frames: give them as calibration (an iterable)")
         if precision is not None and precision not in engines.PRECISIONS:
             raise UserError("precision %r is not one of %s" % (precision, ", ".join(engines.PRECISIONS)))
         if precision == "fp32" and dla_core is not None:
@@ -47,7 +55,7 @@ class BuildOptions:
                             "engine for batches" % (int(max_batch), int(max_batch)))
         self.precision, self.workspace_mib, self.max_batch = precision, workspace_mib, int(max_batch)
         self.dla_core, self.calib_data, self.calib_frames = dla_core, calib_data, int(calib_frames)
-        self.timing_cache = timing_cache
+        self.timing_cache, self.calibration = timing_cache, calibration
 
 
 def default_workspace_mib(total_memory: int) -> int:
@@ -113,6 +121,201 @@ def make_plan(trt, gpu, bundle, opts, root="/") -> Plan:
         cache = engines.calibration_cache_path(bundle.path, key, _calibration_spec(bundle, opts))
         key.calibration = file_digest(cache) if engines.own_file(cache) else "pending"
     return Plan(key, onnx_path, reason, cache)
+
+
+def build(bundle, opts: BuildOptions, gpu, trt=None, log=sys.stderr, root="/", note=None) -> str:
+    """Build, save (atomically) and return the engine's path. note: printed once TensorRT has started.
+    Everything happens with gpu's context current (cuda.py), and what TensorRT made is gone before
+    it stops being current, also when the build fails."""
+    with gpu.current():
+        return _build(bundle, opts, gpu, trt or trtlib.load(), log, root, note)
+
+
+def _build(bundle, opts, gpu, trt, log, root, note):
+    log_trt = trtlib.logger(trt, echo=False, out=log, caught=trtlib.Caught())  # a callback's exception: raised after
+    plan = make_plan(trt, gpu, bundle, opts, root)
+    timing_path = opts.timing_cache or engines.timing_cache_path(bundle.path, plan.key)
+    check_targets(bundle, plan, timing_path)
+    builder = trtlib.builder(trt, log_trt)
+    if note:
+        print(note, file=log)
+    if opts.dla_core is not None and opts.dla_core >= builder.num_DLA_cores:
+        raise UserError("--dla-core %d: this device has %d DLA core(s) (Xavier, AGX Orin and Orin NX have them; "
+                        "Orin Nano has none)" % (opts.dla_core, builder.num_DLA_cores))
+    network, parser = network_from_onnx(trt, builder, log_trt, plan.onnx_path, log)  # parser: kept until built
+    workspace = opts.workspace_mib or default_workspace_mib(gpu.info()["memory"])
+    config, profile = builder_config(trt, builder, network, plan, opts, workspace, timing_path, log)
+    int8 = int8_calibrator(trt, gpu, bundle, opts, plan, tuple(network.get_input(0).shape), log, log_trt.caught)
+    print("building a TensorRT engine, %s, for %s (%s; %s; workspace %d MiB, batch %s%s): this takes a while"
+          % (plan.precision, plan.key.device.gpu_name, trtlib.describe(trt), plan.reason, workspace,
+             "1..%d" % opts.max_batch if opts.dla_core is None else "%d (static)" % opts.max_batch,
+             "" if opts.dla_core is None else ", DLA core %d" % opts.dla_core), file=log)
+    ticker = Ticker("building engine", log)
+    serialized = engine_from_network(trt, builder, network, config, log_trt, log, ticker, int8, profile)
+    path = save_engine(bundle, plan, config, serialized, timing_path, log_trt)
+    ticker.done("wrote %s" % path)
+    return path
+
+
+def check_targets(bundle, plan, timing_path):
+    """Where it all goes, checked before minutes of building: a folder in the way is one line now, not a
+    traceback after."""
+    engine_path = engines.target(bundle.path, plan.key)
+    for path, what in ((engine_path, "engine"), (engine_path[:-len(".engine")] + ".json", "engine's description"),
+                       (timing_path, "timing cache"), (plan.calibration_cache, "INT8 calibration cache")):
+        if path is not None:
+            engines.check_target(path, what)
+
+
+def network_from_onnx(trt, builder, log_trt, onnx_path, log):
+    """(network, parser) parsed from the ONNX file; the parser holds the weights: it must live until the build
+    is done. A model the parser rejects is its errors, one line each with the node, then one line."""
+    flag = getattr(trt.NetworkDefinitionCreationFlag, "EXPLICIT_BATCH", None)  # 8.x needs it; 11 has none
+    network = builder.create_network(1 << int(flag) if flag is not None else 0)
+    parser = trt.OnnxParser(network, log_trt)
+    with open(onnx_path, "rb") as f:
+        ok = parser.parse(f.read())
+    if not ok:
+        for i in range(parser.num_errors):
+            e = parser.get_error(i)
+            where = "node %s" % e.node()
+            if hasattr(e, "node_name") and e.node_name():
+                where += " (%s %s)" % (e.node_operator(), e.node_name())
+            print("  ONNX parser: %s: %s" % (where, e.desc()), file=log)
+        hint = ("; TensorRT 8.x reads ONNX opsets up to %d (export with --opset %d)"
+                % (trtlib.TRT8_MAX_OPSET, trtlib.TRT8_MAX_OPSET) if trt.__version__.startswith("8.") else "")
+        raise UserError("TensorRT %s's ONNX parser rejected %s (%d error(s), above)%s"
+                        % (trt.__version__, onnx_path, parser.num_errors, hint))
+    return network, parser
+
+
+def builder_config(trt, builder, network, plan, opts, workspace_mib, timing_path, log):
+    """(TensorRT's builder config, the batch's optimization profile or None): the workspace limit, the precision
+    flags, the batch profile, the DLA with GPU fallback on request, and the timing cache."""
+    config = builder.create_builder_config()
+    config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, int(workspace_mib) << 20)
+    precision_flags(trt, config, plan)
+    profile = batch_profile(builder, config, network, opts)
+    if opts.dla_core is not None:
+        config.default_device_type = trt.DeviceType.DLA
+        config.DLA_core = int(opts.dla_core)
+        config.set_flag(trt.BuilderFlag.GPU_FALLBACK)
+    read_timing_cache(config, timing_path, opts.timing_cache is not None, log)
+    return config, profile
+
+
+def precision_flags(trt, config, plan):
+    """FP32 means FP32 (TF32 cleared). Where precision is a flag (8.5-10.x), FP16 by its flag, and INT8 by its
+    flag with FP16 for the layers INT8 cannot take where the GPU has fast FP16; TensorRT 11 reads the ONNX's."""
+    if plan.precision == "fp32" and hasattr(trt.BuilderFlag, "TF32"):
+        config.clear_flag(trt.BuilderFlag.TF32)
+    if not trtlib.has_weak_typing(trt):
+        return
+    if plan.precision == "fp16" or (plan.precision == "int8"
+                                    and trtlib.fast_fp16(plan.key.device.compute_capability)):
+        config.set_flag(trt.BuilderFlag.FP16)
+    if plan.precision == "int8":
+        config.set_flag(trt.BuilderFlag.INT8)
+
+
+def batch_profile(builder, config, network, opts):
+    """An optimization profile over a dynamic batch, 1..max batch (the DLA takes static shapes: min = opt =
+    max), added to config and returned; None for a fixed batch, which must then be the one asked for."""
+    inp = network.get_input(0)
+    shape = tuple(inp.shape)
+    if shape and shape[0] == -1:
+        profile = builder.create_optimization_profile()
+        rest = shape[1:]
+        low = 1 if opts.dla_core is None else opts.max_batch
+        profile.set_shape(inp.name, (low,) + rest, (low,) + rest, (opts.max_batch,) + rest)
+        config.add_optimization_profile(profile)
+        return profile
+    if opts.max_batch != 1 and shape and shape[0] != opts.max_batch:
+        raise UserError("the model's batch dimension is fixed at %d; --max-batch needs a dynamic batch" % shape[0])
+    return None
+
+
+def read_timing_cache(config, path, named, log):
+    """The timing cache at path (named by the user, or the device's own beside the engines) read into config;
+    a file that is not one, or one from another device or version, starts a new one with a warning."""
+    saved = b""
+    if os.path.isfile(path) and (named or engines.own_file(path)):
+        saved = engines.read(path, "timing cache")
+    try:
+        timing = config.create_timing_cache(saved)
+    except Exception:  # noqa: BLE001 (not a timing cache at all: versions differ in whether they raise)
+        print("warning: %s is not a TensorRT timing cache; starting a new one" % path, file=log)
+        timing = config.create_timing_cache(b"")
+    if not config.set_timing_cache(timing, False):  # a cache from another device or version: start afresh
+        print("warning: timing cache %s does not fit this device; starting a new one" % path, file=log)
+        config.set_timing_cache(config.create_timing_cache(b""), False)
+
+
+def int8_calibrator(trt, gpu, bundle, opts, plan, input_shape, log, caught):
+    """The INT8 calibrator where TensorRT calibrates (8.5-10.x, int8), else None. It is fed with the frames the
+    caller chose (opts.calibration; the bundle's samples when none), read and prepared now unless the calibration
+    cache is kept (then only if TensorRT rejects it)."""
+    if plan.calibration_cache is None:
+        if plan.precision == "int8" and opts.calib_data is not None:
+            print("note: TensorRT %s builds the int8 variant as `export variants` calibrated it; --calib-data is "
+                  "not used here" % trt.__version__, file=log)
+        return None
+    frames = opts.calibration
+    if frames is None:
+        frames = calibrator.bundle_frames(bundle, opts.calib_frames, log)
+
+    def read_batches():
+        return calibrator.calibration_batches(bundle, frames, input_shape, log, opts.calib_data)
+
+    batches = None if engines.own_file(plan.calibration_cache) else read_batches()
+    # batch 1: TensorRT calibrates dynamic shapes at the calibration profile's opt shape, which is 1 here
+    return calibrator.make(trt, gpu, bundle, read_batches, plan.calibration_cache, 1, batches, input_shape, log,
+                           caught)
+
+
+def engine_from_network(trt, builder, network, config, log_trt, log, ticker, int8=None, profile=None) -> bytes:
+    """The serialized engine built from network and config, calibrated by int8 (on profile) where given, with
+    progress on ticker. What a callback raised inside TensorRT (a Ctrl-C too) is raised once it returns, and
+    build_serialized_network's None is one line with TensorRT's reason."""
+    caught = log_trt.caught
+    if int8 is not None:
+        config.int8_calibrator = int8
+        if profile is not None:
+            config.set_calibration_profile(profile)
+    monitor = waiter = None
+    if hasattr(trt, "IProgressMonitor"):
+        monitor = _progress_monitor(trt, ticker, caught)
+        config.progress_monitor = monitor
+    else:
+        print("note: TensorRT %s cannot cancel a build once it runs: a first Ctrl-C stops when it ends, keeping "
+              "nothing; a second quits at once" % trt.__version__, file=log)
+    caught.raise_it()  # a Ctrl-C that came while this was prepared (parsing, calibration frames): stop here
+    if monitor is None:
+        waiter = Uncancellable(trt, ticker, caught, log).start()
+    try:
+        serialized = builder.build_serialized_network(network, config)
+    finally:
+        if waiter is not None:
+            waiter.stop()
+        if int8 is not None:
+            int8.release()
+    caught.raise_it()  # what TensorRT's trampolines swallowed (a Ctrl-C too), raised here
+    if serialized is None:
+        raise UserError("TensorRT could not build the engine (%s); on a board short of memory try a smaller "
+                        "--workspace, or add swap: jetson_setup.sh --swap 8G" % log_trt.last_error("no reason given"))
+    return bytes(serialized)
+
+
+def save_engine(bundle, plan, config, serialized, timing_path, log_trt) -> str:
+    """Write the timing cache, then the engine with its fields as JSON beside it, an INT8 engine named by the
+    calibration cache it was calibrated with; returns the engine's path."""
+    write_atomic(timing_path, bytes(config.get_timing_cache().serialize()))
+    if plan.calibration_cache is not None:
+        if not os.path.isfile(plan.calibration_cache):
+            raise UserError("TensorRT built an INT8 engine but wrote no calibration cache (%s)"
+                            % log_trt.last_error("no reason given"))
+        plan.key.calibration = file_digest(plan.calibration_cache)  # the engine is named by what calibrated it
+    return engines.save(bundle.path, plan.key, serialized)
 
 
 class Ticker:
@@ -234,142 +437,3 @@ class Uncancellable:
             os.close(self.read_fd)
             os.close(self.write_fd)
             self.read_fd = self.write_fd = None
-
-
-def _parse(trt, builder, log_trt, onnx_path, log):
-    flag = getattr(trt.NetworkDefinitionCreationFlag, "EXPLICIT_BATCH", None)  # 8.x needs it; 11 has none
-    network = builder.create_network(1 << int(flag) if flag is not None else 0)
-    parser = trt.OnnxParser(network, log_trt)
-    with open(onnx_path, "rb") as f:
-        ok = parser.parse(f.read())
-    if not ok:
-        for i in range(parser.num_errors):
-            e = parser.get_error(i)
-            where = "node %s" % e.node()
-            if hasattr(e, "node_name") and e.node_name():
-                where += " (%s %s)" % (e.node_operator(), e.node_name())
-            print("  ONNX parser: %s: %s" % (where, e.desc()), file=log)
-        hint = ("; TensorRT 8.x reads ONNX opsets up to %d (export with --opset %d)"
-                % (trtlib.TRT8_MAX_OPSET, trtlib.TRT8_MAX_OPSET) if trt.__version__.startswith("8.") else "")
-        raise UserError("TensorRT %s's ONNX parser rejected %s (%d error(s), above)%s"
-                        % (trt.__version__, onnx_path, parser.num_errors, hint))
-    return network, parser  # the parser holds the weights: it must live until the build is done
-
-
-def build(bundle, opts: BuildOptions, gpu, trt=None, log=sys.stderr, root="/", note=None) -> str:
-    """Build, save (atomically) and return the engine's path. note: printed once TensorRT has started.
-    Everything happens with gpu's context current (cuda.py), and what TensorRT made is gone before
-    it stops being current, also when the build fails."""
-    with gpu.current():
-        return _build(bundle, opts, gpu, trt, log, root, note)
-
-
-def _build(bundle, opts, gpu, trt, log, root, note):
-    trt = trt or trtlib.load()
-    caught = trtlib.Caught()  # what a Python callback raises inside TensorRT: raised after the build
-    log_trt = trtlib.logger(trt, echo=False, out=log, caught=caught)
-    plan = make_plan(trt, gpu, bundle, opts, root)
-    key, weak = plan.key, trtlib.has_weak_typing(trt)
-    # where it all goes, checked before minutes of building: a folder in the way is one line now, not a traceback after
-    cache_path = opts.timing_cache or engines.timing_cache_path(bundle.path, key)
-    engine_path = engines.target(bundle.path, key)
-    for path, what in ((engine_path, "engine"), (engine_path[:-len(".engine")] + ".json", "engine's description"),
-                       (cache_path, "timing cache"), (plan.calibration_cache, "INT8 calibration cache")):
-        if path is not None:
-            engines.check_target(path, what)
-    builder = trtlib.builder(trt, log_trt)
-    if note:
-        print(note, file=log)
-    if opts.dla_core is not None and opts.dla_core >= builder.num_DLA_cores:
-        raise UserError("--dla-core %d: this device has %d DLA core(s) (Xavier, AGX Orin and Orin NX have them; "
-                        "Orin Nano has none)" % (opts.dla_core, builder.num_DLA_cores))
-    network, parser = _parse(trt, builder, log_trt, plan.onnx_path, log)
-
-    config = builder.create_builder_config()
-    workspace = opts.workspace_mib or default_workspace_mib(gpu.info()["memory"])
-    config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, int(workspace) << 20)
-    if plan.precision == "fp32" and hasattr(trt.BuilderFlag, "TF32"):
-        config.clear_flag(trt.BuilderFlag.TF32)
-    if weak and (plan.precision == "fp16" or (plan.precision == "int8"
-                                              and trtlib.fast_fp16(key.device.compute_capability))):
-        config.set_flag(trt.BuilderFlag.FP16)  # int8 builds keep FP16 for the layers INT8 cannot take
-
-    inp = network.get_input(0)
-    shape = tuple(inp.shape)
-    profile = None
-    if shape and shape[0] == -1:
-        profile = builder.create_optimization_profile()
-        rest = shape[1:]
-        low = 1 if opts.dla_core is None else opts.max_batch  # the DLA takes static shapes: min = opt = max
-        profile.set_shape(inp.name, (low,) + rest, (low,) + rest, (opts.max_batch,) + rest)
-        config.add_optimization_profile(profile)
-    elif opts.max_batch != 1 and shape and shape[0] != opts.max_batch:
-        raise UserError("the model's batch dimension is fixed at %d; --max-batch needs a dynamic batch" % shape[0])
-
-    int8_calibrator = None
-    if weak and plan.precision == "int8":
-        config.set_flag(trt.BuilderFlag.INT8)
-        batches = None
-        if not engines.own_file(plan.calibration_cache):
-            batches = calibrator.calibration_batches(bundle, opts, shape, log)
-        # batch 1: TensorRT calibrates dynamic shapes at the calibration profile's opt shape, which is 1 here
-        int8_calibrator = calibrator.make(trt, gpu, bundle, opts, plan.calibration_cache, 1, batches, shape, log,
-                                          caught)
-        config.int8_calibrator = int8_calibrator
-        if profile is not None:
-            config.set_calibration_profile(profile)
-    elif plan.precision == "int8" and opts.calib_data is not None:
-        print("note: TensorRT %s builds the int8 variant as `export variants` calibrated it; --calib-data is not "
-              "used here" % trt.__version__, file=log)
-    if opts.dla_core is not None:
-        config.default_device_type = trt.DeviceType.DLA
-        config.DLA_core = int(opts.dla_core)
-        config.set_flag(trt.BuilderFlag.GPU_FALLBACK)
-
-    saved = b""
-    if os.path.isfile(cache_path) and (opts.timing_cache or engines.own_file(cache_path)):  # named, or its own
-        saved = engines.read(cache_path, "timing cache")
-    try:
-        timing = config.create_timing_cache(saved)
-    except Exception:  # noqa: BLE001 (not a timing cache at all: versions differ in whether they raise)
-        print("warning: %s is not a TensorRT timing cache; starting a new one" % cache_path, file=log)
-        timing = config.create_timing_cache(b"")
-    if not config.set_timing_cache(timing, False):  # a cache from another device or version: start afresh
-        print("warning: timing cache %s does not fit this device; starting a new one" % cache_path, file=log)
-        config.set_timing_cache(config.create_timing_cache(b""), False)
-
-    print("building a TensorRT engine, %s, for %s (%s; %s; workspace %d MiB, batch %s%s): this takes a while"
-          % (plan.precision, key.device.gpu_name, trtlib.describe(trt), plan.reason, workspace,
-             "1..%d" % opts.max_batch if opts.dla_core is None else "%d (static)" % opts.max_batch,
-             "" if opts.dla_core is None else ", DLA core %d" % opts.dla_core), file=log)
-    ticker = Ticker("building engine", log)
-    monitor = waiter = None
-    if hasattr(trt, "IProgressMonitor"):
-        monitor = _progress_monitor(trt, ticker, caught)
-        config.progress_monitor = monitor
-    else:
-        print("note: TensorRT %s cannot cancel a build once it runs: a first Ctrl-C stops when it ends, keeping "
-              "nothing; a second quits at once" % trt.__version__, file=log)
-    caught.raise_it()  # a Ctrl-C that came while this was prepared (parsing, calibration frames): stop here
-    if monitor is None:
-        waiter = Uncancellable(trt, ticker, caught, log).start()
-    try:
-        serialized = builder.build_serialized_network(network, config)
-    finally:
-        if waiter is not None:
-            waiter.stop()
-        if int8_calibrator is not None:
-            int8_calibrator.release()
-    caught.raise_it()  # what TensorRT's trampolines swallowed (a Ctrl-C too), raised here
-    if serialized is None:
-        raise UserError("TensorRT could not build the engine (%s); on a board short of memory try a smaller "
-                        "--workspace, or add swap: jetson_setup.sh --swap 8G" % log_trt.last_error("no reason given"))
-    write_atomic(cache_path, bytes(config.get_timing_cache().serialize()))
-    if int8_calibrator is not None:
-        if not os.path.isfile(plan.calibration_cache):
-            raise UserError("TensorRT built an INT8 engine but wrote no calibration cache (%s)"
-                            % log_trt.last_error("no reason given"))
-        key.calibration = file_digest(plan.calibration_cache)  # the engine is named by what calibrated it
-    path = engines.save(bundle.path, key, bytes(serialized))
-    ticker.done("wrote %s" % path)
-    return path

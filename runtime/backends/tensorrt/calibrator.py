@@ -1,10 +1,10 @@
-"""Representative frames for INT8 calibration (TensorRT's calibrator, ONNX Runtime's QDQ quantization),
-prepared by the runtime's own Preprocessor, so calibration sees exactly what inference will see.
+"""INT8 calibration for TensorRT: frames that its caller chose, prepared by the runtime's own Preprocessor as they
+are read (so calibration sees exactly what inference will see), fed to TensorRT's calibrator.
 
-    --calib-data road           the procedural road (what the embedded-default PilotNet drives on)
-    --calib-data digits         scikit-learn's digits (needs scikit-learn: the train extra)
-    --calib-data PATH|URI       any source the runtime reads: a folder or glob of images, a video, synthetic://road
-    (none)                      the bundle's own samples, with a warning: a few dozen are too few
+Choosing the frames is the caller's, as Polygraphy's Calibrator takes a data loader: the calibrator takes an
+iterable of BGR frames (a generator, so that a kept calibration cache reads none). `python -m runtime engine
+--calib-data` picks them (runtime/commands/engine.py: the road, digits, a folder, a video, any source URI); a build
+that was given none calibrates on the bundle's own samples (bundle_frames), with a warning: a few dozen are too few.
 """
 
 from __future__ import annotations
@@ -17,86 +17,21 @@ import numpy as np
 from ...bundle import bundle_samples, write_atomic
 from ...errors import UserError
 from ...preprocess import Preprocessor
+from . import api as trtlib, engines
 
 DEFAULT_FRAMES = 500
-DATASETS = ("road", "digits")
 
 
-SEEDS = {"calibration": 2024, "evaluation": 7}  # different road frames for calibrating and for judging
-
-
-def _road(count, purpose):
-    from ...sim import road
-
-    frames, _ = road.sample_frames(count, 320, 180, seed=SEEDS[purpose])
-    return list(frames)
-
-
-def _digits(count, purpose):
-    try:
-        from sklearn.datasets import load_digits
-    except ImportError:
-        raise UserError("--calib-data digits needs scikit-learn (pip install '.[train]'); or give a folder of "
-                        "images") from None
-    images = load_digits().images
-    images = images[-count:] if purpose == "calibration" else images[:count]  # apart when count <= 898
-    images = np.round(images * (255.0 / 16.0)).astype(np.uint8)
-    return [np.repeat(im[:, :, None], 3, axis=2) for im in images]
-
-
-def _from_source(uri, count, prepare=None):
-    from ...sources import open_source
-
-    frames = []
-    with open_source(uri) as source:
-        for frame in source:
-            frames.append(frame.image if prepare is None else prepare(frame.image))
-            if len(frames) >= count:
-                break
-    if not frames:
-        raise UserError("--calib-data %s gave no frames" % uri)
-    return frames
-
-
-def load_batch(bundle, spec=None, count=DEFAULT_FRAMES, log=sys.stderr, purpose="calibration"):
-    """(the frames preprocessed as the runtime does: float32 (N, ...), where they came from), as load_frames
-    gives them. Frames from a folder, glob or video are preprocessed as they are read, so that only
-    network-sized inputs are held: 500 raw 4K frames held for preprocessing afterwards were 12 GB."""
-    pre = Preprocessor(bundle.preprocess, bundle.input)
-    frames, where = load_frames(bundle, spec, count, log, purpose, prepare=lambda image: pre(image).copy())
-    return np.concatenate(frames, axis=0), where
-
-
-def load_frames(bundle, spec=None, count=DEFAULT_FRAMES, log=sys.stderr, purpose="calibration", prepare=None):
-    """(raw BGR frames, a description of where they came from); with prepare, each frame as prepare(frame)
-    gives it, applied as frames are read. For purpose="evaluation" the datasets give other frames than for
-    calibration (a folder or video gives the same ones: use another for judging)."""
-    frames, where = _load_frames(bundle, spec, count, log, purpose, prepare)
-    if prepare is not None and spec in (None, "road", "digits"):  # small frames, made or read all at once
-        frames = [prepare(f) for f in frames]
-    return frames, where
-
-
-def _load_frames(bundle, spec, count, log, purpose, prepare):
-    if spec is None:
-        if not bundle.sample_paths:
-            raise UserError("the bundle has no samples to calibrate on: give --calib-data PATH")
-        frames = bundle_samples(bundle)[:count]
-        if log is not None and len(frames) < 100:
-            print("warning: calibrating on the bundle's %d samples only; give --calib-data (a folder or a video "
-                  "of real frames, hundreds of them) for an INT8 model you can trust" % len(frames), file=log)
-        return frames, "bundle samples (%d)" % len(frames)
-    if spec == "road":
-        frames = _road(count, purpose)
-    elif spec == "digits":
-        frames = _digits(count, purpose)
-    else:
-        frames = _from_source(spec, count, prepare)
-    if log is not None and len(frames) < min(count, 100):
-        print("warning: --calib-data %s gave only %d frames; hundreds calibrate better" % (spec, len(frames))
-              if purpose == "calibration" else
-              "warning: %s gave only %d frames to judge on; hundreds judge better" % (spec, len(frames)), file=log)
-    return frames, "%s (%d frames)" % (spec, len(frames))
+def bundle_frames(bundle, count=DEFAULT_FRAMES, log=sys.stderr):
+    """The bundle's own samples (at most count), read when iterated: the calibration data that comes with a bundle,
+    and what a build calibrates on when its caller gave none. Too few for an INT8 model to trust: said when read."""
+    if not bundle.sample_paths:
+        raise UserError("the bundle has no samples to calibrate on: give --calib-data PATH")
+    frames = bundle_samples(bundle)[:count]
+    if log is not None and len(frames) < 100:
+        print("warning: calibrating on the bundle's %d samples only; give --calib-data (a folder or a video "
+              "of real frames, hundreds of them) for an INT8 model you can trust" % len(frames), file=log)
+    yield from frames
 
 
 def batches(bundle, frames, batch_size=1):
@@ -130,22 +65,24 @@ def kind(task):
     return "IInt8EntropyCalibrator2" if task in ("classification", "binary") else "IInt8MinMaxCalibrator"
 
 
-def calibration_batches(bundle, opts, input_shape, log):
-    """The calibration frames, read, preprocessed and checked BEFORE building: inside get_batch a failure
-    would only be printed by TensorRT's trampoline and the build would go on without data."""
-    x, where = load_batch(bundle, opts.calib_data, opts.calib_frames, log)
-    prepared = [np.ascontiguousarray(x[i:i + 1]) for i in range(len(x))]  # batch 1 (see build.py)
+def calibration_batches(bundle, frames, input_shape, log, name=None):
+    """The network's inputs to calibrate on, batch 1 (see build.py): frames (an iterable of BGR images), each
+    preprocessed as it is read so that only network-sized inputs are held (500 raw 4K frames were 12 GB), all
+    read and checked BEFORE building: inside get_batch a failure would only be printed by TensorRT's trampoline
+    and the build would go on without data. name: what the frames are called (None: the bundle's samples)."""
+    pre = Preprocessor(bundle.preprocess, bundle.input)
+    prepared = [pre(frame).copy() for frame in frames]  # copy: the preprocessor's output buffer is reused
+    where = "bundle samples (%d)" % len(prepared) if name is None else "%s (%d frames)" % (name, len(prepared))
     check_batches(prepared, input_shape, where)
     print("calibrating INT8 on %s" % where, file=log)
     return prepared
 
 
-def make(trt, gpu, bundle, opts, cache_path, batch_size, batches, input_shape, log, caught=None):
-    """The task's calibrator (kind()) fed with the prepared batches; with a kept calibration cache
-    there are none, and frames are read only if TensorRT rejects the cache and asks for batches anyway. Once
-    any callback has caught an exception it feeds no more and writes no cache (it would be a partial one)."""
-    from . import api as trtlib, engines  # the build's; not needed to list the calibration options at start-up
-
+def make(trt, gpu, bundle, read_batches, cache_path, batch_size, batches, input_shape, log, caught=None):
+    """TensorRT's calibrator for the bundle's task (kind()), fed with batches (prepared and checked before the
+    build: calibration_batches). With a kept calibration cache there are none (None): read_batches() gives them
+    only if TensorRT rejects the cache and asks for batches anyway. Once any callback has caught an exception it
+    feeds no more and writes no cache (it would be a partial one)."""
     base = getattr(trt, kind(bundle.task))
 
     class Calibrator(base):
@@ -153,7 +90,6 @@ def make(trt, gpu, bundle, opts, cache_path, batch_size, batches, input_shape, l
             base.__init__(self)
             self.caught = caught or trtlib.Caught()
             self.batches = None if batches is None else iter(batches)
-            self.fed = 0
             self.host = self.device = None
 
         @trtlib.guarded(-1)
@@ -165,29 +101,13 @@ def make(trt, gpu, bundle, opts, cache_path, batch_size, batches, input_shape, l
             if self.caught.exception is not None:
                 return None
             if self.batches is None:
-                self.batches = iter(calibration_batches(bundle, opts, input_shape, log))
+                self.batches = iter(read_batches())
             batch = next(self.batches, None)
-            if batch is None:
-                return None
-            if self.host is None:
-                self.host = gpu.pagelocked(batch.shape, np.float32)
-                self.device = gpu.alloc(self.host.nbytes)
-            np.copyto(self.host, batch)
-            gpu.copy_in(self.device, self.host)
-            gpu.synchronize()
-            self.fed += 1
-            return [gpu.pointer(self.device)]
+            return None if batch is None else [feed(gpu, self, batch)]
 
         @trtlib.guarded(None)
         def read_calibration_cache(self):
-            if engines.own_file(cache_path):
-                data = engines.read(cache_path, "INT8 calibration cache")  # checked readable before the build
-                if not calibration_cache_ok(data):
-                    print("warning: the INT8 calibration cache %s is damaged; calibrating again" % cache_path, file=log)
-                    return None
-                print("reusing the INT8 calibration cache %s" % cache_path, file=log)
-                return data
-            return None
+            return read_cache(cache_path, log)
 
         @trtlib.guarded(None)
         def write_calibration_cache(self, cache):
@@ -200,6 +120,29 @@ def make(trt, gpu, bundle, opts, cache_path, batch_size, batches, input_shape, l
                 self.device = None
 
     return Calibrator()
+
+
+def feed(gpu, calibrator, batch):
+    """The device pointer of batch, copied into the calibrator's buffers (made at the first batch)."""
+    if calibrator.host is None:
+        calibrator.host = gpu.pagelocked(batch.shape, np.float32)
+        calibrator.device = gpu.alloc(calibrator.host.nbytes)
+    np.copyto(calibrator.host, batch)
+    gpu.copy_in(calibrator.device, calibrator.host)
+    gpu.synchronize()
+    return gpu.pointer(calibrator.device)
+
+
+def read_cache(cache_path, log):
+    """The kept calibration cache's bytes for TensorRT, or None (none kept, or damaged: calibrated again)."""
+    if not engines.own_file(cache_path):
+        return None
+    data = engines.read(cache_path, "INT8 calibration cache")  # checked readable before the build
+    if not calibration_cache_ok(data):
+        print("warning: the INT8 calibration cache %s is damaged; calibrating again" % cache_path, file=log)
+        return None
+    print("reusing the INT8 calibration cache %s" % cache_path, file=log)
+    return data
 
 
 def calibration_cache_ok(data: bytes) -> bool:

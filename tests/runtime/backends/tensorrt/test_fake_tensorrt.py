@@ -63,6 +63,23 @@ def sample_frames(bundle):
     return [cv2.imread(p) for p in bundle_format.load(str(bundle)).sample_paths]
 
 
+def calibrated_on(bundle, data, count, precision="int8", **options):
+    """BuildOptions for INT8 calibrated on data, the frames chosen as `python -m runtime engine --calib-data`
+    chooses them (a list: these options may serve several builds)."""
+    from runtime.backends.tensorrt import build as trt_build
+    from runtime.commands import engine as engine_command
+
+    frames = list(engine_command.calibration_frames(bundle, data, count, io.StringIO()))
+    return trt_build.BuildOptions(precision, calib_data=data, calib_frames=count, calibration=frames, **options)
+
+
+class Unread:
+    """Calibration frames that must not be read (a kept calibration cache needs none)."""
+
+    def __iter__(self):
+        raise AssertionError("frames read although the calibration cache was there")
+
+
 def calls(trt, what):
     return [details for name, details in trt.FAKE_calls if name == what]
 
@@ -212,15 +229,14 @@ def test_a_classifier_calibrates_by_entropy(fake_gpu, digits_bundle, tmp_path):
     bundle = bundle_format.load(str(copy_bundle(digits_bundle, tmp_path)))
     gpu = Gpu()
     try:
-        trt_build.build(bundle, trt_build.BuildOptions("int8", calib_data="digits", calib_frames=8), gpu, trt,
+        trt_build.build(bundle, calibrated_on(bundle, "digits", 8), gpu, trt,
                         log=io.StringIO())
     finally:
         gpu.close()
     assert calls(trt, "build_serialized_network")[0]["calibration"]["algorithm"] == "IInt8EntropyCalibrator2"
 
 
-def test_int8_calibration_feeds_preprocessed_frames_and_keeps_its_cache(fake_gpu, pilot_bundle, tmp_path,
-                                                                         monkeypatch):
+def test_int8_calibration_feeds_preprocessed_frames_and_keeps_its_cache(fake_gpu, pilot_bundle, tmp_path):
     from runtime import bundle as bundle_format
     from runtime.backends.tensorrt import build as trt_build, calibrator
     from runtime.backends.tensorrt.cuda import Gpu
@@ -229,7 +245,7 @@ def test_int8_calibration_feeds_preprocessed_frames_and_keeps_its_cache(fake_gpu
     bundle = bundle_format.load(str(copy_bundle(pilot_bundle, tmp_path)))
     gpu = Gpu()
     log = io.StringIO()
-    opts = trt_build.BuildOptions("int8", calib_data="road", calib_frames=24)
+    opts = calibrated_on(bundle, "road", 24)
     trt_build.build(bundle, opts, gpu, trt, log=log)
     calibration = calls(trt, "build_serialized_network")[0]["calibration"]
     assert calibration["batches"] == 24 and calibration["batch_size"] == 1 and not calibration["from_cache"]
@@ -240,12 +256,8 @@ def test_int8_calibration_feeds_preprocessed_frames_and_keeps_its_cache(fake_gpu
     caches = [n for n in os.listdir(os.path.join(bundle.path, "engines")) if n.startswith("calibration-")]
     assert len(caches) == 1
 
-    def must_not_load(*a, **k):
-        raise AssertionError("frames loaded although the calibration cache was there")
-
-    with monkeypatch.context() as patch:
-        patch.setattr(calibrator, "load_frames", must_not_load)
-        trt_build.build(bundle, opts, gpu, trt, log=log)
+    trt_build.build(bundle, trt_build.BuildOptions("int8", calib_data="road", calib_frames=24, calibration=Unread()),
+                    gpu, trt, log=log)
     assert calls(trt, "build_serialized_network")[1]["calibration"]["from_cache"] is True
     assert "reusing the INT8 calibration cache" in log.getvalue()
     cache = os.path.join(bundle.path, "engines", caches[0])
@@ -488,9 +500,9 @@ def test_an_int8_engine_is_named_by_its_calibration(fake_gpu, pilot_bundle, tmp_
     bundle = bundle_format.load(str(copy_bundle(pilot_bundle, tmp_path)))
     gpu = Gpu()
     log = io.StringIO()
-    road = trt_build.build(bundle, trt_build.BuildOptions("int8", calib_data="road", calib_frames=24), gpu, trt,
+    road = trt_build.build(bundle, calibrated_on(bundle, "road", 24), gpu, trt,
                            log=log)
-    again = trt_build.build(bundle, trt_build.BuildOptions("int8", calib_data="road", calib_frames=24), gpu, trt,
+    again = trt_build.build(bundle, calibrated_on(bundle, "road", 24), gpu, trt,
                             log=log)
     samples = trt_build.build(bundle, trt_build.BuildOptions("int8"), gpu, trt, log=log)
     gpu.close()
@@ -568,7 +580,7 @@ def test_the_runtime_takes_the_newest_int8_engine(fake_gpu, pilot_bundle, tmp_pa
     with TensorRTBackend(bundle, precision="int8", log=io.StringIO()) as first:
         samples_engine = first.path
     gpu = Gpu()
-    road_engine = trt_build.build(bundle, trt_build.BuildOptions("int8", calib_data="road", calib_frames=24), gpu,
+    road_engine = trt_build.build(bundle, calibrated_on(bundle, "road", 24), gpu,
                                   trt, log=io.StringIO())
     gpu.close()
     os.utime(samples_engine, (1, 1))  # older, whatever the file system's time resolution
@@ -600,7 +612,7 @@ def test_a_ctrl_c_inside_a_callback_stops_the_build_and_keeps_no_partial_cache(f
     monkeypatch.setattr(calibrator, "calibration_batches", interrupted)
     gpu = Gpu()
     with pytest.raises(KeyboardInterrupt):
-        trt_build.build(bundle, trt_build.BuildOptions("int8", calib_data="road", calib_frames=24), gpu, trt,
+        trt_build.build(bundle, calibrated_on(bundle, "road", 24), gpu, trt,
                         log=io.StringIO())
     gpu.close()
     engines_dir = os.path.join(bundle.path, "engines")
@@ -626,7 +638,7 @@ def _build_int8(trt, bundle):
 
     gpu = Gpu()
     try:
-        return trt_build.build(bundle, trt_build.BuildOptions("int8", calib_data="road", calib_frames=8), gpu, trt,
+        return trt_build.build(bundle, calibrated_on(bundle, "road", 8), gpu, trt,
                                log=io.StringIO())
     finally:
         gpu.close()
@@ -857,7 +869,7 @@ def test_caches_that_link_out_of_the_bundle_are_not_read(fake_gpu, pilot_bundle,
     log = io.StringIO()
     gpu = Gpu()
     try:
-        trt_build.build(bundle, trt_build.BuildOptions("int8", calib_data="road", calib_frames=8), gpu, trt, log=log)
+        trt_build.build(bundle, calibrated_on(bundle, "road", 8), gpu, trt, log=log)
     finally:
         gpu.close()
     assert "reusing the INT8 calibration cache" not in log.getvalue()  # calibrated again, from its own frames
