@@ -12,40 +12,11 @@ from __future__ import annotations
 import importlib.util
 
 from ..errors import UserError
+from .base import Backend
+
+__all__ = ["Backend", "NAMES", "choose", "open_backend", "tensorrt_installed"]
 
 NAMES = ("auto", "onnxruntime", "tensorrt")
-
-
-class Backend:
-    """The shared face. Subclasses set `name` and `detail` (what it runs on) when activated."""
-
-    name = "?"
-    detail = ""
-    reason = ""
-
-    def activate(self):
-        return self
-
-    def infer(self, batch):
-        raise NotImplementedError
-
-    def share_cores(self, shared: bool):
-        """Told by the pipeline whether another thread of this process (the capture) works while infer()
-        runs; a backend whose idle threads would take those cores from it gives them up. Nothing by default."""
-
-    def prepare(self, shared_cores: bool):
-        """Be ready now for a loop that does (or does not) share the cores with a capture thread: a model
-        that cannot load says so here, before a camera opens, rather than at the first frame."""
-        self.share_cores(shared_cores)
-
-    def deactivate(self):
-        pass
-
-    def __enter__(self):
-        return self.activate()
-
-    def __exit__(self, *exc):
-        self.deactivate()
 
 
 def tensorrt_installed() -> bool:

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from .. import images
 from ..errors import UserError, require
-from . import Backend
+from .base import Backend
 
 PREFERRED = ("TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider")
 

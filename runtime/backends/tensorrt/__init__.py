@@ -4,13 +4,14 @@
                     logger, the device's fingerprint, the callback guard shared by logger/monitor/calibrator
     cuda.py         pycuda: a context current only inside `with gpu.current()`, page-locked and device memory
     engines.py      engine names (fingerprints) and places: the bundle's engines/ or the user cache
-    build.py        the builder: ONNX -> serialized engine for this device (precision, workspace, DLA,
-                    timing cache, progress)
-    calibrator.py   INT8 calibration: representative frames through the runtime's preprocessing, and
-                    TensorRT's entropy (classifiers) or min-max (regression) calibrator fed with them
-    loader.py       CachedEngine: the bundle's engine for this device, found, built once, or rebuilt
-    runner.py       TensorRTBackend: runs an engine (a path, bytes, or a loader) on pycuda buffers
-    command.py      python -m runtime engine (and its alias python -m export engine)
+    build.py        the builder along Polygraphy's seams: network from ONNX, builder config (precision,
+                    workspace, DLA, timing cache), engine from network (calibration included), save
+    calibrator.py   INT8 calibration: the frames its caller chose (an iterable) through the runtime's
+                    preprocessing, fed to TensorRT's entropy (classifiers) or min-max (regression) calibrator
+    loader.py       where an engine comes from: EngineFromPath, EngineFromBytes, CachedEngine (the bundle's
+                    engine for this device, found, built once, or rebuilt)
+    runner.py       TensorRTBackend: runs the engine a loader gives on pycuda buffers
+(`python -m runtime engine` is runtime/commands/engine.py: it chooses the calibration frames.)
 """
 
 __all__ = ["CachedEngine", "TensorRTBackend"]

@@ -1,7 +1,7 @@
-"""TensorRT backend: an engine run with pycuda. The engine is what it is given: an engine file's path or
-bytes, or a loader (loader.CachedEngine, the default: the bundle's engine for this GPU, board, TensorRT
-version, precision, batch and DLA core, built once when missing unless build=False, and rebuilt when the
-file will not deserialize).
+"""TensorRT backend: an engine run with pycuda. The engine comes from a loader (loader.py, as Polygraphy's
+TrtRunner takes one): EngineFromPath, EngineFromBytes (a path or bytes given are wrapped in them), or CachedEngine,
+the default: the bundle's engine for this GPU, board, TensorRT version, precision, batch and DLA core, built once
+when missing unless build=False, and rebuilt when the file will not deserialize.
 
 On activate: a CUDA context (cuda.py; current only while the backend works, so any thread may call it and
 several models may share a thread), then the engine, deserialized. Per batch size it
@@ -17,20 +17,21 @@ import sys
 import numpy as np
 
 from ...errors import UserError
-from .. import Backend
-from . import api as trtlib, engines
+from ..base import Backend
+from . import api as trtlib
 from .cuda import Gpu
-from .loader import CachedEngine
+from .loader import CachedEngine, as_loader
 
 
 class TensorRTBackend(Backend):
     name = "tensorrt"
 
     def __init__(self, bundle, precision=None, dla_core=None, build=True, engine=None, log=sys.stderr, root="/"):
-        """engine: a path, bytes, or a loader with path(trt, gpu) and rebuild(trt, gpu, why); default the
-        bundle's CachedEngine for precision, dla_core and build. precision names an engine given directly."""
+        """engine: a path, bytes, or a loader (loader.py); default the bundle's CachedEngine for precision,
+        dla_core and build. precision names an engine given directly."""
         self.bundle, self.precision, self.dla_core, self.log = bundle, precision, dla_core, log
-        self.source = engine if engine is not None else CachedEngine(bundle, precision, dla_core, build, log, root)
+        self.loader = as_loader(engine) if engine is not None else CachedEngine(bundle, precision, dla_core, build,
+                                                                                log, root)
         self.gpu = self.context = self.engine = self.runtime = None
         self._buffers = {}
         self._batch_set = None
@@ -52,27 +53,13 @@ class TensorRTBackend(Backend):
         log_trt.caught.raise_it()  # what the logger caught meanwhile (a Ctrl-C, most often): TensorRT dropped it
 
     def _open(self):
-        trt, source = self.trt, self.source
+        trt, loader = self.trt, self.loader
         log_trt = trtlib.logger(trt, echo=False, out=self.log)
-        if isinstance(source, (bytes, bytearray)):
-            path, data = "the engine given", bytes(source)
-        else:
-            path = source if isinstance(source, str) else source.path(trt, self.gpu)
-            self.precision = getattr(source, "precision", self.precision)
-            data = engines.read(path)
+        path, data = loader(trt, self.gpu)
+        self.precision = getattr(loader, "precision", self.precision)
         self._deserialize(data, log_trt)
         if self.engine is None:
-            why = "%s will not deserialize with TensorRT %s (built by another version, or corrupt: %s)" % (
-                path, trt.__version__, log_trt.last_error("no reason given"))
-            if not hasattr(source, "rebuild"):
-                raise UserError(why + "; rebuild it with: python -m runtime engine %s" % self.bundle.path)
-            # TensorRT keeps the first logger while any runtime or builder lives: let this runtime go, so that
-            # the build's errors reach the build's own logger (and its one-line message)
-            self.engine = self.runtime = None
-            path = source.rebuild(trt, self.gpu, why)
-            self._deserialize(engines.read(path), log_trt)
-            if self.engine is None:
-                raise UserError("TensorRT %s cannot load the engine it has just built (%s)" % (trt.__version__, path))
+            path = self._rebuild(path, log_trt)
         self.path = path
         self.context = self.engine.create_execution_context()
         self.io = trtlib.TensorAPI(trt, self.engine, log_trt)
@@ -84,6 +71,23 @@ class TensorRTBackend(Backend):
         self.max_batch = self.input.max_shape[0]
         self.detail = "TensorRT %s tensor API, %s engine %s" % (trt.__version__, self.precision,
                                                                 os.path.basename(path))
+
+    def _rebuild(self, path, log_trt):
+        """The path of an engine made by the loader in place of path, which will not deserialize; a loader that
+        cannot make one (a path or bytes given) leaves that in one line."""
+        trt, loader = self.trt, self.loader
+        why = "%s will not deserialize with TensorRT %s (built by another version, or corrupt: %s)" % (
+            path, trt.__version__, log_trt.last_error("no reason given"))
+        if not hasattr(loader, "rebuild"):
+            raise UserError(why + "; rebuild it with: python -m runtime engine %s" % self.bundle.path)
+        # TensorRT keeps the first logger while any runtime or builder lives: let this runtime go, so that
+        # the build's errors reach the build's own logger (and its one-line message)
+        self.engine = self.runtime = None
+        path, data = loader.rebuild(trt, self.gpu, why)
+        self._deserialize(data, log_trt)
+        if self.engine is None:
+            raise UserError("TensorRT %s cannot load the engine it has just built (%s)" % (trt.__version__, path))
+        return path
 
     # -- running ---------------------------------------------------------------------------------------
     def _buffers_for(self, n):
