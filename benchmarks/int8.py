@@ -37,6 +37,7 @@ sys.path.insert(0, ROOT)
 from export import variants  # noqa: E402
 from runtime import bundle as bundle_format  # noqa: E402
 from runtime.backends.tensorrt import calibrator  # noqa: E402
+from runtime.commands import engine as calibration_data  # noqa: E402  (where calibration frames are chosen)
 from runtime.preprocess import Preprocessor  # noqa: E402
 
 
@@ -109,7 +110,7 @@ def main(argv=None):
 
     bundle = bundle_format.load(args.bundle)
     pre = Preprocessor(bundle.preprocess, bundle.input)
-    frames, _ = calibrator.load_frames(bundle, args.data, args.frames, None, purpose="evaluation")
+    frames, _ = calibration_data.load_frames(bundle, args.data, args.frames, None, purpose="evaluation")
     x = np.concatenate([pre.batch(bundle_format.bundle_samples(bundle)), pre.batch(frames)])
     name = bundle.input["name"]
     ref = _run(bundle.model_path, name, x)
@@ -117,7 +118,7 @@ def main(argv=None):
 
     def batches(n=args.calib_frames, data=args.data):
         if (n, data) not in calib:
-            f, _ = calibrator.load_frames(bundle, data, n, None)
+            f, _ = calibration_data.load_frames(bundle, data, n, None)
             calib[n, data] = calibrator.batches(bundle, f, 1)
         return list(calib[n, data])
 

@@ -158,8 +158,8 @@ def test_verify_data_named_with_glob_characters_and_its_warning_names_its_own_op
     assert "--calib-data" not in proc.stderr and "calibrate" not in proc.stderr, proc.stderr
 
     from runtime import bundle as bundle_format
-    from runtime.backends.tensorrt import calibrator
+    from runtime.commands import engine as calibration_data
 
     log = io.StringIO()
-    calibrator.load_frames(bundle_format.load(str(bundle)), str(folder), 500, log, purpose="evaluation")
+    calibration_data.load_frames(bundle_format.load(str(bundle)), str(folder), 500, log, purpose="evaluation")
     assert log.getvalue() == "warning: %s gave only 3 frames to judge on; hundreds judge better\n" % folder
