@@ -33,8 +33,7 @@ import numpy as np
 from . import road
 from ..errors import UserError
 
-SPEED_MPS = 15.0
-FPS = 30.0
+SPEED_MPS, FPS = road.SPEED_MPS, road.FPS  # one speed and frame rate for both simulated drives
 OFF_LANE_M = 1.0
 PENALTY_S = 6.0  # what the paper counts for each intervention
 DEFAULT_SEED = 2016

@@ -57,6 +57,10 @@ def _coverage(pos, lo, hi, width):
     return np.clip((b - a) / width, 0.0, 1.0)
 
 
+SPEED_MPS = 15.0  # the car, in the rendered drive and in closed loop (drive.py): one speed
+FPS = 30.0  # frames a simulated second
+
+
 class Scene:
     """Appearance that is not pose: lighting, verge colour, shadows, noise, texture. Drawn from a seed."""
 
@@ -256,9 +260,9 @@ class RoadDrive:
     label varies the way a human's steering would. Light and shadows change slowly.
     """
 
-    SPEED_MPS = 15.0
+    SPEED_MPS = SPEED_MPS
 
-    def __init__(self, width: int = 640, height: int = 360, seed: int = 0, fps: float = 30.0):
+    def __init__(self, width: int = 640, height: int = 360, seed: int = 0, fps: float = FPS):
         self.rng = np.random.RandomState(seed)
         self.renderer = RoadRenderer(width, height, seed)
         self.dt = 1.0 / fps
