@@ -21,6 +21,7 @@ from runtime.errors import UserError
 from runtime.vehicle.sender import ControlOutput, ControlSettings
 from runtime.vehicle.receiver import Receiver
 from tests.conftest import ROOT, cli, free_udp_port, one_line_error
+from tests.runtime.vehicle.test_vehicle import Listener
 
 RUNTIME_TESTS = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # tests/runtime: bundles/, data/
 BUNDLE = os.path.join(RUNTIME_TESTS, "bundles", "pilotnet")
@@ -359,37 +360,21 @@ def test_a_keyed_recording_keeps_only_signed_readings(tmp_path):
     assert (tmp_path / "link.key.newest").is_file()
 
 
-class Relay:
+class Relay(Listener):
     """Between the runtime and the vehicle: forwards what the runtime sends (keeping a copy), drops it during an
     outage, and sends what a test injects; the genuine lines are kept in order."""
 
     def __init__(self, vehicle_port):
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.settimeout(0.05)
-        self.uri = "udp://127.0.0.1:%d" % self.sock.getsockname()[1]
-        self.vehicle = ("127.0.0.1", vehicle_port)
-        self.genuine, self.forwarding, self.stopping = [], True, False
-        self.thread = threading.Thread(target=self._run, daemon=True)
-        self.thread.start()
+        self.vehicle, self.genuine, self.forwarding = ("127.0.0.1", vehicle_port), [], True
+        super().__init__()
 
-    def _run(self):
-        while not self.stopping:
-            try:
-                data = self.sock.recv(4096)
-            except socket.timeout:
-                continue
-            self.genuine.append(data)
-            if self.forwarding:
-                self.sock.sendto(data, self.vehicle)
+    def received(self, data):
+        self.genuine.append(data)
+        if self.forwarding:
+            self.sock.sendto(data, self.vehicle)
 
     def inject(self, data):
         self.sock.sendto(data, self.vehicle)
-
-    def close(self):
-        self.stopping = True
-        self.thread.join()
-        self.sock.close()
 
 
 def _wait_for(condition, seconds):

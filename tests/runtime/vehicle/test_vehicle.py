@@ -31,7 +31,7 @@ def stopped_with(proc, message):
 
 
 class Listener:
-    """A UDP socket on loopback that collects every line it gets, parsed, in a thread."""
+    """A UDP socket on loopback that collects every line it gets, parsed, in a thread (received() takes each)."""
 
     def __init__(self):
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
@@ -49,7 +49,10 @@ class Listener:
                 data = self.sock.recv(4096)
             except socket.timeout:
                 continue
-            self.lines.append(control.parse_line(data) + (time.monotonic(),))
+            self.received(data)
+
+    def received(self, data):
+        self.lines.append(control.parse_line(data) + (time.monotonic(),))
 
     def close(self):
         time.sleep(0.2)
