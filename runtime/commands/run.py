@@ -13,7 +13,7 @@ from ..cli import add_max_image_pixels, fraction, lost_for_good, milliseconds, n
 from ..errors import UserError
 from ..gst import CODECS
 from ..sources import DEFAULT_RECONNECT_TIMEOUT, FLIPS
-from ..vehicle import sender as control_output
+from ..vehicle import ros2, sender as control_output
 from ..vehicle.link import add_link_options, link_security
 
 
@@ -116,9 +116,9 @@ def _control_options(run):
                      help="send this throttle with each steering command (-1..1; default: none sent)")
     ctl.add_argument("--ros2-msg", choices=("ackermann", "twist"), default="ackermann",
                      help="ros2://TOPIC: ackermann_msgs/AckermannDriveStamped (default) or geometry_msgs/Twist")
-    ctl.add_argument("--wheelbase", type=number_in(0.05, 20.0, "metres"), metavar="M",
+    ctl.add_argument("--wheelbase", type=number_in(*ros2.WHEELBASE_RANGE, "metres"), metavar="M",
                      help="ros2:// with ackermann: front to rear axle, for the steering angle")
-    ctl.add_argument("--speed", type=number_in(-50.0, 50.0, "metres a second"), metavar="M_PER_S",
+    ctl.add_argument("--speed", type=number_in(*ros2.SPEED_RANGE, "metres a second"), metavar="M_PER_S",
                      help="ros2://: the speed the drive messages carry (-50 to 50)")
     add_link_options(ctl, receiving=True)  # receiving: synthetic://road?control= checks what the output signs
 

@@ -21,7 +21,7 @@ from . import link as control
 from ..errors import UserError
 
 MESSAGES = ("ackermann", "twist")
-SPEED_LIMIT, WHEELBASE_LIMIT = 50.0, 20.0  # m/s, m: finite, as the run's --speed and --wheelbase are
+SPEED_RANGE, WHEELBASE_RANGE = (-50.0, 50.0), (0.05, 20.0)  # m/s, m: finite (inf steered to full lock); run's too
 NODE = "edge_runtime_control"
 
 
@@ -37,9 +37,10 @@ class Ros2Link:
             raise UserError("--ros2-msg %s: choose %s" % (msg, " or ".join(MESSAGES)))
         if speed is None:
             raise UserError("%s needs --speed M/S: ROS's drive messages carry a speed" % uri)
-        if not -SPEED_LIMIT <= speed <= SPEED_LIMIT or (wheelbase is not None and not 0 < wheelbase <= WHEELBASE_LIMIT):
-            raise UserError("%s: --speed is -%g to %g m/s and --wheelbase up to %g m (inf or nan would steer to full "
-                            "lock or publish NaN)" % (uri, SPEED_LIMIT, SPEED_LIMIT, WHEELBASE_LIMIT))
+        if not SPEED_RANGE[0] <= speed <= SPEED_RANGE[1] or (
+                wheelbase is not None and not WHEELBASE_RANGE[0] <= wheelbase <= WHEELBASE_RANGE[1]):
+            raise UserError("%s: --speed is %g to %g m/s and --wheelbase %g to %g m (inf or nan would steer to full "
+                            "lock or publish NaN)" % ((uri,) + SPEED_RANGE + WHEELBASE_RANGE))
         if msg == "ackermann" and not (wheelbase and wheelbase > 0):
             raise UserError("%s with --ros2-msg ackermann needs --wheelbase M (front to rear axle) for the steering "
                             "angle" % uri)
