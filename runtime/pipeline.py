@@ -269,7 +269,8 @@ class Stream:
                               stop=self.stop)
         else:
             capture = InlineCapture(source)
-        self.model.backend.share_cores(self.capture_thread)
+        if self.model is not None:
+            self.model.backend.prepare(self.capture_thread)  # loaded now, before the capture thread starts
         self.capture = capture.start()
         model, clock, count = self.model, time.perf_counter, 0
         try:
@@ -279,7 +280,7 @@ class Stream:
                 frame = capture.get()  # raises what the capture thread raised, once its frames are used
                 if frame is None:
                     break
-                result = model(frame.image)
+                result = model(frame.image) if model is not None else None
                 frame.latency_ms = (clock() - frame.t0) * 1000.0
                 count += 1
                 yield frame, result
@@ -293,7 +294,8 @@ def stream(model, source, max_frames=None, realtime=False, capture_thread=True, 
         for frame, result in stream(model, camera):
             window.write(frame, result)
 
-    A capture thread reads the source; the model runs in the thread that iterates. From a live source the
+    The model's backend is prepared first (loaded, told whether a capture thread shares the cores). A
+    capture thread reads the source; the model runs in the thread that iterates. From a live source the
     newest frame wins (a frame that went stale while the model ran is dropped and counted); from a file
     every frame comes, in order; realtime paces a file as a camera would. frame.latency_ms is capture ->
     result; model.times holds the last frame's preprocess, infer and postprocess seconds. It ends with the
@@ -303,45 +305,38 @@ def stream(model, source, max_frames=None, realtime=False, capture_thread=True, 
     threading.Event's is_set) that ends the loop once it is true: before the next frame, and with a capture
     thread within 0.1 s even while the source gives no frame (paced slowly, or blocked in its own code); a
     capture thread still inside the source then is left there (a daemon) and the source, closed with `with`,
-    closes in a bounded time (Source.__exit__). run() passes its StopRequest's."""
+    closes in a bounded time (Source.__exit__). run() passes its StopRequest's. With model None the frames
+    come as they are, each with the result None (a recording needs no network). With capture_thread=False
+    the source is read only after the loop's body has handled the frame before: a simulator whose next
+    frame follows the command it was given (`runtime drive`) runs in lockstep."""
     return Stream(model, source, max_frames, realtime, capture_thread, stop)
 
 
+NO_MODEL_TIMES = {"preprocess": 0.0, "infer": 0.0, "postprocess": 0.0}
+
+
 def run(model, source, outputs=(), max_frames=None, status_every=5.0, log=sys.stderr, realtime=False,
-        capture_thread=True) -> Stats:
-    """Run model on source until it ends, max_frames, a closed window, Ctrl-C or SIGTERM (honoured within a
-    second, whatever the source does), or an output that
-    cannot go on (a full disk: stats.stopped says why); every processed frame
-    reaches every output (outputs.Output; the overlay is drawn once for all that show frames), and every
-    output is closed at the end. stream() with outputs, statistics, a
-    live status line and Ctrl-C handling around it."""
-    stats = Stats("%s (%s)" % (model.backend.name, model.backend.detail))
-    overlays = any(o.wants_overlay for o in outputs)
+        capture_thread=True, seconds=None) -> Stats:
+    """Run model on source until it ends, max_frames, `seconds`, an output that is finished (a closed window,
+    a recording complete), Ctrl-C or SIGTERM (honoured within a second, whatever the source does), or an
+    output that cannot go on (a full disk: stats.stopped says why); every processed frame reaches every
+    output (outputs.Output; the overlay is drawn once for all that show frames), and every output is closed
+    at the end. stream() with outputs, statistics, a live status line and Ctrl-C handling around it. With
+    model None the frames go to the outputs as they come, each with the result None (`runtime record`)."""
+    stats = Stats("%s (%s)" % (model.backend.name, model.backend.detail) if model is not None else "no model")
+    overlays = model is not None and any(o.wants_overlay for o in outputs)
     for out in outputs:
         out.bind(model, source, stats)
-    next_status = time.perf_counter() + status_every
-    clock, times = time.perf_counter, model.times
+    end = None if seconds is None else time.monotonic() + seconds
     with StopRequest() as ctrl_c:
-        frames = stream(model, source, max_frames, realtime, capture_thread, stop=lambda: ctrl_c.requested)
+        def should_stop():
+            return ctrl_c.requested or (end is not None and time.monotonic() >= end)
+
+        frames = stream(model, source, max_frames, realtime, capture_thread, stop=should_stop)
         loop = iter(frames)
         try:
-            for frame, result in loop:
-                t3 = clock()
-                annotated = None
-                if overlays:
-                    truth = frame.truth.get("steering") if frame.truth else None
-                    annotated = overlay.draw(frame.image, result, stats.fps or None, truth)  # a fresh array
-                for out in outputs:
-                    out.write(frame, result, annotated)
-                stats.add(frame.latency_ms, frame.read_s, times, clock() - t3)
-                if "invalid" in result:
-                    stats.invalid += 1
-                if ctrl_c.requested or any(o.closed_by_user for o in outputs):
-                    break
-                if log is not None and stats.end >= next_status:
-                    stats.dropped = frames.dropped
-                    print("... " + stats.summary(), file=log)
-                    next_status = stats.end + status_every
+            _loop(frames, loop, outputs, stats, overlays, model.times if model is not None else NO_MODEL_TIMES,
+                  status_every, log, ctrl_c)
         except OutputStopped as exc:  # a full disk: stop here, every output closed with what it has
             stats.stopped = str(exc)
         except KeyboardInterrupt:  # a second Ctrl-C: stop now; outputs are still closed below
@@ -356,3 +351,27 @@ def run(model, source, outputs=(), max_frames=None, status_every=5.0, log=sys.st
     stats.interrupted = ctrl_c.requested
     stats.signal = ctrl_c.signum if ctrl_c.requested else None
     return stats
+
+
+def _loop(frames, loop, outputs, stats, overlays, times, status_every, log, ctrl_c):
+    """run()'s loop over stream() (frames, and its iterator loop): each frame and its result to every output,
+    counted, with a status line every status_every seconds."""
+    clock = time.perf_counter
+    next_status = clock() + status_every
+    for frame, result in loop:
+        t3 = clock()
+        annotated = None
+        if overlays:
+            truth = frame.truth.get("steering") if frame.truth else None
+            annotated = overlay.draw(frame.image, result, stats.fps or None, truth)  # a fresh array
+        for out in outputs:
+            out.write(frame, result, annotated)
+        stats.add(frame.latency_ms, frame.read_s, times, clock() - t3)
+        if result is not None and "invalid" in result:
+            stats.invalid += 1
+        if ctrl_c.requested or any(o.finished for o in outputs):
+            break
+        if log is not None and stats.end >= next_status:
+            stats.dropped = frames.dropped
+            print("... " + stats.summary(), file=log)
+            next_status = stats.end + status_every

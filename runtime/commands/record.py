@@ -5,16 +5,18 @@ from __future__ import annotations
 
 import os
 import sys
-import time
 
 from ..cli import add_max_image_pixels, lost_for_good, milliseconds, positive_float, positive_int
-from ..vehicle.link import add_link_options, link_security
 from ..errors import UserError
-from ..vehicle.record import DEFAULT_MATCH_MS, DEFAULT_MIN_FREE_MB, MATCH_MS_RANGE, Readings, Recorder
+from ..outputs.base import free_bytes
+from ..pipeline import run
+from ..sources import DEFAULT_RECONNECT_TIMEOUT, open_source
+from ..vehicle import tub
+from ..vehicle.link import add_link_options, link_security
+from ..vehicle.record import DEFAULT_MATCH_MS, DEFAULT_MIN_FREE_MB, MATCH_MS_RANGE, Readings, TubOutput
+
 
 def add_parser(sub):
-    from ..sources import DEFAULT_RECONNECT_TIMEOUT
-
     p = sub.add_parser("record", help="record camera frames with the human's steering as a DonkeyCar tub, for "
                                       "python -m train --data drivelog:DIR")
     p.prog = "python -m runtime record"
@@ -40,13 +42,8 @@ def add_parser(sub):
     p.add_argument("--reconnect-timeout", type=positive_float, default=DEFAULT_RECONNECT_TIMEOUT, metavar="S")
 
 
-
 def _open(args):
-    """What a recording writes to and reads from, each checked: (folder, readings, source, writer)."""
-    from ..outputs.base import free_bytes
-    from ..sources import open_source
-    from ..vehicle import tub
-
+    """What a recording reads from and writes to, each checked: (readings, source, tub output)."""
     if not 1 <= args.quality <= 100:
         raise UserError("--quality must be 1 to 100")
     if (args.input_width is None) != (args.input_height is None):
@@ -60,88 +57,51 @@ def _open(args):
     try:
         source = open_source(args.source, args.input_width, args.input_height, args.input_rate,
                              reconnect_timeout=args.reconnect_timeout, link=security)
-        writer = tub.TubWriter(folder)
+        recording = TubOutput(folder, readings, args.match_ms / 1000.0, args.quality, args.max_frames,
+                              args.min_free_mb, shown=args.out)
     except BaseException:
         readings.close()
         if source is not None:
             source.close()
         raise
-    return folder, readings, source, writer
-
-
-def _record(args, folder, capture, recorder, readings, stop, should_stop):
-    """Frames in, records out, until a stop, then what is pending settled and the tub closed; why it stopped early
-    (a disk nearly full, a lost reader), or None. A write that fails raises OSError (main says why)."""
-    from ..outputs.base import free_bytes
-    from ..pipeline import READER_WAIT_S, STOP_WAIT_S
-
-    min_free, writer, stopped = args.min_free_mb * (1 << 20), recorder.writer, None
-    capture.start()
-    while not should_stop():
-        if args.max_frames and writer.written >= args.max_frames:
-            break
-        if free_bytes(folder) < min_free:
-            stopped = ("the disk holding %s has less than %g MB left: stopped, every record up to here is complete"
-                       % (args.out, args.min_free_mb))
-            break
-        frame = capture.get()
-        if frame is None:
-            break
-        recorder.add(frame)
-        writer.flush_if_due()  # records wait at most FLUSH_S in memory, even when none are added
-        if readings.error is not None:
-            stopped = "%s: stopped, every record up to here is complete" % readings.error
-            break
-    capture.stop(STOP_WAIT_S if stop.requested else READER_WAIT_S)
-    time.sleep(min(args.match_ms / 1000.0, 0.2) if recorder.pending else 0.0)  # a last reading may come
-    recorder.settle(final=True)
-    writer.close()  # while a second Ctrl-C or SIGTERM still stops it cleanly (tub.py)
-    return stopped
+    return readings, source, recording
 
 
 def main(args):
-    from ..pipeline import STOP_WAIT_S, Capture
-    from ..signals import StopRequest
-
-    folder, readings, source, writer = _open(args)
+    readings, source, recording = _open(args)
+    writer = recording.writer
     if writer.resumed_at:
         print("record: adding to the tub in %s after its %d records" % (args.out, writer.resumed_at), file=sys.stderr)
-    recorder = Recorder(writer, readings, args.match_ms / 1000.0, args.quality, args.max_frames)
     print("record: %s with steering from %s into %s (Ctrl-C stops)" % (source.uri, args.steering_from, args.out),
           file=sys.stderr, flush=True)
-    stop, stopped = StopRequest(), None
-    end = time.monotonic() + args.seconds if args.seconds else None
-
-    def should_stop():  # Ctrl-C, SIGTERM or --seconds: honoured within a second, whatever the source does
-        return stop.requested or (end is not None and time.monotonic() >= end)
-
-    capture = Capture(source, newest_wins=source.live, stop=should_stop)
+    stats, stopped = None, None
     try:
-        with source, stop:
-            stopped = _record(args, folder, capture, recorder, readings, stop, should_stop)
+        with source:  # the same loop as runtime run's, without a network: frames -> the tub
+            stats = run(None, source, [recording], log=None, seconds=args.seconds)
+        stopped = stats.stopped
     except OSError as exc:  # the disk filled between the check and a write: the tub is whole, as tub.py leaves it
         stopped = "cannot write %s: %s: stopped, every flushed record is complete" % (args.out, exc.strerror or exc)
     finally:
-        capture.stop(STOP_WAIT_S)  # nothing to wait for when stopped above
         readings.close()
         try:
-            writer.close()  # closed already, unless an error is on its way: then what it holds goes to the disk
+            recording.close()  # closed already, unless an error is on its way: then what it holds goes to the disk
         except OSError:
             pass
-    return _ended(args, writer, recorder, readings, capture, source, stop, stopped)
+    return _ended(args, recording, readings, source, stats, stopped)
 
 
-def _ended(args, writer, recorder, readings, capture, source, stop, stopped):
+def _ended(args, recording, readings, source, stats, stopped):
     """The summary line, then the exit status (or the one-line error) that says how the recording ended."""
+    writer, dropped = recording.writer, stats.dropped if stats is not None else 0
     print("recorded %d frames into %s (%d records in all); %d frame(s) had no reading within %g ms; %d reading(s)%s%s%s"
-          % (writer.written, args.out, writer.index, recorder.unmatched, args.match_ms, readings.count,
+          % (writer.written, args.out, writer.index, recording.recorder.unmatched, args.match_ms, readings.count,
              ", %d malformed" % readings.malformed if readings.malformed else "",
              ", %d refused (unsigned, forged or replayed)" % readings.refused if readings.refused else "",
-             ", %d stale frame(s) dropped" % capture.dropped if capture.dropped else ""))
+             ", %d stale frame(s) dropped" % dropped if dropped else ""))
     if stopped:
         raise UserError(stopped)
-    if stop.requested:
-        return 128 + int(stop.signum or 2)
+    if stats is not None and stats.interrupted:
+        return 128 + int(stats.signal or 2)
     if source.lost:
         return lost_for_good("python -m runtime record", source.lost, "every record is complete")
     if readings.count == 0:

@@ -40,10 +40,16 @@ def check_writable(path):
 
 class Output:
     """write(frame, result[, annotated]) for each frame, close() at the end (also on `with`).
-    wants_overlay: it shows frames, drawn with the result; closed_by_user: its user asked to stop."""
+    wants_overlay: it shows frames, drawn with the result; closed_by_user: its user asked to stop (a window's
+    q or Esc); finished: it wants no more frames (its user closed it, a recording has all it was asked for),
+    which ends run()."""
 
     wants_overlay = False
     closed_by_user = False
+
+    @property
+    def finished(self):
+        return self.closed_by_user
 
     def bind(self, model, source, stats):
         """Told by run() before the first frame what it runs: the model, the source and its live Stats (an

@@ -29,7 +29,9 @@ import threading
 import time
 
 from ..errors import UserError
+from ..outputs.base import Output, OutputStopped, free_bytes
 from . import link as control
+from . import tub
 from .joystick import Joystick
 
 DEFAULT_MATCH_MS = 50.0
@@ -154,3 +156,43 @@ class Recorder:
             if not ok:
                 raise UserError("cannot encode frame %d as JPEG" % frame.index)
             self.writer.add(jpeg.tobytes(), reading[1], reading[2], t * 1000.0)
+
+
+class TubOutput(Output):
+    """The tub as one of run()'s outputs, fed by the human's readings: each frame is held until its reading may
+    have come (Recorder), then stored with it. The recording stops, every record up to there complete, when
+    the disk holding the tub has less than min_free_mb left or the readings' link is lost (OutputStopped:
+    run() closes every output and says why); it is finished once `limit` records are stored. Closing waits
+    briefly for a last reading, matches what is pending and closes the tub."""
+
+    def __init__(self, folder, readings, match_s, quality, limit=None, min_free_mb=DEFAULT_MIN_FREE_MB, shown=None):
+        self.folder, self.shown, self.readings, self.match_s = folder, shown or folder, readings, match_s
+        self.min_free, self.min_free_mb, self.limit = min_free_mb * (1 << 20), min_free_mb, limit
+        self.writer = tub.TubWriter(folder)
+        self.recorder = Recorder(self.writer, readings, match_s, quality, limit)
+        self.closed = False
+
+    def write(self, frame, result=None, annotated=None):
+        if free_bytes(self.folder) < self.min_free:
+            raise OutputStopped("the disk holding %s has less than %g MB left: stopped, every record up to here is "
+                                "complete" % (self.shown, self.min_free_mb))
+        self.recorder.add(frame)
+        self.writer.flush_if_due()  # records wait at most FLUSH_S in memory, even when none are added
+        if self.readings.error is not None:
+            raise OutputStopped("%s: stopped, every record up to here is complete" % self.readings.error)
+
+    @property
+    def finished(self):
+        return self.limit is not None and self.writer.written >= self.limit
+
+    def close(self):
+        """Settle what is pending and close the tub (while a second Ctrl-C or SIGTERM still stops it cleanly:
+        tub.py); nothing when closed already. A write that fails raises OSError, with the tub whole."""
+        if self.closed:
+            return
+        self.closed = True
+        time.sleep(min(self.match_s, 0.2) if self.recorder.pending else 0.0)  # a last reading may come
+        try:
+            self.recorder.settle(final=True)
+        finally:
+            self.writer.close()
