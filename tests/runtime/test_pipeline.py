@@ -7,6 +7,7 @@ import shutil
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
 from tests.conftest import ROOT, cli, one_line_error, read_jsonl
@@ -181,6 +182,31 @@ def test_a_capture_thread_stops_onnx_runtime_spin_waiting_and_an_inline_read_let
         assert model.backend.spinning and model.backend.session is not again  # inline: made again, spinning
         drawn[0][:] = 0  # fresh copies: drawing on one never reaches the frames held in memory
         assert images[0].any() and drawn[2] is not images[0]
+
+
+def test_stream_loads_the_model_before_the_first_frame_and_runs_without_one(pilot_bundle):
+    """stream() prepares the backend (a model that cannot load says so before a camera gives a frame), and
+    with model None gives the frames as they come (what `runtime record` runs)."""
+    from runtime import Model, stream
+    from runtime.sources.base import Source
+
+    loaded_when_read = []
+
+    class Camera(Source):
+        uri, live, fps = "camera", False, 30.0
+
+        def _images(self):
+            loaded_when_read.append(model.backend._session is not None)
+            for i in range(3):
+                yield np.full((90, 160, 3), 40 * i, np.uint8), None
+
+    with Model(str(pilot_bundle), backend="onnxruntime") as model:
+        assert model.backend._session is None
+        assert len(list(stream(model, Camera()))) == 3
+        assert loaded_when_read == [True]
+        frames = list(stream(None, Camera(), capture_thread=False))
+    assert [result for _, result in frames] == [None] * 3
+    assert [int(frame.image[0, 0, 0]) for frame, _ in frames] == [0, 40, 80]
 
 
 def test_nan_or_infinite_outputs_are_flagged_in_the_results_not_a_crash(pilot_bundle, digits_bundle, tmp_path):
