@@ -205,10 +205,10 @@ def _samples_within(bundle, count, total, budget, partly):
     from . import images
 
     if total > budget:
-        held = ("at least " if partly else "") + images._n(total)
+        held = ("at least " if partly else "") + images.thousands(total)
         raise UserError("%s: its %d sample images hold %s pixels together, over the image budget of %s that a "
-                        "bundle's samples share (%s)" % (images.shown(bundle.path), count, held, images._n(budget),
-                                                         images.HOW_TO_RAISE))
+                        "bundle's samples share (%s)" % (images.shown(bundle.path), count, held,
+                                                         images.thousands(budget), images.HOW_TO_RAISE))
 
 
 def _number(v):

@@ -100,10 +100,11 @@ def check_frame_size(width, height, what):
     """UserError when frames of width x height (asked for on the command line) would be over the budget."""
     if width and height and width * height > max_pixels():
         raise UserError("%s asks for %dx%d = %s pixels a frame, over the image budget of %s pixels (%s)"
-                        % (what, width, height, _n(width * height), _n(max_pixels()), HOW_TO_RAISE))
+                        % (what, width, height, thousands(width * height), thousands(max_pixels()), HOW_TO_RAISE))
 
 
-def _n(count):
+def thousands(count):
+    """count with a comma between thousands: 12,345,678."""
     return "{:,}".format(count)
 
 
@@ -112,8 +113,8 @@ def over_budget(width, height, budget=None):
     budget = max_pixels() if budget is None else budget
     if width * height <= budget:
         return None
-    return "%dx%d = %s pixels, over the image budget of %s (%s)" % (width, height, _n(width * height), _n(budget),
-                                                                   HOW_TO_RAISE)
+    return "%dx%d = %s pixels, over the image budget of %s (%s)" % (width, height, thousands(width * height),
+                                                                   thousands(budget), HOW_TO_RAISE)
 
 
 # -- headers -----------------------------------------------------------------------------------------------------
@@ -354,7 +355,7 @@ def read_image(path, budget=None):
         most = 8 * budget + (64 << 20)  # 16-bit RGBA, uncompressed, with room for metadata
         if length > most:
             raise TooLarge(path, "the file is %s bytes, more than an image within the budget of %s pixels takes "
-                                 "(%s)" % (_n(length), _n(budget), HOW_TO_RAISE))
+                                 "(%s)" % (thousands(length), thousands(budget), HOW_TO_RAISE))
         try:
             f.seek(0)
             data = f.read()

@@ -64,7 +64,7 @@ def _opencv():
                      "on a Jetson: sudo apt install libopencv-python (JetPack 5/6; python3-opencv on 7), in a venv "
                      "made by /usr/bin/python3 with --system-site-packages; "
                      "elsewhere: pip install opencv-python (no cameras) or apt install python3-opencv"), None
-    from ..gst import opencv_has_gstreamer
+    from ..gst_launch import opencv_has_gstreamer
 
     info = cv2.getBuildInformation()
     gst = opencv_has_gstreamer(cv2)

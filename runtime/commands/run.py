@@ -11,7 +11,7 @@ from ..backends import NAMES as BACKENDS
 from ..backends.tensorrt.engines import PRECISIONS
 from ..cli import add_max_image_pixels, fraction, lost_for_good, milliseconds, number_in, positive_float, positive_int
 from ..errors import UserError
-from ..gst import CODECS
+from ..gst_launch import CODECS
 from ..sources import DEFAULT_RECONNECT_TIMEOUT, FLIPS
 from ..vehicle import ros2, sender as control_output
 from ..vehicle.link import add_link_options, link_security

@@ -23,7 +23,7 @@ class RtspServer:
     """gst-rtsp-server in a thread of its own, relaying a local RTP stream at rtsp://@:port/path."""
 
     def __init__(self, port, path, relay_port):
-        from .. import gst
+        from .. import gst_launch
 
         try:
             import gi
@@ -39,7 +39,7 @@ class RtspServer:
         self.server = GstRtspServer.RTSPServer()
         self.server.set_service(str(port))
         factory = GstRtspServer.RTSPMediaFactory()
-        factory.set_launch(gst.rtsp_relay(relay_port))
+        factory.set_launch(gst_launch.rtsp_relay(relay_port))
         factory.set_shared(True)
         self.server.get_mount_points().add_factory("/" + path, factory)
         self.context = GLib.MainContext.new()
@@ -64,7 +64,7 @@ class StreamOutput(Output):
     wants_overlay = True
 
     def __init__(self, uri, fps=30.0, root="/"):
-        from .. import gst, platform
+        from .. import gst_launch, platform
 
         scheme, _, rest = uri.partition("://")
         hostport, _, path = rest.partition("/")
@@ -73,8 +73,9 @@ class StreamOutput(Output):
             raise UserError("--output %s: give rtp://HOST:PORT or rtsp://@:PORT/PATH (PORT 1 to 65535)" % uri)
         port = str(port_number(port))
         self.cv2 = require("cv2", "opencv", "streaming video")
-        if not gst.opencv_has_gstreamer(self.cv2):
-            raise UserError("--output %s needs GStreamer, but %s" % (uri, gst.NO_GSTREAMER % self.cv2.__version__))
+        if not gst_launch.opencv_has_gstreamer(self.cv2):
+            raise UserError("--output %s needs GStreamer, but %s"
+                            % (uri, gst_launch.NO_GSTREAMER % self.cv2.__version__))
         self.uri, self.fps, self.server = uri, fps, None
         jetson = platform.is_jetson(root)
         nvenc = platform.has_nvenc(platform.board_model(root), platform.board_compatible(root))
@@ -85,7 +86,7 @@ class StreamOutput(Output):
             relay = _free_udp_port()
             self.server = RtspServer(int(port), path or "live", relay)
             host, port = "127.0.0.1", relay
-        self.pipeline = gst.rtp_sender(host, int(port), jetson, nvenc)
+        self.pipeline = gst_launch.rtp_sender(host, int(port), jetson, nvenc)
         self.writer = None
 
     def write(self, frame, result, annotated=None):

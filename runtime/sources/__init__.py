@@ -30,8 +30,8 @@ from ..errors import UserError, printable
 from .base import DEFAULT_RECONNECT_TIMEOUT, FLIPS, IMAGE_EXTS, Frame, Source
 from .cameras import open_csi, open_v4l2, v4l2_formats
 from .files import open_path
-from .live import LiveCapture
-from .streams import open_gst, open_rtsp
+from .live import LiveCapture, open_gst
+from .rtsp import open_rtsp
 
 OPENERS = {"csi": open_csi, "v4l2": open_v4l2, "rtsp": open_rtsp, "rtsps": open_rtsp, "gst": open_gst,
            "file": open_path}  # scheme -> opener: a new kind of source is one file and one line; the simulator
@@ -54,13 +54,13 @@ def open_source(uri: str, width=None, height=None, rate=None, loop=False, flip="
     """A Source for a URI; UserError in one line when it cannot be opened. The one place that decides
     which reader opens which URI (OPENERS). link: the control link's control.Security, for
     synthetic://road?control= and ?steering=."""
-    from .. import gst, images, platform
+    from .. import gst_launch, images, platform
 
     uri = str(uri)
     if flip not in FLIPS:
         raise UserError("--input-flip %r is not one of %s" % (flip, ", ".join(FLIPS)))
-    if codec is not None and codec not in gst.CODECS:
-        raise UserError("--input-codec %r is not one of %s" % (codec, ", ".join(gst.CODECS)))
+    if codec is not None and codec not in gst_launch.CODECS:
+        raise UserError("--input-codec %r is not one of %s" % (codec, ", ".join(gst_launch.CODECS)))
     if width and height:  # a frame this size is allocated for every frame (MemoryError at 20000x20000)
         images.check_frame_size(width, height, "--input-width %d --input-height %d" % (width, height))
     scheme = scheme_of(uri)

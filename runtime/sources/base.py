@@ -149,7 +149,7 @@ def flipped(image, how):
                               "counterclockwise": cv2.ROTATE_90_COUNTERCLOCKWISE}[how])
 
 
-def _resized(cv2, image, size):
+def resized(cv2, image, size):
     if image.ndim == 2:
         image = cv2.cvtColor(image, cv2.COLOR_GRAY2BGR)
     if size and (image.shape[1], image.shape[0]) != size:

@@ -9,20 +9,20 @@ import sys
 
 from ..errors import UserError, require
 from .base import DEFAULT_RECONNECT_TIMEOUT, NVVIDCONV_FLIP
-from .live import LiveCapture, OpenCvCapture, _gstreamer_opener, gstreamer_readable
+from .live import LiveCapture, OpenCvCapture, gstreamer_opener, gstreamer_readable
 
 
 def open_csi(uri, width=None, height=None, rate=None, flip="none", reconnect_timeout=DEFAULT_RECONNECT_TIMEOUT,
              log=sys.stderr, read_timeout=None, **_):
-    from .. import gst, platform
+    from .. import gst_launch, platform
 
     sensor = uri[len("csi://"):]
     if not (sensor.isascii() and sensor.isdigit()) or len(sensor) > 2:  # '²'.isdigit() is True
         raise UserError("csi:// needs a sensor number, as in csi://0")
     if not platform.is_jetson():
         raise UserError("%s: CSI cameras are read through nvarguscamerasrc, which only a Jetson has" % uri)
-    pipeline = gst.csi(int(sensor), width, height, rate or 30, NVVIDCONV_FLIP[flip])
-    return LiveCapture(uri, _gstreamer_opener(uri, pipeline, "no camera on that port, or nvargus-daemon is not "
+    pipeline = gst_launch.csi(int(sensor), width, height, rate or 30, NVVIDCONV_FLIP[flip])
+    return LiveCapture(uri, gstreamer_opener(uri, pipeline, "no camera on that port, or nvargus-daemon is not "
                                                              "running (sudo systemctl restart nvargus-daemon)"),
                        reconnect_timeout, log, read_timeout)
 
@@ -37,7 +37,7 @@ def open_v4l2(uri, width=None, height=None, rate=None, reconnect_timeout=DEFAULT
 def _v4l2_opener(uri, device, width, height, rate):
     """A USB camera: through GStreamer where this OpenCV has it, else OpenCV's V4L2 reader (pip's wheels)."""
     cv2 = require("cv2", "opencv", "reading cameras")
-    from .. import gst, platform
+    from .. import gst_launch, platform
 
     if not os.path.exists(device):
         found = sorted(glob.glob("/dev/video*"))
@@ -49,9 +49,9 @@ def _v4l2_opener(uri, device, width, height, rate):
     formats = v4l2_formats(device)
     mjpeg = "MJPG" in formats
     if gstreamer_readable(cv2):
-        pipeline = gst.v4l2(device, width, height, rate, mjpeg=mjpeg, jetson=platform.is_jetson(),
+        pipeline = gst_launch.v4l2(device, width, height, rate, mjpeg=mjpeg, jetson=platform.is_jetson(),
                             hw_mjpeg=not platform.is_thor(platform.board_model(), platform.board_compatible()))
-        return _gstreamer_opener(uri, pipeline, "the camera is busy or does not offer that size/rate (list its "
+        return gstreamer_opener(uri, pipeline, "the camera is busy or does not offer that size/rate (list its "
                                                 "modes: v4l2-ctl -d %s --list-formats-ext)" % device)
 
     def open_(timeout):

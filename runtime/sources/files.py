@@ -18,7 +18,7 @@ import sys
 
 from .. import images
 from ..errors import UserError, native_stderr_silenced, printable, require
-from .base import IMAGE_EXTS, OPEN_TIMEOUT, Source, _resized, within
+from .base import IMAGE_EXTS, OPEN_TIMEOUT, Source, resized, within
 
 
 def _capture(cv2, name, path):
@@ -71,7 +71,7 @@ class VideoFile(Source):
                 ok, image = self.cap.read()
             if not ok:
                 return
-            yield _resized(self.cv2, image, self.size), None
+            yield resized(self.cv2, image, self.size), None
 
     def close(self):
         self.cap.release()
@@ -100,7 +100,7 @@ class Images(Source):
                         print("warning: skipping %s: %s" % (images.shown(path), exc.why), file=sys.stderr)
                     continue
                 given += 1
-                yield _resized(self.cv2, image, self.size), None
+                yield resized(self.cv2, image, self.size), None
             if not self.loop or not given:  # a loop over files none of which can be read would never end
                 return
 

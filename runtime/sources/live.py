@@ -1,14 +1,16 @@
 """Live sources (cameras, streams, GStreamer pipelines): read with a timeout, reopened with backoff when they
-fail or stall, given up (`lost`) when they do not come back; and the GStreamer opener they share."""
+fail or stall, given up (`lost`) when they do not come back; the GStreamer opener they share, and gst://PIPELINE
+(any GStreamer pipeline ending in appsink), which is that opener used directly."""
 
 from __future__ import annotations
 
+import re
 import sys
 import time
 
 from ..errors import UserError, native_stderr_silenced, require
+from .appsink import END, GstCapture
 from .base import DEFAULT_RECONNECT_TIMEOUT, OPEN_TIMEOUT, Source, within
-from .gstreamer import END, GstCapture
 
 
 class NotOpened(UserError):
@@ -116,19 +118,19 @@ class OpenCvCapture:
 
 def gstreamer_readable(cv2) -> bool:
     """Whether GStreamer pipelines can be read here: through its Python bindings, or through OpenCV."""
-    from .. import gst
+    from .. import gst_launch
 
-    return gst.load_gst() is not None or gst.opencv_has_gstreamer(cv2)
+    return gst_launch.load_gst() is not None or gst_launch.opencv_has_gstreamer(cv2)
 
 
-def _gstreamer_opener(uri, pipeline, cause):
+def gstreamer_opener(uri, pipeline, cause):
     """An opener for a GStreamer pipeline: read by GstCapture where GStreamer's Python bindings are, else by
     OpenCV's GStreamer reader (which cannot tell a pipeline's end from a failure, nor time out a stall)."""
-    from .. import gst
+    from .. import gst_launch
 
-    Gst = gst.load_gst()
+    Gst = gst_launch.load_gst()
     if Gst is not None:
-        problem = gst.check(pipeline)
+        problem = gst_launch.check(pipeline)
         if problem is not None:
             raise UserError("cannot open %s: GStreamer says: %s (the pipeline: %s)" % (uri, problem, pipeline))
 
@@ -141,9 +143,9 @@ def _gstreamer_opener(uri, pipeline, cause):
 
         return open_gst
     cv2 = require("cv2", "opencv", "reading cameras and streams")
-    if not gst.opencv_has_gstreamer(cv2):
+    if not gst_launch.opencv_has_gstreamer(cv2):
         raise UserError("%s needs GStreamer: its Python bindings (python3-gi) are not importable here and %s"
-                        % (uri, gst.NO_GSTREAMER % cv2.__version__))
+                        % (uri, gst_launch.NO_GSTREAMER % cv2.__version__))
 
     def open_cv(timeout=OPEN_TIMEOUT):
         with native_stderr_silenced():  # GStreamer's own warnings; our one line follows
@@ -155,3 +157,15 @@ def _gstreamer_opener(uri, pipeline, cause):
         return OpenCvCapture(cap)
 
     return open_cv
+
+
+def open_gst(uri, reconnect_timeout=DEFAULT_RECONNECT_TIMEOUT, log=sys.stderr, read_timeout=None, **_):
+    """Any pipeline ending in appsink. Its end of stream ends the run, as a file's does; a failure or a stall
+    is reconnected. One that begins with filesrc is a file: every frame in order, and no reconnecting."""
+    pipeline = uri[len("gst://"):].strip()
+    if "appsink" not in pipeline:
+        raise UserError("gst:// pipelines must end in appsink (as in: gst://videotestsrc ! videoconvert ! appsink)")
+    opener = gstreamer_opener(uri, pipeline, "GStreamer could not start it (try: gst-launch-1.0 %s)"
+                               % re.sub(r"appsink[^!]*$", "fakesink", pipeline))
+    finite = pipeline.split()[0] in ("filesrc", "multifilesrc")
+    return LiveCapture(uri, opener, reconnect_timeout, log, read_timeout, ends=True, live=not finite)

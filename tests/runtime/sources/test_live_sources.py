@@ -1,5 +1,5 @@
 """Live sources and the real-time pipeline, with real GStreamer (runtime/sources/live.py, cameras.py,
-streams.py), in the system-OpenCV interpreter (tests/runtime/gstreamer.py)."""
+rtsp.py, appsink.py), in the system-OpenCV interpreter (tests/runtime/gstreamer.py)."""
 
 import json
 import os

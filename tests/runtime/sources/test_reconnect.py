@@ -7,7 +7,7 @@ import io
 import numpy as np
 
 from runtime.errors import UserError
-from runtime.sources.gstreamer import END, STALLED
+from runtime.sources.appsink import END, STALLED
 from runtime.sources.live import LiveCapture, NotOpened
 
 IMAGE = np.zeros((4, 6, 3), np.uint8)

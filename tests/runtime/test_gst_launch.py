@@ -1,4 +1,4 @@
-"""GStreamer pipeline strings (runtime/gst.py) against NVIDIA's Accelerated GStreamer guide, as strings, and
+"""GStreamer pipeline strings (runtime/gst_launch.py) against NVIDIA's Accelerated GStreamer guide, as strings, and
 parsed by GStreamer itself wherever this machine has every element (the nv* ones exist only on a Jetson)."""
 
 import json
@@ -6,7 +6,7 @@ import subprocess
 
 import pytest
 
-from runtime import gst, platform
+from runtime import gst_launch as gst, platform
 
 SYSTEM_PYTHON = "/usr/bin/python3"
 

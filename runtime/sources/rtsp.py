@@ -1,15 +1,14 @@
-"""Streams: rtsp://... (GStreamer with low latency, hardware decoding on a Jetson, else FFmpeg with its
-low-delay options) and gst://PIPELINE (any GStreamer pipeline ending in appsink)."""
+"""rtsp://... and rtsps://...: GStreamer with low latency (hardware decoding on a Jetson), else FFmpeg with its
+low-delay options."""
 
 from __future__ import annotations
 
 import os
-import re
 import sys
 
 from ..errors import UserError, native_stderr_silenced, require
 from .base import DEFAULT_RECONNECT_TIMEOUT
-from .live import LiveCapture, OpenCvCapture, _gstreamer_opener, gstreamer_readable
+from .live import LiveCapture, OpenCvCapture, gstreamer_opener, gstreamer_readable
 
 
 def open_rtsp(uri, width=None, height=None, codec=None, reconnect_timeout=DEFAULT_RECONNECT_TIMEOUT, log=sys.stderr,
@@ -23,25 +22,13 @@ def open_rtsp(uri, width=None, height=None, codec=None, reconnect_timeout=DEFAUL
     return LiveCapture(uri, _rtsp_opener(uri, codec, width, height), reconnect_timeout, log, read_timeout)
 
 
-def open_gst(uri, reconnect_timeout=DEFAULT_RECONNECT_TIMEOUT, log=sys.stderr, read_timeout=None, **_):
-    """Any pipeline ending in appsink. Its end of stream ends the run, as a file's does; a failure or a stall
-    is reconnected. One that begins with filesrc is a file: every frame in order, and no reconnecting."""
-    pipeline = uri[len("gst://"):].strip()
-    if "appsink" not in pipeline:
-        raise UserError("gst:// pipelines must end in appsink (as in: gst://videotestsrc ! videoconvert ! appsink)")
-    opener = _gstreamer_opener(uri, pipeline, "GStreamer could not start it (try: gst-launch-1.0 %s)"
-                               % re.sub(r"appsink[^!]*$", "fakesink", pipeline))
-    finite = pipeline.split()[0] in ("filesrc", "multifilesrc")
-    return LiveCapture(uri, opener, reconnect_timeout, log, read_timeout, ends=True, live=not finite)
-
-
 def _rtsp_opener(uri, codec, width, height):
     cv2 = require("cv2", "opencv", "reading RTSP streams")
-    from .. import gst, platform
+    from .. import gst_launch, platform
 
     if gstreamer_readable(cv2):
-        pipeline = gst.rtsp(uri, codec or "h264", width, height, jetson=platform.is_jetson())
-        return _gstreamer_opener(uri, pipeline, "the stream did not start (wrong address or credentials, the "
+        pipeline = gst_launch.rtsp(uri, codec or "h264", width, height, jetson=platform.is_jetson())
+        return gstreamer_opener(uri, pipeline, "the stream did not start (wrong address or credentials, the "
                                                 "server down, or another codec: try --input-codec h265)")
     os.environ.setdefault("OPENCV_FFMPEG_CAPTURE_OPTIONS", "rtsp_transport;tcp|fflags;nobuffer|flags;low_delay")
 

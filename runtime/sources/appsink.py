@@ -1,11 +1,11 @@
-"""GStreamer pipelines read through GStreamer's own Python bindings (PyGObject's Gst, python3-gi) rather
-than OpenCV's reader, wherever they are installed: OpenCV's read() says only "no frame", while here the
-pipeline's bus says whether it reached its end (EOS) or failed (an ERROR message, with GStreamer's reason),
-and each frame is pulled with a timeout, so a stream that stalls (no frames, no error: a frozen sender, a
-camera that hangs) is caught instead of blocking the run forever.
+"""Frames pulled from a GStreamer pipeline's appsink through GStreamer's own Python bindings (PyGObject's
+Gst, python3-gi) rather than OpenCV's reader, wherever they are installed: OpenCV's read() says only "no
+frame", while here the pipeline's bus says whether it reached its end (EOS) or failed (an ERROR message, with
+GStreamer's reason), and each frame is pulled with a timeout, so a stream that stalls (no frames, no error: a
+frozen sender, a camera that hangs) is caught instead of blocking the run forever.
 
-    capture = GstCapture(gst.load_gst(), pipeline, 20.0)  # UserError if no first frame within 20 s
-    image = capture.read(timeout=1.0)                     # uint8 BGR, or None: then capture.why says END, ...
+    capture = GstCapture(gst_launch.load_gst(), pipeline, 20.0)  # UserError if no first frame within 20 s
+    image = capture.read(timeout=1.0)       # uint8 BGR, or None: then capture.why says END, STALLED or a failure
     capture.release()
 
 The pipeline's appsink is told to take BGR (as OpenCV's reader asks for it) and, unless the pipeline sets
