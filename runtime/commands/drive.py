@@ -1,18 +1,24 @@
 """python -m runtime drive BUNDLE: the command that lets a steering bundle drive the simulated road in closed loop
-(sim/drive.py drives and judges; this module parses, prints the table and writes the report, video and plot)."""
+(sim/judge.py drives and judges; this module parses, prints the table and writes the report, video and plot)."""
 
 from __future__ import annotations
 
 import os
 
-from ..errors import UserError
-from ..sim.drive import (CONTROLLERS, DEFAULT_SEED, DriveVideo, drive, plot, steering_units)
+from .. import bundle as bundle_format
+from ..backends import NAMES as BACKENDS
+from ..backends.tensorrt.engines import PRECISIONS
+from ..cli import positive_float
+from ..errors import UserError, require
+from ..model import Model
+from ..outputs.base import check_writable
+from ..outputs.files import VIDEO_EXTS
+from ..sim.judge import CONTROLLERS, judge, steering_units
+from ..sim.simulator import DEFAULT_SEED
+from ..sim.visuals import JudgedVideo, plot
+
 
 def add_parser(sub):
-    from ..backends import NAMES as BACKENDS
-    from ..backends.tensorrt.engines import PRECISIONS
-    from ..cli import positive_float
-
     p = sub.add_parser("drive", help="let a steering bundle drive the procedural road in closed loop: autonomy")
     p.prog = "python -m runtime drive"
     p.description = __doc__.split("\n\n")[0]
@@ -44,23 +50,35 @@ HEADER = "%-13s %-9s %9s %13s %12s %11s %13s %9s" % ("controller", "precision", 
                                                       "mean|off| m", "max|off| m", "steer chg/s", "p50 ms")
 
 
-def main(args):
-    from .. import bundle as bundle_format
-    from ..model import Model
-    from ..outputs.base import check_writable
-    from ..outputs.files import VIDEO_EXTS
-
+def _check(args):
+    """One-line refusals of options that cannot work, before anything is driven."""
     if args.delay_frames < 0:
         raise UserError("--delay-frames must be 0 or more")
     for path in (args.output, args.plot, args.json):
         if path:
             check_writable(path)
     if args.plot:
-        from ..errors import require
-
         require("matplotlib", "plot", "--plot")
     if args.output and os.path.splitext(args.output)[1].lower() not in VIDEO_EXTS:
         raise UserError("--output %s: give a video file (%s)" % (args.output, ", ".join(sorted(VIDEO_EXTS))))
+
+
+def _judged(args, bundle, controller, precision):
+    """One judged drive (a Scorecard), its video written where asked."""
+    video = JudgedVideo(args.output) if args.output else None
+    try:
+        if controller != "model":
+            return judge(None, controller, args.seconds, args.seed, args.delay_frames, bundle=bundle, on_frame=video)
+        with Model(bundle, backend=args.backend, precision=precision) as model:
+            return judge(model, controller, args.seconds, args.seed, args.delay_frames,
+                         precision or getattr(model.backend, "precision", None) or "fp32", on_frame=video)
+    finally:
+        if video is not None:
+            video.close()
+
+
+def main(args):
+    _check(args)
     bundle = bundle_format.load(args.bundle)
     if args.controller == "model" or args.compare:
         steering_units(bundle)
@@ -72,24 +90,11 @@ def main(args):
     reports = []
     print(HEADER)
     for controller, precision in runs:
-        video = DriveVideo(args.output) if args.output else None
-        try:
-            if controller == "model":
-                with Model(bundle, backend=args.backend, precision=precision) as model:
-                    record = drive(model, controller, args.seconds, args.seed, args.delay_frames,
-                                   precision or getattr(model.backend, "precision", None) or "fp32",
-                                   on_frame=video)
-            else:
-                record = drive(None, controller, args.seconds, args.seed, args.delay_frames, bundle=bundle,
-                               on_frame=video)
-        finally:
-            if video is not None:
-                video.close()
-        report = record.report()
-        reports.append(report)
-        print(_row(report), flush=True)
+        card = _judged(args, bundle, controller, precision)
+        reports.append(card.report())
+        print(_row(reports[-1]), flush=True)
         if args.plot:
-            plot(record, args.plot)
+            plot(card, args.plot)
     last = reports[-1] if not args.compare else None
     if last is not None:
         print("%.0f simulated seconds in %.1f s (%sx real time)%s" % (
@@ -99,8 +104,6 @@ def main(args):
         if path:
             print("wrote %s" % path)
     if args.json:
-        from ..bundle import write_json
-
-        write_json(args.json, {"rows": reports} if args.compare else reports[0])
+        bundle_format.write_json(args.json, {"rows": reports} if args.compare else reports[0])
         print("wrote %s" % args.json)
     return 0

@@ -1,6 +1,14 @@
-"""The simulator wing: the procedural road (road.py: renderer, track, the car's kinematics), closed-loop driving
-and its judge (drive.py), and the synthetic:// sources (sources.py), which it adds to the core's source table
-when it is imported (runtime's package and the commands import it)."""
+"""The simulator wing: one simulated car on a procedural road, and the sources that show it.
+
+    road.py        the road: renderer, scene, winding track, the car's kinematics (move), steering labels
+    simulator.py   the simulator: car + track + camera, driven from outside or by its simulated human, and the
+                   intervention rule and Scorecard (autonomy)
+    judge.py       `runtime drive`'s closed loop: a controller (the bundle, zero, pure pursuit) drives and is scored
+    visuals.py     a judged drive's video and plot
+    linked_car.py  the simulated car as the vehicle at the far end of the control link
+    sources.py     synthetic://road (and ?steering=, ?control=) and the judge's lockstep camera
+
+Importing it adds synthetic:// to the core's source table (runtime's package and the commands import it)."""
 
 from ..sources import OPENERS as _SOURCES
 from .sources import open_synthetic

@@ -1,8 +1,8 @@
 """The procedural road: forward camera views of a lane, each labelled with the steering that follows it.
 
 Pure numpy (1.17 and later) and deterministic by seed, so the same generator is train's `road` dataset
-(`sample_frames`: independent random poses) and the runtime's `synthetic://road` camera (`RoadDrive`:
-a continuous drive along a winding road).
+(`sample_frames`: independent random poses) and what the simulated car's camera sees (simulator.py: a continuous
+drive along a winding road, `Track`, the car moving by `move`).
 
 Geometry: a pinhole camera `CAMERA_HEIGHT_M` above a flat road, looking along the car's heading. The car
 drives in the right lane of a two-lane road. Its pose relative to the lane is the lateral offset `d`
@@ -40,12 +40,12 @@ _VERGES = (np.array([0.22, 0.50, 0.30]), np.array([0.30, 0.45, 0.52]), np.array(
 
 def steering_label(d: float, psi: float, k: float, dk: float = 0.0) -> float:
     """Normalised steering that follows the lane from pose (d, psi) on a road of curvature k, dk."""
-    lane_x = _lane_x(LOOKAHEAD_M, d, psi, k, dk)
-    inv_r = 2.0 * lane_x / LOOKAHEAD_M ** 2
+    x = lane_x(LOOKAHEAD_M, d, psi, k, dk)
+    inv_r = 2.0 * x / LOOKAHEAD_M ** 2
     return float(np.clip(inv_r * STEERING_RADIUS_M, -1.0, 1.0))
 
 
-def _lane_x(z, d, psi, k, dk):
+def lane_x(z, d, psi, k, dk):
     """Lateral position (m, right positive) of the lane centre at distance z ahead, in the car's frame."""
     return -d - psi * z + 0.5 * k * z * z + dk * z * z * z / 6.0
 
@@ -57,7 +57,7 @@ def _coverage(pos, lo, hi, width):
     return np.clip((b - a) / width, 0.0, 1.0)
 
 
-SPEED_MPS = 15.0  # the car, in the rendered drive and in closed loop (drive.py): one speed
+SPEED_MPS = 15.0  # the simulated car's speed (simulator.py), whoever drives it
 FPS = 30.0  # frames a simulated second
 
 
@@ -143,7 +143,7 @@ class RoadRenderer:
         Every ground pixel is a mix of five colours (verge, asphalt, white line, centre line, haze) whose
         weights are computed in float32 per pixel; one matrix product mixes them, light and tint folded in."""
         z, x = self.z, self.x
-        s = x - _lane_x(z, d, psi, k, dk)  # metres right of my lane centre
+        s = x - lane_x(z, d, psi, k, dk)  # metres right of my lane centre
         r = s + 0.5 * LANE_WIDTH_M  # metres right of the road's centre line
         along = z + travelled  # metres along the road
         edge = LANE_WIDTH_M
@@ -252,39 +252,6 @@ class Track:
         if self.travelled >= self.next_scene:
             self.scene = _blend_scene(self.scene, Scene(self.rng))
             self.next_scene = self.travelled + self.rng.uniform(*self.SCENE_EVERY_M)
-
-
-class RoadDrive:
-    """An endless, continuous drive: a car wandering in its lane along a winding road (Track), 1/fps s a
-    frame. `next()` returns (frame, steering label). The driver follows the lane with lag and noise, so the
-    label varies the way a human's steering would. Light and shadows change slowly.
-    """
-
-    SPEED_MPS = SPEED_MPS
-
-    def __init__(self, width: int = 640, height: int = 360, seed: int = 0, fps: float = FPS):
-        self.rng = np.random.RandomState(seed)
-        self.renderer = RoadRenderer(width, height, seed)
-        self.dt = 1.0 / fps
-        self.d, self.psi = 0.0, 0.0
-        self.track = Track(self.rng)
-        self.wander = 0.0
-        self.steered = 0.0
-
-    def next(self):
-        rng, dt, track = self.rng, self.dt, self.track
-        step = self.SPEED_MPS * dt
-        label = steering_label(self.d, self.psi, track.k, track.dk)
-        frame = self.renderer.render(self.d, self.psi, track.k, track.dk, track.travelled, track.scene, rng)
-        track.bend(step)
-        # the driver: the ideal steering, smoothed, plus slow wander
-        self.wander += -self.wander * 0.5 * dt + rng.normal(0.0, 0.6) * math.sqrt(dt)
-        steer = label + self.wander * 0.3
-        self.steered = float(np.clip(steer, -1.0, 1.0))  # what the driver did (synthetic://road?steering= sends it)
-        self.d, self.psi = move(self.d, self.psi, track.k, steer / STEERING_RADIUS_M, step)
-        self.d = float(np.clip(self.d, -1.5, 1.5))
-        track.travel(step)
-        return frame, label
 
 
 def _blend_scene(old: Scene, new: Scene) -> Scene:

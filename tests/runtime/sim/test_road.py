@@ -1,4 +1,4 @@
-"""The procedural road: deterministic, labelled with the steering that follows the lane, a live camera."""
+"""The procedural road: deterministic, labelled with the steering that follows the lane, of a size it can render."""
 
 import numpy as np
 
@@ -36,14 +36,6 @@ def test_frames_show_the_lane_where_the_label_says():
     right = renderer.render(0, 0, 1 / 40.0, 0, 0, scene, rng)[row].astype(int).sum(axis=1)
     brightest = lambda r: np.argsort(r)[-5:].mean()  # noqa: E731  (the edge line is the brightest)
     assert brightest(right) > brightest(straight) + 5
-
-
-def test_a_drive_is_continuous_and_its_steering_varies():
-    drive = road.RoadDrive(160, 90, seed=1, fps=30)
-    frames, labels = zip(*(drive.next() for _ in range(600)))
-    step = np.mean([np.abs(frames[i].astype(int) - frames[i + 1]).mean() for i in range(0, 50)])
-    assert step < 25  # neighbouring frames look alike
-    assert np.std(labels) > 0.02 and max(np.abs(np.diff(labels))) < 0.1
 
 
 def test_recovery_views_leave_the_lane_centre_and_centred_views_keep_near_it():

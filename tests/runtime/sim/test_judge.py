@@ -1,17 +1,18 @@
-"""Closed-loop driving (runtime/sim/drive.py, road.Track and road.move): the simulator's physics, the references,
-the checked-in PilotNet driving the held-out track, and the command's outputs and refusals."""
+"""Closed-loop driving (runtime/sim/simulator.py and judge.py, road.Track and road.move): the simulator's physics
+driven from outside, the references, the checked-in PilotNet driving the held-out track, and the command's outputs
+and refusals."""
 
 import json
 
 import pytest
 
-from runtime.sim import drive, road
+from runtime.sim import judge, road, simulator
 from tests.conftest import cli, one_line_error
 
 
 def _sim(curvature, seed=3):
     """A simulator on a road of constant curvature (no bends drawn)."""
-    sim = drive.Simulator(64, 36, seed=seed)
+    sim = simulator.Simulator(64, 36, seed=seed)
     sim.track.k = sim.track.k_target = curvature
     sim.track.next_bend = float("inf")
     return sim
@@ -37,24 +38,42 @@ def test_on_a_curve_the_right_sign_keeps_the_lane_and_the_wrong_one_leaves_it():
     wrong = _steer(_sim(curve), 300, lambda ideal: -ideal)
     assert wrong.interventions > 0
     straight_on = _steer(_sim(curve), 300, lambda ideal: 0.0)
-    assert straight_on.interventions > 0 and straight_on.left_at < -drive.OFF_LANE_M  # it leaves on the left
+    assert straight_on.interventions > 0 and straight_on.left_at < -simulator.OFF_LANE_M  # it leaves on the left
 
 
 def test_the_references_bound_the_track():
     """Pure pursuit on the true pose drives the whole track; never steering cannot."""
-    pursuit = drive.drive(None, "pure-pursuit", 60, seed=drive.DEFAULT_SEED).report()
-    zero = drive.drive(None, "zero", 60, seed=drive.DEFAULT_SEED).report()
+    pursuit = judge.judge(None, "pure-pursuit", 60, seed=simulator.DEFAULT_SEED).report()
+    zero = judge.judge(None, "zero", 60, seed=simulator.DEFAULT_SEED).report()
     assert pursuit["autonomy"] == 100.0 and pursuit["interventions"] == 0 and pursuit["max_abs_offset_m"] < 0.3
     assert zero["autonomy"] < 50.0 and zero["interventions"] > 5
+
+
+def test_the_judge_reads_its_camera_in_lockstep_with_the_car():
+    """Each frame is rendered after the car moved with the command for the one before: a reader that runs ahead
+    (a capture thread) is refused rather than judged on stale views."""
+    from runtime import stream
+    from runtime.sim.sources import LockstepCamera
+
+    sim = simulator.Simulator(64, 36, seed=3)
+    seen = []
+    for frame, _ in stream(None, LockstepCamera(sim, 5), capture_thread=False):
+        seen.append((frame.index, sim.frames))
+        sim.step(0.0)
+    assert seen == [(i, i) for i in range(5)] and sim.frames == 5
+    ahead = iter(LockstepCamera(simulator.Simulator(64, 36, seed=3), 5))
+    next(ahead)
+    with pytest.raises(RuntimeError, match="read ahead"):
+        next(ahead)
 
 
 def test_the_same_seed_gives_the_same_drive_and_another_seed_another(pilot_bundle):
     from runtime import Model
 
     with Model(str(pilot_bundle), backend="onnxruntime") as model:
-        one = drive.drive(model, "model", 8, seed=5)
-        two = drive.drive(model, "model", 8, seed=5)
-        other = drive.drive(model, "model", 8, seed=6)
+        one = judge.judge(model, "model", 8, seed=5)
+        two = judge.judge(model, "model", 8, seed=5)
+        other = judge.judge(model, "model", 8, seed=6)
     assert one.offset == two.offset and one.steering == two.steering
     assert one.offset != other.offset
 
