@@ -89,13 +89,14 @@ def make_video(path):
     code = """
 import sys, cv2
 sys.path.insert(0, %r)
-from runtime.sim import road
-drive = road.RoadDrive(1280, 720, seed=3)
+from runtime.sim.simulator import Simulator
+car = Simulator(1280, 720, seed=3, driver="human")  # the car synthetic://road shows, driven by its simulated human
 w = cv2.VideoWriter("appsrc ! videoconvert ! x264enc speed-preset=fast bitrate=6000 ! h264parse ! mp4mux ! "
                     "filesink location=%s", cv2.CAP_GSTREAMER, 0, 30, (1280, 720), True)
 assert w.isOpened(), "no x264enc: apt install gstreamer1.0-plugins-ugly python3-opencv"
 for _ in range(%d):
-    w.write(drive.next()[0])
+    w.write(car.view()[0])
+    car.step()
 w.release()
 """ % (ROOT, path, VIDEO_FRAMES)
     subprocess.run(["/usr/bin/python3", "-c", code], check=True)
@@ -112,11 +113,13 @@ def frames_from(source, bundle):
         while True:
             yield from images
     elif source == "road":
-        from runtime.sim.road import RoadDrive
+        from runtime.sim.simulator import Simulator
 
-        drive = RoadDrive(640, 360, seed=0)
+        car = Simulator(640, 360, seed=0, driver="human")
         while True:
-            yield drive.next()[0]
+            image, _ = car.view()
+            car.step()
+            yield image
     else:
         while True:
             cap = cv2.VideoCapture(source)
