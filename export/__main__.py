@@ -11,13 +11,14 @@ from __future__ import annotations
 import os
 import sys
 
-from runtime.bundle import COLORS, INTERPOLATIONS, TASKS, VARIANTS
+from runtime.bundle import COLORS, INTERPOLATIONS, TASKS, VARIANTS, write_json
 from runtime.cli import ArgumentParser, add_max_image_pixels, main, positive_int
-from runtime.errors import UserError
 from runtime.commands import engine as engine_command
 from runtime.commands.engine import DATASETS, DEFAULT_FRAMES
+from runtime.errors import UserError
 
-from . import keras_onnx, parity
+from . import keras_onnx, load_tensorflow, parity, variants, verify
+from .onnx_bundle import Options, export, resolve_source
 
 
 def _labels(text):
@@ -98,8 +99,6 @@ def _loading_options(p):
 
 
 def command_variants(args):
-    from . import variants, verify
-
     for precision in args.precision:
         path = variants.make(args.bundle, precision, args.calib_data, args.calib_frames)
         print("wrote %s" % path)
@@ -113,10 +112,6 @@ def command_variants(args):
 
 
 def command_verify(args):
-    from runtime.bundle import write_json
-
-    from . import verify
-
     report = verify.verify(args.bundle, args.keras, args.data, args.frames,
                            keras_options={"unsafe": args.unsafe, "custom_objects": args.custom_objects})
     print(verify.table(report))
@@ -134,8 +129,6 @@ def _main(argv):
     commands = {"engine": engine_command.main, "variants": command_variants, "verify": command_verify}
     if args.command in commands:
         return commands[args.command](args)
-    from . import load_tensorflow
-    from .onnx_bundle import Options, export, resolve_source
 
     if not args.atol > 0:
         raise UserError("--atol must be positive")

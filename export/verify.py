@@ -18,14 +18,26 @@ import json
 import os
 import struct
 import sys
+import zipfile
+import zlib
 
 import numpy as np
 
 from runtime import bundle as bundle_format
-from runtime.backends.tensorrt import engines
+from runtime.backends import choose
+from runtime.backends.onnxruntime import OnnxRuntimeBackend
+from runtime.backends.tensorrt import TensorRTBackend, engines
+from runtime.backends.tensorrt import api as trtlib
+from runtime.backends.tensorrt.cuda import Gpu
+from runtime.bundle import bundle_samples
+from runtime.commands import engine as calibration_data
 from runtime.errors import UserError
 from runtime.images import shown
 from runtime.preprocess import Preprocessor
+
+from . import keras_onnx, load_tensorflow
+from .onnx_bundle import resolve_source
+from .variants import layer_counts
 
 RELATIVE_TOLERANCE = {"fp32": 1e-4, "fp16": 1e-2}
 INT8_TOP1_AGREEMENT = 0.99
@@ -77,8 +89,6 @@ def judge(task, precision, reference, outputs):
 
 
 def _samples(bundle):
-    from runtime.bundle import bundle_samples
-
     if not bundle.sample_paths or not bundle.keras_outputs_path or not os.path.isfile(bundle.keras_outputs_path):
         raise UserError("%s has no samples with Keras outputs to verify against (export it again)" % bundle.path)
     reference = keras_reference(bundle, len(bundle.sample_paths))  # checked before any sample is decoded
@@ -92,9 +102,6 @@ def keras_reference(bundle, count):
     output name): each array's header is checked before its data is read (a number type, `count` rows, the
     manifest's output shape), and read without pickles. A damaged file is one line: not a zip, an output missing,
     another shape, object or text arrays, values that are not finite."""
-    import zipfile
-    import zlib
-
     path = bundle.keras_outputs_path
 
     def damaged(why):
@@ -164,15 +171,11 @@ def int8_layers(bundle):
         import onnx
     except ImportError:
         return None
-    from .variants import layer_counts
 
     return layer_counts(onnx.load(bundle.model_file("int8")))
 
 
 def _keras_row(src, x, unsafe=False, custom_objects=()):
-    from . import load_tensorflow, keras_onnx
-    from .onnx_bundle import resolve_source
-
     model_path, _ = resolve_source(src)
     load_tensorflow()
     model = keras_onnx.load_keras(model_path, unsafe, keras_onnx.import_custom_objects(custom_objects))
@@ -182,9 +185,6 @@ def _keras_row(src, x, unsafe=False, custom_objects=()):
 
 def _engine_rows(bundle, log):
     """(backend label, precision, backend) for every engine that fits this device; notes for the rest."""
-    from runtime.backends import choose
-    from runtime.backends.tensorrt import TensorRTBackend
-
     notes, runs = [], []
     shas = {bundle.model_sha256(p): p for p in ("fp32",) + tuple(bundle.variants)}
     paths = sorted({p for sha in shas for p in engines.listed(bundle.path, sha)})
@@ -194,8 +194,6 @@ def _engine_rows(bundle, log):
         choose("tensorrt")
     except UserError as exc:
         return runs, ["TensorRT: %d engine(s) not checked: %s" % (len(paths), exc)]
-    from runtime.backends.tensorrt import api as trtlib
-    from runtime.backends.tensorrt.cuda import Gpu
 
     trt = trtlib.load()
     gpu = Gpu()
@@ -224,8 +222,6 @@ def _engine_rows(bundle, log):
 
 def _more_frames(bundle, data, count, log, option="--data"):
     """Frames from --data, with model.onnx's outputs as their reference (export checked it against Keras)."""
-    from runtime.commands import engine as calibration_data
-
     x, where = calibration_data.load_batch(bundle, data, count, None, purpose="evaluation")  # preprocessed as read
     if log is not None and len(x) < min(count, MIN_FRAMES_FOR_AGREEMENT):
         print("warning: %s %s gave only %d frames; hundreds judge better (INT8 agreement is judged from %d)"
@@ -237,8 +233,6 @@ def _more_frames(bundle, data, count, log, option="--data"):
 def _onnxruntime(bundle, precision):
     """ONNX Runtime on the CPU with model.onnx or a variant, its input checked against the manifest's when it
     loads (a bundle whose manifest disagrees with its model is one line, as in `runtime run`)."""
-    from runtime.backends.onnxruntime import OnnxRuntimeBackend
-
     return OnnxRuntimeBackend(bundle.model_file(precision), providers=["CPUExecutionProvider"],
                               input_shape=bundle.input["shape"])
 

@@ -44,6 +44,7 @@ import os
 import shutil
 import tempfile
 
+from . import images
 from .errors import UserError
 
 FORMAT = "edge-bundle"
@@ -169,8 +170,6 @@ class Bundle:
 def bundle_samples(bundle):
     """The bundle's own sample frames (uint8 BGR), exactly those its manifest lists (at most MAX_SAMPLES). Each is
     held to the pixel budget, and all of them together too: every header is read before any image is decoded."""
-    from . import images
-
     def unreadable(path, exc):
         if isinstance(exc, images.TooLarge):
             return UserError("%s: sample %s is %s" % (images.shown(bundle.path), images.shown(path), exc.why))
@@ -202,8 +201,6 @@ def bundle_samples(bundle):
 
 
 def _samples_within(bundle, count, total, budget, partly):
-    from . import images
-
     if total > budget:
         held = ("at least " if partly else "") + images.thousands(total)
         raise UserError("%s: its %d sample images hold %s pixels together, over the image budget of %s that a "

@@ -11,7 +11,9 @@ import os
 import sys
 import traceback
 
+from . import images
 from .errors import UserError, printable
+from .images import DEFAULT_MAX_PIXELS, ENV
 
 
 class ArgumentParser(argparse.ArgumentParser):
@@ -77,16 +79,12 @@ positive_float.__name__ = "positive number"
 
 class _ImageBudget(argparse.Action):
     def __call__(self, parser, namespace, values, option_string=None):
-        from . import images
-
         images.set_max_pixels(values)  # now, while parsing: before anything loads OpenCV
         setattr(namespace, self.dest, values)
 
 
 def add_max_image_pixels(parser):
     """--max-image-pixels N, for a command that reads images (runtime/images.py: the pixel budget)."""
-    from .images import DEFAULT_MAX_PIXELS, ENV
-
     parser.add_argument("--max-image-pixels", type=positive_int, action=_ImageBudget, metavar="N",
                         help="refuse images of more than N pixels, read from their header before decoding (default "
                              "%d, Pillow's; or from %s)" % (DEFAULT_MAX_PIXELS, ENV))

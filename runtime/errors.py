@@ -6,6 +6,7 @@ packages so that a missing one is such a line, not a traceback.
 from __future__ import annotations
 
 import contextlib
+import importlib
 import os
 import re
 import sys
@@ -45,8 +46,6 @@ def printable(text: str) -> str:
 
 def require(module: str, extra: str, purpose: str):
     """Import an optional dependency, or raise a UserError naming the extra that installs it."""
-    import importlib
-
     try:
         return importlib.import_module(module)
     except ImportError as exc:
@@ -72,8 +71,6 @@ def native_stderr_silenced():
 def import_quietly(module: str, then=None):
     """Import a chatty native package silenced; `then(mod)` runs silenced too (TensorFlow prints more when
     it first looks for devices). Import errors still surface, after stderr is back."""
-    import importlib
-
     with native_stderr_silenced():
         mod = importlib.import_module(module)
         if then is not None:

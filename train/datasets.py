@@ -25,13 +25,17 @@ from __future__ import annotations
 
 import os
 import socket
+import stat
 import sys
 
 import numpy as np
 
 from runtime.errors import UserError, printable
+from runtime.sim import road
 
+from . import drivelog
 from .classic import CIFAR10_LABELS
+from .inputs import prepare
 from .pipeline import Split, decode_file, readable
 
 NAMES = ("digits", "road", "mnist:PATH", "cifar10:PATH", "folder:PATH", "drivelog:PATH[,PATH...]", "mnist",
@@ -64,8 +68,6 @@ class Dataset:
 
     def inputs(self, split, spec):
         """A split's images prepared for spec, all at once (for small sets: tests, benchmarks)."""
-        from .inputs import prepare
-
         images = split.images if split.images is not None else [_decode(f) for f in split.files]
         return prepare(images, spec.preprocess(), spec.layout)
 
@@ -141,8 +143,6 @@ def _images_in(folder, others=None):
 
 def _what(path):
     """What a path that is not a file is, in words."""
-    import stat
-
     try:
         mode = os.stat(path).st_mode
     except OSError as exc:
@@ -261,8 +261,6 @@ def _stretch_split(n, seed):
 
 
 def _load_drivelog(path, seed, side_correction, units, radius=None):
-    from . import drivelog
-
     log = drivelog.read(path, side_correction)
     for line in log.report():
         print("warning: %s" % line, file=sys.stderr)
@@ -332,8 +330,6 @@ def load(name: str, spec, limit=None, seed: int = 0, road_views: str = "recovery
 
 def _road(name, limit, seed, road_views):
     """The procedural road: limit (default 3000) training frames, a fifth as many (at least 100) held out."""
-    from runtime.sim import road
-
     n_train = limit or 3000
     n_val = max(100, n_train // 5)
     frames, y = road.sample_frames(n_train, ROAD_SIZE[0], ROAD_SIZE[1], seed=seed, views=road_views)

@@ -24,6 +24,8 @@ import sys
 
 import numpy as np
 
+from runtime.errors import native_stderr_silenced
+
 from .inputs import finish, geometry
 
 AUGMENT = {"steering": ("flip", "brightness"), "classification": ("rotate", "zoom", "contrast")}
@@ -49,10 +51,9 @@ def readable(paths, log="stderr"):
     """The indices of the files TensorFlow decodes (each decoded once, in parallel: a truncated JPEG is found
     here, not in the middle of an epoch), with a progress bar on log (sys.stderr as it is now; None: no bar)
     when it is a terminal."""
-    import tensorflow as tf
     import keras
+    import tensorflow as tf
 
-    from runtime.errors import native_stderr_silenced
 
     ds = tf.data.Dataset.from_tensor_slices((np.arange(len(paths)), names(paths)))
     ds = ds.map(lambda i, p: (i, tf.shape(decode_file(tf, p))), num_parallel_calls=tf.data.AUTOTUNE,

@@ -9,9 +9,10 @@ from __future__ import annotations
 import json
 import os
 
-from runtime.sim import road
+from runtime import bundle
 from runtime.bundle import write_atomic, write_json
 from runtime.errors import UserError
+from runtime.sim import road
 
 from .plots import plot_history
 
@@ -138,8 +139,6 @@ def read_meta(run_dir: str):
 def meta_problems(meta) -> list:
     """What is wrong with a run's metadata, as short phrases: the fields export reads, checked as the bundle's
     manifest is (runtime/bundle.py), so a damaged meta.json is one line rather than a crash in export."""
-    from runtime import bundle
-
     if meta.get("task") not in bundle.TASKS:
         return ["task %r is not one of %s" % (meta.get("task"), ", ".join(bundle.TASKS))]
     problems = []

@@ -21,7 +21,7 @@ import numpy as np
 
 from runtime.signals import StopRequest
 
-from . import checkpoints, distribute, multiworker, run_dir
+from . import checkpoints, distribute, multiworker, pipeline, run_dir
 
 
 def _summary_text(model) -> str:
@@ -76,8 +76,6 @@ class Options:
 
 
 def _pipelines(spec, dataset, batch_size, seed, num_classes, options):
-    from . import pipeline
-
     pre = spec.preprocess()
     for name, split in (("training", dataset.train), ("validation", dataset.val)):
         if split.files is not None:

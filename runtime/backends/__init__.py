@@ -13,6 +13,8 @@ import importlib.util
 
 from ..errors import UserError
 from .base import Backend
+from .tensorrt.api import load as load_tensorrt
+from .tensorrt.cuda import gpu_count, load_pycuda
 
 __all__ = ["Backend", "NAMES", "choose", "open_backend", "tensorrt_installed"]
 
@@ -26,9 +28,6 @@ def tensorrt_installed() -> bool:
 
 def choose(name: str):
     """(backend name, why): 'auto' picks TensorRT when it imports and a GPU is there, and says why not."""
-    from .tensorrt.cuda import gpu_count, load_pycuda
-    from .tensorrt.api import load as load_tensorrt
-
     if name == "onnxruntime":
         return name, "asked for"
     if name == "tensorrt":

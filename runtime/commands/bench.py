@@ -22,8 +22,14 @@ import sys
 import threading
 import time
 
+from .. import images as image_files
+from .. import platform
+from ..backends import NAMES as BACKENDS
+from ..cli import add_max_image_pixels, positive_int
 from ..errors import UserError
-from ..sources import Source
+from ..model import Model
+from ..pipeline import run
+from ..sources import Source, open_source
 
 TRTEXEC = ("trtexec", "/usr/src/tensorrt/bin/trtexec")
 
@@ -63,7 +69,6 @@ def network_sized(bundle, images):
     resize: what is left to measure is the pipeline itself (colour conversion, scaling, inference, handoffs)."""
     import cv2
 
-    from .. import images as image_files
 
     width, height = bundle.network_frame_size
     why = image_files.over_budget(width, height)
@@ -141,11 +146,6 @@ def trtexec_fps(engine_path, seconds=5):
 
 
 def bench(bundle_path, source_uri=None, frames=1000, backend="auto", warmup=50, started=None, log=sys.stderr):
-    from .. import platform
-    from ..model import Model
-    from ..pipeline import run
-    from ..sources import open_source
-
     with Model(bundle_path, backend=backend) as model:
         if source_uri is None:
             from ..bundle import bundle_samples
@@ -199,9 +199,6 @@ def main(args):
 
 
 def add_parser(sub):
-    from ..backends import NAMES as BACKENDS
-    from ..cli import add_max_image_pixels, positive_int
-
     bench = sub.add_parser("bench", help="measure a bundle end to end: FPS, latency, stages, memory, start-up")
     bench.prog = "python -m runtime bench"
     bench.add_argument("bundle")

@@ -10,12 +10,18 @@ It reads, never changes: Python and numpy; OpenCV (GStreamer, CUDA); ONNX Runtim
 from __future__ import annotations
 
 import glob
+import importlib
+import json
 import os
 import re
 import subprocess
 import sys
 
 from .. import platform
+from ..backends.tensorrt import api as trt
+from ..backends.tensorrt.cuda import PYCUDA_HOWTO
+from ..gst_launch import opencv_has_gstreamer
+from ..images import open_regular
 
 OK, WARN, MISSING = "ok", "warn", "missing"
 
@@ -33,8 +39,6 @@ class Check:
 
 
 def _module(name):
-    import importlib
-
     try:
         return importlib.import_module(name), None
     except Exception as exc:  # ImportError, or a broken build (numpy 2 under a numpy-1 OpenCV raises others)
@@ -64,7 +68,6 @@ def _opencv():
                      "on a Jetson: sudo apt install libopencv-python (JetPack 5/6; python3-opencv on 7), in a venv "
                      "made by /usr/bin/python3 with --system-site-packages; "
                      "elsewhere: pip install opencv-python (no cameras) or apt install python3-opencv"), None
-    from ..gst_launch import opencv_has_gstreamer
 
     info = cv2.getBuildInformation()
     gst = opencv_has_gstreamer(cv2)
@@ -87,8 +90,6 @@ def _onnxruntime():
 
 
 def _tensorrt():
-    from ..backends.tensorrt import api as trt
-
     module, error = _module("tensorrt")
     if module is None:
         return Check("tensorrt", MISSING, "not installed (%s)" % error, trt.TENSORRT_HOWTO), None
@@ -99,8 +100,6 @@ def _tensorrt():
 
 
 def _gpu():
-    from ..backends.tensorrt.cuda import PYCUDA_HOWTO
-
     cuda, error = _module("pycuda.driver")
     if cuda is None:
         return Check("pycuda/gpu", MISSING, "pycuda not installed (%s)" % error, PYCUDA_HOWTO), False
@@ -156,8 +155,6 @@ def camera_kind(root, dev):
 def _sysfs_text(path, limit=256):
     """A small sysfs attribute as text, or None: read without blocking (a FIFO under --root never answers) and
     decoded leniently (the kernel cuts a V4L2 name at 32 bytes, which can split a UTF-8 character)."""
-    from ..images import open_regular
-
     try:
         with open_regular(path) as f:
             return f.read(limit).decode("utf-8", "replace").strip()
@@ -243,8 +240,6 @@ def diagnose(root="/"):
 
 
 def main(args) -> int:
-    import json
-
     checks, summary, runnable = diagnose(args.root)
     if args.json:
         json.dump({"checks": [c.as_dict() for c in checks], "summary": summary, "runnable": runnable},

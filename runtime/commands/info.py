@@ -6,6 +6,7 @@ import json
 import sys
 
 from .. import bundle as bundle_format
+from ..backends.tensorrt import engines
 
 
 def add_parser(sub):
@@ -15,8 +16,6 @@ def add_parser(sub):
 
 
 def main(args):
-    from ..backends.tensorrt import engines
-
     bundle = bundle_format.load(args.bundle)
     print(bundle.describe())
     print("variants: %s" % (", ".join(bundle.variants) or "none (python -m export variants %s)" % args.bundle))

@@ -12,15 +12,19 @@ from ..backends.tensorrt.engines import PRECISIONS
 from ..cli import add_max_image_pixels, fraction, lost_for_good, milliseconds, number_in, positive_float, positive_int
 from ..errors import UserError
 from ..gst_launch import CODECS
-from ..sources import DEFAULT_RECONNECT_TIMEOUT, FLIPS
-from ..vehicle import ros2, sender as control_output
+from ..model import Model
+from ..outputs import has_screen, open_outputs
+from ..outputs.web import token_problem
+from ..pipeline import run
+from ..sources import DEFAULT_RECONNECT_TIMEOUT, FLIPS, open_source
+from ..vehicle import ros2
+from ..vehicle import sender as control_output
 from ..vehicle.link import add_link_options, link_security
+from ..vehicle.sender import ControlSettings
 
 
 def web_token(text):
     """argparse type for --web-token: what goes into a URL unescaped (runtime/outputs/web.py), else one line."""
-    from ..outputs.web import token_problem
-
     if token_problem(text):
         raise argparse.ArgumentTypeError(token_problem(text))
     return text
@@ -124,12 +128,6 @@ def _control_options(run):
 
 
 def main(args):
-    from ..model import Model
-    from ..outputs import has_screen, open_outputs
-    from ..pipeline import run
-    from ..sources import open_source
-    from ..vehicle.sender import ControlSettings
-
     if (args.input_width is None) != (args.input_height is None):
         raise UserError("give --input-width and --input-height together")
     display = has_screen() if args.display is None else args.display

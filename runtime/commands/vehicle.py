@@ -10,8 +10,12 @@ import time
 
 from ..cli import fraction, milliseconds, number_in, positive_float
 from ..errors import UserError, printable
+from ..outputs.base import check_writable
+from ..signals import StopRequest
 from ..vehicle import link as control
+from ..vehicle.link import add_link_options, link_security
 from ..vehicle.receiver import DEFAULT_MAX_INVERSE_RADIUS, DEFAULT_TIMEOUT_MS, TIMEOUT_MS_RANGE, Receiver
+
 
 class Budget:
     """Lines shown (and logged) at most per_second a second: a flood of datagrams, forged or from a sender that
@@ -41,8 +45,6 @@ class Log:
     receiver, whose fail-safe must keep running."""
 
     def __init__(self, path):
-        from ..outputs.base import check_writable
-
         check_writable(path)
         self.path = path
         try:
@@ -80,8 +82,6 @@ def shown(data, limit=160):
 
 
 def add_parser(sub):
-    from ..vehicle.link import add_link_options
-
     p = sub.add_parser("vehicle", help="the reference receiver of the control link: log commands, enforce the "
                                        "heartbeat (bench tests)")
     p.prog = "python -m runtime vehicle"
@@ -108,9 +108,6 @@ def add_parser(sub):
 
 
 def main(args):
-    from ..vehicle.link import link_security
-    from ..signals import StopRequest
-
     security = link_security(args)
     log = Log(args.jsonl) if args.jsonl else None
     link = control.open_link(args.listen, listen=True, security=security, log=sys.stderr)

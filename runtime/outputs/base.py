@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import os
 
+from .. import overlay
 from ..errors import UserError
-
 
 MIN_FREE_BYTES = 4 << 20  # a file output stops while this much is left: room to close its file complete
 
@@ -72,7 +72,6 @@ class Output:
         """The frame with the overlay: the caller's, or drawn here on a copy (the frame stays as it was)."""
         if annotated is not None:
             return annotated
-        from .. import overlay
 
         truth = frame.truth.get("steering") if frame.truth else None
         return overlay.draw(frame.image.copy(), result, None, truth)

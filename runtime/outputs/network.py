@@ -4,16 +4,16 @@ board has one (Orin Nano has none), else x264enc."""
 
 from __future__ import annotations
 
+import socket
 import threading
 
-from ..uri import port_number
+from .. import gst_launch, platform
 from ..errors import UserError, native_stderr_silenced, require
+from ..uri import port_number
 from .base import Output
 
 
 def _free_udp_port():
-    import socket
-
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
@@ -23,8 +23,6 @@ class RtspServer:
     """gst-rtsp-server in a thread of its own, relaying a local RTP stream at rtsp://@:port/path."""
 
     def __init__(self, port, path, relay_port):
-        from .. import gst_launch
-
         try:
             import gi
 
@@ -64,8 +62,6 @@ class StreamOutput(Output):
     wants_overlay = True
 
     def __init__(self, uri, fps=30.0, root="/"):
-        from .. import gst_launch, platform
-
         scheme, _, rest = uri.partition("://")
         hostport, _, path = rest.partition("/")
         host, _, port = hostport.rpartition(":")

@@ -32,8 +32,9 @@ import sys
 import threading
 import time
 
-from ..uri import port_number
+from .. import platform
 from ..errors import UserError, require
+from ..uri import port_number
 from .base import Output
 
 MAX_VIEWERS = 16
@@ -97,7 +98,6 @@ class WebOutput(Output):
         self.stats = stats
         self.info = {"model": model.bundle.describe(), "source": source.uri,
                      "backend": "%s (%s)" % (model.backend.name, model.backend.detail)}
-        from .. import platform
 
         if platform.is_jetson():
             self.info["power_mode"] = platform.power_mode()

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import sys
 
+from .. import gst_launch, images, platform
 from ..errors import UserError, printable
 from .base import DEFAULT_RECONNECT_TIMEOUT, FLIPS, IMAGE_EXTS, Frame, Source
 from .cameras import open_csi, open_v4l2, v4l2_formats
@@ -54,8 +55,6 @@ def open_source(uri: str, width=None, height=None, rate=None, loop=False, flip="
     """A Source for a URI; UserError in one line when it cannot be opened. The one place that decides
     which reader opens which URI (OPENERS). link: the control link's control.Security, for
     synthetic://road?control= and ?steering=."""
-    from .. import gst_launch, images, platform
-
     uri = str(uri)
     if flip not in FLIPS:
         raise UserError("--input-flip %r is not one of %s" % (flip, ", ".join(FLIPS)))

@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import glob
 import os
+import struct
 import sys
 
+from .. import gst_launch, platform
 from ..errors import UserError, require
 from .base import DEFAULT_RECONNECT_TIMEOUT, NVVIDCONV_FLIP
 from .live import LiveCapture, OpenCvCapture, gstreamer_opener, gstreamer_readable
@@ -14,8 +16,6 @@ from .live import LiveCapture, OpenCvCapture, gstreamer_opener, gstreamer_readab
 
 def open_csi(uri, width=None, height=None, rate=None, flip="none", reconnect_timeout=DEFAULT_RECONNECT_TIMEOUT,
              log=sys.stderr, read_timeout=None, **_):
-    from .. import gst_launch, platform
-
     sensor = uri[len("csi://"):]
     if not (sensor.isascii() and sensor.isdigit()) or len(sensor) > 2:  # '²'.isdigit() is True
         raise UserError("csi:// needs a sensor number, as in csi://0")
@@ -37,7 +37,6 @@ def open_v4l2(uri, width=None, height=None, rate=None, reconnect_timeout=DEFAULT
 def _v4l2_opener(uri, device, width, height, rate):
     """A USB camera: through GStreamer where this OpenCV has it, else OpenCV's V4L2 reader (pip's wheels)."""
     cv2 = require("cv2", "opencv", "reading cameras")
-    from .. import gst_launch, platform
 
     if not os.path.exists(device):
         found = sorted(glob.glob("/dev/video*"))
@@ -74,7 +73,6 @@ def _v4l2_opener(uri, device, width, height, rate):
 def v4l2_formats(device) -> list:
     """The pixel formats a V4L2 device offers (FourCC strings such as 'MJPG', 'YUYV'), by VIDIOC_ENUM_FMT."""
     import fcntl
-    import struct
 
     vidioc_enum_fmt, capture = 0xC0405602, 1  # _IOWR('V', 2, struct v4l2_fmtdesc); V4L2_BUF_TYPE_VIDEO_CAPTURE
     formats = []

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import glob
 import os
+import stat
 import sys
 
 from .. import images
@@ -25,8 +26,6 @@ def _capture(cv2, name, path):
     """cv2.VideoCapture(name). A FIFO's or a device's open blocks in the kernel until a writer comes, where no
     signal reaches Python: it is opened in a thread of its own (base.within; a Ctrl-C is honoured while it waits)
     and given OPEN_TIMEOUT seconds, as a camera is."""
-    import stat
-
     try:
         regular = stat.S_ISREG(os.stat(path).st_mode)
     except OSError:

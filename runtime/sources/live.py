@@ -8,6 +8,7 @@ import re
 import sys
 import time
 
+from .. import gst_launch
 from ..errors import UserError, native_stderr_silenced, require
 from .appsink import END, GstCapture
 from .base import DEFAULT_RECONNECT_TIMEOUT, OPEN_TIMEOUT, Source, within
@@ -118,16 +119,12 @@ class OpenCvCapture:
 
 def gstreamer_readable(cv2) -> bool:
     """Whether GStreamer pipelines can be read here: through its Python bindings, or through OpenCV."""
-    from .. import gst_launch
-
     return gst_launch.load_gst() is not None or gst_launch.opencv_has_gstreamer(cv2)
 
 
 def gstreamer_opener(uri, pipeline, cause):
     """An opener for a GStreamer pipeline: read by GstCapture where GStreamer's Python bindings are, else by
     OpenCV's GStreamer reader (which cannot tell a pipeline's end from a failure, nor time out a stall)."""
-    from .. import gst_launch
-
     Gst = gst_launch.load_gst()
     if Gst is not None:
         problem = gst_launch.check(pipeline)

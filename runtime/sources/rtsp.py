@@ -6,15 +6,15 @@ from __future__ import annotations
 import os
 import sys
 
+from .. import gst_launch, platform
 from ..errors import UserError, native_stderr_silenced, require
+from ..uri import port_number, port_text, split
 from .base import DEFAULT_RECONNECT_TIMEOUT
 from .live import LiveCapture, OpenCvCapture, gstreamer_opener, gstreamer_readable
 
 
 def open_rtsp(uri, width=None, height=None, codec=None, reconnect_timeout=DEFAULT_RECONNECT_TIMEOUT, log=sys.stderr,
               read_timeout=None, **_):
-    from ..uri import port_number, port_text, split
-
     port = port_text(split(uri).netloc)
     if port and port_number(port) is None:
         raise UserError("%s: the port must be a number from 1 to 65535 (rtsp://HOST:PORT/PATH; 554 when left out)"
@@ -24,7 +24,6 @@ def open_rtsp(uri, width=None, height=None, codec=None, reconnect_timeout=DEFAUL
 
 def _rtsp_opener(uri, codec, width, height):
     cv2 = require("cv2", "opencv", "reading RTSP streams")
-    from .. import gst_launch, platform
 
     if gstreamer_readable(cv2):
         pipeline = gst_launch.rtsp(uri, codec or "h264", width, height, jetson=platform.is_jetson())

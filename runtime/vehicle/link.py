@@ -49,10 +49,12 @@ import re
 import secrets
 import socket
 import stat
+import tempfile
 import time
 from urllib.parse import parse_qs
 
 from ..errors import UserError, printable, require
+from ..images import open_regular
 from ..uri import port_number, port_text, split
 
 KINDS = ("cmd", "neutral", "hb")
@@ -153,8 +155,6 @@ class LinkNeedsKey(UserError):
 def read_key(path):
     """The 32-byte key of a key file: 64 hex digits (`python -m runtime keygen FILE` writes one). The file must
     be the user's own secret: no access for the group or others (chmod 600), as ssh asks of its keys."""
-    from ..images import open_regular
-
     name = printable(path)
     try:
         with open_regular(path) as handle:
@@ -253,7 +253,6 @@ class Newest:
         self.value = self.saved = 0
         if path is None:
             return
-        from ..images import open_regular
 
         try:
             with open_regular(path) as handle:
@@ -302,7 +301,6 @@ class Newest:
     def save(self):
         if self.path is None or self.value == self.saved:
             return
-        import tempfile
 
         try:  # a new file of its own (never one planted or left there), then renamed over the state in one step
             fd, temporary = tempfile.mkstemp(prefix=".newest-", dir=self.folder)

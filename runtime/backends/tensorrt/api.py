@@ -15,6 +15,7 @@ Only this package (runtime/backends/tensorrt/) imports tensorrt, and only when a
 from __future__ import annotations
 
 import functools
+import sys
 
 import numpy as np
 
@@ -101,8 +102,6 @@ class Caught:
 def logger(trt, echo=True, out=None, caught=None):
     """A TensorRT logger that keeps the errors and warnings (so the reason goes into our one-line messages)
     and prints warnings (and, with echo, errors) to stderr, or holds them while `holding` (see _started)."""
-    import sys
-
     class Logger(trt.ILogger):
         def __init__(self):
             trt.ILogger.__init__(self)
