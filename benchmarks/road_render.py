@@ -25,10 +25,10 @@ SIZES = ((200, 110), (320, 180), (640, 360))
 
 def road_at(revision):
     """runtime.sim.road as it was at a git revision (its own module, beside this tree's)."""
-    source = subprocess.run(["git", "show", "%s:runtime/road.py" % revision], cwd=ROOT, check=True,
+    source = subprocess.run(["git", "show", "%s:runtime/sim/road.py" % revision], cwd=ROOT, check=True,
                             capture_output=True, text=True).stdout
     module = types.ModuleType("road_at_%s" % revision.replace("~", "_").replace("^", "_"))
-    exec(compile(source, "%s:runtime/road.py" % revision, "exec"), module.__dict__)
+    exec(compile(source, "%s:runtime/sim/road.py" % revision, "exec"), module.__dict__)
     return module
 
 

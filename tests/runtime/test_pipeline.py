@@ -213,7 +213,7 @@ def test_nan_or_infinite_outputs_are_flagged_in_the_results_not_a_crash(pilot_bu
     import numpy as np
 
     from runtime import Model, open_outputs, open_source, run
-    from runtime.sim.drive import drive
+    from runtime.sim.judge import judge
     from runtime.postprocess import INVALID
 
     for bundle, bad in ((pilot_bundle, np.nan), (digits_bundle, np.inf)):
@@ -224,7 +224,7 @@ def test_nan_or_infinite_outputs_are_flagged_in_the_results_not_a_crash(pilot_bu
             stats = run(model, road, open_outputs([str(out) + ".mp4"], jsonl=str(out) + ".jsonl"), max_frames=4,
                         log=None)
             if bundle is pilot_bundle:  # closed loop: the car steers straight on a bad output, and counts it
-                assert drive(model, "model", 1.0).report()["invalid_outputs"] == 30
+                assert judge(model, "model", 1.0).report()["invalid_outputs"] == 30
         lines = read_jsonl(str(out) + ".jsonl")
         assert len(lines) == 4 and all(ln["result"]["invalid"] == INVALID for ln in lines)
         task_field = "steering" if bundle is pilot_bundle else "label"
