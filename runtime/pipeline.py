@@ -30,18 +30,17 @@ here: each hand-off between Python threads costs more than it overlaps.
 
 from __future__ import annotations
 
-import array
 import collections
 import signal
 import sys
 import threading
 import time
 
-import numpy as np
 
 from . import overlay
 from .signals import StopRequest
 from .outputs.base import OutputStopped
+from .quantiles import Histogram, Window
 from .sources.base import sleep_unless
 
 STAGES = ("capture", "preprocess", "infer", "postprocess", "output")
@@ -51,11 +50,16 @@ STOP_WAIT_S = 0.2  # the same after a stop request (Ctrl-C, SIGTERM), which is h
 
 
 class Stats:
-    """Latency (capture -> result), per-stage time, drops and FPS over the run."""
+    """Latency (capture -> result), per-stage time, drops and FPS over the run, in bounded memory: latency in a
+    Histogram over the whole run (percentiles within 0.5%) and a Window of the last WINDOW frames (the status
+    line's and the browser view's), 27 KB however long the run."""
+
+    WINDOW = 1024
 
     def __init__(self, backend=""):
         self.backend = backend
-        self.latency_ms = array.array("d")  # 8 bytes a frame, not a float object's 32
+        self.latency = Histogram()
+        self.recent = Window(self.WINDOW)
         self.stage_s = dict.fromkeys(STAGES, 0.0)  # summed over the frames
         self.frames = 0
         self.dropped = 0
@@ -71,7 +75,8 @@ class Stats:
     def add(self, latency_ms, capture_s, model_times, output_s):
         """One frame: its latency, its capture and output seconds, and the model's stage seconds (Model.times)."""
         self.frames += 1
-        self.latency_ms.append(latency_ms)
+        self.latency.add(latency_ms)
+        self.recent.add(latency_ms)
         s = self.stage_s
         s["capture"] += capture_s
         s["preprocess"] += model_times["preprocess"]
@@ -86,10 +91,13 @@ class Stats:
         return self.frames / elapsed if elapsed > 0 else 0.0
 
     def percentile(self, q, last=None):
-        """Latency percentile q over the run, or over its `last` frames: a copy, so that another thread (the
-        browser view's) may ask while the run appends (numpy on the array itself would pin its buffer)."""
-        values = self.latency_ms[-last:] if last else self.latency_ms
-        return float(np.percentile(values, q)) if values else 0.0
+        """Latency percentile q over the run (within 0.5%), or exactly over its `last` frames (at most WINDOW):
+        another thread (the browser view's) may ask while the run adds."""
+        return self.recent.percentile(q, last) if last else self.latency.percentile(q)
+
+    @property
+    def max_latency_ms(self):
+        return self.latency.max if self.latency.count else 0.0
 
     def stages(self):
         per_frame_ms = 1000.0 / max(self.frames, 1)
@@ -105,19 +113,23 @@ class Stats:
                 "reconnects": self.reconnects, "invalid": self.invalid, "skipped": self.skipped,
                 "fps": round(self.fps, 2),
                 "latency_ms": {"p50": round(self.percentile(50), 3), "p95": round(self.percentile(95), 3),
-                               "max": round(max(self.latency_ms or [0.0]), 3)},
+                               "max": round(self.max_latency_ms, 3)},
                 "stages_ms": {k: round(v, 3) for k, v in self.stages().items()},
                 "slowest_stage_fps": round(self.slowest_stage_fps, 2)}
 
-    def summary(self):
+    def summary(self, recent=False):
+        """The run in one line; recent: its latency percentiles over the last WINDOW frames (the status line)."""
         stages = " ".join("%s %.2f" % kv for kv in self.stages().items())
         extra = "".join([", dropped %d stale" % self.dropped if self.dropped else "",
                          ", reconnected %d time(s)" % self.reconnects if self.reconnects else "",
                          ", %d invalid output(s) (NaN/inf)" % self.invalid if self.invalid else "",
                          ", skipped %d unusable frame(s)" % self.skipped if self.skipped else ""])
-        return ("%d frames, %.1f FPS, latency p50 %.1f ms p95 %.1f ms max %.1f ms%s (%s; per frame ms: %s)"
-                % (self.frames, self.fps, self.percentile(50), self.percentile(95), max(self.latency_ms or [0.0]),
-                   extra, self.backend, stages))
+        last = self.WINDOW if recent else None
+        latency = "latency p50 %.1f ms p95 %.1f ms" % (self.percentile(50, last), self.percentile(95, last))
+        if recent and self.frames > len(self.recent):
+            latency += " over the last %d frames" % len(self.recent)
+        return ("%d frames, %.1f FPS, %s max %.1f ms%s (%s; per frame ms: %s)"
+                % (self.frames, self.fps, latency, self.max_latency_ms, extra, self.backend, stages))
 
 
 class Capture:
@@ -373,5 +385,5 @@ def _loop(frames, loop, outputs, stats, overlays, times, status_every, log, ctrl
             break
         if log is not None and stats.end >= next_status:
             stats.dropped = frames.dropped
-            print("... " + stats.summary(), file=log)
+            print("... " + stats.summary(recent=True), file=log)
             next_status = stats.end + status_every

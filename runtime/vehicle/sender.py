@@ -29,6 +29,7 @@ import time
 from . import link as control
 from ..errors import UserError
 from ..outputs.base import Output, OutputStopped
+from ..quantiles import Histogram
 
 MIN_WATCHDOG_S = 0.1
 UNPACED_WATCHDOG_S = 0.5
@@ -38,7 +39,7 @@ DEFAULT_HEARTBEAT_S = 0.1
 WATCHDOG_MS_RANGE = (10.0, 10000.0)
 HEARTBEAT_MS_RANGE = (10.0, 1000.0)
 PERIODS = 15  # results whose frame spacing gives the measured period
-LATENCIES = 100000  # the latencies the summary's percentiles cover (the last ones: a service runs for days)
+EVENTS = 256  # the watchdog's events kept (each is also printed as it happens): a service runs for months
 TASKS = ("steering", "classification", "binary")
 
 
@@ -89,9 +90,9 @@ class ControlOutput(Output):
         self.sent = 0
         self.lost = 0  # sends the link refused (a serial write that timed out)
         self.neutral_events = 0
-        self.latency_ms = collections.deque(maxlen=LATENCIES)  # capture -> command sent
+        self.latency_ms = Histogram()  # capture -> command sent, over the whole run in bounded memory
         self.down = None  # why the link stopped (LinkDown), once it has
-        self.events = []  # (monotonic time, what happened): the watchdog's log, for the summary and tests
+        self.events = collections.deque(maxlen=EVENTS)  # (monotonic time, what happened): the watchdog's last
         self.invalid = False  # the last result's outputs were NaN or infinite
         self.closing = threading.Event()
         self._neutral("start")
@@ -158,7 +159,7 @@ class ControlOutput(Output):
             self.last_fresh = now
             self._send("cmd", **fields)
         if getattr(frame, "t0", None) is not None:
-            self.latency_ms.append((time.perf_counter() - frame.t0) * 1000.0)
+            self.latency_ms.add((time.perf_counter() - frame.t0) * 1000.0)
 
     def _send(self, kind, **fields):
         """One line with the next sequence number (the caller holds the lock, or nobody else runs yet)."""
@@ -220,10 +221,9 @@ class ControlOutput(Output):
 
     def summary(self):
         latency = ""
-        if self.latency_ms:
-            ordered = sorted(self.latency_ms)
-            latency = ", capture -> sent p50 %.1f ms p95 %.1f ms" % (
-                ordered[len(ordered) // 2], ordered[min(len(ordered) - 1, int(len(ordered) * 0.95))])
+        if self.latency_ms.count:
+            latency = ", capture -> sent p50 %.1f ms p95 %.1f ms" % (self.latency_ms.percentile(50),
+                                                                     self.latency_ms.percentile(95))
         return "%s: %d lines sent%s, %d watchdog neutral(s)%s; session %d, %s" % (
             self.uri, self.sent, ", %d dropped by the link" % self.lost if self.lost else "",
             self.neutral_events, latency, self.sender.session, self.security.describe())
