@@ -31,6 +31,8 @@ import tempfile
 import warnings
 import zipfile
 
+import numpy as np
+
 from runtime.backends.tensorrt.api import TRT8_MAX_OPSET as TENSORRT8_MAX_OPSET
 from runtime.errors import UserError
 
@@ -153,8 +155,6 @@ def input_spec(model):
 def output_shapes(model, shape):
     """Each output's shape without the batch, from running the model once on zeros (subclassed models
     have no symbolic outputs); UserError for outputs a bundle cannot describe."""
-    import numpy as np
-
     out = model(np.zeros((1,) + tuple(shape), np.float32), training=False)
     if isinstance(out, dict):
         raise UserError("the model's outputs are a dict (%s); a bundle takes a tensor or a list of tensors: wrap "
@@ -246,7 +246,6 @@ def _route_frozen(model, shape, opset):
 
 
 def _route_keras(model, shape, opset):
-    import numpy as np
     import onnx
     import tensorflow as tf
 

@@ -37,7 +37,7 @@ from runtime.preprocess import Preprocessor
 
 from . import keras_onnx, load_tensorflow
 from .onnx_bundle import resolve_source
-from .variants import layer_counts
+from .variants import describe, layer_counts
 
 RELATIVE_TOLERANCE = {"fp32": 1e-4, "fp16": 1e-2}
 INT8_TOP1_AGREEMENT = 0.99
@@ -269,8 +269,6 @@ def verify(bundle_path, keras_src=None, data=None, frames=500, log=sys.stderr, k
               "passed": all(r["passed"] for r in rows)}
     layers = int8_layers(bundle)
     if layers is not None:
-        from .variants import describe
-
         report["int8_layers"] = layers
         notes.append("%s: %s (float: %s)" % (bundle.manifest["variants"]["int8"]["file"], describe(layers),
                                              ", ".join(layers["float"]) or "none"))

@@ -108,8 +108,6 @@ def main(prog: str, body, argv=None) -> int:
     if getattr(sys.stdout, "errors", None) == "strict" and hasattr(sys.stdout, "reconfigure"):
         sys.stdout.reconfigure(errors="surrogateescape")  # a file name that is not UTF-8 printed as its own bytes
     try:
-        from . import images
-
         images.backstop()  # the pixel budget as OpenCV's own limit, before anything loads OpenCV
         return body(argv) or 0
     except UserError as exc:

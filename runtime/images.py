@@ -32,6 +32,8 @@ import stat
 import struct
 import tempfile
 
+import numpy as np
+
 from .errors import UserError, printable, require
 
 ENV = "OPENCV_IO_MAX_IMAGE_PIXELS"
@@ -361,7 +363,6 @@ def read_image(path, budget=None):
             data = f.read()
         except OSError as exc:
             raise ImageError(path, exc.strerror or str(exc)) from None
-    import numpy as np
 
     cv2 = require("cv2", "opencv", "reading images")
     try:

@@ -23,6 +23,8 @@ from __future__ import annotations
 import os
 import warnings
 
+import numpy as np
+
 from runtime.errors import UserError
 
 from .spec import Spec
@@ -176,8 +178,6 @@ def _square_imagenet_stddev(layer):
     Normalization, whose ImageNet "variance" is the standard deviation (keras issue tensorflow#49930), so the
     input becomes (x/255 - mean) / stddev. Built with a weights file instead, that Rescaling is missing: the same
     result comes from the variance squared, which this sets when the loaded variance is ImageNet's stddev."""
-    import numpy as np
-
     variance = np.asarray(layer.adapt_variance).reshape(-1)
     if variance.shape == (3,) and np.allclose(variance, IMAGENET_STDDEV_RGB, atol=1e-4):
         layer.adapt_variance.assign(np.square(np.asarray(layer.adapt_variance)))

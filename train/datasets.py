@@ -33,7 +33,7 @@ import numpy as np
 from runtime.errors import UserError, printable
 from runtime.sim import road
 
-from . import drivelog
+from . import classic, drivelog
 from .classic import CIFAR10_LABELS
 from .inputs import prepare
 from .pipeline import Split, decode_file, readable
@@ -101,8 +101,6 @@ def _check_name(name):
                                "cifar-10-python.tar.gz or the folder it unpacks to"))
         return "classification"
     if sep and kind == "drivelog":
-        from . import drivelog
-
         drivelog.check(path)
         return "steering"
     if sep and kind == "folder":
@@ -366,8 +364,6 @@ def _read_classes(name, seed):
         return images[train_idx], targets[train_idx], images[val_idx], targets[val_idx], labels, False
     if kind in ("mnist", "cifar10"):
         if path:
-            from . import classic
-
             train_images, y_train, val_images, y_val, labels = (classic.read_mnist if kind == "mnist" else
                                                                  classic.read_cifar10)(path)
         else:

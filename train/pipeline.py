@@ -26,7 +26,7 @@ import numpy as np
 
 from runtime.errors import native_stderr_silenced
 
-from .inputs import finish, geometry
+from .inputs import finish, geometry, geometry_of
 
 AUGMENT = {"steering": ("flip", "brightness"), "classification": ("rotate", "zoom", "contrast")}
 KINDS = ("flip", "brightness", "shift", "rotate", "zoom", "contrast")
@@ -137,7 +137,6 @@ def build(split, pre, layout, task, num_classes, batch_size, seed=0, training=Fa
     targets = split.targets.astype(np.float32 if task in ("steering", "binary") else np.int64)
     cached = split.images is not None or fits(len(split), pre, cache_mb)
     if split.images is not None:  # in memory: the geometry once, here, in chunks
-        from .inputs import geometry_of
 
         ds = tf.data.Dataset.from_tensor_slices((geometry_of(split.images, pre), targets))
     else:

@@ -25,6 +25,7 @@ import time
 from .. import images as image_files
 from .. import platform
 from ..backends import NAMES as BACKENDS
+from ..bundle import bundle_samples, write_json
 from ..cli import add_max_image_pixels, positive_int
 from ..errors import UserError
 from ..model import Model
@@ -148,8 +149,6 @@ def trtexec_fps(engine_path, seconds=5):
 def bench(bundle_path, source_uri=None, frames=1000, backend="auto", warmup=50, started=None, log=sys.stderr):
     with Model(bundle_path, backend=backend) as model:
         if source_uri is None:
-            from ..bundle import bundle_samples
-
             source = MemoryFrames(network_sized(model.bundle, bundle_samples(model.bundle)))
         else:
             source = open_source(source_uri)
@@ -191,8 +190,6 @@ def main(args):
     print("stages (ms/frame): " + ", ".join("%s %.3f" % kv for kv in report["stages_ms"].items())
           + "; resident memory grew %s MB over the measured frames" % report["rss_growth_mb"])
     if args.json:
-        from ..bundle import write_json
-
         write_json(args.json, report)
         print("wrote %s" % args.json)
     return 0

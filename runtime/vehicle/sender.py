@@ -26,10 +26,11 @@ import sys
 import threading
 import time
 
-from . import link as control
 from ..errors import UserError
 from ..outputs.base import Output, OutputStopped
 from ..quantiles import Histogram
+from . import link as control
+from .ros2 import Ros2Link
 
 MIN_WATCHDOG_S = 0.1
 UNPACED_WATCHDOG_S = 0.5
@@ -68,8 +69,6 @@ class ControlOutput(Output):
         self.limits = control.Limits(self.settings.steering_limit, self.settings.steering_rate)
         security = self.settings.security
         if uri.lower().startswith("ros2://"):
-            from .ros2 import Ros2Link
-
             if security.key is not None:
                 raise UserError("--output %s: ROS 2 topics are secured by ROS 2 itself (SROS 2: ros2 security, "
                                 "ROS_SECURITY_ENABLE), not by --link-key" % uri)
