@@ -4,14 +4,15 @@ receiver.py judges the lines): it shows and logs what it hears, within a budget,
 from __future__ import annotations
 
 import json
-import os
 import sys
 import time
 
 from ..cli import fraction, milliseconds, number_in, positive_float
 from ..errors import UserError, printable
 from ..outputs.base import check_writable
+from ..outputs.files import LineFile, add_rotation_options, rotation
 from ..signals import StopRequest
+from ..systemd import Watchdog
 from ..vehicle import link as control
 from ..vehicle.link import add_link_options, link_security
 from ..vehicle.receiver import DEFAULT_MAX_INVERSE_RADIUS, DEFAULT_TIMEOUT_MS, TIMEOUT_MS_RANGE, Receiver
@@ -40,35 +41,31 @@ SHOWN_ACCEPTED, SHOWN_DISCARDED = 200, 10  # a second; a sender sends about 40 l
 
 
 class Log:
-    """--jsonl FILE: one JSON object a line (a received line, or an event). A file that cannot be opened is one
-    line at the start (a folder, a FIFO nobody reads); a write that fails later (a full disk) ends the log, not the
-    receiver, whose fail-safe must keep running."""
+    """--jsonl FILE: one JSON object a line (a received line, or an event), each line whole (outputs/files.py's
+    LineFile, rotated with --jsonl-max-mb). A file that cannot be opened is one line at the start (a folder, a FIFO
+    nobody reads); a write that fails later (a full disk) ends the log, not the receiver, whose fail-safe must keep
+    running; the file then ends in its last whole line."""
 
-    def __init__(self, path):
+    def __init__(self, path, rotation=None):
         check_writable(path)
         self.path = path
         try:
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NONBLOCK, 0o644)
-            os.set_blocking(fd, True)
+            self.file = LineFile(path, rotation, wait_for_reader=False)
         except OSError as exc:
             raise UserError("--jsonl %s: %s" % (printable(path), exc.strerror or exc)) from None
-        self.file = os.fdopen(fd, "w", encoding="utf-8")
 
     def write(self, record):
         if self.file is None:
             return
         try:
-            self.file.write(json.dumps(record) + "\n")
-        except (OSError, ValueError) as exc:
+            self.file.write((json.dumps(record) + "\n").encode("utf-8"))
+        except OSError as exc:
             self.close(exc)
 
     def close(self, failure=None):
         if self.file is None:
             return
-        try:
-            self.file.close()
-        except OSError as exc:
-            failure = failure or exc
+        self.file.close()
         self.file = None
         if failure is not None:
             print("vehicle: --jsonl %s: %s: no longer logged (the receiver goes on)"
@@ -103,41 +100,32 @@ def add_parser(sub):
                                                    "at most %d accepted and %d discarded a second) and each fail-safe "
                                                    "({\"event\": \"failsafe\", \"at\": UNIX_TIME})"
                                                    % (SHOWN_ACCEPTED, SHOWN_DISCARDED))
+    add_rotation_options(p)
     p.add_argument("--seconds", type=positive_float, help="stop after S seconds (default: Ctrl-C or SIGTERM)")
     p.add_argument("--quiet", action="store_true", help="no line per command, only events and the summary")
 
 
 def main(args):
     security = link_security(args)
-    log = Log(args.jsonl) if args.jsonl else None
+    log = Log(args.jsonl, rotation(args.jsonl_max_mb, args.jsonl_keep)) if args.jsonl else None
+    if log is None and (args.jsonl_max_mb, args.jsonl_keep) != (None, None):
+        raise UserError("--jsonl-max-mb and --jsonl-keep rotate the --jsonl log: give --jsonl FILE too")
     link = control.open_link(args.listen, listen=True, security=security, log=sys.stderr)
     receiver = Receiver(args.timeout_ms / 1000.0, key=security.key, newest=security.newest(),
                         steering_limit=args.steering_limit, throttle_limit=args.throttle_limit,
                         max_inverse_radius=args.max_inverse_radius)
     budgets = {True: Budget(SHOWN_ACCEPTED), False: Budget(SHOWN_DISCARDED)}
-    print("vehicle: listening on %s, %s (fail-safe after %.0f ms of silence)"
-          % (args.listen, security.describe(), args.timeout_ms), file=sys.stderr, flush=True)
-    end = time.monotonic() + args.seconds if args.seconds else None
+    listening = "listening on %s, %s (fail-safe after %.0f ms of silence)" % (args.listen, security.describe(),
+                                                                              args.timeout_ms)
+    print("vehicle: " + listening, file=sys.stderr, flush=True)
+    watchdog = Watchdog.from_env()  # under systemd (Type=notify, WatchdogSec=): READY=1 now, WATCHDOG=1 each tick
+    watchdog.ready(listening)
     try:
         with StopRequest() as stop:
-            while not stop.requested and (end is None or time.monotonic() < end):
-                data = link.receive(0.05)
-                now = time.monotonic()
-                if data is not None:
-                    heard = receiver.apply(data, now)
-                    accepted = heard.verdict == "ok"
-                    if budgets[accepted].allow(now):
-                        if log is not None:  # the line's own fields first: they cannot stand for the verdict
-                            record = dict(heard.fields, kind=heard.kind) if accepted else {"line": shown(data)}
-                            record.update(verdict=heard.verdict, received=time.time())
-                            log.write(record)
-                        if not accepted:
-                            print("discarded (%s): %s" % (heard.verdict, shown(data)), flush=True)
-                        elif heard.kind != "hb" and not args.quiet:
-                            print(shown(data), flush=True)
-                if receiver.tick(now) and log is not None:
-                    log.write({"event": "failsafe", "at": time.time()})
+            _receive(args, link, receiver, log, budgets, stop, watchdog)
     finally:
+        watchdog.stopping()
+        watchdog.close()
         link.close()
         receiver.close()
         if log is not None:
@@ -150,3 +138,27 @@ def main(args):
     if receiver.session is None:
         raise UserError("nothing was accepted on %s" % args.listen)
     return 0
+
+
+def _receive(args, link, receiver, log, budgets, stop, watchdog):
+    """The receiver's loop until a stop or --seconds: each datagram judged, shown and logged within its budget, the
+    fail-safe ticked every 50 ms at most, and systemd's watchdog fed."""
+    end = time.monotonic() + args.seconds if args.seconds else None
+    while not stop.requested and (end is None or time.monotonic() < end):
+        watchdog.alive()
+        data = link.receive(0.05)
+        now = time.monotonic()
+        if data is not None:
+            heard = receiver.apply(data, now)
+            accepted = heard.verdict == "ok"
+            if budgets[accepted].allow(now):
+                if log is not None:  # the line's own fields first: they cannot stand for the verdict
+                    record = dict(heard.fields, kind=heard.kind) if accepted else {"line": shown(data)}
+                    record.update(verdict=heard.verdict, received=time.time())
+                    log.write(record)
+                if not accepted:
+                    print("discarded (%s): %s" % (heard.verdict, shown(data)), flush=True)
+                elif heard.kind != "hb" and not args.quiet:
+                    print(shown(data), flush=True)
+        if receiver.tick(now) and log is not None:
+            log.write({"event": "failsafe", "at": time.time()})
