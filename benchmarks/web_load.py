@@ -68,7 +68,7 @@ class Viewers:
         else:
             self.stalled = socket.create_connection(("127.0.0.1", self.port))
             self.stalled.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-            self.stalled.sendall(b"GET /stream.mjpg HTTP/1.1\r\nHost: x\r\n\r\n")
+            self.stalled.sendall(b"GET /stream.mjpg HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
 
     def stop(self):
         for p in self.processes:
