@@ -32,6 +32,7 @@ SERVICE_BUNDLE=""
 SERVICE_NAME=""
 REMOVE_SERVICE=0
 RUN_ARGS=()
+QUIET=()
 UNIT_DIR=/etc/systemd/system
 
 usage() {
@@ -57,10 +58,12 @@ run again: done steps are skipped.
                 print what pip installs into the venv on JetPack 5, 6 or 7 (Python version, the runtime's
                 requirements, pycuda's) and exit; CI resolves them for aarch64 (.ci/jetson_resolve.sh)
   --service BUNDLE -- RUN_ARGS...
-                install a systemd unit that runs \`python -m runtime run BUNDLE --headless RUN_ARGS\` (from the
-                venv) at boot, as you: restarted 2 s after any failure (exit status 3: the camera lost for
-                good; 2: a camera not ready yet; a crash); stopped with SIGTERM (every output closed
-                complete); its output in the journal (journalctl -u NAME -f). RUN_ARGS need --source.
+                install a systemd unit that runs \`python -m runtime run BUNDLE --headless --quiet RUN_ARGS\`
+                (from the venv) at boot, as you: restarted 2 s after any failure (exit status 3: the camera
+                lost for good; 2: a camera not ready yet; a crash; a loop hung for 30 s, which systemd's
+                watchdog sees: the run says READY=1 and then WATCHDOG=1 every 15 s); stopped with SIGTERM
+                (every output closed complete); its output in the journal (journalctl -u NAME -f), the
+                summary and warnings only (--quiet, unless RUN_ARGS give it). RUN_ARGS need --source.
                 Relative paths in RUN_ARGS are taken from the repository's folder. RUN_ARGS are read as run
                 reads them: a unique prefix of an option is that option (--out, --so); an ambiguous one is refused.
                 A udp:// control output beyond the loopback is signed: without --link-key FILE or
@@ -159,7 +162,7 @@ systemd_quote() {  # one word for ExecStart=: quoted where needed; % and $ escap
 }
 service_unit() {  # BUNDLE USER -> the unit's text
     local exec="" word
-    for word in "$VENV/bin/python" -m runtime run "$1" --headless "${RUN_ARGS[@]}"; do
+    for word in "$VENV/bin/python" -m runtime run "$1" --headless "${QUIET[@]}" "${RUN_ARGS[@]}"; do
         exec+="$(systemd_quote "$word") "
     done
     cat <<UNIT
@@ -171,14 +174,22 @@ Wants=network-online.target
 StartLimitIntervalSec=0
 
 [Service]
-Type=simple
+Type=notify
+NotifyAccess=main
 User=$2
 SupplementaryGroups=video
 WorkingDirectory=$(systemd_quote "$REPO")
 Environment=PYTHONUNBUFFERED=1
+# a watchdog's SIGABRT puts the stack of every thread in the journal: where the run hung
+Environment=PYTHONFAULTHANDLER=1
 ExecStart=${exec% }
-# any failure restarts it: exit 3 (the camera lost for good), a crash, and exit 2 too, which is also what a
-# camera, nvargus-daemon or serial adapter not ready yet at boot gives (a bad command repeats in the journal)
+# the run tells systemd READY=1 when its loop starts, then WATCHDOG=1 from the loop every 15 s: a loop that
+# says nothing for 30 s has hung, and is killed and restarted. The start before READY=1 (the model loaded, the
+# camera opened, a TensorRT engine built at the first run: minutes on a Nano, once) has TimeoutStartSec instead.
+WatchdogSec=30
+TimeoutStartSec=1h
+# any failure restarts it: exit 3 (the camera lost for good), a crash, the watchdog, and exit 2 too, which is
+# also what a camera, nvargus-daemon or serial adapter not ready yet at boot gives (a bad command repeats)
 Restart=on-failure
 RestartSec=2
 # stopped with SIGTERM, the run closes every output complete and exits 143
@@ -215,11 +226,11 @@ udp_remote() {  # an --output value -> "HOST PORT" when it is udp://HOST:PORT an
 # parser). Its argparse reads any unique prefix of one as that option (--out, --outp=VALUE: --output; --ins:
 # --insecure-link) and refuses an ambiguous one (--li: --link-key or --link-state), wherever the word stands before
 # a --, even where a value is due; a value is never a word argparse reads as an option.
-RUN_OPTIONS=(--help --debug --source --input --output --jsonl --max-frames --display --no-display --headless --backend
-             --precision --dla-core --no-build --input-width --input-height --input-rate --input-loop --loop
-             --input-flip --input-codec --reconnect-timeout --read-timeout --web-token --realtime --quiet
-             --max-image-pixels --watchdog-ms --heartbeat-ms --steering-limit --steering-rate --throttle --ros2-msg
-             --wheelbase --speed --link-key --link-state --insecure-link)
+RUN_OPTIONS=(--help --debug --source --input --output --jsonl --jsonl-max-mb --jsonl-keep --max-frames --display
+             --no-display --headless --backend --precision --dla-core --no-build --input-width --input-height
+             --input-rate --input-loop --loop --input-flip --input-codec --reconnect-timeout --read-timeout --web-token
+             --realtime --quiet --max-image-pixels --watchdog-ms --heartbeat-ms --steering-limit --steering-rate
+             --throttle --ros2-msg --wheelbase --speed --link-key --link-state --insecure-link)
 run_option() {  # WORD -> the run option argparse reads it as (NAME, NAME=VALUE, a prefix); nothing; or, when
     local name="${1%%=*}" option found=()  # the prefix is ambiguous, every option it could be, space-separated
     [[ "$1" != -- && "$name" == --* ]] || return 0  # (--=X: every option; a lone -- ends them, as the loop says)
@@ -241,6 +252,7 @@ if [[ -n "$SERVICE_BUNDLE" || $REMOVE_SERVICE -eq 1 ]]; then
         has_source=0
         remotes=()
         keyed=0
+        quiet=0
         for ((i = 0; i < ${#RUN_ARGS[@]}; i++)); do
             word="${RUN_ARGS[i]}"
             [[ "$word" != -- ]] || break   # argparse reads no option after it (and run takes no word there)
@@ -254,8 +266,11 @@ if [[ -n "$SERVICE_BUNDLE" || $REMOVE_SERVICE -eq 1 ]]; then
                     remote="$(udp_remote "$value")"
                     [[ -z "$remote" ]] || remotes+=("$remote") ;;
                 --link-key | --insecure-link) keyed=1 ;;
+                --quiet) quiet=1 ;;
             esac
         done
+        # the journal gets the summary and every warning, not a status line every 5 s for months
+        [[ $quiet -eq 1 ]] || QUIET=(--quiet)
         [[ $has_source -eq 1 ]] || die "--service $SERVICE_BUNDLE needs the run's --source after --, as in: --service $SERVICE_BUNDLE -- --source csi://0 --output udp://192.168.1.20:5005"
         [[ -x "$VENV/bin/python" || $DRY -eq 1 ]] || die "no venv at $VENV: run $PROG first (or pass --venv DIR)"
         [[ "$VENV" == /* ]] || VENV="$PWD/$VENV"   # ExecStart needs an absolute path
@@ -302,8 +317,10 @@ if [[ -n "$SERVICE_BUNDLE" || $REMOVE_SERVICE -eq 1 ]]; then
     act --show "${SUDO:+$SUDO }tee $unit_file" write_unit "$unit_file" "$unit"
     act $SUDO systemctl daemon-reload
     act $SUDO systemctl enable "$SERVICE_NAME.service"
-    act $SUDO systemctl restart "$SERVICE_NAME.service"   # started, or restarted with the new arguments
-    [[ $DRY -eq 1 ]] || echo "the runtime runs as $SERVICE_NAME: journalctl -u $SERVICE_NAME -f (logs), systemctl status $SERVICE_NAME, $PROG --remove-service --service-name $SERVICE_NAME"
+    # started, or restarted with the new arguments; --no-block: a unit of Type=notify is started once the run says
+    # READY=1, which a first run that builds its TensorRT engine says minutes later
+    act $SUDO systemctl restart --no-block "$SERVICE_NAME.service"
+    [[ $DRY -eq 1 ]] || echo "the runtime starts as $SERVICE_NAME (active once its loop runs; a first run builds its TensorRT engine first): journalctl -u $SERVICE_NAME -f (logs), systemctl status $SERVICE_NAME, $PROG --remove-service --service-name $SERVICE_NAME"
     if [[ ${#remotes[@]} -gt 0 && $keyed -eq 0 ]]; then
         echo "link key: $key_file signs every control line; the vehicle needs the same key, copied once over ssh (the key never goes over the control link itself):"
         for remote in $(printf '%s\n' "${remotes[@]}" | sort -u | tr ' ' ,); do

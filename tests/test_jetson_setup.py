@@ -425,8 +425,8 @@ def test_service_installs_a_unit_that_systemd_accepts(tmp_path):
     out = proc.stdout
     unit = _unit(out)
     # quoted, % escaped for systemd; the vehicle's address is beyond the loopback, so the link is signed
-    assert _exec_start(out) == ("ExecStart=%s/bin/python -m runtime run %s --headless --source csi://0 --output "
-                                'udp://192.168.1.20:5005 --jsonl "/var/log/run 1%%%%.jsonl" --link-key %s'
+    assert _exec_start(out) == ("ExecStart=%s/bin/python -m runtime run %s --headless --quiet --source csi://0 "
+                                '--output udp://192.168.1.20:5005 --jsonl "/var/log/run 1%%%%.jsonl" --link-key %s'
                                 % (venv, pilot_bundle, KEY))
     steps = _steps(out)
     assert steps[0] == "install -d -m 0755 -o root -g root /etc/edge-runtime"
@@ -437,11 +437,14 @@ def test_service_installs_a_unit_that_systemd_accepts(tmp_path):
     assert "python -m runtime vehicle --listen udp://:5005 --link-key link.key" in out
     assert "never goes over the control link" in out
     assert listing(root) == before
-    for line in ("Restart=on-failure", "RestartSec=2", "KillSignal=SIGTERM", "SuccessExitStatus=143",
-                 "StandardOutput=journal", "SyslogIdentifier=runtime-pilotnet", "SupplementaryGroups=video"):
+    # systemd's watchdog (runtime/systemd.py says READY=1, then WATCHDOG=1 every 15 s); a watchdog kill is a failure
+    for line in ("Type=notify", "NotifyAccess=main", "WatchdogSec=30", "TimeoutStartSec=1h",
+                 "Environment=PYTHONFAULTHANDLER=1", "Restart=on-failure", "RestartSec=2", "KillSignal=SIGTERM",
+                 "SuccessExitStatus=143", "StandardOutput=journal", "SyslogIdentifier=runtime-pilotnet",
+                 "SupplementaryGroups=video"):
         assert line in unit.splitlines()
     for step in ("tee /etc/systemd/system/runtime-pilotnet.service", "systemctl daemon-reload",
-                 "systemctl enable runtime-pilotnet.service", "systemctl restart runtime-pilotnet.service"):
+                 "systemctl enable runtime-pilotnet.service", "systemctl restart --no-block runtime-pilotnet.service"):
         assert "would run: " + step in out
     if shutil.which("systemd-analyze") is None:
         pytest.skip("no systemd-analyze here (apt install systemd; .ci/run does)")
@@ -489,6 +492,18 @@ def test_only_a_udp_output_beyond_the_loopback_gets_a_key(tmp_path, run_args, ke
         assert key_steps == [] and "edge-runtime" not in proc.stdout and "link.key" not in proc.stdout
         assert _exec_start(proc.stdout).count("--link-key") == sum("--link-key" in a for a in run_args)
     assert not (root / "etc" / "edge-runtime").exists()
+
+
+@pytest.mark.parametrize("run_args, added", [([], True), (["--quiet"], False), (["--qui"], False),
+                                             (["--jsonl", "a.jsonl", "--jsonl-max-mb", "50"], True)])
+def test_the_unit_runs_quiet_unless_told(tmp_path, run_args, added):
+    """The 5 s status lines would fill the journal over months: the unit passes --quiet, once, unless RUN_ARGS
+    have it (or a prefix of it argparse takes)."""
+    proc = setup("--service", PILOTNET, "--venv", os.path.join(ROOT, ".venv"), "--dry-run", "--root",
+                 fake_root(tmp_path, "jp6"), "--", "--source", "csi://0", *run_args)
+    assert proc.returncode == 0, proc.stderr
+    words = _exec_start(proc.stdout).split()
+    assert words[words.index("--headless") + 1:] == (["--quiet"] if added else []) + ["--source", "csi://0"] + run_args
 
 
 def _run_parser():

@@ -13,7 +13,7 @@ from ..cli import add_max_image_pixels, fraction, lost_for_good, milliseconds, n
 from ..errors import UserError
 from ..gst_launch import CODECS
 from ..model import Model
-from ..outputs import has_screen, open_outputs
+from ..outputs import add_rotation_options, has_screen, open_outputs
 from ..outputs.web import token_problem
 from ..pipeline import run
 from ..sources import DEFAULT_RECONNECT_TIMEOUT, FLIPS, open_source
@@ -48,6 +48,7 @@ def add_parser(sub):
                           "an RTSP server here, a web page with the live view and statistics, or commands to a "
                           "vehicle (udp://, serial://, ros2://: see the control options); may be repeated")
     run.add_argument("--jsonl", metavar="FILE", help="write one JSON line per frame")
+    add_rotation_options(run)
     run.add_argument("--max-frames", type=positive_int, metavar="N", help="stop after N frames")
     show = run.add_mutually_exclusive_group()
     show.add_argument("--display", dest="display", action="store_true", default=None,
@@ -144,7 +145,7 @@ def main(args):
                              read_timeout=args.read_timeout, link=security)
         with source:
             outputs = open_outputs(args.output, args.jsonl, display, fps=source.fps, web_token=args.web_token,
-                                   control=control)
+                                   control=control, jsonl_max_mb=args.jsonl_max_mb, jsonl_keep=args.jsonl_keep)
             print("runtime: %s on %s with %s (%s; %s)" % (model.bundle.describe(), source.uri, model.backend.name,
                                                          model.backend.detail, model.backend.reason), file=sys.stderr)
             stats = run(model, source, outputs, args.max_frames, log=None if args.quiet else sys.stderr,

@@ -1,7 +1,7 @@
 """Where results go, each opened from a URI (open_output), as jetson-inference's videoOutput is:
 
     out.mp4 (.avi, .mkv ...)         a video file of annotated frames
-    out.jsonl                        one JSON line per frame
+    out.jsonl                        one JSON line per frame (rotated with --jsonl-max-mb: files.py)
     display://0                      a window with the overlay (q or Esc stops the run)
     rtp://HOST:PORT                  H.264 over RTP/UDP to HOST (view: gst-launch-1.0 udpsrc port=PORT ...)
     rtsp://@:PORT/PATH               an RTSP server here (gst-rtsp-server), as jetson-inference serves it:
@@ -26,20 +26,21 @@ from ..errors import UserError, printable
 from ..images import utf8
 from .base import Output
 from .display import has_screen, open_display
-from .files import JsonlOutput, open_file, path_of
+from .files import JsonlOutput, add_rotation_options, open_file, path_of, rotation
 from .network import open_stream
 from .web import open_web
 
 OPENERS = {"display": open_display, "rtp": open_stream, "rtsp": open_stream, "http": open_web,
            "file": open_file}  # scheme -> opener; the vehicle wing adds udp://, serial:// and ros2:// (vehicle/)
 
-__all__ = ["OPENERS", "Output", "has_screen", "open_output", "open_outputs"]
+__all__ = ["OPENERS", "Output", "add_rotation_options", "has_screen", "open_output", "open_outputs"]
 
 
-def open_output(uri, fps=30.0, web_token=None, control=None) -> Output:
+def open_output(uri, fps=30.0, web_token=None, control=None, rotation=None) -> Output:
     """The output a URI names (the table in this module's docstring); a path with no scheme is a file.
     web_token: the token http:// asks for (default: none on the loopback, else a random one, printed);
-    control: the vehicle wing's ControlSettings for udp://, serial:// and ros2:// (default: its defaults)."""
+    control: the vehicle wing's ControlSettings for udp://, serial:// and ros2:// (default: its defaults);
+    rotation: how FILE.jsonl rotates (files.Rotation; default: never)."""
     scheme = uri.partition("://")[0].lower() if "://" in uri else "file"
     if scheme not in OPENERS:
         raise UserError("--output %s: unknown kind of output (use a video file, FILE.jsonl, display://0, "
@@ -47,18 +48,24 @@ def open_output(uri, fps=30.0, web_token=None, control=None) -> Output:
                         "serial:///dev/ttyX?baud=N or ros2://TOPIC)" % uri)
     if scheme != "file" and not utf8(uri):  # a file's name may hold any bytes; addresses, devices and topics not
         raise UserError("--output %s: not UTF-8, which an address, device or topic must be" % printable(uri))
-    return OPENERS[scheme](uri, fps=fps, web_token=web_token, settings=control)
+    return OPENERS[scheme](uri, fps=fps, web_token=web_token, settings=control, rotation=rotation)
 
 
-def open_outputs(uris=(), jsonl=None, display=False, fps=30.0, web_token=None, control=None) -> list:
+def open_outputs(uris=(), jsonl=None, display=False, fps=30.0, web_token=None, control=None, jsonl_max_mb=None,
+                 jsonl_keep=None) -> list:
     """The outputs a run asked for (--output URIs, and the --jsonl and --display shorthands); if one cannot
-    open, those already open are closed again."""
+    open, those already open are closed again. jsonl_max_mb and jsonl_keep (--jsonl-max-mb, --jsonl-keep) rotate
+    every JSON-lines file among them (files.LineFile)."""
+    uris = list(uris)
+    rotate = rotation(jsonl_max_mb, jsonl_keep)
+    if rotate is not None and not jsonl and not any(_is_jsonl(uri) for uri in uris):
+        raise UserError("--jsonl-max-mb rotates JSON-lines files: give --jsonl FILE (or --output FILE.jsonl) too")
     opened = []
     try:
-        for uri in list(uris):
-            opened.append(open_output(uri, fps, web_token, control))
+        for uri in uris:
+            opened.append(open_output(uri, fps, web_token, control, rotate))
         if jsonl:  # --jsonl FILE is JSON lines whatever the file's name (/dev/stdout, a FIFO, ...)
-            opened.append(JsonlOutput(path_of(jsonl)))
+            opened.append(JsonlOutput(path_of(jsonl), rotate))
         if display:
             opened.append(open_output("display://0", fps))
     except BaseException:
@@ -66,3 +73,7 @@ def open_outputs(uris=(), jsonl=None, display=False, fps=30.0, web_token=None, c
             out.close()
         raise
     return opened
+
+
+def _is_jsonl(uri):
+    return ("://" not in uri or uri.lower().startswith("file://")) and path_of(uri).lower().endswith(".jsonl")
