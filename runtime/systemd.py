@@ -55,7 +55,7 @@ class Watchdog:
             return
         self.is_ready = True
         now = self.clock()
-        self.ready_sent = self._send("READY=1", status, now)
+        self.ready_sent = self._send("READY=1", self.pending_status if status is None else status, now)
         self._schedule(now, self.ready_sent)  # READY=1 resets systemd's watchdog too
 
     def alive(self):

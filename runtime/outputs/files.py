@@ -181,7 +181,8 @@ class LineFile:
             older = "%s.%d" % (self.name, i)
             if os.path.lexists(older):
                 os.replace(older, "%s.%d" % (self.name, i + 1))
-        os.replace(self.name, self.name + ".1")
+        if os.path.lexists(self.name):  # (not when something else moved it away: logrotate, a user)
+            os.replace(self.name, self.name + ".1")
         fd = self._open(append=False)
         os.close(self.fd)
         self.fd, self.end = fd, 0

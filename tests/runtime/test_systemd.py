@@ -107,6 +107,15 @@ def test_status_is_rate_limited_and_the_newest_waits_for_the_next_datagram(syste
     assert receiver.received() == ["WATCHDOG=1\nSTATUS=a b\n"]
 
 
+def test_a_status_before_ready_goes_with_it(systemd):
+    receiver, env = systemd
+    dog = watchdog(env)
+    dog.status("loading")
+    dog.status("building the engine")  # within the second: waits for READY=1
+    dog.ready()
+    assert receiver.received() == ["STATUS=loading\n", "READY=1\nSTATUS=building the engine\n"]
+
+
 def test_a_watchdog_meant_for_another_process_is_not_fed(systemd):
     receiver, env = systemd
     dog = watchdog(env, pid=os.getpid() + 1)  # WATCHDOG_PID: a parent's, inherited

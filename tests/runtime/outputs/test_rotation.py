@@ -88,6 +88,17 @@ def test_a_rotated_file_is_appended_to_on_a_restart_and_a_torn_tail_is_cut(tmp_p
     assert os.path.getsize(path) == 0
 
 
+def test_a_file_moved_away_by_someone_else_does_not_stop_the_rotation(tmp_path):
+    path, rng = tmp_path / "run.jsonl", random.Random(4)
+    out = LineFile(path, Rotation(1000, 2))
+    out.write(numbered(0, rng))
+    os.rename(path, tmp_path / "taken.jsonl")  # logrotate, or a user
+    for i in range(1, 20):
+        out.write(numbered(i, rng))
+    out.close()
+    assert numbers(rotated(path, 2))[-1] == 19
+
+
 def test_what_cannot_be_renamed_is_not_rotated(tmp_path):
     os.symlink(tmp_path / "elsewhere.jsonl", tmp_path / "link.jsonl")
     for name in (os.devnull, str(tmp_path / "link.jsonl")):
