@@ -39,6 +39,7 @@ import time
 
 from . import overlay
 from .signals import StopRequest
+from .systemd import Watchdog
 from .outputs.base import OutputStopped
 from .quantiles import Histogram, Window
 from .sources.base import sleep_unless
@@ -340,15 +341,19 @@ def run(model, source, outputs=(), max_frames=None, status_every=5.0, log=sys.st
     for out in outputs:
         out.bind(model, source, stats)
     end = None if seconds is None else time.monotonic() + seconds
+    watchdog = Watchdog.from_env()  # under systemd (Type=notify, WatchdogSec=): a loop that hangs is restarted
     with StopRequest() as ctrl_c:
-        def should_stop():
+        def should_stop():  # asked before every frame, and every 0.1 s while none comes (a reconnecting camera)
+            watchdog.alive()
             return ctrl_c.requested or (end is not None and time.monotonic() >= end)
 
         frames = stream(model, source, max_frames, realtime, capture_thread, stop=should_stop)
         loop = iter(frames)
+        what = model.bundle.path if model is not None else "recording"
+        watchdog.ready("%s on %s" % (what, getattr(source, "uri", "")))
         try:
             _loop(frames, loop, outputs, stats, overlays, model.times if model is not None else NO_MODEL_TIMES,
-                  status_every, log, ctrl_c)
+                  status_every, log, ctrl_c, watchdog)
         except OutputStopped as exc:  # a full disk: stop here, every output closed with what it has
             stats.stopped = str(exc)
         except KeyboardInterrupt:  # a second Ctrl-C: stop now; outputs are still closed below
@@ -356,8 +361,10 @@ def run(model, source, outputs=(), max_frames=None, status_every=5.0, log=sys.st
             ctrl_c.signum = ctrl_c.signum or signal.SIGINT
         finally:
             loop.close()  # stops the capture thread
+            watchdog.stopping()
             for out in outputs:
                 out.close()
+            watchdog.close()
     stats.dropped = frames.dropped
     stats.reconnects, stats.skipped = getattr(source, "reconnects", 0), getattr(source, "skipped", 0)
     stats.interrupted = ctrl_c.requested
@@ -365,9 +372,9 @@ def run(model, source, outputs=(), max_frames=None, status_every=5.0, log=sys.st
     return stats
 
 
-def _loop(frames, loop, outputs, stats, overlays, times, status_every, log, ctrl_c):
+def _loop(frames, loop, outputs, stats, overlays, times, status_every, log, ctrl_c, watchdog):
     """run()'s loop over stream() (frames, and its iterator loop): each frame and its result to every output,
-    counted, with a status line every status_every seconds."""
+    counted, with a status line every status_every seconds (to log, and to systemd's status)."""
     clock = time.perf_counter
     next_status = clock() + status_every
     for frame, result in loop:
@@ -383,7 +390,10 @@ def _loop(frames, loop, outputs, stats, overlays, times, status_every, log, ctrl
             stats.invalid += 1
         if ctrl_c.requested or any(o.finished for o in outputs):
             break
-        if log is not None and stats.end >= next_status:
+        if stats.end >= next_status:
             stats.dropped = frames.dropped
-            print("... " + stats.summary(recent=True), file=log)
+            line = stats.summary(recent=True)
+            if log is not None:
+                print("... " + line, file=log)
+            watchdog.status(line)
             next_status = stats.end + status_every

@@ -6,6 +6,7 @@ import os
 import socket
 import subprocess
 import sys
+import threading
 import time
 import uuid
 
@@ -42,7 +43,24 @@ class Systemd:
                     return got
                 time.sleep(0.01)
 
+    def listen(self):
+        """Read in a thread of its own from now on, as systemd does: the kernel queues only
+        /proc/sys/net/unix/max_dgram_qlen datagrams (10 by default), and a sender then gets EAGAIN."""
+        self.heard, self.stop = [], threading.Event()
+
+        def read():
+            while not self.stop.is_set():
+                self.heard.extend(self.received(0.05))
+
+        self.thread = threading.Thread(target=read, daemon=True)
+        self.thread.start()
+        return self
+
     def close(self):
+        if getattr(self, "thread", None) is not None:
+            self.stop.set()
+            self.thread.join(2.0)
+            self.heard.extend(self.received())
         self.sock.close()
 
 
@@ -169,14 +187,56 @@ def test_a_refused_ready_is_said_again(tmp_path):
 def test_the_vehicle_command_says_ready_then_feeds_the_watchdog(tmp_path):
     """`python -m runtime vehicle` as a Type=notify unit would run it: READY=1 once it listens, WATCHDOG=1 from its
     loop every WATCHDOG_USEC/2, STOPPING=1 at the end."""
-    receiver = Systemd(str(tmp_path / "notify"))
+    receiver = Systemd(str(tmp_path / "notify")).listen()
     env = dict(os.environ, PYTHONPATH=ROOT, NOTIFY_SOCKET=str(tmp_path / "notify"), WATCHDOG_USEC="200000")
     proc = subprocess.run([sys.executable, "-m", "runtime", "vehicle", "--listen",
                            "udp://127.0.0.1:%d" % free_udp_port(), "--seconds", "1"],
                           cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
-    got = receiver.received()
     receiver.close()
+    got = receiver.heard
     assert proc.returncode == 2 and "nothing was accepted" in proc.stderr, proc.stderr
     assert got[0].startswith("READY=1\nSTATUS=listening on udp://127.0.0.1:"), got
     assert got[-1] == "STOPPING=1\n" and 6 <= got.count("WATCHDOG=1\n") <= 11 and len(got) == got.count(
         "WATCHDOG=1\n") + 2, got
+
+
+def test_runtime_run_says_ready_feeds_the_watchdog_and_reports_its_status(pilot_bundle, tmp_path):
+    """`python -m runtime run` as jetson_setup.sh's Type=notify unit runs it: READY=1 with what it runs, WATCHDOG=1
+    from its loop, the status line as STATUS=, STOPPING=1 at the end."""
+    receiver = Systemd(str(tmp_path / "notify")).listen()
+    env = dict(os.environ, PYTHONPATH=ROOT, NOTIFY_SOCKET=str(tmp_path / "notify"), WATCHDOG_USEC="200000")
+    proc = subprocess.run([sys.executable, "-m", "runtime", "run", str(pilot_bundle), "--source", "synthetic://road",
+                           "--input-rate", "30", "--max-frames", "45", "--no-display", "--quiet",
+                           "--backend", "onnxruntime"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+    receiver.close()
+    got = receiver.heard
+    assert proc.returncode == 0, proc.stderr
+    assert got[0].startswith("READY=1\nSTATUS=%s on synthetic://road" % pilot_bundle), got
+    assert got[-1] == "STOPPING=1\n" and got.count("WATCHDOG=1\n") >= 5, got  # 1.5 s of frames, a ping due each 0.1 s
+
+
+def test_a_loop_that_hangs_stops_feeding_the_watchdog(tmp_path, monkeypatch):
+    """The point of the watchdog: while an output blocks the loop (a hung device, a stalled disk), no WATCHDOG=1
+    goes out, so systemd's WatchdogSec= runs out and the service is restarted."""
+    from runtime import Output, open_source, run
+
+    receiver = Systemd(str(tmp_path / "notify"))
+    monkeypatch.setenv("NOTIFY_SOCKET", str(tmp_path / "notify"))
+    monkeypatch.setenv("WATCHDOG_USEC", "100000")
+    monkeypatch.setenv("WATCHDOG_PID", str(os.getpid()))
+    arrivals = []
+
+    class Hangs(Output):
+        def write(self, frame, result, annotated=None):
+            arrivals.extend((time.monotonic(), text) for text in receiver.received())
+            if frame.index == 10:
+                time.sleep(1.0)
+
+    with open_source("synthetic://road", 64, 36, rate=30) as road:
+        stats = run(None, road, [Hangs()], max_frames=20, log=None)
+    arrivals.extend((time.monotonic(), text) for text in receiver.received())
+    receiver.close()
+    assert stats.frames == 20
+    pings = [t for t, text in arrivals if text == "WATCHDOG=1\n"]
+    assert len(pings) >= 5
+    assert max(b - a for a, b in zip(pings, pings[1:])) >= 0.9  # silent while the loop hung
