@@ -51,6 +51,7 @@ import re
 import secrets
 import socket
 import string
+import struct
 import sys
 import threading
 import time
@@ -84,6 +85,8 @@ HEADER_S = 5.0  # a request's head, from its first byte to its blank line
 IDLE_S = 10.0  # a connection with no request in progress, or its last answer not yet taken
 MAX_HEAD = 8192  # bytes of a request's head
 MAX_FIELDS = 64  # header lines in a head
+GRACE_S = 0.25  # a new connection's time to send its head before it may be closed to make room for another
+SHORT_GRACE_S = 0.1  # and while file descriptors are short
 SWEEP_S = 0.5  # how often the deadlines are checked
 LOG_EVERY_S = 60.0  # after its first line, one line per kind of error at most this often
 SHORT_S = 60.0  # after running out of file descriptors, hold fewer connections for this long
@@ -287,22 +290,25 @@ def server_logger(ratelog):
 
 
 class Connection(asyncio.Protocol):
-    """One client's connection, in front of aiohttp's handler for it. The Gate admits it or closes it at once;
-    then it hands aiohttp one whole request head at a time, checked (head_problem), and answers a bad one itself
-    with a short 4xx. States: idle (no request), head (one being read: HEADER_S from its first byte), sent
-    (aiohttp has it), busy (a route's handler runs: the middleware says so), closing."""
+    """One client's connection, in front of aiohttp's handler for it. It hands aiohttp one whole request head at
+    a time, checked (head_problem), and answers a bad one itself with a short 4xx. States: idle (no request),
+    head (one being read: HEADER_S from its first byte), sent (aiohttp has it), busy (a route's handler runs: the
+    middleware says so), closing."""
 
-    def __init__(self, gate):
-        self.gate, self.transport, self.inner, self.client = gate, None, None, None
-        self.state, self.since, self.started = "idle", time.monotonic(), None
+    def __init__(self, gate, client):
+        self.gate, self.client, self.transport, self.inner = gate, client, None, None
+        self.state, self.opened, self.started = "idle", time.monotonic(), None
+        self.since = self.opened
         self.pending, self.scanned = bytearray(), 0
         self.proven = False  # has made a request with the token (any request, where there is no token)
 
     def connection_made(self, transport):
         self.transport = transport
-        if self.gate.admit(self):
-            self.inner = self.gate.handler()
-            self.inner.connection_made(transport)
+        if self.state == "closing":  # dropped while its transport was being made
+            transport.abort()
+            return
+        self.inner = self.gate.handler()
+        self.inner.connection_made(transport)
 
     def connection_lost(self, exc):
         self.gate.forget(self)
@@ -390,62 +396,139 @@ class Connection(asyncio.Protocol):
             self.gate.log.note(why, "from " + self.client)
         self.gate.forget(self)
         self.state = "closing"
-        self.transport.abort()
+        if self.transport is not None:
+            self.transport.abort()
 
 
 class Gate:
-    """Every connection the view holds, oldest first, and the limits on them: self.cap at once, per_client from
-    one client; past per_client a new connection is closed at once, past cap the oldest that has made no request
-    with the token (and is not in one) is closed to make room. The deadlines are swept every SWEEP_S."""
+    """The listening sockets, with an accept loop of its own, and every connection the view holds, oldest first,
+    with the limits on them: per_client from one client, past which a new connection is closed at once (no
+    transport, no task: a close with a reset); self.cap at once, past which the oldest that has made no request
+    with the token (and is not in one) is closed to make room. accept() out of file descriptors is
+    out_of_files(). The deadlines are swept every SWEEP_S."""
 
     def __init__(self, loop, handler, hosts, log):
         self.loop, self.handler, self.hosts, self.log = loop, handler, hosts, log
-        self.conns = {}  # transport -> Connection, in the order they came
+        self.conns = {}  # Connection -> None: an ordered set, oldest first
         self.clients = {}  # client -> its connections
         self.most = self.cap = connection_cap()
         self.per_client = min(PER_CLIENT, max(2, self.most // 2))
         self.short_since = None  # when accept() last ran out of file descriptors
+        self.listeners, self.paused = [], None
 
-    def connection(self):
-        """The listening socket's protocol factory."""
-        return Connection(self)
+    async def listen(self, host, port):
+        """Bind and listen on host's addresses (as loop.create_server would), accepting as they come. The kernel's
+        queue and each round of accept() are no longer than cap: accepting can never take more descriptors than
+        the half of them that connection_cap left aside."""
+        infos = await self.loop.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+        for family, kind, proto, _, address in dict.fromkeys(infos):
+            sock = socket.socket(family, kind, proto)
+            self.listeners.append(sock)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            if family == getattr(socket, "AF_INET6", None):
+                sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+            sock.bind(address)
+            sock.listen(min(BACKLOG, self.cap))
+            sock.setblocking(False)
+        self._resume()
 
-    def admit(self, conn):
-        conn.client = client_of(conn.transport.get_extra_info("peername"))
-        if self.clients.get(conn.client, 0) >= self.per_client:
-            return self._refuse(conn, "over %d connections from one address" % self.per_client)
-        if len(self.conns) >= self.cap:
-            victim = self.victim()
-            if victim is None:
-                return self._refuse(conn, "over %d connections, each in a request with the token" % self.cap)
-            victim.drop("closed the oldest connection with no request with the token: over %d connections"
-                        % self.cap)
-        self.conns[conn.transport] = conn
-        self.clients[conn.client] = self.clients.get(conn.client, 0) + 1
+    def _resume(self):
+        self.paused = None
+        for sock in self.listeners:
+            if sock.fileno() >= 0:
+                self.loop.add_reader(sock.fileno(), self._accept, sock)
+
+    def _pause(self, seconds):
+        for sock in self.listeners:
+            if sock.fileno() >= 0:
+                self.loop.remove_reader(sock.fileno())
+        if self.paused is not None:
+            self.paused.cancel()
+        self.paused = self.loop.call_later(seconds, self._resume)
+
+    def close(self):
+        if self.paused is not None:
+            self.paused.cancel()
+        for sock in self.listeners:
+            if sock.fileno() >= 0:
+                self.loop.remove_reader(sock.fileno())
+            sock.close()
+        for conn in list(self.conns):
+            conn.drop()
+
+    def _accept(self, listener):
+        for _ in range(self.cap):
+            if len(self.conns) >= self.cap and not self._make_room():
+                return
+            try:
+                sock, peer = listener.accept()
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError as exc:
+                if exc.errno in (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM):
+                    self.out_of_files()
+                elif exc.errno != errno.ECONNABORTED:  # one that left before it was taken: nothing to say
+                    self.log.note("accept() failed (%s)" % errno.errorcode.get(exc.errno, exc.errno))
+                    self._pause(1.0)
+                return
+            self._take(sock, client_of(peer))
+
+    def _make_room(self):
+        """At the cap: the oldest connection without the token closed for the next one, if it has had GRACE_S to
+        send a request; else the next ones wait in the kernel's queue a while (refused, a viewer among them would
+        be refused too)."""
+        victim = self.victim()
+        if victim is None:
+            self._pause(SHORT_GRACE_S / 2)
+            return False
+        victim.drop("closed the oldest connection without the token: over %d connections" % self.cap)
         return True
 
-    def _refuse(self, conn, why):
-        self.log.note("refused a connection: " + why, "from " + conn.client)
-        conn.state = "closing"
-        conn.transport.abort()
-        return False
+    def _take(self, sock, client):
+        if self.clients.get(client, 0) >= self.per_client:
+            return self._refuse(sock, client, "over %d connections from one address" % self.per_client)
+        conn = Connection(self, client)
+        self.conns[conn] = None
+        self.clients[client] = self.clients.get(client, 0) + 1
+        sock.setblocking(False)
+        self.loop.create_task(self._open(conn, sock))
+        return None
+
+    async def _open(self, conn, sock):
+        try:
+            await self.loop.connect_accepted_socket(lambda: conn, sock)
+        except Exception as exc:  # gone before its transport was made
+            self.forget(conn)
+            sock.close()
+            self.log.note("a connection lost as it opened (%s)" % type(exc).__name__)
+
+    def _refuse(self, sock, client, why):
+        self.log.note("refused a connection: " + why, "from " + client)
+        try:  # a reset: nothing left in TIME_WAIT here for it
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        except OSError:
+            pass
+        sock.close()
 
     def victim(self):
-        """The oldest connection that has made no request with the token and is not in a request, or None."""
-        for conn in self.conns.values():
+        """The oldest connection that has made no request with the token and is not in one, if it is older than
+        GRACE_S (a viewer's new connection gets the time to send its request), else None."""
+        for conn in self.conns:
             if not conn.proven and conn.state != "busy":
-                return conn
+                grace = GRACE_S if self.short_since is None else SHORT_GRACE_S
+                return conn if time.monotonic() - conn.opened >= grace else None
         return None
 
     def forget(self, conn):
-        if self.conns.pop(conn.transport, None) is not None:
+        if conn in self.conns:
+            del self.conns[conn]
             left = self.clients.pop(conn.client) - 1
             if left:
                 self.clients[conn.client] = left
 
     def sweep(self):
         now = time.monotonic()
-        for conn in list(self.conns.values()):
+        for conn in list(self.conns):
             due, why = conn.deadline()
             if due is not None and now > due:
                 conn.drop(why)
@@ -454,8 +537,10 @@ class Gate:
         self.log.flush()
 
     def out_of_files(self):
-        """accept() found no file descriptor free (asyncio tries again in a second): the oldest connections
-        without the token closed, and fewer held for SHORT_S, so that a viewer with it gets in."""
+        """accept() found no file descriptor free (the rest of the process has them): the oldest connections
+        without the token closed (their descriptors are free once the loop has gone round), accepting again
+        in a moment, and fewer held for SHORT_S, each given less time to send its request (SHORT_GRACE_S), so
+        that a viewer with the token gets in."""
         self.cap = max(MIN_CONNECTIONS, min(self.cap, len(self.conns) - 4))
         self.short_since, closed = time.monotonic(), 0
         while closed < 4 or len(self.conns) > self.cap:
@@ -464,6 +549,7 @@ class Gate:
                 break
             victim.drop()
             closed += 1
+        self._pause(0.02 if closed else SHORT_GRACE_S / 2)
         self.log.note("out of file descriptors at accept()", "closed %d connections without the token; at most %d "
                       "held for %d s" % (closed, self.cap, SHORT_S))
 
@@ -566,7 +652,7 @@ class WebOutput(Output):
     def _serve(self):
         asyncio.set_event_loop(self.loop)
         self.loop.set_exception_handler(self._loop_error)
-        self.runner = self.listener = self.sweeper = None
+        self.runner = self.sweeper = None
         try:
             self.loop.run_until_complete(self._start())
         except Exception as exc:  # the port in use, an address not on this machine: told to the opener
@@ -592,7 +678,7 @@ class WebOutput(Output):
                                     keepalive_timeout=IDLE_S, max_line_size=MAX_HEAD, max_field_size=MAX_HEAD)
         await self.runner.setup()
         self.gate = Gate(self.loop, self.runner.server, self.hosts, self.ratelog)
-        self.listener = await self.loop.create_server(self.gate.connection, self.host, self.port, backlog=BACKLOG)
+        await self.gate.listen(self.host, self.port)
         self.sweeper = self.loop.create_task(self._sweep())
 
     async def _sweep(self):
@@ -604,10 +690,8 @@ class WebOutput(Output):
         async def stop():
             if self.sweeper is not None:
                 self.sweeper.cancel()
-            if self.listener is not None:
-                self.listener.close()
-            for conn in list(self.gate.conns.values()) if self.gate is not None else ():
-                conn.drop()
+            if self.gate is not None:
+                self.gate.close()
             await asyncio.sleep(0)  # their connection_lost
             if self.runner is not None:
                 await self.runner.cleanup()
@@ -620,13 +704,9 @@ class WebOutput(Output):
         self.loop.close()
 
     def _loop_error(self, loop, context):
-        """The event loop's errors: out of file descriptors at accept() handled (Gate.out_of_files), every kind
-        logged once and then counted (asyncio's default printed a traceback each time, many a second)."""
+        """The event loop's errors, every kind logged once and then counted (asyncio's default printed a
+        traceback each time: out of file descriptors at accept(), many a second; the Gate accepts now)."""
         exc = context.get("exception")
-        if isinstance(exc, OSError) and exc.errno in (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM) \
-                and self.gate is not None:
-            self.gate.out_of_files()
-            return
         self.ratelog.note("event loop: %s%s" % (context.get("message", "an error"),
                                                 " (%s)" % type(exc).__name__ if exc is not None else ""),
                           str(exc) if exc is not None else "")
@@ -634,7 +714,8 @@ class WebOutput(Output):
     def _middleware(self):
         @self.web.middleware
         async def guard(request, handler):
-            conn = self.gate.conns.get(request.transport) if self.gate is not None else None
+            conn = request.transport.get_protocol() if request.transport is not None else None
+            conn = conn if isinstance(conn, Connection) else None
             if conn is not None:
                 conn.request_started()
             try:
