@@ -21,7 +21,8 @@ A token goes into the printed address and the page's requests as it is, so --web
 characters a URL carries unescaped (letters A-Z a-z, digits, - . _ ~; a random one is such too) and refuses
 anything else in one line: a token that was not UTF-8 made every request a 500 with a traceback.
 
-On an open network (Connection and Gate: every byte a client sends passes through them before aiohttp's):
+On an open network (Gate and Connection: the view accepts its own connections, and every byte a client sends
+passes through them before aiohttp's):
 - a request's head must be whole within 5 s of its first byte and hold at most 8 KB; a connection with no
   request in progress is closed after 10 s; a request must be GET or HEAD, without a body, with one Host header
   naming this server (the bound address; on the loopback 127.0.0.1, localhost or ::1; bound to every address,
@@ -29,10 +30,11 @@ On an open network (Connection and Gate: every byte a client sends passes throug
   that resolves here from a page elsewhere (DNS rebinding) is refused with 421. Refusals are a short 4xx
   written here, never a traceback;
 - at most 128 connections at once, fewer under a low file limit (half the descriptors free when it opened), and
-  16 from one address (an IPv6 /64 counts as one). Past the first, a new connection is closed at once; past the
-  second, the oldest connection that has not yet made a request with the token is closed to make room, so
-  idle or slow connections cannot lock out a viewer. Out of file descriptors at accept(), it closes the oldest
-  such connections and holds fewer for a minute;
+  16 from one address (an IPv6 /64 counts as one). Past the second, a new connection is closed at accept (a
+  reset: no transport, no task); past the first, the oldest connection that has made no request with the token
+  is closed to make room once it has had 0.25 s to send one, so idle or slow connections cannot lock out a
+  viewer. Out of file descriptors at accept(), it closes such connections, accepts again in a moment and holds
+  fewer for a minute;
 - errors are logged once per kind, then counted in one line per kind a minute at most, never as tracebacks;
 - every answer carries a Content-Security-Policy (no inline script: the page's script is /page.js; no frames),
   X-Content-Type-Options: nosniff, Referrer-Policy: no-referrer and no version banner; the page sets text with
