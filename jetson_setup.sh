@@ -229,7 +229,7 @@ udp_remote() {  # an --output value -> "HOST PORT" when it is udp://HOST:PORT an
 RUN_OPTIONS=(--help --debug --source --input --output --jsonl --jsonl-max-mb --jsonl-keep --max-frames --display
              --no-display --headless --backend --precision --dla-core --no-build --input-width --input-height
              --input-rate --input-loop --loop --input-flip --input-codec --reconnect-timeout --read-timeout --web-token
-             --realtime --quiet --max-image-pixels --watchdog-ms --heartbeat-ms --steering-limit --steering-rate
+             --web-host --realtime --quiet --max-image-pixels --watchdog-ms --heartbeat-ms --steering-limit --steering-rate
              --throttle --ros2-msg --wheelbase --speed --link-key --link-state --insecure-link)
 run_option() {  # WORD -> the run option argparse reads it as (NAME, NAME=VALUE, a prefix); nothing; or, when
     local name="${1%%=*}" option found=()  # the prefix is ambiguous, every option it could be, space-separated

@@ -14,13 +14,20 @@ from ..errors import UserError
 from ..gst_launch import CODECS
 from ..model import Model
 from ..outputs import add_rotation_options, has_screen, open_outputs
-from ..outputs.web import token_problem
+from ..outputs.web import host_problem, token_problem
 from ..pipeline import run
 from ..sources import DEFAULT_RECONNECT_TIMEOUT, FLIPS, open_source
 from ..vehicle import ros2
 from ..vehicle import sender as control_output
 from ..vehicle.link import add_link_options, link_security
 from ..vehicle.sender import ControlSettings
+
+
+def web_host(text):
+    """argparse type for --web-host: a name a browser puts in the address (runtime/outputs/web.py)."""
+    if host_problem(text):
+        raise argparse.ArgumentTypeError(host_problem(text))
+    return text
 
 
 def web_token(text):
@@ -97,6 +104,9 @@ def _service_options(run):
     run.add_argument("--web-token", metavar="TOKEN", type=web_token,
                      help="the token an http:// output asks for: letters, digits, - . _ ~ (default: none on "
                           "127.0.0.1; a random one, printed, when bound to another address)")
+    run.add_argument("--web-host", metavar="NAME", type=web_host, action="append", default=[],
+                     help="a name (besides the bound address) that an http:// output answers to, as in the "
+                          "browser's address; refused otherwise, against DNS rebinding (repeatable)")
     run.add_argument("--realtime", action="store_true",
                      help="pace a video or folder at its frame rate, newest frame wins, as a camera would")
     run.add_argument("--quiet", action="store_true", help="no live status, only the summary")
@@ -145,7 +155,8 @@ def main(args):
                              read_timeout=args.read_timeout, link=security)
         with source:
             outputs = open_outputs(args.output, args.jsonl, display, fps=source.fps, web_token=args.web_token,
-                                   control=control, jsonl_max_mb=args.jsonl_max_mb, jsonl_keep=args.jsonl_keep)
+                                   control=control, jsonl_max_mb=args.jsonl_max_mb, jsonl_keep=args.jsonl_keep,
+                                   web_hosts=args.web_host)
             print("runtime: %s on %s with %s (%s; %s)" % (model.bundle.describe(), source.uri, model.backend.name,
                                                          model.backend.detail, model.backend.reason), file=sys.stderr)
             stats = run(model, source, outputs, args.max_frames, log=None if args.quiet else sys.stderr,

@@ -36,11 +36,12 @@ OPENERS = {"display": open_display, "rtp": open_stream, "rtsp": open_stream, "ht
 __all__ = ["OPENERS", "Output", "add_rotation_options", "has_screen", "open_output", "open_outputs"]
 
 
-def open_output(uri, fps=30.0, web_token=None, control=None, rotation=None) -> Output:
+def open_output(uri, fps=30.0, web_token=None, control=None, rotation=None, web_hosts=()) -> Output:
     """The output a URI names (the table in this module's docstring); a path with no scheme is a file.
     web_token: the token http:// asks for (default: none on the loopback, else a random one, printed);
     control: the vehicle wing's ControlSettings for udp://, serial:// and ros2:// (default: its defaults);
-    rotation: how FILE.jsonl rotates (files.Rotation; default: never)."""
+    rotation: how FILE.jsonl rotates (files.Rotation; default: never); web_hosts: names besides the bound
+    address that http:// answers to (--web-host)."""
     scheme = uri.partition("://")[0].lower() if "://" in uri else "file"
     if scheme not in OPENERS:
         raise UserError("--output %s: unknown kind of output (use a video file, FILE.jsonl, display://0, "
@@ -48,11 +49,12 @@ def open_output(uri, fps=30.0, web_token=None, control=None, rotation=None) -> O
                         "serial:///dev/ttyX?baud=N or ros2://TOPIC)" % uri)
     if scheme != "file" and not utf8(uri):  # a file's name may hold any bytes; addresses, devices and topics not
         raise UserError("--output %s: not UTF-8, which an address, device or topic must be" % printable(uri))
-    return OPENERS[scheme](uri, fps=fps, web_token=web_token, settings=control, rotation=rotation)
+    return OPENERS[scheme](uri, fps=fps, web_token=web_token, settings=control, rotation=rotation,
+                           web_hosts=web_hosts)
 
 
 def open_outputs(uris=(), jsonl=None, display=False, fps=30.0, web_token=None, control=None, jsonl_max_mb=None,
-                 jsonl_keep=None) -> list:
+                 jsonl_keep=None, web_hosts=()) -> list:
     """The outputs a run asked for (--output URIs, and the --jsonl and --display shorthands); if one cannot
     open, those already open are closed again. jsonl_max_mb and jsonl_keep (--jsonl-max-mb, --jsonl-keep) rotate
     every JSON-lines file among them (files.LineFile)."""
@@ -63,7 +65,7 @@ def open_outputs(uris=(), jsonl=None, display=False, fps=30.0, web_token=None, c
     opened = []
     try:
         for uri in uris:
-            opened.append(open_output(uri, fps, web_token, control, rotate))
+            opened.append(open_output(uri, fps, web_token, control, rotate, web_hosts))
         if jsonl:  # --jsonl FILE is JSON lines whatever the file's name (/dev/stdout, a FIFO, ...)
             opened.append(JsonlOutput(path_of(jsonl), rotate))
         if display:

@@ -106,8 +106,11 @@ def test_the_page_shows_the_annotated_road_and_live_stats_in_a_headless_browser(
 
 
 def test_bound_beyond_the_loopback_it_asks_for_a_token(served):
-    base, _, err = served("0.0.0.0")
+    base, _, err = served("0.0.0.0", "--web-host", "cam.example")
     token = err.read_text().split("?token=")[1].split()[0]
+    port = base.rsplit(":", 1)[1]
+    assert get(base + "/stats?token=" + token, {"Host": "cam.example:" + port})[0] == 200  # --web-host's name
+    assert get(base + "/stats?token=" + token, {"Host": "rebound.example:" + port})[0] == 421  # DNS rebinding
     assert get(base + "/stats")[0] == 401 and get(base + "/")[0] == 401 and get(base + "/stream.mjpg")[0] == 401
     status, body = get(base + "/stats?token=" + token)
     assert status == 200 and json.loads(body)["source"] == "synthetic://road"
