@@ -1,7 +1,8 @@
 """Frame -> network input, exactly as the bundle's manifest says, the same code for every backend.
 
 Frames are uint8 BGR (H x W x 3), as OpenCV gives them. Steps, as the manifest's contract orders them
-(runtime/bundle.py): crop (fractions of the frame); resize the uint8 image (its result is uint8, rounded);
+(runtime/bundle.py): crop (fractions of the frame); resize the uint8 image (its result is uint8, rounded;
+an area downscale at a non-integer factor is runtime/resize.py's exact integral route, not OpenCV's slow loop);
 then in float32, with no rounding, the colour conversion and value = colour * scale + offset, folded into
 one 3 -> C affine map (cv2.transform) that writes a preallocated buffer in the network's layout. train's
 TensorFlow pipeline (train/inputs.py) follows the same contract, so the two agree (tests/test_skew.py).
@@ -13,6 +14,7 @@ from __future__ import annotations
 import numpy as np
 
 from .errors import UserError, require
+from .resize import AreaResize, exact_area_pays
 
 # The manifest's colours as linear maps of a BGR pixel (rows: output channels) plus a bias. BT.601, as
 # OpenCV defines its float BGR2GRAY and BGR2YUV: Y = .299 R + .587 G + .114 B, U = .492 (B - Y) + 128,
@@ -43,6 +45,7 @@ class Preprocessor:
         interpolation = resize.get("interpolation", "linear")
         self.interpolation = getattr(self.cv2, _INTERPOLATIONS[interpolation]) if interpolation != "nearest" else None
         self._nearest = {}  # (height, width) of a crop -> (rows, columns) to take
+        self._area = {}  # (height, width) of a crop -> an AreaResize, or None where OpenCV's INTER_AREA stays
         self.crop = preprocess.get("crop")
         self.color = preprocess["color"]
         self.layout = input_spec["layout"]
@@ -84,6 +87,19 @@ class Preprocessor:
         rows, cols = self._nearest[key]
         return img[rows, cols]
 
+    def _resize(self, img):
+        """The uint8 image at the network's size: uint8, or float32 (whole values) from AreaResize."""
+        if self.interpolation is None:
+            return self._resize_nearest(img)
+        if self.interpolation == self.cv2.INTER_AREA:
+            key = img.shape[:2]
+            if key not in self._area:  # one per frame size: a camera gives one size
+                pays = exact_area_pays((key[1], key[0]), self.size)
+                self._area[key] = AreaResize(self.cv2, key, self.size) if pays else None
+            if self._area[key] is not None:
+                return self._area[key](img)
+        return self.cv2.resize(img, self.size, interpolation=self.interpolation)
+
     def __call__(self, frame: np.ndarray, out=None) -> np.ndarray:
         """One frame -> a (1, ...) float32 network input: written into `out` (from new_buffer()), or else
         into the one reused buffer."""
@@ -100,14 +116,11 @@ class Preprocessor:
                 raise UserError("a %dx%d frame is too small for the bundle's crop" % (w, h))
             img = img[y0:y1, x0:x1]
         if (img.shape[1], img.shape[0]) != self.size:
-            if self.interpolation is None:
-                img = self._resize_nearest(img)
-            else:
-                img = cv2.resize(img, self.size, interpolation=self.interpolation)
+            img = self._resize(img)
         out = self.buffer if out is None else out
         view = self._hw_c(out)
         dst = view if view.flags.c_contiguous else None
-        result = cv2.transform(img.astype(np.float32), self.affine, dst=dst)
+        result = cv2.transform(img if img.dtype == np.float32 else img.astype(np.float32), self.affine, dst=dst)
         if result is not view:  # NCHW (or an OpenCV that allocated anew): copy into the layout's view
             np.copyto(view, result.reshape(view.shape))
         return out

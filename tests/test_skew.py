@@ -29,8 +29,8 @@ def _both(frames_bgr, pre, shape, layout="NHWC"):
     return ours, theirs
 
 
-@pytest.mark.parametrize("interpolation, size", itertools.product(
-    ("nearest", "area", "linear"), ((1280, 720), (320, 180), (41, 37), (16, 16))))
+@pytest.mark.parametrize("interpolation, size", list(itertools.product(
+    ("nearest", "area", "linear"), ((1280, 720), (320, 180), (41, 37), (16, 16)))) + [("area", (1920, 1080))])
 def test_resizes_agree_to_one_uint8_step(interpolation, size):
     from runtime.sim import road
 
@@ -68,13 +68,15 @@ def _keras_on_train_pipeline(run, frames_bgr):
     return model.predict(prepare(rgb, meta["preprocess"], meta["input"]["layout"]), verbose=0)
 
 
-def test_a_video_through_the_runtime_matches_keras(pilot_run, pilot_bundle, tmp_path):
+@pytest.mark.parametrize("size", [(1280, 720), (1920, 1080)])
+def test_a_video_through_the_runtime_matches_keras(pilot_run, pilot_bundle, tmp_path, size):
+    """At camera sizes, where the runtime's area resize is runtime/resize.py's exact route, not OpenCV's."""
     import cv2
 
     from runtime.sim import road
 
-    frames, _ = road.sample_frames(24, 1280, 720, seed=777)  # another size than training's 320x180
-    writer = cv2.VideoWriter(str(tmp_path / "drive.avi"), cv2.VideoWriter_fourcc(*"MJPG"), 30, (1280, 720))
+    frames, _ = road.sample_frames(24, size[0], size[1], seed=777)  # other sizes than training's 320x180
+    writer = cv2.VideoWriter(str(tmp_path / "drive.avi"), cv2.VideoWriter_fourcc(*"MJPG"), 30, size)
     for f in frames:
         writer.write(f)
     writer.release()

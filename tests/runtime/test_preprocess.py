@@ -1,0 +1,76 @@
+"""The exact area downscale (runtime/resize.py) against the area average computed the long way, and against
+OpenCV's INTER_AREA that it replaces: the same tensor to one uint8 step on at most 1% of values (no timing is
+asserted: benchmarks/preprocess.py measures the speed)."""
+
+import numpy as np
+import pytest
+
+cv2 = pytest.importorskip("cv2")
+
+
+def _area_reference(img, w, h):
+    """The box average of a pixel-constant image, by the overlap of every source pixel with every box (float64)."""
+    def weights(n_in, n_out):
+        edges = np.arange(n_out + 1) * n_in / n_out
+        lo, hi = edges[:-1, None], edges[1:, None]
+        pixel = np.arange(n_in)[None, :]
+        return np.clip(np.minimum(pixel + 1, hi) - np.maximum(pixel, lo), 0, None) / (n_in / n_out)
+
+    wy, wx = weights(img.shape[0], h), weights(img.shape[1], w)
+    columns = np.tensordot(wy, img.astype(np.float64), axes=(1, 0))  # (h, W, 3)
+    return np.einsum("yjc,xj->yxc", columns, wx)
+
+
+@pytest.mark.parametrize("in_hw, out_wh", [((432, 1280), (200, 66)), ((37, 53), (10, 7)), ((20, 41), (41, 3)),
+                                           ((9, 13), (1, 1)), ((648, 1920), (200, 66))])
+def test_the_integral_route_is_the_exact_area_average_rounded(in_hw, out_wh):
+    from runtime.resize import AreaResize
+
+    rng = np.random.default_rng(sum(in_hw))
+    img = rng.integers(0, 256, in_hw + (3,), dtype=np.uint8)
+    ours = AreaResize(cv2, in_hw, out_wh)(img)
+    exact = _area_reference(img, *out_wh)
+    assert ours.dtype == np.float32 and ours.shape == (out_wh[1], out_wh[0], 3)
+    clear = np.abs(exact - np.floor(exact) - 0.5) > 1e-6  # not a tie, where either neighbour is right
+    assert np.array_equal(ours[clear], np.rint(exact[clear])) and np.abs(ours - exact).max() <= 0.5 + 1e-6
+
+
+@pytest.mark.parametrize("size", [(1280, 720), (1920, 1080)])
+def test_pilotnets_frames_are_opencvs_within_one_step_on_few_values(size):
+    """Before the colour map, on road frames at camera sizes: what the network saw before, to one uint8 step
+    where OpenCV's float32 sum lands on the other side of a half."""
+    from runtime.preprocess import Preprocessor
+    from runtime.sim import road
+
+    pre = {"crop": {"top": 0.4, "bottom": 1.0, "left": 0.0, "right": 1.0}, "color": "bgr", "scale": 1.0,
+           "offset": 0.0, "resize": {"width": 200, "height": 66, "interpolation": "area"}}
+    prep = Preprocessor(pre, {"layout": "NHWC", "shape": [None, 66, 200, 3]})
+    frames, _ = road.sample_frames(3, size[0], size[1], seed=21)
+    for frame in frames:
+        before = cv2.resize(frame[round(0.4 * size[1]):], (200, 66), interpolation=cv2.INTER_AREA)
+        diff = np.abs(prep(frame)[0] - before)
+        assert diff.max() <= 1 and np.mean(diff > 0) <= 0.01, (diff.max(), np.mean(diff > 0))
+    assert [k for k, v in prep._area.items() if v is not None] == [(size[1] - round(0.4 * size[1]), size[0])]
+
+
+@pytest.mark.parametrize("in_hw", [(132, 400), (66, 200), (12, 16), (108, 320)])
+def test_opencv_keeps_integer_factors_upscales_and_small_factors(in_hw):
+    """Where OpenCV's own INTER_AREA is fast (an integer factor: its fast path) or not a box average (an
+    upscale), or costs little (320x108), the Preprocessor's resize is OpenCV's, unchanged."""
+    from runtime.preprocess import Preprocessor
+    from runtime.resize import exact_area_pays
+
+    out = (24, 14) if in_hw == (12, 16) else (200, 66)
+    pre = {"crop": None, "color": "bgr", "scale": 1.0, "offset": 0.0,
+           "resize": {"width": out[0], "height": out[1], "interpolation": "area"}}
+    prep = Preprocessor(pre, {"layout": "NHWC", "shape": [None, out[1], out[0], 3]})
+    img = np.random.default_rng(3).integers(0, 256, in_hw + (3,), dtype=np.uint8)
+    assert not exact_area_pays((in_hw[1], in_hw[0]), out)
+    assert np.array_equal(prep(img)[0], cv2.resize(img, out, interpolation=cv2.INTER_AREA).astype(np.float32))
+
+
+def test_a_frame_too_large_for_int32_sums_takes_float64_sums():
+    from runtime.resize import AreaResize
+
+    assert AreaResize(cv2, (432, 1280), (200, 66)).sdepth == cv2.CV_32S
+    assert AreaResize(cv2, (3000, 3000), (200, 66)).sdepth == cv2.CV_64F  # 255 x 9e6 > 2**31
