@@ -3,7 +3,9 @@
 Warm-up, then N frames through the same threaded pipeline as `run`. Without --source it cycles the
 bundle's own samples held in memory at the size whose crop is the network's input (so no resize either),
 which isolates the pipeline from any decoder and from resizing (as many samples as fit the image budget
-together at that size: they are cycled, so fewer cost nothing). Reports (and --json
+together at that size: they are cycled, so fewer cost nothing). With --frame-size WxH the samples are held
+at a camera's size instead (1280x720: what a decoder hands over), so preprocessing shows at its real cost
+with no decoder in the way. Reports (and --json
 writes): backend, frames, fps, latency_ms {p50, p95, max}, stages_ms (mean per stage; capture includes
 waiting for the source), slowest_stage_fps (1000 / the largest stage mean), bare_fps (the backend alone on a
 ready input: the limit), peak_rss_mb, rss_growth_mb (resident memory after the measured frames minus before
@@ -63,6 +65,31 @@ def peak_rss_mb():
     by a big one would report its parent's peak)."""
     peak = rss_mb("VmHWM")
     return peak if peak is not None else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+def camera_sized(images, size):
+    """The frames at a camera's size (width, height), as many as fit the image budget together (cycled anyway)."""
+    import cv2
+
+    width, height = size
+    why = image_files.over_budget(width, height)
+    if why:
+        raise UserError("--frame-size %dx%d: %s" % (width, height, why))
+    kept = max(1, min(len(images), image_files.max_pixels() // (width * height)))
+    return [cv2.resize(im, (width, height), interpolation=cv2.INTER_LINEAR) for im in images[:kept]]
+
+
+def frame_size(text):
+    """--frame-size WxH -> (width, height)."""
+    import argparse
+
+    try:
+        width, height = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise argparse.ArgumentTypeError("expected WIDTHxHEIGHT, such as 1280x720: %r" % text) from None
+    if width < 1 or height < 1:
+        raise argparse.ArgumentTypeError("a frame needs a width and a height of at least 1: %r" % text)
+    return width, height
 
 
 def network_sized(bundle, images):
@@ -146,9 +173,12 @@ def trtexec_fps(engine_path, seconds=5):
     return float(match.group(1)) if match else None
 
 
-def bench(bundle_path, source_uri=None, frames=1000, backend="auto", warmup=50, started=None, log=sys.stderr):
+def bench(bundle_path, source_uri=None, frames=1000, backend="auto", warmup=50, started=None, log=sys.stderr,
+          size=None):
     with Model(bundle_path, backend=backend) as model:
-        if source_uri is None:
+        if source_uri is None and size is not None:
+            source = MemoryFrames(camera_sized(bundle_samples(model.bundle), size), "memory://samples@%dx%d" % size)
+        elif source_uri is None:
             source = MemoryFrames(network_sized(model.bundle, bundle_samples(model.bundle)))
         else:
             source = open_source(source_uri)
@@ -167,6 +197,7 @@ def bench(bundle_path, source_uri=None, frames=1000, backend="auto", warmup=50, 
         bare = bare_fps(model.backend, model.preprocess(first.image).copy())
         report = stats.as_dict()
         report.update(source=source.uri, bare_fps=round(bare, 1), peak_rss_mb=round(peak_rss_mb(), 1),
+                      frame_size=list(first.image.shape[1::-1]),
                       startup_s=None if startup is None else round(startup, 3),
                       per_frame_ms=round(1000.0 / stats.fps, 4) if stats.fps else None,
                       bare_ms=round(1000.0 / bare, 4),
@@ -181,12 +212,17 @@ def bench(bundle_path, source_uri=None, frames=1000, backend="auto", warmup=50, 
 
 
 def main(args):
-    report = bench(args.bundle, args.source, args.frames, args.backend, args.warmup, started=process_start_epoch())
-    print("%s on %s: %.1f FPS end to end (%.3f ms/frame; the backend alone %.1f FPS, %.3f ms), latency p50 %.2f "
-          "ms p95 %.2f ms, slowest stage %.1f FPS, peak RSS %.0f MB, first result %.2f s after start"
-          % (report["backend"], report["source"], report["fps"], report["per_frame_ms"], report["bare_fps"],
-             report["bare_ms"], report["latency_ms"]["p50"], report["latency_ms"]["p95"],
-             report["slowest_stage_fps"], report["peak_rss_mb"], report["startup_s"] or float("nan")))
+    if args.source is not None and args.frame_size is not None:
+        raise UserError("--frame-size sizes the frames held in memory: give it without --source")
+    report = bench(args.bundle, args.source, args.frames, args.backend, args.warmup, started=process_start_epoch(),
+                   size=args.frame_size)
+    print("%s on %s (%dx%d frames): %.1f FPS end to end (%.3f ms/frame; the backend alone %.1f FPS, %.3f ms), "
+          "latency p50 %.2f ms p95 %.2f ms, slowest stage %.1f FPS (end to end %.2f of it), peak RSS %.0f MB, "
+          "first result %.2f s after start"
+          % (report["backend"], report["source"], report["frame_size"][0], report["frame_size"][1], report["fps"],
+             report["per_frame_ms"], report["bare_fps"], report["bare_ms"], report["latency_ms"]["p50"],
+             report["latency_ms"]["p95"], report["slowest_stage_fps"], report["fps"] / report["slowest_stage_fps"],
+             report["peak_rss_mb"], report["startup_s"] or float("nan")))
     print("stages (ms/frame): " + ", ".join("%s %.3f" % kv for kv in report["stages_ms"].items())
           + "; resident memory grew %s MB over the measured frames" % report["rss_growth_mb"])
     if args.json:
@@ -201,6 +237,9 @@ def add_parser(sub):
     bench.add_argument("bundle")
     bench.add_argument("--source", "--input", dest="source", metavar="URI",
                        help="default: the bundle's samples held in memory (no decoder in the way)")
+    bench.add_argument("--frame-size", type=frame_size, metavar="WxH",
+                       help="hold the samples in memory at this camera size (1280x720), not the network's: "
+                            "preprocessing at its real cost, no decoder in the way")
     bench.add_argument("--frames", type=positive_int, default=1000, metavar="N", help="frames measured (1000)")
     bench.add_argument("--warmup", type=positive_int, default=50, metavar="N", help="frames first, not measured")
     bench.add_argument("--backend", choices=BACKENDS, default="auto")

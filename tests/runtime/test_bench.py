@@ -6,7 +6,7 @@ import json
 from tests.conftest import cli, one_line_error
 
 KEYS = {"backend", "frames", "fps", "latency_ms", "stages_ms", "slowest_stage_fps", "bare_fps", "peak_rss_mb",
-        "startup_s", "per_frame_ms", "bare_ms", "rss_growth_mb", "dropped", "source"}
+        "startup_s", "per_frame_ms", "bare_ms", "rss_growth_mb", "dropped", "source", "frame_size"}
 
 
 def test_bench_on_the_bundles_samples_in_memory(pilot_bundle, tmp_path):
@@ -14,6 +14,7 @@ def test_bench_on_the_bundles_samples_in_memory(pilot_bundle, tmp_path):
     assert proc.returncode == 0, proc.stderr
     report = json.load(open(tmp_path / "b.json"))
     assert KEYS <= set(report) and report["frames"] == 300 and report["source"] == "memory://samples"
+    assert report["frame_size"] == [200, 110]  # whose crop is the network's 200x66
     assert set(report["stages_ms"]) == {"capture", "preprocess", "infer", "postprocess", "output"}
     assert set(report["latency_ms"]) == {"p50", "p95", "max"}
     assert report["latency_ms"]["p50"] <= report["latency_ms"]["p95"] <= report["latency_ms"]["max"]
@@ -23,6 +24,21 @@ def test_bench_on_the_bundles_samples_in_memory(pilot_bundle, tmp_path):
     assert 0 < report["startup_s"] < 60
     assert 20 < report["peak_rss_mb"] < 500  # the runtime alone: no TensorFlow (which takes ~530 MB by itself)
     assert "FPS end to end" in proc.stdout and "the backend alone" in proc.stdout
+
+
+def test_bench_on_frames_in_memory_at_a_cameras_size(pilot_bundle, tmp_path):
+    """--frame-size: the samples held at a camera's size, so preprocessing (crop and area resize from 1280x432)
+    is measured at its real cost, with no decoder in the way."""
+    proc = cli("runtime", "bench", pilot_bundle, "--frame-size", "1280x720", "--frames", "60", "--warmup", "5",
+               "--json", tmp_path / "c.json")
+    assert proc.returncode == 0, proc.stderr
+    report = json.load(open(tmp_path / "c.json"))
+    assert report["frame_size"] == [1280, 720] and report["source"] == "memory://samples@1280x720"
+    assert report["stages_ms"]["preprocess"] > 0 and "(1280x720 frames)" in proc.stdout
+    assert cli("runtime", "bench", pilot_bundle, "--frame-size", "1280").returncode == 2
+    assert one_line_error(cli("runtime", "bench", pilot_bundle, "--frame-size", "1280x720", "--source",
+                              "synthetic://road"))
+    assert one_line_error(cli("runtime", "bench", pilot_bundle, "--frame-size", "100000x100000"))
 
 
 def test_frames_in_memory_are_cropped_to_exactly_the_network_input(pilot_bundle):
