@@ -1,15 +1,19 @@
 """The runtime's preprocessing, this tree's against another revision's, side by side in one run.
 
-    .venv/bin/python benchmarks/preprocess.py [--against HEAD~1] [--size 1280x720] [--frames 200] [--repeats 7]
+    .venv/bin/python benchmarks/preprocess.py [--against HEAD~1] [--sizes 1280x720 1920x1080] [--frames 200]
+                                              [--repeats 7] [--json FILE]
 
-For each of the zoo's preprocessing contracts (PilotNet's crop + area resize + YUV, the CIFAR CNN's RGB,
-the MNIST CNN's gray, the 150x150 binary classifier's RGB), both Preprocessors prepare the same raw frames
-(rendered road frames at --size) into their own buffers, in one thread with OpenCV's own threads limited
-to one (as in the runtime's capture thread on a loaded board). The two alternate, repeat by repeat, and
-the best repeat of each counts. Prints microseconds per frame and the difference; writes nothing.
+For each frame size and each of the zoo's preprocessing contracts (PilotNet's crop + area resize + YUV, the
+CIFAR CNN's RGB, the MNIST CNN's gray, the 150x150 binary classifier's RGB), both Preprocessors prepare the
+same raw frames (rendered road frames at that size) into their own buffers, in one thread with OpenCV's own
+threads limited to one (as in the runtime's capture thread on a loaded board). The two alternate, repeat by
+repeat, and the best repeat of each counts. Prints microseconds per frame, the ratio, and how many of the
+network's input values differ between the two (and by how much at most); --json writes the same.
+The revision's runtime/resize.py, where it has one, comes with its preprocess.py.
 """
 
 import argparse
+import json
 import os
 import subprocess
 import sys
@@ -23,14 +27,29 @@ sys.path.insert(0, ROOT)
 CONTRACTS = ("pilotnet", "cifar_cnn", "mnist_cnn", "binary_cnn")  # their preprocessing: train/models.py
 
 
-def preprocessor_at(revision):
-    """runtime.preprocess.Preprocessor as it was at a git revision (its own module, beside this tree's)."""
-    source = subprocess.run(["git", "show", "%s:runtime/preprocess.py" % revision], cwd=ROOT, check=True,
-                            capture_output=True, text=True).stdout
-    module = types.ModuleType("runtime.preprocess_at_%s" % revision.replace("~", "_").replace("^", "_"))
+def _module_at(revision, name):
+    """runtime/NAME.py as it was at a git revision, as a module of its own (None where it had none)."""
+    proc = subprocess.run(["git", "show", "%s:runtime/%s.py" % (revision, name)], cwd=ROOT, capture_output=True,
+                          text=True)
+    if proc.returncode != 0:
+        return None
+    module = types.ModuleType("runtime.%s_at_%s" % (name, revision.replace("~", "_").replace("^", "_")))
     module.__package__ = "runtime"
-    exec(compile(source, "%s:runtime/preprocess.py" % revision, "exec"), module.__dict__)
-    return module.Preprocessor
+    exec(compile(proc.stdout, "%s:runtime/%s.py" % (revision, name), "exec"), module.__dict__)
+    return module
+
+
+def preprocessor_at(revision):
+    """runtime.preprocess.Preprocessor as it was at a git revision (its own module, beside this tree's), with
+    that revision's runtime/resize.py in place of this tree's while it is imported."""
+    import runtime.resize
+
+    resize = _module_at(revision, "resize")
+    sys.modules["runtime.resize"] = resize or runtime.resize
+    try:
+        return _module_at(revision, "preprocess").Preprocessor
+    finally:
+        sys.modules["runtime.resize"] = runtime.resize
 
 
 def per_frame_us(prep, frames):
@@ -40,36 +59,57 @@ def per_frame_us(prep, frames):
     return (time.perf_counter() - t0) / len(frames) * 1e6
 
 
+def compare(name, other, frames, repeats):
+    """One contract on one size of frames: the best microseconds per frame of each, and how their tensors differ."""
+    import numpy as np
+
+    from runtime.preprocess import Preprocessor
+    from train import models  # the specs only: no TensorFlow until a model is built
+
+    zoo = models.get(name)
+    pre, spec = zoo.preprocess(), {"layout": zoo.layout, "shape": [None] + list(zoo.input_shape)}
+    pair = {"then": other(pre, spec), "now": Preprocessor(pre, spec)}
+    best = {"then": float("inf"), "now": float("inf")}
+    for _ in range(repeats):
+        for key, prep in pair.items():
+            best[key] = min(best[key], per_frame_us(prep, frames))
+    diff = np.abs(pair["then"].batch(frames[:20]) - pair["now"].batch(frames[:20]))
+    return {"contract": name, "then_us": round(best["then"], 1), "now_us": round(best["now"], 1),
+            "ratio": round(best["then"] / best["now"], 2), "values_differing": float(np.mean(diff > 1e-4)),
+            "largest_difference": float(diff.max())}
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--against", default="HEAD", help="the git revision to compare with (default HEAD)")
-    parser.add_argument("--size", default="1280x720", help="raw frame size WxH (default 1280x720)")
+    parser.add_argument("--sizes", nargs="+", default=["1280x720", "1920x1080"], help="raw frame sizes WxH")
     parser.add_argument("--frames", type=int, default=200)
     parser.add_argument("--repeats", type=int, default=7)
+    parser.add_argument("--json", help="write the figures here")
     args = parser.parse_args()
     import cv2
 
     from runtime.sim import road
-    from runtime.preprocess import Preprocessor
-    from train import models  # the specs only: no TensorFlow until a model is built
 
     cv2.setNumThreads(1)
-    width, height = (int(v) for v in args.size.lower().split("x"))
-    frames, _ = road.sample_frames(args.frames, width, height, seed=3)
-    frames = list(frames)
     other = preprocessor_at(args.against)
-    print("%d frames at %dx%d, best of %d interleaved repeats; microseconds per frame"
-          % (len(frames), width, height, args.repeats))
-    print("%-11s %12s %12s %10s" % ("contract", args.against, "this tree", "change"))
-    for name in CONTRACTS:
-        zoo = models.get(name)
-        pre, spec = zoo.preprocess(), {"layout": zoo.layout, "shape": [None] + list(zoo.input_shape)}
-        pair = {"then": other(pre, spec), "now": Preprocessor(pre, spec)}
-        best = {"then": float("inf"), "now": float("inf")}
-        for _ in range(args.repeats):
-            for key, prep in pair.items():
-                best[key] = min(best[key], per_frame_us(prep, frames))
-        print("%-11s %12.1f %12.1f %+9.1f" % (name, best["then"], best["now"], best["now"] - best["then"]))
+    rows = []
+    print("best of %d interleaved repeats of %d frames; microseconds per frame; values: of the network's input"
+          % (args.repeats, args.frames))
+    print("%-9s %-11s %10s %10s %7s %16s" % ("frames", "contract", args.against[:10], "this tree", "ratio",
+                                             "values differing"))
+    for size in args.sizes:
+        width, height = (int(v) for v in size.lower().split("x"))
+        frames = list(road.sample_frames(args.frames, width, height, seed=3)[0])
+        for name in CONTRACTS:
+            row = dict(compare(name, other, frames, args.repeats), size=size)
+            rows.append(row)
+            print("%-9s %-11s %10.1f %10.1f %6.2fx %9.4f%% (<=%.3g)"
+                  % (size, name, row["then_us"], row["now_us"], row["ratio"], 100 * row["values_differing"],
+                     row["largest_difference"]), flush=True)
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump({"against": args.against, "cpu_count": os.cpu_count(), "rows": rows}, f, indent=2)
 
 
 if __name__ == "__main__":
