@@ -10,6 +10,16 @@ threads limited to one (as in the runtime's capture thread on a loaded board). T
 repeat, and the best repeat of each counts. Prints microseconds per frame, the ratio, and how many of the
 network's input values differ between the two (and by how much at most); --json writes the same.
 The revision's runtime/resize.py, where it has one, comes with its preprocess.py.
+
+    .venv/bin/python benchmarks/preprocess.py --live [--against REV] [--seconds 20] [--rounds 3] [--json FILE]
+
+--live: PilotNet's bundle on a live 1280x720 GStreamer source at 30 FPS (videotestsrc is-live=true, as a
+camera hands frames over), run by `runtime.pipeline.run` with its capture thread, in the interpreter whose
+OpenCV has GStreamer (tests/runtime/gstreamer.py's board-like venv), once with the revision's runtime (a
+`git archive` of it) and once with this tree's, alternating for --rounds. Per run: the process's CPU
+milliseconds per frame (getrusage, over the measured frames only; the source's own GStreamer threads
+included, the same for both) and the pipeline's latency p50/p95 (capture to result); the medians of the
+rounds count.
 """
 
 import argparse
@@ -59,6 +69,59 @@ def per_frame_us(prep, frames):
     return (time.perf_counter() - t0) / len(frames) * 1e6
 
 
+LIVE = ("videotestsrc is-live=true pattern=ball ! video/x-raw,width=1280,height=720,framerate=30/1 ! videoconvert ! "
+        "video/x-raw,format=BGR ! appsink drop=1 max-buffers=1 sync=false")
+LIVE_RUN = """
+import json, resource, sys
+from runtime.model import Model
+from runtime.pipeline import run
+from runtime.sources import open_source
+with Model(sys.argv[1], backend="onnxruntime") as model, open_source("gst://" + sys.argv[2]) as source:
+    run(model, source, max_frames=60, log=None)  # warm-up: the session made, the source running
+    before = resource.getrusage(resource.RUSAGE_SELF)
+    stats = run(model, source, seconds=float(sys.argv[3]), log=None)
+    after = resource.getrusage(resource.RUSAGE_SELF)
+cpu = (after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime) * 1000.0
+print("LIVE " + json.dumps({"frames": stats.frames, "fps": stats.fps, "cpu_ms_per_frame": cpu / stats.frames,
+                            "latency_p50_ms": stats.percentile(50), "latency_p95_ms": stats.percentile(95),
+                            "preprocess_ms": stats.stages()["preprocess"]}))
+"""
+
+
+def live(args):
+    """PilotNet on a live 720p source at 30 FPS: CPU ms a frame and latency, the revision's runtime against this
+    tree's, in the interpreter whose OpenCV has GStreamer."""
+    import statistics
+    import tempfile
+
+    sys.path.insert(0, ROOT)
+    from tests.runtime.gstreamer import system_python
+
+    python, bundle = system_python(), os.path.join(ROOT, "tests", "runtime", "bundles", "pilotnet")
+    with tempfile.TemporaryDirectory() as then:
+        archive = subprocess.run(["git", "archive", args.against, "runtime"], cwd=ROOT, check=True,
+                                 capture_output=True).stdout
+        subprocess.run(["tar", "-x", "-C", then], input=archive, check=True)
+        runs = {args.against: [], "this tree": []}
+        for _ in range(args.rounds):
+            for key, root in ((args.against, then), ("this tree", ROOT)):
+                proc = subprocess.run([python, "-c", LIVE_RUN, bundle, LIVE, str(args.seconds)], cwd=root,
+                                      capture_output=True, text=True, env=dict(os.environ, PYTHONPATH=root))
+                line = [ln for ln in proc.stdout.splitlines() if ln.startswith("LIVE ")]
+                if not line:
+                    raise SystemExit("%s: %s" % (key, proc.stderr[-2000:]))
+                runs[key].append(json.loads(line[0][5:]))
+                print(key, runs[key][-1], flush=True)
+    medians = {key: {k: round(statistics.median(r[k] for r in rs), 3) for k in rs[0]} for key, rs in runs.items()}
+    for key, m in medians.items():
+        print("%-10s %5.1f FPS  CPU %.2f ms/frame  latency p50 %.2f ms p95 %.2f ms  preprocess %.2f ms"
+              % (key, m["fps"], m["cpu_ms_per_frame"], m["latency_p50_ms"], m["latency_p95_ms"], m["preprocess_ms"]))
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump({"against": args.against, "source": LIVE, "seconds": args.seconds, "medians": medians,
+                       "runs": runs}, f, indent=2)
+
+
 def compare(name, other, frames, repeats):
     """One contract on one size of frames: the best microseconds per frame of each, and how their tensors differ."""
     import numpy as np
@@ -86,7 +149,12 @@ def main():
     parser.add_argument("--frames", type=int, default=200)
     parser.add_argument("--repeats", type=int, default=7)
     parser.add_argument("--json", help="write the figures here")
+    parser.add_argument("--live", action="store_true", help="PilotNet on a live 720p GStreamer source instead")
+    parser.add_argument("--seconds", type=float, default=20.0, help="--live: seconds measured per run")
+    parser.add_argument("--rounds", type=int, default=3, help="--live: runs of each, alternating")
     args = parser.parse_args()
+    if args.live:
+        return live(args)
     import cv2
 
     from runtime.sim import road
