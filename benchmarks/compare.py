@@ -1,8 +1,8 @@
 """Side by side, in one run, on the same frames and the same model: what users would write instead, and
 this runtime. Run by hand (it takes minutes); it writes the README's performance table.
 
-    .venv/bin/python benchmarks/compare.py [--models pilotnet cifar_cnn binary_cnn] [--sources memory video road]
-                                           [--out benchmarks/results]
+    .venv/bin/python benchmarks/compare.py [--models pilotnet cifar_cnn binary_cnn]
+                                           [--sources memory 720p 1080p video road] [--out benchmarks/results]
 
 Approaches, each measured in a process of its own (so peak memory is its own):
     keras_predict   the lecture's way: preprocess, then model.predict(x) per frame
@@ -12,8 +12,10 @@ Approaches, each measured in a process of its own (so peak memory is its own):
                     the same)
     bare            the runtime's backend alone on one ready input (the limit for any pipeline)
     runtime         runtime.run(): threaded capture + preprocessing, inference, overlay drawn
-Sources: frames in memory (the bundle's samples at the size whose crop is the network input), a 1280x720
-H.264 video (made with GStreamer's x264enc by the system Python), and synthetic://road (rendered).
+Sources: frames in memory (the bundle's samples at the size whose crop is the network input), the same
+samples in memory at camera sizes (720p: 1280x720, 1080p: 1920x1080, as `runtime bench --frame-size` holds
+them: the whole preprocessing and no decoder), a 1280x720 H.264 video (made with GStreamer's x264enc by the
+system Python), and synthetic://road (rendered).
 Models are the zoo's networks with fresh weights: speed does not depend on what they learned.
 Each approach runs --repeats times (5; Keras's twice: it is 7-230x slower, its precision does not matter),
 interleaved with the others; the best run gives its FPS, and the median of its runs its peak memory (the
@@ -42,6 +44,9 @@ APPROACHES = ("keras_predict", "keras_call", "bare", "sequential", "runtime")
 KERAS_REPEATS = 2
 FRAMES = {"keras_predict": 50, "keras_call": 120, "sequential": 1500, "bare": 2000, "runtime": 1500}
 MEMORY_FRAMES = 4000  # frames in memory run at thousands a second: longer runs, less of this machine's noise
+CAMERA_SIZES = {"720p": (1280, 720), "1080p": (1920, 1080)}  # sources: frames in memory at a camera's size
+IN_MEMORY = ("memory",) + tuple(CAMERA_SIZES)
+CAMERA_FRAMES = 1500  # a few hundred a second at camera sizes
 WARMUP = 20  # frames before the measured ones, for every approach (the runtime's warm-up is a run of its own)
 VIDEO_FRAMES = 240
 
@@ -108,8 +113,8 @@ def frames_from(source, bundle):
     """An endless iterator of BGR frames, read as each approach would read them."""
     import cv2
 
-    if source == "memory":
-        images = frames_from_list(bundle)
+    if source in IN_MEMORY:
+        images = frames_from_list(bundle, source)
         while True:
             yield from images
     elif source == "road":
@@ -194,7 +199,7 @@ def measure(approach, source, bundle, run_dir, frames):
 
         from runtime.postprocess import Postprocessor
 
-        step = tutorial_step(session, name, pre, Postprocessor(b.task, b.labels, b.outputs, b.steering))
+        step = tutorial_step(session, name, pre, Postprocessor(b.task, b.labels, b.outputs, b.curvature_per_unit))
     elif approach == "bare":
         from runtime.model import Model
 
@@ -240,13 +245,13 @@ def measure_runtime(source, bundle, frames):
     from runtime.sources import open_source
 
     with Model(bundle, backend="onnxruntime") as model:
-        if source == "memory":
-            src = MemoryFrames(frames_from_list(bundle))
+        if source in IN_MEMORY:
+            src = MemoryFrames(frames_from_list(bundle, source))
         elif source == "road":
             src = open_source("synthetic://road")
         else:
             src = open_source(source, loop=True)
-        inline = source == "memory"  # as `runtime bench` reads frames in memory
+        inline = source in IN_MEMORY  # as `runtime bench` reads frames in memory
         with src:
             run(model, src, [_drawn()], max_frames=WARMUP, log=None, capture_thread=not inline)
             stats = run(model, src, [_drawn()], max_frames=frames, log=None, capture_thread=not inline)
@@ -254,13 +259,16 @@ def measure_runtime(source, bundle, frames):
             "slowest_stage_fps": stats.slowest_stage_fps}
 
 
-def frames_from_list(bundle):
-    """The bundle's samples at the size whose crop is the network input, as `runtime bench` holds them."""
+def frames_from_list(bundle, source="memory"):
+    """The bundle's samples at the size whose crop is the network input, or at a camera's size, as `runtime
+    bench` holds them (without and with --frame-size)."""
     from runtime import bundle as bundle_format
-    from runtime.commands.bench import network_sized
+    from runtime.commands.bench import camera_sized, network_sized
     from runtime.bundle import bundle_samples
 
     b = bundle_format.load(bundle)
+    if source in CAMERA_SIZES:
+        return camera_sized(bundle_samples(b), CAMERA_SIZES[source])
     return network_sized(b, bundle_samples(b))
 
 
@@ -339,7 +347,8 @@ def chart(results, path):
 def main():
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--models", nargs="+", default=["pilotnet", "cifar_cnn", "binary_cnn"])
-    p.add_argument("--sources", nargs="+", default=["memory", "video", "road"])
+    p.add_argument("--sources", nargs="+", default=["memory", "720p", "1080p", "video", "road"],
+                   choices=["memory", "720p", "1080p", "video", "road"])
     p.add_argument("--out", default=os.path.join(HERE, "results"))
     p.add_argument("--repeats", type=int, default=5,
                    help="rounds, each running every approach once (Keras's only in the first %d)" % KERAS_REPEATS)
@@ -375,8 +384,8 @@ def main():
                     frames = FRAMES[approach]
                     if source == "video" and approach not in ("keras_predict", "keras_call"):
                         frames = min(frames, 600)
-                    elif source == "memory" and approach in ("sequential", "runtime"):
-                        frames = MEMORY_FRAMES
+                    elif source in IN_MEMORY and approach in ("sequential", "runtime"):
+                        frames = MEMORY_FRAMES if source == "memory" else CAMERA_FRAMES
                     r = pair[approach] = one(approach, src, bundle, run_dir, frames)
                     peaks.setdefault(approach, []).append(r["peak_rss_mb"])
                     if approach not in best or r["fps"] > best[approach]["fps"]:
