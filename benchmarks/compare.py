@@ -113,10 +113,11 @@ def frames_from(source, bundle):
     """An endless iterator of BGR frames, read as each approach would read them."""
     import cv2
 
-    if source in IN_MEMORY:
-        images = frames_from_list(bundle, source)
-        while True:
-            yield from images
+    if source in IN_MEMORY:  # each read copied into a reused buffer, as runtime bench's MemoryFrames (a decoder's
+        from runtime.commands.bench import MemoryFrames  # write), so both loops pay the same for reading
+
+        for image, _ in MemoryFrames(frames_from_list(bundle, source))._images():
+            yield image
     elif source == "road":
         from runtime.sim.simulator import Simulator
 
