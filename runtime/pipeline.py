@@ -40,6 +40,7 @@ import time
 from . import overlay
 from .signals import StopRequest
 from .systemd import Watchdog
+from .uri import without_credentials
 from .outputs.base import OutputStopped
 from .quantiles import Histogram, Window
 from .sources.base import sleep_unless
@@ -350,7 +351,7 @@ def run(model, source, outputs=(), max_frames=None, status_every=5.0, log=sys.st
         frames = stream(model, source, max_frames, realtime, capture_thread, stop=should_stop)
         loop = iter(frames)
         what = model.bundle.path if model is not None else "recording"
-        watchdog.ready("%s on %s" % (what, getattr(source, "uri", "")))
+        watchdog.ready("%s on %s" % (what, without_credentials(getattr(source, "uri", ""))))
         try:
             _loop(frames, loop, outputs, stats, overlays, model.times if model is not None else NO_MODEL_TIMES,
                   status_every, log, ctrl_c, watchdog)

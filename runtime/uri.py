@@ -33,3 +33,16 @@ def port_text(netloc):
         rest = hostport.partition("]")[2]
         return rest[1:] if rest.startswith(":") else ""
     return hostport.rpartition(":")[2] if ":" in hostport else ""
+
+
+def without_credentials(uri):
+    """The URI with any user:password@ removed from its authority (rtsp://admin:secret@cam/1 -> rtsp://cam/1),
+    for what others may see: the browser view, systemd's status, logs."""
+    scheme, sep, rest = str(uri).partition("://")
+    if not sep:
+        return str(uri)
+    end = min([i for i in (rest.find("/"), rest.find("?"), rest.find("#")) if i >= 0] or [len(rest)])
+    authority, tail = rest[:end], rest[end:]
+    if "@" not in authority:
+        return str(uri)
+    return scheme + sep + authority.rpartition("@")[2] + tail

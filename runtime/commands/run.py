@@ -10,13 +10,14 @@ import sys
 from ..backends import NAMES as BACKENDS
 from ..backends.tensorrt.engines import PRECISIONS
 from ..cli import add_max_image_pixels, fraction, lost_for_good, milliseconds, number_in, positive_float, positive_int
-from ..errors import UserError
+from ..errors import UserError, printable
 from ..gst_launch import CODECS
 from ..model import Model
 from ..outputs import add_rotation_options, has_screen, open_outputs
 from ..outputs.web import host_problem, token_problem
 from ..pipeline import run
 from ..sources import DEFAULT_RECONNECT_TIMEOUT, FLIPS, open_source
+from ..uri import without_credentials
 from ..vehicle import ros2
 from ..vehicle import sender as control_output
 from ..vehicle.link import add_link_options, link_security
@@ -157,7 +158,8 @@ def main(args):
             outputs = open_outputs(args.output, args.jsonl, display, fps=source.fps, web_token=args.web_token,
                                    control=control, jsonl_max_mb=args.jsonl_max_mb, jsonl_keep=args.jsonl_keep,
                                    web_hosts=args.web_host)
-            print("runtime: %s on %s with %s (%s; %s)" % (model.bundle.describe(), source.uri, model.backend.name,
+            print("runtime: %s on %s with %s (%s; %s)" % (printable(model.bundle.describe()),
+                                                         printable(without_credentials(source.uri)), model.backend.name,
                                                          model.backend.detail, model.backend.reason), file=sys.stderr)
             stats = run(model, source, outputs, args.max_frames, log=None if args.quiet else sys.stderr,
                         realtime=args.realtime)

@@ -60,7 +60,7 @@ import time
 
 from .. import platform
 from ..errors import UserError, printable, require
-from ..uri import port_number
+from ..uri import port_number, without_credentials
 from .base import Output
 
 try:
@@ -172,6 +172,12 @@ class Hosts:
         return name is not None and (name in self.names or (self.any_ip and _is_ip(name)))
 
 
+SINGLE_FIELDS = frozenset(("host", "content-length", "content-type", "content-location", "content-range",
+                           "etag", "from", "if-modified-since", "if-range", "if-unmodified-since", "location",
+                           "max-forwards", "referer", "retry-after", "user-agent", "authorization",
+                           "proxy-authorization", "range", "transfer-encoding", "expect", "origin"))
+
+
 def head_problem(head, hosts):
     """(status, why) when a request's head (bytes up to its blank line) is not one this server takes, else None:
     GET or HEAD, a path, HTTP/1.x, well-formed header lines, one Host that hosts allows, no body."""
@@ -183,15 +189,16 @@ def head_problem(head, hosts):
         return 405, "a method other than GET or HEAD"
     if len(lines) > MAX_FIELDS + 1:
         return 431, "over %d header lines" % MAX_FIELDS
-    host = None
+    host, seen = None, set()
     for line in lines[1:]:
         field = _FIELD.match(line)
         if field is None:
             return 400, "a malformed header line"
         name, value = field.group(1).lower(), field.group(2).strip()
+        if name in SINGLE_FIELDS and name in seen:  # aiohttp's parser refuses these twice, with its own page
+            return 400, "two %s headers" % ("Host" if name == "host" else name)
+        seen.add(name)
         if name == "host":
-            if host is not None:
-                return 400, "two Host headers"
             host = value
         elif name == "transfer-encoding" or (name == "content-length" and value != "0"):
             return 400, "a request with a body"
@@ -280,8 +287,13 @@ class _ToRateLog(logging.Handler):
 
     def emit(self, record):
         exc = record.exc_info[1] if record.exc_info else None
-        kind = "server: %s%s" % (record.msg, " (%s)" % type(exc).__name__ if exc is not None else "")
-        self.ratelog.note(kind, str(exc) if exc is not None else "")
+        template = re.sub(r"%[-#0-9.]*[a-z]", "...", str(record.msg))  # the kind: the message without its values
+        kind = "server: %s%s" % (template, " (%s)" % type(exc).__name__ if exc is not None else "")
+        try:
+            detail = record.getMessage()
+        except (TypeError, ValueError):
+            detail = template
+        self.ratelog.note(kind, "%s: %s" % (detail, exc) if exc is not None else detail)
 
 
 def server_logger(ratelog):
@@ -599,7 +611,7 @@ class WebOutput(Output):
 
     def bind(self, model, source, stats):
         self.stats = stats
-        self.info = {"model": model.bundle.describe(), "source": source.uri,
+        self.info = {"model": model.bundle.describe(), "source": without_credentials(source.uri),
                      "backend": "%s (%s)" % (model.backend.name, model.backend.detail)}
 
         if platform.is_jetson():
@@ -781,6 +793,8 @@ class WebOutput(Output):
         response = web.StreamResponse(headers={"Content-Type": "multipart/x-mixed-replace; boundary=" + BOUNDARY,
                                                "Cache-Control": "no-store"})
         await response.prepare(request)
+        if request.method == "HEAD":  # the headers only: an endless body would be read as the next answer
+            return response
         self.viewers += 1
         sent = 0
         try:

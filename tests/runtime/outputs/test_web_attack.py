@@ -306,6 +306,8 @@ def test_only_the_hosts_it_answers_to(view, monkeypatch):
 
 
 BAD = [
+    b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: a\r\nContent-Type: b\r\n\r\n",  # aiohttp's own page
+    b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 0\r\nContent-length: 0\r\n\r\n",  # (found by attack)
     b"\x16\x03\x01\x00\xa5\x01\x00\x00\xa1\x03\x03" + bytes(range(256)) + b"\r\n\r\n",  # TLS to a plain port
     b"GET\r\n\r\n",
     b"GET / HTTP/2.0\r\nHost: 127.0.0.1\r\n\r\n",
@@ -390,3 +392,42 @@ def test_markup_in_a_model_name_is_shown_as_text_in_a_headless_browser(view):
     assert "<td>model</td><td>pilot &lt;img src=x" in dom, dom[-3000:]  # the script ran, and set it as text
     assert re.search(r"<title>(.*?)</title>", dom).group(1) == "runtime", dom[:500]
     assert '<b id="injected">' not in dom and "<img src=\"x\"" not in dom, dom[-3000:]
+
+
+def test_a_head_of_the_stream_is_headers_only_and_credentials_never_shown(view):
+    """HEAD /stream.mjpg ends after its headers (an endless body would be read as the next answer); a camera's
+    user:password in its URI never reaches /stats (found by attacking the view)."""
+    out, base = view
+
+    class Source:
+        uri = "rtsp://admin:S3cret@192.0.2.10:554/stream1"
+
+    class Backend:
+        name, detail = "onnxruntime", "CPU"
+
+    class Bundle:
+        @staticmethod
+        def describe():
+            return "pilotnet"
+
+    class Model:
+        bundle, backend = Bundle(), Backend()
+
+    from runtime.pipeline import Stats
+
+    out.bind(Model(), Source(), Stats("test"))
+    answer = exchange(out.port, b"HEAD /stream.mjpg?token=%s HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n"
+                                b"\r\n" % TOKEN.encode())
+    assert answer.startswith(b"HTTP/1.1 200") and answer.endswith(b"\r\n\r\n"), answer[-200:]
+    stats = exchange(out.port, b"GET /stats?token=%s HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
+                     % TOKEN.encode())
+    assert b"rtsp://192.0.2.10:554/stream1" in stats and b"S3cret" not in stats and b"admin" not in stats
+
+
+def test_credentials_are_taken_out_of_a_uri():
+    from runtime.uri import without_credentials
+
+    assert without_credentials("rtsp://admin:S3cret@cam:554/1?x=@") == "rtsp://cam:554/1?x=@"
+    assert without_credentials("rtsp://cam/1") == "rtsp://cam/1" and without_credentials("/dev/video0") == "/dev/video0"
+    assert without_credentials("rtsp://u@[::1]:8554") == "rtsp://[::1]:8554"
+    assert without_credentials("rtsp://cam?x=a@b") == "rtsp://cam?x=a@b"
