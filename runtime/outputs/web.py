@@ -500,7 +500,11 @@ class Gate:
 
     def _take(self, sock, client):
         if self.clients.get(client, 0) >= self.per_client:
-            return self._refuse(sock, client, "over %d connections from one address" % self.per_client)
+            victim = self.victim(client, 0.0)  # the address's own oldest idle one makes room, with no grace (a
+            if victim is None:                 # NAT, a tunnel: a viewer may share its address with whoever holds
+                # the rest; churning them only closes their own)
+                return self._refuse(sock, client, "over %d connections from one address" % self.per_client)
+            victim.drop("closed the oldest idle connection from one address: over %d from it" % self.per_client)
         conn = Connection(self, client)
         self.conns[conn] = None
         self.clients[client] = self.clients.get(client, 0) + 1
@@ -524,14 +528,23 @@ class Gate:
             pass
         sock.close()
 
-    def victim(self):
-        """The oldest connection that has made no request with the token and is not in one, if it is older than
-        GRACE_S (a viewer's new connection gets the time to send its request), else None."""
+    def victim(self, client=None, grace=None):
+        """The connection to close to make room (of client's only, when given): the oldest that has made no
+        request with the token and is not in one, if it is older than GRACE_S (a viewer's new connection gets the
+        time to send its request); else the one idle longest between requests (a keep-alive connection: a
+        viewer's next fetch opens another; where there is no token every request counts as having it), if idle
+        for GRACE_S; else None. A request in progress (a viewer's stream) is never closed."""
+        if grace is None:
+            grace = GRACE_S if self.short_since is None else SHORT_GRACE_S
+        now, idle = time.monotonic(), None
         for conn in self.conns:
-            if not conn.proven and conn.state != "busy":
-                grace = GRACE_S if self.short_since is None else SHORT_GRACE_S
-                return conn if time.monotonic() - conn.opened >= grace else None
-        return None
+            if client is not None and conn.client != client:
+                continue
+            if not conn.proven and conn.state not in ("busy", "sent"):
+                return conn if now - conn.opened >= grace else None
+            if conn.state == "idle" and now - conn.since >= grace and (idle is None or conn.since < idle.since):
+                idle = conn
+        return idle
 
     def forget(self, conn):
         if conn in self.conns:

@@ -431,3 +431,30 @@ def test_credentials_are_taken_out_of_a_uri():
     assert without_credentials("rtsp://cam/1") == "rtsp://cam/1" and without_credentials("/dev/video0") == "/dev/video0"
     assert without_credentials("rtsp://u@[::1]:8554") == "rtsp://[::1]:8554"
     assert without_credentials("rtsp://cam?x=a@b") == "rtsp://cam?x=a@b"
+
+
+def test_a_viewer_gets_in_past_connections_from_its_own_address_and_keep_alives_without_a_token(monkeypatch):
+    """Found by attacking the view: 16 silent connections from the viewer's own address (a NAT, the SSH tunnel),
+    reopened as soon as closed, refused it 28 times in 29; and with no token (127.0.0.1), connections that
+    kept asking /healthz every 3 s held every place. Now the address's own oldest idle connection, and then the
+    one idle longest between requests, make room."""
+    monkeypatch.setattr(web, "MAX_CONNECTIONS", 8)
+    out = web.WebOutput("127.0.0.1", free_port(), token=None, log=None)
+    held = []
+    try:
+        assert out.gate.cap == 8 and out.gate.per_client == 4
+        held += [attacker("127.0.0.1", out.port) for _ in range(4)]  # silent, from the viewer's address
+        wait_until(lambda: out.gate.clients.get("127.0.0.1") == 4, "four connections from 127.0.0.1")
+        assert page_time(out.port, "/healthz", "127.0.0.1")[1].startswith((b"HTTP/1.1 200", b"HTTP/1.1 503"))
+        for source in ("127.0.3.1", "127.0.3.2"):  # keep-alive, each having made a request: every place taken
+            for _ in range(4):
+                c = attacker(source, out.port)
+                c.sendall(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+                held.append(c)
+        wait_until(lambda: sum(1 for c in out.gate.conns if c.proven) >= 8, "eight keep-alive connections")
+        time.sleep(web.GRACE_S)
+        assert page_time(out.port, "/healthz", "127.0.0.1")[1].startswith((b"HTTP/1.1 200", b"HTTP/1.1 503"))
+    finally:
+        for c in held:
+            c.close()
+        out.close()
