@@ -160,6 +160,8 @@ class LineFile:
 
     def write(self, data):
         """One whole line; OSError (the file cut back to its last whole line) when it cannot be written."""
+        if self.regular:  # the size as it is, not as it was: logrotate's copytruncate may have emptied it
+            self.end = os.fstat(self.fd).st_size
         if self.rotation is not None and self.end and self.end + len(data) > self.rotation.max_bytes:
             self._rotate()
         try:

@@ -187,3 +187,19 @@ def test_rotation_without_a_file_to_rotate_is_one_line(capsys):
     args = build_parser().parse_args(["vehicle", "--listen", "udp://127.0.0.1:1", "--jsonl-keep", "3"])
     with pytest.raises(UserError, match="give --jsonl FILE too"):
         vehicle.main(args)
+
+
+def test_a_file_emptied_by_logrotates_copytruncate_is_measured_as_it_is(tmp_path):
+    """Found by attacking: after logrotate's copytruncate the writer still counted the old size, so it rotated too
+    early (and a failed write could cut the file back past its end, padding it with NUL bytes)."""
+    from runtime.outputs.files import LineFile, Rotation
+
+    path = tmp_path / "run.jsonl"
+    out = LineFile(str(path), Rotation(1000, 2))
+    for i in range(9):
+        out.write(b'{"i": %d, "pad": "%s"}\n' % (i, b"x" * 80))
+    os.truncate(path, 0)  # what copytruncate does after copying
+    out.write(b'{"after": "%s"}\n' % (b"y" * 180))
+    out.close()
+    assert not os.path.exists(str(path) + ".1")  # 200 bytes in an empty file: no rotation
+    assert path.read_bytes().startswith(b'{"after"') and b"\0" not in path.read_bytes()
