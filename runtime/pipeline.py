@@ -73,6 +73,7 @@ class Stats:
         self.stopped = None  # why an output stopped the run (outputs.OutputStopped: a full disk)
         self.start = time.perf_counter()
         self.end = self.start
+        self.last_frame = time.monotonic()  # when the last frame was counted (the start, before the first)
 
     def add(self, latency_ms, capture_s, model_times, output_s):
         """One frame: its latency, its capture and output seconds, and the model's stage seconds (Model.times)."""
@@ -86,6 +87,7 @@ class Stats:
         s["postprocess"] += model_times["postprocess"]
         s["output"] += output_s
         self.end = time.perf_counter()
+        self.last_frame = time.monotonic()
 
     @property
     def fps(self):
@@ -327,6 +329,16 @@ def stream(model, source, max_frames=None, realtime=False, capture_thread=True, 
 
 
 NO_MODEL_TIMES = {"preprocess": 0.0, "infer": 0.0, "postprocess": 0.0}
+STARVED_S = 60.0  # no frame for this long, nor for twice the source's own read and reconnect timeouts: hung
+
+
+def starved_after(source):
+    """Seconds without a frame after which the loop stops feeding systemd's watchdog: a capture stuck inside its
+    source (an opener blocked in native code) is then restarted, while a camera that reconnects, a slowly paced
+    source or a model that loads is given its time."""
+    own = (getattr(source, "read_timeout", None) or 0.0) + (getattr(source, "reconnect_timeout", None) or 0.0)
+    fps = getattr(source, "fps", None) or 0.0
+    return max(STARVED_S, 2.0 * own, 3.0 / fps if fps > 0 else 0.0)
 
 
 def run(model, source, outputs=(), max_frames=None, status_every=5.0, log=sys.stderr, realtime=False,
@@ -343,9 +355,11 @@ def run(model, source, outputs=(), max_frames=None, status_every=5.0, log=sys.st
         out.bind(model, source, stats)
     end = None if seconds is None else time.monotonic() + seconds
     watchdog = Watchdog.from_env()  # under systemd (Type=notify, WatchdogSec=): a loop that hangs is restarted
+    patience = starved_after(source)
     with StopRequest() as ctrl_c:
         def should_stop():  # asked before every frame, and every 0.1 s while none comes (a reconnecting camera)
-            watchdog.alive()
+            if time.monotonic() - stats.last_frame < patience:  # not a capture stuck inside its source for good
+                watchdog.alive()
             return ctrl_c.requested or (end is not None and time.monotonic() >= end)
 
         frames = stream(model, source, max_frames, realtime, capture_thread, stop=should_stop)

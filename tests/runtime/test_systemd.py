@@ -10,6 +10,7 @@ import threading
 import time
 import uuid
 
+import numpy as np
 import pytest
 
 from runtime.systemd import Watchdog
@@ -46,11 +47,13 @@ class Systemd:
     def listen(self):
         """Read in a thread of its own from now on, as systemd does: the kernel queues only
         /proc/sys/net/unix/max_dgram_qlen datagrams (10 by default), and a sender then gets EAGAIN."""
-        self.heard, self.stop = [], threading.Event()
+        self.heard, self.timed, self.stop = [], [], threading.Event()
 
         def read():
             while not self.stop.is_set():
-                self.heard.extend(self.received(0.05))
+                got = self.received(0.05)
+                self.heard.extend(got)
+                self.timed.extend((time.monotonic(), text) for text in got)
 
         self.thread = threading.Thread(target=read, daemon=True)
         self.thread.start()
@@ -240,3 +243,38 @@ def test_a_loop_that_hangs_stops_feeding_the_watchdog(tmp_path, monkeypatch):
     pings = [t for t, text in arrivals if text == "WATCHDOG=1\n"]
     assert len(pings) >= 5
     assert max(b - a for a, b in zip(pings, pings[1:])) >= 0.9  # silent while the loop hung
+
+
+def test_a_capture_stuck_inside_its_source_stops_feeding_the_watchdog(tmp_path, monkeypatch):
+    """Found by attacking: the loop fed the watchdog every 0.1 s while waiting for a frame, so a capture thread
+    stuck for good inside its source (an opener blocked in native code) was never restarted. Now it stops once
+    no frame has come for starved_after(source) (60 s, or the source's own timeouts; 0.5 s here)."""
+    import threading
+
+    from runtime import pipeline
+    from runtime.sources.base import Source
+
+    monkeypatch.setattr(pipeline, "STARVED_S", 0.5)
+    receiver = Systemd(str(tmp_path / "notify")).listen()
+    monkeypatch.setenv("NOTIFY_SOCKET", str(tmp_path / "notify"))
+    monkeypatch.setenv("WATCHDOG_USEC", "100000")
+    monkeypatch.setenv("WATCHDOG_PID", str(os.getpid()))
+    stuck = threading.Event()
+
+    class Stuck(Source):
+        uri, live, fps = "stuck://", False, 0.0
+
+        def _images(self):
+            for _ in range(3):
+                yield np.zeros((36, 64, 3), np.uint8), None
+            stuck.wait(30)  # blocked, as in native code
+            return
+
+    source = Stuck()
+    stats = pipeline.run(None, source, [], log=None, seconds=2.0)
+    stuck.set()
+    receiver.close()
+    ready = next(t for t, text in receiver.timed if text.startswith("READY=1"))
+    pings = [t for t, text in receiver.timed if text == "WATCHDOG=1\n"]
+    assert stats.frames == 3 and pings
+    assert pings[-1] - ready < 1.2  # fed for 0.5 s after the last frame, then none in the rest of the 2 s run
