@@ -32,8 +32,6 @@ import stat
 import struct
 import tempfile
 
-import numpy as np
-
 from .errors import UserError, printable, require
 
 ENV = "OPENCV_IO_MAX_IMAGE_PIXELS"
@@ -363,6 +361,8 @@ def read_image(path, budget=None):
             data = f.read()
         except OSError as exc:
             raise ImageError(path, exc.strerror or str(exc)) from None
+
+    import numpy as np  # here: train's log reader imports this module where numpy may be missing
 
     cv2 = require("cv2", "opencv", "reading images")
     try:
