@@ -35,6 +35,15 @@ def free_udp_port():
         return s.getsockname()[1]
 
 
+def free_tcp_port():
+    """A TCP port on the loopback that nothing holds now."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
 def one_line_error(proc):
     """Exit status 2 and a single line on stderr (no traceback)."""
     lines = [ln for ln in proc.stderr.splitlines() if ln.strip()]

@@ -20,7 +20,7 @@ import numpy as np
 import pytest
 
 from tests.runtime.conftest import tmpfs
-from tests.conftest import ROOT
+from tests.conftest import ROOT, free_tcp_port
 
 BIG = 16000  # 16000 x 16000 = 256,000,000 pixels: 768 MB decoded, a 1 MB PNG of zeros
 
@@ -513,14 +513,6 @@ def test_a_web_token_that_cannot_go_in_a_url_unescaped_is_one_line(pilot_bundle)
     assert token_problem("s3cret-._~A9") is None
     with pytest.raises(UserError, match="--web-token: a token goes"):  # every request was a 500 and a traceback
         WebOutput("127.0.0.1", free_tcp_port(), token=os.fsdecode(b"\xff"), log=None)
-
-
-def free_tcp_port():
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def test_an_error_is_one_line_whatever_a_name_holds(pilot_bundle, tmp_path, capsys):

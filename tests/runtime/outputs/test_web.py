@@ -14,15 +14,9 @@ import urllib.request
 
 import pytest
 
-from tests.conftest import ROOT, cli, one_line_error
+from tests.conftest import ROOT, cli, free_tcp_port, one_line_error
 
 pytest.importorskip("aiohttp")
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def get(url, headers=None, timeout=5):
@@ -49,7 +43,7 @@ def wait_until(predicate, what, seconds=60):
 @pytest.fixture
 def served(pilot_bundle, tmp_path):
     """`runtime run` on the road at 30 fps with an http:// output; yields (base URL, the process, its stderr file)."""
-    port = free_port()
+    port = free_tcp_port()
     err = tmp_path / "err.txt"
 
     def start(host="127.0.0.1", *extra):
@@ -132,7 +126,7 @@ def test_a_viewer_that_never_reads_does_not_stall_the_pipeline(pilot_bundle):
     from runtime import Model, open_source, run
     from runtime.outputs.web import WebOutput
 
-    port = free_port()
+    port = free_tcp_port()
     web = WebOutput("127.0.0.1", port, log=None)
     stalled = socket.create_connection(("127.0.0.1", port))
     stalled.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)

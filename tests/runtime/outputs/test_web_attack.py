@@ -15,7 +15,7 @@ import time
 
 import pytest
 
-from tests.conftest import ROOT
+from tests.conftest import ROOT, free_tcp_port
 
 pytest.importorskip("aiohttp")
 
@@ -55,12 +55,6 @@ for i in range(60 * 600):
 """
 
 
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def wait_until(predicate, what, seconds=20):
     deadline = time.monotonic() + seconds
     while not predicate():
@@ -74,7 +68,7 @@ class Served:
     is what the process holds, not what the allocator kept for later (it wandered by 10 MB otherwise)."""
 
     def __init__(self, tmp_path, stall=web.STALL_S, limit=0, free=0):
-        self.port = free_port()
+        self.port = free_tcp_port()
         self.err_path = tmp_path / "server-err.txt"
         with open(self.err_path, "w") as err:
             self.proc = subprocess.Popen([sys.executable, "-c", SERVER, str(self.port), TOKEN, str(stall), str(limit),
@@ -249,7 +243,7 @@ def test_open_files_and_memory_stay_flat_over_ten_rounds_of_stalled_viewers(serv
 def view():
     """A view in this process with the token, logging to a string; yields it and its base URL."""
     log = io.StringIO()
-    out = web.WebOutput("127.0.0.1", free_port(), token=TOKEN, log=log, hosts=("board.example",))
+    out = web.WebOutput("127.0.0.1", free_tcp_port(), token=TOKEN, log=log, hosts=("board.example",))
     out.log_text = log
     yield out, "http://127.0.0.1:%d" % out.port
     out.close()
@@ -302,7 +296,7 @@ def test_only_the_hosts_it_answers_to(view, monkeypatch):
     assert not hosts.allows("evil.example") and not hosts.allows("192.0.2.7.nip.io")
     assert web.host_problem("board.local") is None and web.host_problem("a b") and web.host_problem("x/y")
     with pytest.raises(UserError, match="--web-host a b: give a host name"):
-        web.open_web("http://127.0.0.1:%d" % free_port(), web_hosts=["a b"])
+        web.open_web("http://127.0.0.1:%d" % free_tcp_port(), web_hosts=["a b"])
 
 
 BAD = [
@@ -347,7 +341,7 @@ def test_slow_and_idle_connections_are_closed_and_a_full_house_makes_room(monkey
     monkeypatch.setattr(web, "HEADER_S", 1.0)
     monkeypatch.setattr(web, "IDLE_S", 1.5)
     monkeypatch.setattr(web, "MAX_CONNECTIONS", 8)
-    out = web.WebOutput("127.0.0.1", free_port(), token=TOKEN, log=None)
+    out = web.WebOutput("127.0.0.1", free_tcp_port(), token=TOKEN, log=None)
     try:
         assert out.gate.cap == 8
         silent = attacker("127.0.2.1", out.port)
@@ -439,7 +433,7 @@ def test_a_viewer_gets_in_past_connections_from_its_own_address_and_keep_alives_
     kept asking /healthz every 3 s held every place. Now the address's own oldest idle connection, and then the
     one idle longest between requests, make room."""
     monkeypatch.setattr(web, "MAX_CONNECTIONS", 8)
-    out = web.WebOutput("127.0.0.1", free_port(), token=None, log=None)
+    out = web.WebOutput("127.0.0.1", free_tcp_port(), token=None, log=None)
     held = []
     try:
         assert out.gate.cap == 8 and out.gate.per_client == 4
