@@ -6,9 +6,10 @@ loop over every source pixel (1.8 ms for that frame on one x86 core). Here: one 
 SIMD pass, int32), and the integral sampled at the (h+1) x (w+1) box corners. The integral of an image that is
 constant within each pixel is bilinear within each pixel cell, so at a corner between pixels it is the bilinear
 blend of the four integral pixels around it, and a box's sum is the difference of its four corners: exact,
-not an approximation. One cv2.remap (nearest, a gather) picks the four integral pixels around every corner,
-and the blend and the differences run in float64 on those few (4 x 67 x 201 x 3 for PilotNet): float32 could
-not hold integral values (up to 255 x the pixel count) to a unit. Rounded half to even, as OpenCV rounds.
+not an approximation. One cv2.remap (nearest, a gather) picks the four integral pixels around every corner
+(4 x 67 x 201 x 3 for PilotNet), and the differences are taken in integers before anything is blended in
+float32, which could not hold integral values (up to 255 x the pixel count) to a unit but holds their small
+differences exactly. Rounded half to even, as OpenCV rounds.
 The result is float32 (whole values 0..255), ready for the colour map.
 """
 
