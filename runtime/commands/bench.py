@@ -15,6 +15,7 @@ mode, GPU load and board power from tegrastats, and trtexec's rate on the same e
 
 from __future__ import annotations
 
+import argparse
 import os
 import re
 import resource
@@ -69,22 +70,26 @@ def peak_rss_mb():
     return peak if peak is not None else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
-def camera_sized(images, size):
-    """The frames at a camera's size (width, height), as many as fit the image budget together (cycled anyway)."""
+def _held(images, size, interpolation):
+    """The frames resized to size (width, height), as many as fit the image budget together (they are cycled
+    anyway, so fewer cost nothing)."""
     import cv2
 
     width, height = size
-    why = image_files.over_budget(width, height)
-    if why:
-        raise UserError("--frame-size %dx%d: %s" % (width, height, why))
     kept = max(1, min(len(images), image_files.max_pixels() // (width * height)))
-    return [cv2.resize(im, (width, height), interpolation=cv2.INTER_LINEAR) for im in images[:kept]]
+    return [cv2.resize(im, size, interpolation=getattr(cv2, interpolation)) for im in images[:kept]]
+
+
+def camera_sized(images, size):
+    """The frames at a camera's size (width, height)."""
+    why = image_files.over_budget(*size)
+    if why:
+        raise UserError("--frame-size %dx%d: %s" % (size + (why,)))
+    return _held(images, size, "INTER_LINEAR")
 
 
 def frame_size(text):
     """--frame-size WxH -> (width, height)."""
-    import argparse
-
     try:
         width, height = (int(v) for v in text.lower().split("x"))
     except ValueError:
@@ -97,16 +102,11 @@ def frame_size(text):
 def network_sized(bundle, images):
     """The frames at the size whose crop is exactly the network's input size, so preprocessing does no
     resize: what is left to measure is the pipeline itself (colour conversion, scaling, inference, handoffs)."""
-    import cv2
-
-
-    width, height = bundle.network_frame_size
-    why = image_files.over_budget(width, height)
+    why = image_files.over_budget(*bundle.network_frame_size)
     if why:  # a crop of a small part of the frame makes this frame large
         raise UserError("%s: the frame whose crop is the network's input would be %s"
                         % (image_files.shown(bundle.path), why))
-    kept = max(1, min(len(images), image_files.max_pixels() // (width * height)))  # together within the budget too:
-    return [cv2.resize(im, (width, height), interpolation=cv2.INTER_AREA) for im in images[:kept]]  # cycled anyway
+    return _held(images, tuple(bundle.network_frame_size), "INTER_AREA")
 
 
 class MemoryFrames(Source):
