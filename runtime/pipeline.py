@@ -377,14 +377,27 @@ def run(model, source, outputs=(), max_frames=None, status_every=5.0, log=sys.st
         finally:
             loop.close()  # stops the capture thread
             watchdog.stopping()
-            for out in outputs:
-                out.close()
-            watchdog.close()
+            try:
+                _close_all(outputs)
+            finally:
+                watchdog.close()
     stats.dropped = frames.dropped
     stats.reconnects, stats.skipped = getattr(source, "reconnects", 0), getattr(source, "skipped", 0)
     stats.interrupted = ctrl_c.requested
     stats.signal = ctrl_c.signum if ctrl_c.requested else None
     return stats
+
+
+def _close_all(outputs):
+    """Every output closed, even after one that fails to; the first failure goes on once all are."""
+    failed = None
+    for out in outputs:
+        try:
+            out.close()
+        except BaseException as exc:  # a full disk in one output leaves no other output unclosed
+            failed = failed or exc
+    if failed is not None:
+        raise failed
 
 
 def _loop(frames, loop, outputs, stats, overlays, times, status_every, log, ctrl_c, watchdog):

@@ -141,8 +141,8 @@ class Recorder:
         """Match the frames whose window has closed: a reading after it came, or match_s (and a little) passed."""
         newest, now = self.readings.newest(), time.time()
         while self.pending:
-            if self.limit is not None and self.writer.written >= self.limit:
-                self.pending.clear()  # --max-frames stored: the rest are not wanted
+            if self.writer.closed or self.limit is not None and self.writer.written >= self.limit:
+                self.pending.clear()  # a write failed (the tub is whole up to it), or --max-frames are stored
                 return
             t = self.pending[0].timestamp
             if not (final or now > t + self.match_s * 1.5 or (newest is not None and newest >= t + self.match_s)):

@@ -369,5 +369,10 @@ class TubWriter:
             self._close_catalog()
 
     @property
+    def closed(self):
+        """Closed by close(), or by a write that failed (the tub on disk whole, as the class's docstring says)."""
+        return self.catalog is None
+
+    @property
     def written(self):
         return self.index - self.resumed_at

@@ -292,3 +292,36 @@ def test_the_readmes_demo_ends_on_q_in_the_window(pilot_bundle, monkeypatch):
     printed = []
     exec(demo, dict(vars(runtime), print=lambda *a: printed.append(a)))  # noqa: S102 (the README's own code)
     assert fake.shown == 3 and len(printed) == 3  # it stopped at the q
+
+
+def test_run_closes_every_output_when_one_fails_to_and_says_the_first_failure():
+    """A full disk in one output's close leaves no other output unclosed (a video half written, a socket open)."""
+    from runtime.outputs.base import Output
+    from runtime.pipeline import run
+    from runtime.sources.base import Source
+
+    class Three(Source):
+        uri = "three://"
+
+        def _images(self):
+            for _ in range(3):
+                yield np.zeros((4, 4, 3), np.uint8), None
+
+    closed = []
+
+    class Kept(Output):
+        def __init__(self, name, fails):
+            self.name, self.fails, self.frames = name, fails, 0
+
+        def write(self, frame, result=None, annotated=None):
+            self.frames += 1
+
+        def close(self):
+            closed.append(self.name)
+            if self.fails:
+                raise OSError(28, "No space left on device (%s)" % self.name)
+
+    outputs = [Kept("first", True), Kept("second", True), Kept("third", False)]
+    with pytest.raises(OSError, match=r"\(first\)"):
+        run(None, Three(), outputs, log=None, capture_thread=False)
+    assert closed == ["first", "second", "third"] and [o.frames for o in outputs] == [3, 3, 3]

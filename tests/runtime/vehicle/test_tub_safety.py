@@ -14,6 +14,7 @@ import json
 import os
 import subprocess
 
+import numpy as np
 import pytest
 
 from runtime.vehicle import tub as tub_module
@@ -213,3 +214,34 @@ def test_record_refuses_such_a_tub_in_one_line(tmp_path):
     assert one_line_error(proc), proc.stderr
     assert "'../victim.txt', which is not a name inside the tub: refused" in proc.stderr
     assert victim.read_bytes() == b"precious\nno newline at its end"
+
+
+def test_frames_still_pending_when_the_disk_fills_are_dropped_and_the_disks_error_is_the_one_said(tmp_path,
+                                                                                                  monkeypatch):
+    """The clean-clone CI once said "the tub writer ... is closed" instead of the full disk: frames were pending
+    when a write failed, and closing the recording tried to write them to the closed writer. Made certain here:
+    three frames pending, the disk full at the first write, then TubOutput's close as run() calls it."""
+    from runtime.sources.base import Frame
+    from runtime.vehicle.record import Recorder
+
+    class Readings:  # a reading for every frame, so every pending frame is due
+        def newest(self):
+            return 1e12
+
+        def nearest(self, t, tolerance):
+            return (t, 0.1, 0.2)
+
+    writer = TubWriter(str(tmp_path / "tub"))
+    recorder = Recorder(writer, Readings(), 0.05, 90)
+    for index in range(3):
+        frame = Frame(np.zeros((8, 8, 3), np.uint8), index)
+        frame.timestamp = 1000.0 + index
+        recorder.pending.append(frame)
+    monkeypatch.setattr(tub_module, "os", Disk(1, "full"))
+    with pytest.raises(OSError):
+        recorder.settle()
+    assert writer.closed and len(recorder.pending) == 2
+    recorder.settle(final=True)  # what close() does: no "closed" error, the two frames dropped
+    writer.close()
+    monkeypatch.setattr(tub_module, "os", Disk())
+    assert not recorder.pending and whole(tmp_path / "tub") == []
