@@ -36,6 +36,7 @@ import sys
 import threading
 import time
 
+import numpy as np
 
 from . import overlay
 from .signals import StopRequest
@@ -57,11 +58,13 @@ class Stats:
     line's and the browser view's), 27 KB however long the run."""
 
     WINDOW = 1024
+    RATE_S = 5.0  # the current rate: frames over the last this many seconds
 
     def __init__(self, backend=""):
         self.backend = backend
         self.latency = Histogram()
         self.recent = Window(self.WINDOW)
+        self.times = Window(self.WINDOW)  # when each of the last WINDOW frames was counted (perf_counter)
         self.stage_s = dict.fromkeys(STAGES, 0.0)  # summed over the frames
         self.frames = 0
         self.dropped = 0
@@ -87,12 +90,29 @@ class Stats:
         s["postprocess"] += model_times["postprocess"]
         s["output"] += output_s
         self.end = time.perf_counter()
+        self.times.add(self.end)
         self.last_frame = time.monotonic()
 
     @property
     def fps(self):
+        """Frames a second over the whole run (the summary's)."""
         elapsed = self.end - self.start
         return self.frames / elapsed if elapsed > 0 else 0.0
+
+    def current_fps(self, now=None):
+        """Frames a second over the last RATE_S seconds, up to now (the status line's, the overlay's and the
+        browser view's): a camera that stalls shows its rate falling to 0, not the run's average. When the
+        last WINDOW frames came within RATE_S, the rate over them."""
+        now = time.perf_counter() if now is None else now
+        times = self.times.last()
+        if not times.size:
+            return 0.0
+        first = int(np.searchsorted(times, now - self.RATE_S, side="right"))
+        if first == 0 and times.size == self.WINDOW:
+            span = now - times[0]
+        else:
+            span = min(self.RATE_S, now - self.start)
+        return (times.size - first) / span if span > 0 else 0.0
 
     def percentile(self, q, last=None):
         """Latency percentile q over the run (within 0.5%), or exactly over its `last` frames (at most WINDOW):
@@ -132,8 +152,9 @@ class Stats:
         latency = "latency p50 %.1f ms p95 %.1f ms" % (self.percentile(50, last), self.percentile(95, last))
         if recent and self.frames > len(self.recent):
             latency += " over the last %d frames" % len(self.recent)
-        return ("%d frames, %.1f FPS, %s max %.1f ms%s (%s; per frame ms: %s)"
-                % (self.frames, self.fps, latency, self.max_latency_ms, extra, self.backend, stages))
+        rate = "%.1f FPS now" % self.current_fps(self.end) if recent else "%.1f FPS" % self.fps
+        return ("%d frames, %s, %s max %.1f ms%s (%s; per frame ms: %s)"
+                % (self.frames, rate, latency, self.max_latency_ms, extra, self.backend, stages))
 
 
 class Capture:
@@ -410,7 +431,7 @@ def _loop(frames, loop, outputs, stats, overlays, times, status_every, log, ctrl
         annotated = None
         if overlays:
             truth = frame.truth.get("steering") if frame.truth else None
-            annotated = overlay.draw(frame.image, result, stats.fps or None, truth)  # a fresh array
+            annotated = overlay.draw(frame.image, result, stats.current_fps() or None, truth)  # a fresh array
         for out in outputs:
             out.write(frame, result, annotated)
         stats.add(frame.latency_ms, frame.read_s, times, clock() - t3)

@@ -4,8 +4,8 @@ health, updating without a reload (aiohttp, the `web` extra), on a server that s
     /            the page (its own HTML, CSS and JavaScript: nothing fetched from the network)
     /page.js     the page's script, /page.css its style (the same for everyone: they need no token)
     /stream.mjpg the annotated frames, multipart/x-mixed-replace JPEG, newest frame only
-    /stats       the live statistics as JSON (FPS, latency p50/p95 of the last 300 frames, drops, per-stage ms,
-                 backend, model, power mode on a Jetson)
+    /stats       the live statistics as JSON (FPS over the last 5 s and over the run, latency p50/p95 of the
+                 last 300 frames, drops, per-stage ms, backend, model, power mode on a Jetson)
     /healthz     200 while frames flow (one within the last 2 s), else 503
 
 The server never slows the pipeline: write() only keeps a reference to the newest annotated frame; a thread of
@@ -785,7 +785,8 @@ class WebOutput(Output):
         snap = dict(self.info, frames=self.frame_seq, viewers=self.viewers,
                     flowing=self.frame_seq > 0 and time.monotonic() - self.frame_time < FLOWING_S)
         if stats is not None and stats.frames:
-            snap.update(fps=round(stats.fps, 2), dropped=stats.dropped, invalid=stats.invalid,
+            snap.update(fps=round(stats.current_fps(), 2), fps_average=round(stats.fps, 2), dropped=stats.dropped,
+                        invalid=stats.invalid,
                         latency_ms={"p50": round(stats.percentile(50, RECENT), 3),
                                     "p95": round(stats.percentile(95, RECENT), 3)},
                         stages_ms={k: round(v, 3) for k, v in stats.stages().items()})
@@ -889,7 +890,7 @@ async function refresh() {
     const s = await (await fetch("/stats" + q, {cache: "no-store"})).json();
     const rows = [row("model", s.model || ""), row("source", s.source || ""), row("backend", s.backend || "")];
     if (s.power_mode) rows.push(row("power mode", s.power_mode));
-    rows.push(row("frames", s.frames), row("FPS", s.fps === undefined ? "-" : s.fps.toFixed(1)));
+    rows.push(row("frames", s.frames), row("FPS (last 5 s)", s.fps === undefined ? "-" : s.fps.toFixed(1)));
     if (s.latency_ms) rows.push(row("latency p50 / p95",
                                     s.latency_ms.p50.toFixed(1) + " / " + s.latency_ms.p95.toFixed(1) + " ms"));
     rows.push(row("dropped", s.dropped === undefined ? "-" : s.dropped), row("viewers", s.viewers));

@@ -78,3 +78,25 @@ def test_ten_million_frames_of_statistics_stay_under_a_megabyte_and_a_status_lin
     assert "over the last 1024 frames" in line
     p50 = float(whole.split("latency p50 ")[1].split(" ")[0])
     assert p50 == pytest.approx(np.exp(1.5), rel=0.02)  # lognormal's median, to the summary's 0.1 ms
+
+
+def test_the_status_lines_rate_is_the_last_seconds_not_the_runs_average():
+    """Issue 29: the browser view and the status line showed the whole run's average, so a camera that fell from
+    30 to 2 FPS after a day still read 30. The rate now covers the last RATE_S seconds, up to now."""
+    stats = Stats("test")
+    start = stats.start
+    for i in range(3000):  # 100 s at 30 FPS
+        stats.times.add(start + i / 30.0)
+    stats.frames, stats.end = 3000, start + 100.0
+    assert stats.current_fps(start + 100.0) == pytest.approx(30.0, rel=0.01)
+    for i in range(20):  # then 10 s at 2 FPS
+        stats.times.add(start + 100.0 + (i + 1) / 2.0)
+    stats.frames, stats.end = 3020, start + 110.0
+    assert stats.current_fps(start + 110.0) == pytest.approx(2.0, rel=0.01)
+    assert stats.fps == pytest.approx(3020 / 110.0, rel=0.01)  # the summary's average is still the run's
+    assert stats.current_fps(start + 120.0) == 0.0  # stalled for 10 s
+    fast = Stats("test")
+    for i in range(5000):  # 1,000 FPS: the window's 1,024 frames span 1 s, the rate is theirs
+        fast.times.add(fast.start + i / 1000.0)
+    assert fast.current_fps(fast.start + 5.0) == pytest.approx(1000.0, rel=0.01)
+    assert Stats("test").current_fps() == 0.0
