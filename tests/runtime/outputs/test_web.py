@@ -93,7 +93,7 @@ def test_the_page_shows_the_annotated_road_and_live_stats_in_a_headless_browser(
 
     first, frames_first = dom()
     assert "frames flowing" in first.split("</script>")[-1] or 'class="ok">frames flowing' in first
-    assert "<td>FPS</td>" in first and "<td>latency p50 / p95</td>" in first and "onnxruntime" in first
+    assert "<td>FPS (last 5 s)</td>" in first and "<td>latency p50 / p95</td>" in first and "onnxruntime" in first
     _, frames_later = dom()
     assert frames_later > frames_first  # the statistics change without a reload
     assert proc.poll() is None
