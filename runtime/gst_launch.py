@@ -8,11 +8,18 @@ board has NVENC (Orin Nano has none).
 
 Every capture pipeline ends in `appsink drop=1 max-buffers=1 sync=false` for live sources: GStreamer keeps
 only the newest frame, so a slow reader never sees a backlog.
+
+A Prepared (the bundle's crop as a pixel box of the frame the source would give, and the network's size or
+None) makes a camera's pipeline hand over only the pixels the network needs (`--gst-preprocess`): the frame is
+first brought to the size it has without it, then cropped (`videocrop`; on a Jetson `nvvidconv`'s left, right,
+top and bottom, which are the box's coordinates, not margins) and, for "scale", scaled to the network's size
+(`videoscale`; `nvvidconv`'s output caps in the VIC).
 """
 
 from __future__ import annotations
 
 import re
+from collections import namedtuple
 
 LIVE_SINK = "appsink drop=1 max-buffers=1 sync=false"
 BGR = "video/x-raw,format=BGR"
@@ -27,8 +34,49 @@ def _size(width, height, fmt=None, memory=None):
     return caps + "".join("," + f for f in fields)
 
 
-def _to_bgr(width, height, jetson):
-    """The tail that scales and converts to BGR: in nvvidconv on a Jetson, in software elsewhere."""
+SCALE_METHOD = "lanczos envelope=1"  # videoscale's nearest to an area average (docs/performance.md: measured)
+
+
+class Prepared(namedtuple("Prepared", "box frame out method")):
+    """What a pipeline hands over instead of the whole frame: box (x0, y0, x1, y1), the bundle's crop in pixels
+    of the frame (width, height) the source gives without it; out (width, height) to scale the box to, or None
+    (crop only); method: videoscale's (elsewhere than a Jetson). stage: "scale" or "crop", what preprocessing
+    then skips."""
+
+    @property
+    def stage(self):
+        return "crop" if self.out is None else "scale"
+
+    @property
+    def size(self):
+        x0, y0, x1, y1 = self.box
+        return self.out or (x1 - x0, y1 - y0)
+
+
+def prepared_tail(prepared, jetson):
+    """The elements from a frame at the source's size (BGR elsewhere; NVMM on a Jetson) to the appsink: crop, then
+    (for "scale") scale."""
+    x0, y0, x1, y1 = prepared.box
+    w, h = prepared.size
+    if jetson:
+        return ("nvvidconv left=%d right=%d top=%d bottom=%d ! %s ! videoconvert ! %s ! %s"
+                % (x0, x1, y0, y1, _size(w, h, "BGRx"), BGR, LIVE_SINK))
+    frame_w, frame_h = prepared.frame
+    crop = "videocrop left=%d right=%d top=%d bottom=%d" % (x0, frame_w - x1, y0, frame_h - y1)
+    if prepared.out is None:
+        return "%s ! %s" % (crop, LIVE_SINK)
+    return "%s ! videoscale method=%s ! %s ! %s" % (crop, prepared.method, _size(w, h, "BGR"), LIVE_SINK)
+
+
+def _to_bgr(width, height, jetson, prepared=None):
+    """The tail that scales and converts to BGR: in nvvidconv on a Jetson, in software elsewhere; then what
+    `prepared` asks (a crop, a scale), where given."""
+    if prepared is not None:
+        if jetson:  # to the frame's size in NVMM first, as without it, then crop (and scale) in a second pass
+            return "nvvidconv ! %s ! %s" % (_size(width, height, memory="NVMM"), prepared_tail(prepared, True))
+        head = "videoconvert ! videoscale ! %s" % _size(width, height, "BGR") if width and height else \
+            "videoconvert ! %s" % BGR
+        return "%s ! %s" % (head, prepared_tail(prepared, False))
     if jetson:
         return "nvvidconv ! %s ! videoconvert ! %s ! %s" % (_size(width, height, "BGRx"), BGR, LIVE_SINK)
     if width and height:
@@ -36,9 +84,15 @@ def _to_bgr(width, height, jetson):
     return "videoconvert ! %s ! %s" % (BGR, LIVE_SINK)
 
 
-def csi(sensor_id=0, width=None, height=None, fps=30, flip=0, capture=(1920, 1080)):
-    """A Jetson CSI camera (nvarguscamerasrc); the VIC scales to width x height and flips."""
+def csi(sensor_id=0, width=None, height=None, fps=30, flip=0, capture=(1920, 1080), prepared=None):
+    """A Jetson CSI camera (nvarguscamerasrc); the VIC scales to width x height and flips (then crops and scales
+    what `prepared` asks, in a second pass)."""
     cw, ch = capture
+    if prepared is not None:
+        return ("nvarguscamerasrc sensor-id=%d ! video/x-raw(memory:NVMM),width=%d,height=%d,framerate=%d/1 ! "
+                "nvvidconv flip-method=%d ! %s ! %s"
+                % (sensor_id, cw, ch, int(round(fps or 30)), flip, _size(*prepared.frame, memory="NVMM"),
+                   prepared_tail(prepared, True)))
     return ("nvarguscamerasrc sensor-id=%d ! video/x-raw(memory:NVMM),width=%d,height=%d,framerate=%d/1 ! "
             "nvvidconv flip-method=%d ! %s ! videoconvert ! %s ! %s"
             % (sensor_id, cw, ch, int(round(fps or 30)), flip, _size(width or cw // 2, height or ch // 2, "BGRx"),
@@ -46,7 +100,7 @@ def csi(sensor_id=0, width=None, height=None, fps=30, flip=0, capture=(1920, 108
 
 
 def v4l2(device="/dev/video0", width=None, height=None, fps=None, mjpeg=False, jetson=False, flip=0,
-         hw_mjpeg=True):
+         hw_mjpeg=True, prepared=None):
     """A USB (V4L2) camera; MJPEG where the camera offers it (most reach full rate only that way), decoded by
     the Jetson's NVJPG where it has one (hw_mjpeg; Thor decodes MJPEG in software: jpegdec)."""
     fields = "".join([",width=%d,height=%d" % (width, height) if width and height else "",
@@ -61,19 +115,21 @@ def v4l2(device="/dev/video0", width=None, height=None, fps=None, mjpeg=False, j
         head = "v4l2src device=%s ! video/x-raw%s" % (device, fields)
         if jetson:
             head += " ! nvvidconv flip-method=%d" % flip
+    if jetson and prepared is not None:
+        return "%s ! %s ! %s" % (head, _size(None, None, memory="NVMM"), prepared_tail(prepared, True))
     if jetson:
         return "%s ! %s ! videoconvert ! %s ! %s" % (head, _size(None, None, "BGRx"), BGR, LIVE_SINK)
-    return "%s ! %s" % (head, _to_bgr(None, None, False))
+    return "%s ! %s" % (head, _to_bgr(None, None, False, prepared))
 
 
-def rtsp(uri, codec="h264", width=None, height=None, latency_ms=200, jetson=False):
+def rtsp(uri, codec="h264", width=None, height=None, latency_ms=200, jetson=False, prepared=None):
     """An RTSP stream with low latency: small jitter buffer that drops late packets, newest frame only."""
     if codec not in CODECS:
         raise ValueError("codec %r is not one of %s" % (codec, ", ".join(CODECS)))
     depay = "rtp%sdepay ! %sparse" % (codec, codec)
     decode = "nvv4l2decoder" if jetson else "avdec_%s" % codec
     return ("rtspsrc location=%s latency=%d drop-on-latency=true ! %s ! %s ! %s"
-            % (uri, latency_ms, depay, decode, _to_bgr(width, height, jetson)))
+            % (uri, latency_ms, depay, decode, _to_bgr(width, height, jetson, prepared)))
 
 
 def h264_encoder(jetson=False, nvenc=True, bitrate_kbps=4000):

@@ -39,6 +39,10 @@ class Model:
         times["preprocess"], times["infer"], times["postprocess"] = t1 - t0, t2 - t1, clock() - t2
         return result
 
+    def paths(self) -> dict:
+        """Where each preprocessing step runs: {"crop", "resize", "colour"} -> "cpu", "gstreamer" or "gpu"."""
+        return self.preprocess.paths()
+
     def predict(self, images) -> list:
         """Raw network outputs for several frames: a list with one (N, ...) array per output."""
         return self.backend.infer(self.preprocess.batch(images))

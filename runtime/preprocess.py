@@ -7,13 +7,21 @@ then in float32, with no rounding, the colour conversion and value = colour * sc
 one 3 -> C affine map (cv2.transform) that writes a preallocated buffer in the network's layout. train's
 TensorFlow pipeline (train/inputs.py) follows the same contract, so the two agree (tests/test_skew.py).
 The buffer is reused: copy it if you keep it past the next call.
+
+A camera's GStreamer pipeline may do the first steps itself (`--gst-preprocess`, runtime/gst_launch.py's
+Prepared): `request(mode)` says what to ask of it, and `prepared` (None, "crop" or "scale", set from the
+source's own `prepared` by whoever opened both) says which steps its frames have had, so they are skipped
+here. Nothing is guessed from a frame's size.
 """
 
 from __future__ import annotations
 
+from collections import namedtuple
+
 import numpy as np
 
 from .errors import UserError, require
+from .gst_launch import SCALE_METHOD, Prepared
 from .resize import AreaResize, exact_area_pays
 
 # The manifest's colours as linear maps of a BGR pixel (rows: output channels) plus a bias. BT.601, as
@@ -37,7 +45,35 @@ def _nearest_indices(n_in, n_out):
     return np.minimum((2 * np.arange(n_out) + 1) * n_in // (2 * n_out), n_in - 1)
 
 
+GST_MODES = ("auto", "off", "crop", "on")  # --gst-preprocess: auto is crop (exact); on crops and scales
+
+
+def crop_box(crop, width, height):
+    """The manifest's crop (fractions) as the pixel box (x0, y0, x1, y1) of a width x height frame, rounded as
+    every path rounds it; the whole frame for no crop; UserError where it leaves no pixel."""
+    if crop is None:
+        return 0, 0, width, height
+    y0, y1 = int(round(crop["top"] * height)), int(round(crop["bottom"] * height))
+    x0, x1 = int(round(crop["left"] * width)), int(round(crop["right"] * width))
+    if y1 <= y0 or x1 <= x0:
+        raise UserError("a %dx%d frame is too small for the bundle's crop" % (width, height))
+    return x0, y0, x1, y1
+
+
+class PipelineRequest(namedtuple("PipelineRequest", "crop out method")):
+    """What a source's pipeline is asked to do: crop (the manifest's fractions), then scale to out (width,
+    height), or not (None)."""
+
+    def prepared(self, width, height):
+        """The Prepared for frames of that size, or None where the size is unknown."""
+        if not (width and height):
+            return None
+        return Prepared(crop_box(self.crop, width, height), (width, height), self.out, self.method)
+
+
 class Preprocessor:
+    prepared = None  # what the source's pipeline did already: None, "crop" or "scale" (module docstring)
+
     def __init__(self, preprocess: dict, input_spec: dict):
         self.cv2 = require("cv2", "opencv", "preprocessing frames")
         resize = preprocess["resize"]
@@ -70,6 +106,21 @@ class Preprocessor:
             raise UserError("the manifest's input shape %s does not match its preprocessing (%dx%d, %d "
                             "channel(s), %s): the bundle is inconsistent" % (list(shape), w, h, c, self.layout))
         return expected
+
+    def request(self, mode):
+        """What to ask of a camera's pipeline for --gst-preprocess MODE, or None: "crop" (and "auto") crop,
+        exactly; "on" crops and scales with videoscale or the VIC, whose filters are not the contract's area
+        average (docs/performance.md: the skew measured)."""
+        if mode not in GST_MODES:
+            raise UserError("--gst-preprocess %r is not one of %s" % (mode, ", ".join(GST_MODES)))
+        if mode == "off" or (mode in ("auto", "crop") and self.crop is None):
+            return None
+        return PipelineRequest(self.crop, self.size if mode == "on" else None, SCALE_METHOD)
+
+    def paths(self):
+        """Where each step runs: {"crop": ..., "resize": ..., "colour": ...}, each "cpu" or "gstreamer"."""
+        crop = "gstreamer" if self.prepared in ("crop", "scale") else "cpu"
+        return {"crop": crop, "resize": "gstreamer" if self.prepared == "scale" else "cpu", "colour": "cpu"}
 
     def _hw_c(self, buffer):
         """The buffer as the H x W (x C) image cv2.transform writes: a view, contiguous except for NCHW."""
@@ -107,13 +158,12 @@ class Preprocessor:
         img = frame
         if img.ndim != 3 or img.shape[2] != 3 or img.dtype != np.uint8:
             raise UserError("frames must be uint8 BGR images (H x W x 3), got %s %s" % (img.dtype, img.shape))
-        if self.crop is not None:
-            h, w = img.shape[:2]
-            c = self.crop
-            y0, y1 = int(round(c["top"] * h)), int(round(c["bottom"] * h))
-            x0, x1 = int(round(c["left"] * w)), int(round(c["right"] * w))
-            if y1 <= y0 or x1 <= x0:
-                raise UserError("a %dx%d frame is too small for the bundle's crop" % (w, h))
+        if self.prepared == "scale":
+            if (img.shape[1], img.shape[0]) != self.size:
+                raise UserError("the source's pipeline gave a %dx%d frame, not the network's %dx%d"
+                                % (img.shape[1], img.shape[0], self.size[0], self.size[1]))
+        elif self.crop is not None and self.prepared is None:
+            x0, y0, x1, y1 = crop_box(self.crop, img.shape[1], img.shape[0])
             img = img[y0:y1, x0:x1]
         if (img.shape[1], img.shape[0]) != self.size:
             img = self._resize(img)

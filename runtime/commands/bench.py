@@ -8,7 +8,8 @@ at a camera's size instead (1280x720: what a decoder hands over), so preprocessi
 with no decoder in the way. Reports (and --json
 writes): backend, frames, fps, latency_ms {p50, p95, max}, stages_ms (mean per stage; capture includes
 waiting for the source), slowest_stage_fps (1000 / the largest stage mean), bare_fps (the backend alone on a
-ready input: the limit), peak_rss_mb, rss_growth_mb (resident memory after the measured frames minus before
+ready input: the limit), paths (where each preprocessing step ran: cpu, gstreamer or gpu),
+peak_rss_mb, rss_growth_mb (resident memory after the measured frames minus before
 them: flat means no per-frame allocation growth), startup_s (process start to first result). On a Jetson also the power
 mode, GPU load and board power from tegrastats, and trtexec's rate on the same engine where it exists.
 """
@@ -35,6 +36,7 @@ from ..cli import add_max_image_pixels, positive_int
 from ..errors import UserError
 from ..model import Model
 from ..pipeline import run
+from ..preprocess import GST_MODES
 from ..sources import Source, open_source
 
 TRTEXEC = ("trtexec", "/usr/src/tensorrt/bin/trtexec")
@@ -185,15 +187,17 @@ def trtexec_fps(engine_path, seconds=5):
 
 
 def bench(bundle_path, source_uri=None, frames=1000, backend="auto", warmup=50, started=None, log=sys.stderr,
-          size=None):
+          size=None, gst_preprocess="auto"):
     with Model(bundle_path, backend=backend) as model:
+        request = model.preprocess.request(gst_preprocess)  # bench has no outputs: nothing needs the whole frame
         if source_uri is None and size is not None:
             source = MemoryFrames(camera_sized(bundle_samples(model.bundle), size), "memory://samples@%dx%d" % size)
         elif source_uri is None:
             source = MemoryFrames(network_sized(model.bundle, bundle_samples(model.bundle)))
         else:
-            source = open_source(source_uri)
+            source = open_source(source_uri, prepare=request)
         with source:
+            model.preprocess.prepared = source.prepared
             first = next(iter(source))
             model(first.image)
             startup = time.time() - started if started else None
@@ -207,6 +211,7 @@ def bench(bundle_path, source_uri=None, frames=1000, backend="auto", warmup=50, 
             tegra = stats_tegra.stop() if stats_tegra else None
         bare = bare_fps(model.backend, model.preprocess(first.image).copy())
         report = stats.as_dict()
+        report["paths"] = model.paths()
         report.update(source=source.uri, bare_fps=round(bare, 1), peak_rss_mb=round(peak_rss_mb(), 1),
                       frame_size=list(first.image.shape[1::-1]),
                       startup_s=None if startup is None else round(startup, 3),
@@ -226,7 +231,7 @@ def main(args):
     if args.source is not None and args.frame_size is not None:
         raise UserError("--frame-size sizes the frames held in memory: give it without --source")
     report = bench(args.bundle, args.source, args.frames, args.backend, args.warmup, started=process_start_epoch(),
-                   size=args.frame_size)
+                   size=args.frame_size, gst_preprocess=args.gst_preprocess)
     print("%s on %s (%dx%d frames): %.1f FPS end to end (%.3f ms/frame; the backend alone %.1f FPS, %.3f ms), "
           "latency p50 %.2f ms p95 %.2f ms, slowest stage %.1f FPS (end to end %.2f of it), peak RSS %.0f MB, "
           "first result %.2f s after start"
@@ -236,6 +241,7 @@ def main(args):
              report["peak_rss_mb"], report["startup_s"] or float("nan")))
     print("stages (ms/frame): " + ", ".join("%s %.3f" % kv for kv in report["stages_ms"].items())
           + "; resident memory grew %s MB over the measured frames" % report["rss_growth_mb"])
+    print("where each step ran: " + ", ".join("%s %s" % kv for kv in report["paths"].items()))
     if args.json:
         write_json(args.json, report)
         print("wrote %s" % args.json)
@@ -251,6 +257,9 @@ def add_parser(sub):
     bench.add_argument("--frame-size", type=frame_size, metavar="WxH",
                        help="hold the samples in memory at this camera size (1280x720), not the network's: "
                             "preprocessing at its real cost, no decoder in the way")
+    bench.add_argument("--gst-preprocess", choices=GST_MODES, default="auto",
+                       help="with --source csi://: crop (auto, crop) or crop and scale (on) in the camera's "
+                            "pipeline, or not (off); docs/runtime.md")
     bench.add_argument("--frames", type=positive_int, default=1000, metavar="N", help="frames measured (1000)")
     bench.add_argument("--warmup", type=positive_int, default=50, metavar="N", help="frames first, not measured")
     bench.add_argument("--backend", choices=BACKENDS, default="auto")

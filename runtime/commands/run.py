@@ -16,6 +16,7 @@ from ..model import Model
 from ..outputs import add_rotation_options, has_screen, open_outputs
 from ..outputs.web import host_problem, token_problem
 from ..pipeline import run
+from ..preprocess import GST_MODES
 from ..sources import DEFAULT_RECONNECT_TIMEOUT, FLIPS, open_source
 from ..uri import without_credentials
 from ..vehicle import ros2
@@ -95,6 +96,11 @@ def _input_options(run):
     run.add_argument("--reconnect-timeout", type=positive_float, default=DEFAULT_RECONNECT_TIMEOUT, metavar="S",
                      help="how long a live source that failed or stalled may take to come back (default %g s); "
                           "then the run ends with exit status 3" % DEFAULT_RECONNECT_TIMEOUT)
+    run.add_argument("--gst-preprocess", choices=GST_MODES, default="auto",
+                     help="a GStreamer camera or stream (csi://; v4l2:// and rtsp:// with --input-width and "
+                          "--input-height) crops to the bundle's crop in its pipeline when no output needs the "
+                          "whole frame (JSON lines and control outputs only): auto and crop (exact), on (crops and "
+                          "scales too, in the VIC or videoscale: a skew, docs/performance.md), off")
     run.add_argument("--read-timeout", type=positive_float, metavar="S",
                      help="a live source that gives no frame for S seconds has stalled and is reconnected "
                           "(default: 10 frame intervals at its rate, at least 1 s)")
@@ -139,6 +145,36 @@ def _control_options(run):
     add_link_options(ctl, receiving=True)  # receiving: synthetic://road?control= checks what the output signs
 
 
+FRAME_FREE = ("udp", "serial", "ros2")  # outputs that take results only (with JSON-lines files)
+
+
+def gst_request(args, model, display):
+    """What the source's pipeline is asked to do (--gst-preprocess), or None: nothing where an output needs the
+    whole frame (a window, a video, a stream, the browser view); --gst-preprocess crop or on there is refused."""
+    whole = [o for o in args.output if not (o.partition("://")[0].lower() in FRAME_FREE or
+                                            ("://" not in o and o.lower().endswith(".jsonl")))]
+    whole += ["the window (--display)"] if display else []
+    if not whole:
+        return model.preprocess.request(args.gst_preprocess)
+    if args.gst_preprocess in ("crop", "on"):
+        raise UserError("--gst-preprocess %s: %s needs the whole frame (give --no-display, and JSON lines or "
+                        "control outputs only)" % (args.gst_preprocess, printable(whole[0])))
+    return None
+
+
+def check_prepared(args, source):
+    """The source's pipeline did what --gst-preprocess crop or on asked, or a one-line error."""
+    if args.gst_preprocess in ("crop", "on") and source.prepared is None:
+        raise UserError("--gst-preprocess %s: only csi://, and v4l2:// or rtsp:// read through GStreamer with "
+                        "--input-width and --input-height, with no --input-flip, crop in their pipeline"
+                        % args.gst_preprocess)
+
+
+def _prepared_note(source):
+    return "; the %s is done in the source's GStreamer pipeline" % (
+        "crop" if source.prepared == "crop" else "crop and resize") if source.prepared else ""
+
+
 def main(args):
     if (args.input_width is None) != (args.input_height is None):
         raise UserError("give --input-width and --input-height together")
@@ -153,14 +189,19 @@ def main(args):
         model.backend.prepare(shared_cores=True)  # the model loads now (run's capture thread shares the cores)
         source = open_source(args.source, args.input_width, args.input_height, args.input_rate, args.loop,
                              args.input_flip, args.input_codec, args.reconnect_timeout,
-                             read_timeout=args.read_timeout, link=security)
+                             read_timeout=args.read_timeout, link=security,
+                             prepare=gst_request(args, model, display))
         with source:
+            check_prepared(args, source)
+            model.preprocess.prepared = source.prepared
             outputs = open_outputs(args.output, args.jsonl, display, fps=source.fps, web_token=args.web_token,
                                    control=control, jsonl_max_mb=args.jsonl_max_mb, jsonl_keep=args.jsonl_keep,
                                    web_hosts=args.web_host)
-            print("runtime: %s on %s with %s (%s; %s)" % (printable(model.bundle.describe()),
-                                                         printable(without_credentials(source.uri)), model.backend.name,
-                                                         model.backend.detail, model.backend.reason), file=sys.stderr)
+            print("runtime: %s on %s with %s (%s; %s)%s" % (printable(model.bundle.describe()),
+                                                           printable(without_credentials(source.uri)),
+                                                           model.backend.name, model.backend.detail,
+                                                           model.backend.reason, _prepared_note(source)),
+                  file=sys.stderr)
             stats = run(model, source, outputs, args.max_frames, log=None if args.quiet else sys.stderr,
                         realtime=args.realtime)
     stopped_by = {signal.SIGINT: "Ctrl-C", signal.SIGTERM: "SIGTERM"}.get(stats.signal, "a signal")

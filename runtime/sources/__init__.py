@@ -13,6 +13,11 @@ in open_source(), and nowhere else.
                                 with ?steering=udp://HOST:PORT its driver's steering sent as readings
     file://PATH or PATH         a video file, an image, a folder of images or a glob of images
 
+With prepare (a preprocess.PipelineRequest, `--gst-preprocess`), csi://, and v4l2:// and rtsp:// read
+through GStreamer at a known size (--input-width/--input-height), crop (and scale) in their pipeline; the
+source's `prepared` then says so ("crop" or "scale"; None for every other source), and the Preprocessor is told
+(Preprocessor.prepared). Not with a flip done after capture (only csi:// on a Jetson flips before).
+
 Names of any bytes work for files (a video's, an image's, a folder's); a device, stream or pipeline whose
 URI is not UTF-8 is refused in one line (OpenCV and GStreamer take UTF-8). --input-width x --input-height is
 held to the pixel budget (runtime/images.py), as images are.
@@ -37,6 +42,7 @@ from .rtsp import open_rtsp
 OPENERS = {"csi": open_csi, "v4l2": open_v4l2, "rtsp": open_rtsp, "rtsps": open_rtsp, "gst": open_gst,
            "file": open_path}  # scheme -> opener: a new kind of source is one file and one line; the simulator
 # wing adds synthetic:// (sim/)
+PREPARES = ("csi", "v4l2", "rtsp", "rtsps")  # the openers that take prepare= (a crop in their own pipeline)
 
 __all__ = ["DEFAULT_RECONNECT_TIMEOUT", "FLIPS", "IMAGE_EXTS", "OPENERS", "Frame", "LiveCapture", "Source",
            "open_source", "v4l2_formats"]
@@ -51,7 +57,8 @@ def scheme_of(uri: str) -> str:
 
 
 def open_source(uri: str, width=None, height=None, rate=None, loop=False, flip="none", codec=None,
-                reconnect_timeout=DEFAULT_RECONNECT_TIMEOUT, log=sys.stderr, read_timeout=None, link=None) -> Source:
+                reconnect_timeout=DEFAULT_RECONNECT_TIMEOUT, log=sys.stderr, read_timeout=None, link=None,
+                prepare=None) -> Source:
     """A Source for a URI; UserError in one line when it cannot be opened. The one place that decides
     which reader opens which URI (OPENERS). link: the control link's control.Security, for
     synthetic://road?control= and ?steering=."""
@@ -69,8 +76,12 @@ def open_source(uri: str, width=None, height=None, rate=None, loop=False, flip="
     if scheme != "file" and not images.utf8(uri):
         raise UserError("source %s: its name is not UTF-8, which devices, streams and pipelines must be (OpenCV "
                         "and GStreamer take UTF-8)" % printable(uri))
+    flips_in_vic = scheme == "csi" and platform.is_jetson()
+    if flip != "none" and not flips_in_vic:
+        prepare = None  # the flip comes after the capture, and the crop must come after the flip
     source = OPENERS[scheme](uri, width=width, height=height, rate=rate, loop=loop, flip=flip, codec=codec,
-                             reconnect_timeout=reconnect_timeout, log=log, read_timeout=read_timeout, link=link)
-    if not (uri.startswith("csi://") and platform.is_jetson()):
+                             reconnect_timeout=reconnect_timeout, log=log, read_timeout=read_timeout, link=link,
+                             **({"prepare": prepare} if prepare is not None and scheme in PREPARES else {}))
+    if not flips_in_vic:
         source.flip = flip
     return source

@@ -43,6 +43,7 @@ class Source:
     reconnects = 0
     lost = None  # why, when a live source stopped and did not come back (`runtime run` then exits 3)
     skipped = 0  # frames that were not images this runtime can use (counted, not given)
+    prepared = None  # "crop" or "scale" where the source's own pipeline did that much preprocessing (sources/)
     reader_stuck = False  # a thread was left inside the source, blocked in it (pipeline.Capture.stop says so)
 
     def __iter__(self):

@@ -15,27 +15,36 @@ from .live import LiveCapture, OpenCvCapture, gstreamer_opener, gstreamer_readab
 
 
 def open_csi(uri, width=None, height=None, rate=None, flip="none", reconnect_timeout=DEFAULT_RECONNECT_TIMEOUT,
-             log=sys.stderr, read_timeout=None, **_):
+             log=sys.stderr, read_timeout=None, prepare=None, **_):
     sensor = uri[len("csi://"):]
     if not (sensor.isascii() and sensor.isdigit()) or len(sensor) > 2:  # '²'.isdigit() is True
         raise UserError("csi:// needs a sensor number, as in csi://0")
     if not platform.is_jetson():
         raise UserError("%s: CSI cameras are read through nvarguscamerasrc, which only a Jetson has" % uri)
-    pipeline = gst_launch.csi(int(sensor), width, height, rate or 30, NVVIDCONV_FLIP[flip])
-    return LiveCapture(uri, gstreamer_opener(uri, pipeline, "no camera on that port, or nvargus-daemon is not "
-                                                             "running (sudo systemctl restart nvargus-daemon)"),
-                       reconnect_timeout, log, read_timeout)
+    capture = (1920, 1080)
+    prepared = prepare and prepare.prepared(width or capture[0] // 2, height or capture[1] // 2)
+    pipeline = gst_launch.csi(int(sensor), width, height, rate or 30, NVVIDCONV_FLIP[flip], capture, prepared)
+    source = LiveCapture(uri, gstreamer_opener(uri, pipeline, "no camera on that port, or nvargus-daemon is not "
+                                                               "running (sudo systemctl restart nvargus-daemon)"),
+                         reconnect_timeout, log, read_timeout)
+    source.prepared = prepared and prepared.stage
+    return source
 
 
 def open_v4l2(uri, width=None, height=None, rate=None, reconnect_timeout=DEFAULT_RECONNECT_TIMEOUT, log=sys.stderr,
-              read_timeout=None, **_):
+              read_timeout=None, prepare=None, **_):
     device = uri[len("v4l2://"):] if uri.startswith("v4l2://") else uri
     device = "/dev/video" + device if device.isascii() and device.isdigit() else device
-    return LiveCapture(uri, _v4l2_opener(uri, device, width, height, rate), reconnect_timeout, log, read_timeout)
+    box = []  # the Prepared the opener used, if any
+    source = LiveCapture(uri, _v4l2_opener(uri, device, width, height, rate, prepare, box), reconnect_timeout, log,
+                         read_timeout)
+    source.prepared = box[0].stage if box else None
+    return source
 
 
-def _v4l2_opener(uri, device, width, height, rate):
-    """A USB camera: through GStreamer where this OpenCV has it, else OpenCV's V4L2 reader (pip's wheels)."""
+def _v4l2_opener(uri, device, width, height, rate, prepare=None, used=None):
+    """A USB camera: through GStreamer where this OpenCV has it, else OpenCV's V4L2 reader (pip's wheels). With
+    prepare and a known size, the pipeline crops (and scales); the Prepared goes into `used`."""
     cv2 = require("cv2", "opencv", "reading cameras")
 
     if not os.path.exists(device):
@@ -48,8 +57,12 @@ def _v4l2_opener(uri, device, width, height, rate):
     formats = v4l2_formats(device)
     mjpeg = "MJPG" in formats
     if gstreamer_readable(cv2):
+        prepared = prepare and prepare.prepared(width, height)
         pipeline = gst_launch.v4l2(device, width, height, rate, mjpeg=mjpeg, jetson=platform.is_jetson(),
-                            hw_mjpeg=not platform.is_thor(platform.board_model(), platform.board_compatible()))
+                                   hw_mjpeg=not platform.is_thor(platform.board_model(), platform.board_compatible()),
+                                   prepared=prepared)
+        if prepared:
+            used.append(prepared)
         return gstreamer_opener(uri, pipeline, "the camera is busy or does not offer that size/rate (list its "
                                                 "modes: v4l2-ctl -d %s --list-formats-ext)" % device)
 

@@ -14,19 +14,29 @@ from .live import LiveCapture, OpenCvCapture, gstreamer_opener, gstreamer_readab
 
 
 def open_rtsp(uri, width=None, height=None, codec=None, reconnect_timeout=DEFAULT_RECONNECT_TIMEOUT, log=sys.stderr,
-              read_timeout=None, **_):
+              read_timeout=None, prepare=None, **_):
     port = port_text(split(uri).netloc)
     if port and port_number(port) is None:
         raise UserError("%s: the port must be a number from 1 to 65535 (rtsp://HOST:PORT/PATH; 554 when left out)"
                         % uri)
-    return LiveCapture(uri, _rtsp_opener(uri, codec, width, height), reconnect_timeout, log, read_timeout)
+    used = []
+    source = LiveCapture(uri, _rtsp_opener(uri, codec, width, height, prepare, used), reconnect_timeout, log,
+                         read_timeout)
+    source.prepared = used[0].stage if used else None
+    return source
 
 
-def _rtsp_opener(uri, codec, width, height):
+def _rtsp_opener(uri, codec, width, height, prepare=None, used=None):
+    """GStreamer where it can be read (cropping and scaling in it as prepare asks, at a known size: the Prepared
+    goes into `used`), else FFmpeg."""
     cv2 = require("cv2", "opencv", "reading RTSP streams")
 
     if gstreamer_readable(cv2):
-        pipeline = gst_launch.rtsp(uri, codec or "h264", width, height, jetson=platform.is_jetson())
+        prepared = prepare and prepare.prepared(width, height)
+        if prepared:
+            used.append(prepared)
+        pipeline = gst_launch.rtsp(uri, codec or "h264", width, height, jetson=platform.is_jetson(),
+                                   prepared=prepared)
         return gstreamer_opener(uri, pipeline, "the stream did not start (wrong address or credentials, the "
                                                 "server down, or another codec: try --input-codec h265)")
     os.environ.setdefault("OPENCV_FFMPEG_CAPTURE_OPTIONS", "rtsp_transport;tcp|fflags;nobuffer|flags;low_delay")
