@@ -206,6 +206,7 @@ class INetworkDefinition:
     def __init__(self, flags):
         self._fake_flags = flags
         self._fake_inputs, self._fake_outputs, self._fake_onnx, self._fake_kind = [], [], None, None
+        self._fake_layers = []
 
     @property
     def num_inputs(self):
@@ -220,6 +221,117 @@ class INetworkDefinition:
 
     def get_output(self, index):
         return self._fake_outputs[index]
+
+
+# FAKE layer API (issue 30: runtime/backends/tensorrt/frame_input.py), names and parameters as the real 8.6.1,
+# 10.3 and 11.4 bindings have them (add_cast is taken as missing in the 8.5 fake: not checked against a real
+# 8.5.2). Each fake tensor computes itself in numpy from the fed inputs (FAKE_evaluate), so the layers a network
+# was given can be checked against numpy.
+MatrixOperation = _enum("MatrixOperation", [("NONE", 0), ("TRANSPOSE", 1), ("VECTOR", 2)])
+UnaryOperation = _enum("UnaryOperation", list(zip(
+    ["EXP", "LOG", "SQRT", "RECIP", "ABS", "NEG", "SIN", "COS", "TAN", "SINH", "COSH", "ASIN", "ACOS", "ATAN",
+     "ASINH", "ACOSH", "ATANH", "CEIL", "FLOOR", "ERF", "NOT", "SIGN", "ROUND", "ISINF"]
+    + ([] if _BINDINGS else ["ISNAN"]), range(25))))
+ElementWiseOperation = _enum("ElementWiseOperation", list(zip(
+    ["SUM", "PROD", "MAX", "MIN", "SUB", "DIV", "POW", "FLOOR_DIV", "AND", "OR", "XOR", "EQUAL", "GREATER", "LESS"],
+    range(14))))
+
+
+class ILayer:
+    def __init__(self, network, inputs, fn):
+        self._fake_network, self._fake_inputs_, self._fake_fn = network, list(inputs), fn
+        self._fake_out = ITensor("FAKE_layer%d" % len(network._fake_layers), ())
+        self._fake_out._fake_layer = self
+
+    @property
+    def num_inputs(self):
+        return len(self._fake_inputs_)
+
+    def get_input(self, index):
+        return self._fake_inputs_[index]
+
+    def set_input(self, index, tensor):
+        self._fake_inputs_[index] = tensor
+
+    def get_output(self, index):
+        return self._fake_out
+
+    if _WEAK_TYPING:  # 11.x removed it
+        def set_output_type(self, index, dtype):
+            self._fake_out.dtype = dtype
+
+
+class IShuffleLayer(ILayer):
+    first_transpose, reshape_dims = None, None
+
+
+def _fake_evaluate(tensor, feed):
+    layer = getattr(tensor, "_fake_layer", None)
+    if layer is None:
+        return feed[tensor.name]
+    return layer._fake_fn(*[_fake_evaluate(t, feed) for t in layer._fake_inputs_])
+
+
+def _fake_shuffle(layer):
+    def fn(x):
+        x = x.transpose(layer.first_transpose) if layer.first_transpose is not None else x
+        return x.reshape(tuple(layer.reshape_dims))
+    return fn
+
+
+def _fake_network_layers(cls):
+    def _add(self, inputs, fn, kind=ILayer):
+        layer = kind(self, inputs, fn)
+        self._fake_layers.append(layer)
+        return layer
+
+    def add_input(self, name, dtype, shape):
+        tensor = ITensor(name, shape, dtype)
+        self._fake_inputs.append(tensor)
+        return tensor
+
+    def add_identity(self, input):
+        return _add(self, [input], lambda x: x.astype(_np.float32))
+
+    def add_slice(self, input, start, shape, stride):
+        index = tuple(slice(b, b + n * s, s) for b, n, s in zip(start, shape, stride))
+        return _add(self, [input], lambda x: x[index])
+
+    def add_shuffle(self, input):
+        layer = _add(self, [input], None, IShuffleLayer)
+        layer._fake_fn = _fake_shuffle(layer)
+        return layer
+
+    def add_constant(self, shape, weights):
+        value = _np.array(weights, _np.float32).reshape(tuple(shape))
+        return _add(self, [], lambda: value)
+
+    def add_matrix_multiply(self, input0, op0, input1, op1):
+        return _add(self, [input0, input1], _np.matmul)
+
+    def add_unary(self, input, op):
+        return _add(self, [input], _np.rint)
+
+    def add_elementwise(self, input1, input2, op):
+        return _add(self, [input1, input2], _np.add if op == ElementWiseOperation.SUM else _np.multiply)
+
+    def get_layer(self, index):
+        return self._fake_layers[index]
+
+    def remove_tensor(self, tensor):
+        self._fake_inputs = [t for t in self._fake_inputs if t is not tensor]
+
+    for fn in (add_input, add_identity, add_slice, add_shuffle, add_constant, add_matrix_multiply, add_unary,
+               add_elementwise, get_layer, remove_tensor):
+        setattr(cls, fn.__name__, fn)
+    cls.num_layers = property(lambda self: len(self._fake_layers))
+    cls._fake_layers = ()
+    if not _BINDINGS:
+        cls.add_cast = lambda self, input, to_type: _add(self, [input], lambda x: x.astype(_np.float32))
+
+
+_fake_network_layers(INetworkDefinition)
+FAKE_evaluate = _fake_evaluate
 
 
 class ParserError:
