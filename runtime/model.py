@@ -29,14 +29,30 @@ class Model:
         self.times = {"preprocess": 0.0, "infer": 0.0, "postprocess": 0.0}  # the last call's, in seconds
 
     def __call__(self, image: np.ndarray):
+        return self.infer(self.prepare(image))
+
+    def prepare(self, image: np.ndarray, out=None, times=None) -> np.ndarray:
+        """The network's input for a frame: preprocessed into `out` (from new_buffer(); else the one reused
+        buffer). Its seconds go to times["preprocess"] (self.times unless another dict is given). It may run
+        in another thread than infer() (pipeline's Stream does so for frames that all come in order), each
+        frame in a buffer of its own and with a times of its own."""
+        t0 = time.perf_counter()
+        batch = self.preprocess(image, out)
+        (self.times if times is None else times)["preprocess"] = time.perf_counter() - t0
+        return batch
+
+    def new_buffer(self) -> np.ndarray:
+        """A buffer for prepare()'s out: one per frame in flight."""
+        return self.preprocess.new_buffer()
+
+    def infer(self, batch: np.ndarray):
+        """prepare()'s input -> the Result (the backend, then postprocessing); their seconds go to times."""
         clock, times = time.perf_counter, self.times
-        t0 = clock()
-        batch = self.preprocess(image)
         t1 = clock()
         raw = self.backend.infer(batch)
         t2 = clock()
         result = self.postprocess(raw)
-        times["preprocess"], times["infer"], times["postprocess"] = t1 - t0, t2 - t1, clock() - t2
+        times["infer"], times["postprocess"] = t2 - t1, clock() - t2
         return result
 
     def paths(self) -> dict:

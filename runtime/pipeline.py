@@ -157,15 +157,35 @@ class Stats:
                 % (self.frames, rate, latency, self.max_latency_ms, extra, self.backend, stages))
 
 
+class Prepare:
+    """Preprocessing in the capture thread, for frames that all come in order: each frame's network input
+    (frame.batch) is made there, into one of a ring of buffers (as many as frames can be in flight: the
+    queue's, the one being read and the one in the model), while the model runs on the frame before. Not for
+    the newest frame wins: a frame prepared there may go stale and be dropped, its preprocessing wasted, and
+    the frame the model takes would be older than the newest (latency before throughput, for a car)."""
+
+    def __init__(self, model):
+        self.model, self.times = model, {}
+        self.buffers = [model.new_buffer() for _ in range(FILE_QUEUE + 2)]
+        self.next = 0
+
+    def __call__(self, frame):
+        out, self.next = self.buffers[self.next], (self.next + 1) % len(self.buffers)
+        frame.batch = self.model.prepare(frame.image, out, self.times)
+        frame.preprocess_s = self.times["preprocess"]
+
+
 class Capture:
     """Reads a source in its own thread. newest_wins: a one-frame slot (a frame not yet taken when the next
-    arrives is dropped and counted); otherwise a short queue (every frame, in order, reading paced by use).
+    arrives is dropped and counted); otherwise a short queue (every frame, in order, reading paced by use),
+    each frame prepared for the model there too when `prepare` (a Prepare) is given.
     realtime paces a file at its frame rate, as a camera would deliver it. stop: a callable that turns true
     when the reader of get() wants to end (a StopRequest's); get() then gives None within 0.1 s, even while
     the source gives nothing (paced slowly, or blocked in its own code: a FIFO, a stalled device)."""
 
-    def __init__(self, source, newest_wins, realtime=False, stop=None):
+    def __init__(self, source, newest_wins, realtime=False, stop=None, prepare=None):
         self.source, self.newest_wins, self.realtime, self.should_stop = source, newest_wins, realtime, stop
+        self.prepare = prepare  # called on each frame in this thread once it is read (Prepare)
         self.frames = collections.deque()
         self.cond = threading.Condition()
         self.dropped = 0
@@ -197,6 +217,8 @@ class Capture:
                         break
                     frame.t0, frame.timestamp = time.perf_counter(), time.time()  # "captured" now
                 frame.read_s = time.perf_counter() - t
+                if self.prepare is not None:
+                    self.prepare(frame)
                 with self.cond:
                     if self.newest_wins:
                         if self.frames:
@@ -302,8 +324,10 @@ class Stream:
     def __iter__(self):
         source, realtime = self.source, self.realtime
         if self.capture_thread:
-            capture = Capture(source, newest_wins=source.live or realtime, realtime=realtime and not source.live,
-                              stop=self.stop)
+            newest_wins = source.live or realtime
+            prepare = Prepare(self.model) if self.model is not None and not newest_wins else None
+            capture = Capture(source, newest_wins, realtime=realtime and not source.live, stop=self.stop,
+                              prepare=prepare)
         else:
             capture = InlineCapture(source)
         if self.model is not None:
@@ -317,7 +341,13 @@ class Stream:
                 frame = capture.get()  # raises what the capture thread raised, once its frames are used
                 if frame is None:
                     break
-                result = model(frame.image) if model is not None else None
+                if model is None:
+                    result = None
+                elif frame.batch is not None:  # prepared in the capture thread, while the model ran on the last
+                    model.times["preprocess"] = frame.preprocess_s
+                    result = model.infer(frame.batch)
+                else:
+                    result = model(frame.image)
                 frame.latency_ms = (clock() - frame.t0) * 1000.0
                 count += 1
                 yield frame, result
@@ -332,7 +362,8 @@ def stream(model, source, max_frames=None, realtime=False, capture_thread=True, 
             window.write(frame, result)
 
     The model's backend is prepared first (loaded, told whether a capture thread shares the cores). A
-    capture thread reads the source; the model runs in the thread that iterates. From a live source the
+    capture thread reads the source (and, for frames that all come in order, preprocesses each while the
+    model runs on the one before: Prepare); the model runs in the thread that iterates. From a live source the
     newest frame wins (a frame that went stale while the model ran is dropped and counted); from a file
     every frame comes, in order; realtime paces a file as a camera would. frame.latency_ms is capture ->
     result; model.times holds the last frame's preprocess, infer and postprocess seconds. It ends with the

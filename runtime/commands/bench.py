@@ -35,7 +35,7 @@ from ..bundle import bundle_samples, write_json
 from ..cli import add_max_image_pixels, positive_int
 from ..errors import UserError
 from ..model import Model
-from ..pipeline import run
+from ..pipeline import FILE_QUEUE, run
 from ..preprocess import GST_MODES
 from ..sources import Source, open_source
 
@@ -115,10 +115,11 @@ class MemoryFrames(Source):
     """Decoded frames held in memory, cycled as fast as they are read (every frame, in order). Each is copied
     into one of a few buffers used in turn, as a decoder writes into its buffer pool, so an overlay drawn on one
     never reaches the next time round, and no frame costs a fresh allocation (at 1920x1080, 6 MB of page faults
-    that neither a decoder nor the tutorial loop's frames pay). Read it with run(..., capture_thread=False):
-    a frame is done with before its buffer comes round again."""
+    that neither a decoder nor the tutorial loop's frames pay). A frame is done with before its buffer comes
+    round again: read inline (run(..., capture_thread=False)) one is in flight, and with a capture thread at
+    most FILE_QUEUE + 2 (queued, being read, in the model)."""
 
-    RING = 4  # buffers; frames in flight when read inline: one
+    RING = FILE_QUEUE + 3  # buffers: one more than frames can be in flight
 
     def __init__(self, images, uri="memory://samples"):
         self.images, self.uri = list(images), uri
@@ -201,7 +202,9 @@ def bench(bundle_path, source_uri=None, frames=1000, backend="auto", warmup=50, 
             first = next(iter(source))
             model(first.image)
             startup = time.time() - started if started else None
-            inline = source_uri is None  # frames in memory: nothing to overlap with a capture thread
+            # frames in memory at the network's size: nothing to overlap with a capture thread; at a camera's
+            # size, preprocessing overlaps with the model there (pipeline.Prepare), as it does for a file
+            inline = source_uri is None and size is None
             run(model, source, max_frames=warmup, log=None, capture_thread=not inline)
             jetson = platform.l4t_release() is not None
             stats_tegra = Tegrastats() if jetson and shutil.which("tegrastats") else None

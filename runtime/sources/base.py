@@ -19,9 +19,10 @@ CLOSE_WAIT_S = 0.3  # how long closing a source waits when a reading thread was 
 class Frame:
     """One captured frame: `image` (uint8 BGR), `index`, `timestamp` (epoch s), `t0` (perf_counter at
     capture, for latency), `truth` (the right answer, where the source knows it), and once stream() has
-    run the model on it, `latency_ms` (capture -> result)."""
+    run the model on it, `latency_ms` (capture -> result). `batch` is the network's input where stream()'s
+    capture thread prepared it (in one of a few buffers used in turn: gone a few frames later)."""
 
-    __slots__ = ("image", "index", "timestamp", "t0", "truth", "read_s", "latency_ms")
+    __slots__ = ("image", "index", "timestamp", "t0", "truth", "read_s", "latency_ms", "batch", "preprocess_s")
 
     def __init__(self, image, index, truth=None):
         self.image = image
@@ -31,6 +32,7 @@ class Frame:
         self.truth = truth
         self.read_s = 0.0  # how long the source took to give it (the capture stage)
         self.latency_ms = None
+        self.batch, self.preprocess_s = None, 0.0
 
 
 class Source:

@@ -142,6 +142,32 @@ def test_stream_gives_frames_and_results_in_order_and_stops_its_thread_when_left
         assert not [t for t in threading.enumerate() if t.name == "capture"]
 
 
+def test_frames_prepared_in_the_capture_thread_give_the_same_results_as_inline(pilot_bundle):
+    """Issue 30: for frames that all come in order, the capture thread preprocesses each (into a ring of
+    buffers) while the model runs on the one before. Every result is the one the frame gives alone, whatever
+    the order the two threads run in, and the newest frame wins path (a live source) still prepares inline."""
+    from runtime import Model, open_source, stream
+    from runtime.sources.base import Source
+
+    with Model(str(pilot_bundle), backend="onnxruntime") as model, \
+            open_source("synthetic://road", 320, 180) as road:
+        images = [frame.image.copy() for frame, _ in zip(road, range(24))]
+        alone = [model(image)["steering"] for image in images]
+
+        class Frames(Source):  # these images, every one, in order
+            uri, live = "frames://", False
+
+            def _images(self):
+                for image in images:
+                    yield image, None
+
+        seen = [(frame.batch is not None, result["steering"]) for frame, result in stream(model, Frames())]
+        assert [prepared for prepared, _ in seen] == [True] * 24
+        assert [steering for _, steering in seen] == alone  # exactly: the same input, bit for bit
+        inline = [frame.batch for frame, _ in stream(model, Frames(), capture_thread=False)]
+        assert inline == [None] * 24
+
+
 def test_the_camera_demo_with_open_output_and_stream_as_the_readme_writes_it(pilot_bundle, tmp_path):
     """The README's demo, with a video file and JSON lines in place of display://0 (no screen here)."""
     import cv2
