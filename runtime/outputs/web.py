@@ -242,7 +242,8 @@ class WebOutput(Output):
         """The token rule, before any route but the page's script and style; aiohttp's HTTP errors as short ones."""
         web = self.web
         if self.token is not None and request.path not in PUBLIC:
-            given = request.query.get("token") or request.headers.get("Authorization", "").replace("Bearer ", "", 1)
+            scheme, _, credentials = request.headers.get("Authorization", "").partition(" ")
+            given = request.query.get("token") or (credentials.strip() if scheme.lower() == "bearer" else "")
             if not hmac.compare_digest(given.encode("utf-8", "replace"), self.token.encode()):
                 self.ratelog.note("refused: a request without the right token (401)",
                                   "from " + conn.client if conn else "")

@@ -544,3 +544,12 @@ def test_a_wrong_token_is_answered_slowly_on_a_connection_that_is_then_closed(vi
     assert answer.startswith(b"HTTP/1.1 200"), answer[:200]
     assert not odd and guesses[0] > 0, odd
     assert guesses[0] <= web_gate.PER_CLIENT * (took / web.WRONG_TOKEN_S + 1), (guesses[0], took)
+
+
+def test_the_token_goes_in_the_query_or_as_a_bearer_credential_only(view):
+    out, _ = view
+    for header, status in (("Bearer " + TOKEN, 200), ("bearer  " + TOKEN, 200), (TOKEN, 401),
+                           ("Basic " + TOKEN, 401), ("XBearer " + TOKEN, 401), ("Bearer " + TOKEN + "x", 401)):
+        answer = exchange(out.port, b"GET /stats HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: %s\r\n"
+                                    b"Connection: close\r\n\r\n" % header.encode())
+        assert answer.startswith(b"HTTP/1.1 %d" % status), (header, answer[:100])
