@@ -2,6 +2,11 @@
 
     model = Model("bundles/pilotnet")
     result = model(frame)          # uint8 BGR image -> Result (a dict); model.times: its stages' seconds
+
+With gpu_preprocess "on" or "auto" and the frame size known (frame_size=(width, height)), the TensorRT backend
+runs an engine that takes the camera's uint8 frame and does crop, resize and colour itself
+(runtime/backends/tensorrt/frame_input.py): prepare() then only hands the frame over (copied into the buffer, or
+as it is), and paths() says "gpu". gpu_note says why auto left it on the CPU.
 """
 
 from __future__ import annotations
@@ -11,13 +16,44 @@ import time
 import numpy as np
 
 from . import bundle as bundle_format
-from .backends import open_backend
+from .backends import choose, open_backend
+from .errors import UserError
 from .postprocess import Postprocessor
-from .preprocess import Preprocessor
+from .preprocess import GPU_MODES, Preprocessor
+
+
+
+def gpu_frames(mode, chosen, preprocess, frame_size, dla_core=None, precision=None):
+    """(the frame size the engine takes, or None; why not, for auto) for --gpu-preprocess MODE with the backend
+    chosen: "on" is a one-line error where it cannot be, "auto" is on only where it can."""
+    if mode not in GPU_MODES:
+        raise UserError("--gpu-preprocess %r is not one of %s" % (mode, ", ".join(GPU_MODES)))
+    if mode == "off":
+        return None, ""
+    from .backends.tensorrt.frame_input import unsupported
+
+    why = None
+    if chosen != "tensorrt":
+        why = "the %s backend preprocesses on the CPU (GPU preprocessing is TensorRT's)" % chosen
+    elif frame_size is None:
+        why = ("the frame size is not known before the first frame: give --input-width and --input-height "
+               "(frames of another size are then an error)")
+    elif dla_core is not None:
+        why = "a DLA engine takes the network's input"
+    else:
+        why = unsupported(preprocess, frame_size)
+        if why is None and mode == "auto" and precision == "int8":
+            why = "an INT8 engine calibrated by TensorRT takes the network's input"
+    if why and mode == "on":
+        raise UserError("--gpu-preprocess on: %s" % why)
+    return (None, "preprocessing on the CPU: %s" % why) if why else (tuple(frame_size), "")
 
 
 class Model:
-    def __init__(self, path_or_bundle, backend: str = "auto", precision=None, dla_core=None, build=True):
+    def __init__(self, path_or_bundle, backend: str = "auto", precision=None, dla_core=None, build=True,
+                 gpu_preprocess="off", frame_size=None):
+        """gpu_preprocess: "off" (the default), "on" or "auto" with frame_size (width, height): the module
+        docstring."""
         if isinstance(path_or_bundle, bundle_format.Bundle):
             self.bundle = path_or_bundle
         else:
@@ -25,7 +61,20 @@ class Model:
         b = self.bundle
         self.preprocess = Preprocessor(b.preprocess, b.input)
         self.postprocess = Postprocessor(b.task, b.labels, b.outputs, b.curvature_per_unit)
-        self.backend = open_backend(backend, b, precision, dla_core, build).activate()
+        self.frame_size, self.gpu_note = None, ""
+        if gpu_preprocess != "off":
+            chosen, reason = choose(backend)
+            self.frame_size, self.gpu_note = gpu_frames(gpu_preprocess, chosen, b.preprocess, frame_size, dla_core,
+                                                        precision)
+        if self.frame_size is not None:
+            from .backends.tensorrt import TensorRTBackend
+
+            self.backend = TensorRTBackend(b, precision, dla_core, build, frame_size=self.frame_size)
+            self.backend.reason = reason
+        else:
+            self.backend = open_backend(backend, b, precision, dla_core, build)
+        self.backend.activate()
+        self.frame_buffer = None if self.frame_size is None else self.new_buffer()
         self.times = {"preprocess": 0.0, "infer": 0.0, "postprocess": 0.0}  # the last call's, in seconds
 
     def __call__(self, image: np.ndarray):
@@ -37,13 +86,32 @@ class Model:
         in another thread than infer() (pipeline's Stream does so for frames that all come in order), each
         frame in a buffer of its own and with a times of its own."""
         t0 = time.perf_counter()
-        batch = self.preprocess(image, out)
+        batch = self.preprocess(image, out) if self.frame_size is None else self._frame(image, out)
         (self.times if times is None else times)["preprocess"] = time.perf_counter() - t0
         return batch
 
     def new_buffer(self) -> np.ndarray:
-        """A buffer for prepare()'s out: one per frame in flight."""
+        """A buffer for prepare()'s out: one per frame in flight (a uint8 1 x H x W x 3 frame where the engine
+        takes frames)."""
+        if self.frame_size is not None:
+            return np.empty((1, self.frame_size[1], self.frame_size[0], 3), np.uint8)
         return self.preprocess.new_buffer()
+
+    def _frame(self, image, out):
+        """The frame as the engine takes it: checked, then copied into out, or as it is (a view) where no out is
+        given and it is contiguous."""
+        width, height = self.frame_size
+        if image.dtype != np.uint8 or image.shape != (height, width, 3):
+            got = "%dx%d" % (image.shape[1], image.shape[0]) if image.ndim == 3 else str(image.shape)
+            raise UserError("a %s %s frame came, and the TensorRT engine takes %dx%d uint8 BGR frames (it was built "
+                            "for that size: --gpu-preprocess off, or give the source's size as --input-width and "
+                            "--input-height)" % (got, image.dtype, width, height))
+        if out is None:
+            if image.flags.c_contiguous:
+                return image[None]
+            out = self.frame_buffer
+        np.copyto(out[0], image)
+        return out
 
     def infer(self, batch: np.ndarray):
         """prepare()'s input -> the Result (the backend, then postprocessing); their seconds go to times."""
@@ -57,10 +125,14 @@ class Model:
 
     def paths(self) -> dict:
         """Where each preprocessing step runs: {"crop", "resize", "colour"} -> "cpu", "gstreamer" or "gpu"."""
+        if self.frame_size is not None:
+            return {"crop": "gpu", "resize": "gpu", "colour": "gpu"}
         return self.preprocess.paths()
 
     def predict(self, images) -> list:
         """Raw network outputs for several frames: a list with one (N, ...) array per output."""
+        if self.frame_size is not None:
+            return self.backend.infer(np.concatenate([self._frame(im, None).copy() for im in images]))
         return self.backend.infer(self.preprocess.batch(images))
 
     def close(self):

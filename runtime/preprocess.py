@@ -46,6 +46,7 @@ def _nearest_indices(n_in, n_out):
 
 
 GST_MODES = ("auto", "off", "crop", "on")  # --gst-preprocess: auto is crop (exact); on crops and scales
+GPU_MODES = ("auto", "off", "on")  # --gpu-preprocess: in the TensorRT engine, from the whole frame (model.py)
 
 
 def crop_box(crop, width, height):
@@ -118,7 +119,8 @@ class Preprocessor:
         return PipelineRequest(self.crop, self.size if mode == "on" else None, SCALE_METHOD)
 
     def paths(self):
-        """Where each step runs: {"crop": ..., "resize": ..., "colour": ...}, each "cpu" or "gstreamer"."""
+        """Where each step runs: {"crop": ..., "resize": ..., "colour": ...}, each "cpu" or "gstreamer" (the
+        Model says "gpu" for an engine that takes the whole frame: model.py)."""
         crop = "gstreamer" if self.prepared in ("crop", "scale") else "cpu"
         return {"crop": crop, "resize": "gstreamer" if self.prepared == "scale" else "cpu", "colour": "cpu"}
 

@@ -36,7 +36,7 @@ from ..cli import add_max_image_pixels, positive_int
 from ..errors import UserError
 from ..model import Model
 from ..pipeline import FILE_QUEUE, run
-from ..preprocess import GST_MODES
+from ..preprocess import GPU_MODES, GST_MODES
 from ..sources import Source, open_source
 
 TRTEXEC = ("trtexec", "/usr/src/tensorrt/bin/trtexec")
@@ -188,8 +188,9 @@ def trtexec_fps(engine_path, seconds=5):
 
 
 def bench(bundle_path, source_uri=None, frames=1000, backend="auto", warmup=50, started=None, log=sys.stderr,
-          size=None, gst_preprocess="auto"):
-    with Model(bundle_path, backend=backend) as model:
+          size=None, gst_preprocess="auto", gpu_preprocess="auto"):
+    with Model(bundle_path, backend=backend, gpu_preprocess=gpu_preprocess if size else "off",
+               frame_size=size) as model:
         request = model.preprocess.request(gst_preprocess)  # bench has no outputs: nothing needs the whole frame
         if source_uri is None and size is not None:
             source = MemoryFrames(camera_sized(bundle_samples(model.bundle), size), "memory://samples@%dx%d" % size)
@@ -212,7 +213,7 @@ def bench(bundle_path, source_uri=None, frames=1000, backend="auto", warmup=50, 
             stats = run(model, source, max_frames=frames, log=None, capture_thread=not inline)
             rss_after = rss_mb()
             tegra = stats_tegra.stop() if stats_tegra else None
-        bare = bare_fps(model.backend, model.preprocess(first.image).copy())
+        bare = bare_fps(model.backend, model.prepare(first.image).copy())
         report = stats.as_dict()
         report["paths"] = model.paths()
         report.update(source=source.uri, bare_fps=round(bare, 1), peak_rss_mb=round(peak_rss_mb(), 1),
@@ -233,8 +234,10 @@ def bench(bundle_path, source_uri=None, frames=1000, backend="auto", warmup=50, 
 def main(args):
     if args.source is not None and args.frame_size is not None:
         raise UserError("--frame-size sizes the frames held in memory: give it without --source")
+    if args.gpu_preprocess == "on" and args.frame_size is None:
+        raise UserError("--gpu-preprocess on needs --frame-size (the engine is built for one frame size)")
     report = bench(args.bundle, args.source, args.frames, args.backend, args.warmup, started=process_start_epoch(),
-                   size=args.frame_size, gst_preprocess=args.gst_preprocess)
+                   size=args.frame_size, gst_preprocess=args.gst_preprocess, gpu_preprocess=args.gpu_preprocess)
     print("%s on %s (%dx%d frames): %.1f FPS end to end (%.3f ms/frame; the backend alone %.1f FPS, %.3f ms), "
           "latency p50 %.2f ms p95 %.2f ms, slowest stage %.1f FPS (end to end %.2f of it), peak RSS %.0f MB, "
           "first result %.2f s after start"
@@ -263,6 +266,9 @@ def add_parser(sub):
     bench.add_argument("--gst-preprocess", choices=GST_MODES, default="auto",
                        help="with --source csi://: crop (auto, crop) or crop and scale (on) in the camera's "
                             "pipeline, or not (off); docs/runtime.md")
+    bench.add_argument("--gpu-preprocess", choices=GPU_MODES, default="auto",
+                       help="with --frame-size and TensorRT: the engine takes the whole frame and preprocesses it "
+                            "on the GPU (auto: where the contract allows; on; off)")
     bench.add_argument("--frames", type=positive_int, default=1000, metavar="N", help="frames measured (1000)")
     bench.add_argument("--warmup", type=positive_int, default=50, metavar="N", help="frames first, not measured")
     bench.add_argument("--backend", choices=BACKENDS, default="auto")

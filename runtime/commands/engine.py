@@ -9,6 +9,11 @@ given to the TensorRT calibrator as an iterable; `export variants` and `export v
     --calib-data digits         scikit-learn's digits (needs scikit-learn: the train extra)
     --calib-data PATH|URI       any source the runtime reads: a folder or glob of images, a video, synthetic://road
     (none)                      the bundle's own samples, with a warning: a few dozen are too few
+
+--frame-size WxH builds the engine that takes the camera's uint8 frame of that size and crops, resizes and
+converts colour itself (runtime/backends/tensorrt/frame_input.py; `runtime run --gpu-preprocess` uses it): its
+own file, named with the size (fp16-b1-gpu-frame1280x720-...). Area contracts only; fp32 or fp16 (INT8 engines
+that TensorRT calibrates take the network's input).
 """
 
 from __future__ import annotations
@@ -27,6 +32,7 @@ from ..errors import UserError
 from ..preprocess import Preprocessor
 from ..sim import road
 from ..sources import open_source
+from .bench import frame_size
 
 DATASETS = ("road", "digits")
 SEEDS = {"calibration": 2024, "evaluation": 7}  # different road frames for calibrating and for judging
@@ -55,6 +61,9 @@ def add_parser(sub, prog="python -m runtime engine"):
     calibration_arguments(p)
     p.add_argument("--timing-cache", metavar="FILE", help="TensorRT timing cache to read and update (default: "
                                                           "one per device beside the engines)")
+    p.add_argument("--frame-size", type=frame_size, metavar="WxH",
+                   help="build the engine that takes the camera's uint8 WxH frame and preprocesses it on the GPU "
+                        "(runtime run --gpu-preprocess; area contracts only)")
     p.add_argument("--force", action="store_true", help="build even when a matching engine exists")
     add_max_image_pixels(p)  # calibration frames from a folder or glob are images read from disk
     return p
@@ -68,7 +77,7 @@ def main(args):
     bundle = bundle_format.load(args.bundle)
     frames = calibration_frames(bundle, args.calib_data, args.calib_frames)  # read only if TensorRT calibrates
     opts = build.BuildOptions(args.precision, args.workspace, args.max_batch, args.dla_core, args.calib_data,
-                              args.calib_frames, args.timing_cache, calibration=frames)
+                              args.calib_frames, args.timing_cache, calibration=frames, frame_size=args.frame_size)
     trt = trtlib.load()
     load_pycuda()
     gpu = Gpu()

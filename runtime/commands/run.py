@@ -16,7 +16,7 @@ from ..model import Model
 from ..outputs import add_rotation_options, has_screen, open_outputs
 from ..outputs.web import host_problem, token_problem
 from ..pipeline import run
-from ..preprocess import GST_MODES
+from ..preprocess import GPU_MODES, GST_MODES
 from ..sources import DEFAULT_RECONNECT_TIMEOUT, FLIPS, open_source
 from ..uri import without_credentials
 from ..vehicle import ros2
@@ -101,6 +101,10 @@ def _input_options(run):
                           "--input-height) crops to the bundle's crop in its pipeline when no output needs the "
                           "whole frame (JSON lines and control outputs only): auto and crop (exact), on (crops and "
                           "scales too, in the VIC or videoscale: a skew, docs/performance.md), off")
+    run.add_argument("--gpu-preprocess", choices=GPU_MODES, default="auto",
+                     help="TensorRT: an engine that takes the whole uint8 frame at --input-width x --input-height "
+                          "and crops, resizes (area contracts) and converts colour on the GPU: auto (where it can; "
+                          "not when --gst-preprocess crop or on crops in the camera's pipeline), on, off")
     run.add_argument("--read-timeout", type=positive_float, metavar="S",
                      help="a live source that gives no frame for S seconds has stalled and is reconnected "
                           "(default: 10 frame intervals at its rate, at least 1 s)")
@@ -148,9 +152,23 @@ def _control_options(run):
 FRAME_FREE = ("udp", "serial", "ros2")  # outputs that take results only (with JSON-lines files)
 
 
+def gpu_preprocess(args):
+    """--gpu-preprocess as the Model takes it: the GPU layers take the frame whole, so a pipeline asked to crop
+    (--gst-preprocess crop or on) leaves auto off and refuses on in one line."""
+    if args.gst_preprocess in ("crop", "on") and args.gpu_preprocess != "off":
+        if args.gpu_preprocess == "on":
+            raise UserError("--gpu-preprocess on takes the whole frame: it does not go with --gst-preprocess %s "
+                            "(which crops in the camera's pipeline)" % args.gst_preprocess)
+        return "off"
+    return args.gpu_preprocess
+
+
 def gst_request(args, model, display):
     """What the source's pipeline is asked to do (--gst-preprocess), or None: nothing where an output needs the
-    whole frame (a window, a video, a stream, the browser view); --gst-preprocess crop or on there is refused."""
+    whole frame (a window, a video, a stream, the browser view), or where the engine takes it (--gpu-preprocess);
+    --gst-preprocess crop or on there is refused."""
+    if model.frame_size is not None:
+        return None
     whole = [o for o in args.output if not (o.partition("://")[0].lower() in FRAME_FREE or
                                             ("://" not in o and o.lower().endswith(".jsonl")))]
     whole += ["the window (--display)"] if display else []
@@ -170,7 +188,11 @@ def check_prepared(args, source):
                         % args.gst_preprocess)
 
 
-def _prepared_note(source):
+def _prepared_note(source, model):
+    if model.frame_size is not None:
+        return "; crop, resize and colour in the TensorRT engine, on %dx%d frames" % model.frame_size
+    if model.gpu_note and model.backend.name == "tensorrt":
+        return "; %s" % model.gpu_note
     return "; the %s is done in the source's GStreamer pipeline" % (
         "crop" if source.prepared == "crop" else "crop and resize") if source.prepared else ""
 
@@ -184,8 +206,9 @@ def main(args):
     security = link_security(args)
     control = ControlSettings(args.watchdog_ms, args.heartbeat_ms, args.steering_limit, args.steering_rate,
                               args.throttle, args.ros2_msg, args.wheelbase, args.speed, security)
+    size = (args.input_width, args.input_height) if args.input_width else None
     with Model(args.bundle, backend=args.backend, precision=args.precision, dla_core=args.dla_core,
-               build=args.build) as model:
+               build=args.build, gpu_preprocess=gpu_preprocess(args), frame_size=size) as model:
         model.backend.prepare(shared_cores=True)  # the model loads now (run's capture thread shares the cores)
         source = open_source(args.source, args.input_width, args.input_height, args.input_rate, args.loop,
                              args.input_flip, args.input_codec, args.reconnect_timeout,
@@ -200,7 +223,7 @@ def main(args):
             print("runtime: %s on %s with %s (%s; %s)%s" % (printable(model.bundle.describe()),
                                                            printable(without_credentials(source.uri)),
                                                            model.backend.name, model.backend.detail,
-                                                           model.backend.reason, _prepared_note(source)),
+                                                           model.backend.reason, _prepared_note(source, model)),
                   file=sys.stderr)
             stats = run(model, source, outputs, args.max_frames, log=None if args.quiet else sys.stderr,
                         realtime=args.realtime)

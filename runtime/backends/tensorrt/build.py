@@ -32,15 +32,17 @@ import time
 
 from ...bundle import write_atomic
 from ...errors import UserError
-from . import api as trtlib, calibrator, engines
+from . import api as trtlib, calibrator, engines, frame_input
 
 class BuildOptions:
     """What to build. INT8 by calibration: calibration, the frames to calibrate on as its caller chose them (an
     iterable of BGR images, read only when TensorRT calibrates; None: the bundle's samples), calib_data what they
-    are called and calib_frames how many were asked for (both name the calibration cache)."""
+    are called and calib_frames how many were asked for (both name the calibration cache). frame_size (width,
+    height): the engine takes the camera's uint8 frame of that size and preprocesses it itself (frame_input.py;
+    batch 1, on the GPU)."""
 
     def __init__(self, precision=None, workspace_mib=None, max_batch=1, dla_core=None, calib_data=None,
-                 calib_frames=calibrator.DEFAULT_FRAMES, timing_cache=None, calibration=None):
+                 calib_frames=calibrator.DEFAULT_FRAMES, timing_cache=None, calibration=None, frame_size=None):
         if calib_data is not None and calibration is None:
             raise ValueError("calib_data names calibration frames: give them as calibration (an iterable)")
         if precision is not None and precision not in engines.PRECISIONS:
@@ -53,6 +55,10 @@ class BuildOptions:
             raise UserError("--dla-core builds for batch 1 only: the DLA takes static shapes, and a static batch of %d "
                             "would make every single camera frame pay for %d; leave out --max-batch, or build a GPU "
                             "engine for batches" % (int(max_batch), int(max_batch)))
+        if frame_size is not None and (int(max_batch) != 1 or dla_core is not None):
+            raise UserError("--frame-size builds a GPU engine for one camera frame at a time: leave out %s"
+                            % ("--max-batch" if int(max_batch) != 1 else "--dla-core"))
+        self.frame_size = None if frame_size is None else (int(frame_size[0]), int(frame_size[1]))
         self.precision, self.workspace_mib, self.max_batch = precision, workspace_mib, int(max_batch)
         self.dla_core, self.calib_data, self.calib_frames = dla_core, calib_data, int(calib_frames)
         self.timing_cache, self.calibration = timing_cache, calibration
@@ -114,13 +120,29 @@ def make_plan(trt, gpu, bundle, opts, root="/") -> Plan:
                             "%s --precision int8)" % (trt.__version__, bundle.path))
     else:
         onnx_path, sha = bundle.model_file(precision), bundle.model_sha256(precision)
+    check_frame(trt, bundle, opts.frame_size, precision)
     device = trtlib.this_device(trt, gpu, root)
-    key = engines.EngineKey(device, precision, opts.max_batch, opts.dla_core, sha)
+    key = engines.EngineKey(device, precision, opts.max_batch, opts.dla_core, sha, frame=opts.frame_size)
     cache = None
     if weak and precision == "int8":
         cache = engines.calibration_cache_path(bundle.path, key, _calibration_spec(bundle, opts))
         key.calibration = file_digest(cache) if engines.own_file(cache) else "pending"
     return Plan(key, onnx_path, reason, cache)
+
+
+def check_frame(trt, bundle, frame_size, precision):
+    """An engine that takes frames of frame_size (width, height; None: the network's input) can be built for this
+    bundle and precision, or a one-line error: the contract must be one the layers do exactly
+    (frame_input.unsupported), and INT8 by calibration is not done (its calibrator feeds the network's float input;
+    TensorRT 11's int8 variant, quantized in the ONNX, is fine)."""
+    if frame_size is None:
+        return
+    why = frame_input.unsupported(bundle.preprocess, frame_size)
+    if why:
+        raise UserError("--frame-size %dx%d: %s" % (frame_size + (why,)))
+    if precision == "int8" and trtlib.has_weak_typing(trt):
+        raise UserError("--frame-size %dx%d: an INT8 engine calibrated by TensorRT %s takes the network's input, not "
+                        "frames; build fp16 or fp32 with --frame-size" % (frame_size + (trt.__version__,)))
 
 
 def build(bundle, opts: BuildOptions, gpu, trt=None, log=sys.stderr, root="/", note=None) -> str:
@@ -143,12 +165,17 @@ def _build(bundle, opts, gpu, trt, log, root, note):
         raise UserError("--dla-core %d: this device has %d DLA core(s) (Xavier, AGX Orin and Orin NX have them; "
                         "Orin Nano has none)" % (opts.dla_core, builder.num_DLA_cores))
     network, parser = network_from_onnx(trt, builder, log_trt, plan.onnx_path, log)  # parser: kept until built
+    if opts.frame_size is not None:  # the engine takes the frame: its input is static, so no batch profile
+        width, height = opts.frame_size
+        frame_input.add_frame_input(trt, network, frame_input.frame_weights(bundle.preprocess, bundle.input,
+                                                                            (height, width)))
     workspace = opts.workspace_mib or default_workspace_mib(gpu.info()["memory"])
     config, profile = builder_config(trt, builder, network, plan, opts, workspace, timing_path, log)
     int8 = int8_calibrator(trt, gpu, bundle, opts, plan, tuple(network.get_input(0).shape), log, log_trt.caught)
-    print("building a TensorRT engine, %s, for %s (%s; %s; workspace %d MiB, batch %s%s): this takes a while"
+    print("building a TensorRT engine, %s, for %s (%s; %s; workspace %d MiB, %s%s): this takes a while"
           % (plan.precision, plan.key.device.gpu_name, trtlib.describe(trt), plan.reason, workspace,
-             "1..%d" % opts.max_batch if opts.dla_core is None else "%d (static)" % opts.max_batch,
+             ("batch 1..%d" % opts.max_batch if opts.dla_core is None else "batch %d (static)" % opts.max_batch)
+             if opts.frame_size is None else "%dx%d uint8 frames, preprocessed in the engine" % opts.frame_size,
              "" if opts.dla_core is None else ", DLA core %d" % opts.dla_core), file=log)
     ticker = Ticker("building engine", log)
     serialized = engine_from_network(trt, builder, network, config, log_trt, log, ticker, int8, profile)
@@ -214,6 +241,8 @@ def precision_flags(trt, config, plan):
     if plan.precision == "fp16" or (plan.precision == "int8"
                                     and trtlib.fast_fp16(plan.key.device.compute_capability)):
         config.set_flag(trt.BuilderFlag.FP16)
+        if plan.key.frame is not None:  # the frame layers pinned to FP32 (frame_input.py) stay so
+            config.set_flag(trt.BuilderFlag.OBEY_PRECISION_CONSTRAINTS)
     if plan.precision == "int8":
         config.set_flag(trt.BuilderFlag.INT8)
 

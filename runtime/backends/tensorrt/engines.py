@@ -5,6 +5,8 @@ batch range, DLA core and model. All of that goes into its fingerprint, and the 
 file name, so the runtime picks the one engine that fits this device or knows it must build one:
 
     BUNDLE/engines/fp16-b1-gpu-trt10.3.0-1f2e3d4c5b6a7980.engine   (+ .json with the fields, for people)
+    BUNDLE/engines/fp16-b1-gpu-frame1280x720-trt10.3.0-....engine  (takes the camera's 1280x720 uint8 frame and
+                                                                    preprocesses it itself: frame_input.py)
 
 When the bundle is read-only, engines go to a per-user cache instead
 ($XDG_CACHE_HOME/edge-cnn-toolkit/engines/<model sha256 prefix>/). No TensorRT is imported here.
@@ -48,12 +50,13 @@ class EngineKey:
     """Everything an engine is built for; `fingerprint` hashes it and `filename` shows the main parts."""
 
     def __init__(self, device: Device, precision: str, max_batch: int, dla_core, model_sha256: str,
-                 calibration=None):
+                 calibration=None, frame=None):
         if precision not in PRECISIONS:
             raise ValueError("precision %r is not one of %s" % (precision, ", ".join(PRECISIONS)))
         self.device, self.precision, self.max_batch = device, precision, int(max_batch)
         self.dla_core, self.model_sha256 = dla_core, model_sha256
         self.calibration = calibration  # INT8 by calibration: the calibration cache's sha256 (prefix)
+        self.frame = None if frame is None else (int(frame[0]), int(frame[1]))  # (width, height): takes frames
 
     def as_dict(self):
         fields = self.device.as_dict()
@@ -61,6 +64,8 @@ class EngineKey:
                       model_sha256=self.model_sha256)
         if self.calibration is not None:  # only INT8 engines by calibration have one (other names unchanged)
             fields["calibration"] = self.calibration
+        if self.frame is not None:  # only engines that take the camera's frame have one (other names unchanged)
+            fields["frame"] = "%dx%d" % self.frame
         return fields
 
     @property
@@ -71,6 +76,8 @@ class EngineKey:
     @property
     def filename(self) -> str:
         where = "gpu" if self.dla_core is None else "dla%d" % self.dla_core
+        if self.frame is not None:
+            where += "-frame%dx%d" % self.frame
         return "%s-b%d-%s-trt%s-%s.engine" % (self.precision, self.max_batch, where, self.device.trt_version,
                                               self.fingerprint)
 

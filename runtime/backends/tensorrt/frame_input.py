@@ -10,8 +10,10 @@ colour map and scale as a 3 -> C MatMul plus a bias, and a shuffle to the networ
 input is then replaced by the result in every layer that read it, and removed. Names as NVIDIA's Python bindings
 8.6.1, 10.3 and 11.4 spell them (add_input, add_cast, add_slice, add_shuffle, add_constant, add_matrix_multiply,
 MatrixOperation.NONE, add_unary with UnaryOperation.ROUND, add_elementwise with ElementWiseOperation.SUM,
-ILayer.set_input, remove_tensor). frame_weights and reference() are the same computation in numpy, to check it
-against the CPU path where no GPU is.
+ILayer.set_input, remove_tensor; where precision is a builder flag also ILayer.precision and set_output_type).
+frame_weights and reference() are the same computation in numpy, to check it against the CPU path where no GPU
+is; unsupported() says in one line why a contract or frame size stays on the CPU. The engine build
+(build.py, `runtime engine --frame-size WxH`) calls add_frame_input after the ONNX parse.
 """
 
 from __future__ import annotations
@@ -37,13 +39,32 @@ def area_matrix(n_in, n_out):
     return overlap / (n_in / float(n_out))
 
 
+def unsupported(preprocess, frame_wh):
+    """Why frames of frame_wh (width, height) cannot be preprocessed by layers for this contract, in one line; None
+    where they can. Only an area downscale is built (the weights are exact: the CPU path's tensor within one uint8
+    step); a linear resize would have to copy OpenCV's fixed-point INTER_LINEAR bit for bit, nearest is not done,
+    and OpenCV's INTER_AREA upscale is a bilinear of its own: those stay on the CPU."""
+    resize = preprocess["resize"]
+    how = resize.get("interpolation", "linear")
+    if how != "area":
+        return ("the bundle's resize is %s: only an area resize is built into the engine (a %s resize stays on the "
+                "CPU)" % (how, how))
+    x0, y0, x1, y1 = crop_box(preprocess.get("crop"), int(frame_wh[0]), int(frame_wh[1]))
+    w, h = int(resize["width"]), int(resize["height"])
+    if x1 - x0 < w or y1 - y0 < h:
+        return ("the crop of a %dx%d frame (%dx%d) is smaller than the network's %dx%d input: an area upscale stays "
+                "on the CPU" % (frame_wh[0], frame_wh[1], x1 - x0, y1 - y0, w, h))
+    return None
+
+
 def frame_weights(preprocess, input_spec, frame_hw) -> FrameWeights:
     """The constant weights for frames of frame_hw (height, width): the crop's box, rows (h x ch), cols (cw x w),
-    colour (C x 3) and bias (C), the layout and the network input's (h, w, C). Area resize only where the contract
-    says area; the others stay on the CPU path."""
+    colour (C x 3) and bias (C), the layout and the network input's (h, w, C). Only where unsupported() says
+    nothing (ValueError otherwise)."""
+    why = unsupported(preprocess, (frame_hw[1], frame_hw[0]))
+    if why:
+        raise ValueError(why)
     resize = preprocess["resize"]
-    if resize.get("interpolation", "linear") != "area":
-        raise ValueError("only an area resize is built as layers (the contract says %s)" % resize.get("interpolation"))
     w, h = int(resize["width"]), int(resize["height"])
     box = crop_box(preprocess.get("crop"), frame_hw[1], frame_hw[0])
     matrix, bias = _COLORS[preprocess["color"]]
@@ -75,59 +96,79 @@ def _layout(chw, layout):
 
 def add_frame_input(trt, network, fw: FrameWeights, name=FRAME_INPUT):
     """Puts the layers in front of the parsed network (module docstring); returns the new input tensor. The
-    weights arrays are kept on the network object (TensorRT reads them at build time, not when added)."""
+    weights arrays are kept on the network object (TensorRT reads them at build time, not when added). Where
+    precision is a builder flag (8.5-10.x) every layer is pinned to FP32, so an FP16 engine does not round the
+    area sums in half precision (the build sets OBEY_PRECISION_CONSTRAINTS); a network input of HALF (an fp16
+    variant exported without float32 IO) is given a cast to it at the end."""
     old = network.get_input(0)
     H, W = fw.frame_hw
     x0, y0, x1, y1 = fw.box
     h, w, c = fw.out_hwc
     keep = network.__dict__.setdefault("_frame_weights", []) if hasattr(network, "__dict__") else []
+    out = _Pinned(trt)
     frame = network.add_input(name, trt.DataType.UINT8, (1, H, W, 3))
-    t = _cast(trt, network, frame)
-    t = network.add_slice(t, (0, y0, x0, 0), (1, y1 - y0, x1 - x0, 3), (1, 1, 1, 1)).get_output(0)
-    t = _shuffle(network, t, (0, 3, 1, 2), (3, y1 - y0, x1 - x0))
-    t = _matmul(trt, network, _constant(network, fw.rows[None], keep), t)
-    t = _matmul(trt, network, t, _constant(network, fw.cols[None], keep))
-    t = network.add_unary(t, trt.UnaryOperation.ROUND).get_output(0)
-    t = _shuffle(network, t, None, (3, h * w))
-    t = _matmul(trt, network, _constant(network, fw.colour, keep), t)
-    t = network.add_elementwise(t, _constant(network, fw.bias.reshape(c, 1), keep),
-                                trt.ElementWiseOperation.SUM).get_output(0)
+    t = _cast(trt, network, frame, trt.DataType.FLOAT)
+    t = out(network.add_slice(t, (0, y0, x0, 0), (1, y1 - y0, x1 - x0, 3), (1, 1, 1, 1)))
+    t = _shuffle(out, network, t, (0, 3, 1, 2), (3, y1 - y0, x1 - x0))
+    t = _matmul(trt, out, network, _constant(out, network, fw.rows[None], keep), t)
+    t = _matmul(trt, out, network, t, _constant(out, network, fw.cols[None], keep))
+    t = out(network.add_unary(t, trt.UnaryOperation.ROUND))
+    t = _shuffle(out, network, t, None, (3, h * w))
+    t = _matmul(trt, out, network, _constant(out, network, fw.colour, keep), t)
+    t = out(network.add_elementwise(t, _constant(out, network, fw.bias.reshape(c, 1), keep),
+                                    trt.ElementWiseOperation.SUM))
     if fw.layout == "NCHW":
-        t = _shuffle(network, t, None, (1, c, h, w))
+        t = _shuffle(out, network, t, None, (1, c, h, w))
     else:
-        t = _shuffle(network, _shuffle(network, t, None, (c, h, w)), (1, 2, 0), (1, h, w, c) if
+        t = _shuffle(out, network, _shuffle(out, network, t, None, (c, h, w)), (1, 2, 0), (1, h, w, c) if
                      fw.layout == "NHWC" else (1, h * w * c))
+    if getattr(old, "dtype", None) == trt.DataType.HALF:
+        t = _cast(trt, network, t, trt.DataType.HALF)
     _rewire(network, old, t)
     return frame
 
 
-def _cast(trt, network, tensor):
-    """uint8 -> float: add_cast where the bindings have it (8.6.1, 10.x, 11.x), else an identity layer told its
-    output type (8.5)."""
+class _Pinned:
+    """A layer's output, the layer pinned to FP32 where precision is a builder flag (layer.precision and its
+    output type: 8.5-10.x; TensorRT 11's strongly typed networks take the types as they are)."""
+
+    def __init__(self, trt):
+        self.float = trt.DataType.FLOAT if hasattr(trt.BuilderFlag, "FP16") else None
+
+    def __call__(self, layer):
+        if self.float is not None:
+            layer.precision = self.float
+            layer.set_output_type(0, self.float)
+        return layer.get_output(0)
+
+
+def _cast(trt, network, tensor, to):
+    """uint8 -> float (or float -> half): add_cast where the bindings have it (8.6.1, 10.x, 11.x), else an
+    identity layer told its output type (8.5)."""
     if hasattr(network, "add_cast"):
-        return network.add_cast(tensor, trt.DataType.FLOAT).get_output(0)
+        return network.add_cast(tensor, to).get_output(0)
     layer = network.add_identity(tensor)
-    layer.set_output_type(0, trt.DataType.FLOAT)
+    layer.set_output_type(0, to)
     return layer.get_output(0)
 
 
-def _shuffle(network, tensor, transpose, shape):
+def _shuffle(out, network, tensor, transpose, shape):
     layer = network.add_shuffle(tensor)
     if transpose is not None:
         layer.first_transpose = transpose
     layer.reshape_dims = shape
-    return layer.get_output(0)
+    return out(layer)
 
 
-def _constant(network, array, keep):
+def _constant(out, network, array, keep):
     array = np.ascontiguousarray(array, dtype=np.float32)
     keep.append(array)
-    return network.add_constant(array.shape, array).get_output(0)
+    return out(network.add_constant(array.shape, array))
 
 
-def _matmul(trt, network, a, b):
+def _matmul(trt, out, network, a, b):
     none = trt.MatrixOperation.NONE
-    return network.add_matrix_multiply(a, none, b, none).get_output(0)
+    return out(network.add_matrix_multiply(a, none, b, none))
 
 
 def _rewire(network, old, new):

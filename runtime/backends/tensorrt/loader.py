@@ -49,17 +49,18 @@ class CachedEngine:
     """precision None: the device's default (fp16 where the GPU has fast FP16); build False: never build,
     a missing or unloadable engine is a one-line error naming the command that builds it. An INT8 engine built
     here without a kept calibration cache calibrates on the bundle's own samples, with a warning that they are
-    few (`python -m runtime engine --calib-data` builds one from real frames, which runs then prefer)."""
+    few (`python -m runtime engine --calib-data` builds one from real frames, which runs then prefer).
+    frame_size (width, height): the engine that takes the camera's frames of that size (frame_input.py)."""
 
-    def __init__(self, bundle, precision=None, dla_core=None, build=True, log=sys.stderr, root="/"):
+    def __init__(self, bundle, precision=None, dla_core=None, build=True, log=sys.stderr, root="/", frame_size=None):
         self.bundle, self.precision, self.dla_core, self.build = bundle, precision, dla_core, build
-        self.log, self.root = log, root
+        self.log, self.root, self.frame_size = log, root, frame_size
 
     def __call__(self, trt, gpu):
         return EngineFromPath(self.path(trt, gpu))(trt, gpu)
 
     def _options(self):
-        return trt_build.BuildOptions(precision=self.precision, dla_core=self.dla_core)
+        return trt_build.BuildOptions(precision=self.precision, dla_core=self.dla_core, frame_size=self.frame_size)
 
     def path(self, trt, gpu) -> str:
         """The engine file for this device, built here first when there is none (and build allows)."""
@@ -75,9 +76,10 @@ class CachedEngine:
                             "runtime engine %s --precision %s (or run without --no-build)"
                             % (plan.precision, plan.key.device.gpu_name, trt.__version__, bundle.path,
                                " (%d for other devices, versions or settings)" % others if others else "",
-                               bundle.path, plan.precision))
-        note = ("runtime: no %s engine for this device yet: building one now (once; it is kept for the next run)"
-                % plan.precision)
+                               bundle.path, plan.precision + ("" if self.frame_size is None
+                                                              else " --frame-size %dx%d" % self.frame_size)))
+        note = ("runtime: no %s engine%s for this device yet: building one now (once; it is kept for the next run)"
+                % (plan.precision, "" if self.frame_size is None else " for %dx%d frames" % self.frame_size))
         return trt_build.build(bundle, self._options(), gpu, trt, self.log, self.root, note=note)
 
     def rebuild(self, trt, gpu, why):

@@ -26,12 +26,16 @@ from .loader import CachedEngine, as_loader
 class TensorRTBackend(Backend):
     name = "tensorrt"
 
-    def __init__(self, bundle, precision=None, dla_core=None, build=True, engine=None, log=sys.stderr, root="/"):
+    def __init__(self, bundle, precision=None, dla_core=None, build=True, engine=None, log=sys.stderr, root="/",
+                 frame_size=None):
         """engine: a path, bytes, or a loader (loader.py); default the bundle's CachedEngine for precision,
-        dla_core and build. precision names an engine given directly."""
+        dla_core, build and frame_size (width, height: the engine that takes the camera's uint8 frames of that size
+        and preprocesses them itself). precision names an engine given directly. Once active, frame_size is the
+        frame size the engine takes (an engine given directly says so by its uint8 1 x H x W x 3 input), or None."""
         self.bundle, self.precision, self.dla_core, self.log = bundle, precision, dla_core, log
+        self.frame_size = frame_size
         self.loader = as_loader(engine) if engine is not None else CachedEngine(bundle, precision, dla_core, build,
-                                                                                log, root)
+                                                                                log, root, frame_size)
         self.gpu = self.context = self.engine = self.runtime = None
         self._buffers = {}
         self._batch_set = None
@@ -69,8 +73,20 @@ class TensorRTBackend(Backend):
         self.input = inputs[0]
         self.outputs = [t for t in self.io.tensors if not t.is_input]
         self.max_batch = self.input.max_shape[0]
+        self._check_frames(path)
         self.detail = "TensorRT %s tensor API, %s engine %s" % (trt.__version__, self.precision,
                                                                 os.path.basename(path))
+
+    def _check_frames(self, path):
+        """frame_size from the engine's input: a uint8 1 x H x W x 3 input takes frames (and a frame_size asked
+        for must be the engine's), else None."""
+        shape, takes = self.input.shape, self.input.dtype == np.uint8
+        size = (shape[2], shape[1]) if takes and len(shape) == 4 and shape[3] == 3 else None
+        if self.frame_size is not None and size != tuple(self.frame_size):
+            raise UserError("%s takes %s, not %dx%d frames" % (path, "%dx%d frames" % size if size else "the "
+                                                               "network's input", self.frame_size[0],
+                                                               self.frame_size[1]))
+        self.frame_size = size
 
     def _rebuild(self, path, log_trt):
         """The path of an engine made by the loader in place of path, which will not deserialize; a loader that

@@ -207,6 +207,7 @@ class INetworkDefinition:
         self._fake_flags = flags
         self._fake_inputs, self._fake_outputs, self._fake_onnx, self._fake_kind = [], [], None, None
         self._fake_layers = []
+        self._fake_onnx_layer = None
 
     @property
     def num_inputs(self):
@@ -238,8 +239,11 @@ ElementWiseOperation = _enum("ElementWiseOperation", list(zip(
 
 
 class ILayer:
-    def __init__(self, network, inputs, fn):
-        self._fake_network, self._fake_inputs_, self._fake_fn = network, list(inputs), fn
+    if _WEAK_TYPING:
+        precision = DataType.FLOAT  # the real bindings' property (8.5-10.x); pinned by the frame layers
+
+    def __init__(self, network, inputs, op, params=None):
+        self._fake_network, self._fake_inputs_, self._fake_op, self._fake_params = network, list(inputs), op, params
         self._fake_out = ITensor("FAKE_layer%d" % len(network._fake_layers), ())
         self._fake_out._fake_layer = self
 
@@ -265,23 +269,56 @@ class IShuffleLayer(ILayer):
     first_transpose, reshape_dims = None, None
 
 
-def _fake_evaluate(tensor, feed):
+def _fake_shuffle(params, x):
+    transpose, shape = params
+    x = x.transpose(transpose) if transpose is not None else x
+    return x.reshape(tuple(shape))
+
+
+def _fake_no_uint8(op, values):
+    if op not in ("cast", "identity") and any(getattr(v, "dtype", None) == _np.uint8 for v in values):
+        raise AssertionError("FAKE: a %s layer reads UINT8: TensorRT converts uint8 only to and from float and half "
+                             "(a cast or identity layer first)" % op)
+
+
+_FAKE_OPS = {
+    "cast": lambda p, x: x.astype(_NUMPY[DataType(p).name]), "identity": lambda p, x: x.astype(_np.float32),
+    "slice": lambda p, x: x[tuple(slice(b, b + n * s, s) for b, n, s in zip(*p))], "shuffle": _fake_shuffle,
+    "constant": lambda p: p, "matmul": lambda p, a, b: _np.matmul(a, b), "round": lambda p, x: _np.rint(x),
+    "sum": lambda p, a, b: a + b, "prod": lambda p, a, b: a * b,
+}
+
+
+def _fake_graph(tensor):
+    """The layers that compute tensor, as plain data (op, params, inputs), down to inputs ("input", name): what
+    the fake engine keeps (pickled) and evaluates in numpy."""
     layer = getattr(tensor, "_fake_layer", None)
     if layer is None:
-        return feed[tensor.name]
-    return layer._fake_fn(*[_fake_evaluate(t, feed) for t in layer._fake_inputs_])
+        return ("input", tensor.name, [])
+    op, params = layer._fake_op, layer._fake_params
+    if op == "shuffle":
+        params = (layer.first_transpose, layer.reshape_dims)
+    elif op == "identity":  # 8.5's cast: an identity layer told its output type
+        op, params = "cast", int(layer._fake_out.dtype)
+    return (op, params, [_fake_graph(t) for t in layer._fake_inputs_])
 
 
-def _fake_shuffle(layer):
-    def fn(x):
-        x = x.transpose(layer.first_transpose) if layer.first_transpose is not None else x
-        return x.reshape(tuple(layer.reshape_dims))
-    return fn
+def _fake_run_graph(graph, feed):
+    op, params, inputs = graph
+    if op == "input":
+        return feed[params]
+    values = [_fake_run_graph(g, feed) for g in inputs]
+    _fake_no_uint8(op, values)
+    return _FAKE_OPS[op](params, *values)
+
+
+def _fake_evaluate(tensor, feed):
+    return _fake_run_graph(_fake_graph(tensor), feed)
 
 
 def _fake_network_layers(cls):
-    def _add(self, inputs, fn, kind=ILayer):
-        layer = kind(self, inputs, fn)
+    def _add(self, inputs, op, params=None, kind=ILayer):
+        layer = kind(self, inputs, op, params)
         self._fake_layers.append(layer)
         return layer
 
@@ -291,29 +328,27 @@ def _fake_network_layers(cls):
         return tensor
 
     def add_identity(self, input):
-        return _add(self, [input], lambda x: x.astype(_np.float32))
+        return _add(self, [input], "identity")
 
     def add_slice(self, input, start, shape, stride):
-        index = tuple(slice(b, b + n * s, s) for b, n, s in zip(start, shape, stride))
-        return _add(self, [input], lambda x: x[index])
+        return _add(self, [input], "slice", (tuple(start), tuple(shape), tuple(stride)))
 
     def add_shuffle(self, input):
-        layer = _add(self, [input], None, IShuffleLayer)
-        layer._fake_fn = _fake_shuffle(layer)
-        return layer
+        return _add(self, [input], "shuffle", kind=IShuffleLayer)
 
     def add_constant(self, shape, weights):
-        value = _np.array(weights, _np.float32).reshape(tuple(shape))
-        return _add(self, [], lambda: value)
+        return _add(self, [], "constant", _np.array(weights, _np.float32).reshape(tuple(shape)))
 
     def add_matrix_multiply(self, input0, op0, input1, op1):
-        return _add(self, [input0, input1], _np.matmul)
+        return _add(self, [input0, input1], "matmul")
 
     def add_unary(self, input, op):
-        return _add(self, [input], _np.rint)
+        if op != UnaryOperation.ROUND:
+            raise AssertionError("FAKE: only UnaryOperation.ROUND is evaluated")
+        return _add(self, [input], "round")
 
     def add_elementwise(self, input1, input2, op):
-        return _add(self, [input1, input2], _np.add if op == ElementWiseOperation.SUM else _np.multiply)
+        return _add(self, [input1, input2], "sum" if op == ElementWiseOperation.SUM else "prod")
 
     def get_layer(self, index):
         return self._fake_layers[index]
@@ -327,7 +362,7 @@ def _fake_network_layers(cls):
     cls.num_layers = property(lambda self: len(self._fake_layers))
     cls._fake_layers = ()
     if not _BINDINGS:
-        cls.add_cast = lambda self, input, to_type: _add(self, [input], lambda x: x.astype(_np.float32))
+        cls.add_cast = lambda self, input, to_type: _add(self, [input], "cast", int(to_type))
 
 
 _fake_network_layers(INetworkDefinition)
@@ -393,6 +428,9 @@ class OnnxParser:
         io_type = DataType[_os.environ.get("FAKE_TRT_IO_DTYPE", "FLOAT")]
         net._fake_inputs = [ITensor(n, s, io_type) for n, s in graph["inputs"]]
         net._fake_outputs = [ITensor(n, s, io_type) for n, s in graph["outputs"]]
+        # the parsed model as one layer reading its inputs (what a rewiring of the input sees)
+        net._fake_onnx_layer = ILayer(net, net._fake_inputs, "onnx")
+        net._fake_layers.append(net._fake_onnx_layer)
         net._fake_onnx = bytes(model)
         net._fake_kind = graph["kind"]
         FAKE_calls.append(("parse", {"inputs": [t.name for t in net._fake_inputs], "kind": net._fake_kind}))
@@ -579,6 +617,7 @@ class Builder:
         if config._fake_timing_cache is None:
             raise AssertionError("FAKE: the toolkit always sets a timing cache")
         inp = network._fake_inputs[0]
+        frame_graph = self._fake_frame_graph(network)
         profile = None
         if -1 in inp.shape:
             if not config._fake_profiles or inp.name not in config._fake_profiles[0]._fake_shapes:
@@ -619,9 +658,23 @@ class Builder:
                   "gpu_fallback": BuilderFlag.GPU_FALLBACK in config._fake_flags, "profile": profile,
                   "inputs": [[t.name, list(t.shape), t.dtype.name] for t in network._fake_inputs],
                   "outputs": [[t.name, list(t.shape), t.dtype.name] for t in network._fake_outputs],
-                  "calibration": calibration}
+                  "calibration": calibration, "frame_graph": frame_graph}
         FAKE_calls.append(("build_serialized_network", header))
         return IHostMemory(_MAGIC + _json.dumps(header).encode() + b"\0" + network._fake_onnx)
+
+    @staticmethod
+    def _fake_frame_graph(network):
+        """Layers put in front of the parsed model (frame_input.py): their graph, pickled, base64 (None: none)."""
+        if network._fake_onnx_layer is None:
+            return None
+        reads = network._fake_onnx_layer.get_input(0)
+        if getattr(reads, "_fake_layer", None) is None:
+            return None
+        import base64
+        import pickle
+
+        return [reads.name,
+                base64.b64encode(pickle.dumps(_fake_graph(reads))).decode("ascii")]
 
     def _fake_calibrate(self, config, inp, profile):
         calibrator = config.int8_calibrator
@@ -793,11 +846,13 @@ class IExecutionContext:
             shape = tuple(declared)
         in_dtype = _np.dtype(_NUMPY[in_type.name])
         x = cuda.fake_device_view(addresses[name], volume(shape) * in_dtype.itemsize).view(in_dtype).reshape(shape)
+        x = self._fake_frame_layers(header, name, x)
         x = x.astype(_np.float32)
         if header["precision"] != "fp32":
             x = x.astype(_np.float16).astype(_np.float32)
         outputs = [io for io in engine._fake_io if not io[2]]
-        outs = engine._fake_session.run([io[0] for io in outputs], {name: x})
+        onnx_input = engine._fake_session.get_inputs()[0].name
+        outs = engine._fake_session.run([io[0] for io in outputs], {onnx_input: x})
         for (out_name, _, _, out_type), value in zip(outputs, outs):
             value = _np.asarray(value, _np.float32)
             if header["precision"] != "fp32":
@@ -806,6 +861,17 @@ class IExecutionContext:
             cuda.fake_device_view(addresses[out_name], value.nbytes)[:] = value.view(_np.uint8).ravel()
         FAKE_calls.append(("execute", {"batch": shape[0], "stream": stream_handle, "api": api}))
         return True
+
+    @staticmethod
+    def _fake_frame_layers(header, name, x):
+        """The network input computed from the engine's input by the layers in front of the model, in numpy."""
+        if not header.get("frame_graph"):
+            return x
+        import base64
+        import pickle
+
+        FAKE_calls.append(("frame_layers", {"input": name, "dtype": str(x.dtype), "shape": list(x.shape)}))
+        return _fake_run_graph(pickle.loads(base64.b64decode(header["frame_graph"][1])), {name: x})
 
     def set_input_shape(self, name, shape):
         return self._fake_set_shape(name, shape)
