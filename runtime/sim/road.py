@@ -138,10 +138,12 @@ class RoadRenderer:
         return shade
 
     def render(self, d: float, psi: float, k: float, dk: float, travelled: float, scene: Scene,
-               rng: np.random.RandomState) -> np.ndarray:
+               rng: np.random.RandomState, objects=None) -> np.ndarray:
         """The camera's view from pose (d, psi) on a road of curvature (k, dk), `travelled` metres along it.
         Every ground pixel is a mix of five colours (verge, asphalt, white line, centre line, haze) whose
-        weights are computed in float32 per pixel; one matrix product mixes them, light and tint folded in."""
+        weights are computed in float32 per pixel; one matrix product mixes them, light and tint folded in.
+        objects: None, or a callable(frame, exposure) that draws into the float32 BGR frame (0..255) before the
+        sensor noise is added (obstacles.py's ObstacleLayer); without it the frame is exactly as before."""
         z, x = self.z, self.x
         s = x - lane_x(z, d, psi, k, dk)  # metres right of my lane centre
         r = s + 0.5 * LANE_WIDTH_M  # metres right of the road's centre line
@@ -165,6 +167,8 @@ class RoadRenderer:
         frame = np.empty((self.height, self.width, 3), dtype=np.float32)
         frame[:self.first_ground] = self.sky * exposure
         np.matmul(weights.reshape(-1, 5), colours, out=frame[self.first_ground:].reshape(-1, 3))
+        if objects is not None:
+            objects(frame, exposure)
         if scene.noise > 0:
             dy, dx = rng.randint(0, 64, size=2)
             frame += self.noise_field[dy:dy + self.height, dx:dx + self.width] * np.float32(scene.noise * 255.0)
