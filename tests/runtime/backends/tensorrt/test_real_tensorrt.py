@@ -66,6 +66,14 @@ x = Preprocessor(bundle.preprocess, bundle.input).batch([cv2.imread(q) for q in 
 for p in precisions:
     with TensorRTBackend(bundle, precision=p, build=False, log=io.StringIO()) as backend:
         backend.infer(x)
+# the engine that takes the camera's frame (frame_input.py): its layers, pinned to FP32 where precision is a flag
+pilot, p = bundle_format.load(sys.argv[2]), precisions[-1] if len(precisions) > 1 else "fp32"
+p = "fp16" if p == "int8" else p
+gpu = Gpu()
+trt_build.build(pilot, trt_build.BuildOptions(p, frame_size=(320, 180)), gpu, tensorrt, log=io.StringIO())
+gpu.close()
+with TensorRTBackend(pilot, precision=p, build=False, log=io.StringIO(), frame_size=(320, 180)) as backend:
+    backend.infer(cv2.resize(cv2.imread(pilot.sample_paths[0]), (320, 180))[None])
 """
 
 
@@ -80,8 +88,11 @@ def test_the_fake_is_the_real_api_and_the_code_touches_only_real_names(real, dig
     record = tmp_path / "touched.txt"
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([ROOT, FAKES]), FAKE_TENSORRT_VERSION=FAKE_OF[real],
                FAKE_TRT_RECORD=str(record), XDG_CACHE_HOME=str(tmp_path / "cache"))
-    proc = subprocess.run([sys.executable, "-c", WORKLOAD, str(bundle)], cwd=ROOT, env=env, capture_output=True,
-                          text=True, timeout=300)
+    pilot = tmp_path / "pilotnet"
+    shutil.copytree(os.path.join(ROOT, "tests", "runtime", "bundles", "pilotnet"), str(pilot),
+                    ignore=shutil.ignore_patterns("engines"))
+    proc = subprocess.run([sys.executable, "-c", WORKLOAD, str(bundle), str(pilot)], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
 
     report = probe(real, FAKE_OF[real], str(record))
@@ -92,6 +103,10 @@ def test_the_fake_is_the_real_api_and_the_code_touches_only_real_names(real, dig
             "IExecutionContext.execute_async_v3", "ICudaEngine.get_tensor_dtype", "TensorIOMode.INPUT"} <= touched
     assert ("BuilderFlag.INT8" in touched) == WEAK[real] and ("IInt8EntropyCalibrator2" in touched) == WEAK[real]
     assert "nptype" not in touched  # numpy types by DataType name (8.5.2's nptype fails on numpy 1.24-1.26)
+    assert {"INetworkDefinition.add_input", "INetworkDefinition.add_matrix_multiply", "UnaryOperation.ROUND",
+            "INetworkDefinition.remove_tensor", "ILayer.set_input", "IShuffleLayer.reshape_dims"} <= touched
+    assert ("INetworkDefinition.add_identity" in touched) == (real == "8.6.1")  # 8.5 has no add_cast
+    assert ("ILayer.precision" in touched) == WEAK[real]  # pinned to FP32 where precision is a flag
 
 
 @pytest.mark.parametrize("real", REAL)
