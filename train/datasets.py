@@ -8,6 +8,13 @@
     folder:PATH     an image folder with one subfolder per class (the cats-vs-dogs layout), read from disk
     drivelog:PATH   driving logs (Udacity's simulator, DonkeyCar tubs v1/v2), several joined with commas
                     (train/drivelog.py), read from disk
+    road-obstacles  detection: the procedural road with cones, boxes, parked cars, pedestrians and stop signs
+                    (runtime.sim.obstacles), exact boxes and ignore regions
+    yolo:PATH, voc:PATH, coco:PATH
+                    detection: YOLO txt (Ultralytics' layout), Pascal VOC XML, COCO JSON (train/detection_formats.py)
+
+Detection datasets come as a DetectionSet (train/detection_formats.py) from `load_detection` (and from `load` for a
+detection spec): images in memory with per-image targets (boxes in the images' pixels, classes, ignore flags).
 
 `check(name)` validates a name without importing TensorFlow; `load(name, spec)` does the work. The
 validation split is seeded: stratified by class for classifiers, whole stretches of driving for logs (frames a
@@ -31,20 +38,24 @@ import sys
 import numpy as np
 
 from runtime.errors import UserError, printable
-from runtime.sim import road
+from runtime.sim import obstacles, road
 
-from . import classic, drivelog
+from . import classic, detection_formats, drivelog
 from .classic import CIFAR10_LABELS
 from .inputs import prepare
 from .pipeline import Split, decode_file, readable
 
 NAMES = ("digits", "road", "mnist:PATH", "cifar10:PATH", "folder:PATH", "drivelog:PATH[,PATH...]", "mnist",
-         "cifar10")
+         "cifar10", "road-obstacles", "yolo:PATH", "voc:PATH", "coco:PATH")
+DETECTION_FORMATS = ("yolo", "voc", "coco")
 IMAGE_EXTS = (".png", ".jpg", ".jpeg", ".bmp", ".gif")  # what tf.io.decode_image reads
 VAL_FRACTION = 0.2
 STRETCH = 50  # samples of a driving log that go to the same side of the split
 ROAD_SIZE = (320, 180)  # width, height of generated road frames
 SAMPLES = 32  # held-out raw frames kept with the run, for export's parity check and calibration
+OBSTACLES_TRAIN = 3000  # road-obstacles' training frames without --limit
+OBSTACLES_VAL = (200, 6)  # and its held-out frames: a sixth as many, at least 200
+OBSTACLES_VAL_SEED = 100003  # the held-out frames' seed is the training seed plus this: other frames
 
 
 class Dataset:
@@ -73,11 +84,14 @@ class Dataset:
 
 
 def check(name: str, spec=None) -> str:
-    """The dataset's task kind ('classification' or 'steering'); UserError for a bad name or folder, or
-    for a dataset that does not fit the model. Cheap: nothing is loaded."""
+    """The dataset's task kind ('classification', 'steering' or 'detection'); UserError for a bad name or folder,
+    or for a dataset that does not fit the model. Cheap: nothing is loaded."""
     task = _check_name(name)
     if spec is None:
         return task
+    if (task == "detection") != (spec.task == "detection"):
+        raise UserError("%s is a %s model but %s is a %s dataset (use --data %s)"
+                        % (spec.name, spec.task, name, task, spec.default_data or "folder:PATH"))
     if (task == "steering") != (spec.task == "steering"):
         raise UserError("%s is a %s model but %s is a %s dataset (use --data %s)"
                         % (spec.name, spec.task, name, task, spec.default_data or "folder:PATH"))
@@ -93,7 +107,12 @@ def _check_name(name):
         return "classification"
     if name == "road":
         return "steering"
+    if name == "road-obstacles":
+        return "detection"
     kind, sep, path = name.partition(":")
+    if sep and kind in DETECTION_FORMATS:
+        detection_formats.check(kind, path)
+        return "detection"
     if sep and kind in ("mnist", "cifar10"):
         if not path or not os.path.exists(path):
             raise UserError("%s: no such file or folder '%s' (give where %s's files are: %s)"
@@ -317,7 +336,8 @@ def load(name: str, spec, limit=None, seed: int = 0, road_views: str = "recovery
     """Load a dataset for a zoo Spec; limit caps (or, for road, sets) the training size.
     road_views: the road's training views (runtime.sim.road.random_pose); validation always has recovery views.
     side_correction, steering_units, steering_radius: for driving logs (train/drivelog.py)."""
-    check(name, spec)
+    if check(name, spec) == "detection":
+        return load_detection(name, tuple(spec.size), limit, seed)
     kind, _, path = name.partition(":")
     if name == "road":
         return _road(name, limit, seed, road_views)
@@ -393,3 +413,34 @@ def _classes_dataset(name, spec, limit, seed):
         train, val = Split(y_train, images=train_images), Split(y_val, images=val_images)
         raw = [np.ascontiguousarray(val_images[i]) for i in order]
     return Dataset(name, spec.task, labels, train, val, raw, [int(y_val[i]) for i in order])
+
+
+def load_detection(name: str, size=None, limit=None, seed: int = 0) -> detection_formats.DetectionSet:
+    """A detection dataset (road-obstacles, yolo:PATH, voc:PATH, coco:PATH) as a DetectionSet: .train and .val
+    (DetectionSplit: .images, .targets, one Target(boxes, classes, ignore) per image, boxes float32 x0, y0, x1, y1
+    in that image's pixel edges), .labels. size (width, height): the detector's input. road-obstacles renders its
+    frames at that size (default ROAD_SIZE) as one N x H x W x 3 RGB array, limit (default OBSTACLES_TRAIN)
+    training frames; files from disk keep their own sizes (a list), limit caps the training images. Either way
+    a box under obstacles.MIN_HEIGHT_PX high at the input size is an ignore region."""
+    if check(name) != "detection":
+        raise UserError("%s is not a detection dataset (choose from: road-obstacles, %s)"
+                        % (printable(name), ", ".join("%s:PATH" % k for k in DETECTION_FORMATS)))
+    if name == "road-obstacles":
+        return _road_obstacles(name, tuple(size or ROAD_SIZE), limit, seed)
+    kind, _, path = name.partition(":")
+    return detection_formats.load(kind, path, size, limit, seed, obstacles.MIN_HEIGHT_PX if size else None)
+
+
+def _road_obstacles(name, size, limit, seed):
+    """Procedural road frames with obstacles at size: limit (default OBSTACLES_TRAIN) for training, a sixth as many
+    (at least 200) held out, drawn from another seed."""
+    n_train = limit or OBSTACLES_TRAIN
+    n_val = max(OBSTACLES_VAL[0], n_train // OBSTACLES_VAL[1])
+    sides = []
+    for n, s in ((n_train, seed), (n_val, seed + OBSTACLES_VAL_SEED)):
+        frames, boxes, classes, ignore = obstacles.sample_detection_frames(n, size[0], size[1], seed=s)
+        targets = [detection_formats.Target(*t) for t in zip(boxes, classes, ignore)]
+        sides.append(detection_formats.DetectionSplit(np.ascontiguousarray(frames[..., ::-1]), targets))
+    positives = sum(int(np.sum(~t.ignore)) for t in sides[0].targets)
+    notes = ["%d training frames (%d positive boxes), %d held out, %dx%d" % ((n_train, positives, n_val) + size)]
+    return detection_formats.DetectionSet(name, obstacles.LABELS, sides[0], sides[1], notes)
