@@ -6,7 +6,9 @@ when missing unless build=False, and rebuilt when the file will not deserialize.
 On activate: a CUDA context (cuda.py; current only while the backend works, so any thread may call it and
 several models may share a thread), then the engine, deserialized. Per batch size it
 allocates page-locked host buffers and device buffers once and reuses them: copy in, execute, copy out
-and synchronize on one stream. Both TensorRT API generations through api.py.
+and synchronize on one stream. Both TensorRT API generations through api.py. An engine built with a frame size
+(frame_input.py) has a uint8 1 x H x W x 3 input: its host buffer is uint8 and the frame is copied to the device
+as it is (frame_size says the size it takes).
 """
 
 from __future__ import annotations

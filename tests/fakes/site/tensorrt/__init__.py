@@ -870,8 +870,10 @@ class IExecutionContext:
         import base64
         import pickle
 
+        if "_graph" not in header:  # decoded once per engine
+            header["_graph"] = pickle.loads(base64.b64decode(header["frame_graph"][1]))
         FAKE_calls.append(("frame_layers", {"input": name, "dtype": str(x.dtype), "shape": list(x.shape)}))
-        return _fake_run_graph(pickle.loads(base64.b64decode(header["frame_graph"][1])), {name: x})
+        return _fake_run_graph(header["_graph"], {name: x})
 
     def set_input_shape(self, name, shape):
         return self._fake_set_shape(name, shape)

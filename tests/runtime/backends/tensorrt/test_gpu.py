@@ -7,7 +7,8 @@
 - TensorRT with pycuda on that GPU (a Jetson, or a desktop with pip's tensorrt): engines built from the
   small bundles in fp32 and fp16 agree with ONNX Runtime within export verify's tolerances, buffers are
   made once, the context is balanced after a run, a corrupt engine file is rebuilt, and an INT8 build
-  writes a calibration cache that the next build reuses.
+  writes a calibration cache that the next build reuses; an engine that takes the 1280x720 frame and
+  preprocesses it in layers steers as the CPU path does.
 """
 
 import os
@@ -196,6 +197,25 @@ def test_engines_built_here_agree_with_onnx_runtime(pilot_bundle, digits_bundle,
         rows = [r for r in json.loads(report.read_text())["rows"]
                 if r.get("backend") == "tensorrt" and r.get("precision") == precision]
         assert rows and all(r["passed"] for r in rows), rows
+
+
+@needs_tensorrt
+@pytest.mark.parametrize("precision", ["fp32", "fp16"])
+def test_an_engine_that_takes_the_frame_steers_as_the_cpu_path(pilot_bundle, precision):
+    """The preprocessing layers (frame_input.py) built by a real TensorRT: uint8 1280x720 frames in, the CPU
+    path's steering out within the skew contract (1e-3; fp16 within export verify's fp16 tolerance)."""
+    from runtime import Model
+    from runtime.sim import road
+
+    frames = list(road.sample_frames(8, 1280, 720, seed=9)[0])
+    with Model(str(pilot_bundle), backend="onnxruntime") as cpu:
+        want = cpu.predict(frames)[0]
+    with Model(str(pilot_bundle), backend="tensorrt", precision=precision, gpu_preprocess="on",
+               frame_size=(1280, 720)) as model:
+        assert model.paths()["resize"] == "gpu" and model.backend.frame_size == (1280, 720)
+        got = model.predict(frames)[0]
+    assert np.abs(got - want).max() < (1e-3 if precision == "fp32" else 2e-2)
+    assert _current_context() is None
 
 
 @needs_tensorrt
