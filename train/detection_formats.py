@@ -49,6 +49,12 @@ def empty_target():
     return Target(np.zeros((0, 4), np.float32), np.zeros(0, np.int64), np.zeros(0, bool))
 
 
+def positives(target):
+    """(boxes M x 4, classes M) of a Target's positives, and its ignore regions' boxes (I x 4)."""
+    keep = ~np.asarray(target.ignore, bool)
+    return target.boxes[keep], target.classes[keep], target.boxes[~keep]
+
+
 class DetectionSplit:
     """One side of a split: images (an N x H x W x 3 uint8 RGB array, or a list of such images of any sizes), their
     targets (a list of Target) and, for images read from disk, their files."""
