@@ -66,16 +66,29 @@ class Model:
             chosen, reason = choose(backend)
             self.frame_size, self.gpu_note = gpu_frames(gpu_preprocess, chosen, b.preprocess, frame_size, dla_core,
                                                         precision)
+        self.backend = None
         if self.frame_size is not None:
-            from .backends.tensorrt import TensorRTBackend
-
-            self.backend = TensorRTBackend(b, precision, dla_core, build, frame_size=self.frame_size)
-            self.backend.reason = reason
-        else:
-            self.backend = open_backend(backend, b, precision, dla_core, build)
-        self.backend.activate()
+            self.backend = self._frame_backend(gpu_preprocess, precision, dla_core, build, reason)
+        if self.backend is None:
+            self.backend = open_backend(backend, b, precision, dla_core, build).activate()
         self.frame_buffer = None if self.frame_size is None else self.new_buffer()
         self.times = {"preprocess": 0.0, "infer": 0.0, "postprocess": 0.0}  # the last call's, in seconds
+
+    def _frame_backend(self, mode, precision, dla_core, build, reason):
+        """The TensorRT backend on the engine that takes frames, activated; None where auto with --no-build finds
+        no such engine here (the plain engine then runs, and gpu_note says why)."""
+        from .backends.tensorrt import TensorRTBackend
+
+        backend = TensorRTBackend(self.bundle, precision, dla_core, build, frame_size=self.frame_size)
+        backend.reason = reason
+        try:
+            return backend.activate()
+        except UserError as exc:
+            if mode != "auto" or build:
+                raise
+            self.gpu_note = "preprocessing on the CPU: %s" % exc
+            self.frame_size = None
+            return None
 
     def __call__(self, image: np.ndarray):
         return self.infer(self.prepare(image))

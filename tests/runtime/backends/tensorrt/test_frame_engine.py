@@ -67,8 +67,11 @@ def test_an_engine_built_for_a_frame_size_takes_the_frame_and_steers_as_the_cpu_
         with pytest.raises(Exception) as bad:
             m.prepare(np.zeros((720, 1280, 3), np.uint8))
         assert "a 1280x720 uint8 frame came, and the TensorRT engine takes 320x180" in str(bad.value)
-    names = sorted(p.name for p in (tmp_path / "bundle" / "engines").glob("*.engine"))
-    assert len(names) == 2 and sum("-frame320x180-" in n for n in names) == 1
+    engines = sorted((tmp_path / "bundle" / "engines").glob("*.engine"))
+    assert len(engines) == 2 and sum("-frame320x180-" in p.name for p in engines) == 1
+    [p.unlink() for p in engines if "-frame" in p.name]  # auto with --no-build and no frame engine: the plain one
+    with Model(bundle, backend="tensorrt", precision="fp32", build=False, gpu_preprocess="auto", frame_size=SIZE) as m:
+        assert m.frame_size is None and "--frame-size 320x180" in m.gpu_note and m.paths()["resize"] == "cpu"
 
 
 def test_what_cannot_preprocess_on_the_gpu_is_one_line(fake_gpu, tmp_path, capsys):
