@@ -512,7 +512,7 @@ def load(kind, path, size=None, limit=None, seed=0, min_height=None):
     min_height: boxes under min_height pixels high at the detector's input size become ignore regions."""
     name = "%s:%s" % (kind, path)
     labels, train, val, report = READERS[kind](path, seed)
-    total = len(train) + len(val)
+    total = len(train) + len(val) + report.skipped  # the files read, and those that did not parse
     if limit and limit < len(train):
         keep = np.sort(np.random.RandomState(seed).permutation(len(train))[:limit])
         train = [train[i] for i in keep]
