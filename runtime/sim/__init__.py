@@ -1,6 +1,7 @@
 """The simulator wing: one simulated car on a procedural road, and the sources that show it.
 
     road.py        the road: renderer, scene, winding track, the car's kinematics (move), steering labels
+    obstacles.py   cones, boxes, parked cars, pedestrians and stop signs on the road, with exact boxes (detection)
     simulator.py   the simulator: car + track + camera, driven from outside or by its simulated human, and the
                    intervention rule and Scorecard (autonomy)
     judge.py       `runtime drive`'s closed loop: a controller (the bundle, zero, pure pursuit) drives and is scored
