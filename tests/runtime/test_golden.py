@@ -7,6 +7,7 @@ Recorded before the reshaping (GOLDEN_UPDATE=1 rewrites them; do that only for a
 - a tub's bytes, recorded from a fixed source and fixed readings (the clock held still).
 """
 
+import datetime
 import hashlib
 import json
 import os
@@ -77,6 +78,13 @@ def test_a_tub_records_the_same_bytes(tmp_path, monkeypatch):
     from runtime.sim.sources import SyntheticRoad
 
     monkeypatch.setattr(time, "time", lambda: 1764201234.5)  # created_at, sessions: the clock held still
+
+    class Day(datetime.datetime):  # and the session's name, the day's: the test failed on any other day
+        @classmethod
+        def now(cls, tz=None):
+            return datetime.datetime(2026, 12, 3, 12, 0, 0)
+
+    monkeypatch.setattr(tub_module.datetime, "datetime", Day)
 
     class Readings:  # the human's steering, fixed: one reading 10 ms after each frame
         def newest(self):
