@@ -69,9 +69,26 @@ class DetectionSplit:
 class DetectionSet:
     """A detection dataset: train and val (DetectionSplit), the labels (class names, in index order), notes."""
 
+    SAMPLES = 8  # held-out frames the run keeps, for export's checks
+
     def __init__(self, name, labels, train, val, notes=()):
         self.name, self.labels, self.train, self.val = printable(name), [printable(x) for x in labels], train, val
         self.task, self.notes = "detection", list(notes)
+
+    @property
+    def raw_samples(self):
+        """The first held-out frames (RGB), as the run keeps them (train/run_dir.py)."""
+        return [np.ascontiguousarray(self.val.images[i]) for i in range(min(self.SAMPLES, len(self.val)))]
+
+    @property
+    def sample_targets(self):
+        """Their boxes, classes and ignore regions, in their pixels (meta.json's samples.targets)."""
+        out = []
+        for target in self.val.targets[:self.SAMPLES]:
+            boxes, classes, ignore = positives(target)
+            out.append({"boxes": np.round(boxes, 2).tolist(), "classes": [int(c) for c in classes],
+                        "ignore": np.round(ignore, 2).tolist()})
+        return out
 
 
 class Record:

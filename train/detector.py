@@ -21,6 +21,7 @@ import numpy as np
 
 STRIDE = 4
 K = 50  # detections per image, padded with score 0
+THRESHOLD = 0.3  # the score a detection needs to be shown (the runtime's default --threshold)
 SIZE_WEIGHT = 0.1
 MIN_RADIUS = 1
 
@@ -102,7 +103,7 @@ def build(layers, models, input_shape, num_classes, backbone=None):
 
     def conv(x, filters, stride=1, name=None):
         x = layers.Conv2D(filters, 3, strides=stride, padding="same", use_bias=False, name=name)(x)
-        x = layers.BatchNormalization()(x)
+        x = layers.BatchNormalization(momentum=0.9)(x)  # scratch training: statistics that keep up
         return layers.ReLU()(x)
 
     x = conv(inputs, 16, 2)
@@ -162,3 +163,10 @@ def with_decoding(model, num_classes, k=K):
 
     return keras.Model(model.inputs[0], [model.outputs[0], Decode(name="detections")(model.outputs[0])],
                        name=model.name + "_decoded")
+
+
+def manifest_section(k=K, threshold=THRESHOLD):
+    """The bundle's `detection` section: what the detections output holds, for the runtime."""
+    return {"k": k, "threshold": threshold, "box_format": "xyxy", "box_units": "input pixels",
+            "columns": ["x0", "y0", "x1", "y1", "score", "class"], "output": "detections", "raw_output": "raw",
+            "stride": STRIDE}

@@ -33,9 +33,10 @@ def write(run_dir: str, spec, dataset, trained) -> None:
     save_model(trained.model, os.path.join(run_dir, "model.keras"))
     write_atomic(os.path.join(run_dir, "summary.txt"), trained.summary.encode("utf-8"))
     write_json(os.path.join(run_dir, "history.json"), history_record(trained))
+    sizes = (len(dataset.train), len(dataset.val)) if spec.task == "detection" else (len(dataset.y_train),
+                                                                                        len(dataset.y_val))
     plot_history(trained.history, os.path.join(run_dir, "training.png"),
-                 "%s on %s (%d train / %d held out)" % (spec.name, dataset.name, len(dataset.y_train),
-                                                         len(dataset.y_val)))
+                 "%s on %s (%d train / %d held out)" % ((spec.name, dataset.name) + sizes))
     files = write_samples(run_dir, dataset.raw_samples)
     write_meta(run_dir, run_meta(spec, dataset, trained, files))
 
@@ -79,6 +80,10 @@ def run_meta(spec, dataset, trained, files) -> dict:
                             "fine_tune_layers": spec.fine_tune}
     if spec.task == "steering":
         meta["steering"] = dataset.steering or road.steering_metadata()
+    if spec.task == "detection":
+        from . import detector
+
+        meta["detection"] = detector.manifest_section()
     if trained.augment:
         meta["augment"] = list(trained.augment)
     return meta

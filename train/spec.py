@@ -37,6 +37,11 @@ class Spec:
         from keras import layers, models
 
         model = self.builder(layers, models, self.input_shape, num_classes)
+        if self.task == "detection":  # its own loss (train/detector.py); its metrics are pycocotools' at the end
+            from .detector import loss as detection_loss
+
+            model.compile(optimizer=self.optimizer, loss=detection_loss(num_classes))
+            return model
         loss, metrics = {"classification": ("categorical_crossentropy", ["accuracy"]),
                          "binary": ("binary_crossentropy", ["accuracy"]),
                          "steering": ("mse", ["mae"])}[self.task]

@@ -76,6 +76,11 @@ class Options:
 
 
 def _pipelines(spec, dataset, batch_size, seed, num_classes, options):
+    if spec.task == "detection":  # frames and boxes: augmented with the boxes, encoded as the detector's targets
+        from . import detection_pipeline as detection
+
+        return (detection.batches(detection.Frames(dataset.train), spec, num_classes, batch_size, seed, True),
+                detection.batches(detection.Frames(dataset.val), spec, num_classes, batch_size, seed))
     pre = spec.preprocess()
     for name, split in (("training", dataset.train), ("validation", dataset.val)):
         if split.files is not None:
@@ -213,7 +218,7 @@ def train(spec, dataset, out_dir, epochs, batch_size, seed=0, verbose=None, sett
     options = options or Options()
     _make_deterministic(keras, tf, seed)
     run_dir.prepare(out_dir)
-    num_classes = max(len(dataset.labels), 2)
+    num_classes = len(dataset.labels) if spec.task == "detection" else max(len(dataset.labels), 2)
     phases = phases_of(spec, epochs)
     model, state = _model_and_state(keras, spec, out_dir, dict(settings or {}), phases, num_classes, resume, options)
     summary = _summary_text(model)
@@ -228,7 +233,12 @@ def train(spec, dataset, out_dir, epochs, batch_size, seed=0, verbose=None, sett
     done = state["epochs"]
     phase_list = [{"phase": name, "epochs": min(end, done) - first} for name, first, end in phases if first < done]
     seconds = time.time() - started
-    results = evaluate(model, dataset, data[1])
+    if spec.task == "detection":
+        from . import detection_pipeline
+
+        results = detection_pipeline.held_out(model, dataset, spec, num_classes)
+    else:
+        results = evaluate(model, dataset, data[1])
     if options.mixed_precision:
         model = _float32_copy(keras, spec, model, num_classes)
         keras.mixed_precision.set_dtype_policy("float32")  # for whatever this process builds next
