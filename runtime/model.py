@@ -91,7 +91,7 @@ class Model:
             return None
 
     def __call__(self, image: np.ndarray):
-        return self.infer(self.prepare(image))
+        return self.infer(self.prepare(image), (image.shape[1], image.shape[0]))
 
     def prepare(self, image: np.ndarray, out=None, times=None) -> np.ndarray:
         """The network's input for a frame: preprocessed into `out` (from new_buffer(); else the one reused
@@ -126,13 +126,14 @@ class Model:
         np.copyto(out[0], image)
         return out
 
-    def infer(self, batch: np.ndarray):
-        """prepare()'s input -> the Result (the backend, then postprocessing); their seconds go to times."""
+    def infer(self, batch: np.ndarray, frame_size=None):
+        """prepare()'s input -> the Result (the backend, then postprocessing); their seconds go to times.
+        frame_size (width, height): the frame's, for results in its pixels (a detector's boxes)."""
         clock, times = time.perf_counter, self.times
         t1 = clock()
         raw = self.backend.infer(batch)
         t2 = clock()
-        result = self.postprocess(raw)
+        result = self.postprocess(raw, frame_size=frame_size)
         times["infer"], times["postprocess"] = t2 - t1, clock() - t2
         return result
 

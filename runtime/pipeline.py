@@ -345,7 +345,7 @@ class Stream:
                     result = None
                 elif frame.batch is not None:  # prepared in the capture thread, while the model ran on the last
                     model.times["preprocess"] = frame.preprocess_s
-                    result = model.infer(frame.batch)
+                    result = model.infer(frame.batch, (frame.image.shape[1], frame.image.shape[0]))
                 else:
                     result = model(frame.image)
                 frame.latency_ms = (clock() - frame.t0) * 1000.0

@@ -51,8 +51,9 @@ class Postprocessor:
         self.curvature_per_unit = curvature_per_unit
         self.top_k = top_k
 
-    def __call__(self, outputs, row: int = 0) -> Result:
-        """outputs: the backend's list of arrays; row: which item of the batch."""
+    def __call__(self, outputs, row: int = 0, frame_size=None) -> Result:
+        """outputs: the backend's list of arrays; row: which item of the batch; frame_size (width, height):
+        the frame's, for results given in its pixels (a detector's boxes)."""
         y = np.asarray(outputs[0][row], dtype=np.float64).reshape(-1)
         if not np.isfinite(y).all():  # flagged, not a crash: a broken engine or input must not stop a vehicle's loop
             return Result(dict.fromkeys(_KEYS[self.task]), invalid=INVALID)
