@@ -12,8 +12,9 @@ A bundle is a directory:
 manifest.json (format_version 1):
 
     format, format_version
-    name, task          task: classification | binary | steering | regression
-    labels              class names (classification: one per output; binary: [negative, positive])
+    name, task          task: classification | binary | steering | regression | detection
+    labels              class names (classification: one per output; binary: [negative, positive]; detection:
+                        the classes' names in index order, at least one)
     model               {file, sha256, opset}
     input               {name, shape ([null, H, W, C] ...), layout (NHWC | NCHW | flat), dtype}
     preprocess          in this order, on uint8 BGR frames:
@@ -27,6 +28,11 @@ manifest.json (format_version 1):
                          scale, offset (a number or one per channel: value = colour * scale + offset)}
     outputs             [{name, shape, activation: softmax | sigmoid | linear}]
     steering            {inverse_radius_per_unit, positive}  (task steering only)
+    detection           (task detection only) {k, threshold, box_format: xyxy, box_units: input pixels, columns,
+                        output, raw_output, stride, detections_output}: the detections output (its index in
+                        outputs, detections_output, or else the output named `output`) is (1, k, 6) rows x0, y0,
+                        x1, y1 (the network input's pixels), score, class, best first, padded with score 0;
+                        threshold (0..1) is the score a detection needs by default
     samples             {dir, files (at most MAX_SAMPLES, 64, holding the pixel budget together), keras_outputs}
     variants            (optional) {fp16: {file, sha256}, int8: {file, sha256, calibration, layers}}: precision
                         variants of model.onnx for strongly typed TensorRT (11) and ONNX Runtime; layers counts
@@ -50,7 +56,7 @@ from .errors import UserError
 FORMAT = "edge-bundle"
 FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
-TASKS = ("classification", "binary", "steering", "regression")
+TASKS = ("classification", "binary", "steering", "regression", "detection")
 LAYOUTS = ("NHWC", "NCHW", "flat")
 COLORS = ("bgr", "rgb", "gray", "yuv")
 INTERPOLATIONS = ("linear", "area", "nearest")
@@ -99,6 +105,7 @@ class Bundle:
         self.preprocess = manifest["preprocess"]
         self.outputs = manifest["outputs"]
         self.steering = manifest.get("steering") or {}
+        self.detection = detection_settings(manifest)
         self.model_path = os.path.join(path, manifest["model"]["file"])
 
     @property
@@ -212,6 +219,10 @@ def _number(v):
     return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
 
 
+def _integer(v):
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
 def _positive_int(v, most=1 << 20):
     return isinstance(v, int) and not isinstance(v, bool) and 0 < v <= most
 
@@ -276,6 +287,8 @@ def validate(manifest) -> list:
     if steering is not None and not (isinstance(steering, dict) and _number(steering.get(
             "inverse_radius_per_unit", 0.0)) and steering.get("positive", "right") in ("right", "left")):
         problems.append("steering needs a number inverse_radius_per_unit and positive: right | left")
+    if task == "detection":
+        problems += detection_problems(manifest)
     samples = manifest.get("samples")
     if samples is not None and not samples_ok(samples):
         problems.append("samples needs dir, files and keras_outputs as names inside the bundle")
@@ -288,6 +301,51 @@ def validate(manifest) -> list:
             for k, v in variants.items()):
         problems.append("variants must map %s to {file (a name inside the bundle), sha256}" % " or ".join(VARIANTS))
     return problems
+
+
+def _detections_index(manifest):
+    """The detections output's index: the section's detections_output (or the manifest's), else the output
+    whose name the section's `output` gives; None where neither says."""
+    section, outputs = manifest.get("detection"), manifest.get("outputs") or []
+    index = section.get("detections_output", manifest.get("detections_output"))
+    if index is None:
+        names = [o.get("name") for o in outputs if isinstance(o, dict)]
+        return names.index(section["output"]) if section.get("output") in names else None
+    return index
+
+
+def detection_problems(manifest):
+    """What is wrong with a detection bundle: its labels, its detection section, and the detections output's
+    place and shape ([null or 1, k, 6]). One phrase: the rest is not checked once the section is wrong."""
+    labels, section = manifest.get("labels"), manifest.get("detection")
+    if not (is_string_list(labels) and labels):
+        return ["a detection bundle needs labels: its classes' names, at least one"]
+    if not isinstance(section, dict):
+        return ["a detection bundle needs a 'detection' section {k, threshold, detections_output, ...}"]
+    k, threshold = section.get("k"), section.get("threshold")
+    if not _positive_int(k, 100000):
+        return ["detection k must be a positive integer (the detections output's rows), not %r" % (k,)]
+    if not (_number(threshold) and 0 <= threshold <= 1):
+        return ["detection threshold must be a number from 0 to 1, not %r" % (threshold,)]
+    index, outputs = _detections_index(manifest), manifest["outputs"]
+    if not (_integer(index) and 0 <= index < len(outputs) and isinstance(outputs[index], dict)):
+        return ["detection detections_output must be the index of an output (0 to %d), not %r"
+                % (len(outputs) - 1, index)]
+    shape = outputs[index].get("shape")
+    if not (isinstance(shape, list) and len(shape) == 3 and (shape[0] is None or _integer(shape[0]))
+            and shape[0] in (None, 1) and all(_integer(d) for d in shape[1:]) and shape[1:] == [k, 6]):
+        return ["the bundle is inconsistent: detection output %d's shape is %r, not [null, %d, 6] (k = %d rows of "
+                "x0, y0, x1, y1, score, class)" % (index, shape, k, k)]
+    return []
+
+
+def detection_settings(manifest):
+    """A valid detection manifest's settings, {k, threshold, index (the detections output's), labels}, or None for
+    other tasks."""
+    if manifest.get("task") != "detection":
+        return None
+    section = manifest["detection"]
+    return dict(section, index=_detections_index(manifest), threshold=float(section["threshold"]))
 
 
 def _sha256(v):

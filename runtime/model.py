@@ -51,16 +51,16 @@ def gpu_frames(mode, chosen, preprocess, frame_size, dla_core=None, precision=No
 
 class Model:
     def __init__(self, path_or_bundle, backend: str = "auto", precision=None, dla_core=None, build=True,
-                 gpu_preprocess="off", frame_size=None):
+                 gpu_preprocess="off", frame_size=None, threshold=None, classes=None, track=False):
         """gpu_preprocess: "off" (the default), "on" or "auto" with frame_size (width, height): the module
-        docstring."""
+        docstring. threshold, classes, track: a detection bundle's options (Postprocessor.for_bundle)."""
         if isinstance(path_or_bundle, bundle_format.Bundle):
             self.bundle = path_or_bundle
         else:
             self.bundle = bundle_format.load(path_or_bundle)
         b = self.bundle
         self.preprocess = Preprocessor(b.preprocess, b.input)
-        self.postprocess = Postprocessor(b.task, b.labels, b.outputs, b.curvature_per_unit)
+        self.postprocess = Postprocessor.for_bundle(b, threshold, classes, track)
         self.frame_size, self.gpu_note = None, ""
         if gpu_preprocess != "off":
             chosen, reason = choose(backend)

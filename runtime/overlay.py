@@ -1,10 +1,18 @@
-"""Draw a result on its frame: the label and confidence, or a steering gauge, plus the FPS."""
+"""Draw a result on its frame: the label and confidence, a steering gauge, or a detector's boxes (each class in
+its colour of a fixed palette, with its label, score and, when tracking, its id), plus the FPS."""
 
 from __future__ import annotations
 
 import math
 
 _GREEN, _WHITE, _BLACK, _AMBER = (80, 220, 80), (255, 255, 255), (0, 0, 0), (0, 190, 255)
+# BGR, one per class index (in turn beyond ten): Tableau's ten, distinct on a road and to most colour-blind eyes
+PALETTE = ((180, 119, 31), (14, 127, 255), (44, 160, 44), (40, 39, 214), (189, 103, 148), (75, 86, 140),
+           (194, 119, 227), (127, 127, 127), (34, 189, 188), (207, 190, 23))
+
+
+def class_color(class_id: int):
+    return PALETTE[int(class_id) % len(PALETTE)]
 
 
 def text(cv2, img, string, org, scale, color):
@@ -24,6 +32,8 @@ def draw(image, result, fps=None, truth=None):
     scale = max(0.45, min(w, h) / 450.0)
     if result.get("steering") is not None:
         _steering_gauge(cv2, image, result["steering"], truth, scale)
+    if result.get("detections") and result.get("units") != "input":  # boxes in this frame's pixels
+        _boxes(cv2, image, result["detections"], scale)
     text(cv2, image, result.text, (int(10 * scale), int(30 * scale)), scale, _GREEN)
     if fps:
         label = "%.1f FPS" % fps
@@ -48,3 +58,19 @@ def _steering_gauge(cv2, image, value, truth, scale):
         a = math.radians(max(-1.0, min(1.0, v)) * 90.0)
         tip = (int(centre[0] + 0.95 * radius * math.sin(a)), int(centre[1] - 0.95 * radius * math.cos(a)))
         cv2.line(image, centre, tip, color, max(2, int(3 * scale)), cv2.LINE_AA)
+
+
+def _boxes(cv2, image, detections, scale):
+    """Each detection's box in its class's colour, with 'label score' (or 'label #id score') on a filled tab
+    above it (inside the box where the frame's top edge cuts it off); the best drawn last, on top."""
+    thickness = max(1, int(round(2 * scale)))
+    font = 0.8 * scale
+    for d in reversed(detections):
+        x0, y0, x1, y1 = (int(round(v)) for v in d["box"])
+        color = class_color(d["class_id"])
+        cv2.rectangle(image, (x0, y0), (x1, y1), color, thickness)
+        name = "%s%s %.2f" % (d["label"], " #%d" % d["id"] if "id" in d else "", d["score"])
+        (tw, th), base = cv2.getTextSize(name, cv2.FONT_HERSHEY_SIMPLEX, font, 1)
+        top = y0 - th - base - 2 if y0 - th - base - 2 >= 0 else y0
+        cv2.rectangle(image, (x0, top), (x0 + tw + 4, top + th + base + 2), color, -1)
+        cv2.putText(image, name, (x0 + 2, top + th + 1), cv2.FONT_HERSHEY_SIMPLEX, font, _WHITE, 1, cv2.LINE_AA)

@@ -4,6 +4,10 @@ classification: the top class, its label and confidence (softmax applied if the 
 binary:         the probability of the positive label and the label chosen at 0.5
 steering:       the normalised steering value and the inverse turning radius it means
 regression:     the raw values
+detection:      `detections`, best first: {box [x0, y0, x1, y1] in the frame's pixels (the bundle's crop and
+                resize undone; with no frame size, the network input's pixels and `units`: "input"), score,
+                class_id, label, and id with a tracker}, those scoring at least the threshold (the manifest's,
+                or the user's) among the classes chosen (all, or the user's)
 Outputs that are NaN or infinite give a result with `invalid` set and the task's fields None.
 """
 
@@ -11,11 +15,15 @@ from __future__ import annotations
 
 import numpy as np
 
+from .detections import to_frame
+from .errors import UserError
+from .tracker import Tracker
 
 INVALID = "the network gave NaN or infinite values"
 _KEYS = {"classification": ("class_id", "label", "confidence", "top"),
          "binary": ("class_id", "label", "confidence", "probability"),
-         "steering": ("steering", "inverse_radius"), "regression": ("values",)}
+         "steering": ("steering", "inverse_radius"), "regression": ("values",), "detection": ("detections",)}
+SHOWN = 4  # detections named in an overlay's line
 
 
 class Result(dict):
@@ -26,11 +34,87 @@ class Result(dict):
     def text(self) -> str:
         if "invalid" in self:
             return "invalid output (NaN/inf)"
+        if "detections" in self:
+            return detections_text(self["detections"])
         if "label" in self:
             return "%s %.1f%%" % (self["label"], 100.0 * self["confidence"])
         if "steering" in self:
             return "steer %+.3f" % self["steering"]
         return " ".join("%.4g" % v for v in self["values"])
+
+
+def detections_text(detections) -> str:
+    """'3 objects: car 0.91, person #4 0.80, cone 0.55' (an id after #, with tracking; the first SHOWN named)."""
+    named = ", ".join("%s%s %.2f" % (d["label"], " #%d" % d["id"] if "id" in d else "", d["score"])
+                      for d in detections[:SHOWN])
+    more = ", ..." if len(detections) > SHOWN else ""
+    count = "%d object%s" % (len(detections), "" if len(detections) == 1 else "s")
+    return count + (": " + named + more if detections else "")
+
+
+def check_threshold(value) -> float:
+    """A score threshold from 0 to 1, or a one-line UserError."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= value <= 1.0:
+        raise UserError("--threshold takes a score from 0 to 1, not %r" % (value,))
+    return float(value)
+
+
+def choose_classes(classes, labels) -> list:
+    """--classes as class indices: a comma-separated string or a list of names and indices; a one-line UserError
+    for an unknown one, listing the labels."""
+    items = classes.split(",") if isinstance(classes, str) else list(classes)
+    chosen = []
+    for item in items:
+        name = item.strip() if isinstance(item, str) else item
+        if isinstance(name, str) and name in labels:
+            chosen.append(labels.index(name))
+        elif isinstance(name, str) and name.isdigit() and name.isascii() and int(name) < len(labels):
+            chosen.append(int(name))
+        elif isinstance(name, int) and not isinstance(name, bool) and 0 <= name < len(labels):
+            chosen.append(name)
+        else:
+            raise UserError("--classes: %r is not a class of this bundle; its classes (names, or indices from 0): "
+                            "%s" % (name, ", ".join(labels)))
+    if not chosen:
+        raise UserError("--classes names no class; this bundle's classes: %s" % ", ".join(labels))
+    return sorted(set(chosen))
+
+
+class Detections:
+    """A detection bundle's detections output -> the result's detections: the threshold and the classes
+    applied, boxes in the frame's pixels, and ids from an IoU tracker (runtime/tracker.py) with track."""
+
+    def __init__(self, settings, labels, crop, size, threshold=None, classes=None, track=False):
+        """settings: Bundle.detection; crop, size: the bundle's crop and resize (width, height)."""
+        self.index, self.labels, self.crop, self.size = settings["index"], list(labels), crop, tuple(size)
+        self.threshold = settings["threshold"] if threshold is None else check_threshold(threshold)
+        self.classes = None if classes is None else choose_classes(classes, self.labels)
+        self.tracker = Tracker() if track else None
+
+    def __call__(self, outputs, row, frame_size):
+        rows = np.asarray(outputs[self.index][row], dtype=np.float64).reshape(-1, 6)
+        if not np.isfinite(rows).all():
+            if self.tracker is not None:
+                self.tracker.update([], [])  # a frame not seen: the tracks miss it
+            return Result(detections=None, invalid=INVALID)
+        scores, cls = rows[:, 4], np.round(rows[:, 5]).astype(np.int64)
+        keep = (scores > 0) & (scores >= self.threshold)  # score 0: padding
+        keep &= np.isin(cls, self.classes) if self.classes is not None else (cls >= 0) & (cls < len(self.labels))
+        order = np.nonzero(keep)[0]
+        order = order[np.argsort(-scores[order], kind="stable")]
+        if frame_size is None:
+            boxes = np.clip(rows[order, :4], 0, [self.size[0], self.size[1]] * 2)
+        else:
+            boxes = to_frame(rows[order, :4], frame_size, self.crop, self.size)
+        found = [{"box": [float(v) for v in box], "score": float(scores[i]), "class_id": int(cls[i]),
+                  "label": self.labels[cls[i]]} for box, i in zip(boxes, order)]
+        if self.tracker is not None:
+            for detection, track_id in zip(found, self.tracker.update(boxes, cls[order])):
+                detection["id"] = track_id
+        result = Result(detections=found)
+        if frame_size is None:
+            result["units"] = "input"
+        return result
 
 
 def _softmax(x):
@@ -43,17 +127,39 @@ def _sigmoid(x):
 
 
 class Postprocessor:
-    def __init__(self, task: str, labels, outputs, curvature_per_unit=None, top_k: int = 5):
-        """curvature_per_unit: a steering bundle's Bundle.curvature_per_unit (inverse_radius, right-positive)."""
+    def __init__(self, task: str, labels, outputs, curvature_per_unit=None, top_k: int = 5, detection=None):
+        """curvature_per_unit: a steering bundle's Bundle.curvature_per_unit (inverse_radius, right-positive);
+        detection: a detection bundle's Detections (for_bundle makes it)."""
         self.task = task
         self.labels = list(labels)
         self.activation = outputs[0].get("activation", "linear")
         self.curvature_per_unit = curvature_per_unit
         self.top_k = top_k
+        self.detection = detection
+        if task == "detection" and detection is None:
+            raise UserError("a detection bundle's Postprocessor needs its Detections: Postprocessor.for_bundle")
+
+    @classmethod
+    def for_bundle(cls, bundle, threshold=None, classes=None, track=False):
+        """The bundle's Postprocessor; threshold (0..1), classes (names or indices) and track (an IoU tracker's
+        ids) are for detection bundles only, each a one-line UserError for another."""
+        if bundle.task != "detection":
+            given = [name for name, v in (("--threshold", threshold), ("--classes", classes), ("--track", track))
+                     if v not in (None, False)]
+            if given:
+                raise UserError("%s is for detection bundles; %s is a %s bundle"
+                                % (given[0], bundle.name, bundle.task))
+            return cls(bundle.task, bundle.labels, bundle.outputs, bundle.curvature_per_unit)
+        resize = bundle.preprocess["resize"]
+        found = Detections(bundle.detection, bundle.labels, bundle.preprocess.get("crop"),
+                           (resize["width"], resize["height"]), threshold, classes, track)
+        return cls(bundle.task, bundle.labels, bundle.outputs, detection=found)
 
     def __call__(self, outputs, row: int = 0, frame_size=None) -> Result:
         """outputs: the backend's list of arrays; row: which item of the batch; frame_size (width, height):
         the frame's, for results given in its pixels (a detector's boxes)."""
+        if self.detection is not None:
+            return self.detection(outputs, row, frame_size)
         y = np.asarray(outputs[0][row], dtype=np.float64).reshape(-1)
         if not np.isfinite(y).all():  # flagged, not a crash: a broken engine or input must not stop a vehicle's loop
             return Result(dict.fromkeys(_KEYS[self.task]), invalid=INVALID)

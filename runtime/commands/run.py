@@ -64,10 +64,33 @@ def add_parser(sub):
                       help="show a window (default: only where a screen exists)")
     show.add_argument("--no-display", "--headless", dest="display", action="store_false",
                       help="never show a window")
+    _detection_options(run)
     _backend_options(run)
     _input_options(run)
     _service_options(run)
     _control_options(run)
+
+
+def score(text):
+    """argparse type for --threshold: a score from 0 to 1."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not 0.0 <= value <= 1.0:  # NaN too
+        raise argparse.ArgumentTypeError("give a score from 0 to 1, not %r" % text)
+    return value
+
+
+def _detection_options(run):
+    """A detection bundle's threshold, classes and tracking (runtime/postprocess.py, runtime/tracker.py)."""
+    det = run.add_argument_group("detection (detection bundles only)")
+    det.add_argument("--threshold", type=score, metavar="T",
+                     help="keep detections scoring at least T, 0 to 1 (default: the bundle's threshold)")
+    det.add_argument("--classes", metavar="NAME[,NAME...]",
+                     help="keep only these classes, by name or index (default: all; `runtime info` lists them)")
+    det.add_argument("--track", action="store_true",
+                     help="give each object an id it keeps across frames (an IoU tracker, as detectNet's)")
 
 
 def _backend_options(run):
@@ -169,6 +192,12 @@ def gst_request(args, model, display):
     --gst-preprocess crop or on there is refused."""
     if model.frame_size is not None:
         return None
+    if model.bundle.task == "detection":  # boxes are given in the whole frame's pixels: it must arrive whole
+        if args.gst_preprocess in ("crop", "on"):
+            raise UserError("--gst-preprocess %s: a detection bundle's boxes are in the whole frame's pixels, "
+                            "so the camera's pipeline does not crop for it (--gst-preprocess auto or off)"
+                            % args.gst_preprocess)
+        return None
     whole = [o for o in args.output if not (o.partition("://")[0].lower() in FRAME_FREE or
                                             ("://" not in o and o.lower().endswith(".jsonl")))]
     whole += ["the window (--display)"] if display else []
@@ -208,7 +237,8 @@ def main(args):
                               args.throttle, args.ros2_msg, args.wheelbase, args.speed, security)
     size = (args.input_width, args.input_height) if args.input_width else None
     with Model(args.bundle, backend=args.backend, precision=args.precision, dla_core=args.dla_core,
-               build=args.build, gpu_preprocess=gpu_preprocess(args), frame_size=size) as model:
+               build=args.build, gpu_preprocess=gpu_preprocess(args), frame_size=size, threshold=args.threshold,
+               classes=args.classes, track=args.track) as model:
         model.backend.prepare(shared_cores=True)  # the model loads now (run's capture thread shares the cores)
         source = open_source(args.source, args.input_width, args.input_height, args.input_rate, args.loop,
                              args.input_flip, args.input_codec, args.reconnect_timeout,
