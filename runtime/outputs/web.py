@@ -81,6 +81,7 @@ class WebOutput(Output):
         self.token = token if token else (None if host in LOOPBACK else secrets.token_urlsafe(12))
         self.hosts, self.ratelog, self.gate = Hosts(host, hosts), RateLog(log), None
         self.stats, self.info = None, {}
+        self.objects = None  # a detection bundle's objects in the newest frame, for /stats
         self.frame, self.frame_seq, self.frame_time = None, 0, 0.0  # newest annotated frame (a reference)
         self.jpeg, self.jpeg_seq = None, 0
         self.viewers = 0  # connected to /stream.mjpg
@@ -118,6 +119,8 @@ class WebOutput(Output):
     # -- the pipeline's side: keep a reference, nothing more ----------------------------------------------
     def write(self, frame, result, annotated=None):
         self.frame = self.annotate(frame, result, annotated)
+        found = result.get("detections") if result is not None else None
+        self.objects = len(found) if found is not None else None  # a detector's, for /stats
         self.frame_seq += 1
         self.frame_time = time.monotonic()
         if self.waiting:
@@ -276,6 +279,8 @@ class WebOutput(Output):
         stats = self.stats
         snap = dict(self.info, frames=self.frame_seq, viewers=self.viewers,
                     flowing=self.frame_seq > 0 and time.monotonic() - self.frame_time < FLOWING_S)
+        if self.objects is not None:
+            snap["objects"] = self.objects
         if stats is not None and stats.frames:
             snap.update(fps=round(stats.current_fps(), 2), fps_average=round(stats.fps, 2), dropped=stats.dropped,
                         invalid=stats.invalid,
@@ -385,6 +390,7 @@ async function refresh() {
     rows.push(row("frames", s.frames), row("FPS (last 5 s)", s.fps === undefined ? "-" : s.fps.toFixed(1)));
     if (s.latency_ms) rows.push(row("latency p50 / p95",
                                     s.latency_ms.p50.toFixed(1) + " / " + s.latency_ms.p95.toFixed(1) + " ms"));
+    if (s.objects !== undefined) rows.push(row("objects", s.objects));
     rows.push(row("dropped", s.dropped === undefined ? "-" : s.dropped), row("viewers", s.viewers));
     if (s.stages_ms) for (const [k, v] of Object.entries(s.stages_ms)) rows.push(row(k, v.toFixed(2) + " ms"));
     const table = document.getElementById("table");

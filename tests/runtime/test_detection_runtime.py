@@ -218,3 +218,17 @@ def test_cli_option_errors(pilot_bundle):
     proc = cli("runtime", "run", pilot_bundle, "--source", "synthetic://road", "--track", "--no-display")
     assert one_line_error(proc) and "--track is for detection bundles" in proc.stderr
 
+
+
+def test_the_browser_views_stats_count_the_objects():
+    pytest.importorskip("aiohttp")
+    from runtime.outputs.web import WebOutput
+    from tests.conftest import free_tcp_port
+
+    web = WebOutput("127.0.0.1", free_tcp_port(), log=None)
+    try:
+        assert "objects" not in web._snapshot()
+        web.write(None, _post()(_outputs(), frame_size=(640, 360)), np.zeros((36, 64, 3), np.uint8))
+        assert web._snapshot()["objects"] == 3
+    finally:
+        web.close()
