@@ -23,7 +23,7 @@ INVALID = "the network gave NaN or infinite values"
 _KEYS = {"classification": ("class_id", "label", "confidence", "top"),
          "binary": ("class_id", "label", "confidence", "probability"),
          "steering": ("steering", "inverse_radius"), "regression": ("values",), "detection": ("detections",)}
-SHOWN = 4  # detections named in an overlay's line
+SHOWN = 3  # detections named in an overlay's line
 
 
 class Result(dict):
@@ -102,10 +102,14 @@ class Detections:
         keep &= np.isin(cls, self.classes) if self.classes is not None else (cls >= 0) & (cls < len(self.labels))
         order = np.nonzero(keep)[0]
         order = order[np.argsort(-scores[order], kind="stable")]
+        corners = rows[order, :4]  # ordered, x0 <= x1 and y0 <= y1, whatever an untrained network gives
+        corners = np.concatenate([np.minimum(corners[:, :2], corners[:, 2:]), np.maximum(corners[:, :2],
+                                                                                          corners[:, 2:])], axis=1)
         if frame_size is None:
-            boxes = np.clip(rows[order, :4], 0, [self.size[0], self.size[1]] * 2)
+            boxes = np.clip(corners, 0, [self.size[0], self.size[1]] * 2)
         else:
-            boxes = to_frame(rows[order, :4], frame_size, self.crop, self.size)
+            boxes = to_frame(corners, frame_size, self.crop, self.size)
+        boxes = np.round(boxes, 2)  # to 1/100 pixel: JSON lines stay short
         found = [{"box": [float(v) for v in box], "score": float(scores[i]), "class_id": int(cls[i]),
                   "label": self.labels[cls[i]]} for box, i in zip(boxes, order)]
         if self.tracker is not None:

@@ -6,6 +6,7 @@ a small detection bundle made here (a constant ONNX graph, no TensorFlow)."""
 import copy
 import hashlib
 import json
+import os
 
 import numpy as np
 import pytest
@@ -69,6 +70,8 @@ def test_threshold_classes_and_input_units():
     inputs = _post()(_outputs())  # no frame size: the network input's pixels, and said so
     assert inputs["units"] == "input" and inputs["detections"][0]["box"] == [10, 10, 20, 30]
     assert _post()(_outputs([]), frame_size=(640, 360)).text == "0 objects"
+    flipped = _post()(_outputs([[20, 30, 10, 10, 0.9, 1]]))["detections"][0]["box"]
+    assert flipped == [10, 10, 20, 30]  # corners ordered
 
 
 def test_nan_rows_flag_the_result_invalid():
@@ -232,3 +235,18 @@ def test_the_browser_views_stats_count_the_objects():
         assert web._snapshot()["objects"] == 3
     finally:
         web.close()
+
+
+REAL = os.path.join(os.path.dirname(os.path.abspath(__file__)), "bundles", "detector")
+
+
+@pytest.mark.skipif(not os.path.isdir(REAL), reason="no checked-in detector bundle (tests/runtime/bundles/detector)")
+def test_run_the_real_detector(tmp_path):
+    jsonl = tmp_path / "out.jsonl"
+    proc = cli("runtime", "run", REAL, "--source", "synthetic://road", "--max-frames", 3, "--jsonl", jsonl,
+               "--output", tmp_path / "out.mp4", "--no-display", "--track", "--quiet")
+    assert proc.returncode == 0, proc.stderr
+    for line in read_jsonl(jsonl):
+        for d in line["result"]["detections"]:
+            assert 0 <= d["box"][0] <= d["box"][2] <= 640 and 0 <= d["box"][1] <= d["box"][3] <= 360
+            assert d["score"] >= 0.3 and isinstance(d["id"], int)
