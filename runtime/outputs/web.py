@@ -37,6 +37,7 @@ import string
 import sys
 import threading
 import time
+import urllib.parse
 
 from .. import platform
 from ..errors import UserError, printable, require
@@ -194,6 +195,7 @@ class WebOutput(Output):
                                     max_field_size=web_gate.MAX_HEAD)
         await self.runner.setup()
         self.gate = Gate(self.loop, self.runner.server, self.hosts, self.ratelog)
+        self.gate.token_in = self._carries_token
         await self.gate.listen(self.host, self.port)
         self.sweeper = self.loop.create_task(self._sweep())
 
@@ -262,6 +264,25 @@ class WebOutput(Output):
             return await handler(request)
         except web.HTTPException as exc:  # 404 and the like: no page of aiohttp's
             return web.Response(status=exc.status, text="%d: %s\n" % (exc.status, exc.reason))
+
+    def _carries_token(self, first):
+        """Whether a new connection's first bytes are a whole request head with the token (?token= or a Bearer
+        credential), or any whole head where there is no token: the gate lets such a connection make room
+        (web_gate.Gate.vouched). The middleware still checks every request."""
+        end = first.find(b"\r\n\r\n")
+        if end < 0:
+            return False
+        if self.token is None:
+            return True
+        lines = first[:end].decode("latin-1").split("\r\n")
+        target = lines[0].split(" ")[1] if lines[0].count(" ") == 2 else ""
+        given = [v for k, v in urllib.parse.parse_qsl(urllib.parse.urlsplit(target).query) if k == "token"]
+        for line in lines[1:]:
+            name, _, value = line.partition(":")
+            scheme, _, credentials = value.strip().partition(" ")
+            if name.strip().lower() == "authorization" and scheme.lower() == "bearer":
+                given.append(credentials.strip())
+        return any(hmac.compare_digest(g.encode("utf-8", "replace"), self.token.encode()) for g in given)
 
     async def _secure(self, request, response):
         response.headers.update(SECURITY_HEADERS)

@@ -14,10 +14,14 @@ a Connection here before aiohttp's, so that the view stays up on an open network
   viewer's stream never is): first one whose token was wrong, then one that has made no request with the
   token, then one idle between requests; within each, one from the address that holds the most (the new one
   counted), its own address first where they hold as many, oldest first. So a flood from some addresses
-  closes its own connections, not a viewer's; a new connection has until as many newer ones came to send its
-  request; and where none can make room the new one is closed at accept (a reset: no transport, no task). Out
-  of file descriptors at accept(), it closes such connections, accepts again in a moment and holds fewer for a
-  minute.
+  closes its own connections, not a viewer's. A connection younger than YOUNG_S (its request may not be read
+  yet) is closed only for a client that will hold fewer, or for a new connection whose first bytes, peeked at
+  accept, are a request with the token (a viewer behind the flood's own address: an SSH tunnel, a NAT); where
+  none can make room the new one waits a few over the cap, or is closed at accept (a reset: no transport, no
+  task). A connection in a request that has not shown the token makes room too once YOUNG_S old; a client's
+  next request waits until its last answer has gone, and requests sent ahead are bounded to MAX_HEAD (one that
+  sends requests and takes no answer holds nothing for long). Out of file descriptors at accept(), it closes
+  such connections, accepts again in a moment and holds fewer for a minute.
 - Errors are logged once per kind, then counted in one line per kind a minute at most, never as tracebacks.
 - Every answer carries a Content-Security-Policy (no inline script: the page's script is /page.js; no frames),
   X-Content-Type-Options: nosniff, Referrer-Policy: no-referrer and no version banner.
@@ -270,6 +274,7 @@ class Connection(asyncio.Protocol):
         self.since = self.opened
         self.pending, self.scanned = bytearray(), 0
         self.proven = False  # has made a request with the token (any request, where there is no token)
+        self.paused = False  # the transport's buffer is full: the client is not taking its answers
         self.guessed = False  # has made a request with a wrong token: its 401 is on its way, then it is closed
 
     def connection_made(self, transport):
@@ -287,12 +292,15 @@ class Connection(asyncio.Protocol):
             inner.connection_lost(exc)
 
     def pause_writing(self):
+        self.paused = True
         if self.inner is not None:
             self.inner.pause_writing()
 
     def resume_writing(self):
+        self.paused = False
         if self.inner is not None:
             self.inner.resume_writing()
+        self.gate.loop.call_soon(self.feed)
 
     def eof_received(self):
         if self.inner is not None and self.state in ("sent", "busy"):
@@ -303,15 +311,17 @@ class Connection(asyncio.Protocol):
         if self.inner is None or self.state == "closing":
             return
         self.pending += data
-        if self.state in ("sent", "busy"):
-            if len(self.pending) > MAX_HEAD:  # requests sent far ahead of their answers: held here, bounded
-                self.drop("closed: requests sent far ahead of their answers")
-            return
         self.feed()
+        if len(self.pending) > MAX_HEAD and self.state != "closing":  # requests far ahead of their answers
+            self.drop("closed: requests sent far ahead of their answers")
 
     def feed(self):
-        """Hand aiohttp the next whole head, checked, if one is there and no request is in progress."""
+        """Hand aiohttp the next whole head, checked, if one is there, no request is in progress and the last
+        answer has gone (a client that sends requests and takes no answer holds no request in aiohttp: the
+        sweep tries again, and IDLE_S closes it)."""
         if self.inner is None or self.state not in ("idle", "head") or not self.pending:
+            return
+        if self.paused or self.transport.get_write_buffer_size():
             return
         if self.state == "idle":
             self.state, self.started = "head", time.monotonic()
@@ -383,6 +393,7 @@ class Gate:
         self.most = self.cap = connection_cap()
         self.per_client = min(PER_CLIENT, max(2, self.most // 2))
         self.spare = max(2, self.most // 16)  # held over the cap while those that could make room are young
+        self.token_in = None  # a request head's bytes -> whether it carries the token (WebOutput's)
         self.short_since = None  # when accept() last ran out of file descriptors
         self.listeners, self.paused, self.trimming = [], None, None
 
@@ -441,11 +452,22 @@ class Gate:
                 return
             self._take(sock, client_of(peer))
 
+    def vouched(self, sock):
+        """Whether a new connection's first bytes, already here, are a request with the token (peeked: left for
+        aiohttp to read); where there is no token, any request. A viewer's connection then makes room even
+        while every other one is young, which a flood of silent connections from its own address is."""
+        try:
+            sock.setblocking(False)
+            first = sock.recv(MAX_HEAD, socket.MSG_PEEK)
+        except OSError:  # nothing yet (BlockingIOError), or gone
+            return False
+        return self.token_in is not None and self.token_in(first)
+
     def _take(self, sock, client):
         """A new connection from client: held, in the place of victim()'s at a limit, or else closed at once."""
         own = self.clients.get(client, 0) >= self.per_client
         if own or len(self.conns) >= self.cap:
-            victim = self.victim(client, own)
+            victim = self.victim(client, own, self.vouched(sock))
             if victim is not None:
                 victim.drop("closed a connection to make room: over %d%s" % ((self.per_client, " from one address")
                                                                              if own else (self.cap, "")))
@@ -477,7 +499,7 @@ class Gate:
             pass
         sock.close()
 
-    def victim(self, client=None, own=False):
+    def victim(self, client=None, own=False, vouched=False):
         """The connection to close to make room for a new one from client (None: for none in particular, when
         descriptors run short), or None. Never one in a request (a viewer's stream). First one whose token was
         wrong; then one that has made no request with the token; then one idle between requests (a keep-alive:
@@ -494,18 +516,19 @@ class Gate:
                 continue
             if conn.guessed:
                 kind = 0
-            elif not conn.proven and conn.state not in ("busy", "sent"):
-                kind = 1
+            elif not conn.proven and (conn.state not in ("busy", "sent") or now - conn.since >= YOUNG_S):
+                kind = 1  # in a request without the token: a client pinning requests whose answers it never takes
             elif conn.proven and conn.state == "idle":
                 kind = 2
             else:
                 continue
             held, mine = self.clients[conn.client], conn.client == client
-            key = (kind, -held - mine, not mine, conn.opened if kind < 2 else conn.since)
+            key = (kind, -held - mine, not mine, conn.opened if kind == 1 and conn.state != "sent" else conn.since)
             if best_key is None or key < best_key:
                 best, best_key = conn, key
-        if best is not None and best_key[0] and not own and now - best_key[3] < YOUNG_S and -best_key[1] <= after:
-            return None  # its request may still be in the kernel's buffer, and its client holds no more than client
+        if best is not None and best_key[0] and not vouched and now - best_key[3] < YOUNG_S and \
+                (own or -best_key[1] <= after):
+            return None  # its request may not be read yet, and the new one has not shown the token either
         return best
 
     def forget(self, conn):
@@ -531,6 +554,8 @@ class Gate:
             due, why = conn.deadline()
             if due is not None and now > due:
                 conn.drop(why)
+            elif conn.pending and conn.state == "idle":
+                conn.feed()  # a head held while its last answer was unsent
         if self.short_since is not None and now - self.short_since > SHORT_S:
             self.cap, self.short_since = self.most, None
         self.trim()
