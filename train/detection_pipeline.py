@@ -157,7 +157,8 @@ def coco_metrics(found, truths, labels):
     images, annotations, results = [], [], []
     for i, (dets, (boxes, classes, ignore)) in enumerate(zip(found, truths)):
         images.append({"id": i})
-        for box, c, crowd in [(b, int(c), 0) for b, c in zip(boxes, classes)] + [(b, 0, 1) for b in ignore]:
+        crowds = [(b, c, 1) for b in ignore for c in range(len(labels))]  # an ignore region is one for every class
+        for box, c, crowd in [(b, int(c), 0) for b, c in zip(boxes, classes)] + crowds:
             w, h = box[2] - box[0], box[3] - box[1]
             annotations.append({"id": len(annotations) + 1, "image_id": i, "category_id": c, "iscrowd": crowd,
                                 "bbox": [float(box[0]), float(box[1]), float(w), float(h)], "area": float(w * h)})
