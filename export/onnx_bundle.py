@@ -180,6 +180,8 @@ def _manifest(contract, model, opts, onnx_bytes, output_names, out_shapes):
     }
     if contract.get("steering"):
         manifest["steering"] = contract["steering"]
+    if contract.get("task") == "detection":  # the outputs' names as the ONNX has them
+        manifest["detection"] = dict(_detection(contract), raw_output=output_names[0], output=output_names[1])
     problems = bundle_format.validate(manifest)
     if problems:
         raise UserError("the model's metadata makes a bad manifest: " + "; ".join(problems))
@@ -208,18 +210,45 @@ def _model_and_contract(model_path, meta, opts):
     return model, contract, out_shapes
 
 
-def _keras_outputs(model, x):
-    """Keras's outputs on the batch x, as a list (one array per output)."""
+def _detection(contract):
+    """A detector's manifest section (the run's, with the index of its detections output), or None."""
+    if contract.get("task") != "detection":
+        return None
+    if not contract.get("detection"):
+        raise UserError("the run is a detector's but its meta.json has no detection section: train it again")
+    return dict(contract["detection"], detections_output=1)
+
+
+def _keras_outputs(model, x, one_at_a_time=False):
+    """Keras's outputs on the batch x, as a list (one array per output); one_at_a_time: a sample at a time (a
+    detector's decoding takes batch 1)."""
+    if one_at_a_time:
+        runs = [[np.asarray(t) for t in model(x[i:i + 1], training=False)] for i in range(len(x))]
+        return [np.concatenate([r[j] for r in runs]) for j in range(len(runs[0]))]
     keras_out = model.predict(x, verbose=0, batch_size=64)
     return list(keras_out) if isinstance(keras_out, (list, tuple)) else [keras_out]
 
 
-def _parity_check(ort, x, keras_out, atol):
-    """check(proto) for keras_onnx.convert: (whether ONNX Runtime's outputs on x hold to Keras's, the report)."""
+def _parity_check(ort, x, keras_out, atol, detection=None):
+    """check(proto) for keras_onnx.convert: (whether ONNX Runtime's outputs on x hold to Keras's, the report).
+    detection (the manifest's section): a detector, run a sample at a time (its decoding takes batch 1); its
+    RAW output is compared as any output is, its decoded boxes by parity.compare_detections."""
     def check(proto):
         session = ort.InferenceSession(proto.SerializeToString(), providers=["CPUExecutionProvider"])
-        onnx_out = session.run(None, {"input": x})
+        if detection is None:
+            onnx_out = session.run(None, {"input": x})
+        else:
+            runs = [session.run(None, {"input": x[i:i + 1]}) for i in range(len(x))]
+            onnx_out = [np.concatenate([r[j] for r in runs]) for j in range(len(runs[0]))]
         report = parity.compare(keras_out, onnx_out, atol)
+        if detection is not None:
+            report["outputs"] = report["outputs"][:1]  # the boxes are judged by their own rule, below
+            report["passed"] = all(o["passed"] for o in report["outputs"])
+            report["vacuous"] = any(o["vacuous"] for o in report["outputs"])
+            boxes = parity.compare_detections(keras_out[1], onnx_out[1], detection["threshold"])
+            report["detections"] = boxes
+            report["passed"] = report["passed"] and boxes["passed"]
+            report["vacuous"] = report["vacuous"] or boxes["vacuous"]
         return report["passed"], report
 
     return check
@@ -287,10 +316,21 @@ def export(src: str, out: str, opts: Options, log=sys.stderr) -> dict:
     size = (contract["preprocess"]["resize"]["width"], contract["preprocess"]["resize"]["height"])
     frames = _load_samples(meta, os.path.dirname(os.path.abspath(model_path)), opts, size)
     x = Preprocessor(contract["preprocess"], dict(contract["input"], dtype="float32")).batch(frames)
-    keras_out = _keras_outputs(model, x)
-    proto, route, report = keras_onnx.convert(model, opts.opset, _parity_check(ort, x, keras_out, opts.atol), log)
+    detection = _detection(contract)
+    if detection is not None:  # the decoding in the graph: K boxes out, padded (train/detector.py)
+        from train import detector
+
+        model = detector.with_decoding(model, len(contract["labels"]), detection["k"])
+        out_shapes = keras_onnx.output_shapes(model, keras_onnx.input_spec(model))
+    keras_out = _keras_outputs(model, x, one_at_a_time=detection is not None)
+    check = _parity_check(ort, x, keras_out, opts.atol, detection)
+    proto, route, report = keras_onnx.convert(model, opts.opset, check, log)
     report["samples"], report["route"] = len(frames), route
-    if report["vacuous"]:
+    if report.get("detections", {}).get("vacuous"):
+        print("warning: no sample has a detection at or above the threshold (%g), so the decoded boxes' parity "
+              "proves nothing: an untrained detector, or give --samples DIR with frames that hold objects"
+              % detection["threshold"], file=log)
+    elif report["vacuous"]:
         print("warning: every sample gives the same output (a dead or saturated network?), so parity on them "
               "proves little: give --samples DIR with varied real images, or check the model", file=log)
     onnx_bytes = proto.SerializeToString()

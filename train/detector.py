@@ -143,7 +143,8 @@ def decode(raw, num_classes, k=K):
     ys, xs = (ops.convert_to_tensor(grid.astype(np.float32)) for grid in np.mgrid[0:h, 0:w])
     cx = (xs + raw[0, ..., num_classes + 2]) * STRIDE
     cy = (ys + raw[0, ..., num_classes + 3]) * STRIDE
-    half_w, half_h = raw[0, ..., num_classes] * (STRIDE / 2.0), raw[0, ..., num_classes + 1] * (STRIDE / 2.0)
+    size = ops.maximum(raw[0, ..., num_classes:num_classes + 2], 0.0) * (STRIDE / 2.0)  # never a negative box
+    half_w, half_h = size[..., 0], size[..., 1]
     cells = ops.stack([cx - half_w, cy - half_h, cx + half_w, cy + half_h, cls[0]], axis=-1)
     cells = ops.reshape(cells, (h * w, 5))
     top, index = ops.top_k(ops.reshape(score, (h * w,)), k)

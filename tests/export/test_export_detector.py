@@ -1,0 +1,61 @@
+"""A detector's export (issue 31): the decoding in the graph (K boxes, padded, no NMS), parity on the raw output as
+for other tasks and on the decoded boxes by their own rule, and a bundle the runtime loads."""
+
+import json
+
+import numpy as np
+import pytest
+
+from export import parity
+from tests.conftest import _export, _train
+
+
+def _rows(*rows):
+    return np.array(rows, np.float64).reshape(-1, 6)
+
+
+def test_decoded_boxes_match_by_iou_and_score_with_near_ties_at_the_threshold():
+    keras = [_rows([10, 10, 50, 50, 0.9, 2], [60, 10, 90, 40, 0.5, 0], [0, 0, 5, 5, 0.30005, 1], [0, 0, 1, 1, 0.0, 0])]
+    same = [keras[0][[1, 0, 2, 3]]]  # TopK may order them otherwise
+    assert parity.compare_detections(keras, same, 0.3)["passed"]
+    near_tie = [keras[0][[0, 1, 3]]]  # the 0.30005 one fell below the threshold in the other: allowed
+    report = parity.compare_detections(keras, near_tie, 0.3)
+    assert report["passed"] and report["unmatched"] == 0
+    missing = [keras[0][[0, 2, 3]]]  # the 0.5 one is gone: not allowed
+    assert parity.compare_detections(keras, missing, 0.3)["unmatched"] == 1
+    moved = [keras[0].copy()]
+    moved[0][0, :4] += [1, 0, 1, 0]  # IoU 0.95
+    assert not parity.compare_detections(keras, moved, 0.3)["passed"]
+    scored = [keras[0].copy()]
+    scored[0][1, 4] += 2e-4
+    assert not parity.compare_detections(keras, scored, 0.3)["passed"]
+    other_class = [keras[0].copy()]
+    other_class[0][0, 5] = 1
+    assert not parity.compare_detections(keras, other_class, 0.3)["passed"]
+    nothing = parity.compare_detections([_rows([0, 0, 1, 1, 0.1, 0])], [_rows([0, 0, 1, 1, 0.1, 0])], 0.3)
+    assert nothing["passed"] and nothing["vacuous"]  # no detection to compare: proves nothing, and says so
+
+
+@pytest.fixture(scope="module")
+def detector_bundle(tmp_path_factory):
+    run = _train(tmp_path_factory, "detector", "--model", "detector", "--data", "road-obstacles", "--limit", "48",
+                 "--epochs", "1")
+    return run, _export(tmp_path_factory, run, "detector")
+
+
+def test_an_untrained_detector_exports_with_its_decoding_and_says_the_boxes_parity_is_vacuous(detector_bundle):
+    import onnx
+
+    from runtime.bundle import load
+
+    run, path = detector_bundle
+    meta = json.loads((run / "meta.json").read_text())
+    assert meta["task"] == "detection" and set(meta["held_out"]) >= {"val_map50", "val_map", "val_ap50"}
+    assert len(meta["samples"]["targets"]) == len(meta["samples"]["files"]) > 0
+    report = json.loads((path / "parity.json").read_text())
+    assert report["passed"] and report["detections"]["vacuous"] and report["vacuous"]  # nothing above 0.3 yet
+    ops = {n.op_type for n in onnx.load(str(path / "model.onnx")).graph.node}
+    assert {"TopK", "MaxPool", "Gather"} <= ops and not ops & {"NonMaxSuppression", "ArgMax", "Loop", "If"}
+    bundle = load(str(path))
+    assert bundle.task == "detection" and bundle.detection["k"] == 50
+    assert [o["shape"] for o in bundle.outputs] == [[None, 36, 64, 9], [None, 50, 6]]
