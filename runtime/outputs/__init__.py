@@ -22,6 +22,9 @@ where the board has one (Orin Nano has none), else x264enc.
 
 from __future__ import annotations
 
+import os
+
+from .. import images
 from ..errors import UserError, printable
 from ..images import utf8
 from .base import Output
@@ -62,6 +65,11 @@ def open_outputs(uris=(), jsonl=None, display=False, fps=30.0, web_token=None, c
     rotate = rotation(jsonl_max_mb, jsonl_keep)
     if rotate is not None and not jsonl and not any(_is_jsonl(uri) for uri in uris):
         raise UserError("--jsonl-max-mb rotates JSON-lines files: give --jsonl FILE (or --output FILE.jsonl) too")
+    files = [os.path.realpath(path_of(u)) for u in uris if "://" not in u or u.lower().startswith("file://")]
+    files += [os.path.realpath(path_of(jsonl))] if jsonl else []
+    twice = sorted({f for f in files if files.count(f) > 1 and not f.startswith("/dev/")})
+    if twice:  # two writers of one file would cut and rotate each other's lines
+        raise UserError("%s is named as two outputs: give each output a file of its own" % images.shown(twice[0]))
     opened = []
     try:
         for uri in uris:

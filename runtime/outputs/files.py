@@ -124,6 +124,7 @@ class LineFile:
             if not stat.S_ISREG(mode):
                 raise UserError("%s is not a plain file (a device, a FIFO or a link): it cannot be rotated; drop "
                                 "--jsonl-max-mb or name a file" % images.shown(path))
+            self._check_rotated()
         self.fd = self._open(append=rotation is not None)
         try:
             self.regular = stat.S_ISREG(os.fstat(self.fd).st_mode)
@@ -177,8 +178,22 @@ class LineFile:
         self.lines += 1
         self.end += len(data)
 
+    def _check_rotated(self):
+        """UserError where a FILE.1 ... FILE.K that rotation would rename is not a plain file (a folder, a link):
+        not this run's to move (found by attacking the rotation: a folder FILE.2 was moved to FILE.3)."""
+        for i in range(1, self.rotation.keep + 1):
+            older = "%s.%d" % (self.name, i)
+            try:
+                mode = os.lstat(older).st_mode
+            except FileNotFoundError:
+                continue
+            if not stat.S_ISREG(mode):
+                raise UserError("%s is not a plain file, and rotating %s would move it: move it away or name "
+                                "another file" % (images.shown(older), images.shown(self.path)))
+
     def _rotate(self):
         """FILE.K-1 -> FILE.K ... FILE -> FILE.1, then a new FILE; the old one stays open until the new one is."""
+        self._check_rotated()
         for i in range(self.rotation.keep - 1, 0, -1):
             older = "%s.%d" % (self.name, i)
             if os.path.lexists(older):

@@ -203,3 +203,18 @@ def test_a_file_emptied_by_logrotates_copytruncate_is_measured_as_it_is(tmp_path
     out.close()
     assert not os.path.exists(str(path) + ".1")  # 200 bytes in an empty file: no rotation
     assert path.read_bytes().startswith(b'{"after"') and b"\0" not in path.read_bytes()
+
+
+def test_a_folder_where_a_rotated_file_would_go_and_one_file_named_twice_are_refused(tmp_path):
+    """Found by attacking the rotation: a folder FILE.2 was moved to FILE.3 by the run, which then stopped on
+    'FILE: Is a directory'; and --jsonl X --output X made two writers rotate each other's lines."""
+    (tmp_path / "run.jsonl.2").mkdir()
+    with pytest.raises(UserError, match=r"run\.jsonl\.2 is not a plain file, and rotating .*run\.jsonl would move"):
+        LineFile(str(tmp_path / "run.jsonl"), Rotation(1000, 3))
+    assert (tmp_path / "run.jsonl.2").is_dir() and not (tmp_path / "run.jsonl.3").exists()
+    same = str(tmp_path / "x.jsonl")
+    with pytest.raises(UserError, match="is named as two outputs"):
+        open_outputs([same], jsonl=same, jsonl_max_mb=0.01)
+    with pytest.raises(UserError, match="is named as two outputs"):
+        open_outputs(["file://" + same, os.path.join(str(tmp_path), ".", "x.jsonl")])
+    assert not os.path.exists(same)
