@@ -48,8 +48,24 @@ MAX_REFERENCE_BYTES = 1 << 30  # Keras's outputs for the samples: 32 frames of 5
 MIN_FRAMES_FOR_AGREEMENT = 100  # with 32 frames one disagreement is 96.9%: 99% cannot be told from chance
 
 
-def judge(task, precision, reference, outputs):
-    """One row's numbers and verdict: max abs/rel error per output, top-1 agreement where it means something."""
+DETECTION_TOLERANCE = {"fp32": (0.99, 1e-4), "fp16": (0.9, 1e-2), "int8": (0.7, 0.1)}  # (IoU, score) per precision
+
+
+def _judge_detections(entry, precision, ref, out, detection):
+    """A detector's decoded boxes against the reference's, by export's rule (export/parity.compare_detections)
+    at this precision's IoU and score tolerance."""
+    from .parity import compare_detections
+
+    min_iou, score_tol = DETECTION_TOLERANCE.get(precision, DETECTION_TOLERANCE["int8"])
+    boxes = compare_detections(ref, out, detection["threshold"], min_iou, score_tol)
+    entry.update(tolerance="IoU >= %g, score +-%g" % (min_iou, score_tol), boxes_compared=boxes["compared"],
+                 boxes_unmatched=boxes["unmatched"], worst_iou=boxes["worst_iou"])
+    return boxes["passed"]
+
+
+def judge(task, precision, reference, outputs, detection=None):
+    """One row's numbers and verdict: max abs/rel error per output, top-1 agreement where it means something;
+    a detector's boxes (detection: the manifest's section) by their own rule."""
     row = {"precision": precision, "outputs": [], "passed": True}
     for i, (ref, out) in enumerate(zip(reference, outputs)):
         ref, out = np.asarray(ref, np.float64), np.asarray(out, np.float64)
@@ -67,7 +83,9 @@ def judge(task, precision, reference, outputs):
             else:
                 agree = float(np.mean((ref > 0.5) == (out > 0.5)))
             entry["top1_agreement"] = agree
-        if precision in RELATIVE_TOLERANCE:
+        if detection is not None and i == detection["detections_output"]:
+            ok = _judge_detections(entry, precision, ref, out, detection)
+        elif precision in RELATIVE_TOLERANCE:
             entry["tolerance"] = "rel <= %g" % RELATIVE_TOLERANCE[precision]
             ok = rel <= RELATIVE_TOLERANCE[precision]
         elif "top1_agreement" in entry:
@@ -261,10 +279,15 @@ def verify(bundle_path, keras_src=None, data=None, frames=500, log=sys.stderr, k
             for p in ("fp32",) + tuple(bundle.variants)]
     engine_runs, engine_notes = _engine_rows(bundle, log)
     notes.extend(engine_notes)
+    detection = bundle.detection if bundle.task == "detection" else None
     for label, precision, backend in runs + engine_runs:
         with backend:
-            outputs = backend.infer(x)
-        rows.append(dict(judge(bundle.task, precision, reference, outputs), backend=label))
+            if detection is None:
+                outputs = backend.infer(x)
+            else:  # a detector's decoding takes a frame at a time
+                each = [backend.infer(x[i:i + 1]) for i in range(len(x))]
+                outputs = [np.concatenate([e[j] for e in each]) for j in range(len(each[0]))]
+        rows.append(dict(judge(bundle.task, precision, reference, outputs, detection), backend=label))
     report = {"bundle": bundle.path, "task": bundle.task, "samples": int(len(x)), "rows": rows, "notes": notes,
               "passed": all(r["passed"] for r in rows)}
     layers = int8_layers(bundle)

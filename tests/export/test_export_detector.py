@@ -59,3 +59,13 @@ def test_an_untrained_detector_exports_with_its_decoding_and_says_the_boxes_pari
     bundle = load(str(path))
     assert bundle.task == "detection" and bundle.detection["k"] == 50
     assert [o["shape"] for o in bundle.outputs] == [[None, 36, 64, 9], [None, 50, 6]]
+
+
+def test_verify_runs_a_detector_a_frame_at_a_time_and_judges_its_boxes_by_their_rule(detector_bundle):
+    from export.verify import verify
+
+    _, path = detector_bundle
+    report = verify(str(path), log=None)
+    (row,) = report["rows"]
+    assert report["passed"] and row["outputs"][1]["tolerance"] == "IoU >= 0.99, score +-0.0001"
+    assert row["outputs"][0]["tolerance"] == "rel <= 0.0001"
