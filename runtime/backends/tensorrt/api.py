@@ -101,13 +101,15 @@ class Caught:
 
 def logger(trt, echo=True, out=None, caught=None):
     """A TensorRT logger that keeps the errors and warnings (so the reason goes into our one-line messages)
-    and prints warnings (and, with echo, errors) to stderr, or holds them while `holding` (see _started)."""
+    and prints warnings (and, with echo, errors) to stderr, or holds them while `holding` (see _started);
+    warnings that contain one of `quiet` are kept, not printed (build.py's DLA fallback: one line of its own)."""
     class Logger(trt.ILogger):
         def __init__(self):
             trt.ILogger.__init__(self)
             self.errors, self.warnings, self.held = [], [], []
             self.holding = False
             self.caught = caught or Caught()
+            self.quiet = ()  # warnings containing one of these are kept but not printed (said otherwise)
 
         def log(self, severity, msg):
             try:
@@ -119,6 +121,8 @@ def logger(trt, echo=True, out=None, caught=None):
                         return
                 elif severity <= int(trt.ILogger.Severity.WARNING):
                     self.warnings.append(text)
+                    if any(q in text for q in self.quiet):
+                        return
                 if severity <= int(trt.ILogger.Severity.WARNING):
                     if self.holding:
                         self.held.append(text)

@@ -170,6 +170,8 @@ def _build(bundle, opts, gpu, trt, log, root, note):
         frame_input.add_frame_input(trt, network, frame_input.frame_weights(bundle.preprocess, bundle.input,
                                                                             (height, width)))
     workspace = opts.workspace_mib or default_workspace_mib(gpu.info()["memory"])
+    if opts.dla_core is not None:
+        log_trt.quiet = DLA_FALLBACK_WARNINGS
     config, profile = builder_config(trt, builder, network, plan, opts, workspace, timing_path, log)
     int8 = int8_calibrator(trt, gpu, bundle, opts, plan, tuple(network.get_input(0).shape), log, log_trt.caught)
     print("building a TensorRT engine, %s, for %s (%s; %s; workspace %d MiB, %s%s): this takes a while"
@@ -227,8 +229,36 @@ def builder_config(trt, builder, network, plan, opts, workspace_mib, timing_path
         config.default_device_type = trt.DeviceType.DLA
         config.DLA_core = int(opts.dla_core)
         config.set_flag(trt.BuilderFlag.GPU_FALLBACK)
+        say_gpu_fallback(network, config, opts.dla_core, log)
     read_timing_cache(config, timing_path, opts.timing_cache is not None, log)
     return config, profile
+
+
+# What TensorRT logs for each layer the DLA cannot run (8.x, then 10+): kept, not printed; say_gpu_fallback
+# has said it in one line.
+DLA_FALLBACK_WARNINGS = ("not supported on DLA, falling back to GPU", "Unsupported on DLA. Switching this layer")
+
+
+def gpu_fallback(network, config):
+    """{layer type: how many} of the network's layers the DLA cannot run (IBuilderConfig.can_run_on_DLA, asked
+    with the DLA set as the default device): TopK (the detector's decoding), NMS, Gather, Shape, Cast and
+    integer arithmetic among them; they run on the GPU under BuilderFlag.GPU_FALLBACK."""
+    kinds = {}
+    for i in range(network.num_layers):
+        layer = network.get_layer(i)
+        if not config.can_run_on_DLA(layer):
+            kind = getattr(layer.type, "name", None) or str(layer.type).split(".")[-1]
+            kinds[kind] = kinds.get(kind, 0) + 1
+    return kinds
+
+
+def say_gpu_fallback(network, config, dla_core, log):
+    """One line naming the layers that fall back from the DLA to the GPU (nothing when all run on it)."""
+    kinds = gpu_fallback(network, config)
+    if kinds:
+        first = sorted(kinds, key=lambda k: (k not in ("TOPK", "NMS"), -kinds[k], k))
+        print("DLA core %d: %d layer(s) fall back to the GPU (GPU_FALLBACK; the DLA cannot run them): %s"
+              % (dla_core, sum(kinds.values()), ", ".join("%s x%d" % (k, kinds[k]) for k in first)), file=log)
 
 
 def precision_flags(trt, config, plan):

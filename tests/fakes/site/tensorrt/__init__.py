@@ -238,7 +238,68 @@ ElementWiseOperation = _enum("ElementWiseOperation", list(zip(
     range(14))))
 
 
+_FAKE_ONNX_TYPES = {1: "FP32", 10: "FP16", 16: "BF16", 6: "INT32", 7: "INT64", 3: "INT8", 2: "UINT8", 9: "BOOL",
+                    11: "DOUBLE", 17: "FP8", 18: "FP8", 19: "FP8", 20: "FP8", 22: "INT4"}
+_FAKE_ALL_INPUTS = {"Add", "Sub", "Mul", "Div", "Pow", "Mod", "Max", "Min", "Sum", "Mean", "Concat", "Equal",
+                    "Greater", "GreaterOrEqual", "Less", "LessOrEqual", "And", "Or", "Xor", "Range"}
+_LAYER_TYPES = [
+    "CONVOLUTION", "FULLY_CONNECTED", "ACTIVATION", "POOLING", "LRN", "SCALE", "SOFTMAX", "DECONVOLUTION",
+    "CONCATENATION", "ELEMENTWISE", "PLUGIN", "UNARY", "PADDING", "SHUFFLE", "REDUCE", "TOPK", "GATHER",
+    "MATRIX_MULTIPLY", "RAGGED_SOFTMAX", "CONSTANT", "RNN_V2", "IDENTITY", "PLUGIN_V2", "SLICE", "SHAPE",
+    "PARAMETRIC_RELU", "RESIZE", "TRIP_LIMIT", "RECURRENCE", "ITERATOR", "LOOP_OUTPUT", "SELECT", "FILL", "QUANTIZE",
+    "DEQUANTIZE", "CONDITION", "CONDITIONAL_INPUT", "CONDITIONAL_OUTPUT", "SCATTER", "EINSUM", "ASSERTION",
+    "ONE_HOT", "NON_ZERO", "GRID_SAMPLE", "NMS", "REVERSE_SEQUENCE"]
+if _BINDINGS:  # 8.5.2's values (8.6 added NORMALIZATION 46 and CAST 47)
+    LayerType = _enum("LayerType", list(zip(_LAYER_TYPES, range(46))))
+else:  # 10.0 dropped FULLY_CONNECTED and RNN_V2 and gave CAST value 1
+    LayerType = _enum("LayerType", [("CAST", 1)] + list(zip(
+        [t for t in _LAYER_TYPES if t not in ("FULLY_CONNECTED", "RNN_V2")] + ["NORMALIZATION", "PLUGIN_V3"],
+        [0] + list(range(2, 47)))) + ([] if _WEAK_TYPING else [
+            ("SQUEEZE", 47), ("UNSQUEEZE", 48), ("CUMULATIVE", 49), ("DYNAMIC_QUANTIZE", 50), ("ATTENTION_INPUT", 51),
+            ("ATTENTION_OUTPUT", 52), ("ROTARY_EMBEDDING", 53), ("KV_CACHE_UPDATE", 54), ("MOE", 55),
+            ("DIST_COLLECTIVE", 56)]))
+# FAKE: the layer an ONNX node becomes (the parser's importers), and what the DLA runs (TensorRT's developer
+# guide, "DLA Supported Layers": floating-point tensors only; never TopK, Gather, NMS, Shape, Select, Cast)
+_FAKE_NODE_LAYERS = dict(
+    [(op, "ACTIVATION") for op in ("Relu", "Sigmoid", "Tanh", "LeakyRelu", "Clip", "Elu", "Selu", "HardSigmoid",
+                                   "Softplus", "ThresholdedRelu")]
+    + [(op, "ELEMENTWISE") for op in sorted(_FAKE_ALL_INPUTS - {"Concat", "Range"})]
+    + [(op, "SHUFFLE") for op in ("Reshape", "Transpose", "Flatten", "Squeeze", "Unsqueeze")]
+    + [(op, "UNARY") for op in ("Not", "Abs", "Exp", "Log", "Sqrt", "Neg", "Floor", "Ceil", "Round", "Sin", "Cos")]
+    + [(op, "REDUCE") for op in ("ReduceMax", "ReduceMin", "ReduceMean", "ReduceSum", "GlobalAveragePool")]
+    + [("Conv", "CONVOLUTION"), ("ConvTranspose", "DECONVOLUTION"), ("MaxPool", "POOLING"),
+       ("AveragePool", "POOLING"), ("BatchNormalization", "SCALE"), ("Concat", "CONCATENATION"), ("Slice", "SLICE"),
+       ("Tile", "SLICE"), ("Expand", "SLICE"), ("Pad", "SLICE"), ("Gather", "GATHER"), ("GatherElements", "GATHER"),
+       ("TopK", "TOPK"), ("ArgMax", "TOPK"), ("ArgMin", "TOPK"), ("NonMaxSuppression", "NMS"), ("Shape", "SHAPE"),
+       ("Constant", "CONSTANT"), ("MatMul", "MATRIX_MULTIPLY"), ("Gemm", "MATRIX_MULTIPLY"), ("Softmax", "SOFTMAX"),
+       ("Resize", "RESIZE"), ("Where", "SELECT"), ("QuantizeLinear", "QUANTIZE"), ("DequantizeLinear", "DEQUANTIZE"),
+       ("ConstantOfShape", "FILL"), ("Range", "FILL"), ("Cast", "IDENTITY" if _BINDINGS else "CAST")])
+_FAKE_OP_LAYERS = {"identity": "IDENTITY", "cast": "CAST", "slice": "SLICE", "shuffle": "SHUFFLE",
+                   "constant": "CONSTANT", "matmul": "MATRIX_MULTIPLY", "round": "UNARY", "sum": "ELEMENTWISE",
+                   "prod": "ELEMENTWISE", "onnx": "IDENTITY"}
+_FAKE_DLA_LAYERS = {"CONVOLUTION", "DECONVOLUTION", "FULLY_CONNECTED", "ACTIVATION", "POOLING", "LRN", "SCALE",
+                    "ELEMENTWISE", "CONCATENATION", "RESIZE", "UNARY", "SLICE", "SOFTMAX", "SHUFFLE", "REDUCE",
+                    "PARAMETRIC_RELU", "CONSTANT"}
+
+
+def _fake_on_dla(layer):
+    """Whether the fake DLA runs this layer: the parsed model's stand-in (its nodes are layers of their own) and
+    floating-point layers of the kinds the DLA has."""
+    if layer._fake_op == "onnx":
+        return True
+    types = layer._fake_params[1] if layer._fake_op == "node" else ["FP32"]
+    return layer.type.name in _FAKE_DLA_LAYERS and all(t in ("FP32", "FP16", "INT8") for t in types)
+
+
 class ILayer:
+    name = ""
+
+    @property
+    def type(self):
+        kind = (_FAKE_NODE_LAYERS.get(self._fake_params[0], "IDENTITY") if self._fake_op == "node"
+                else _FAKE_OP_LAYERS[self._fake_op])
+        return LayerType[kind if kind in LayerType.__members__ else "IDENTITY"]
+
     if _WEAK_TYPING:
         precision = DataType.FLOAT  # the real bindings' property (8.5-10.x); pinned by the frame layers
 
@@ -425,12 +486,20 @@ class OnnxParser:
                 errors.append(ParserError(8, "No importer registered for op: %s" % op, i, name, op))
         if errors:
             return False
+        refused = _fake_refused_node(graph.get("typed", []), self._fake_logger)
+        if refused is not None:  # the real parser stops at the first node it cannot import
+            errors.append(refused)
+            return False
         io_type = DataType[_os.environ.get("FAKE_TRT_IO_DTYPE", "FLOAT")]
         net._fake_inputs = [ITensor(n, s, io_type) for n, s in graph["inputs"]]
         net._fake_outputs = [ITensor(n, s, io_type) for n, s in graph["outputs"]]
         # the parsed model as one layer reading its inputs (what a rewiring of the input sees)
         net._fake_onnx_layer = ILayer(net, net._fake_inputs, "onnx")
         net._fake_layers.append(net._fake_onnx_layer)
+        for op, name, types, _, _ in graph.get("typed", []):  # one layer per node, for its type and name
+            layer = ILayer(net, [], "node", (op, types))
+            layer.name = name
+            net._fake_layers.append(layer)
         net._fake_onnx = bytes(model)
         net._fake_kind = graph["kind"]
         FAKE_calls.append(("parse", {"inputs": [t.name for t in net._fake_inputs], "kind": net._fake_kind}))
@@ -461,10 +530,79 @@ def _read_onnx(data):
     quantized = any(n.op_type == "QuantizeLinear" for n in proto.graph.node)
     float16 = any(init.data_type == onnx.TensorProto.FLOAT16 for init in proto.graph.initializer)
     return {"opset": max((o.version for o in proto.opset_import if o.domain in ("", "ai.onnx")), default=0),
-            "nodes": [(n.op_type, n.name) for n in proto.graph.node],
+            "nodes": [(n.op_type, n.name) for n in proto.graph.node], "typed": _fake_typed_nodes(onnx, proto),
             "kind": "int8-qdq" if quantized else "fp16" if float16 else "fp32",
             "inputs": [(v.name, dims(v)) for v in proto.graph.input if v.name not in initializers],
             "outputs": [(v.name, dims(v)) for v in proto.graph.output]}
+
+
+# FAKE: what each generation's ONNX parser takes (onnx-tensorrt's docs/operators.md at a release tag, in
+# _fake_onnx_ops.py, made by tests/fakes/make_trt_onnx_ops.py): an op with no row is refused, and so is an op
+# given an input of a type its row does not list. 8.x casts INT64 down to INT32 (and DOUBLE to FLOAT, as 10+
+# does), with a warning once, so INT64 is INT32 there. Which inputs carry the op's type: the first, all of
+# them for element-wise and variadic ops, the values of Where, the output of ConstantOfShape, and both
+# sides of Cast.
+
+
+def _fake_typed_nodes(onnx, proto):
+    """(op, name, the types that carry the op's type, whether K is a constant (TopK), the output types)."""
+    try:
+        proto = onnx.shape_inference.infer_shapes(proto)
+    except Exception:  # noqa: BLE001 (a model shape inference cannot read: its types stay unknown)
+        pass
+    g = proto.graph
+    types = {v.name: v.type.tensor_type.elem_type for v in list(g.value_info) + list(g.input) + list(g.output)}
+    types.update((i.name, i.data_type) for i in g.initializer)
+    constants = {i.name for i in g.initializer} | {o for n in g.node if n.op_type == "Constant" for o in n.output}
+    nodes = []
+    for n in g.node:
+        ins = [types.get(x) for x in n.input if x]
+        outs = [types.get(x) for x in n.output if x]
+        carried = (ins if n.op_type in _FAKE_ALL_INPUTS else ins[1:3] if n.op_type == "Where"
+                   else outs[:1] if n.op_type == "ConstantOfShape" else ins[:1] + outs[:1] if n.op_type == "Cast"
+                   else ins[:1])
+        names = [_FAKE_ONNX_TYPES.get(t, "TYPE%d" % t) for t in carried if t]
+        k_constant = n.op_type != "TopK" or (len(n.input) > 1 and n.input[1] in constants)
+        nodes.append((n.op_type, n.name, names, k_constant, outs))
+    return nodes
+
+
+# Where the parser's code takes more than operators.md's row says: DequantizeLinear of INT32 (a bias, as ONNX
+# Runtime's quantize_static writes it): QuantDequantLinearHelper (onnxOpImporters.cpp, release/10.1-GA) refuses
+# only UINT8 input; what the builder then does with it is not faked.
+_FAKE_PARSER_TAKES_TOO = {"DequantizeLinear": {"INT32"}}
+_FAKE_TABLE = {}
+
+
+def _fake_onnx_ops():
+    """_fake_onnx_ops.py's table, read by path (this module is also loaded under other names: tests/realtrt)."""
+    if not _FAKE_TABLE:
+        scope = {}
+        with open(_os.path.join(_os.path.dirname(_os.path.abspath(__file__)), "_fake_onnx_ops.py")) as f:
+            exec(compile(f.read(), f.name, "exec"), scope)  # noqa: S102 (our own data file)
+        _FAKE_TABLE.update(scope["FAKE_ONNX_OPS"])
+    return _FAKE_TABLE
+
+
+def _fake_refused_node(typed, logger):
+    """The ParserError of the first node this generation's parser would refuse, or None."""
+    gen = "8.5" if _BINDINGS else "10" if _WEAK_TYPING else "11"
+    table = _fake_onnx_ops()[gen]
+    if _BINDINGS and any("INT64" in types for _, _, types, _, _ in typed):
+        _log(logger, Logger.WARNING, "onnx2trt_utils.cpp:377: Your ONNX model has been generated with INT64 "
+             "weights, while TensorRT does not natively support INT64. Attempting to cast down to INT32.")
+    for i, (op, name, types, k_constant, _) in enumerate(typed):
+        if op not in table:
+            return ParserError(8, "No importer registered for op: %s" % op, i, name, op)
+        taken = table[op].split() + sorted(_FAKE_PARSER_TAKES_TOO.get(op, ()))
+        for t in types:
+            t = {"DOUBLE": "FP32", "INT64": "INT32" if _BINDINGS else "INT64"}.get(t, t)
+            if t not in taken:
+                return ParserError(8, "FAKE (operators.md, TensorRT %s): %s takes %s, not %s"
+                                   % (gen, op, ", ".join(taken), t), i, name, op)
+        if not k_constant:
+            return ParserError(8, "Assertion failed: K input must be an initializer (TopK)", i, name, op)
+    return None
 
 
 class IOptimizationProfile:
@@ -527,6 +665,9 @@ class IBuilderConfig:
 
     def get_flag(self, flag):
         return BuilderFlag(flag) in self._fake_flags
+
+    def can_run_on_DLA(self, layer):  # noqa: N802 (TensorRT's name)
+        return _fake_on_dla(layer)
 
     def add_optimization_profile(self, profile):
         self._fake_profiles.append(profile)
@@ -635,6 +776,8 @@ class Builder:
         dla_on_gpu = dla and profile is not None and not profile[0] == profile[1] == profile[2]
         if dla_on_gpu:  # what TensorRT does with dynamic shapes on the DLA: every layer falls back to the GPU
             _log(self.logger, Logger.WARNING, "DLA does not support dynamic shapes: layers fall back to the GPU")
+        if dla and not self._fake_dla_layers(network, config):
+            return None
         calibration = None
         if weak and "INT8" in weak:
             calibration = self._fake_calibrate(config, inp, profile)
@@ -661,6 +804,20 @@ class Builder:
                   "calibration": calibration, "frame_graph": frame_graph}
         FAKE_calls.append(("build_serialized_network", header))
         return IHostMemory(_MAGIC + _json.dumps(header).encode() + b"\0" + network._fake_onnx)
+
+    def _fake_dla_layers(self, network, config):
+        """TensorRT's word on each layer the DLA cannot run (a warning each; an error without GPU_FALLBACK)."""
+        for layer in network._fake_layers:
+            if _fake_on_dla(layer):
+                continue
+            if BuilderFlag.GPU_FALLBACK not in config._fake_flags:
+                _log(self.logger, Logger.ERROR, "%s (%s): Unsupported on DLA and GPU fallback is disabled"
+                     % (layer.name, layer.type.name))
+                return False
+            _log(self.logger, Logger.WARNING, "Default DLA is enabled but layer %s is not supported on DLA, falling "
+                 "back to GPU." % layer.name if _BINDINGS else "Layer '%s' (%s): Unsupported on DLA. Switching this "
+                 "layer's device type to GPU." % (layer.name, layer.type.name))
+        return True
 
     @staticmethod
     def _fake_frame_graph(network):
