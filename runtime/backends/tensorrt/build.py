@@ -165,10 +165,11 @@ def _build(bundle, opts, gpu, trt, log, root, note):
         raise UserError("--dla-core %d: this device has %d DLA core(s) (Xavier, AGX Orin and Orin NX have them; "
                         "Orin Nano has none)" % (opts.dla_core, builder.num_DLA_cores))
     network, parser = network_from_onnx(trt, builder, log_trt, plan.onnx_path, log)  # parser: kept until built
+    weights = []  # the frame layers' arrays: held here until the engine is built (add_frame_input)
     if opts.frame_size is not None:  # the engine takes the frame: its input is static, so no batch profile
         width, height = opts.frame_size
         frame_input.add_frame_input(trt, network, frame_input.frame_weights(bundle.preprocess, bundle.input,
-                                                                            (height, width)))
+                                                                            (height, width)), weights)
     workspace = opts.workspace_mib or default_workspace_mib(gpu.info()["memory"])
     if opts.dla_core is not None:
         log_trt.quiet = DLA_FALLBACK_WARNINGS
@@ -181,6 +182,7 @@ def _build(bundle, opts, gpu, trt, log, root, note):
              "" if opts.dla_core is None else ", DLA core %d" % opts.dla_core), file=log)
     ticker = Ticker("building engine", log)
     serialized = engine_from_network(trt, builder, network, config, log_trt, log, ticker, int8, profile)
+    del weights  # built: TensorRT has copied them into the engine
     path = save_engine(bundle, plan, config, serialized, timing_path, log_trt)
     ticker.done("wrote %s" % path)
     return path

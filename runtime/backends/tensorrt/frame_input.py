@@ -94,9 +94,11 @@ def _layout(chw, layout):
     return hwc.reshape(1, -1) if layout == "flat" else hwc[None]
 
 
-def add_frame_input(trt, network, fw: FrameWeights, name=FRAME_INPUT):
+def add_frame_input(trt, network, fw: FrameWeights, keep: list, name=FRAME_INPUT):
     """Puts the layers in front of the parsed network (module docstring); returns the new input tensor. The
-    weights arrays are kept on the network object (TensorRT reads them at build time, not when added). Where
+    weights' arrays go into `keep`, which the caller holds until the engine is built: trt.Weights copies
+    nothing, and TensorRT reads them at build time, not when added (the real bindings' network takes no
+    attributes to hold them, and a freed array would build wrong constants into the engine silently). Where
     precision is a builder flag (8.5-10.x) every layer is pinned to FP32, so an FP16 engine does not round the
     area sums in half precision (the build sets OBEY_PRECISION_CONSTRAINTS); a network input of HALF (an fp16
     variant exported without float32 IO) is given a cast to it at the end."""
@@ -104,7 +106,6 @@ def add_frame_input(trt, network, fw: FrameWeights, name=FRAME_INPUT):
     H, W = fw.frame_hw
     x0, y0, x1, y1 = fw.box
     h, w, c = fw.out_hwc
-    keep = network.__dict__.setdefault("_frame_weights", []) if hasattr(network, "__dict__") else []
     out = _Pinned(trt)
     frame = network.add_input(name, trt.DataType.UINT8, (1, H, W, 3))
     t = _cast(trt, network, frame, trt.DataType.FLOAT)

@@ -42,7 +42,9 @@ def test_the_layers_on_the_fake_network_compute_the_reference(version):
     network._fake_inputs.append(old)
     reader = network.add_identity(old)  # a layer of the parsed model reading its input
     fw = frame_weights(b.preprocess, b.input, (180, 320))
-    frame = add_frame_input(trt, network, fw)
+    kept = []
+    frame = add_frame_input(trt, network, fw, kept)
+    assert kept and all(isinstance(a, np.ndarray) for a in kept)  # held by the caller until the build
     assert [t.name for t in network._fake_inputs] == ["frame"] and reader.get_input(0) is not old
     image = np.random.default_rng(3).integers(0, 256, (180, 320, 3), dtype=np.uint8)
     got = trt.FAKE_evaluate(reader.get_output(0), {frame.name: image[None]})
