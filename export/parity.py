@@ -57,31 +57,47 @@ MIN_IOU, SCORE_TOL = 0.99, 1e-4
 
 def compare_detections(keras_dets, onnx_dets, threshold, min_iou=MIN_IOU, score_tol=SCORE_TOL) -> dict:
     """A detector's decoded outputs, Keras's against the ONNX's: per sample (K, 6) rows x0 y0 x1 y1 score class.
-    Every detection at or above the threshold in one must be in the other: the same class, boxes at IoU >=
-    min_iou and scores within score_tol, matched best IoU first (TopK may order equal scores either way).
-    Near-ties: a detection within score_tol of the threshold may be missing from the other side (its score
-    may fall either side). Vacuous when no sample has a detection above the threshold: the decoding's parity
-    then proves nothing (an untrained network)."""
-    from runtime.detections import iou
-
+    Every detection at or above the threshold on either side must have its own on the other: the same class,
+    boxes at IoU >= min_iou and scores within score_tol, each taken once, pairs of best IoU first (TopK may
+    order equal scores either way). Near-ties: a detection within score_tol of the threshold may have no
+    counterpart (its score may fall either side); one that has a counterpart is held to the rule like any.
+    Vacuous when no sample has a detection above the threshold: the decoding's parity then proves nothing (an
+    untrained network)."""
     worst_iou, worst_score, unmatched, compared = 1.0, 0.0, 0, 0
     for k_rows, o_rows in zip(keras_dets, onnx_dets):
         k_rows, o_rows = np.asarray(k_rows, np.float64).reshape(-1, 6), np.asarray(o_rows, np.float64).reshape(-1, 6)
-        for mine, theirs in ((k_rows, o_rows), (o_rows, k_rows)):
-            shown = mine[mine[:, 4] >= threshold]
-            candidates = theirs[theirs[:, 4] >= threshold - score_tol]
-            overlaps = iou(shown[:, :4], candidates[:, :4]) if len(candidates) else np.zeros((len(shown), 0))
-            for i, row in enumerate(shown):
-                same = (candidates[:, 5] == row[5]) & (np.abs(candidates[:, 4] - row[4]) <= score_tol) \
-                    if len(candidates) else np.zeros(0, bool)
-                best = float(overlaps[i][same].max()) if same.any() else 0.0
-                compared += 1
-                if best < min_iou and row[4] >= threshold + score_tol:
-                    unmatched += 1
-                if same.any():
-                    worst_iou = min(worst_iou, best)
-                    j = np.where(same)[0][np.argmax(overlaps[i][same])]
-                    worst_score = max(worst_score, float(abs(candidates[j, 4] - row[4])))
-    return {"threshold": threshold, "min_iou": min_iou, "score_tol": score_tol, "compared": compared // 1,
-            "unmatched": unmatched, "worst_iou": worst_iou, "worst_score_error": worst_score,
-            "vacuous": compared == 0, "passed": unmatched == 0}
+        k_rows = k_rows[k_rows[:, 4] >= threshold - score_tol]
+        o_rows = o_rows[o_rows[:, 4] >= threshold - score_tol]
+        pairs = _pairs(k_rows, o_rows, min_iou, score_tol)
+        for rows, matched in ((k_rows, {a for a, _, _ in pairs}), (o_rows, {b for _, b, _ in pairs})):
+            shown = np.where(rows[:, 4] >= threshold)[0]
+            compared += len(shown)
+            unmatched += sum(1 for i in shown if i not in matched and rows[i, 4] >= threshold + score_tol)
+        for a, b, overlap in pairs:
+            worst_iou = min(worst_iou, overlap)
+            worst_score = max(worst_score, float(abs(k_rows[a, 4] - o_rows[b, 4])))
+    return {"threshold": threshold, "min_iou": min_iou, "score_tol": score_tol, "compared": compared,
+            "unmatched": unmatched, "worst_iou": worst_iou,  # over the pairs; `unmatched` counts the rest
+            "worst_score_error": worst_score, "vacuous": compared == 0, "passed": unmatched == 0}
+
+
+def _pairs(a, b, min_iou, score_tol):
+    """(index in a, index in b, IoU) pairs of the same class, IoU >= min_iou and scores within score_tol, each
+    row in one pair at most, best IoU first."""
+    from runtime.detections import iou
+
+    if not len(a) or not len(b):
+        return []
+    overlaps = iou(a[:, :4], b[:, :4])
+    fits = (a[:, None, 5] == b[None, :, 5]) & (np.abs(a[:, None, 4] - b[None, :, 4]) <= score_tol) & \
+        (overlaps >= min_iou)
+    pairs, used_a, used_b = [], set(), set()
+    for flat in np.argsort(-np.where(fits, overlaps, -1.0), axis=None, kind="stable"):
+        i, j = divmod(int(flat), len(b))
+        if not fits[i, j]:
+            break
+        if i not in used_a and j not in used_b:
+            used_a.add(i)
+            used_b.add(j)
+            pairs.append((i, j, float(overlaps[i, j])))
+    return pairs

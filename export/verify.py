@@ -83,7 +83,7 @@ def judge(task, precision, reference, outputs, detection=None):
             else:
                 agree = float(np.mean((ref > 0.5) == (out > 0.5)))
             entry["top1_agreement"] = agree
-        if detection is not None and i == detection["detections_output"]:
+        if detection is not None and i == detection["index"]:
             ok = _judge_detections(entry, precision, ref, out, detection)
         elif precision in RELATIVE_TOLERANCE:
             entry["tolerance"] = "rel <= %g" % RELATIVE_TOLERANCE[precision]

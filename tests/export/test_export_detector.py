@@ -69,3 +69,11 @@ def test_verify_runs_a_detector_a_frame_at_a_time_and_judges_its_boxes_by_their_
     (row,) = report["rows"]
     assert report["passed"] and row["outputs"][1]["tolerance"] == "IoU >= 0.99, score +-0.0001"
     assert row["outputs"][0]["tolerance"] == "rel <= 0.0001"
+
+
+def test_each_detection_is_matched_once():
+    """Found in review: two overlapping Keras boxes both matched one ONNX box, and a missing detection passed."""
+    keras = [_rows([10, 10, 50, 50, 0.9, 2], [10.05, 10, 50.05, 50, 0.8999, 2])]
+    one = [_rows([10, 10, 50, 50, 0.9, 2])]
+    report = parity.compare_detections(keras, one, 0.3)
+    assert not report["passed"] and report["unmatched"] == 1 and report["compared"] == 3
