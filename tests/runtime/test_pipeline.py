@@ -6,6 +6,7 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 
 import numpy as np
 import pytest
@@ -144,8 +145,10 @@ def test_stream_gives_frames_and_results_in_order_and_stops_its_thread_when_left
 
 def test_frames_prepared_in_the_capture_thread_give_the_same_results_as_inline(pilot_bundle):
     """Issue 30: for frames that all come in order, the capture thread preprocesses each (into a ring of
-    buffers) while the model runs on the one before. Every result is the one the frame gives alone, whatever
-    the order the two threads run in, and the newest frame wins path (a live source) still prepares inline."""
+    buffers) while the model runs on the one before. The model here waits, each frame, until the capture thread
+    has filled the queue and prepared one more (a ring one buffer short overwrites the one in use then, every
+    time); every result is the one the frame gives alone, and the newest frame wins path (a live source)
+    still prepares inline."""
     from runtime import Model, open_source, stream
     from runtime.sources.base import Source
 
@@ -161,8 +164,23 @@ def test_frames_prepared_in_the_capture_thread_give_the_same_results_as_inline(p
                 for image in images:
                     yield image, None
 
-        seen = [(frame.batch is not None, result["steering"]) for frame, result in stream(model, Frames())]
-        assert [prepared for prepared, _ in seen] == [True] * 24
+        frames, infer, kept = stream(model, Frames()), model.infer, []
+
+        def infer_when_the_capture_thread_is_ahead(batch, frame_size=None):
+            # the worst case, made certain: the queue full and the next frame prepared before the model reads
+            before = batch.copy()
+            deadline = time.monotonic() + 10
+            while not (frames.capture.producer_waiting or frames.capture.ended) and time.monotonic() < deadline:
+                time.sleep(0.001)
+            kept.append(np.array_equal(batch, before))  # no buffer in use was written meanwhile
+            return infer(batch, frame_size)
+
+        model.infer = infer_when_the_capture_thread_is_ahead
+        try:
+            seen = [(frame.batch is not None, result["steering"]) for frame, result in frames]
+        finally:
+            del model.infer
+        assert kept == [True] * 24 and [prepared for prepared, _ in seen] == [True] * 24
         assert [steering for _, steering in seen] == alone  # exactly: the same input, bit for bit
         inline = [frame.batch for frame, _ in stream(model, Frames(), capture_thread=False)]
         assert inline == [None] * 24
