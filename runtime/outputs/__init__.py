@@ -23,6 +23,7 @@ where the board has one (Orin Nano has none), else x264enc.
 from __future__ import annotations
 
 import os
+import stat
 
 from .. import images
 from ..errors import UserError, printable
@@ -65,11 +66,8 @@ def open_outputs(uris=(), jsonl=None, display=False, fps=30.0, web_token=None, c
     rotate = rotation(jsonl_max_mb, jsonl_keep)
     if rotate is not None and not jsonl and not any(_is_jsonl(uri) for uri in uris):
         raise UserError("--jsonl-max-mb rotates JSON-lines files: give --jsonl FILE (or --output FILE.jsonl) too")
-    files = [os.path.realpath(path_of(u)) for u in uris if "://" not in u or u.lower().startswith("file://")]
-    files += [os.path.realpath(path_of(jsonl))] if jsonl else []
-    twice = sorted({f for f in files if files.count(f) > 1 and not f.startswith("/dev/")})
-    if twice:  # two writers of one file would cut and rotate each other's lines
-        raise UserError("%s is named as two outputs: give each output a file of its own" % images.shown(twice[0]))
+    _one_writer_each([path_of(u) for u in uris if "://" not in u or u.lower().startswith("file://")] +
+                     ([path_of(jsonl)] if jsonl else []))
     opened = []
     try:
         for uri in uris:
@@ -83,6 +81,25 @@ def open_outputs(uris=(), jsonl=None, display=False, fps=30.0, web_token=None, c
             out.close()
         raise
     return opened
+
+
+def _one_writer_each(paths):
+    """UserError where two outputs name one existing plain file (two writers would cut and rotate each other's
+    lines), by its device and inode, as the user named it; streams (/dev/stdout, a FIFO) are the user's affair."""
+    seen = {}
+    for path in paths:
+        try:
+            st = os.stat(path)
+        except OSError:  # not there yet: compare the names as they will be
+            key = ("new", os.path.abspath(path))
+        else:
+            if not stat.S_ISREG(st.st_mode):
+                continue
+            key = (st.st_dev, st.st_ino)
+        if key in seen:
+            raise UserError("%s is named as two outputs (as %s too): give each output a file of its own"
+                            % (images.shown(path), images.shown(seen[key])))
+        seen[key] = path
 
 
 def _is_jsonl(uri):

@@ -322,6 +322,8 @@ class Connection(asyncio.Protocol):
         if self.inner is None or self.state not in ("idle", "head") or not self.pending:
             return
         if self.paused or self.transport.get_write_buffer_size():
+            if not self.paused:  # no resume_writing() will come for a buffer under its high-water mark
+                self.gate.loop.call_later(0.01, self.feed)
             return
         if self.state == "idle":
             self.state, self.started = "head", time.monotonic()
@@ -501,14 +503,16 @@ class Gate:
 
     def victim(self, client=None, own=False, vouched=False):
         """The connection to close to make room for a new one from client (None: for none in particular, when
-        descriptors run short), or None. Never one in a request (a viewer's stream). First one whose token was
-        wrong; then one that has made no request with the token; then one idle between requests (a keep-alive:
-        a viewer's next fetch opens another; where there is no token every request counts as having it). Within
+        descriptors run short), or None. Never a request with the token (a viewer's stream). First one whose token
+        was wrong; then one that has not shown the token (in a request too, once YOUNG_S past its head: a client
+        that sends requests and takes no answers); then one idle between requests (a keep-alive: a viewer's next
+        fetch opens another; where there is no token every request counts as having it). Within
         each, one from the client that holds the most, the new one counted (a fair share: a flood from some
         addresses closes its own); where they hold as many, client's own first; then the oldest. None where that
         one is younger than YOUNG_S (its request may not be read yet) and its client holds no more than client
-        will: the new one waits or is refused, not a connection of a smaller holder. own: client's only (it
-        holds per_client)."""
+        will (or it is client's own), unless the new one is vouched for (its peeked request carries the token):
+        the new one then waits a few over the cap (trim) or is refused, and no other candidate is tried, so a
+        connection of a smaller holder is never closed instead. own: client's only (it holds per_client)."""
         best, best_key = None, None
         now, after = time.monotonic(), self.clients.get(client, 0) + 1 if client is not None else 0
         for conn in self.conns:

@@ -497,13 +497,13 @@ def test_a_viewer_gets_in_through_a_reconnecting_flood(served, sources):
     request was read: 0 tries in 20 got through. Now a connection whose request, peeked at accept, carries the
     token makes room, and a young one is not closed for one that has shown nothing."""
     server = served()
-    stop, result = threading.Event(), {}
-    flooder = threading.Thread(target=lambda: result.update(opened=churn(server.port, sources, 30, stop)),
-                               daemon=True)
-    flooder.start()
+    flooder = subprocess.Popen(  # a process of its own: the flood shares no interpreter with the viewer here
+        [sys.executable, "-c", "import sys; from tests.runtime.outputs.test_web_attack import churn; "
+         "import threading; print(churn(int(sys.argv[1]), sys.argv[2].split(','), 8, threading.Event()))",
+         str(server.port), ",".join(sources)], cwd=ROOT, stdout=subprocess.PIPE, text=True)
     answers = []
     try:
-        time.sleep(1.0)
+        time.sleep(2.0)  # the flooder's start (its imports) and its first second
         for _ in range(12):
             try:
                 with socket.create_connection(("127.0.0.1", server.port), timeout=3.0) as c:
@@ -514,9 +514,8 @@ def test_a_viewer_gets_in_through_a_reconnecting_flood(served, sources):
                 answers.append(repr(exc).encode())
             time.sleep(0.2)
     finally:
-        stop.set()
-        flooder.join(30)
-    assert result["opened"] > 2000, result  # a flood, not a trickle
+        opened = flooder.communicate(timeout=60)[0]  # it floods for 8 s: the viewer's tries lie within them
+    assert int(opened) > 500, opened  # a flood, not a trickle (2,000-30,000 here, as the machine allows)
     assert answers == [b"HTTP/1.1 200"] * 12, answers
     err = server.stderr()
     assert "Traceback" not in err and len(err) < 4000, err[-4000:]
@@ -587,17 +586,15 @@ def test_requests_whose_answers_are_never_taken_hold_no_place(monkeypatch):
         far = socket.create_connection(("127.0.0.1", out.port))  # 9 KB of requests at once: closed
         far.sendall(b"GET /page.js HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n" * 220)
         far.settimeout(10)
-        got = b""
+        got, closed = b"", False
         try:
-            while True:
+            while not closed:
                 chunk = far.recv(65536)
-                if not chunk:
-                    break
-                got += chunk
+                got, closed = got + chunk, not chunk
         except ConnectionResetError:
-            pass
+            closed = True
         far.close()
-        assert got.count(b"HTTP/1.1 200") < 220
+        assert closed and got.count(b"HTTP/1.1 200") < 220  # closed by the view, its requests not all answered
     finally:
         for s in pinned:
             s.close()
