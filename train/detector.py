@@ -62,7 +62,7 @@ def encode(boxes, classes, ignore, size, num_classes):
         if w <= 0 or h <= 0:
             continue
         cx, cy = (x0 + x1) / 2 / STRIDE, (y0 + y1) / 2 / STRIDE
-        ix, iy = min(int(cx), out_w - 1), min(int(cy), out_h - 1)
+        ix, iy = min(max(int(np.floor(cx)), 0), out_w - 1), min(max(int(np.floor(cy)), 0), out_h - 1)
         sigma = (2 * _radius(w, h) + 1) / 6.0
         gauss = np.exp(-((xs - ix) ** 2 + (ys - iy) ** 2) / (2 * sigma ** 2))
         np.maximum(target[..., int(c)], gauss, out=target[..., int(c)])
@@ -94,11 +94,10 @@ def loss(num_classes):
     return centernet_loss
 
 
-def build(layers, models, input_shape, num_classes, backbone=None):
-    """The detector: a small convolutional encoder to stride 16 (or `backbone`, a Keras model whose outputs
-    are its stride 8 and 16 features), upsampled to stride 4 with the encoder's features added at each step,
-    and three 1x1 heads on a shared 3x3 layer: heatmap logits (the bias set so that every score starts at
-    0.01, as CenterNet does), sizes and offsets, concatenated into RAW."""
+def build(layers, models, input_shape, num_classes):
+    """The detector: a small convolutional encoder to stride 16, upsampled to stride 4 with the encoder's
+    features added at each step, and 1x1 heads on a shared 3x3 layer: heatmap logits (the bias set so that
+    every score starts at 0.01, as CenterNet does), and the sizes and offsets, concatenated into RAW."""
     inputs = layers.Input(input_shape)
 
     def conv(x, filters, stride=1, name=None):
@@ -107,7 +106,7 @@ def build(layers, models, input_shape, num_classes, backbone=None):
         return layers.ReLU()(x)
 
     x = conv(inputs, 16, 2)
-    x = conv(x, 24)
+    x = conv(x, 16)
     x = conv(x, 32, 2)
     s4 = conv(x, 32)
     x = conv(s4, 48, 2)
@@ -117,12 +116,12 @@ def build(layers, models, input_shape, num_classes, backbone=None):
     up = layers.UpSampling2D(2)(conv(s16, 48))
     up = conv(layers.Add()([up, s8]), 48)
     up = layers.UpSampling2D(2)(conv(up, 32))
-    up = conv(layers.Add()([up, s4]), 48)
+    up = conv(conv(layers.Add()([up, s4]), 32), 32)  # the heads' shared layer: 160 M multiply-adds in all
     import keras
 
     prior = keras.initializers.Constant(-np.log((1 - 0.01) / 0.01))
-    heat = layers.Conv2D(num_classes, 1, bias_initializer=prior, name="heatmap")(conv(up, 48))
-    box = layers.Conv2D(4, 1, name="box")(conv(up, 48))
+    heat = layers.Conv2D(num_classes, 1, bias_initializer=prior, name="heatmap")(up)
+    box = layers.Conv2D(4, 1, name="box")(up)
     raw = layers.Concatenate(name="raw")([heat, box])
     return models.Model(inputs, raw, name="detector")
 
