@@ -172,7 +172,8 @@ def test_nms_is_taken_and_the_dla_gives_topk_and_nms_to_the_gpu():
 def test_run_and_bench_on_tensorrt_give_onnx_runtimes_detections(version, detector, tmp_path):
     from export.parity import compare_detections
 
-    env = {"XDG_CACHE_HOME": str(tmp_path / "cache")}
+    record = tmp_path / "touched.txt"
+    env = {"XDG_CACHE_HOME": str(tmp_path / "cache"), "FAKE_TRT_RECORD": str(record)}
     frames = ["--source", "synthetic://road", "--max-frames", 2, "--no-display", "--quiet", "--threshold", 0.3]
     want, got = tmp_path / "ort.jsonl", tmp_path / "trt.jsonl"
     proc = cli("runtime", "run", detector, "--backend", "onnxruntime", "--jsonl", want, *frames)
@@ -188,12 +189,27 @@ def test_run_and_bench_on_tensorrt_give_onnx_runtimes_detections(version, detect
         proc = cli("runtime", "bench", detector, "--backend", "tensorrt", "--frames", 5, "--warmup", 1,
                    "--source", "synthetic://road", fake_gpu=version, env=env, timeout=60)
         assert proc.returncode == 0 and "tensorrt (TensorRT 10.3.0" in proc.stdout + proc.stderr, proc.stderr
+    assert {"OnnxParser", "IExecutionContext.execute_async_v3"} <= _real_names(record, version)
+
+
+def _real_names(record, fake_version):
+    """The TensorRT names the project's code touched in the fake (record), each checked against NVIDIA's real
+    module of that generation (tests/realtrt; skipped where it is not unpacked, failed under CI)."""
+    from tests.runtime.backends.tensorrt.test_real_tensorrt import FAKE_OF, probe
+
+    report = probe({fake: real for real, fake in FAKE_OF.items()}[fake_version], "-", str(record))
+    assert report["recorded_missing"] == []
+    return set(report["recorded"])
 
 
 def test_engine_on_the_dla_says_in_one_line_what_falls_back_to_the_gpu(detector, tmp_path):
-    env = {"XDG_CACHE_HOME": str(tmp_path / "cache"), "FAKE_DLA_CORES": "1"}
+    record = tmp_path / "touched.txt"
+    env = {"XDG_CACHE_HOME": str(tmp_path / "cache"), "FAKE_DLA_CORES": "1", "FAKE_TRT_RECORD": str(record)}
     proc = cli("runtime", "engine", detector, "--dla-core", "0", fake_gpu="8.5.2", env=env)
     assert proc.returncode == 0, proc.stderr
     said = [ln for ln in proc.stderr.splitlines() if "DLA" in ln and "GPU" in ln]
     assert len(said) == 1 and said[0].startswith("DLA core 0: ") and "TOPK x2" in said[0], proc.stderr
     assert "GATHER" in said[0] and "Unsupported on DLA" not in proc.stderr and "falling back" not in proc.stderr
+    touched = _real_names(record, "8.5.2")  # the real 8.6.1 for JetPack 5's 8.5.2
+    assert {"IBuilderConfig.can_run_on_DLA", "INetworkDefinition.get_layer", "ILayer.type",
+            "BuilderFlag.GPU_FALLBACK", "DeviceType.DLA"} <= touched
