@@ -77,6 +77,9 @@ def _held(images, size, interpolation):
     anyway, so fewer cost nothing)."""
     import cv2
 
+    if not images:  # cycled for ever, none would come: the loop spun at 100% CPU
+        raise UserError("the bundle has no sample frames to measure on: give --source URI (a camera, a file, "
+                        "synthetic://road) or export the bundle again")
     width, height = size
     kept = max(1, min(len(images), image_files.max_pixels() // (width * height)))
     return [cv2.resize(im, size, interpolation=getattr(cv2, interpolation)) for im in images[:kept]]

@@ -66,3 +66,17 @@ def test_bench_on_a_source_and_bad_input(pilot_bundle, tmp_path):
     assert one_line_error(cli("runtime", "bench", tmp_path / "nope"))
     assert one_line_error(cli("runtime", "bench", pilot_bundle, "--source", "nosuch.mp4"))
     assert cli("runtime", "bench", pilot_bundle, "--frames", "0").returncode == 2
+
+
+def test_a_bundle_without_samples_is_one_line_not_a_spin(pilot_bundle, tmp_path):
+    """Found on the TensorRT fakes: bench on a bundle with no samples/ and no --source cycled an empty list for
+    ever at 100% CPU."""
+    import shutil
+
+    bundle = tmp_path / "nosamples"
+    shutil.copytree(str(pilot_bundle), str(bundle), ignore=shutil.ignore_patterns("engines", "samples"))
+    manifest = json.loads((bundle / "manifest.json").read_text())
+    manifest.pop("samples", None)
+    (bundle / "manifest.json").write_text(json.dumps(manifest))
+    proc = cli("runtime", "bench", str(bundle), "--frames", "5", timeout=60)
+    assert one_line_error(proc) and "has no sample frames to measure on: give --source" in proc.stderr, proc.stderr
