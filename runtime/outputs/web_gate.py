@@ -323,7 +323,7 @@ class Connection(asyncio.Protocol):
             return
         if self.paused or self.transport.get_write_buffer_size():
             if not self.paused:  # no resume_writing() will come for a buffer under its high-water mark
-                self.gate.loop.call_later(0.01, self.feed)
+                self.gate.loop.call_later(0.05, self.feed)
             return
         if self.state == "idle":
             self.state, self.started = "head", time.monotonic()
