@@ -227,10 +227,11 @@ udp_remote() {  # an --output value -> "HOST PORT" when it is udp://HOST:PORT an
 # --insecure-link) and refuses an ambiguous one (--li: --link-key or --link-state), wherever the word stands before
 # a --, even where a value is due; a value is never a word argparse reads as an option.
 RUN_OPTIONS=(--help --debug --source --input --output --jsonl --jsonl-max-mb --jsonl-keep --max-frames --display
-             --no-display --headless --backend --precision --dla-core --no-build --input-width --input-height
-             --input-rate --input-loop --loop --input-flip --input-codec --reconnect-timeout --read-timeout --web-token
-             --web-host --realtime --quiet --max-image-pixels --watchdog-ms --heartbeat-ms --steering-limit --steering-rate
-             --throttle --ros2-msg --wheelbase --speed --link-key --link-state --insecure-link)
+             --no-display --headless --threshold --classes --track --backend --precision --dla-core --no-build
+             --input-width --input-height --input-rate --input-loop --loop --input-flip --input-codec
+             --reconnect-timeout --gst-preprocess --gpu-preprocess --read-timeout --web-token --web-host --realtime
+             --quiet --max-image-pixels --watchdog-ms --heartbeat-ms --steering-limit --steering-rate --throttle
+             --ros2-msg --wheelbase --speed --link-key --link-state --insecure-link)
 run_option() {  # WORD -> the run option argparse reads it as (NAME, NAME=VALUE, a prefix); nothing; or, when
     local name="${1%%=*}" option found=()  # the prefix is ambiguous, every option it could be, space-separated
     [[ "$1" != -- && "$name" == --* ]] || return 0  # (--=X: every option; a lone -- ends them, as the loop says)
