@@ -3,7 +3,6 @@ the threshold, the classes, boxes in the frame's pixels with the crop undone, pa
 tracker (runtime/tracker.py), the overlay's boxes, and `runtime run`'s --threshold, --classes and --track, with
 a small detection bundle made here (a constant ONNX graph, no TensorFlow)."""
 
-import copy
 import hashlib
 import json
 import os
@@ -16,6 +15,7 @@ from runtime.bundle import BundleError
 from runtime.errors import UserError
 from runtime.postprocess import Postprocessor, Result, check_threshold, choose_classes
 from runtime.tracker import Tracker
+from tests.runtime.test_bundle import _with
 from tests.conftest import cli, one_line_error, read_jsonl
 
 LABELS = ["cone", "car", "person"]
@@ -135,14 +135,7 @@ def test_track_gives_ids_in_results():
     (("detection",), ..., "a detection bundle needs a 'detection' section"),
 ])
 def test_bad_detection_manifests(tmp_path, path, value, message):
-    manifest = copy.deepcopy(_manifest())
-    node = manifest
-    for key in path[:-1]:
-        node = node[key]
-    if value is ...:
-        del node[path[-1]]
-    else:
-        node[path[-1]] = value
+    manifest = _with(_manifest(), path, value)
     assert any(message in p for p in bundle_format.validate(manifest))
     (tmp_path / "manifest.json").write_text(json.dumps(manifest))
     with pytest.raises(BundleError) as exc:
