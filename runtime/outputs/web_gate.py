@@ -7,8 +7,10 @@ a Connection here before aiohttp's, so that the view stays up on an open network
   any IP address, this machine's name and NAME.local; and the names given with hosts=, --web-host): a name
   that resolves here from a page elsewhere (DNS rebinding) is refused with 421. Refusals are a short 4xx
   written here, never a traceback.
-- Every connection waiting in the kernel's queue is taken as it comes (the queue never stalls behind a flood,
-  so a viewer's connection is never dropped there), and held or closed by a fair share. At most 128 are held at
+- On Linux the kernel hands a connection over once its first bytes are there (TCP_DEFER_ACCEPT; a silent one
+  after DEFER_S), so a viewer's request can always be peeked at. Every connection waiting in the kernel's
+  queue is taken as it comes (the queue never stalls behind a flood, so a viewer's connection is never
+  dropped there), and held or closed by a fair share. At most 128 are held at
   once, fewer under a low file limit (half the descriptors free when it opened), and 16 from one address (an
   IPv6 /64 counts as one). At either limit a new connection takes the place of one that is not in a request (a
   viewer's stream never is): first one whose token was wrong, then one that has made no request with the
@@ -61,6 +63,7 @@ LOG_EVERY_S = 60.0  # after its first line, one line per kind of error at most t
 SHORT_S = 60.0  # after running out of file descriptors, hold fewer connections for this long
 BACKLOG = 512  # the kernel's queue (Linux caps it at net.core.somaxconn)
 ACCEPT_BATCH = 64  # connections taken from it in one turn of the loop
+DEFER_S = 1  # Linux's TCP_DEFER_ACCEPT: a silent connection waits this long in the kernel, holding no descriptor
 SECURITY_HEADERS = {
     "Content-Security-Policy": "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; "
                                "connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'",
@@ -409,6 +412,8 @@ class Gate:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             if family == getattr(socket, "AF_INET6", None):
                 sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+            if hasattr(socket, "TCP_DEFER_ACCEPT"):  # Linux: a connection is taken once its first bytes are here
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_DEFER_ACCEPT, DEFER_S)
             sock.bind(address)
             sock.listen(BACKLOG)
             sock.setblocking(False)
