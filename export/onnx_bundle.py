@@ -223,8 +223,7 @@ def _keras_outputs(model, x, one_at_a_time=False):
     """Keras's outputs on the batch x, as a list (one array per output); one_at_a_time: a sample at a time (a
     detector's decoding takes batch 1)."""
     if one_at_a_time:
-        runs = [[np.asarray(t) for t in model(x[i:i + 1], training=False)] for i in range(len(x))]
-        return [np.concatenate([r[j] for r in runs]) for j in range(len(runs[0]))]
+        return parity.frame_at_a_time(lambda batch: model(batch, training=False), x)
     keras_out = model.predict(x, verbose=0, batch_size=64)
     return list(keras_out) if isinstance(keras_out, (list, tuple)) else [keras_out]
 
@@ -238,8 +237,7 @@ def _parity_check(ort, x, keras_out, atol, detection=None):
         if detection is None:
             onnx_out = session.run(None, {"input": x})
         else:
-            runs = [session.run(None, {"input": x[i:i + 1]}) for i in range(len(x))]
-            onnx_out = [np.concatenate([r[j] for r in runs]) for j in range(len(runs[0]))]
+            onnx_out = parity.frame_at_a_time(lambda batch: session.run(None, {"input": batch}), x)
         report = parity.compare(keras_out, onnx_out, atol)
         if detection is not None:
             report["outputs"] = report["outputs"][:1]  # the boxes are judged by their own rule, below

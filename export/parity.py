@@ -14,6 +14,13 @@ DEFAULT_ATOL = 1e-4
 VACUOUS_SPREAD = 1e-6  # relative to the output's size: below this every sample gave the same output
 
 
+def frame_at_a_time(run, x) -> list:
+    """run (a batch -> a list of arrays, one per output) on each sample of x alone, the outputs joined again per
+    output: a detector's decoding in the graph takes a batch of 1."""
+    runs = [[np.asarray(o) for o in run(x[i:i + 1])] for i in range(len(x))]
+    return [np.concatenate([r[j] for r in runs]) for j in range(len(runs[0]))]
+
+
 def compare(keras_outputs, onnx_outputs, atol: float = DEFAULT_ATOL) -> dict:
     """A report (what parity.json holds): per output its errors, range and spread; report['passed'] says
     whether every output is within its tolerance, report['vacuous'] whether any output is the same for all."""

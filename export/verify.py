@@ -35,7 +35,7 @@ from runtime.errors import UserError
 from runtime.images import shown
 from runtime.preprocess import Preprocessor
 
-from . import keras_onnx, load_tensorflow
+from . import keras_onnx, load_tensorflow, parity
 from .onnx_bundle import resolve_source
 from .variants import describe, layer_counts
 
@@ -54,10 +54,8 @@ DETECTION_TOLERANCE = {"fp32": (0.99, 1e-4), "fp16": (0.9, 1e-2), "int8": (0.7, 
 def _judge_detections(entry, precision, ref, out, detection):
     """A detector's decoded boxes against the reference's, by export's rule (export/parity.compare_detections)
     at this precision's IoU and score tolerance."""
-    from .parity import compare_detections
-
     min_iou, score_tol = DETECTION_TOLERANCE.get(precision, DETECTION_TOLERANCE["int8"])
-    boxes = compare_detections(ref, out, detection["threshold"], min_iou, score_tol)
+    boxes = parity.compare_detections(ref, out, detection["threshold"], min_iou, score_tol)
     entry.update(tolerance="IoU >= %g, score +-%g" % (min_iou, score_tol), boxes_compared=boxes["compared"],
                  boxes_unmatched=boxes["unmatched"], worst_iou=boxes["worst_iou"])
     return boxes["passed"]
@@ -282,11 +280,7 @@ def verify(bundle_path, keras_src=None, data=None, frames=500, log=sys.stderr, k
     detection = bundle.detection if bundle.task == "detection" else None
     for label, precision, backend in runs + engine_runs:
         with backend:
-            if detection is None:
-                outputs = backend.infer(x)
-            else:  # a detector's decoding takes a frame at a time
-                each = [backend.infer(x[i:i + 1]) for i in range(len(x))]
-                outputs = [np.concatenate([e[j] for e in each]) for j in range(len(each[0]))]
+            outputs = backend.infer(x) if detection is None else parity.frame_at_a_time(backend.infer, x)
         rows.append(dict(judge(bundle.task, precision, reference, outputs, detection), backend=label))
     report = {"bundle": bundle.path, "task": bundle.task, "samples": int(len(x)), "rows": rows, "notes": notes,
               "passed": all(r["passed"] for r in rows)}

@@ -87,11 +87,17 @@ class Encoder:
         self.size, self.num_classes = spec.size, num_classes
 
     def __call__(self, image, boxes, classes, ignore):
-        frame = (image.shape[1], image.shape[0])
-        x = self.preprocessor(image, self.preprocessor.new_buffer())[0]
-        inside = detections.to_input(boxes, frame, self.pre["crop"], self.size)
-        regions = detections.to_input(ignore, frame, self.pre["crop"], self.size)
-        return x, detector.encode(inside, classes, regions, self.size, self.num_classes)
+        target = detector.encode(self.boxes(image, boxes), classes, self.boxes(image, ignore), self.size,
+                                 self.num_classes)
+        return self.input(image), target
+
+    def input(self, image):
+        """The network's input for a frame."""
+        return self.preprocessor(image, self.preprocessor.new_buffer())[0]
+
+    def boxes(self, image, boxes):
+        """A frame's boxes in the network input's pixels."""
+        return detections.to_input(boxes, (image.shape[1], image.shape[0]), self.pre["crop"], self.size)
 
 
 def batches(split, spec, num_classes, batch_size, seed=0, training=False):
@@ -138,13 +144,10 @@ def predict(model, split, spec, num_classes, batch_size=32):
     found, truths = [], []
     for start in range(0, len(split), batch_size):
         items = [split[i] for i in range(start, min(start + batch_size, len(split)))]
-        raw = np.asarray(model(np.stack([encode(*item)[0] for item in items]), training=False))
+        raw = np.asarray(model(np.stack([encode.input(item[0]) for item in items]), training=False))
         for row, (image, boxes, classes, ignore) in zip(raw, items):
             found.append(np.asarray(detector.decode(row[None], num_classes))[0])
-            frame = (image.shape[1], image.shape[0])
-            truths.append((detections.to_input(boxes, frame, encode.pre["crop"], spec.size),
-                           np.asarray(classes).reshape(-1), detections.to_input(ignore, frame, encode.pre["crop"],
-                                                                                spec.size)))
+            truths.append((encode.boxes(image, boxes), np.asarray(classes).reshape(-1), encode.boxes(image, ignore)))
     return found, truths
 
 

@@ -247,9 +247,7 @@ class WebOutput(Output):
         """The token rule, before any route but the page's script and style; aiohttp's HTTP errors as short ones."""
         web = self.web
         if self.token is not None and request.path not in PUBLIC:
-            scheme, _, credentials = request.headers.get("Authorization", "").partition(" ")
-            given = request.query.get("token") or (credentials.strip() if scheme.lower() == "bearer" else "")
-            if not hmac.compare_digest(given.encode("utf-8", "replace"), self.token.encode()):
+            if not self._has_token(request.query.getall("token", ()), request.headers.getall("Authorization", ())):
                 self.ratelog.note("refused: a request without the right token (401)",
                                   "from " + conn.client if conn else "")
                 if conn is not None:
@@ -276,11 +274,17 @@ class WebOutput(Output):
             return True
         lines = first[:end].decode("latin-1").split("\r\n")
         target = lines[0].split(" ")[1] if lines[0].count(" ") == 2 else ""
-        given = [v for k, v in urllib.parse.parse_qsl(urllib.parse.urlsplit(target).query) if k == "token"]
-        for line in lines[1:]:
-            name, _, value = line.partition(":")
+        tokens = [v for k, v in urllib.parse.parse_qsl(urllib.parse.urlsplit(target).query) if k == "token"]
+        fields = [line.partition(":") for line in lines[1:]]
+        return self._has_token(tokens, [value for name, _, value in fields if name.strip().lower() == "authorization"])
+
+    def _has_token(self, tokens, authorizations):
+        """Whether one of a request's ?token= values, or one of its Authorization headers' Bearer credentials,
+        is the token (compared in constant time)."""
+        given = list(tokens)
+        for value in authorizations:
             scheme, _, credentials = value.strip().partition(" ")
-            if name.strip().lower() == "authorization" and scheme.lower() == "bearer":
+            if scheme.lower() == "bearer":
                 given.append(credentials.strip())
         return any(hmac.compare_digest(g.encode("utf-8", "replace"), self.token.encode()) for g in given)
 
