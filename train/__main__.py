@@ -4,6 +4,8 @@
     python -m train --model cifar_cnn --summary
     python -m train --model mobilenetv2 --data folder:photos --weights mobilenet_v2_..._96_no_top.h5 \
         --fine-tune 30 --out runs/photos                      # transfer learning (train/backbones.py)
+    python -m train --model detector --backbone mobilenetv2 --weights mobilenet_v2_..._1.0_224_no_top.h5 \
+        --data yolo:cones --out runs/cones                    # a detector on a pretrained backbone
     python -m train --model pilotnet --data road --epochs 10 --out runs/pilotnet --resume   # after a kill
     python -m train --model pilotnet --data drivelog:logs/track1,logs/track2 --augment --out runs/track
     python -m train --model cifar_cnn --data cifar10:cifar-10-python.tar.gz --strategy mirrored --out runs/c10
@@ -22,8 +24,8 @@ from runtime.cli import ArgumentParser, main, positive_float, positive_int
 from runtime.errors import UserError, printable, require
 from runtime.images import utf8
 
-from . import (backbones, checkpoints, datasets, distribute, drivelog, load_tensorflow, models, pipeline, run_dir,
-               trainer)
+from . import (backbones, checkpoints, datasets, detector, distribute, drivelog, load_tensorflow, models, pipeline,
+               run_dir, trainer)
 
 
 def build_parser():
@@ -31,7 +33,8 @@ def build_parser():
     _add_run_options(parser)
     _add_pipeline_options(parser.add_argument_group("input pipeline"))
     _add_device_options(parser.add_argument_group("devices"))
-    _add_transfer_options(parser.add_argument_group("transfer learning (%s only)" % ", ".join(backbones.BACKBONES)))
+    _add_transfer_options(parser.add_argument_group("transfer learning (%s, and the detector with --backbone)"
+                                                    % ", ".join(backbones.BACKBONES)))
     return parser
 
 
@@ -104,6 +107,9 @@ def _add_device_options(scale):
 
 def _add_transfer_options(group):
     """The backbones' weights, input size and fine-tuning (train/backbones.py)."""
+    group.add_argument("--backbone", metavar="NAME", choices=sorted(detector.FEATURES),
+                       help="--model detector only: its encoder is this keras.applications backbone's first blocks "
+                            "(%s; default: its own small encoder)" % ", ".join(detector.FEATURES))
     group.add_argument("--weights", metavar="PATH",
                        help="ImageNet weights for the backbone, a .h5/.keras file downloaded from Keras's storage "
                             "(e.g. %s); default: random weights, every layer trained"
@@ -136,11 +142,17 @@ def _configured_spec(args):
     """The zoo entry for --model, configured with the transfer-learning options (backbones only)."""
     spec = models.get(args.model)
     transfer = (args.weights, args.image_size, args.fine_tune, args.fine_tune_epochs)
+    if args.backbone is not None and not isinstance(spec, detector.DetectorSpec):
+        raise UserError("--backbone is the detector's (--model detector); a classifier on a backbone is a model of "
+                        "its own: --model %s" % "|".join(backbones.BACKBONES))
     if isinstance(spec, backbones.BackboneSpec):
         spec = spec.configure(args.image_size, args.weights, args.fine_tune, args.fine_tune_epochs)
+    elif isinstance(spec, detector.DetectorSpec) and args.image_size is None:
+        spec = spec.configure(args.backbone, args.weights, args.fine_tune, args.fine_tune_epochs)
     elif any(v is not None for v in transfer):
-        raise UserError("--weights, --image-size and --fine-tune are for the backbones (%s), not %s"
-                        % (", ".join(backbones.BACKBONES), spec.name))
+        raise UserError("--weights, --image-size and --fine-tune are for the backbones (%s) and --model detector "
+                        "--backbone (not --image-size: its input is %dx%d), not %s"
+                        % (", ".join(backbones.BACKBONES), detector.SIZE[0], detector.SIZE[1], spec.name))
     return spec
 
 
@@ -148,7 +160,7 @@ def _print_summary(spec):
     """--summary: the Keras summary of the untrained model (and a backbone's plan)."""
     load_tensorflow()
     model = spec.build()
-    if isinstance(spec, backbones.BackboneSpec):
+    if spec.backbone is not None:
         print(spec.describe(), file=sys.stderr)
     model.summary()
 
@@ -194,7 +206,7 @@ def _check_out(out):
 def _settings(args, data):
     """The options a --resume must repeat (train/checkpoints.py keeps them in the checkpoint)."""
     settings = {k: getattr(args, k) for k in ("model", "data", "limit", "seed", "batch_size", "road_views",
-                                              "image_size", "weights", "fine_tune", "fine_tune_epochs",
+                                              "image_size", "backbone", "weights", "fine_tune", "fine_tune_epochs",
                                               "early_stopping", "reduce_lr", "augment", "shift_correction",
                                               "side_correction", "steering_units", "steering_radius", "strategy",
                                               "cpu_replicas",
@@ -267,7 +279,7 @@ def _main(argv):
     settings = _settings(args, data)
     _claim_run_dir(args, spec, settings)
     strategy, mixed = _devices(args)
-    if isinstance(spec, backbones.BackboneSpec):
+    if spec.backbone is not None:
         if spec.weights is not None:
             spec.build_base()  # a weights file that does not fit is one line before any work is done
         print(spec.describe(), file=sys.stderr)

@@ -77,21 +77,7 @@ class BackboneSpec(Spec):
         b = self.backbone
         if image_size is not None and image_size < MIN_SIZE:
             raise UserError("--image-size %d is too small for %s (at least %d)" % (image_size, b.name, MIN_SIZE))
-        if weights is not None:
-            if not os.path.isfile(weights):
-                raise UserError("--weights %s: no such file (download %s from Keras's storage)"
-                                % (weights, b.weight_files))
-            if not weights.lower().endswith(WEIGHT_SUFFIXES):
-                raise UserError("--weights %s: expected a Keras weights file (%s)"
-                                % (weights, ", ".join(WEIGHT_SUFFIXES)))
-        if fine_tune is not None:
-            if weights is None:
-                raise UserError("--fine-tune needs --weights PATH: from random weights there is nothing pretrained to "
-                                "keep, and every layer trains from the start anyway")
-            if fine_tune > b.layers:
-                raise UserError("--fine-tune %d: %s has %d layers" % (fine_tune, b.name, b.layers))
-        if fine_tune_epochs is not None and fine_tune is None:
-            raise UserError("--fine-tune-epochs needs --fine-tune N")
+        check_transfer(b, weights, fine_tune, fine_tune_epochs)
         return BackboneSpec(b, image_size, weights, fine_tune or 0, fine_tune_epochs)
 
     def describe(self) -> str:
@@ -141,29 +127,56 @@ class BackboneSpec(Spec):
     def _load(self, base):
         import keras
 
-        try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")  # Keras warns once per layer before it raises on a mismatch
-                base.load_weights(self.weights)
-        except Exception as exc:  # h5py's OSError, Keras's ValueError: all mean "not this backbone's file"
-            reason = " ".join(str(exc).split())[:200] or type(exc).__name__
-            raise UserError("--weights %s does not fit %s (expected %s): %s"
-                            % (self.weights, self.name, self.backbone.weight_files, reason)) from None
+        load_weights(base, self.weights, self.name, self.backbone.weight_files)
         for layer in base.layers:
             if isinstance(layer, keras.layers.Normalization) and layer.input_mean is None:
                 _square_imagenet_stddev(layer)
 
     def start_fine_tune(self, model):
         """Phase 2: unfreeze the backbone's last `fine_tune` layers except BatchNormalization; recompile."""
-        import keras
-
-        base = backbone_of(model)
-        base.trainable = True
-        layers = base.layers[1:]  # without its InputLayer
-        for i, layer in enumerate(layers):
-            layer.trainable = i >= len(layers) - self.fine_tune and not isinstance(
-                layer, keras.layers.BatchNormalization)
+        unfreeze_last(backbone_of(model), self.fine_tune)
         _compile(model, FINE_TUNE_LR)
+
+
+def unfreeze_last(base, n):
+    """A frozen backbone's last n layers made trainable, except BatchNormalization (its ImageNet statistics stay)."""
+    import keras
+
+    base.trainable = True
+    layers = base.layers[1:]  # without its InputLayer
+    for i, layer in enumerate(layers):
+        layer.trainable = i >= len(layers) - n and not isinstance(layer, keras.layers.BatchNormalization)
+
+
+def load_weights(base, weights, name, expected):
+    """A weights file a user downloaded, into a keras.applications model; UserError (one line) when it is not
+    that model's."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # Keras warns once per layer before it raises on a mismatch
+            base.load_weights(weights)
+    except Exception as exc:  # h5py's OSError, Keras's ValueError: all mean "not this backbone's file"
+        reason = " ".join(str(exc).split())[:200] or type(exc).__name__
+        raise UserError("--weights %s does not fit %s (expected %s): %s" % (weights, name, expected, reason)) from None
+
+
+def check_transfer(backbone, weights, fine_tune, fine_tune_epochs, layers=None):
+    """The transfer-learning options for a backbone, checked without TensorFlow; UserError (one line)."""
+    if weights is not None:
+        if not os.path.isfile(weights):
+            raise UserError("--weights %s: no such file (download %s from Keras's storage)"
+                            % (weights, backbone.weight_files))
+        if not weights.lower().endswith(WEIGHT_SUFFIXES):
+            raise UserError("--weights %s: expected a Keras weights file (%s)" % (weights, ", ".join(WEIGHT_SUFFIXES)))
+    if fine_tune is not None:
+        if weights is None:
+            raise UserError("--fine-tune needs --weights PATH: from random weights there is nothing pretrained to "
+                            "keep, and every layer trains from the start anyway")
+        layers = layers or backbone.layers
+        if fine_tune > layers:
+            raise UserError("--fine-tune %d: %s has %d layers" % (fine_tune, backbone.name, layers))
+    if fine_tune_epochs is not None and fine_tune is None:
+        raise UserError("--fine-tune-epochs needs --fine-tune N")
 
 
 def _compile(model, learning_rate):

@@ -3,14 +3,15 @@ of keras.applications for transfer learning (train/backbones.py: MobileNetV2, Mo
 
 Each entry (a Spec, train/spec.py) says how to build and compile the network and what its input is (size, colour,
 scaling): that input contract goes into the run's metadata and from there into the bundle's manifest. This module
-is the zoo's one list: it imports train/backbones.py for its entries, and backbones imports nothing from here.
+is the zoo's one list: it imports train/backbones.py and train/detector.py for their entries, and neither imports
+anything from here.
 """
 
 from __future__ import annotations
 
 from runtime.errors import UserError
 
-from . import backbones
+from . import backbones, detector
 from .spec import Spec
 
 
@@ -89,12 +90,6 @@ def _pilotnet(layers, models, shape, n):
     ], name="pilotnet")
 
 
-def _detector(layers, models, shape, n):
-    from . import detector
-
-    return detector.build(layers, models, shape, n)
-
-
 ZOO = {
     "mnist_dense": Spec("mnist_dense", "classification", (28, 28), "gray", layout="flat", optimizer="sgd",
                         about="the lecture's dense net: Dense 512 relu -> Dense 10 softmax on 28x28 flattened",
@@ -108,9 +103,7 @@ ZOO = {
     "pilotnet": Spec("pilotnet", "steering", (200, 66), "yuv", scale=1.0, crop={
         "top": 0.40, "bottom": 1.0, "left": 0.0, "right": 1.0}, interpolation="area", optimizer="adam",
         default_data="road", about="NVIDIA's end-to-end steering network, 66x200 YUV", builder=_pilotnet),
-    "detector": Spec("detector", "detection", (256, 144), "rgb", interpolation="area", optimizer="adam",
-                     default_data="road-obstacles", about="a small CenterNet-style detector (train/detector.py): "
-                     "256x144 RGB in, K boxes with scores and classes out", builder=_detector),
+    "detector": detector.DetectorSpec(),
 }
 # mobilenetv2, mobilenetv3small, efficientnetb0 for transfer learning (train/backbones.py), after the lecture's
 ZOO.update(backbones.zoo_entries())

@@ -75,8 +75,9 @@ def run_meta(spec, dataset, trained, files) -> dict:
         "samples": {"dir": SAMPLES, "files": files, "targets": dataset.sample_targets},
         "tools": {"tensorflow": tf.__version__, "keras": keras.__version__},
     }
-    if getattr(spec, "backbone", None) is not None:  # transfer learning: where its weights came from
-        meta["backbone"] = {"weights": os.path.basename(spec.weights) if spec.weights else "random",
+    if spec.backbone is not None:  # transfer learning: which backbone, and where its weights came from
+        meta["backbone"] = {"name": spec.backbone.name,
+                            "weights": os.path.basename(spec.weights) if spec.weights else "random",
                             "fine_tune_layers": spec.fine_tune}
     if spec.task == "steering":
         meta["steering"] = dataset.steering or road.steering_metadata()

@@ -1,6 +1,7 @@
 """A zoo entry (Spec): a network's task, input contract (size, colour, scaling) and compile settings, and how to
-build it. train/models.py lists the zoo; train/backbones.py subclasses Spec for keras.applications' backbones.
-Both import this module, and neither imports the other's entries by side effect."""
+build it. train/models.py lists the zoo; train/backbones.py subclasses Spec for keras.applications' backbones,
+and train/detector.py for the detector (its own loss, and a backbone of its own choosing). They import this
+module, and none imports another's entries by side effect."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ class Spec:
     """A zoo entry: task, input contract and compile settings; `build(num_classes)` makes the model with
     `builder(layers, models, input_shape, num_classes)` (keras.layers and keras.models) and compiles it."""
 
-    weights, fine_tune, fine_tune_epochs = None, 0, None  # only backbones (train/backbones.py) use them
+    backbone, weights, fine_tune, fine_tune_epochs = None, None, 0, None  # transfer learning (backbones, detector)
 
     def __init__(self, name, task, size, color, layout="NHWC", scale=1.0 / 255, offset=0.0, crop=None,
                  interpolation="linear", optimizer="rmsprop", default_data="digits", about="", builder=None):
@@ -37,11 +38,6 @@ class Spec:
         from keras import layers, models
 
         model = self.builder(layers, models, self.input_shape, num_classes)
-        if self.task == "detection":  # its own loss (train/detector.py); its metrics are pycocotools' at the end
-            from .detector import loss as detection_loss
-
-            model.compile(optimizer=self.optimizer, loss=detection_loss(num_classes))
-            return model
         loss, metrics = {"classification": ("categorical_crossentropy", ["accuracy"]),
                          "binary": ("binary_crossentropy", ["accuracy"]),
                          "steering": ("mse", ["mae"])}[self.task]

@@ -77,3 +77,46 @@ def test_each_detection_is_matched_once():
     one = [_rows([10, 10, 50, 50, 0.9, 2])]
     report = parity.compare_detections(keras, one, 0.3)
     assert not report["passed"] and report["unmatched"] == 1 and report["compared"] == 3
+
+
+def test_a_detector_on_a_pretrained_mobilenetv2_trains_frozen_then_fine_tunes_and_exports(tmp_path_factory):
+    """--backbone mobilenetv2 --weights: the backbone's first blocks hold the file's weights, frozen (its
+    BatchNormalization statistics too) while the rest trains, then its last layers fine-tune; the bundle's
+    preprocessing is MobileNetV2's, and its parity holds."""
+    from train import backbones, load_tensorflow
+
+    load_tensorflow()
+    import keras
+
+    keras.utils.set_random_seed(5)
+    whole = keras.applications.MobileNetV2(input_shape=(64, 64, 3), include_top=False, weights=None)
+    for layer in whole.layers:  # statistics of images, as a pretrained network's are (random weights with the
+        if isinstance(layer, keras.layers.BatchNormalization):  # initial 0 and 1 saturate every ReLU6)
+            layer.momentum = 0.0
+    whole(np.random.RandomState(5).uniform(-1, 1, (8, 64, 64, 3)).astype(np.float32), training=True)
+    weights = tmp_path_factory.mktemp("weights") / "mobilenet_v2_no_top.h5"
+    import h5py
+    from keras.src.legacy.saving import legacy_h5_format
+
+    with h5py.File(weights, "w") as f:  # the layout of Keras's downloads
+        legacy_h5_format.save_weights_to_hdf5_group(f, whole)
+    expected = {w.path: np.asarray(w) for w in whole.weights}
+    from tests.train.test_detection_data import _yolo
+
+    data = tmp_path_factory.mktemp("yolo")
+    _yolo(str(data))
+    run = _train(tmp_path_factory, "detector-mnv2", "--model", "detector", "--backbone", "mobilenetv2", "--weights",
+                 str(weights), "--fine-tune", "4", "--data", "yolo:%s" % data, "--epochs", "1", "--batch-size", "2")
+    meta = json.loads((run / "meta.json").read_text())
+    assert meta["backbone"] == {"name": "mobilenetv2", "weights": "mobilenet_v2_no_top.h5", "fine_tune_layers": 4}
+    history = json.loads((run / "history.json").read_text())
+    assert [p["epochs"] for p in history["phases"]] == [1, 1]
+    base = backbones.backbone_of(keras.models.load_model(str(run / "model.keras"), compile=False))
+    layers = base.layers[1:]
+    unfrozen = {la.name for la in layers[-4:] if not isinstance(la, keras.layers.BatchNormalization)}
+    moved = {w.path.split("/")[0] for w in base.weights if not np.array_equal(np.asarray(w), expected[w.path])}
+    assert moved and moved <= unfrozen and len(base.weights) < len(expected)  # its first blocks only
+    path = _export(tmp_path_factory, run, "detector-mnv2")
+    manifest = json.loads((path / "manifest.json").read_text())
+    assert manifest["preprocess"]["scale"] == pytest.approx(1 / 127.5) and manifest["preprocess"]["offset"] == -1
+    assert json.loads((path / "parity.json").read_text())["outputs"][0]["passed"]

@@ -136,7 +136,7 @@ def test_fine_tune_trains_the_head_then_the_last_layers_with_bn_in_inference_mod
     history = json.loads((tmp_path / "run" / "history.json").read_text())
     assert [p["epochs"] for p in history["phases"]] == [1, 1] and len(history["history"]["loss"]) == 2
     meta = json.loads((tmp_path / "run" / "meta.json").read_text())
-    assert meta["backbone"] == {"weights": "mobilenet_v2_no_top.h5", "fine_tune_layers": 12}
+    assert meta["backbone"] == {"name": "mobilenetv2", "weights": "mobilenet_v2_no_top.h5", "fine_tune_layers": 12}
     pre = meta["preprocess"]
     assert (pre["scale"], pre["offset"], pre["color"]) == (pytest.approx(1 / 127.5), -1.0, "rgb")
     assert meta["input"]["shape"] == [None, SIZE, SIZE, 3] and meta["labels"] == [str(i) for i in range(10)]
@@ -184,3 +184,24 @@ def test_summary_prints_the_backbone_and_says_its_weights_are_random(keras, caps
     out, err = capsys.readouterr()
     assert "Total params: 944,890" in out and "MobileNetV3Small" in out
     assert "RANDOM weights" in err and "nothing is frozen" in err
+
+
+def test_the_detectors_backbone_options_are_checked_in_one_line(keras, weights_file, tmp_path, capsys):
+    from runtime.cli import main
+    from train.__main__ import _main
+
+    junk = tmp_path / "junk.h5"
+    junk.write_bytes(b"not hdf5")
+    for args, said in ((["--model", "mnist_cnn", "--backbone", "mobilenetv2"], "--backbone is the detector's"),
+                       (["--model", "detector", "--weights", weights_file[0]], "give the detector one with --backbone"),
+                       (["--model", "detector", "--backbone", "mobilenetv2", "--image-size", "96"],
+                        "its input is 256x144"),
+                       (["--model", "detector", "--backbone", "mobilenetv2", "--fine-tune", "3"], "needs --weights"),
+                       (["--model", "detector", "--backbone", "mobilenetv2", "--weights", str(junk)],
+                        "does not fit mobilenetv2")):
+        assert main("python -m train", _main, args + ["--summary"]) == 2, args
+        err = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
+        assert len(err) == 1 and said in err[0] and "Traceback" not in err[0], (args, err)
+    assert main("python -m train", _main, ["--model", "detector", "--backbone", "mobilenetv2", "--summary"]) == 0
+    out, err = capsys.readouterr()
+    assert "mobilenetv2" in out and "RANDOM weights" in err
