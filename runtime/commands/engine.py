@@ -30,11 +30,11 @@ from ..backends.tensorrt.engines import PRECISIONS
 from ..cli import add_max_image_pixels, positive_int
 from ..errors import UserError
 from ..preprocess import Preprocessor
-from ..sim import road
+from ..sim import obstacles, road
 from ..sources import open_source
 from .bench import frame_size
 
-DATASETS = ("road", "digits")
+DATASETS = ("road", "road-obstacles", "digits")
 SEEDS = {"calibration": 2024, "evaluation": 7}  # different road frames for calibrating and for judging
 
 
@@ -99,6 +99,14 @@ def _road(count, purpose):
     return list(frames)
 
 
+def road_obstacles(count, purpose, size=(320, 180)):
+    """Road frames with obstacles at size (BGR), and their truths: per frame (boxes (M, 4), classes (M,),
+    ignore regions (I, 4)) in its pixels; an object is labelled as the detector's training labels it at the
+    same size (train's road-obstacles dataset renders at the detector's input size)."""
+    frames, boxes, classes, ignore = obstacles.sample_detection_frames(count, size[0], size[1], seed=SEEDS[purpose])
+    return list(frames), [(b[~i], c[~i], b[i]) for b, c, i in zip(boxes, classes, ignore)]
+
+
 def _digits(count, purpose):
     try:
         from sklearn.datasets import load_digits
@@ -127,15 +135,15 @@ def _from_source(uri, count):
 def calibration_frames(bundle, spec=None, count=DEFAULT_FRAMES, log=sys.stderr, purpose="calibration"):
     """The frames spec names (raw BGR images, at most count), as a generator: nothing is read until they are
     iterated (a build with a kept calibration cache reads none), a folder or video one frame at a time. spec:
-    road, digits, a path or URI; None: the bundle's samples. For purpose="evaluation" the datasets give other
-    frames than for calibration (a folder or video gives the same ones: use another for judging). Too few are
-    said once they are read."""
+    road, road-obstacles, digits, a path or URI; None: the bundle's samples. For purpose="evaluation" the
+    datasets give other frames than for calibration (a folder or video gives the same ones: use another for
+    judging). Too few are said once they are read."""
     if spec is None:
         yield from calibrator.bundle_frames(bundle, count, log)
         return
     read = 0
-    chosen = _road(count, purpose) if spec == "road" else _digits(count, purpose) if spec == "digits" else \
-        _from_source(spec, count)
+    datasets = {"road": _road, "road-obstacles": lambda n, why: road_obstacles(n, why)[0], "digits": _digits}
+    chosen = datasets[spec](count, purpose) if spec in datasets else _from_source(spec, count)
     for frame in chosen:
         read += 1
         yield frame
