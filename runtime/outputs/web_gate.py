@@ -8,8 +8,9 @@ a Connection here before aiohttp's, so that the view stays up on an open network
   that resolves here from a page elsewhere (DNS rebinding) is refused with 421. Refusals are a short 4xx
   written here, never a traceback.
 - On Linux the kernel hands a connection over once its first bytes are there (TCP_DEFER_ACCEPT; a silent one
-  after DEFER_S), so a viewer's request can always be peeked at. Every connection waiting in the kernel's
-  queue is taken as it comes (the queue never stalls behind a flood, so a viewer's connection is never
+  after DEFER_S), so a viewer's request is there to be peeked at; one handed over before them (past DEFER_S,
+  or by a SYN cookie when the queue of handshakes is full) that would be closed waits YOUNG_S for them first,
+  a few at a time. Every connection waiting in the kernel's queue is taken as it comes (the queue never stalls behind a flood, so a viewer's connection is never
   dropped there), and held or closed by a fair share. At most 128 are held at
   once, fewer under a low file limit (half the descriptors free when it opened), and 16 from one address (an
   IPv6 /64 counts as one). At either limit a new connection takes the place of one that is not in a request (a
@@ -399,6 +400,7 @@ class Gate:
         self.per_client = min(PER_CLIENT, max(2, self.most // 2))
         self.spare = max(2, self.most // 16)  # held over the cap while those that could make room are young
         self.token_in = None  # a request head's bytes -> whether it carries the token (WebOutput's)
+        self.parked, self.parking = {}, max(4, self.most // 8)  # socket -> (client, timer): _park's
         self.short_since = None  # when accept() last ran out of file descriptors
         self.listeners, self.paused, self.trimming = [], None, None
 
@@ -441,6 +443,11 @@ class Gate:
             if sock.fileno() >= 0:
                 self.loop.remove_reader(sock.fileno())
             sock.close()
+        for sock, (_, timer) in list(self.parked.items()):
+            timer.cancel()
+            self.loop.remove_reader(sock.fileno())
+            sock.close()
+        self.parked.clear()
         for conn in list(self.conns):
             conn.drop()
 
@@ -461,24 +468,31 @@ class Gate:
 
     def vouched(self, sock):
         """Whether a new connection's first bytes, already here, are a request with the token (peeked: left for
-        aiohttp to read); where there is no token, any request. A viewer's connection then makes room even
-        while every other one is young, which a flood of silent connections from its own address is."""
+        aiohttp to read); where there is no token, any request. None: no byte has come yet. A viewer's
+        connection then makes room even while every other one is young, which a flood of silent connections
+        from its own address is."""
         try:
             sock.setblocking(False)
             first = sock.recv(MAX_HEAD, socket.MSG_PEEK)
-        except OSError:  # nothing yet (BlockingIOError), or gone
+        except BlockingIOError:
+            return None
+        except OSError:  # gone
             return False
         return self.token_in is not None and self.token_in(first)
 
-    def _take(self, sock, client):
-        """A new connection from client: held, in the place of victim()'s at a limit, or else closed at once."""
+    def _take(self, sock, client, waited=False):
+        """A new connection from client: held, in the place of victim()'s at a limit, or else closed at once;
+        one that would be closed while none of its bytes have come waits for them first (_park), once."""
         own = self.clients.get(client, 0) >= self.per_client
         if own or len(self.conns) >= self.cap:
-            victim = self.victim(client, own, self.vouched(sock))
+            proof = self.vouched(sock)
+            victim = self.victim(client, own, proof is True)
             if victim is not None:
                 victim.drop("closed a connection to make room: over %d%s" % ((self.per_client, " from one address")
                                                                              if own else (self.cap, "")))
             elif own or len(self.conns) >= self.cap + self.spare:
+                if proof is None and not waited:
+                    return self._park(sock, client)
                 return self._refuse(sock, client, "over %d connections%s, none of which can make room"
                                     % ((self.per_client, " from one address") if own else (self.cap, "")))
             elif self.trimming is None:  # those that could make room are young: held over the cap until they can
@@ -489,6 +503,24 @@ class Gate:
         sock.setblocking(False)
         self.loop.create_task(self._open(conn, sock))
         return None
+
+    def _park(self, sock, client):
+        """Hold a connection that would be closed, but whose first bytes have not come (the kernel handed it over
+        before them: past DEFER_S, or by a SYN cookie when its queue of handshakes was full), until they come or
+        YOUNG_S has passed, then decide again (_take). It holds a descriptor and no transport; at most
+        self.parking are held, and when full the oldest is decided at once."""
+        if len(self.parked) >= self.parking:
+            self._unpark(next(iter(self.parked)))
+        self.parked[sock] = (client, self.loop.call_later(YOUNG_S, self._unpark, sock))
+        self.loop.add_reader(sock.fileno(), self._unpark, sock)
+
+    def _unpark(self, sock):
+        client, timer = self.parked.pop(sock, (None, None))
+        if timer is None:
+            return
+        timer.cancel()
+        self.loop.remove_reader(sock.fileno())
+        self._take(sock, client, waited=True)
 
     async def _open(self, conn, sock):
         try:
@@ -574,6 +606,8 @@ class Gate:
         """accept() found no file descriptor free (the rest of the process has them): connections that victim()
         picks closed (their descriptors are free once the loop has gone round), accepting again in a moment,
         and fewer held for SHORT_S, so that a viewer with the token gets in."""
+        for sock in list(self.parked):  # decided now: each holds a descriptor
+            self._unpark(sock)
         self.cap = max(MIN_CONNECTIONS, min(self.cap, len(self.conns) - 4))
         self.short_since, closed = time.monotonic(), 0
         while closed < 4 or len(self.conns) > self.cap:

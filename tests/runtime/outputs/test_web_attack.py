@@ -195,7 +195,7 @@ def test_under_a_file_limit_of_128_idle_connections_do_not_lock_out_a_viewer(ser
     EMFILE closes such connections too, and is one line, not a traceback a time."""
     server = served(limit=128, free=free)
     idle = flood(["127.0.1.%d" % (i + 1) for i in range(200)], server.port)
-    time.sleep(0.5)
+    time.sleep(1.5)  # silent: the kernel hands them over after DEFER_S (TCP_DEFER_ACCEPT)
     try:
         took, answer = page_time(server.port)
         assert answer.startswith(b"HTTP/1.1 200"), answer[:200]
@@ -343,6 +343,7 @@ def test_slow_and_idle_connections_are_closed_and_a_full_house_makes_room(monkey
     monkeypatch.setattr(web_gate, "HEADER_S", 1.0)
     monkeypatch.setattr(web_gate, "IDLE_S", 1.5)
     monkeypatch.setattr(web_gate, "MAX_CONNECTIONS", 8)
+    monkeypatch.setattr(web_gate, "DEFER_S", 0)  # the gate's own deadlines: silent connections taken at once
     out = web.WebOutput("127.0.0.1", free_tcp_port(), token=TOKEN, log=None)
     try:
         assert out.gate.cap == 8
@@ -363,10 +364,12 @@ def test_slow_and_idle_connections_are_closed_and_a_full_house_makes_room(monkey
                 pass
             s.close()
         crowd = [attacker("127.0.3.%d" % (i + 1), out.port) for i in range(8)]  # the house full
+        wait_until(lambda: len(out.gate.conns) == 8, "the crowd held")
         took, answer = page_time(out.port, "/stats?token=" + TOKEN)
         assert answer.startswith(b"HTTP/1.1 200"), answer[:200]
-        crowd[0].settimeout(10)  # the oldest without the token made room
+        crowd[0].settimeout(10)  # the oldest without the token made room, before any idle deadline
         assert crowd[0].recv(100) == b""
+        assert sorted(out.gate.clients) == ["127.0.3.%d" % (i + 1) for i in range(1, 8)], out.gate.clients
         for s in crowd:
             s.close()
     finally:
@@ -477,21 +480,48 @@ def test_a_silent_connection_waits_in_the_kernel_and_one_that_has_sent_bytes_is_
         out.close()
 
 
-def churn(port, sources, seconds, stop, hold=0.5):
+def test_a_connection_handed_over_before_its_request_waits_for_it_before_it_is_refused(monkeypatch):
+    """Found by reviewing TCP_DEFER_ACCEPT: past the listener's queue of handshakes the kernel answers with SYN
+    cookies and hands a connection over at its handshake's last ACK, before any byte (so does a kernel without
+    the option); a viewer's connection taken then, while every connection from its address was young, was
+    refused before its request had come. Now it waits for its first bytes (up to YOUNG_S, a few at a time),
+    then is decided. Here the kernel's wait is off, and the viewer sends its request 0.3 s after connecting."""
+    monkeypatch.setattr(web_gate, "MAX_CONNECTIONS", 8)
+    monkeypatch.setattr(web_gate, "DEFER_S", 0)  # the kernel hands every connection over at once
+    monkeypatch.setattr(web_gate, "YOUNG_S", 2.0)  # the silent ones stay young throughout
+    out = web.WebOutput("127.0.0.1", free_tcp_port(), token=TOKEN, log=None)
+    held = []
+    try:
+        held += [attacker("127.0.0.1", out.port) for _ in range(out.gate.per_client)]  # silent, the address full
+        wait_until(lambda: out.gate.clients.get("127.0.0.1") == out.gate.per_client, "the address's connections")
+        with socket.create_connection(("127.0.0.1", out.port), timeout=10) as c:
+            time.sleep(0.3)
+            c.sendall(b"GET /stats?token=%s HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
+                      % TOKEN.encode())
+            assert c.recv(12) == b"HTTP/1.1 200"
+        assert not out.gate.parked
+    finally:
+        for s in held:
+            s.close()
+        out.close()
+
+
+def churn(port, sources, seconds, stop, hold=0.5, per_source=32):
     """Connections from sources, each closed after `hold` s and opened again at once, or as soon as the server
-    closes it, as fast as it goes (up to 32 open per source: twice what the view holds from one) for seconds or
-    until stop is set; how many were opened. Every other one is silent; the rest send a request's first line and
-    no more (the kernel hands the server a connection once its first bytes are there, TCP_DEFER_ACCEPT, so a
-    silent one waits there, and one that has sent something is the gate's)."""
+    closes it, as fast as it goes (up to per_source open per source: by default twice what the view holds from
+    one) for seconds or until stop is set; how many were opened. Every other one is silent, and held at least
+    1.5 s (the kernel hands the server a silent one after DEFER_S, TCP_DEFER_ACCEPT); the rest send a request's
+    first line and no more, and are the gate's at once."""
     import selectors
 
     selector, opened, started = selectors.DefaultSelector(), 0, time.monotonic()
     try:
         while time.monotonic() - started < seconds and not stop.is_set():
-            while len(selector.get_map()) < 32 * len(sources):
+            while len(selector.get_map()) < per_source * len(sources):
                 s = flood([sources[opened % len(sources)]], port)[0]
-                selector.register(s, selectors.EVENT_READ | (selectors.EVENT_WRITE if opened % 2 else 0),
-                                  time.monotonic())
+                speaks = opened % 2 == 1
+                selector.register(s, selectors.EVENT_READ | (selectors.EVENT_WRITE if speaks else 0),
+                                  time.monotonic() + (hold if speaks else max(hold, 1.5)))  # when it is closed
                 opened += 1
             ready = {}
             for key, events in selector.select(0.02):
@@ -509,7 +539,7 @@ def churn(port, sources, seconds, stop, hold=0.5):
                         data = key.fileobj.recv(4096)
                     except OSError:
                         data = b""
-                if not data or time.monotonic() - key.data > hold:
+                if not data or time.monotonic() > key.data:
                     selector.unregister(key.fileobj)
                     key.fileobj.close()
     finally:
@@ -532,8 +562,10 @@ def test_a_viewer_gets_in_through_a_reconnecting_flood(served, sources):
     server = served()
     flooder = subprocess.Popen(  # a process of its own: the flood shares no interpreter with the viewer here
         [sys.executable, "-c", "import sys; from tests.runtime.outputs.test_web_attack import churn; "
-         "import threading; print(churn(int(sys.argv[1]), sys.argv[2].split(','), 8, threading.Event(), 0.2))",
-         str(server.port), ",".join(sources)], cwd=ROOT, stdout=subprocess.PIPE, text=True)
+         "import threading; print(churn(int(sys.argv[1]), sys.argv[2].split(','), 8, threading.Event(), 0.2, "
+         "int(sys.argv[3])))",  # from one address, twice the connections open: still a flood of 500 and more
+         str(server.port), ",".join(sources), "64" if len(sources) == 1 else "32"], cwd=ROOT, stdout=subprocess.PIPE,
+        text=True)
     answers = []
     try:
         time.sleep(2.0)  # the flooder's start (its imports) and its first second
