@@ -147,12 +147,14 @@ def _configured_spec(args):
                         "its own: --model %s" % "|".join(backbones.BACKBONES))
     if isinstance(spec, backbones.BackboneSpec):
         spec = spec.configure(args.image_size, args.weights, args.fine_tune, args.fine_tune_epochs)
-    elif isinstance(spec, detector.DetectorSpec) and args.image_size is None:
+    elif isinstance(spec, detector.DetectorSpec):
+        if args.image_size is not None:
+            raise UserError("--image-size is for the classifiers' backbones (%s): the detector's input is %dx%d"
+                            % (", ".join(backbones.BACKBONES), detector.SIZE[0], detector.SIZE[1]))
         spec = spec.configure(args.backbone, args.weights, args.fine_tune, args.fine_tune_epochs)
     elif any(v is not None for v in transfer):
         raise UserError("--weights, --image-size and --fine-tune are for the backbones (%s) and --model detector "
-                        "--backbone (not --image-size: its input is %dx%d), not %s"
-                        % (", ".join(backbones.BACKBONES), detector.SIZE[0], detector.SIZE[1], spec.name))
+                        "--backbone, not %s" % (", ".join(backbones.BACKBONES), spec.name))
     return spec
 
 

@@ -119,9 +119,7 @@ class BackboneSpec(Spec):
         if self.weights is not None:
             self._load(base)
         elif self.scratch_bn_momentum is not None:
-            for layer in base.layers:
-                if isinstance(layer, keras.layers.BatchNormalization):
-                    layer.momentum = self.scratch_bn_momentum
+            set_bn_momentum(base, self.scratch_bn_momentum)
         return base
 
     def _load(self, base):
@@ -136,6 +134,16 @@ class BackboneSpec(Spec):
         """Phase 2: unfreeze the backbone's last `fine_tune` layers except BatchNormalization; recompile."""
         unfreeze_last(backbone_of(model), self.fine_tune)
         _compile(model, FINE_TUNE_LR)
+
+
+def set_bn_momentum(base, momentum):
+    """A backbone trained from random weights: BatchNormalization statistics that keep up (keras.applications'
+    0.999 lags far behind weights that move fast)."""
+    import keras
+
+    for layer in base.layers:
+        if isinstance(layer, keras.layers.BatchNormalization):
+            layer.momentum = momentum
 
 
 def unfreeze_last(base, n):

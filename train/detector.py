@@ -29,6 +29,7 @@ SIZE_WEIGHT = 0.1
 MIN_RADIUS = 1
 SIZE = (256, 144)  # the input, width x height: a 16:9 camera frame at stride 16 (16 x 9 cells there)
 FEATURES = {"mobilenetv2": ("block_2_add", "block_5_add", "block_12_add")}  # its maps at strides 4, 8 and 16
+FEATURE_LAYERS = {"mobilenetv2": 115}  # the layers up to the last of them (its input not counted): --fine-tune's most
 
 
 def raw_channels(num_classes: int) -> int:
@@ -101,10 +102,11 @@ def loss(num_classes):
 
 def build(layers, models, input_shape, num_classes, features=None, frozen=False):
     """The detector: a small convolutional encoder to stride 16 (264 M multiply-adds at 256x144), or features, a
-    model giving a backbone's maps at strides 4, 8 and 16 (frozen: called in inference mode, its
-    BatchNormalization keeping its ImageNet statistics); upsampled to stride 4 with the encoder's features added
-    at each step, and 1x1 heads, each on a 3x3 layer of its own: heatmap logits (the bias set so that every score
-    starts at 0.01, as CenterNet does), and the sizes and offsets, concatenated into RAW."""
+    model giving a backbone's maps at strides 4, 8 and 16 (frozen: its BatchNormalization keeps its ImageNet
+    statistics, since Keras uses batch statistics only in a layer that is training and trainable; the
+    training=False it is called with is overridden by fit's); upsampled to stride 4 with the encoder's
+    features added at each step, and 1x1 heads, each on a 3x3 layer of its own: heatmap logits (the bias set so
+    that every score starts at 0.01, as CenterNet does), and the sizes and offsets, concatenated into RAW."""
     import keras
 
     inputs = layers.Input(input_shape)
@@ -123,7 +125,7 @@ def build(layers, models, input_shape, num_classes, features=None, frozen=False)
         s8 = conv(x, 48)
         x = conv(s8, 96, 2)
         s16 = conv(x, 96)
-    else:  # the backbone's maps, brought to the decoder's widths by 1x1 layers
+    else:  # the backbone's maps; those at strides 4 and 8 brought to the decoder's widths by 1x1 layers
         s4, s8, s16 = features(inputs, training=False) if frozen else features(inputs)
         s4, s8 = conv(s4, 32, size=1), conv(s8, 48, size=1)
     up = layers.UpSampling2D(2)(conv(s16, 48))
@@ -208,7 +210,8 @@ class DetectorSpec(Spec):
                 raise UserError("--weights and --fine-tune are for a backbone's pretrained layers: give the "
                                 "detector one with --backbone %s" % "|".join(FEATURES))
             return DetectorSpec()
-        backbones.check_transfer(backbones.BACKBONES[backbone], weights, fine_tune, fine_tune_epochs)
+        backbones.check_transfer(backbones.BACKBONES[backbone], weights, fine_tune, fine_tune_epochs,
+                                 FEATURE_LAYERS[backbone])
         return DetectorSpec(backbone, weights, fine_tune or 0, fine_tune_epochs)
 
     def describe(self) -> str:
@@ -243,9 +246,7 @@ class DetectorSpec(Spec):
         if self.weights is not None:
             base.trainable = False
         else:
-            for layer in base.layers:
-                if isinstance(layer, keras.layers.BatchNormalization):
-                    layer.momentum = backbones.SCRATCH_BN_MOMENTUM
+            backbones.set_bn_momentum(base, backbones.SCRATCH_BN_MOMENTUM)
         return base
 
     def start_fine_tune(self, model):

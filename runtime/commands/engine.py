@@ -6,6 +6,7 @@ scikit-learn's digits, or any source the runtime reads: a folder or glob of imag
 given to the TensorRT calibrator as an iterable; `export variants` and `export verify` read theirs here too.
 
     --calib-data road           the procedural road (what the embedded-default PilotNet drives on)
+    --calib-data road-obstacles the road with obstacles on it (a detector's; `export verify` judges its mAP on them)
     --calib-data digits         scikit-learn's digits (needs scikit-learn: the train extra)
     --calib-data PATH|URI       any source the runtime reads: a folder or glob of images, a video, synthetic://road
     (none)                      the bundle's own samples, with a warning: a few dozen are too few

@@ -7,24 +7,24 @@ a Connection here before aiohttp's, so that the view stays up on an open network
   any IP address, this machine's name and NAME.local; and the names given with hosts=, --web-host): a name
   that resolves here from a page elsewhere (DNS rebinding) is refused with 421. Refusals are a short 4xx
   written here, never a traceback.
-- On Linux the kernel hands a connection over once its first bytes are there (TCP_DEFER_ACCEPT; a silent one
-  after DEFER_S), so a viewer's request is there to be peeked at; one handed over before them (past DEFER_S,
-  or by a SYN cookie when the queue of handshakes is full) that would be closed waits YOUNG_S for them first,
-  a few at a time. Every connection waiting in the kernel's queue is taken as it comes (the queue never stalls behind a flood, so a viewer's connection is never
-  dropped there), and held or closed by a fair share. At most 128 are held at
-  once, fewer under a low file limit (half the descriptors free when it opened), and 16 from one address (an
-  IPv6 /64 counts as one). At either limit a new connection takes the place of one that is not in a request (a
-  viewer's stream never is): first one whose token was wrong, then one that has made no request with the
-  token, then one idle between requests; within each, one from the address that holds the most (the new one
-  counted), its own address first where they hold as many, oldest first. So a flood from some addresses
-  closes its own connections, not a viewer's. A connection younger than YOUNG_S (its request may not be read
-  yet) is closed only for a client that will hold fewer, or for a new connection whose first bytes, peeked at
-  accept, are a request with the token (a viewer behind the flood's own address: an SSH tunnel, a NAT); where
-  none can make room the new one waits a few over the cap, or is closed at accept (a reset: no transport, no
-  task). A connection in a request that has not shown the token makes room too once YOUNG_S old; a client's
-  next request waits until its last answer has gone, and requests sent ahead are bounded to MAX_HEAD (one that
-  sends requests and takes no answer holds nothing for long). Out of file descriptors at accept(), it closes
-  such connections, accepts again in a moment and holds fewer for a minute.
+- On Linux the kernel hands a connection over once its first bytes are there (TCP_DEFER_ACCEPT; a silent one after
+  DEFER_S), so a viewer's request is there to be peeked at; one handed over before them (past DEFER_S, or by a SYN
+  cookie when the queue of handshakes is full) that would be closed waits YOUNG_S for them first, a few at a time.
+  Every connection waiting in the kernel's queue is taken as it comes (the queue never stalls behind a flood, so a
+  viewer's connection is never dropped there), and held or closed by a fair share. At most 128 are held at once,
+  fewer under a low file limit (half the descriptors free when it opened), and 16 from one address (an IPv6 /64
+  counts as one). At either limit a new connection takes the place of one that is not in a request (a viewer's
+  stream never is): first one whose token was wrong, then one that has made no request with the token, then one idle
+  between requests; within each, one from the address that holds the most (the new one counted), its own address
+  first where they hold as many, oldest first. So a flood from some addresses closes its own connections, not a
+  viewer's. A connection younger than YOUNG_S (its request may not be read yet) is closed only for a client that
+  will hold fewer, or for a new connection whose first bytes, peeked at accept, are a request with the token (a
+  viewer behind the flood's own address: an SSH tunnel, a NAT); where none can make room the new one waits a few
+  over the cap, or is closed at accept (a reset: no transport, no task). A connection in a request that has not
+  shown the token makes room too once YOUNG_S old; a client's next request waits until its last answer has gone, and
+  requests sent ahead are bounded to MAX_HEAD (one that sends requests and takes no answer holds nothing for long).
+  Out of file descriptors at accept(), it closes such connections, accepts again in a moment and holds fewer for a
+  minute.
 - Errors are logged once per kind, then counted in one line per kind a minute at most, never as tracebacks.
 - Every answer carries a Content-Security-Policy (no inline script: the page's script is /page.js; no frames),
   X-Content-Type-Options: nosniff, Referrer-Policy: no-referrer and no version banner.

@@ -195,7 +195,7 @@ def test_the_detectors_backbone_options_are_checked_in_one_line(keras, weights_f
     for args, said in ((["--model", "mnist_cnn", "--backbone", "mobilenetv2"], "--backbone is the detector's"),
                        (["--model", "detector", "--weights", weights_file[0]], "give the detector one with --backbone"),
                        (["--model", "detector", "--backbone", "mobilenetv2", "--image-size", "96"],
-                        "its input is 256x144"),
+                        "the detector's input is 256x144"),
                        (["--model", "detector", "--backbone", "mobilenetv2", "--fine-tune", "3"], "needs --weights"),
                        (["--model", "detector", "--backbone", "mobilenetv2", "--weights", str(junk)],
                         "does not fit mobilenetv2")):
