@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from runtime.detections import iou, pairs
+
 DEFAULT_ATOL = 1e-4
 VACUOUS_SPREAD = 1e-6  # relative to the output's size: below this every sample gave the same output
 
@@ -91,20 +93,9 @@ def compare_detections(keras_dets, onnx_dets, threshold, min_iou=MIN_IOU, score_
 def _pairs(a, b, min_iou, score_tol):
     """(index in a, index in b, IoU) pairs of the same class, IoU >= min_iou and scores within score_tol, each
     row in one pair at most, best IoU first."""
-    from runtime.detections import iou
-
     if not len(a) or not len(b):
         return []
     overlaps = iou(a[:, :4], b[:, :4])
     fits = (a[:, None, 5] == b[None, :, 5]) & (np.abs(a[:, None, 4] - b[None, :, 4]) <= score_tol) & \
         (overlaps >= min_iou)
-    pairs, used_a, used_b = [], set(), set()
-    for flat in np.argsort(-np.where(fits, overlaps, -1.0), axis=None, kind="stable"):
-        i, j = divmod(int(flat), len(b))
-        if not fits[i, j]:
-            break
-        if i not in used_a and j not in used_b:
-            used_a.add(i)
-            used_b.add(j)
-            pairs.append((i, j, float(overlaps[i, j])))
-    return pairs
+    return pairs(overlaps, fits)

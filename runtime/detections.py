@@ -34,15 +34,35 @@ def to_input(boxes, frame_size, crop, size):
     return np.clip(out, 0, [size[0], size[1], size[0], size[1]])
 
 
+def _intersections(a, b):
+    """The area of each box in a (N, 4) that overlaps each box in b (M, 4): (N, M)."""
+    w = np.clip(np.minimum(a[:, None, 2], b[None, :, 2]) - np.maximum(a[:, None, 0], b[None, :, 0]), 0, None)
+    h = np.clip(np.minimum(a[:, None, 3], b[None, :, 3]) - np.maximum(a[:, None, 1], b[None, :, 1]), 0, None)
+    return w * h
+
+
 def iou(a, b):
     """IoU of every box in a (N, 4) with every box in b (M, 4): (N, M)."""
     a, b = np.asarray(a, np.float64).reshape(-1, 4), np.asarray(b, np.float64).reshape(-1, 4)
-    w = np.clip(np.minimum(a[:, None, 2], b[None, :, 2]) - np.maximum(a[:, None, 0], b[None, :, 0]), 0, None)
-    h = np.clip(np.minimum(a[:, None, 3], b[None, :, 3]) - np.maximum(a[:, None, 1], b[None, :, 1]), 0, None)
-    inter = w * h
+    inter = _intersections(a, b)
     area_a = (a[:, 2] - a[:, 0]) * (a[:, 3] - a[:, 1])
     area_b = (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
     return inter / np.maximum(area_a[:, None] + area_b[None, :] - inter, 1e-12)
+
+
+def pairs(overlaps, fits):
+    """(i, j, overlap) for the pairs where fits (N, M) holds, each i and each j in one pair at most, taken
+    greedily by the best overlap first (equal ones in row-major order): how export's parity pairs two sides'
+    boxes and the tracker pairs tracks with detections."""
+    out, used_i, used_j = [], set(), set()
+    rows, cols = np.nonzero(fits)
+    for k in np.argsort(-overlaps[rows, cols], kind="stable"):
+        i, j = int(rows[k]), int(cols[k])
+        if i not in used_i and j not in used_j:
+            used_i.add(i)
+            used_j.add(j)
+            out.append((i, j, float(overlaps[i, j])))
+    return out
 
 
 def _inside(boxes, regions):
@@ -50,12 +70,8 @@ def _inside(boxes, regions):
     boxes, regions = np.asarray(boxes, np.float64).reshape(-1, 4), np.asarray(regions, np.float64).reshape(-1, 4)
     if not len(regions) or not len(boxes):
         return np.zeros(len(boxes))
-    w = np.clip(np.minimum(boxes[:, None, 2], regions[None, :, 2]) - np.maximum(boxes[:, None, 0], regions[None, :, 0]),
-                0, None)
-    h = np.clip(np.minimum(boxes[:, None, 3], regions[None, :, 3]) - np.maximum(boxes[:, None, 1], regions[None, :, 1]),
-                0, None)
     area = np.maximum((boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1]), 1e-12)
-    return (w * h).max(axis=1) / area
+    return _intersections(boxes, regions).max(axis=1) / area
 
 
 def average_precision(detections, truths, num_classes, threshold=0.5, ignore_share=0.5):

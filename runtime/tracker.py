@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .detections import iou
+from .detections import iou, pairs
 
 OVERLAP = 0.3
 DROP_FRAMES = 15
@@ -40,10 +40,9 @@ class Tracker:
         ids = [None] * len(boxes)
         taken = set()
         for t, d in self._pairs(boxes, classes):
-            if ids[d] is None and t not in taken:
-                ids[d] = self.ids[t]
-                taken.add(t)
-                self.boxes[t], self.missed[t] = boxes[d], 0
+            ids[d] = self.ids[t]
+            taken.add(t)
+            self.boxes[t], self.missed[t] = boxes[d], 0
         for t in range(len(self.ids)):
             if t not in taken:
                 self.missed[t] += 1
@@ -54,14 +53,13 @@ class Tracker:
         return ids
 
     def _pairs(self, boxes, classes):
-        """(track, detection) index pairs of one class at IoU >= overlap, best overlap first."""
+        """(track, detection) index pairs of one class at IoU >= overlap, each in one pair at most, best overlap
+        first."""
         if not len(self.ids) or not len(boxes):
             return []
         overlaps = iou(self.boxes, boxes)
         same = np.asarray(self.classes)[:, None] == np.asarray(classes)[None, :]
-        tracks, dets = np.nonzero(same & (overlaps >= self.overlap))
-        order = np.argsort(-overlaps[tracks, dets], kind="stable")
-        return list(zip(tracks[order].tolist(), dets[order].tolist()))
+        return [(t, d) for t, d, _ in pairs(overlaps, same & (overlaps >= self.overlap))]
 
     def _start(self, box, cls):
         new_id, self.next_id = self.next_id, self.next_id + 1
