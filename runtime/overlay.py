@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import math
 
+from .postprocess import detection_name
+
 _GREEN, _WHITE, _BLACK, _AMBER = (80, 220, 80), (255, 255, 255), (0, 0, 0), (0, 190, 255)
 # BGR, one per class index (in turn beyond ten): Tableau's ten, distinct on a road and to most colour-blind eyes
 PALETTE = ((180, 119, 31), (14, 127, 255), (44, 160, 44), (40, 39, 214), (189, 103, 148), (75, 86, 140),
@@ -69,7 +71,7 @@ def _boxes(cv2, image, detections, scale):
         x0, y0, x1, y1 = (int(round(v)) for v in d["box"])
         color = class_color(d["class_id"])
         cv2.rectangle(image, (x0, y0), (x1, y1), color, thickness)
-        name = "%s%s %.2f" % (d["label"], " #%d" % d["id"] if "id" in d else "", d["score"])
+        name = detection_name(d)
         (tw, th), base = cv2.getTextSize(name, cv2.FONT_HERSHEY_SIMPLEX, font, 1)
         top = y0 - th - base - 2 if y0 - th - base - 2 >= 0 else y0
         cv2.rectangle(image, (x0, top), (x0 + tw + 4, top + th + base + 2), color, -1)

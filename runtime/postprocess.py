@@ -43,10 +43,14 @@ class Result(dict):
         return " ".join("%.4g" % v for v in self["values"])
 
 
+def detection_name(d) -> str:
+    """'person #4 0.80': a detection's label, its id with tracking, and its score (the overlay's tab says it too)."""
+    return "%s%s %.2f" % (d["label"], " #%d" % d["id"] if "id" in d else "", d["score"])
+
+
 def detections_text(detections) -> str:
     """'3 objects: car 0.91, person #4 0.80, cone 0.55' (an id after #, with tracking; the first SHOWN named)."""
-    named = ", ".join("%s%s %.2f" % (d["label"], " #%d" % d["id"] if "id" in d else "", d["score"])
-                      for d in detections[:SHOWN])
+    named = ", ".join(detection_name(d) for d in detections[:SHOWN])
     more = ", ..." if len(detections) > SHOWN else ""
     count = "%d object%s" % (len(detections), "" if len(detections) == 1 else "s")
     return count + (": " + named + more if detections else "")

@@ -16,6 +16,7 @@ from ..model import Model
 from ..outputs import add_rotation_options, has_screen, open_outputs
 from ..outputs.web import host_problem, token_problem
 from ..pipeline import run
+from ..postprocess import check_threshold
 from ..preprocess import GPU_MODES, GST_MODES
 from ..sources import DEFAULT_RECONNECT_TIMEOUT, FLIPS, open_source
 from ..uri import without_credentials
@@ -72,14 +73,11 @@ def add_parser(sub):
 
 
 def score(text):
-    """argparse type for --threshold: a score from 0 to 1."""
+    """argparse type for --threshold: a score from 0 to 1 (postprocess.check_threshold's rule)."""
     try:
-        value = float(text)
-    except ValueError:
-        value = float("nan")
-    if not 0.0 <= value <= 1.0:  # NaN too
-        raise argparse.ArgumentTypeError("give a score from 0 to 1, not %r" % text)
-    return value
+        return check_threshold(float(text))
+    except (ValueError, UserError):  # not a number, NaN, or out of range
+        raise argparse.ArgumentTypeError("give a score from 0 to 1, not %r" % text) from None
 
 
 def _detection_options(run):

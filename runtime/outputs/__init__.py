@@ -66,8 +66,7 @@ def open_outputs(uris=(), jsonl=None, display=False, fps=30.0, web_token=None, c
     rotate = rotation(jsonl_max_mb, jsonl_keep)
     if rotate is not None and not jsonl and not any(_is_jsonl(uri) for uri in uris):
         raise UserError("--jsonl-max-mb rotates JSON-lines files: give --jsonl FILE (or --output FILE.jsonl) too")
-    _one_writer_each([path_of(u) for u in uris if "://" not in u or u.lower().startswith("file://")] +
-                     ([path_of(jsonl)] if jsonl else []))
+    _one_writer_each([path_of(u) for u in uris if _is_file(u)] + ([path_of(jsonl)] if jsonl else []))
     opened = []
     try:
         for uri in uris:
@@ -102,5 +101,9 @@ def _one_writer_each(paths):
         seen[key] = path
 
 
+def _is_file(uri):
+    return "://" not in uri or uri.lower().startswith("file://")
+
+
 def _is_jsonl(uri):
-    return ("://" not in uri or uri.lower().startswith("file://")) and path_of(uri).lower().endswith(".jsonl")
+    return _is_file(uri) and path_of(uri).lower().endswith(".jsonl")
