@@ -443,11 +443,9 @@ class Gate:
             if sock.fileno() >= 0:
                 self.loop.remove_reader(sock.fileno())
             sock.close()
-        for sock, (_, timer) in list(self.parked.items()):
-            timer.cancel()
-            self.loop.remove_reader(sock.fileno())
+        for sock in list(self.parked):
+            self._release(sock)
             sock.close()
-        self.parked.clear()
         for conn in list(self.conns):
             conn.drop()
 
@@ -515,12 +513,17 @@ class Gate:
         self.loop.add_reader(sock.fileno(), self._unpark, sock)
 
     def _unpark(self, sock):
+        client = self._release(sock)
+        if client is not None:  # not decided already
+            self._take(sock, client, waited=True)
+
+    def _release(self, sock):
+        """A parked socket's client, its timer and reader gone; None where it is not parked."""
         client, timer = self.parked.pop(sock, (None, None))
-        if timer is None:
-            return
-        timer.cancel()
-        self.loop.remove_reader(sock.fileno())
-        self._take(sock, client, waited=True)
+        if timer is not None:
+            timer.cancel()
+            self.loop.remove_reader(sock.fileno())
+        return client
 
     async def _open(self, conn, sock):
         try:
