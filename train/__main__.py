@@ -139,7 +139,8 @@ def _augment_kinds(given, task):
 
 
 def _configured_spec(args):
-    """The zoo entry for --model, configured with the transfer-learning options (backbones only)."""
+    """The zoo entry for --model, configured with the transfer-learning options (the backbones, and the detector's
+    --backbone)."""
     spec = models.get(args.model)
     transfer = (args.weights, args.image_size, args.fine_tune, args.fine_tune_epochs)
     if args.backbone is not None and not isinstance(spec, detector.DetectorSpec):

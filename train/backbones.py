@@ -125,7 +125,7 @@ class BackboneSpec(Spec):
     def _load(self, base):
         import keras
 
-        load_weights(base, self.weights, self.name, self.backbone.weight_files)
+        load_weights(base, self.weights, self.backbone)
         for layer in base.layers:
             if isinstance(layer, keras.layers.Normalization) and layer.input_mean is None:
                 _square_imagenet_stddev(layer)
@@ -156,16 +156,17 @@ def unfreeze_last(base, n):
         layer.trainable = i >= len(layers) - n and not isinstance(layer, keras.layers.BatchNormalization)
 
 
-def load_weights(base, weights, name, expected):
-    """A weights file a user downloaded, into a keras.applications model; UserError (one line) when it is not
-    that model's."""
+def load_weights(base, weights, backbone):
+    """A weights file a user downloaded, into the keras.applications model of backbone (a Backbone); UserError
+    (one line) when it is not that model's."""
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # Keras warns once per layer before it raises on a mismatch
             base.load_weights(weights)
     except Exception as exc:  # h5py's OSError, Keras's ValueError: all mean "not this backbone's file"
         reason = " ".join(str(exc).split())[:200] or type(exc).__name__
-        raise UserError("--weights %s does not fit %s (expected %s): %s" % (weights, name, expected, reason)) from None
+        raise UserError("--weights %s does not fit %s (expected %s): %s"
+                        % (weights, backbone.name, backbone.weight_files, reason)) from None
 
 
 def check_transfer(backbone, weights, fine_tune, fine_tune_epochs, layers=None):

@@ -241,7 +241,7 @@ class DetectorSpec(Spec):
         whole = getattr(keras.applications, b.app)(input_shape=self.input_shape, include_top=False, weights=None,
                                                    **b.kwargs)
         if self.weights is not None:
-            backbones.load_weights(whole, self.weights, b.name, b.weight_files)
+            backbones.load_weights(whole, self.weights, b)
         base = keras.Model(whole.inputs, [whole.get_layer(n).output for n in FEATURES[b.name]], name=b.name)
         if self.weights is not None:
             base.trainable = False
