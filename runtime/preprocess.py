@@ -22,7 +22,7 @@ import numpy as np
 
 from .errors import UserError, require
 from .gst_launch import SCALE_METHOD, Prepared
-from .resize import AreaResize, exact_area_pays
+from .resize import area_resize, exact_area_pays
 
 # The manifest's colours as linear maps of a BGR pixel (rows: output channels) plus a bias. BT.601, as
 # OpenCV defines its float BGR2GRAY and BGR2YUV: Y = .299 R + .587 G + .114 B, U = .492 (B - Y) + 128,
@@ -82,7 +82,7 @@ class Preprocessor:
         interpolation = resize.get("interpolation", "linear")
         self.interpolation = getattr(self.cv2, _INTERPOLATIONS[interpolation]) if interpolation != "nearest" else None
         self._nearest = {}  # (height, width) of a crop -> (rows, columns) to take
-        self._area = {}  # (height, width) of a crop -> an AreaResize, or None where OpenCV's INTER_AREA stays
+        self._area = {}  # (height, width) of a crop -> an area_resize(), or None where OpenCV's INTER_AREA stays
         self.crop = preprocess.get("crop")
         self.color = preprocess["color"]
         self.layout = input_spec["layout"]
@@ -141,14 +141,14 @@ class Preprocessor:
         return img[rows, cols]
 
     def _resize(self, img):
-        """The uint8 image at the network's size: uint8, or float32 (whole values) from AreaResize."""
+        """The uint8 image at the network's size: uint8, or float32 (whole values) from area_resize()."""
         if self.interpolation is None:
             return self._resize_nearest(img)
         if self.interpolation == self.cv2.INTER_AREA:
             key = img.shape[:2]
             if key not in self._area:  # one per frame size: a camera gives one size
                 pays = exact_area_pays((key[1], key[0]), self.size)
-                self._area[key] = AreaResize(self.cv2, key, self.size) if pays else None
+                self._area[key] = area_resize(self.cv2, key, self.size) if pays else None
             if self._area[key] is not None:
                 return self._area[key](img)
         return self.cv2.resize(img, self.size, interpolation=self.interpolation)

@@ -2,23 +2,127 @@
 
 The contract's `area` resize averages the source over each output pixel's box, whose edges fall between pixels
 at a non-integer factor (PilotNet: 1280x432 -> 200x66, boxes 6.4 x 6.55 pixels). OpenCV does that in a scalar
-loop over every source pixel (1.8 ms for that frame on one x86 core). Here: one cv2.integral of the image (a
-SIMD pass, int32), and the integral sampled at the (h+1) x (w+1) box corners. The integral of an image that is
-constant within each pixel is bilinear within each pixel cell, so at a corner between pixels it is the bilinear
-blend of the four integral pixels around it, and a box's sum is the difference of its four corners: exact,
-not an approximation. One cv2.remap (nearest, a gather) picks the four integral pixels around every corner
-(4 x 67 x 201 x 3 for PilotNet), and the differences are taken in integers before anything is blended in
-float32, which could not hold integral values (up to 255 x the pixel count) to a unit but holds their small
-differences exactly. Rounded half to even, as OpenCV rounds.
+loop over every source pixel (1.7 ms for that frame on one x86 core). `area_resize()` picks one of two routes
+that both compute the exact box average:
+
+- **Separable, in integers** (`SeparableAreaResize`, the faster where it applies: PilotNet at 720p and 1080p).
+  Down the rows: every box row's weights are whole multiples of 1/den (den = h / gcd(H, h): 11 for 432 -> 66),
+  so den x the weighted row sums are integers. Each box's whole run of rows [r_i, r_i+1) is summed by uint16
+  adds of rows gathered once, box after box in the frame's order (the same count for every box; a box one row
+  shorter takes its neighbour's first row and gives it back), then each edge row's fractions are added and
+  subtracted with integer weights. uint16 arithmetic wraps, and the result (at most 255 x H / gcd(H, h)) is
+  below 2^16, so it comes out exact.
+  Across: the weights repeat every W / gcd(W, w) source pixels (32 -> 5 for 1280 -> 200), so one float32
+  matmul of every period with that small integer matrix sums the columns; its values are integers below 2^24,
+  exact in float32. The matmuls are cut small enough that OpenBLAS does them in the calling thread. The final
+  division is in float64, so the average is rounded half to even exactly.
+- **The integral image** (`IntegralAreaResize`, every other downscale): one cv2.integral of the image (a SIMD
+  pass, int32), sampled at the (h+1) x (w+1) box corners. The integral of an image that is constant within
+  each pixel is bilinear within each pixel cell, so a box's sum is the difference of its four bilinearly
+  sampled corners. One cv2.remap (nearest, a gather) picks the four integral pixels around every corner, and
+  differences are taken in integers before anything is blended in float32, which could not hold integral
+  values (up to 255 x the pixel count) to a unit but holds their small differences. The fractions' float32
+  rounding can tip an exact tie (x.5) either way.
+
 The result is float32 (whole values 0..255), ready for the colour map.
 """
 
 from __future__ import annotations
 
+from math import gcd
+
 import numpy as np
 
-MIN_AREA_FACTOR = 4  # source pixels per output pixel from which the integral route is the faster
+MIN_AREA_FACTOR = 4  # source pixels per output pixel from which the exact routes are the faster
 _NEAREST_MAP_LIMIT = 32767  # cv2.convertMaps' 16-bit maps hold coordinates below this
+_PERIOD_COST = 2.5  # the separable route's matmul pays while (its period's outputs) < _PERIOD_COST x H / h
+# OpenBLAS multiplies in one thread up to M x N x K = 65536 x GEMM_MULTITHREAD_THRESHOLD (4 by default;
+# interface/gemm.c): larger, its workers wake and spin on the cores the pipeline's other threads run on
+_ONE_THREAD_MNK = 65536 * 4
+
+
+def area_resize(cv2, in_hw, out_wh):
+    """The faster exact area resize of uint8 H x W x 3 images of one size to (width, height): a callable."""
+    if SeparableAreaResize.applies(in_hw, out_wh):
+        return SeparableAreaResize(in_hw, out_wh)
+    return IntegralAreaResize(cv2, in_hw, out_wh)
+
+
+def _bands(n_in, n_out):
+    """The n_out + 1 box edges l * n_in / n_out along one axis, exactly: (the source index each edge falls in,
+    its fraction into that pixel in units of 1/den, den, n_in / gcd): the box weights are multiples of 1/den."""
+    g = gcd(n_in, n_out)
+    edge = np.arange(n_out + 1) * n_in
+    index = edge // n_out
+    return index, (edge - index * n_out) // g, n_out // g, n_in // g
+
+
+class SeparableAreaResize:
+    """Down the rows in wrapping uint16 integers, across by a float32 matmul of every period (module docstring)."""
+
+    @staticmethod
+    def exact(in_hw, out_wh) -> bool:
+        """Whether the sums fit: down the rows in uint16, across as float32's whole numbers (below 2^24)."""
+        (H, W), (w, h) = in_hw, out_wh
+        period, cols = H // gcd(H, h), W // gcd(W, w)
+        return 255 * period < 2 ** 16 and 255 * period * cols < 2 ** 24
+
+    @staticmethod
+    def applies(in_hw, out_wh) -> bool:
+        """Where it is exact and its matmul across costs less than the integral image would."""
+        (H, W), (w, h) = in_hw, out_wh
+        return SeparableAreaResize.exact(in_hw, out_wh) and w // gcd(W, w) * h < _PERIOD_COST * H
+
+    def __init__(self, in_hw, out_wh):
+        H, W = in_hw
+        w, h = out_wh
+        index, fraction, den, period = _bands(H, h)
+        count = index[1:] - index[:-1]  # the rows from a box's first edge row to the next's: n, or n - 1
+        most = int(count.max())
+        # every box's `most` rows from its first edge row, box after box: one gather reads the frame in order
+        self.order = np.minimum(index[:-1, None] + np.arange(most)[None, :], H - 1)
+        # a box one row short took the next box's first row in its last slot, whole: it gives den of it back
+        short = np.concatenate([[0], count < most])
+        below, above = (fraction - den * short)[1:], fraction[:-1]  # the edge row below a box, above it
+        self.edge_weights = None
+        if below.any() or above.any():  # uint16 weights mod 2^16: the sums wrap back to the exact value
+            self.edge_weights = [(v % 2 ** 16).astype(np.uint16)[:, None] for v in (below, above)]
+        # the edge row below box i is box i + 1's first gathered row; below the last, the frame's last row
+        self.below = np.append(np.arange(1, h) * most, h * most - 1)
+        self.den = np.uint16(den)
+        g = gcd(W, w)
+        cols, outs = W // g, w // g
+        x, box = np.arange(cols)[:, None] * outs, np.arange(outs)[None, :] * cols
+        across = np.clip(np.minimum(x + outs, box + cols) - np.maximum(x, box), 0, None)  # overlaps, x outs
+        # each channel by itself; the columns padded to a multiple of 16, which OpenBLAS multiplies faster
+        across = np.kron(across, np.eye(3))
+        self.across = np.zeros((3 * cols, -(-3 * outs // 16) * 16), np.float32)
+        self.across[:, :3 * outs] = across
+        self.gathered, self.periods = (h, most, W * 3), (h * g, 3 * cols)
+        self.out_hwc, self.used, self.divisor = (h, w, 3), 3 * outs, float(period * cols)
+        self.chunk = max(1, _ONE_THREAD_MNK // self.across.size)  # periods a matmul, so BLAS keeps one thread
+
+    def __call__(self, img: np.ndarray) -> np.ndarray:
+        rows = img[self.order].reshape(self.gathered)
+        h, most, values = self.gathered
+        if most > 1:
+            sums = np.add(rows[:, 0], rows[:, 1], dtype=np.uint16)
+        else:
+            sums = rows[:, 0].astype(np.uint16)
+        for s in range(2, most):
+            np.add(sums, rows[:, s], out=sums)
+        if self.den != 1:
+            np.multiply(sums, self.den, out=sums)
+        if self.edge_weights is not None:
+            below, above = self.edge_weights
+            part = np.empty_like(sums)
+            sums += np.multiply(below, rows.reshape(h * most, values)[self.below], out=part)
+            sums -= np.multiply(above, rows[:, 0], out=part)
+        periods = sums.astype(np.float32).reshape(self.periods)
+        box = np.empty((len(periods), self.across.shape[1]), np.float32)
+        for a in range(0, len(periods), self.chunk):
+            np.matmul(periods[a:a + self.chunk], self.across, out=box[a:a + self.chunk])
+        return np.rint(box[:, :self.used] / self.divisor).astype(np.float32).reshape(self.out_hwc)
 
 
 def _edges(n_in, n_out):
@@ -35,7 +139,7 @@ def _edges(n_in, n_out):
 
 
 def exact_area_pays(in_wh, out_wh) -> bool:
-    """Whether AreaResize should stand in for cv2.resize(INTER_AREA): a downscale (both factors at least 1)
+    """Whether area_resize() should stand in for cv2.resize(INTER_AREA): a downscale (both factors at least 1)
     where some factor is not an integer, by at least MIN_AREA_FACTOR in pixels. An upscale is OpenCV's
     bilinear-like INTER_AREA and an integer factor OpenCV's own fast path; a small factor costs OpenCV little
     (320x108 -> 200x66: the same time either way, measured): those stay with OpenCV, as they were."""
@@ -44,8 +148,8 @@ def exact_area_pays(in_wh, out_wh) -> bool:
             and w_in * h_in >= MIN_AREA_FACTOR * w * h)
 
 
-class AreaResize:
-    """Resizes uint8 H x W x 3 images of one size to (width, height) by area: call it with the image."""
+class IntegralAreaResize:
+    """By the integral image sampled at the box corners (module docstring): any downscale."""
 
     def __init__(self, cv2, in_hw, out_wh):
         self.cv2 = cv2

@@ -1,4 +1,4 @@
-"""The exact area downscale (runtime/resize.py) against the area average computed the long way, and against
+"""The exact area downscale (runtime/resize.py, both routes) against the area average computed the long way, and against
 OpenCV's INTER_AREA that it replaces: the same tensor to one uint8 step on at most 1% of values (no timing is
 asserted: benchmarks/preprocess.py measures the speed)."""
 
@@ -21,18 +21,40 @@ def _area_reference(img, w, h):
     return np.einsum("yjc,xj->yxc", columns, wx)
 
 
-@pytest.mark.parametrize("in_hw, out_wh", [((432, 1280), (200, 66)), ((37, 53), (10, 7)), ((20, 41), (41, 3)),
-                                           ((9, 13), (1, 1)), ((648, 1920), (200, 66))])
-def test_the_integral_route_is_the_exact_area_average_rounded(in_hw, out_wh):
-    from runtime.resize import AreaResize
+SIZES = [((432, 1280), (200, 66)), ((648, 1920), (200, 66)), ((37, 53), (10, 7)), ((20, 41), (41, 3)),
+         ((9, 13), (1, 1)), ((720, 1280), (28, 28)), ((739, 1640), (200, 66)), ((720, 1280), (150, 150))]
+
+
+@pytest.mark.parametrize("in_hw, out_wh", SIZES)
+def test_both_routes_give_the_exact_area_average_rounded(in_hw, out_wh):
+    """The separable route exactly, ties half to even; the integral route to float32's rounding of a tie."""
+    from runtime.resize import IntegralAreaResize, SeparableAreaResize
 
     rng = np.random.default_rng(sum(in_hw))
     img = rng.integers(0, 256, in_hw + (3,), dtype=np.uint8)
-    ours = AreaResize(cv2, in_hw, out_wh)(img)
     exact = _area_reference(img, *out_wh)
-    assert ours.dtype == np.float32 and ours.shape == (out_wh[1], out_wh[0], 3)
     clear = np.abs(exact - np.floor(exact) - 0.5) > 1e-6  # not a tie, where either neighbour is right
-    assert np.array_equal(ours[clear], np.rint(exact[clear])) and np.abs(ours - exact).max() <= 0.5 + 1e-6
+    routes = [IntegralAreaResize(cv2, in_hw, out_wh)]
+    if SeparableAreaResize.exact(in_hw, out_wh):  # where its sums fit, chosen or not
+        routes.append(SeparableAreaResize(in_hw, out_wh))
+    for route in routes:
+        ours = route(img)
+        assert ours.dtype == np.float32 and ours.shape == (out_wh[1], out_wh[0], 3)
+        assert np.array_equal(ours[clear], np.rint(exact[clear])) and np.abs(ours - exact).max() <= 0.5 + 1e-6
+    if len(routes) == 2:
+        ties = ~clear
+        assert np.array_equal(routes[1](img)[ties], np.rint(np.round(exact[ties] * 2) / 2))  # half to even
+
+
+def test_the_separable_route_is_chosen_where_it_is_exact_and_cheaper():
+    from runtime.resize import IntegralAreaResize, SeparableAreaResize, area_resize
+
+    chosen = {size: type(area_resize(cv2, *size)) for size in SIZES}
+    assert chosen[((432, 1280), (200, 66))] is SeparableAreaResize  # PilotNet at 720p
+    assert chosen[((648, 1920), (200, 66))] is SeparableAreaResize  # and 1080p
+    assert chosen[((739, 1640), (200, 66))] is IntegralAreaResize  # 255 x 739 rows' weight overflows uint16
+    assert chosen[((720, 1280), (150, 150))] is IntegralAreaResize  # 15 columns a period: the matmul costs more
+    assert not SeparableAreaResize.exact((1470, 3264), (200, 66))  # 255 x 245 x 408 > 2^24 across
 
 
 @pytest.mark.parametrize("size", [(1280, 720), (1920, 1080)])
@@ -70,7 +92,17 @@ def test_opencv_keeps_integer_factors_upscales_and_small_factors(in_hw):
 
 
 def test_a_frame_too_large_for_int32_sums_takes_float64_sums():
-    from runtime.resize import AreaResize
+    from runtime.resize import IntegralAreaResize
 
-    assert AreaResize(cv2, (432, 1280), (200, 66)).sdepth == cv2.CV_32S
-    assert AreaResize(cv2, (3000, 3000), (200, 66)).sdepth == cv2.CV_64F  # 255 x 9e6 > 2**31
+    assert IntegralAreaResize(cv2, (432, 1280), (200, 66)).sdepth == cv2.CV_32S
+    assert IntegralAreaResize(cv2, (3000, 3000), (200, 66)).sdepth == cv2.CV_64F  # 255 x 9e6 > 2**31
+
+
+def test_a_crop_cut_at_the_sides_is_read_where_it_lies():
+    """A left/right crop is a view whose rows are not contiguous: the rows are gathered from it as they are."""
+    from runtime.resize import SeparableAreaResize
+
+    img = np.random.default_rng(5).integers(0, 256, (720, 1280, 3), dtype=np.uint8)
+    view = img[288:, 100:1180]
+    exact = _area_reference(np.ascontiguousarray(view), 200, 66)
+    assert np.abs(SeparableAreaResize(view.shape[:2], (200, 66))(view) - exact).max() <= 0.5 + 1e-6
