@@ -47,14 +47,18 @@ def test_both_routes_give_the_exact_area_average_rounded(in_hw, out_wh):
 
 
 def test_the_separable_route_is_chosen_where_it_is_exact_and_cheaper():
-    from runtime.resize import IntegralAreaResize, SeparableAreaResize, area_resize
+    from runtime.resize import SeparableAreaResize, area_resize, optimized_blas
 
-    chosen = {size: type(area_resize(cv2, *size)) for size in SIZES}
-    assert chosen[((432, 1280), (200, 66))] is SeparableAreaResize  # PilotNet at 720p
-    assert chosen[((648, 1920), (200, 66))] is SeparableAreaResize  # and 1080p
-    assert chosen[((739, 1640), (200, 66))] is IntegralAreaResize  # 255 x 739 rows' weight overflows uint16
-    assert chosen[((720, 1280), (150, 150))] is IntegralAreaResize  # 15 columns a period: the matmul costs more
+    def chosen(size, blas=True):
+        return SeparableAreaResize.applies(*size, blas)
+
+    assert chosen(((432, 1280), (200, 66))) and chosen(((648, 1920), (200, 66)))  # PilotNet at 720p and 1080p
+    assert not chosen(((432, 1280), (200, 66)), blas=False)  # the reference BLAS: its matmul costs 1.5 ms
+    assert not chosen(((739, 1640), (200, 66)))  # 255 x 739 rows' weight overflows uint16
+    assert not chosen(((720, 1280), (150, 150)))  # 15 columns a period: the matmul costs more
     assert not SeparableAreaResize.exact((1470, 3264), (200, 66))  # 255 x 245 x 408 > 2^24 across
+    route = area_resize(cv2, (432, 1280), (200, 66))
+    assert isinstance(route, SeparableAreaResize) == optimized_blas()
 
 
 @pytest.mark.parametrize("size", [(1280, 720), (1920, 1080)])
