@@ -29,6 +29,7 @@ The result is float32 (whole values 0..255), ready for the colour map.
 
 from __future__ import annotations
 
+import os
 from functools import lru_cache
 from math import gcd
 
@@ -52,16 +53,27 @@ def area_resize(cv2, in_hw, out_wh):
 
 @lru_cache(maxsize=1)
 def optimized_blas() -> bool:
-    """Whether numpy multiplies matrices with an optimized BLAS (OpenBLAS, as pip's numpy wheels bundle, MKL or
-    BLIS): the libraries mapped into this process. Debian's and Ubuntu's numpy link libblas.so.3, the
-    reference BLAS unless OpenBLAS is installed as its alternative; there the separable route's matmul costs
-    1.5 ms (measured), not 0.1, and the integral route is the faster."""
+    """Whether numpy's own BLAS is an optimized one (OpenBLAS, MKL or BLIS), from the libraries mapped into this
+    process: the one pip's numpy wheels bundle (in numpy.libs/ beside the package), or the libblas.so.3 that
+    Debian's and Ubuntu's numpy link, whose real path names its implementation (the alternatives system: the
+    reference BLAS unless OpenBLAS is installed as it). Another library's own OpenBLAS (pip's opencv-python
+    bundles one) does not count. With the reference BLAS the separable route's matmul costs 1.5 ms, not 0.1
+    (measured), and the integral route is the faster."""
+    bundled = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(np.__file__))), "numpy.libs") + os.sep
     try:
         with open("/proc/self/maps") as maps:
-            mapped = maps.read().lower()
+            paths = {line.split(None, 5)[5].strip() for line in maps if len(line.split(None, 5)) == 6}
     except OSError:  # not Linux: unknown, so the route that does not depend on it
         return False
-    return any(name in mapped for name in ("openblas", "libmkl", "libblis"))
+    for path in paths:
+        name = os.path.basename(path).lower()
+        if path.startswith(bundled) and ("openblas" in name or "mkl" in name):
+            return True
+        if name.startswith(("libblas.so", "libcblas.so")):
+            real = os.path.realpath(path).lower()
+            if any(kind in real for kind in ("openblas", "mkl", "blis")):
+                return True
+    return False
 
 
 def _bands(n_in, n_out):
@@ -80,16 +92,18 @@ class SeparableAreaResize:
 
     @staticmethod
     def exact(in_hw, out_wh) -> bool:
-        """Whether the sums fit: down the rows in uint16, across as float32's whole numbers (below 2^24)."""
+        """Whether it applies exactly: a downscale whose sums fit, down the rows in uint16, across as float32's
+        whole numbers (below 2^24)."""
         (H, W), (w, h) = in_hw, out_wh
         period, cols = H // gcd(H, h), W // gcd(W, w)
-        return 255 * period < 2 ** 16 and 255 * period * cols < 2 ** 24
+        return H >= h and W >= w and 255 * period < 2 ** 16 and 255 * period * cols < 2 ** 24
 
     @staticmethod
-    def applies(in_hw, out_wh, optimized_blas) -> bool:
-        """Where it is exact and its matmul across costs less than the integral image would."""
+    def applies(in_hw, out_wh, fast_blas) -> bool:
+        """Where it is exact and its matmul across costs less than the integral image would (fast_blas: numpy
+        multiplies with an optimized BLAS, optimized_blas())."""
         (H, W), (w, h) = in_hw, out_wh
-        cheap = optimized_blas and w // gcd(W, w) * h < _PERIOD_COST * H
+        cheap = fast_blas and w // gcd(W, w) * h < _PERIOD_COST * H
         return cheap and SeparableAreaResize.exact(in_hw, out_wh)
 
     def __init__(self, in_hw, out_wh):
@@ -106,8 +120,8 @@ class SeparableAreaResize:
         self.edge_weights = None
         if below.any() or above.any():  # uint16 weights mod 2^16: the sums wrap back to the exact value
             self.edge_weights = [(v % 2 ** 16).astype(np.uint16)[:, None] for v in (below, above)]
-        # the edge row below box i is box i + 1's first gathered row; below the last, the frame's last row
-        self.below = np.append(np.arange(1, h) * most, h * most - 1)
+        # box i's bottom edge row is box i + 1's first gathered row; the last box's, the frame's last row
+        self.bottom_rows = np.append(np.arange(1, h) * most, h * most - 1)
         self.den = np.uint16(den)
         g = gcd(W, w)
         cols, outs = W // g, w // g
@@ -116,15 +130,19 @@ class SeparableAreaResize:
         # each channel by itself; the columns padded to a multiple of 16, which OpenBLAS multiplies faster
         self.across = np.zeros((3 * cols, -(-3 * outs // 16) * 16), np.float32)
         self.across[:, :3 * outs] = np.kron(across, np.eye(3))
-        self.chunk = max(1, _ONE_THREAD_MNK // self.across.size)  # periods a matmul, so BLAS keeps one thread
+        # periods a matmul, so that BLAS keeps to one thread (where one period alone is not past its threshold)
+        self.chunk = max(1, _ONE_THREAD_MNK // self.across.size)
         self.rows = np.empty((h * most, W, 3), np.uint8)
         self.sums, self.part = np.empty((h, W * 3), np.uint16), np.empty((h, W * 3), np.uint16)
+        self.bottom = np.empty((h, W * 3), np.uint8)
         self.periods = np.empty((h * g, 3 * cols), np.float32)
         self.box = np.empty((h * g, self.across.shape[1]), np.float32)
         self.average = np.empty((h * g, 3 * outs), np.float64)
-        self.most, self.divisor = most, float(period * cols)
+        self.most, self.divisor, self.in_hw = most, float(period * cols), (H, W)
 
     def __call__(self, img: np.ndarray) -> np.ndarray:
+        if img.shape[:2] != self.in_hw:  # "clip" below would take any height
+            raise ValueError("made for %dx%d images, given %dx%d" % (self.in_hw[::-1] + img.shape[1::-1]))
         np.take(img, self.order, axis=0, out=self.rows, mode="clip")  # "raise" copies through a buffer
         rows = self.rows.reshape(len(self.order), -1)
         by_box, sums, part = rows.reshape(len(self.sums), self.most, -1), self.sums, self.part
@@ -138,13 +156,15 @@ class SeparableAreaResize:
             np.multiply(sums, self.den, out=sums)
         if self.edge_weights is not None:
             below, above = self.edge_weights
-            np.add(sums, np.multiply(below, rows[self.below], out=part), out=sums)
+            np.take(rows, self.bottom_rows, axis=0, out=self.bottom, mode="clip")
+            np.add(sums, np.multiply(below, self.bottom, out=part), out=sums)
             np.subtract(sums, np.multiply(above, by_box[:, 0], out=part), out=sums)
         periods, box, average = self.periods, self.box, self.average
         np.copyto(periods, sums.reshape(periods.shape))
         for a in range(0, len(periods), self.chunk):
             np.matmul(periods[a:a + self.chunk], self.across, out=box[a:a + self.chunk])
-        np.divide(box[:, :average.shape[1]], self.divisor, out=average)
+        np.divide(box[:, :average.shape[1]], self.divisor, out=average, dtype=np.float64)  # float32's would tip
+        # a tie: above 2^16 a non-tie can lie within half a float32 ulp of one
         return np.rint(average, out=average).astype(np.float32).reshape(len(sums), -1, 3)
 
 

@@ -2,6 +2,8 @@
 OpenCV's INTER_AREA that it replaces: the same tensor to one uint8 step on at most 1% of values (no timing is
 asserted: benchmarks/preprocess.py measures the speed)."""
 
+import os
+
 import numpy as np
 import pytest
 
@@ -111,3 +113,31 @@ def test_a_crop_cut_at_the_sides_is_read_where_it_lies():
     view = img[288:, 100:1180]
     exact = _area_reference(np.ascontiguousarray(view), 200, 66)
     assert np.abs(SeparableAreaResize(view.shape[:2], (200, 66))(view) - exact).max() <= 0.5 + 1e-6
+
+
+def test_a_box_just_past_a_tie_rounds_up_where_float32_would_land_on_the_tie():
+    """period x columns = 241 x 273 = 65793 (> 2^16): box (0, 0) averages 200.5 + 1/(2 x 65793), within half a
+    float32 ulp of the tie; the division in float64 rounds it to 201, as the exact average does (the review's
+    case)."""
+    from runtime.resize import SeparableAreaResize
+
+    img = np.full((241, 273, 3), 200, np.uint8)
+    img[:60, :136] += 1
+    img[60, :64] += 1
+    img[120, 136] += 1
+    assert SeparableAreaResize.exact((241, 273), (2, 2))
+    assert SeparableAreaResize((241, 273), (2, 2))(img)[0, 0].tolist() == [201.0] * 3
+    assert not SeparableAreaResize.exact((1, 1), (1, 70000))  # an upscale is not its job
+
+
+def test_numpys_own_blas_decides_not_a_library_beside_it():
+    """pip's numpy bundles OpenBLAS in numpy.libs/ (this venv); pip's opencv-python bundles another, which must
+    not count (the board-like venv's Debian numpy uses the reference BLAS beside it)."""
+    import cv2  # noqa: F401  (its own OpenBLAS mapped, where pip's opencv-python is the one installed)
+    import numpy
+    from runtime.resize import optimized_blas
+
+    libs = os.path.join(os.path.dirname(os.path.dirname(numpy.__file__)), "numpy.libs")
+    bundled = os.path.isdir(libs) and any("openblas" in n for n in os.listdir(libs))
+    if bundled:
+        assert optimized_blas()
