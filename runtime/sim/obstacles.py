@@ -347,6 +347,25 @@ def _window(shape, r0, c0, mask):
     return slice(a, b), slice(c, d), mask[a - r0:b - r0, c - c0:d - c0]
 
 
+def draw_frames(n: int, width: int = 320, height: int = 180, seed: int = 0, views: str = "recovery"):
+    """The frames sample_detection_frames labels, one at a time, from one random state: an iterator of (image uint8
+    BGR, height x width x 3; the ObstacleLayer that drew its obstacles, with its renderer and ids; pose (d, psi, k,
+    dk); metres travelled). Other labels of the same frames (segmentation.py's) come from here too."""
+    if views not in road.VIEWS:
+        raise ValueError("views must be one of %s, not %r" % (", ".join(road.VIEWS), views))
+    return _drawn(n, road.RoadRenderer(width, height, seed), np.random.RandomState(seed), views)
+
+
+def _drawn(n, renderer, rng, views):
+    for _ in range(n):
+        pose = road.random_pose(rng, views)
+        scene = road.Scene(rng)
+        travelled = rng.uniform(0, 1000)
+        layer = ObstacleLayer(renderer, place(rng), pose, Light(rng), scene.shadow_depth)
+        image = renderer.render(pose[0], pose[1], pose[2], pose[3], travelled, scene, rng, objects=layer)
+        yield image, layer, pose, travelled
+
+
 def sample_detection_frames(n: int, width: int = 320, height: int = 180, seed: int = 0,
                             min_visible: float = MIN_VISIBLE, min_height: float = MIN_HEIGHT_PX,
                             views: str = "recovery"):
@@ -354,18 +373,11 @@ def sample_detection_frames(n: int, width: int = 320, height: int = 180, seed: i
     float32 M x 4 arrays, x0, y0, x1, y1 in pixel edges; classes: a list of int64 M arrays, indices into LABELS;
     ignore: a list of bool M arrays, True for an ignore region). min_height is in pixels of these frames: give
     MIN_HEIGHT_PX x height / the detector's input height when they are not at the detector's size."""
-    if views not in road.VIEWS:
-        raise ValueError("views must be one of %s, not %r" % (", ".join(road.VIEWS), views))
-    rng = np.random.RandomState(seed)
-    renderer = road.RoadRenderer(width, height, seed)
+    frames = draw_frames(n, width, height, seed, views)
     images = np.empty((n, height, width, 3), dtype=np.uint8)
     boxes, classes, ignore = [], [], []
-    for i in range(n):
-        pose = road.random_pose(rng, views)
-        scene = road.Scene(rng)
-        travelled = rng.uniform(0, 1000)
-        layer = ObstacleLayer(renderer, place(rng), pose, Light(rng), scene.shadow_depth)
-        images[i] = renderer.render(pose[0], pose[1], pose[2], pose[3], travelled, scene, rng, objects=layer)
+    for i, (image, layer, _, _) in enumerate(frames):
+        images[i] = image
         b, c, g, _ = layer.labels(min_visible, min_height)
         boxes.append(b)
         classes.append(c)

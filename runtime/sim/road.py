@@ -137,13 +137,11 @@ class RoadRenderer:
                 shade[a:b][inside] = scene.shadow_depth
         return shade
 
-    def render(self, d: float, psi: float, k: float, dk: float, travelled: float, scene: Scene,
-               rng: np.random.RandomState, objects=None) -> np.ndarray:
-        """The camera's view from pose (d, psi) on a road of curvature (k, dk), `travelled` metres along it.
-        Every ground pixel is a mix of five colours (verge, asphalt, white line, centre line, haze) whose
-        weights are computed in float32 per pixel; one matrix product mixes them, light and tint folded in.
-        objects: None, or a callable(frame, exposure) that draws into the float32 BGR frame (0..255) before the
-        sensor noise is added (obstacles.py's ObstacleLayer); without it the frame is exactly as before."""
+    def ground(self, d: float, psi: float, k: float, dk: float, travelled: float):
+        """The road's geometry under each ground pixel (rows first_ground on), as render paints it: (s: metres
+        right of my lane's centre at the pixel's centre, along: metres along the road, and the shares of the
+        pixel's footprint that are road surface (asphalt, shoulders included), white edge lines and centre line).
+        runtime/sim/segmentation.py labels pixels from the same values."""
         z, x = self.z, self.x
         s = x - lane_x(z, d, psi, k, dk)  # metres right of my lane centre
         r = s + 0.5 * LANE_WIDTH_M  # metres right of the road's centre line
@@ -154,6 +152,16 @@ class RoadRenderer:
                  + _coverage(r, -edge, -edge + LINE_WIDTH_M, self.px))
         dash = _coverage(np.mod(along, DASH_M + GAP_M), 0.0, DASH_M, self.pz)
         centre = _coverage(r, -0.5 * LINE_WIDTH_M, 0.5 * LINE_WIDTH_M, self.px) * dash
+        return s, along, road, lines, centre
+
+    def render(self, d: float, psi: float, k: float, dk: float, travelled: float, scene: Scene,
+               rng: np.random.RandomState, objects=None) -> np.ndarray:
+        """The camera's view from pose (d, psi) on a road of curvature (k, dk), `travelled` metres along it.
+        Every ground pixel is a mix of five colours (verge, asphalt, white line, centre line, haze) whose
+        weights are computed in float32 per pixel; one matrix product mixes them, light and tint folded in.
+        objects: None, or a callable(frame, exposure) that draws into the float32 BGR frame (0..255) before the
+        sensor noise is added (obstacles.py's ObstacleLayer); without it the frame is exactly as before."""
+        s, along, road, lines, centre = self.ground(d, psi, k, dk, travelled)
         tex = self._texture(s, along) - 0.5
         light = self.fog if not len(scene.shadows) else self._shade(s, travelled, scene) * self.fog
         kept = (1.0 - lines) * (1.0 - centre) * light  # what the painted lines leave of the ground
