@@ -182,6 +182,13 @@ def _manifest(contract, model, opts, onnx_bytes, output_names, out_shapes):
         manifest["steering"] = contract["steering"]
     if contract.get("task") == "detection":  # the outputs' names as the ONNX has them
         manifest["detection"] = dict(_detection(contract), raw_output=output_names[0], output=output_names[1])
+    if contract.get("task") == "segmentation":
+        if not contract.get("segmentation"):
+            raise UserError("the run is a segmentation network's but its meta.json has no segmentation section: "
+                            "train it again")
+        manifest["segmentation"] = dict(contract["segmentation"], probabilities_output=output_names[0],
+                                        output=output_names[1])
+        outputs[0]["activation"] = "softmax"  # the class map's layer hides the probabilities' own
     problems = bundle_format.validate(manifest)
     if problems:
         raise UserError("the model's metadata makes a bad manifest: " + "; ".join(problems))
@@ -228,10 +235,11 @@ def _keras_outputs(model, x, one_at_a_time=False):
     return list(keras_out) if isinstance(keras_out, (list, tuple)) else [keras_out]
 
 
-def _parity_check(ort, x, keras_out, atol, detection=None):
+def _parity_check(ort, x, keras_out, atol, detection=None, segmentation=False):
     """check(proto) for keras_onnx.convert: (whether ONNX Runtime's outputs on x hold to Keras's, the report).
     detection (the manifest's section): a detector, run a sample at a time (its decoding takes batch 1); its
-    RAW output is compared as any output is, its decoded boxes by parity.compare_detections."""
+    RAW output is compared as any output is, its decoded boxes by parity.compare_detections. segmentation: the
+    probabilities are compared as any output is, the class maps by parity.compare_classes (pixels that agree)."""
     def check(proto):
         session = ort.InferenceSession(proto.SerializeToString(), providers=["CPUExecutionProvider"])
         if detection is None:
@@ -247,6 +255,12 @@ def _parity_check(ort, x, keras_out, atol, detection=None):
             report["detections"] = boxes
             report["passed"] = report["passed"] and boxes["passed"]
             report["vacuous"] = report["vacuous"] or boxes["vacuous"]
+        if segmentation:
+            report["outputs"] = report["outputs"][:1]  # the class map is judged by the pixels that agree
+            classes = parity.compare_classes(keras_out[1], onnx_out[1])
+            report["classes"] = classes
+            report["passed"] = all(o["passed"] for o in report["outputs"]) and classes["passed"]
+            report["vacuous"] = any(o["vacuous"] for o in report["outputs"]) or classes["vacuous"]
         return report["passed"], report
 
     return check
@@ -320,8 +334,14 @@ def export(src: str, out: str, opts: Options, log=sys.stderr) -> dict:
 
         model = detector.with_decoding(model, len(contract["labels"]), detection["k"])
         out_shapes = keras_onnx.output_shapes(model, keras_onnx.input_spec(model))
+    segmentation = contract.get("task") == "segmentation"
+    if segmentation:  # the class map in the graph, beside the probabilities (train/freespace.py)
+        from train import freespace
+
+        model = freespace.with_classes(model)
+        out_shapes = keras_onnx.output_shapes(model, keras_onnx.input_spec(model))
     keras_out = _keras_outputs(model, x, one_at_a_time=detection is not None)
-    check = _parity_check(ort, x, keras_out, opts.atol, detection)
+    check = _parity_check(ort, x, keras_out, opts.atol, detection, segmentation)
     proto, route, report = keras_onnx.convert(model, opts.opset, check, log)
     report["samples"], report["route"] = len(frames), route
     if report.get("detections", {}).get("vacuous"):

@@ -90,6 +90,22 @@ def compare_detections(keras_dets, onnx_dets, threshold, min_iou=MIN_IOU, score_
             "worst_score_error": worst_score, "vacuous": compared == 0, "passed": unmatched == 0}
 
 
+MIN_CLASS_AGREEMENT = 0.999  # a segmentation network's class maps: the share of pixels that must agree
+
+
+def compare_classes(keras_maps, onnx_maps, min_agreement=MIN_CLASS_AGREEMENT) -> dict:
+    """A segmentation network's class maps, Keras's against the ONNX's: the share of pixels with the same class
+    (an ArgMax flips only where two classes' probabilities are within rounding). Vacuous when every pixel of
+    every sample is one class: the map's parity then proves nothing (an untrained network)."""
+    k, o = np.asarray(keras_maps), np.asarray(onnx_maps)
+    if k.shape != o.shape:
+        return {"error": "shape %s vs %s" % (k.shape, o.shape), "passed": False, "vacuous": False}
+    agreement = float(np.mean(k == o)) if k.size else 1.0
+    return {"pixels": int(k.size), "agreement": agreement, "min_agreement": min_agreement,
+            "classes_seen": int(np.unique(k).size), "vacuous": np.unique(k).size < 2,
+            "passed": agreement >= min_agreement}
+
+
 def _pairs(a, b, min_iou, score_tol):
     """(index in a, index in b, IoU) pairs of the same class, IoU >= min_iou and scores within score_tol, each
     row in one pair at most, best IoU first."""

@@ -12,9 +12,9 @@ A bundle is a directory:
 manifest.json (format_version 1):
 
     format, format_version
-    name, task          task: classification | binary | steering | regression | detection
-    labels              class names (classification: one per output; binary: [negative, positive]; detection:
-                        the classes' names in index order, at least one)
+    name, task          task: classification | binary | steering | regression | detection | segmentation
+    labels              class names (classification: one per output; binary: [negative, positive]; detection,
+                        segmentation: the classes' names in index order, at least one)
     model               {file, sha256, opset}
     input               {name, shape ([null, H, W, C] ...), layout (NHWC | NCHW | flat), dtype}
     preprocess          in this order, on uint8 BGR frames:
@@ -33,6 +33,9 @@ manifest.json (format_version 1):
                         outputs, detections_output, or else the output named `output`) is (1, k, 6) rows x0, y0,
                         x1, y1 (the network input's pixels), score, class, best first, padded with score 0;
                         threshold (0..1) is the score a detection needs by default
+    segmentation        (task segmentation only) {output, probabilities_output, drivable, classes_dtype}: the
+                        output named `output` is the class map (1, H, W) of int32 class indices, the one named
+                        `probabilities_output` (1, H, W, classes); drivable: the indices of the free-space classes
     samples             {dir, files (at most MAX_SAMPLES, 64, holding the pixel budget together), keras_outputs}
     variants            (optional) {fp16: {file, sha256}, int8: {file, sha256, calibration, layers}}: precision
                         variants of model.onnx for strongly typed TensorRT (11) and ONNX Runtime; layers counts
@@ -56,7 +59,7 @@ from .errors import UserError
 FORMAT = "edge-bundle"
 FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
-TASKS = ("classification", "binary", "steering", "regression", "detection")
+TASKS = ("classification", "binary", "steering", "regression", "detection", "segmentation")
 LAYOUTS = ("NHWC", "NCHW", "flat")
 COLORS = ("bgr", "rgb", "gray", "yuv")
 INTERPOLATIONS = ("linear", "area", "nearest")
@@ -106,6 +109,7 @@ class Bundle:
         self.outputs = manifest["outputs"]
         self.steering = manifest.get("steering") or {}
         self.detection = detection_settings(manifest)
+        self.segmentation = segmentation_settings(manifest)
         self.model_path = os.path.join(path, manifest["model"]["file"])
 
     @property
@@ -289,6 +293,8 @@ def validate(manifest) -> list:
         problems.append("steering needs a number inverse_radius_per_unit and positive: right | left")
     if task == "detection":
         problems += detection_problems(manifest)
+    if task == "segmentation":
+        problems += segmentation_problems(manifest)
     samples = manifest.get("samples")
     if samples is not None and not samples_ok(samples):
         problems.append("samples needs dir, files and keras_outputs as names inside the bundle")
@@ -346,6 +352,38 @@ def detection_settings(manifest):
         return None
     section = manifest["detection"]
     return dict(section, index=_detections_index(manifest), threshold=float(section["threshold"]))
+
+
+def segmentation_problems(manifest):
+    """What is wrong with a segmentation bundle: its labels, its section, and the class map's place and shape
+    ([null or 1, H, W]). One phrase."""
+    labels, section = manifest.get("labels"), manifest.get("segmentation")
+    if not (is_string_list(labels) and labels):
+        return ["a segmentation bundle needs labels: its classes' names, at least one"]
+    if not isinstance(section, dict):
+        return ["a segmentation bundle needs a 'segmentation' section {output, drivable, ...}"]
+    drivable = section.get("drivable")
+    if not (isinstance(drivable, list) and all(_integer(c) and 0 <= c < len(labels) for c in drivable)):
+        return ["segmentation drivable must list class indices (0 to %d), not %r" % (len(labels) - 1, drivable)]
+    names = [o.get("name") for o in manifest["outputs"] if isinstance(o, dict)]
+    if section.get("output") not in names:
+        return ["segmentation output must name one of the outputs (%s), not %r" % (", ".join(map(str, names)),
+                                                                                   section.get("output"))]
+    shape = manifest["outputs"][names.index(section["output"])].get("shape")
+    if not (isinstance(shape, list) and len(shape) == 3 and shape[0] in (None, 1)
+            and all(_positive_int(d, 100000) for d in shape[1:])):
+        return ["the bundle is inconsistent: the class map's shape is %r, not [null, H, W]" % (shape,)]
+    return []
+
+
+def segmentation_settings(manifest):
+    """A valid segmentation manifest's settings, {output, index (the class map's), drivable, labels}, or None for
+    other tasks."""
+    if manifest.get("task") != "segmentation":
+        return None
+    section = manifest["segmentation"]
+    names = [o["name"] for o in manifest["outputs"]]
+    return dict(section, index=names.index(section["output"]), labels=list(manifest["labels"]))
 
 
 def _sha256(v):

@@ -1,5 +1,6 @@
-"""Draw a result on its frame: the label and confidence, a steering gauge, or a detector's boxes (each class in
-its colour of a fixed palette, with its label, score and, when tracking, its id), plus the FPS."""
+"""Draw a result on its frame: the label and confidence, a steering gauge, a detector's boxes (each class in
+its colour of a fixed palette, with its label, score and, when tracking, its id), or a segmentation's classes
+blended in their colours with the free space's boundary, plus the FPS."""
 
 from __future__ import annotations
 
@@ -36,12 +37,33 @@ def draw(image, result, fps=None, truth=None):
         _steering_gauge(cv2, image, result["steering"], truth, scale)
     if result.get("detections") and result.get("units") != "input":  # boxes in this frame's pixels
         _boxes(cv2, image, result["detections"], scale)
+    if getattr(result, "mask", None) is not None and result.get("units") != "input":
+        _classes(cv2, image, result, scale)
     text(cv2, image, result.text, (int(10 * scale), int(30 * scale)), scale, _GREEN)
     if fps:
         label = "%.1f FPS" % fps
         (tw, _), _ = cv2.getTextSize(label, cv2.FONT_HERSHEY_SIMPLEX, scale, 1)
         text(cv2, image, label, (w - tw - int(12 * scale), int(30 * scale)), scale, _WHITE)
     return image
+
+
+MASK_WEIGHT = 0.45  # how much of a class's colour a segmented pixel takes
+
+
+def _classes(cv2, image, result, scale):
+    """The class map blended over the view it covers (each class in its palette colour, scaled up nearest), and
+    the free space's boundary as a line."""
+    import numpy as np
+
+    x0, y0, x1, y1 = result.region
+    mask = result.mask
+    colours = np.array([class_color(i) for i in range(int(mask.max()) + 1)], np.uint8)
+    coloured = cv2.resize(colours[mask], (x1 - x0, y1 - y0), interpolation=cv2.INTER_NEAREST)
+    image[y0:y1, x0:x1] = cv2.addWeighted(coloured, MASK_WEIGHT, image[y0:y1, x0:x1], 1.0 - MASK_WEIGHT, 0.0)
+    columns = len(result["boundary"])
+    points = np.array([[x0 + (c + 0.5) * (x1 - x0) / columns, y] for c, y in enumerate(result["boundary"])],
+                      np.int32)
+    cv2.polylines(image, [points], False, _AMBER, max(1, int(2 * scale)), cv2.LINE_AA)
 
 
 def _steering_gauge(cv2, image, value, truth, scale):

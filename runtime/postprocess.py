@@ -8,6 +8,11 @@ detection:      `detections`, best first: {box [x0, y0, x1, y1] in the frame's p
                 resize undone; with no frame size, the network input's pixels and `units`: "input"), score,
                 class_id, label, and id with a tracker}, those scoring at least the threshold (the manifest's,
                 or the user's) among the classes chosen (all, or the user's)
+segmentation:   `shares` (each class's share of the network's view, by label), `free_space` (the drivable
+                classes' share) and `boundary`: per column of the class map, the frame's row (pixels, the crop
+                and resize undone; with no frame size, the input's and `units`: "input") where the free space
+                running up from the bottom of the view ends. The class map itself is the result's `mask`
+                attribute (for overlays and mask files), not a key: JSON lines stay short.
 Outputs that are NaN or infinite give a result with `invalid` set and the task's fields None.
 """
 
@@ -17,12 +22,14 @@ import numpy as np
 
 from .detections import to_frame
 from .errors import UserError
+from .preprocess import crop_box
 from .tracker import Tracker
 
 INVALID = "the network gave NaN or infinite values"
 _KEYS = {"classification": ("class_id", "label", "confidence", "top"),
          "binary": ("class_id", "label", "confidence", "probability"),
-         "steering": ("steering", "inverse_radius"), "regression": ("values",), "detection": ("detections",)}
+         "steering": ("steering", "inverse_radius"), "regression": ("values",), "detection": ("detections",),
+         "segmentation": ("shares", "free_space", "boundary")}
 SHOWN = 3  # detections named in an overlay's line
 
 
@@ -36,6 +43,10 @@ class Result(dict):
             return "invalid output (NaN/inf)"
         if "detections" in self:
             return detections_text(self["detections"])
+        if "shares" in self:
+            top = sorted(self["shares"].items(), key=lambda kv: -kv[1])[:2]
+            return "free %.0f%%, %s" % (100.0 * self["free_space"], ", ".join("%s %.0f%%" % (k, 100.0 * v)
+                                                                            for k, v in top))
         if "label" in self:
             return "%s %.1f%%" % (self["label"], 100.0 * self["confidence"])
         if "steering" in self:
@@ -125,6 +136,43 @@ class Detections:
         return result
 
 
+def freespace_boundary(mask, drivable):
+    """Per column of a class map (H x W), how many rows up from the bottom are free space (drivable classes, no
+    gap): H where the whole column is, 0 where its bottom pixel is not."""
+    blocked = ~np.isin(mask[::-1], drivable)  # bottom row first
+    return np.where(blocked.any(axis=0), np.argmax(blocked, axis=0), mask.shape[0])
+
+
+class Segmentation:
+    """A segmentation bundle's class map -> the result's class shares, free space and its boundary per column
+    in the frame's rows (the crop and resize undone), the map kept as the result's `mask`."""
+
+    def __init__(self, settings, labels, crop, size):
+        """settings: Bundle.segmentation; crop, size: the bundle's crop and resize (width, height)."""
+        self.index, self.labels, self.crop, self.size = settings["index"], list(labels), crop, tuple(size)
+        self.drivable = np.asarray(settings["drivable"], np.int64)
+
+    def __call__(self, outputs, row, frame_size):
+        mask = np.asarray(outputs[self.index][row])
+        if mask.ndim != 2 or (mask.dtype.kind == "f" and not np.isfinite(mask).all()):
+            return Result(dict.fromkeys(_KEYS["segmentation"]), invalid=INVALID)
+        mask = mask.astype(np.int64)
+        counts = np.bincount(np.clip(mask, 0, len(self.labels)).ravel(), minlength=len(self.labels) + 1)
+        shares = counts[:len(self.labels)] / float(mask.size)
+        free = mask.shape[0] - freespace_boundary(mask, self.drivable)  # the input's row where free space ends
+        result = Result(shares={name: round(float(v), 4) for name, v in zip(self.labels, shares)},
+                        free_space=round(float(shares[self.drivable].sum()), 4))
+        if frame_size is None:
+            result.update(boundary=[int(v) for v in free], units="input")
+            region = (0, 0) + self.size
+        else:
+            x0, y0, x1, y1 = crop_box(self.crop, frame_size[0], frame_size[1])
+            result["boundary"] = [round(y0 + float(v) * (y1 - y0) / mask.shape[0], 1) for v in free]
+            region = (x0, y0, x1, y1)
+        result.mask, result.region = mask, region
+        return result
+
+
 def _softmax(x):
     e = np.exp(x - x.max())
     return e / e.sum()
@@ -135,17 +183,19 @@ def _sigmoid(x):
 
 
 class Postprocessor:
-    def __init__(self, task: str, labels, outputs, curvature_per_unit=None, top_k: int = 5, detection=None):
+    def __init__(self, task: str, labels, outputs, curvature_per_unit=None, top_k: int = 5, detection=None,
+                 segmentation=None):
         """curvature_per_unit: a steering bundle's Bundle.curvature_per_unit (inverse_radius, right-positive);
-        detection: a detection bundle's Detections (for_bundle makes it)."""
+        detection: a detection bundle's Detections, segmentation a segmentation bundle's Segmentation
+        (for_bundle makes them)."""
         self.task = task
         self.labels = list(labels)
         self.activation = outputs[0].get("activation", "linear")
         self.curvature_per_unit = curvature_per_unit
         self.top_k = top_k
-        self.detection = detection
-        if task == "detection" and detection is None:
-            raise UserError("a detection bundle's Postprocessor needs its Detections: Postprocessor.for_bundle")
+        self.per_frame = detection if detection is not None else segmentation  # the tasks whose own class decides
+        if task in ("detection", "segmentation") and self.per_frame is None:
+            raise UserError("a %s bundle's Postprocessor is made by Postprocessor.for_bundle" % task)
 
     @classmethod
     def for_bundle(cls, bundle, threshold=None, classes=None, track=False):
@@ -157,6 +207,11 @@ class Postprocessor:
             if given:
                 raise UserError("%s is for detection bundles; %s is a %s bundle"
                                 % (given[0], bundle.name, bundle.task))
+            if bundle.task == "segmentation":
+                resize = bundle.preprocess["resize"]
+                found = Segmentation(bundle.segmentation, bundle.labels, bundle.preprocess.get("crop"),
+                                     (resize["width"], resize["height"]))
+                return cls(bundle.task, bundle.labels, bundle.outputs, segmentation=found)
             return cls(bundle.task, bundle.labels, bundle.outputs, bundle.curvature_per_unit)
         resize = bundle.preprocess["resize"]
         found = Detections(bundle.detection, bundle.labels, bundle.preprocess.get("crop"),
@@ -166,8 +221,8 @@ class Postprocessor:
     def __call__(self, outputs, row: int = 0, frame_size=None) -> Result:
         """outputs: the backend's list of arrays; row: which item of the batch; frame_size (width, height):
         the frame's, for results given in its pixels (a detector's boxes)."""
-        if self.detection is not None:
-            return self.detection(outputs, row, frame_size)
+        if self.per_frame is not None:
+            return self.per_frame(outputs, row, frame_size)
         y = np.asarray(outputs[0][row], dtype=np.float64).reshape(-1)
         if not np.isfinite(y).all():  # flagged, not a crash: a broken engine or input must not stop a vehicle's loop
             return Result(dict.fromkeys(_KEYS[self.task]), invalid=INVALID)

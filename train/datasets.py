@@ -12,6 +12,7 @@
                     (runtime.sim.obstacles), exact boxes and ignore regions
     yolo:PATH, voc:PATH, coco:PATH
                     detection: YOLO txt (Ultralytics' layout), Pascal VOC XML, COCO JSON (train/detection_formats.py)
+    road-freespace  segmentation: the procedural road with obstacles, every pixel labelled (runtime.sim.segmentation)
 
 Detection datasets come as a DetectionSet (train/detection_formats.py) from `load_detection` (and from `load` for a
 detection spec): images in memory with per-image targets (boxes in the images' pixels, classes, ignore flags).
@@ -46,7 +47,7 @@ from .inputs import prepare
 from .pipeline import Split, decode_file, readable
 
 NAMES = ("digits", "road", "mnist:PATH", "cifar10:PATH", "folder:PATH", "drivelog:PATH[,PATH...]", "mnist",
-         "cifar10", "road-obstacles", "yolo:PATH", "voc:PATH", "coco:PATH")
+         "cifar10", "road-obstacles", "yolo:PATH", "voc:PATH", "coco:PATH", "road-freespace")
 DETECTION_FORMATS = ("yolo", "voc", "coco")
 IMAGE_EXTS = (".png", ".jpg", ".jpeg", ".bmp", ".gif")  # what tf.io.decode_image reads
 VAL_FRACTION = 0.2
@@ -89,10 +90,9 @@ def check(name: str, spec=None) -> str:
     task = _check_name(name)
     if spec is None:
         return task
-    if (task == "detection") != (spec.task == "detection"):
-        raise UserError("%s is a %s model but %s is a %s dataset (use --data %s)"
-                        % (spec.name, spec.task, name, task, spec.default_data or "folder:PATH"))
-    if (task == "steering") != (spec.task == "steering"):
+    for kind in ("detection", "segmentation", "steering"):
+        if (task == kind) == (spec.task == kind):
+            continue
         raise UserError("%s is a %s model but %s is a %s dataset (use --data %s)"
                         % (spec.name, spec.task, name, task, spec.default_data or "folder:PATH"))
     classes = len(_classes(name[len("folder:"):])) if name.startswith("folder:") else 10
@@ -109,6 +109,8 @@ def _check_name(name):
         return "steering"
     if name == "road-obstacles":
         return "detection"
+    if name == "road-freespace":
+        return "segmentation"
     kind, sep, path = name.partition(":")
     if sep and kind in DETECTION_FORMATS:
         detection_formats.check(kind, path)
@@ -336,8 +338,11 @@ def load(name: str, spec, limit=None, seed: int = 0, road_views: str = "recovery
     """Load a dataset for a zoo Spec; limit caps (or, for road, sets) the training size.
     road_views: the road's training views (runtime.sim.road.random_pose); validation always has recovery views.
     side_correction, steering_units, steering_radius: for driving logs (train/drivelog.py)."""
-    if check(name, spec) == "detection":
+    task = check(name, spec)
+    if task == "detection":
         return load_detection(name, tuple(spec.size), limit, seed)
+    if task == "segmentation":
+        return freespace_dataset(name, limit, seed)
     kind, _, path = name.partition(":")
     if name == "road":
         return _road(name, limit, seed, road_views)
@@ -444,3 +449,22 @@ def _road_obstacles(name, size, limit, seed):
     positives = sum(int(np.sum(~t.ignore)) for t in sides[0].targets)
     notes = ["%d training frames (%d positive boxes), %d held out, %dx%d" % ((n_train, positives, n_val) + size)]
     return detection_formats.DetectionSet(name, obstacles.LABELS, sides[0], sides[1], notes)
+
+
+FREESPACE_TRAIN = 2000  # road-freespace's training frames without --limit
+FREESPACE_VAL = (100, 6)  # and its held-out frames: a sixth as many, at least 100
+
+
+def freespace_dataset(name: str, limit=None, seed: int = 0):
+    """road-freespace as a SegmentationSet (train/freespace.py): frames at ROAD_SIZE with every pixel's class,
+    --limit (or FREESPACE_TRAIN) for training and a sixth as many (at least 100) held out, from another seed."""
+    from runtime.sim import segmentation
+
+    from .freespace import SegmentationSet
+
+    n_train = limit or FREESPACE_TRAIN
+    n_val = max(FREESPACE_VAL[0], n_train // FREESPACE_VAL[1])
+    sides = [segmentation.sample_segmentation_frames(n, ROAD_SIZE[0], ROAD_SIZE[1], seed=s)
+             for n, s in ((n_train, seed), (n_val, seed + OBSTACLES_VAL_SEED))]
+    notes = ["%d training frames, %d held out, %dx%d, every pixel labelled" % ((n_train, n_val) + ROAD_SIZE)]
+    return SegmentationSet(name, segmentation.CLASSES, segmentation.DRIVABLE, sides[0], sides[1], notes)

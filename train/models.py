@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from runtime.errors import UserError
 
-from . import backbones, detector
+from . import backbones, detector, freespace
 from .spec import Spec
 
 
@@ -104,6 +104,7 @@ ZOO = {
         "top": 0.40, "bottom": 1.0, "left": 0.0, "right": 1.0}, interpolation="area", optimizer="adam",
         default_data="road", about="NVIDIA's end-to-end steering network, 66x200 YUV", builder=_pilotnet),
     "detector": detector.DetectorSpec(),
+    "freespace": freespace.FreespaceSpec(),
 }
 # mobilenetv2, mobilenetv3small, efficientnetb0 for transfer learning (train/backbones.py), after the lecture's
 ZOO.update(backbones.zoo_entries())

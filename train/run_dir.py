@@ -33,8 +33,11 @@ def write(run_dir: str, spec, dataset, trained) -> None:
     save_model(trained.model, os.path.join(run_dir, "model.keras"))
     write_atomic(os.path.join(run_dir, "summary.txt"), trained.summary.encode("utf-8"))
     write_json(os.path.join(run_dir, "history.json"), history_record(trained))
-    sizes = (len(dataset.train), len(dataset.val)) if spec.task == "detection" else (len(dataset.y_train),
-                                                                                        len(dataset.y_val))
+    if spec.task in ("detection", "segmentation"):
+        sizes = (len(dataset.train[0]), len(dataset.val[0])) if spec.task == "segmentation" else (
+            len(dataset.train), len(dataset.val))
+    else:
+        sizes = (len(dataset.y_train), len(dataset.y_val))
     plot_history(trained.history, os.path.join(run_dir, "training.png"),
                  "%s on %s (%d train / %d held out)" % ((spec.name, dataset.name) + sizes))
     files = write_samples(run_dir, dataset.raw_samples)
@@ -85,6 +88,10 @@ def run_meta(spec, dataset, trained, files) -> dict:
         from . import detector
 
         meta["detection"] = detector.manifest_section()
+    if spec.task == "segmentation":
+        from . import freespace
+
+        meta["segmentation"] = freespace.manifest_section(dataset.labels, dataset.drivable)
     if trained.augment:
         meta["augment"] = list(trained.augment)
     return meta

@@ -76,6 +76,11 @@ class Options:
 
 
 def _pipelines(spec, dataset, batch_size, seed, num_classes, options):
+    if spec.task == "segmentation":  # frames and masks, preprocessed as the runtime does (train/freespace.py)
+        from . import freespace
+
+        return (freespace.batches(dataset.train, spec, batch_size, seed, True),
+                freespace.batches(dataset.val, spec, batch_size, seed))
     if spec.task == "detection":  # frames and boxes: augmented with the boxes, encoded as the detector's targets
         from . import detection_pipeline as detection
 
@@ -188,16 +193,17 @@ def _start_phase(spec, model, state, index, first, end):
     state.update(phase=index, phase_end=end, phase_finished=False, stopped_early=False)
 
 
-def _run_phases(spec, model, state, phases, out_dir, callbacks, logs, fit):
+def _run_phases(spec, model, state, phases, out_dir, callbacks, logs, fit, metrics=()):
     """Each phase that a resume has not finished, from its first epoch not done; the checkpoint's state written
-    after each. fit(initial_epoch, end, callbacks) trains. Interrupted on Ctrl-C or SIGTERM."""
+    after each. fit(initial_epoch, end, callbacks) trains. metrics: callbacks that add to an epoch's logs before
+    the checkpoint records them. Interrupted on Ctrl-C or SIGTERM."""
     with StopRequest() as stop:
         for index, (_, first, end) in enumerate(phases):
             if index < state["phase"] or (index == state["phase"] and state["phase_finished"]):
                 continue  # finished before this resume
             if index > state["phase"] or state["epochs"] == 0:
                 _start_phase(spec, model, state, index, first, end)
-            every = callbacks + [checkpoints.make_callback(out_dir, state, stop, callbacks)] + logs
+            every = list(metrics) + callbacks + [checkpoints.make_callback(out_dir, state, stop, callbacks)] + logs
             fit(max(first, state["epochs"]), end, every)
             if stop.requested:
                 raise Interrupted(stop.signum, state["epochs"])
@@ -218,7 +224,7 @@ def train(spec, dataset, out_dir, epochs, batch_size, seed=0, verbose=None, sett
     options = options or Options()
     _make_deterministic(keras, tf, seed)
     run_dir.prepare(out_dir)
-    num_classes = len(dataset.labels) if spec.task == "detection" else max(len(dataset.labels), 2)
+    num_classes = len(dataset.labels) if spec.task in ("detection", "segmentation") else max(len(dataset.labels), 2)
     phases = phases_of(spec, epochs)
     model, state = _model_and_state(keras, spec, out_dir, dict(settings or {}), phases, num_classes, resume, options)
     summary = _summary_text(model)
@@ -226,10 +232,15 @@ def train(spec, dataset, out_dir, epochs, batch_size, seed=0, verbose=None, sett
     if verbose is None:  # Keras's progress bar on a terminal, one line per epoch in a log
         verbose = 1 if sys.stdout.isatty() else 2
     callbacks, logs = _callbacks(keras, out_dir, early_stopping, reduce_lr, options)
+    metrics = []
+    if spec.task == "segmentation":  # the held-out mIoU and each class's IoU, every epoch
+        from . import freespace
+
+        metrics.append(freespace.iou_callback(keras, dataset, spec))
     started = time.time()
     _run_phases(spec, model, state, phases, out_dir, callbacks, logs,
                 functools.partial(_fit, model, spec, data, batch_size=batch_size, verbose=verbose,
-                                  strategy=options.strategy))
+                                  strategy=options.strategy), metrics)
     done = state["epochs"]
     phase_list = [{"phase": name, "epochs": min(end, done) - first} for name, first, end in phases if first < done]
     seconds = time.time() - started
@@ -237,6 +248,10 @@ def train(spec, dataset, out_dir, epochs, batch_size, seed=0, verbose=None, sett
         from . import detection_pipeline
 
         results = detection_pipeline.held_out(model, dataset, spec, num_classes)
+    elif spec.task == "segmentation":
+        from . import freespace
+
+        results = freespace.held_out(model, dataset, spec)
     else:
         results = evaluate(model, dataset, data[1])
     if options.mixed_precision:

@@ -1,0 +1,65 @@
+"""Free-space segmentation (issue 32) end to end: `--model freespace` trained on the procedural road's labelled
+pixels, exported with its class map in the graph (parity by the pixels that agree), and run by the runtime on road
+frames: JSON lines with each class's share and the free space's boundary per column, the mask blended in the
+overlay. The runtime's pieces alone are tested in tests/runtime/test_segmentation_runtime.py."""
+
+import json
+
+import numpy as np
+import pytest
+
+from export import parity
+from tests.conftest import _export, _train, cli, read_jsonl
+
+
+def test_class_maps_agree_by_their_pixels_and_one_class_everywhere_proves_nothing():
+    a = np.zeros((2, 4, 5), np.int32)
+    a[:, 2:] = 3
+    assert parity.compare_classes(a, a.copy())["passed"]
+    flipped = a.copy()
+    flipped[0, 0, 0] = 1  # 1 pixel in 40: 97.5% agree
+    report = parity.compare_classes(a, flipped)
+    assert not report["passed"] and report["agreement"] == pytest.approx(0.975)
+    assert parity.compare_classes(np.zeros((2, 4, 5)), np.zeros((2, 4, 5)))["vacuous"]
+    assert not parity.compare_classes(a, a[:, :3])["passed"]  # another shape
+
+
+@pytest.fixture(scope="module")
+def freespace_bundle(tmp_path_factory):
+    run = _train(tmp_path_factory, "freespace", "--model", "freespace", "--data", "road-freespace", "--limit", "128",
+                 "--epochs", "3", "--batch-size", "8")
+    return run, _export(tmp_path_factory, run, "freespace")
+
+
+def test_trained_on_the_road_it_exports_its_class_map_and_the_runtime_reports_free_space(freespace_bundle,
+                                                                                        tmp_path):
+    import onnx
+
+    from runtime.bundle import load
+
+    run, path = freespace_bundle
+    meta = json.loads((run / "meta.json").read_text())
+    assert meta["task"] == "segmentation" and meta["labels"][2] == "ego lane"
+    history = json.loads((run / "history.json").read_text())
+    assert len(history["history"]["val_miou"]) == 3 and "val_iou_ego_lane" in history["history"]
+    held = meta["held_out"]
+    print("held out after 3 small epochs: %s" % held)
+    assert held["val_pixel_accuracy"] > 0.6 and held["val_iou"]["sky"] > 0.8  # more than the sky (43% of pixels)
+    report = json.loads((path / "parity.json").read_text())
+    assert report["passed"] and report["classes"]["agreement"] >= 0.999 and not report["classes"]["vacuous"]
+    ops = {n.op_type for n in onnx.load(str(path / "model.onnx")).graph.node}
+    assert "ArgMax" in ops
+    bundle = load(str(path))
+    assert bundle.task == "segmentation" and bundle.segmentation["drivable"] == [2, 3, 4]
+
+    out, video = tmp_path / "results.jsonl", tmp_path / "overlay.mp4"
+    proc = cli("runtime", "run", path, "--source", "synthetic://road", "--max-frames", 5, "--jsonl", out,
+               "--output", video, "--no-display", "--quiet")
+    assert proc.returncode == 0, proc.stderr
+    rows = read_jsonl(out)
+    assert len(rows) == 5
+    first = rows[0]["result"]
+    assert set(first["shares"]) == set(meta["labels"]) and abs(sum(first["shares"].values()) - 1) < 1e-3
+    assert len(first["boundary"]) == 160 and all(0 <= y <= 360 for y in first["boundary"])  # a 640x360 road
+    assert 0 <= first["free_space"] <= 1 and "mask" not in first
+    assert video.stat().st_size > 0

@@ -1,0 +1,216 @@
+"""`--model freespace`: a small encoder-decoder (U-Net, Ronneberger et al. 2015) that labels every pixel of a road
+frame: sky, verge, my lane, the other road, lane markings and obstacles (runtime/sim/segmentation.py defines
+them); free space is the drivable ones. The job of NVIDIA's OpenRoadNet and of jetson-inference's segNet.
+
+The network maps a SIZE frame (the contract resizes any camera frame to it) to per-pixel class probabilities at
+the input's size: three 2x2 max-pools down (16, 32, 64 filters, two 3x3 convolutions each), a 3x3 bottleneck,
+then three 2x upsamplings (nearest: ONNX's Resize and every TensorRT have it) each joined to the encoder's map
+of its size, and a 1x1 softmax. Its training input is made by the runtime's own preprocessing
+(runtime/preprocess.py, the bundle's contract) and the masks sampled at the network's pixel centres, as
+detection's are (train/detection_pipeline.py); a horizontal flip (half the frames) and a brightness of
+0.75-1.25 augment it, seeded by (seed, epoch, frame). The export puts the class map in the graph
+(`with_classes`: ArgMax, int32) beside the probabilities.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from runtime.preprocess import Preprocessor
+
+from .spec import Spec
+
+SIZE = (160, 96)  # width x height: a 16:9 frame at a size that three 2x pools divide (20 x 12 at the bottom)
+BRIGHTNESS = (0.75, 1.25)
+
+
+def _unet(layers, models, shape, n):
+    inputs = layers.Input(shape)
+    x, skips = inputs, []
+    for filters in (16, 32, 64):
+        x = layers.Conv2D(filters, 3, padding="same", activation="relu")(x)
+        x = layers.Conv2D(filters, 3, padding="same", activation="relu")(x)
+        skips.append(x)
+        x = layers.MaxPooling2D(2)(x)
+    x = layers.Conv2D(96, 3, padding="same", activation="relu")(x)
+    for filters, skip in zip((64, 32, 16), reversed(skips)):
+        x = layers.UpSampling2D(2, interpolation="nearest")(x)
+        x = layers.Concatenate()([x, skip])
+        x = layers.Conv2D(filters, 3, padding="same", activation="relu")(x)
+        x = layers.Conv2D(filters, 3, padding="same", activation="relu")(x)
+    outputs = layers.Conv2D(n, 1, activation="softmax", name="probabilities")(x)
+    return models.Model(inputs, outputs, name="freespace")
+
+
+class FreespaceSpec(Spec):
+    """The zoo's `freespace`: per-pixel classes of a road frame, trained with sparse categorical cross-entropy."""
+
+    def __init__(self):
+        super().__init__("freespace", "segmentation", SIZE, "rgb", interpolation="area", optimizer="adam",
+                         default_data="road-freespace", builder=_unet,
+                         about="free-space segmentation (U-Net) of road frames: sky, verge, my lane, other road, "
+                               "markings, obstacles")
+
+    def build(self, num_classes=6):
+        import keras
+
+        model = self.builder(keras.layers, keras.models, self.input_shape, num_classes)
+        model.compile(optimizer=keras.optimizers.Adam(1e-3), loss="sparse_categorical_crossentropy",
+                      metrics=["accuracy"])
+        return model
+
+
+def manifest_section(classes, drivable):
+    """The bundle's `segmentation` section: its outputs and which classes are free space, for the runtime."""
+    return {"output": "classes", "probabilities_output": "probabilities", "drivable": list(drivable),
+            "classes_dtype": "int32"}
+
+
+def _centres(n_in, n_out):
+    """The source pixel under each output pixel's centre (what `nearest` takes: runtime/preprocess.py)."""
+    return np.minimum(((np.arange(n_out) + 0.5) * n_in / n_out).astype(np.int64), n_in - 1)
+
+
+class Encoder:
+    """A frame (uint8 BGR) and its mask -> (network input, mask at the network's pixels)."""
+
+    def __init__(self, spec):
+        self.preprocessor = Preprocessor(spec.preprocess(), {"layout": spec.layout,
+                                                             "shape": [None] + list(spec.input_shape)})
+        self.size = spec.size
+
+    def __call__(self, image, mask):
+        x = self.preprocessor(image, self.preprocessor.new_buffer())[0]
+        rows, cols = _centres(mask.shape[0], self.size[1]), _centres(mask.shape[1], self.size[0])
+        return x, mask[rows[:, None], cols]
+
+
+def batches(split, spec, batch_size, seed=0, training=False):
+    """split: (frames uint8 BGR N x H x W x 3, masks uint8 N x H x W) as a keras.utils.PyDataset of batches;
+    training: shuffled and augmented anew each epoch (seeded)."""
+    import cv2
+    import keras
+
+    frames, masks = split
+    encode = Encoder(spec)
+
+    class Batches(keras.utils.PyDataset):
+        def __init__(self):
+            super().__init__(workers=1, use_multiprocessing=False)
+            self.epoch, self.order = 0, np.arange(len(frames))
+            self.on_epoch_end()
+
+        def __len__(self):
+            return (len(frames) + batch_size - 1) // batch_size
+
+        def on_epoch_end(self):
+            if training:
+                self.order = np.random.RandomState([seed, self.epoch]).permutation(len(frames))
+            self.epoch += 1
+
+        def __getitem__(self, index):
+            xs, ys = [], []
+            for i in self.order[index * batch_size:(index + 1) * batch_size]:
+                image, mask = frames[int(i)], masks[int(i)]
+                if training:
+                    rng = np.random.RandomState([seed, self.epoch, int(i)])
+                    if rng.rand() < 0.5:
+                        image, mask = image[:, ::-1], mask[:, ::-1]
+                    image = cv2.convertScaleAbs(np.ascontiguousarray(image), alpha=rng.uniform(*BRIGHTNESS))
+                x, y = encode(np.ascontiguousarray(image), mask)
+                xs.append(x)
+                ys.append(y)
+            return np.stack(xs), np.stack(ys)
+
+    return Batches()
+
+
+def confusion(truth, found, num_classes):
+    """The num_classes x num_classes pixel counts: row = true class, column = the network's."""
+    index = truth.astype(np.int64).ravel() * num_classes + found.astype(np.int64).ravel()
+    return np.bincount(index, minlength=num_classes * num_classes).reshape(num_classes, num_classes)
+
+
+def iou(counts, labels):
+    """Per-class IoU (None for a class in neither the truth nor the answer), their mean, and pixel accuracy."""
+    tp = np.diag(counts).astype(np.float64)
+    union = counts.sum(0) + counts.sum(1) - tp
+    per_class = {name: (float(tp[i] / union[i]) if union[i] else None) for i, name in enumerate(labels)}
+    present = [v for v in per_class.values() if v is not None]
+    return {"miou": float(np.mean(present)) if present else 0.0, "iou": per_class,
+            "pixel_accuracy": float(tp.sum() / max(counts.sum(), 1))}
+
+
+def predict_classes(model, split, spec, batch_size=32):
+    """The network's class map for every frame of a split, and the masks at its pixels."""
+    encode = Encoder(spec)
+    found, truth = [], []
+    frames, masks = split
+    for a in range(0, len(frames), batch_size):
+        pairs = [encode(frames[i], masks[i]) for i in range(a, min(a + batch_size, len(frames)))]
+        probabilities = model.predict(np.stack([p[0] for p in pairs]), verbose=0)
+        found.append(np.argmax(probabilities, axis=-1))
+        truth.append(np.stack([p[1] for p in pairs]))
+    return np.concatenate(found), np.concatenate(truth)
+
+
+def held_out(model, dataset, spec):
+    """mIoU, per-class IoU and pixel accuracy on the held-out frames."""
+    found, truth = predict_classes(model, dataset.val, spec)
+    scores = iou(confusion(truth, found, len(dataset.labels)), dataset.labels)
+    return {"val_miou": scores["miou"], "val_iou": scores["iou"], "val_pixel_accuracy": scores["pixel_accuracy"]}
+
+
+def iou_callback(keras, dataset, spec):
+    """A callback that adds the held-out mIoU and each class's IoU to every epoch's logs (history.json, the
+    plots)."""
+
+    class HeldOutIoU(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            if logs is None:
+                return
+            scores = held_out(self.model, dataset, spec)
+            logs["val_miou"] = scores["val_miou"]
+            for name, value in scores["val_iou"].items():
+                logs["val_iou_" + name.replace(" ", "_")] = -1.0 if value is None else value
+
+    return HeldOutIoU()
+
+
+def with_classes(model):
+    """The model with its class map beside its probabilities: (probabilities, ArgMax over classes as int32), the
+    two outputs the bundle has (int32: TensorRT cannot cast int32 to uint8, and its ArgMax gives int32)."""
+    import keras
+    import tensorflow as tf
+
+    class Classes(keras.layers.Layer):  # tf's ArgMax: keras.ops.argmax adds a Bitcast that tf2onnx cannot convert
+        def call(self, p):
+            return tf.math.argmax(p, axis=-1, output_type=tf.int32)
+
+        def compute_output_spec(self, p):
+            return keras.KerasTensor(p.shape[:-1], dtype="int32")
+
+    probabilities = model.outputs[0]
+    return keras.Model(model.inputs[0], [probabilities, Classes(name="classes")(probabilities)], name=model.name)
+
+
+class SegmentationSet:
+    """A segmentation dataset: train and val as (frames uint8 BGR N x H x W x 3, masks uint8 N x H x W), the
+    class names, the drivable classes' indices, notes."""
+
+    SAMPLES = 8  # held-out frames the run keeps, for export's checks
+
+    def __init__(self, name, labels, drivable, train, val, notes=()):
+        self.name, self.labels, self.drivable = name, list(labels), list(drivable)
+        self.train, self.val, self.task, self.notes = train, val, "segmentation", list(notes)
+
+    @property
+    def raw_samples(self):
+        """The first held-out frames (RGB), as the run keeps them (train/run_dir.py)."""
+        return [np.ascontiguousarray(f[..., ::-1]) for f in self.val[0][:self.SAMPLES]]
+
+    @property
+    def sample_targets(self):
+        """Their class shares (the masks themselves stay out of meta.json)."""
+        return [{"shares": [round(float(np.mean(m == c)), 4) for c in range(len(self.labels))]}
+                for m in self.val[1][:self.SAMPLES]]
