@@ -36,7 +36,9 @@ from runtime.bundle import bundle_samples
 from runtime.commands import engine as calibration_data
 from runtime.errors import UserError
 from runtime.images import shown
-from runtime.preprocess import Preprocessor
+from runtime.postprocess import class_iou
+from runtime.preprocess import Preprocessor, nearest_indices
+from runtime.sim import segmentation
 
 from . import keras_onnx, load_tensorflow, parity
 from .onnx_bundle import resolve_source
@@ -58,6 +60,12 @@ MAP50_DROP = {"fp16": 0.01, "int8": 0.02}  # a detector's variants on labelled f
 DETECTION_TOLERANCE = {"fp32": (0.99, 1e-4, 0.0), "fp16": (0.9, 1e-2, 0.01), "int8": (0.7, 0.1, 0.05)}
 
 
+MIOU_DROP = {"fp16": 0.01, "int8": 0.02}  # a segmentation network's variants on labelled frames: mIoU below fp32's
+# the share of pixels whose class must agree with the reference's, per precision (an ArgMax flips where two classes
+# are near a tie: rounding at FP32, more at FP16 and INT8; mIoU on labelled frames judges what that costs)
+CLASS_AGREEMENT = {"fp32": 0.999, "fp16": 0.99, "int8": 0.95}
+
+
 def _judge_detections(entry, precision, ref, out, detection):
     """A detector's decoded boxes against the reference's, by export's rule (export/parity.compare_detections)
     at this precision's IoU and score tolerance, with the share of boxes that may go unmatched."""
@@ -69,9 +77,10 @@ def _judge_detections(entry, precision, ref, out, detection):
     return boxes["unmatched"] <= share * boxes["compared"]
 
 
-def judge(task, precision, reference, outputs, detection=None):
+def judge(task, precision, reference, outputs, detection=None, segmentation=None):
     """One row's numbers and verdict: max abs/rel error per output, top-1 agreement where it means something;
-    a detector's boxes (detection: the manifest's section) by their own rule."""
+    a detector's boxes (detection: the manifest's section) by their own rule; a segmentation network's class map
+    (segmentation: the bundle's settings) by the share of pixels that agree."""
     row = {"precision": precision, "outputs": [], "passed": True}
     for i, (ref, out) in enumerate(zip(reference, outputs)):
         ref, out = np.asarray(ref, np.float64), np.asarray(out, np.float64)
@@ -89,7 +98,15 @@ def judge(task, precision, reference, outputs, detection=None):
             else:
                 agree = float(np.mean((ref > 0.5) == (out > 0.5)))
             entry["top1_agreement"] = agree
-        if detection is not None and i == detection["index"]:
+        if segmentation is not None and i == segmentation["index"]:
+            least = CLASS_AGREEMENT.get(precision, CLASS_AGREEMENT["int8"])
+            entry["class_agreement"] = float(np.mean(ref == out))
+            entry["tolerance"] = "pixels >= %g%%" % (100 * least)
+            ok = entry["class_agreement"] >= least
+        elif segmentation is not None and precision not in RELATIVE_TOLERANCE:
+            entry["tolerance"], ok = "-", None  # INT8 probabilities: its class map (and mIoU) judge it
+            entry["not_judged"] = "a segmentation network's probabilities at INT8: its class map (and mIoU) judge it"
+        elif detection is not None and i == detection["index"]:
             ok = _judge_detections(entry, precision, ref, out, detection)
         elif detection is not None and precision not in RELATIVE_TOLERANCE:
             entry["tolerance"], ok = "-", None  # INT8 heatmap logits far below any score: its boxes judge it
@@ -252,7 +269,16 @@ def _more_frames(bundle, data, count, log, option="--data"):
     where they came from, truths): for a detector on road-obstacles, the frames' labelled boxes in the network
     input's pixels (else None)."""
     truths = None
-    if data == "road-obstacles" and bundle.task == "detection":
+    if data == "road-freespace" and bundle.task == "segmentation":
+        size = bundle.network_frame_size
+        images, masks = segmentation.sample_segmentation_frames(count, size[0], size[1], seed=calibration_data.SEEDS[
+            "evaluation"])
+        pre = Preprocessor(bundle.preprocess, bundle.input)
+        x = np.concatenate([pre(image).copy() for image in images])
+        rows, cols = nearest_indices(size[1], pre.size[1]), nearest_indices(size[0], pre.size[0])
+        truths = masks[:, rows[:, None], cols]  # the labels at the network's pixels, as train samples them
+        where = "road-freespace (%d labelled frames)" % len(x)
+    elif data == "road-obstacles" and bundle.task == "detection":
         size = bundle.network_frame_size  # rendered as train renders them, where the crop is the whole frame
         images, labelled = calibration_data.road_obstacles(count, "evaluation", size)
         pre = Preprocessor(bundle.preprocess, bundle.input)
@@ -288,6 +314,23 @@ def _judge_map(rows, truths, notes):
     notes.append("mAP@0.5 on %d labelled road-obstacles frames: %s" % (len(truths), "; ".join(said)))
 
 
+def _judge_miou(rows, truths, labels, notes):
+    """A segmentation network's rows on labelled frames: each one's mIoU (runtime/postprocess.py's class_iou),
+    and each variant's drop from model.onnx's in ONNX Runtime, within MIOU_DROP for its precision."""
+    base = next(r["miou"] for r in rows if r["precision"] == "fp32" and r["backend"].startswith("onnxruntime"))
+    said = []
+    for row in rows:
+        limit = MIOU_DROP.get(row["precision"])
+        if limit is not None:
+            row["miou_drop"], row["miou_tolerance"] = base - row["miou"], "drop <= %g" % limit
+            row["miou_passed"] = row["miou_drop"] <= limit
+            row["passed"] = row["passed"] and row["miou_passed"]
+        said.append("%s %.4f%s" % (row["backend"], row["miou"], "" if limit is None else " (%+.4f; %s%s)" % (
+            -row["miou_drop"], row["miou_tolerance"], "" if row["miou_passed"] else ": FAIL")))
+    notes.append("mIoU on %d labelled road-freespace frames (%s): %s" % (len(truths), ", ".join(labels),
+                                                                         "; ".join(said)))
+
+
 def _onnxruntime(bundle, precision):
     """ONNX Runtime on the CPU with model.onnx or a variant, its input checked against the manifest's when it
     loads (a bundle whose manifest disagrees with its model is one line, as in `runtime run`)."""
@@ -319,15 +362,20 @@ def verify(bundle_path, keras_src=None, data=None, frames=500, log=sys.stderr, k
             for p in ("fp32",) + tuple(bundle.variants)]
     engine_runs, engine_notes = _engine_rows(bundle, log)
     notes.extend(engine_notes)
-    detection = bundle.detection  # None but for a detector
+    detection, segmentation = bundle.detection, bundle.segmentation  # None but for their tasks
     for label, precision, backend in runs + engine_runs:
         with backend:
             outputs = backend.infer(x) if detection is None else parity.frame_at_a_time(backend.infer, x)
-        rows.append(dict(judge(bundle.task, precision, reference, outputs, detection), backend=label))
-        if truths is not None:
+        rows.append(dict(judge(bundle.task, precision, reference, outputs, detection, segmentation), backend=label))
+        if truths is not None and segmentation is not None:
+            found = outputs[segmentation["index"]][len(x) - len(truths):]
+            rows[-1]["miou"] = class_iou(truths, found, bundle.labels)["miou"]
+        elif truths is not None:
             found = list(outputs[detection["index"]][len(x) - len(truths):])
             rows[-1]["map50"] = detections.average_precision(found, truths, len(bundle.labels))[1]
-    if truths is not None:
+    if truths is not None and segmentation is not None:
+        _judge_miou(rows, truths, bundle.labels, notes)
+    elif truths is not None:
         _judge_map(rows, truths, notes)
     report = {"bundle": bundle.path, "task": bundle.task, "samples": int(len(x)), "rows": rows, "notes": notes,
               "passed": all(r["passed"] for r in rows)}
@@ -344,11 +392,17 @@ def table(report) -> str:
                                                         "tolerance", "verdict")]
     for row in report["rows"]:
         for o in row["outputs"]:
-            top1 = "%.1f%%" % (100 * o["top1_agreement"]) if "top1_agreement" in o else "-"
+            agreement = o.get("top1_agreement", o.get("class_agreement"))  # top-1, or a class map's pixels
+            top1 = "%.1f%%" % (100 * agreement) if agreement is not None else "-"
             lines.append("%-52s %-5s %3d %10.3g %10.3g %7s  %-15s %s" % (
                 row["backend"][:52], row["precision"], o["index"], o["max_abs_error"], o["max_rel_error"], top1,
                 o["tolerance"], "not judged" if o.get("not_judged") else {True: "ok", False: "FAIL",
                                                                          None: "too few frames"}[o["passed"]]))
+        if "miou_drop" in row:  # a segmentation network's variant on labelled frames
+            lines.append("%-52s %-5s %3s %21s  %-15s %s" % (row["backend"][:52], row["precision"], "-",
+                                                            "mIoU %.4f (%+.4f)" % (row["miou"], -row["miou_drop"]),
+                                                            row["miou_tolerance"],
+                                                            "ok" if row["miou_passed"] else "FAIL"))
         if "map50_drop" in row:  # a detector's variant on labelled frames
             lines.append("%-52s %-5s %3s %21s  %-15s %s" % (row["backend"][:52], row["precision"], "-",
                                                             "mAP@0.5 %.4f (%+.4f)" % (row["map50"], -row["map50_drop"]),

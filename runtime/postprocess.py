@@ -143,6 +143,21 @@ def freespace_boundary(mask, drivable):
     return np.where(blocked.any(axis=0), np.argmax(blocked, axis=0), mask.shape[0])
 
 
+def class_iou(truth, found, labels) -> dict:
+    """Class maps against their labels (any shapes, the same): per-class IoU (None for a class in neither), their
+    mean over the classes present (mIoU), and pixel accuracy. numpy only: train's held-out figures and `export
+    verify`'s on a board are the same numbers."""
+    n = len(labels)
+    index = np.asarray(truth, np.int64).ravel() * n + np.clip(np.asarray(found, np.int64).ravel(), 0, n - 1)
+    counts = np.bincount(index, minlength=n * n).reshape(n, n)  # row: the true class; column: the network's
+    tp = np.diag(counts).astype(np.float64)
+    union = counts.sum(0) + counts.sum(1) - tp
+    per_class = {name: (float(tp[i] / union[i]) if union[i] else None) for i, name in enumerate(labels)}
+    present = [v for v in per_class.values() if v is not None]
+    return {"miou": float(np.mean(present)) if present else 0.0, "iou": per_class,
+            "pixel_accuracy": float(tp.sum() / max(counts.sum(), 1))}
+
+
 class Segmentation:
     """A segmentation bundle's class map -> the result's class shares, free space and its boundary per column
     in the frame's rows (the crop and resize undone), the map kept as the result's `mask`."""

@@ -35,10 +35,10 @@ _COLORS = {
     "yuv": (np.stack([_Y, 0.492 * (np.array([1.0, 0, 0]) - _Y), 0.877 * (np.array([0, 0, 1.0]) - _Y)]),
             np.array([0.0, 128.0, 128.0])),
 }
-_INTERPOLATIONS = {"linear": "INTER_LINEAR", "area": "INTER_AREA"}  # "nearest": _nearest_indices
+_INTERPOLATIONS = {"linear": "INTER_LINEAR", "area": "INTER_AREA"}  # "nearest": nearest_indices
 
 
-def _nearest_indices(n_in, n_out):
+def nearest_indices(n_in, n_out):
     """Nearest neighbour as TensorFlow and PIL sample it: the source pixel under each output pixel's centre,
     floor((i + 0.5) * n_in / n_out), in exact integer arithmetic. (OpenCV's INTER_NEAREST takes
     floor(i * n_in / n_out) instead, a different pixel; INTER_NEAREST_EXACT rounds some centres down.)"""
@@ -135,8 +135,8 @@ class Preprocessor:
     def _resize_nearest(self, img):
         key = img.shape[:2]
         if key not in self._nearest:  # one pair per frame size: a camera gives one size
-            self._nearest[key] = (_nearest_indices(key[0], self.size[1])[:, None],
-                                  _nearest_indices(key[1], self.size[0]))
+            self._nearest[key] = (nearest_indices(key[0], self.size[1])[:, None],
+                                  nearest_indices(key[1], self.size[0]))
         rows, cols = self._nearest[key]
         return img[rows, cols]
 

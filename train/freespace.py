@@ -16,7 +16,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from runtime.preprocess import Preprocessor
+from runtime.postprocess import class_iou
+from runtime.preprocess import Preprocessor, nearest_indices
 
 from .spec import Spec
 
@@ -66,11 +67,6 @@ def manifest_section(classes, drivable):
             "classes_dtype": "int32"}
 
 
-def _centres(n_in, n_out):
-    """The source pixel under each output pixel's centre (what `nearest` takes: runtime/preprocess.py)."""
-    return np.minimum(((np.arange(n_out) + 0.5) * n_in / n_out).astype(np.int64), n_in - 1)
-
-
 class Encoder:
     """A frame (uint8 BGR) and its mask -> (network input, mask at the network's pixels)."""
 
@@ -81,7 +77,7 @@ class Encoder:
 
     def __call__(self, image, mask):
         x = self.preprocessor(image, self.preprocessor.new_buffer())[0]
-        rows, cols = _centres(mask.shape[0], self.size[1]), _centres(mask.shape[1], self.size[0])
+        rows, cols = nearest_indices(mask.shape[0], self.size[1]), nearest_indices(mask.shape[1], self.size[0])
         return x, mask[rows[:, None], cols]
 
 
@@ -125,22 +121,6 @@ def batches(split, spec, batch_size, seed=0, training=False):
     return Batches()
 
 
-def confusion(truth, found, num_classes):
-    """The num_classes x num_classes pixel counts: row = true class, column = the network's."""
-    index = truth.astype(np.int64).ravel() * num_classes + found.astype(np.int64).ravel()
-    return np.bincount(index, minlength=num_classes * num_classes).reshape(num_classes, num_classes)
-
-
-def iou(counts, labels):
-    """Per-class IoU (None for a class in neither the truth nor the answer), their mean, and pixel accuracy."""
-    tp = np.diag(counts).astype(np.float64)
-    union = counts.sum(0) + counts.sum(1) - tp
-    per_class = {name: (float(tp[i] / union[i]) if union[i] else None) for i, name in enumerate(labels)}
-    present = [v for v in per_class.values() if v is not None]
-    return {"miou": float(np.mean(present)) if present else 0.0, "iou": per_class,
-            "pixel_accuracy": float(tp.sum() / max(counts.sum(), 1))}
-
-
 def predict_classes(model, split, spec, batch_size=32):
     """The network's class map for every frame of a split, and the masks at its pixels."""
     encode = Encoder(spec)
@@ -157,7 +137,7 @@ def predict_classes(model, split, spec, batch_size=32):
 def held_out(model, dataset, spec):
     """mIoU, per-class IoU and pixel accuracy on the held-out frames."""
     found, truth = predict_classes(model, dataset.val, spec)
-    scores = iou(confusion(truth, found, len(dataset.labels)), dataset.labels)
+    scores = class_iou(truth, found, dataset.labels)
     return {"val_miou": scores["miou"], "val_iou": scores["iou"], "val_pixel_accuracy": scores["pixel_accuracy"]}
 
 

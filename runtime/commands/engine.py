@@ -7,6 +7,7 @@ given to the TensorRT calibrator as an iterable; `export variants` and `export v
 
     --calib-data road           the procedural road (what the embedded-default PilotNet drives on)
     --calib-data road-obstacles the road with obstacles on it (a detector's; `export verify` judges its mAP on them)
+    --calib-data road-freespace the same frames (a free-space network's; `export verify` judges its mIoU on them)
     --calib-data digits         scikit-learn's digits (needs scikit-learn: the train extra)
     --calib-data PATH|URI       any source the runtime reads: a folder or glob of images, a video, synthetic://road
     (none)                      the bundle's own samples, with a warning: a few dozen are too few
@@ -35,7 +36,7 @@ from ..sim import obstacles, road
 from ..sources import open_source
 from .bench import frame_size
 
-DATASETS = ("road", "road-obstacles", "digits")
+DATASETS = ("road", "road-obstacles", "road-freespace", "digits")
 SEEDS = {"calibration": 2024, "evaluation": 7}  # different road frames for calibrating and for judging
 
 
@@ -136,14 +137,15 @@ def _from_source(uri, count):
 def calibration_frames(bundle, spec=None, count=DEFAULT_FRAMES, log=sys.stderr, purpose="calibration"):
     """The frames spec names (raw BGR images, at most count), as a generator: nothing is read until they are
     iterated (a build with a kept calibration cache reads none), a folder or video one frame at a time. spec:
-    road, road-obstacles, digits, a path or URI; None: the bundle's samples. For purpose="evaluation" the
-    datasets give other frames than for calibration (a folder or video gives the same ones: use another for
-    judging). Too few are said once they are read."""
+    road, road-obstacles, road-freespace, digits, a path or URI; None: the bundle's samples. For
+    purpose="evaluation" the datasets give other frames than for calibration (a folder or video gives the same
+    ones: use another for judging). Too few are said once they are read."""
     if spec is None:
         yield from calibrator.bundle_frames(bundle, count, log)
         return
     read = 0
-    datasets = {"road": _road, "road-obstacles": lambda n, why: road_obstacles(n, why)[0], "digits": _digits}
+    obstacle_frames = lambda n, why: road_obstacles(n, why)[0]  # noqa: E731  (road-freespace's are the same)
+    datasets = {"road": _road, "road-obstacles": obstacle_frames, "road-freespace": obstacle_frames, "digits": _digits}
     chosen = datasets[spec](count, purpose) if spec in datasets else _from_source(spec, count)
     for frame in chosen:
         read += 1

@@ -63,3 +63,23 @@ def test_trained_on_the_road_it_exports_its_class_map_and_the_runtime_reports_fr
     assert len(first["boundary"]) == 160 and all(0 <= y <= 360 for y in first["boundary"])  # a 640x360 road
     assert 0 <= first["free_space"] <= 1 and "mask" not in first
     assert video.stat().st_size > 0
+
+
+def test_its_fp16_and_int8_variants_are_judged_by_the_pixels_and_the_miou(freespace_bundle, tmp_path):
+    import shutil
+
+    _, path = freespace_bundle
+    copy = tmp_path / "freespace"
+    shutil.copytree(path, copy)
+    made = cli("export", "variants", copy, "--calib-data", "road-freespace", "--calib-frames", 100)
+    assert made.returncode == 0, made.stderr
+    judged = cli("export", "verify", copy, "--data", "road-freespace", "--frames", 100, "--json", tmp_path / "v.json")
+    assert judged.returncode == 0, judged.stderr + judged.stdout
+    report = json.loads((tmp_path / "v.json").read_text())
+    rows = {r["precision"]: r for r in report["rows"]}
+    assert set(rows) == {"fp32", "fp16", "int8"} and all(r["passed"] for r in rows.values())
+    assert rows["fp16"]["miou_drop"] <= 0.01 and rows["int8"]["miou_drop"] <= 0.02
+    maps = {p: r["outputs"][1] for p, r in rows.items()}
+    assert maps["fp32"]["class_agreement"] == 1.0 and maps["int8"]["class_agreement"] >= 0.95
+    assert rows["int8"]["outputs"][0]["not_judged"]  # INT8 probabilities: the class map and mIoU judge it
+    assert "mIoU" in judged.stdout
