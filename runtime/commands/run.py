@@ -14,6 +14,7 @@ from ..errors import UserError, printable
 from ..gst_launch import CODECS
 from ..model import Model
 from ..outputs import add_rotation_options, has_screen, open_outputs
+from ..outputs.files import MaskFiles
 from ..outputs.web import host_problem, token_problem
 from ..pipeline import run
 from ..postprocess import check_threshold
@@ -59,6 +60,10 @@ def add_parser(sub):
                           "vehicle (udp://, serial://, ros2://: see the control options); may be repeated")
     run.add_argument("--jsonl", metavar="FILE", help="write one JSON line per frame")
     add_rotation_options(run)
+    run.add_argument("--masks", metavar="DIR", help="segmentation bundles: each frame's class map as DIR/NNNNNNNN.png "
+                                                    "(8-bit class indices at the network's size)")
+    run.add_argument("--masks-every", type=positive_int, default=1, metavar="N",
+                     help="with --masks: every N-th frame only (default 1)")
     run.add_argument("--max-frames", type=positive_int, metavar="N", help="stop after N frames")
     show = run.add_mutually_exclusive_group()
     show.add_argument("--display", dest="display", action="store_true", default=None,
@@ -237,6 +242,9 @@ def main(args):
     with Model(args.bundle, backend=args.backend, precision=args.precision, dla_core=args.dla_core,
                build=args.build, gpu_preprocess=gpu_preprocess(args), frame_size=size, threshold=args.threshold,
                classes=args.classes, track=args.track) as model:
+        if args.masks and model.bundle.task != "segmentation":
+            raise UserError("--masks is for segmentation bundles; %s is a %s bundle" % (model.bundle.name,
+                                                                                      model.bundle.task))
         model.backend.prepare(shared_cores=True)  # the model loads now (run's capture thread shares the cores)
         source = open_source(args.source, args.input_width, args.input_height, args.input_rate, args.loop,
                              args.input_flip, args.input_codec, args.reconnect_timeout,
@@ -245,9 +253,10 @@ def main(args):
         with source:
             check_prepared(args, source)
             model.preprocess.prepared = source.prepared
+            masks = [MaskFiles(args.masks, args.masks_every)] if args.masks else []  # opens nothing yet
             outputs = open_outputs(args.output, args.jsonl, display, fps=source.fps, web_token=args.web_token,
                                    control=control, jsonl_max_mb=args.jsonl_max_mb, jsonl_keep=args.jsonl_keep,
-                                   web_hosts=args.web_host)
+                                   web_hosts=args.web_host) + masks
             print("runtime: %s on %s with %s (%s; %s)%s" % (printable(model.bundle.describe()),
                                                            printable(without_credentials(source.uri)),
                                                            model.backend.name, model.backend.detail,
@@ -257,7 +266,7 @@ def main(args):
                         realtime=args.realtime)
     stopped_by = {signal.SIGINT: "Ctrl-C", signal.SIGTERM: "SIGTERM"}.get(stats.signal, "a signal")
     print(stats.summary() + (" (stopped by %s)" % stopped_by if stats.interrupted else ""))
-    for path in args.output + ([args.jsonl] if args.jsonl else []):
+    for path in args.output + ([args.jsonl] if args.jsonl else []) + ([args.masks + "/"] if args.masks else []):
         print("wrote %s" % path)
     if stats.interrupted:
         return 128 + int(stats.signal or signal.SIGINT)  # 130 for Ctrl-C, 143 for SIGTERM, as a shell reports them

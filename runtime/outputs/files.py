@@ -1,4 +1,5 @@
-"""FILE.mp4|.avi|.mkv ...: a video of annotated frames; FILE.jsonl: one JSON line per frame.
+"""FILE.mp4|.avi|.mkv ...: a video of annotated frames; FILE.jsonl: one JSON line per frame; --masks DIR: a
+segmentation network's class map per frame, as a PNG.
 
 Names of any bytes work (a video whose name is not UTF-8 is written through a link with a plain name:
 runtime/images.py). A JSON-lines file never ends in a torn line: a write that fails part-way (a full disk)
@@ -252,6 +253,41 @@ class JsonlOutput(Output):
 
     def close(self):
         self.file.close()
+
+
+class MaskFiles(Output):
+    """A segmentation bundle's class map per frame, as DIR/NNNNNNNN.png (the source's frame index): lossless
+    8-bit PNGs of class indices at the network's size, what Cityscapes-style tools read. Every `every`-th frame
+    only, if asked; the run stops cleanly when the disk is nearly full, as the video's does."""
+
+    def __init__(self, folder, every=1):
+        if not os.path.isdir(folder):
+            raise UserError("--masks %s: no such folder (make it first)" % images.shown(folder))
+        if not os.access(folder, os.W_OK):
+            raise UserError("--masks %s: the folder is not writable" % images.shown(folder))
+        self.cv2 = require("cv2", "opencv", "writing mask files")
+        self.folder, self.every, self.written = folder, every, 0
+
+    def bind(self, model, source, stats):
+        if model is None or model.bundle.task != "segmentation":
+            raise UserError("--masks is for segmentation bundles; %s is %s" % (
+                model.bundle.name if model is not None else "a recording",
+                "a %s bundle" % model.bundle.task if model is not None else "without a network"))
+
+    def write(self, frame, result, annotated=None):
+        mask = getattr(result, "mask", None)
+        if mask is None or frame.index % self.every:
+            return
+        path = os.path.join(self.folder, "%08d.png" % frame.index)
+        check_space(images.shown(path), self.folder)
+        ok, data = self.cv2.imencode(".png", mask.astype("uint8"))
+        try:
+            with open(path, "wb") as f:
+                f.write(data.tobytes())
+        except OSError as exc:
+            raise OutputStopped("cannot write %s: %s: the run stopped; %d mask(s) written before it"
+                                % (images.shown(path), exc.strerror or exc, self.written)) from None
+        self.written += 1
 
 
 def path_of(uri):

@@ -64,6 +64,22 @@ def test_trained_on_the_road_it_exports_its_class_map_and_the_runtime_reports_fr
     assert 0 <= first["free_space"] <= 1 and "mask" not in first
     assert video.stat().st_size > 0
 
+    import cv2
+
+    masks = tmp_path / "masks"
+    masks.mkdir()
+    proc = cli("runtime", "run", path, "--source", "synthetic://road", "--max-frames", 4, "--masks", masks,
+               "--masks-every", 2, "--no-display", "--quiet")
+    assert proc.returncode == 0, proc.stderr
+    written = sorted(p.name for p in masks.iterdir())
+    assert written == ["00000000.png", "00000002.png"]
+    mask = cv2.imread(str(masks / written[0]), cv2.IMREAD_UNCHANGED)
+    assert mask.shape == (96, 160) and mask.dtype == np.uint8 and mask.max() < len(meta["labels"])
+    for bad, says in (([path, "--masks", tmp_path / "none"], "no such folder"),
+                      (["tests/runtime/bundles/pilotnet", "--masks", masks], "--masks is for segmentation bundles")):
+        proc = cli("runtime", "run", bad[0], "--source", "synthetic://road", "--no-display", *bad[1:])
+        assert proc.returncode == 2 and says in proc.stderr and "Traceback" not in proc.stderr
+
 
 def test_its_fp16_and_int8_variants_are_judged_by_the_pixels_and_the_miou(freespace_bundle, tmp_path):
     import shutil
