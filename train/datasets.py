@@ -13,6 +13,8 @@
     yolo:PATH, voc:PATH, coco:PATH
                     detection: YOLO txt (Ultralytics' layout), Pascal VOC XML, COCO JSON (train/detection_formats.py)
     road-freespace  segmentation: the procedural road with obstacles, every pixel labelled (runtime.sim.segmentation)
+    masks:PATH      segmentation: images/ and masks/ folders of image/mask pairs (PNG masks of class indices, or
+                    colours with a colour map) and labels.json (train/segmentation_formats.py), read from disk
 
 Detection datasets come as a DetectionSet (train/detection_formats.py) from `load_detection` (and from `load` for a
 detection spec): images in memory with per-image targets (boxes in the images' pixels, classes, ignore flags).
@@ -41,13 +43,13 @@ import numpy as np
 from runtime.errors import UserError, printable
 from runtime.sim import obstacles, road
 
-from . import classic, detection_formats, drivelog
+from . import classic, detection_formats, drivelog, segmentation_formats
 from .classic import CIFAR10_LABELS
 from .inputs import prepare
 from .pipeline import Split, decode_file, readable
 
 NAMES = ("digits", "road", "mnist:PATH", "cifar10:PATH", "folder:PATH", "drivelog:PATH[,PATH...]", "mnist",
-         "cifar10", "road-obstacles", "yolo:PATH", "voc:PATH", "coco:PATH", "road-freespace")
+         "cifar10", "road-obstacles", "yolo:PATH", "voc:PATH", "coco:PATH", "road-freespace", "masks:PATH")
 DETECTION_FORMATS = ("yolo", "voc", "coco")
 IMAGE_EXTS = (".png", ".jpg", ".jpeg", ".bmp", ".gif")  # what tf.io.decode_image reads
 VAL_FRACTION = 0.2
@@ -115,6 +117,9 @@ def _check_name(name):
     if sep and kind in DETECTION_FORMATS:
         detection_formats.check(kind, path)
         return "detection"
+    if sep and kind == "masks":
+        segmentation_formats.check(path)
+        return "segmentation"
     if sep and kind in ("mnist", "cifar10"):
         if not path or not os.path.exists(path):
             raise UserError("%s: no such file or folder '%s' (give where %s's files are: %s)"
@@ -341,6 +346,8 @@ def load(name: str, spec, limit=None, seed: int = 0, road_views: str = "recovery
     task = check(name, spec)
     if task == "detection":
         return load_detection(name, tuple(spec.size), limit, seed)
+    if task == "segmentation" and name.startswith("masks:"):
+        return segmentation_formats.load(name[len("masks:"):], limit, seed)
     if task == "segmentation":
         return freespace_dataset(name, limit, seed)
     kind, _, path = name.partition(":")
