@@ -12,10 +12,11 @@
 from .bundle import Bundle, BundleError, load as load_bundle
 from .errors import UserError
 from .model import Model
+from .networks import Networks
 from .outputs import Output, open_output, open_outputs
 from .pipeline import run, stream
 from .sources import open_source
 from . import sim, vehicle  # noqa: E402,F401  the wings: synthetic://, udp://, serial:// and ros2:// (registered)
 
-__all__ = ["Bundle", "BundleError", "Model", "Output", "UserError", "load_bundle", "open_output", "open_outputs",
-           "open_source", "run", "stream"]
+__all__ = ["Bundle", "BundleError", "Model", "Networks", "Output", "UserError", "load_bundle", "open_output",
+           "open_outputs", "open_source", "run", "stream"]

@@ -33,13 +33,19 @@ def draw(image, result, fps=None, truth=None):
 
     h, w = image.shape[:2]
     scale = max(0.45, min(w, h) / 450.0)
-    if result.get("steering") is not None:
-        _steering_gauge(cv2, image, result["steering"], truth, scale)
-    if result.get("detections") and result.get("units") != "input":  # boxes in this frame's pixels
-        _boxes(cv2, image, result["detections"], scale)
-    if getattr(result, "mask", None) is not None and result.get("units") != "input":
-        _classes(cv2, image, result, scale)
-    text(cv2, image, result.text, (int(10 * scale), int(30 * scale)), scale, _GREEN)
+    parts = getattr(result, "parts", None) or [(None, result)]  # several networks: each one's, classes first
+    parts = [(name, r) for name, r in parts if r is not None]
+    for _, r in parts:
+        if getattr(r, "mask", None) is not None and r.get("units") != "input":
+            _classes(cv2, image, r, scale)
+    for _, r in parts:
+        if r.get("detections") and r.get("units") != "input":  # boxes in this frame's pixels
+            _boxes(cv2, image, r["detections"], scale)
+        if r.get("steering") is not None:
+            _steering_gauge(cv2, image, r["steering"], truth, scale)
+    for i, (name, r) in enumerate(parts):
+        line = r.text if name is None else "%s: %s" % (name, r.text)
+        text(cv2, image, line, (int(10 * scale), int(30 * scale * (i + 1))), scale, _GREEN)
     if fps:
         label = "%.1f FPS" % fps
         (tw, _), _ = cv2.getTextSize(label, cv2.FONT_HERSHEY_SIMPLEX, scale, 1)

@@ -325,7 +325,8 @@ class Stream:
         source, realtime = self.source, self.realtime
         if self.capture_thread:
             newest_wins = source.live or realtime
-            prepare = Prepare(self.model) if self.model is not None and not newest_wins else None
+            ahead = self.model is not None and getattr(self.model, "prepares_ahead", True)
+            prepare = Prepare(self.model) if ahead and not newest_wins else None
             capture = Capture(source, newest_wins, realtime=realtime and not source.live, stop=self.stop,
                               prepare=prepare)
         else:
@@ -334,6 +335,7 @@ class Stream:
             self.model.backend.prepare(self.capture_thread)  # loaded now, before the capture thread starts
         self.capture = capture.start()
         model, clock, count = self.model, time.perf_counter, 0
+        on_frame = getattr(model, "on_frame", None)  # several networks (runtime/networks.py): the frame whole
         try:
             while self.max_frames is None or count < self.max_frames:
                 if self.stop is not None and self.stop():
@@ -343,6 +345,8 @@ class Stream:
                     break
                 if model is None:
                     result = None
+                elif on_frame is not None:
+                    result = on_frame(frame)
                 elif frame.batch is not None:  # prepared in the capture thread, while the model ran on the last
                     model.times["preprocess"] = frame.preprocess_s
                     result = model.infer(frame.batch, (frame.image.shape[1], frame.image.shape[0]))

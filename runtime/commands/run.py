@@ -13,6 +13,7 @@ from ..cli import add_max_image_pixels, fraction, lost_for_good, milliseconds, n
 from ..errors import UserError, printable
 from ..gst_launch import CODECS
 from ..model import Model
+from ..networks import Networks
 from ..outputs import add_rotation_options, has_screen, open_outputs
 from ..outputs.files import MaskFiles
 from ..outputs.web import host_problem, token_problem
@@ -48,7 +49,8 @@ def add_parser(sub):
                                 "within --reconnect-timeout (a supervisor may restart the run); 130 after Ctrl-C "
                                 "and 143 after SIGTERM, every output closed complete")
     run.prog = "python -m runtime run"
-    run.add_argument("bundle", help="bundle directory (made by python -m export onnx)")
+    run.add_argument("bundle", nargs="+", help="bundle directory (made by python -m export onnx); several run on the "
+                                               "same frames, steering first (docs/runtime.md)")
     run.add_argument("--source", "--input", dest="source", required=True,
                      help="csi://N, v4l2:///dev/videoN (or /dev/videoN, N), rtsp://..., gst://PIPELINE, "
                           "synthetic://road, file://PATH, a video, an image, a folder or a glob of images")
@@ -229,6 +231,18 @@ def _prepared_note(source, model):
         "crop" if source.prepared == "crop" else "crop and resize") if source.prepared else ""
 
 
+def _several(args):
+    """Networks for several bundles, their options checked: each network takes the frame whole."""
+    if args.gst_preprocess in ("crop", "on") or args.gpu_preprocess == "on":
+        raise UserError("several networks each take the frame whole: --gst-preprocess %s and --gpu-preprocess %s "
+                        "are for one bundle" % (args.gst_preprocess, args.gpu_preprocess))
+    if args.dla_core is not None:
+        raise UserError("--dla-core with several networks: placing each on its own DLA core is not built yet; "
+                        "run them on the GPU (no --dla-core)")
+    return Networks(args.bundle, backend=args.backend, precision=args.precision, build=args.build,
+                    threshold=args.threshold, classes=args.classes, track=args.track)
+
+
 def main(args):
     if (args.input_width is None) != (args.input_height is None):
         raise UserError("give --input-width and --input-height together")
@@ -239,33 +253,39 @@ def main(args):
     control = ControlSettings(args.watchdog_ms, args.heartbeat_ms, args.steering_limit, args.steering_rate,
                               args.throttle, args.ros2_msg, args.wheelbase, args.speed, security)
     size = (args.input_width, args.input_height) if args.input_width else None
-    with Model(args.bundle, backend=args.backend, precision=args.precision, dla_core=args.dla_core,
-               build=args.build, gpu_preprocess=gpu_preprocess(args), frame_size=size, threshold=args.threshold,
-               classes=args.classes, track=args.track) as model:
-        if args.masks and model.bundle.task != "segmentation":
-            raise UserError("--masks is for segmentation bundles; %s is a %s bundle" % (model.bundle.name,
-                                                                                      model.bundle.task))
+    several = len(args.bundle) > 1
+    with (_several(args) if several else
+          Model(args.bundle[0], backend=args.backend, precision=args.precision, dla_core=args.dla_core,
+                build=args.build, gpu_preprocess=gpu_preprocess(args), frame_size=size, threshold=args.threshold,
+                classes=args.classes, track=args.track)) as model:
+        bundles = model.bundles if several else [model.bundle]
+        if args.masks and not any(b.task == "segmentation" for b in bundles):
+            raise UserError("--masks is for segmentation bundles; %s is a %s bundle" % (bundles[0].name,
+                                                                                      bundles[0].task))
         model.backend.prepare(shared_cores=True)  # the model loads now (run's capture thread shares the cores)
         source = open_source(args.source, args.input_width, args.input_height, args.input_rate, args.loop,
                              args.input_flip, args.input_codec, args.reconnect_timeout,
                              read_timeout=args.read_timeout, link=security,
-                             prepare=gst_request(args, model, display))
+                             prepare=None if several else gst_request(args, model, display))
         with source:
             check_prepared(args, source)
-            model.preprocess.prepared = source.prepared
+            if not several:
+                model.preprocess.prepared = source.prepared
             masks = [MaskFiles(args.masks, args.masks_every)] if args.masks else []  # opens nothing yet
             outputs = open_outputs(args.output, args.jsonl, display, fps=source.fps, web_token=args.web_token,
                                    control=control, jsonl_max_mb=args.jsonl_max_mb, jsonl_keep=args.jsonl_keep,
                                    web_hosts=args.web_host) + masks
-            print("runtime: %s on %s with %s (%s; %s)%s" % (printable(model.bundle.describe()),
-                                                           printable(without_credentials(source.uri)),
-                                                           model.backend.name, model.backend.detail,
-                                                           model.backend.reason, _prepared_note(source, model)),
-                  file=sys.stderr)
+            print("runtime: %s on %s with %s (%s; %s)%s" % (
+                "; ".join(printable(b.describe()) for b in bundles), printable(without_credentials(source.uri)),
+                model.backend.name, model.backend.detail, model.backend.reason,
+                "" if several else _prepared_note(source, model)), file=sys.stderr)
             stats = run(model, source, outputs, args.max_frames, log=None if args.quiet else sys.stderr,
                         realtime=args.realtime)
     stopped_by = {signal.SIGINT: "Ctrl-C", signal.SIGTERM: "SIGTERM"}.get(stats.signal, "a signal")
     print(stats.summary() + (" (stopped by %s)" % stopped_by if stats.interrupted else ""))
+    if several:
+        for name, (rate, dropped) in model.rates(stats.end - stats.start).items():
+            print("  %s: %.1f results a second, %d frame(s) passed over while it was busy" % (name, rate, dropped))
     for path in args.output + ([args.jsonl] if args.jsonl else []) + ([args.masks + "/"] if args.masks else []):
         print("wrote %s" % path)
     if stats.interrupted:

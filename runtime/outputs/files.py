@@ -266,19 +266,24 @@ class MaskFiles(Output):
         if not os.access(folder, os.W_OK):
             raise UserError("--masks %s: the folder is not writable" % images.shown(folder))
         self.cv2 = require("cv2", "opencv", "writing mask files")
-        self.folder, self.every, self.written = folder, every, 0
+        self.folder, self.every, self.written, self.last = folder, every, 0, None
 
     def bind(self, model, source, stats):
-        if model is None or model.bundle.task != "segmentation":
-            raise UserError("--masks is for segmentation bundles; %s is %s" % (
-                model.bundle.name if model is not None else "a recording",
-                "a %s bundle" % model.bundle.task if model is not None else "without a network"))
+        bundles = getattr(model, "bundles", None) or ([model.bundle] if model is not None else [])
+        if not any(b.task == "segmentation" for b in bundles):
+            raise UserError("--masks is for segmentation bundles; %s" % (
+                "%s is a %s bundle" % (bundles[0].name, bundles[0].task) if bundles else "a recording has none"))
 
     def write(self, frame, result, annotated=None):
-        mask = getattr(result, "mask", None)
-        if mask is None or frame.index % self.every:
+        parts = getattr(result, "parts", None) or [(None, result)]  # several networks: the segmentation's,
+        segmented = next((r for _, r in parts if getattr(r, "mask", None) is not None), None)
+        if segmented is None:
             return
-        path = os.path.join(self.folder, "%08d.png" % frame.index)
+        index = segmented.get("frame", frame.index)  # the frame it was made from (several networks: maybe older)
+        if index == self.last or index % self.every:
+            return  # once for each frame the network saw
+        self.last, mask = index, segmented.mask
+        path = os.path.join(self.folder, "%08d.png" % index)
         check_space(images.shown(path), self.folder)
         ok, data = self.cv2.imencode(".png", mask.astype("uint8"))
         try:

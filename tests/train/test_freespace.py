@@ -75,6 +75,16 @@ def test_trained_on_the_road_it_exports_its_class_map_and_the_runtime_reports_fr
     assert written == ["00000000.png", "00000002.png"]
     mask = cv2.imread(str(masks / written[0]), cv2.IMREAD_UNCHANGED)
     assert mask.shape == (96, 160) and mask.dtype == np.uint8 and mask.max() < len(meta["labels"])
+    both = tmp_path / "both"
+    both.mkdir()
+    proc = cli("runtime", "run", path, "tests/runtime/bundles/pilotnet", "--source", "synthetic://road", "--max-frames",
+               20, "--masks", both, "--jsonl", tmp_path / "both.jsonl", "--no-display", "--quiet")
+    assert proc.returncode == 0, proc.stderr  # beside steering: steering first, the map's files still written
+    rows = read_jsonl(tmp_path / "both.jsonl")
+    assert all(list(r["result"]) == ["pilotnet", "freespace"] for r in rows)  # (how many results freespace gives
+    # depends on the cores left to it beside steering: not asserted; each one it gives is a mask file)
+    seen = {r["result"]["freespace"]["frame"] for r in rows if r["result"]["freespace"] is not None}
+    assert sorted(p.name for p in both.iterdir()) == ["%08d.png" % i for i in sorted(seen)]  # once a frame it saw
     for bad, says in (([path, "--masks", tmp_path / "none"], "no such folder"),
                       (["tests/runtime/bundles/pilotnet", "--masks", masks], "--masks is for segmentation bundles")):
         proc = cli("runtime", "run", bad[0], "--source", "synthetic://road", "--no-display", *bad[1:])

@@ -1,0 +1,227 @@
+"""Several networks on one stream, scheduled as a car needs them: steering never waits for the others.
+
+    calling thread       the first network (steering first: a steering bundle goes first, else the order given)
+                           runs on every frame the loop takes, as a single network does
+    one thread each      every other network takes the newest frame when it is free, at its own rate; a frame
+                           that came while it was busy replaces the one waiting (dropped for it, counted)
+
+Each network's result carries its frame's index (`frame`) and how old that frame was when this frame's result
+was made (`age_ms`: 0 for the first network). The combined result has a key per network (its bundle's name) with
+its latest result, None until its first. The other networks' threads run at a lower CPU priority (nice +10 on
+Linux, inherited by the threads their backends start, ONNX Runtime's workers among them), so on a loaded board
+the scheduler serves steering first. Each network's backend is made in the thread that runs it (a TensorRT
+engine's CUDA context and stream belong to that thread: each engine has its own).
+
+    from runtime import Networks, open_source, run
+    with Networks(["bundles/pilotnet", "bundles/detector", "bundles/freespace"]) as nets, \\
+            open_source("synthetic://road") as camera:
+        run(nets, camera)                 # one JSON line a frame: {"pilotnet": ..., "detector": ..., ...}
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+
+from .errors import UserError
+from .model import Model
+from .postprocess import Result
+
+BACKGROUND_NICE = 10  # the other networks' threads: below the calling thread's priority
+START_TIMEOUT_S = 600.0  # a network's thread loads its backend (an engine may build): at most this long
+
+
+class Combined(Result):
+    """One frame's results, a key per network (its latest result with `frame` and `age_ms`, or None), the first
+    network's first; `parts` gives (name, result) for the overlay, `primary` the first network's result (what a
+    control link sends: steering first)."""
+
+    @property
+    def text(self) -> str:
+        return " | ".join("%s: %s" % (name, r.text if r is not None else "-") for name, r in self.parts)
+
+    @property
+    def parts(self):
+        return list(self.items())
+
+    @property
+    def primary(self):
+        return next(iter(self.values()))
+
+
+class _Worker:
+    """A network in a thread of its own: offer() hands it the newest frame; latest() is its newest result."""
+
+    def __init__(self, name, make):
+        self.name, self.make = name, make
+        self.cond = threading.Condition()
+        self.pending = self.result = self.model = self.error = None
+        self.stopping, self.busy, self.ready = False, False, threading.Event()
+        self.done = self.dropped = 0
+        self.thread = threading.Thread(target=self._run, name="network " + name, daemon=True)
+        self.thread.start()
+
+    def _run(self):
+        try:
+            if hasattr(os, "setpriority") and hasattr(threading, "get_native_id"):
+                try:
+                    os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), BACKGROUND_NICE)
+                except OSError:  # not permitted here: the same priority as the rest, still its own thread
+                    pass
+            self.model = self.make()
+            self.model.backend.prepare(True)
+        except BaseException as exc:  # reported by the calling thread, in one line where it is a UserError
+            self.error = exc
+            self.ready.set()
+            return
+        self.ready.set()
+        try:
+            while True:
+                with self.cond:
+                    while self.pending is None and not self.stopping:
+                        self.cond.wait()
+                    if self.stopping:
+                        return
+                    frame, self.pending, self.busy = self.pending, None, True
+                result = self.model(frame.image)
+                with self.cond:
+                    self.result, self.done, self.busy = (frame, result), self.done + 1, False
+                    self.cond.notify_all()
+        except BaseException as exc:
+            self.error = exc
+        finally:
+            with self.cond:
+                self.busy = False
+                self.cond.notify_all()
+            self.model.close()
+
+    def offer(self, frame):
+        with self.cond:
+            if self.pending is not None:
+                self.dropped += 1
+            self.pending = frame
+            self.cond.notify()
+
+    def settle(self, timeout):
+        """Waits until the frames offered so far are done (or it failed); whether they are."""
+        with self.cond:
+            return self.cond.wait_for(lambda: self.error is not None or not (self.pending or self.busy), timeout)
+
+    def latest(self):
+        with self.cond:
+            return self.result
+
+    def stop(self, timeout=5.0):
+        with self.cond:
+            self.stopping = True
+            self.cond.notify()
+        self.thread.join(timeout)
+
+
+def names_of(bundles):
+    """Each bundle's key in the combined result: its name, made unique with #2, #3 ... where names repeat."""
+    names, seen = [], {}
+    for b in bundles:
+        seen[b.name] = seen.get(b.name, 0) + 1
+        names.append(b.name if seen[b.name] == 1 else "%s#%d" % (b.name, seen[b.name]))
+    return names
+
+
+class Networks:
+    """Several bundles on one stream (the module docstring); what run() and stream() take in place of a Model.
+    paths: bundle folders; options: Model's keyword options, for every network (a detection bundle's threshold,
+    classes and track go to the detection bundles only)."""
+
+    prepares_ahead = False  # each network preprocesses its own input: no Prepare in the capture thread
+
+    def __init__(self, paths, **options):
+        from . import bundle as bundle_format
+
+        if len(paths) < 2:
+            raise UserError("several networks need at least two bundles")
+        bundles = [bundle_format.load(p) for p in paths]
+        detection = {k: options.pop(k) for k in ("threshold", "classes", "track") if k in options}
+        if any(v not in (None, False) for v in detection.values()) and not any(b.task == "detection"
+                                                                                for b in bundles):
+            raise UserError("--threshold, --classes and --track are for detection bundles, and none is given")
+        order = sorted(range(len(bundles)), key=lambda i: bundles[i].task != "steering")
+        names = names_of(bundles)
+        self.names = [names[i] for i in order]
+
+        def make(b):
+            return lambda: Model(b, **dict(options, **(detection if b.task == "detection" else {})))
+
+        first = bundles[order[0]]
+        self.bundles = [bundles[i] for i in order]
+        self.primary = make(first)()
+        self.bundle, self.backend, self.times = first, self.primary.backend, self.primary.times
+        self.workers = []
+        try:
+            for i in order[1:]:
+                self.workers.append(_Worker(names[i], make(bundles[i])))
+            for w in self.workers:
+                if not w.ready.wait(START_TIMEOUT_S):
+                    raise UserError("network %s did not load within %d s" % (w.name, START_TIMEOUT_S))
+                self._raise_from(w)
+        except BaseException:
+            self.close()
+            raise
+
+    @staticmethod
+    def _raise_from(worker):
+        if worker.error is not None:
+            raise worker.error
+
+    def __call__(self, image):
+        raise UserError("Networks run on frames from a stream (run() or stream()), which carry their index")
+
+    def on_frame(self, frame):
+        """The combined result for a frame: the first network on it now, every other network offered it and its
+        latest result taken."""
+        for w in self.workers:
+            self._raise_from(w)
+            w.offer(frame)
+        now = time.perf_counter()
+        first = self.primary(frame.image)
+        first.update(frame=frame.index, age_ms=0.0)
+        results = {self.names[0]: first}
+        for w in self.workers:
+            latest = w.latest()
+            if latest is None:
+                results[w.name] = None
+                continue
+            their, result = latest
+            kept = result
+            result = Result(kept)  # a copy per frame: its age is this frame's view of it
+            for attr in ("mask", "region"):  # a segmentation's map, for the overlay and --masks
+                if hasattr(kept, attr):
+                    setattr(result, attr, getattr(kept, attr))
+            result.update(frame=their.index, age_ms=round((now - their.t0) * 1000.0, 3))
+            results[w.name] = result
+        return Combined((name, results[name]) for name in self.names)
+
+    def settle(self, timeout=30.0):
+        """Waits until every other network has done the frames offered so far: their next results are of the
+        newest frame. For tests and measurements that need that, not for the loop (which never waits)."""
+        for w in self.workers:
+            if not w.settle(timeout):
+                raise UserError("network %s did not finish its frame within %g s" % (w.name, timeout))
+            self._raise_from(w)
+
+    def rates(self, seconds):
+        """Results per second of each network over `seconds`, and the frames each dropped: {name: (rate,
+        dropped)}; the first network's is the loop's own."""
+        return {w.name: (w.done / seconds if seconds > 0 else 0.0, w.dropped) for w in self.workers}
+
+    def close(self):
+        for w in self.workers:
+            w.stop()
+        if getattr(self, "primary", None) is not None:
+            self.primary.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
