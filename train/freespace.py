@@ -76,14 +76,19 @@ class Encoder:
         self.size = spec.size
 
     def __call__(self, image, mask):
-        x = self.preprocessor(image, self.preprocessor.new_buffer())[0]
+        return self.preprocessor(image, self.preprocessor.new_buffer())[0], self.at_network(mask)
+
+    def at_network(self, mask):
+        """A mask (or an ignore map) at the network's pixels, by the centre rule."""
         rows, cols = nearest_indices(mask.shape[0], self.size[1]), nearest_indices(mask.shape[1], self.size[0])
-        return x, mask[rows[:, None], cols]
+        return mask[rows[:, None], cols]
 
 
-def batches(split, spec, batch_size, seed=0, training=False):
+def batches(split, spec, batch_size, seed=0, training=False, ignored=None):
     """split: (frames uint8 BGR N x H x W x 3, masks uint8 N x H x W) as a keras.utils.PyDataset of batches;
-    training: shuffled and augmented anew each epoch (seeded)."""
+    training: shuffled and augmented anew each epoch (seeded). ignored (N x H x W bool, or None): pixels that are
+    no class (a dataset's ignore label): each batch then carries per-pixel weights, 0 there, so the loss and the
+    accuracy leave them out."""
     import cv2
     import keras
 
@@ -105,38 +110,56 @@ def batches(split, spec, batch_size, seed=0, training=False):
             self.epoch += 1
 
         def __getitem__(self, index):
-            xs, ys = [], []
+            xs, ys, ws = [], [], []
             for i in self.order[index * batch_size:(index + 1) * batch_size]:
                 image, mask = frames[int(i)], masks[int(i)]
+                hole = None if ignored is None else ignored[int(i)]
                 if training:
                     rng = np.random.RandomState([seed, self.epoch, int(i)])
                     if rng.rand() < 0.5:
                         image, mask = image[:, ::-1], mask[:, ::-1]
+                        hole = None if hole is None else hole[:, ::-1]
                     image = cv2.convertScaleAbs(np.ascontiguousarray(image), alpha=rng.uniform(*BRIGHTNESS))
                 x, y = encode(np.ascontiguousarray(image), mask)
                 xs.append(x)
                 ys.append(y)
-            return np.stack(xs), np.stack(ys)
+                if hole is not None:
+                    ws.append((~encode.at_network(hole)).astype(np.float32))
+            if ignored is None:
+                return np.stack(xs), np.stack(ys)
+            return np.stack(xs), np.stack(ys), np.stack(ws)
 
     return Batches()
 
 
-def predict_classes(model, split, spec, batch_size=32):
-    """The network's class map for every frame of a split, and the masks at its pixels."""
+def predict_classes(model, split, spec, batch_size=32, ignored=None):
+    """The network's class map for every frame of a split and the masks at its pixels, those of the pixels that
+    are a class (ignored: N x H x W bool, or None: all): two flat arrays where ignored is given."""
     encode = Encoder(spec)
-    found, truth = [], []
+    found, truth, kept = [], [], []
     frames, masks = split
     for a in range(0, len(frames), batch_size):
         pairs = [encode(frames[i], masks[i]) for i in range(a, min(a + batch_size, len(frames)))]
         probabilities = model.predict(np.stack([p[0] for p in pairs]), verbose=0)
         found.append(np.argmax(probabilities, axis=-1))
         truth.append(np.stack([p[1] for p in pairs]))
-    return np.concatenate(found), np.concatenate(truth)
+        if ignored is not None:
+            kept.append(~np.stack([encode.at_network(ignored[i]) for i in range(a, a + len(pairs))]))
+    found, truth = np.concatenate(found), np.concatenate(truth)
+    if ignored is not None:
+        kept = np.concatenate(kept)
+        return found[kept], truth[kept]
+    return found, truth
+
+
+def ignored_of(dataset, side):
+    """A dataset's ignore map for a side (0: train, 1: val), or None (road-freespace has none)."""
+    return (getattr(dataset, "ignored", None) or (None, None))[side]
 
 
 def held_out(model, dataset, spec):
-    """mIoU, per-class IoU and pixel accuracy on the held-out frames."""
-    found, truth = predict_classes(model, dataset.val, spec)
+    """mIoU, per-class IoU and pixel accuracy on the held-out frames (pixels that are a class)."""
+    found, truth = predict_classes(model, dataset.val, spec, ignored=ignored_of(dataset, 1))
     scores = class_iou(truth, found, dataset.labels)
     return {"val_miou": scores["miou"], "val_iou": scores["iou"], "val_pixel_accuracy": scores["pixel_accuracy"]}
 

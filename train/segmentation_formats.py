@@ -20,9 +20,9 @@ subfolder, such as test/, is not read). Otherwise a seeded fifth of the pairs is
      "image_suffix": "_leftImg8bit",                 optional, for names such as Cityscapes': left out of an image's
      "mask_suffix": "_gtFine_labelTrainIds"}         stem, and of a mask's (only the PNGs named so are masks)
 
-Pixels that are no class (ignore): the loss (sparse categorical cross-entropy over class indices) has no ignore, so
-each such pixel takes the class of the nearest labelled pixel of its mask (fill_ignored), and the set's `ignored`
-keeps where they were (per split, N x H x W bool, or None), for a loss with sample weights to leave out.
+Pixels that are no class (ignore): each takes the class of the nearest labelled pixel of its mask (fill_ignored), so
+that every mask holds class indices, and the set's `ignored` keeps where they were (per split, N x H x W bool, or
+None): training weighs them 0 and the held-out IoU leaves them out (train/freespace.py).
 
 Every frame and mask is resized to one size, the same for both splits: the first readable training pair's, made
 smaller (aspect kept) where it has more than STORE_PIXELS pixels (the procedural road's 320x180); frames with

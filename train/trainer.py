@@ -79,8 +79,8 @@ def _pipelines(spec, dataset, batch_size, seed, num_classes, options):
     if spec.task == "segmentation":  # frames and masks, preprocessed as the runtime does (train/freespace.py)
         from . import freespace
 
-        return (freespace.batches(dataset.train, spec, batch_size, seed, True),
-                freespace.batches(dataset.val, spec, batch_size, seed))
+        return (freespace.batches(dataset.train, spec, batch_size, seed, True, freespace.ignored_of(dataset, 0)),
+                freespace.batches(dataset.val, spec, batch_size, seed, ignored=freespace.ignored_of(dataset, 1)))
     if spec.task == "detection":  # frames and boxes: augmented with the boxes, encoded as the detector's targets
         from . import detection_pipeline as detection
 

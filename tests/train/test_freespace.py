@@ -109,3 +109,29 @@ def test_its_fp16_and_int8_variants_are_judged_by_the_pixels_and_the_miou(freesp
     assert maps["fp32"]["class_agreement"] == 1.0 and maps["int8"]["class_agreement"] >= 0.95
     assert rows["int8"]["outputs"][0]["not_judged"]  # INT8 probabilities: the class map and mIoU judge it
     assert "mIoU" in judged.stdout
+
+
+def test_pixels_that_are_no_class_weigh_nothing_in_training_and_scoring():
+    """A dataset's ignore label (masks:PATH's, e.g. Cityscapes' 255): the batches carry per-pixel weights, 0 there,
+    and the held-out IoU counts only the pixels that are a class."""
+    from train.freespace import FreespaceSpec, batches, predict_classes
+
+    rng = np.random.default_rng(0)
+    frames = rng.integers(0, 256, (2, 96, 160, 3), dtype=np.uint8)
+    masks = np.zeros((2, 96, 160), np.uint8)
+    ignored = np.zeros((2, 96, 160), bool)
+    ignored[0, :48] = True
+    spec = FreespaceSpec()
+    x, y, w = batches((frames, masks), spec, 2, ignored=ignored)[0]
+    assert x.shape == (2, 96, 160, 3) and y.shape == w.shape == (2, 96, 160)
+    assert w[0, :48].max() == 0 and w[0, 48:].min() == 1 and w[1].min() == 1
+    assert len(batches((frames, masks), spec, 2)[0]) == 2  # no ignore map: no weights
+
+    class Constant:  # a network that answers class 1 everywhere
+        def predict(self, batch, verbose=0):
+            out = np.zeros(batch.shape[:3] + (6,), np.float32)
+            out[..., 1] = 1
+            return out
+
+    found, truth = predict_classes(Constant(), (frames, masks), spec, ignored=ignored)
+    assert found.shape == truth.shape == (2 * 96 * 160 - 48 * 160,)
