@@ -78,3 +78,19 @@ def test_the_overlay_blends_the_classes_over_the_view_and_draws_the_boundary():
     drawn = draw(frame.copy(), result)
     assert drawn[:40].max() <= 255 and drawn[45:75, 10:50].any()  # the view is coloured, the sky above it is not
     assert cv2.countNonZero(cv2.cvtColor(drawn[40:], cv2.COLOR_BGR2GRAY)) > 0.9 * 40 * 60
+
+
+def test_the_checked_in_network_finds_the_lane_on_the_simulated_road(tmp_path):
+    """tests/runtime/bundles/freespace (train's defaults, exported) on synthetic://road: about a fifth of the view is
+    my lane and the free space reaches up the middle of the frame, not its sides (runs on a board: no TensorFlow)."""
+    from tests.conftest import ROOT, cli, read_jsonl
+
+    jsonl = tmp_path / "out.jsonl"
+    proc = cli("runtime", "run", "%s/tests/runtime/bundles/freespace" % ROOT, "--source", "synthetic://road",
+               "--max-frames", 3, "--jsonl", jsonl, "--no-display", "--quiet")
+    assert proc.returncode == 0, proc.stderr
+    for line in read_jsonl(jsonl):
+        result = line["result"]
+        assert 0.15 < result["shares"]["ego lane"] < 0.3 and 0.3 < result["free_space"] < 0.5
+        boundary = result["boundary"]  # 160 columns of a 640x360 frame: rows where the free space ends
+        assert len(boundary) == 160 and min(boundary[70:90]) < 200 < min(boundary[:10] + boundary[-10:])
