@@ -360,11 +360,16 @@ def segmentation_problems(manifest):
     labels, section = manifest.get("labels"), manifest.get("segmentation")
     if not (is_string_list(labels) and labels):
         return ["a segmentation bundle needs labels: its classes' names, at least one"]
+    if len(labels) > 256:
+        return ["a segmentation bundle has at most 256 classes (its maps are written as 8-bit PNGs), not %d"
+                % len(labels)]
     if not isinstance(section, dict):
         return ["a segmentation bundle needs a 'segmentation' section {output, drivable, ...}"]
     drivable = section.get("drivable")
-    if not (isinstance(drivable, list) and all(_integer(c) and 0 <= c < len(labels) for c in drivable)):
-        return ["segmentation drivable must list class indices (0 to %d), not %r" % (len(labels) - 1, drivable)]
+    if not (isinstance(drivable, list) and all(_integer(c) and 0 <= c < len(labels) for c in drivable)
+            and len(set(drivable)) == len(drivable)):
+        return ["segmentation drivable must list class indices (0 to %d), each once, not %r" % (len(labels) - 1,
+                                                                                               drivable)]
     names = [o.get("name") for o in manifest["outputs"] if isinstance(o, dict)]
     if section.get("output") not in names:
         return ["segmentation output must name one of the outputs (%s), not %r" % (", ".join(map(str, names)),

@@ -21,6 +21,7 @@ engine's CUDA context and stream belong to that thread: each engine has its own)
 from __future__ import annotations
 
 import os
+import sys
 import threading
 import time
 
@@ -29,6 +30,7 @@ from .model import Model
 from .postprocess import Result
 
 BACKGROUND_NICE = 10  # the other networks' threads: below the calling thread's priority
+STOP_WAIT_S = 5.0  # closing: how long the threads together are waited for
 START_TIMEOUT_S = 600.0  # a network's thread loads its backend (an engine may build): at most this long
 
 
@@ -48,6 +50,15 @@ class Combined(Result):
     @property
     def primary(self):
         return next(iter(self.values()))
+
+
+class _Offered:
+    """A frame as a network's thread gets it: its own copy of the image, the frame's index and capture time."""
+
+    __slots__ = ("image", "index", "t0", "size")
+
+    def __init__(self, image, index, t0, size):
+        self.image, self.index, self.t0, self.size = image, index, t0, size
 
 
 class _Worker:
@@ -73,6 +84,8 @@ class _Worker:
             self.model.backend.prepare(True)
         except BaseException as exc:  # reported by the calling thread, in one line where it is a UserError
             self.error = exc
+            if self.model is not None:
+                self.model.close()
             self.ready.set()
             return
         self.ready.set()
@@ -85,6 +98,7 @@ class _Worker:
                         return
                     frame, self.pending, self.busy = self.pending, None, True
                 result = self.model(frame.image)
+                result.frame_size = frame.size  # the frame it was made on: the overlay draws it on that size only
                 with self.cond:
                     self.result, self.done, self.busy = (frame, result), self.done + 1, False
                     self.cond.notify_all()
@@ -101,7 +115,7 @@ class _Worker:
             if self.pending is not None:
                 self.dropped += 1
             self.pending = frame
-            self.cond.notify()
+            self.cond.notify_all()
 
     def settle(self, timeout):
         """Waits until the frames offered so far are done (or it failed); whether they are."""
@@ -112,11 +126,10 @@ class _Worker:
         with self.cond:
             return self.result
 
-    def stop(self, timeout=5.0):
+    def ask_to_stop(self):
         with self.cond:
             self.stopping = True
-            self.cond.notify()
-        self.thread.join(timeout)
+            self.cond.notify_all()
 
 
 def names_of(bundles):
@@ -168,20 +181,27 @@ class Networks:
             self.close()
             raise
 
-    @staticmethod
-    def _raise_from(worker):
-        if worker.error is not None:
-            raise worker.error
+    def _raise_from(self, worker):
+        """A network's thread failed: its error, once, naming the network where it is a one-line error."""
+        exc, worker.error = worker.error, None
+        if exc is None:
+            return
+        self.failed = True
+        if isinstance(exc, UserError):
+            raise UserError("network %s: %s" % (worker.name, exc)) from None
+        raise exc
 
     def __call__(self, image):
         raise UserError("Networks run on frames from a stream (run() or stream()), which carry their index")
 
     def on_frame(self, frame):
-        """The combined result for a frame: the first network on it now, every other network offered it and its
-        latest result taken."""
+        """The combined result for a frame: the first network on it now, every other network offered it (a copy
+        of its own: the source may reuse the frame's buffer, and the overlay draws on it) and its latest result
+        taken."""
+        own = _Offered(frame.image.copy(), frame.index, frame.t0, frame.image.shape[1::-1])
         for w in self.workers:
             self._raise_from(w)
-            w.offer(frame)
+            w.offer(own)
         now = time.perf_counter()
         first = self.primary(frame.image)
         first.update(frame=frame.index, age_ms=0.0)
@@ -194,7 +214,7 @@ class Networks:
             their, result = latest
             kept = result
             result = Result(kept)  # a copy per frame: its age is this frame's view of it
-            for attr in ("mask", "region"):  # a segmentation's map, for the overlay and --masks
+            for attr in ("mask", "region", "frame_size"):  # a segmentation's map, for the overlay and --masks
                 if hasattr(kept, attr):
                     setattr(result, attr, getattr(kept, attr))
             result.update(frame=their.index, age_ms=round((now - their.t0) * 1000.0, 3))
@@ -209,16 +229,37 @@ class Networks:
                 raise UserError("network %s did not finish its frame within %g s" % (w.name, timeout))
             self._raise_from(w)
 
-    def rates(self, seconds):
-        """Results per second of each network over `seconds`, and the frames each dropped: {name: (rate,
-        dropped)}; the first network's is the loop's own."""
-        return {w.name: (w.done / seconds if seconds > 0 else 0.0, w.dropped) for w in self.workers}
+    def counts(self):
+        """{name: (results, frames passed over)} of every other network so far."""
+        return {w.name: (w.done, w.dropped) for w in self.workers}
+
+    def rates(self, seconds, since=None):
+        """Results a second of each other network over `seconds` (since: an earlier counts(), else from the start)
+        and the frames each passed over: {name: (rate, passed over)}; the first network's rate is the loop's."""
+        since = since or {}
+        out = {}
+        for name, (done, dropped) in self.counts().items():
+            done0, dropped0 = since.get(name, (0, 0))
+            out[name] = ((done - done0) / seconds if seconds > 0 else 0.0, dropped - dropped0)
+        return out
 
     def close(self):
+        """Every thread asked to stop, then waited for (STOP_WAIT_S in all; one still busy is named), the first
+        network closed; a network's failure not yet reported is raised now (a run that ended just after it)."""
         for w in self.workers:
-            w.stop()
+            w.ask_to_stop()
+        deadline = time.monotonic() + STOP_WAIT_S
+        for w in self.workers:
+            w.thread.join(max(0.0, deadline - time.monotonic()))
+            if w.thread.is_alive():
+                print("warning: network %s did not stop within %g s (inside its backend); it is left to the "
+                      "process's end" % (w.name, STOP_WAIT_S), file=sys.stderr)
         if getattr(self, "primary", None) is not None:
             self.primary.close()
+            self.primary = None
+        if not getattr(self, "failed", False):
+            for w in self.workers:
+                self._raise_from(w)
 
     def __enter__(self):
         return self

@@ -35,8 +35,9 @@ def draw(image, result, fps=None, truth=None):
     scale = max(0.45, min(w, h) / 450.0)
     parts = getattr(result, "parts", None) or [(None, result)]  # several networks: each one's, classes first
     parts = [(name, r) for name, r in parts if r is not None]
-    for _, r in parts:
-        if getattr(r, "mask", None) is not None and r.get("units") != "input":
+    for _, r in parts:  # a map made on a frame of another size (several networks, a source that changed): not drawn
+        if getattr(r, "mask", None) is not None and r.get("units") != "input" and \
+                getattr(r, "frame_size", (w, h)) == (w, h):
             _classes(cv2, image, r, scale)
     for _, r in parts:
         if r.get("detections") and r.get("units") != "input":  # boxes in this frame's pixels
@@ -62,9 +63,8 @@ def _classes(cv2, image, result, scale):
     import numpy as np
 
     x0, y0, x1, y1 = result.region
-    mask = result.mask
-    colours = np.array([class_color(i) for i in range(int(mask.max()) + 1)], np.uint8)
-    coloured = cv2.resize(colours[mask], (x1 - x0, y1 - y0), interpolation=cv2.INTER_NEAREST)
+    coloured = np.asarray(PALETTE, np.uint8)[result.mask % len(PALETTE)]
+    coloured = cv2.resize(coloured, (x1 - x0, y1 - y0), interpolation=cv2.INTER_NEAREST)
     image[y0:y1, x0:x1] = cv2.addWeighted(coloured, MASK_WEIGHT, image[y0:y1, x0:x1], 1.0 - MASK_WEIGHT, 0.0)
     columns = len(result["boundary"])
     points = np.array([[x0 + (c + 0.5) * (x1 - x0) / columns, y] for c, y in enumerate(result["boundary"])],

@@ -466,11 +466,11 @@ def _loop(frames, loop, outputs, stats, overlays, times, status_every, log, ctrl
         annotated = None
         if overlays:
             truth = frame.truth.get("steering") if frame.truth else None
-            annotated = overlay.draw(frame.image, result, stats.current_fps() or None, truth)  # a fresh array
+            annotated = overlay.draw(frame.image, result, stats.current_fps() or None, truth)  # on the frame itself
         for out in outputs:
             out.write(frame, result, annotated)
         stats.add(frame.latency_ms, frame.read_s, times, clock() - t3)
-        if result is not None and "invalid" in result:
+        if result is not None and "invalid" in getattr(result, "primary", result):  # several: the first network's
             stats.invalid += 1
         if ctrl_c.requested or any(o.finished for o in outputs):
             break

@@ -169,11 +169,13 @@ class Segmentation:
 
     def __call__(self, outputs, row, frame_size):
         mask = np.asarray(outputs[self.index][row])
-        if mask.ndim != 2 or (mask.dtype.kind == "f" and not np.isfinite(mask).all()):
+        if mask.ndim != 2 or mask.dtype.kind not in "iuf" or (mask.dtype.kind == "f" and not np.isfinite(mask).all()):
             return Result(dict.fromkeys(_KEYS["segmentation"]), invalid=INVALID)
+        if mask.size and (mask.min() < 0 or mask.max() >= len(self.labels)):  # not one of the classes: broken
+            return Result(dict.fromkeys(_KEYS["segmentation"]), invalid="the network gave a class beyond its %d "
+                                                                       "labels" % len(self.labels))
         mask = mask.astype(np.int64)
-        counts = np.bincount(np.clip(mask, 0, len(self.labels)).ravel(), minlength=len(self.labels) + 1)
-        shares = counts[:len(self.labels)] / float(mask.size)
+        shares = np.bincount(mask.ravel(), minlength=len(self.labels)) / float(max(mask.size, 1))
         free = mask.shape[0] - freespace_boundary(mask, self.drivable)  # the input's row where free space ends
         result = Result(shares={name: round(float(v), 4) for name, v in zip(self.labels, shares)},
                         free_space=round(float(shares[self.drivable].sum()), 4))

@@ -262,7 +262,8 @@ class MaskFiles(Output):
 
     def __init__(self, folder, every=1):
         if not os.path.isdir(folder):
-            raise UserError("--masks %s: no such folder (make it first)" % images.shown(folder))
+            raise UserError("--masks %s: %s" % (images.shown(folder), "not a folder" if os.path.exists(folder) else
+                                                "no such folder (make it first)"))
         if not os.access(folder, os.W_OK):
             raise UserError("--masks %s: the folder is not writable" % images.shown(folder))
         self.cv2 = require("cv2", "opencv", "writing mask files")

@@ -53,3 +53,32 @@ def test_the_python_api_and_the_combined_result(tmp_path):
 def test_what_several_networks_cannot_do_is_one_line(args, says):
     proc = cli("runtime", "run", PILOTNET, DIGITS, "--source", "synthetic://road", "--no-display", *args)
     assert one_line_error(proc) and says in proc.stderr
+
+
+def test_the_others_read_a_copy_that_no_overlay_or_buffer_reuse_reaches():
+    """The review's race: the overlay draws on the loop's frame, and a source may reuse its buffer; a network in
+    its own thread must see the frame as it came."""
+    np = pytest.importorskip("numpy")
+    from runtime import Model, Networks
+    from runtime.errors import UserError
+    from runtime.sim import road
+
+    images, _ = road.sample_frames(2, 320, 180, seed=3)
+
+    class Frame:
+        def __init__(self, image, index):
+            self.image, self.index, self.t0 = image, index, 0.0
+
+    with Model(DIGITS) as alone:
+        clean = alone(images[0].copy())
+    with Networks([DIGITS, PILOTNET]) as nets:
+        frame = Frame(images[0].copy(), 0)
+        nets.on_frame(frame)
+        frame.image[:] = 255  # drawn on, or its buffer reused, while the digits network may still be at it
+        nets.settle()
+        offered, seen = nets.workers[0].latest()  # the first frame's result: made on the frame as it came
+        assert offered.index == 0 and not np.array_equal(offered.image, frame.image)
+        assert seen["class_id"] == clean["class_id"] and seen["confidence"] == pytest.approx(clean["confidence"])
+        nets.workers[0].error = UserError("boom")  # a failure just after the loop's last look at it
+        with pytest.raises(UserError, match="network mnist_cnn: boom"):
+            nets.close()

@@ -50,14 +50,32 @@ def test_shares_free_space_and_the_boundary_in_the_frames_rows():
     assert bare["units"] == "input" and bare["boundary"] == [1, 2, 2, 3, 2, 4]
 
 
-def test_a_broken_map_is_flagged_not_a_crash():
+@pytest.mark.parametrize("value", [np.nan, -1, 6, 30000000])
+def test_a_broken_map_is_flagged_not_a_crash(value):
+    """NaN, a negative class or one beyond the labels (the review's: a 30,000,000 made a colour table of that
+    size): an invalid result, which the overlay draws as text only."""
+    from runtime.overlay import draw
+
     seg = Segmentation(segmentation_settings(_manifest()), LABELS, None, (6, 4))
-    result = seg([None, np.full((1, 4, 6), np.nan)], 0, (6, 4))
-    assert result["invalid"] and result["shares"] is None
+    broken = _mask().astype(np.float64)[None]
+    broken[0, 0, 0] = value
+    result = seg([None, broken], 0, (6, 4))
+    assert result["invalid"] and result["shares"] is None and getattr(result, "mask", None) is None
+    draw(np.zeros((4, 6, 3), np.uint8), result)
+
+
+def test_a_map_made_on_a_frame_of_another_size_is_not_drawn_on_this_one():
+    from runtime.overlay import draw
+
+    seg = Segmentation(segmentation_settings(_manifest()), LABELS, None, (6, 4))
+    result = seg([None, _mask()[None]], 0, (60, 40))
+    result.frame_size = (1280, 720)  # another network's, made on an earlier frame of another size
+    assert not draw(np.zeros((40, 60, 3), np.uint8), result)[20:].any()
 
 
 @pytest.mark.parametrize("section, says", [
     ({"drivable": [9]}, "drivable must list class indices"),
+    ({"drivable": [2, 2]}, "each once"),
     ({"output": "nope"}, "segmentation output must name one of the outputs"),
 ])
 def test_bad_sections_are_one_phrase(section, says):
