@@ -35,7 +35,7 @@ def _with(manifest, path, value):
 @pytest.mark.parametrize("path, value, message", [
     (("task",), ..., "no 'task'"),
     (("task",), ["steering"], "'task' must be a string"),
-    (("task",), "segmentation", "task 'segmentation' is not one of"),
+    (("task",), "captioning", "task 'captioning' is not one of"),
     (("input",), "NHWC", "'input' must be a JSON object"),
     (("input", "shape"), [None, 66, 200], "input shape must be [null, d1, d2, d3]"),
     (("input", "shape"), [None, 66, "200", 3], "input shape must be"),
