@@ -210,7 +210,8 @@ class Postprocessor:
         self.activation = outputs[0].get("activation", "linear")
         self.curvature_per_unit = curvature_per_unit
         self.top_k = top_k
-        self.per_frame = detection if detection is not None else segmentation  # the tasks whose own class decides
+        # detection and segmentation: their own class makes the whole result
+        self.per_frame = detection if detection is not None else segmentation
         if task in ("detection", "segmentation") and self.per_frame is None:
             raise UserError("a %s bundle's Postprocessor is made by Postprocessor.for_bundle" % task)
 
