@@ -298,37 +298,24 @@ def _more_frames(bundle, data, count, log, option="--data"):
     return x, reference, where, truths
 
 
-def _judge_map(rows, truths, notes):
-    """A detector's rows on labelled frames: each one's mAP@0.5 (runtime/detections.py's matcher), and each
-    variant's drop from model.onnx's in ONNX Runtime, within MAP50_DROP for its precision."""
-    base = next(r["map50"] for r in rows if r["precision"] == "fp32" and r["backend"].startswith("onnxruntime"))
-    said = []
-    for row in rows:
-        limit = MAP50_DROP.get(row["precision"])
-        if limit is not None:
-            row["map50_drop"], row["map50_tolerance"] = base - row["map50"], "drop <= %g" % limit
-            row["map50_passed"] = row["map50_drop"] <= limit
-            row["passed"] = row["passed"] and row["map50_passed"]
-        said.append("%s %.4f%s" % (row["backend"], row["map50"], "" if limit is None else " (%+.4f; %s%s)" % (
-            -row["map50_drop"], row["map50_tolerance"], "" if row["map50_passed"] else ": FAIL")))
-    notes.append("mAP@0.5 on %d labelled road-obstacles frames: %s" % (len(truths), "; ".join(said)))
+SCORES = (("map50", "mAP@0.5"), ("miou", "mIoU"))  # a row's score on labelled frames: a detector's, a segmenter's
 
 
-def _judge_miou(rows, truths, labels, notes):
-    """A segmentation network's rows on labelled frames: each one's mIoU (runtime/postprocess.py's class_iou),
-    and each variant's drop from model.onnx's in ONNX Runtime, within MIOU_DROP for its precision."""
-    base = next(r["miou"] for r in rows if r["precision"] == "fp32" and r["backend"].startswith("onnxruntime"))
+def _judge_drop(rows, key, limits):
+    """Each row's score on labelled frames (row[key]: a detector's mAP@0.5, a segmentation network's mIoU) and each
+    variant's drop from model.onnx's in ONNX Runtime, within limits[precision] (key_drop, key_tolerance,
+    key_passed); what the note says of them."""
+    base = next(r[key] for r in rows if r["precision"] == "fp32" and r["backend"].startswith("onnxruntime"))
     said = []
     for row in rows:
-        limit = MIOU_DROP.get(row["precision"])
+        limit = limits.get(row["precision"])
         if limit is not None:
-            row["miou_drop"], row["miou_tolerance"] = base - row["miou"], "drop <= %g" % limit
-            row["miou_passed"] = row["miou_drop"] <= limit
-            row["passed"] = row["passed"] and row["miou_passed"]
-        said.append("%s %.4f%s" % (row["backend"], row["miou"], "" if limit is None else " (%+.4f; %s%s)" % (
-            -row["miou_drop"], row["miou_tolerance"], "" if row["miou_passed"] else ": FAIL")))
-    notes.append("mIoU on %d labelled road-freespace frames (%s): %s" % (len(truths), ", ".join(labels),
-                                                                         "; ".join(said)))
+            row[key + "_drop"], row[key + "_tolerance"] = base - row[key], "drop <= %g" % limit
+            row[key + "_passed"] = row[key + "_drop"] <= limit
+            row["passed"] = row["passed"] and row[key + "_passed"]
+        said.append("%s %.4f%s" % (row["backend"], row[key], "" if limit is None else " (%+.4f; %s%s)" % (
+            -row[key + "_drop"], row[key + "_tolerance"], "" if row[key + "_passed"] else ": FAIL")))
+    return "; ".join(said)
 
 
 def _onnxruntime(bundle, precision):
@@ -374,9 +361,11 @@ def verify(bundle_path, keras_src=None, data=None, frames=500, log=sys.stderr, k
             found = list(outputs[detection["index"]][len(x) - len(truths):])
             rows[-1]["map50"] = detections.average_precision(found, truths, len(bundle.labels))[1]
     if truths is not None and segmentation is not None:
-        _judge_miou(rows, truths, bundle.labels, notes)
+        notes.append("mIoU on %d labelled road-freespace frames (%s): %s" % (
+            len(truths), ", ".join(bundle.labels), _judge_drop(rows, "miou", MIOU_DROP)))
     elif truths is not None:
-        _judge_map(rows, truths, notes)
+        notes.append("mAP@0.5 on %d labelled road-obstacles frames: %s" % (len(truths),
+                                                                        _judge_drop(rows, "map50", MAP50_DROP)))
     report = {"bundle": bundle.path, "task": bundle.task, "samples": int(len(x)), "rows": rows, "notes": notes,
               "passed": all(r["passed"] for r in rows)}
     layers = int8_layers(bundle)
@@ -398,16 +387,12 @@ def table(report) -> str:
                 row["backend"][:52], row["precision"], o["index"], o["max_abs_error"], o["max_rel_error"], top1,
                 o["tolerance"], "not judged" if o.get("not_judged") else {True: "ok", False: "FAIL",
                                                                          None: "too few frames"}[o["passed"]]))
-        if "miou_drop" in row:  # a segmentation network's variant on labelled frames
-            lines.append("%-52s %-5s %3s %21s  %-15s %s" % (row["backend"][:52], row["precision"], "-",
-                                                            "mIoU %.4f (%+.4f)" % (row["miou"], -row["miou_drop"]),
-                                                            row["miou_tolerance"],
-                                                            "ok" if row["miou_passed"] else "FAIL"))
-        if "map50_drop" in row:  # a detector's variant on labelled frames
-            lines.append("%-52s %-5s %3s %21s  %-15s %s" % (row["backend"][:52], row["precision"], "-",
-                                                            "mAP@0.5 %.4f (%+.4f)" % (row["map50"], -row["map50_drop"]),
-                                                            row["map50_tolerance"],
-                                                            "ok" if row["map50_passed"] else "FAIL"))
+        for key, name in SCORES:  # a variant's score on labelled frames
+            if key + "_drop" in row:
+                score = "%s %.4f (%+.4f)" % (name, row[key], -row[key + "_drop"])
+                lines.append("%-52s %-5s %3s %21s  %-15s %s" % (row["backend"][:52], row["precision"], "-", score,
+                                                                row[key + "_tolerance"],
+                                                                "ok" if row[key + "_passed"] else "FAIL"))
     if any(o["passed"] is None and not o.get("not_judged") for row in report["rows"] for o in row["outputs"]):
         lines.append("note: INT8 agreement needs >= %d frames to judge: add --data (a dataset, or a folder or video of "
                      "real frames)" % MIN_FRAMES_FOR_AGREEMENT)
