@@ -21,6 +21,7 @@ from runtime import detections
 from runtime.preprocess import Preprocessor
 
 from . import detection_formats, detector
+from .pipeline import seeded_batches
 
 MIN_KEPT = 0.4
 SCALE, SHIFT, BRIGHTNESS = (0.8, 1.25), 0.1, (0.75, 1.25)
@@ -104,37 +105,16 @@ def batches(split, spec, num_classes, batch_size, seed=0, training=False):
     """The split as a keras.utils.PyDataset of (inputs, targets) batches; training: shuffled and augmented anew
     each epoch (seeded)."""
     import cv2
-    import keras
 
     encode = Encoder(spec, num_classes)
 
-    class Batches(keras.utils.PyDataset):
-        def __init__(self):
-            super().__init__(workers=1, use_multiprocessing=False)
-            self.epoch, self.order = 0, np.arange(len(split))
-            self.on_epoch_end()
+    def example(i, rng):
+        image, boxes, classes, ignore = split[i]
+        if rng is not None:
+            image, boxes, classes, ignore = augment(cv2, image, boxes, classes, ignore, rng)
+        return encode(image, boxes, classes, ignore)
 
-        def __len__(self):
-            return (len(split) + batch_size - 1) // batch_size
-
-        def on_epoch_end(self):
-            if training:
-                self.order = np.random.RandomState([seed, self.epoch]).permutation(len(split))
-            self.epoch += 1
-
-        def __getitem__(self, index):
-            xs, ys = [], []
-            for i in self.order[index * batch_size:(index + 1) * batch_size]:
-                image, boxes, classes, ignore = split[int(i)]
-                if training:
-                    rng = np.random.RandomState([seed, self.epoch, int(i)])
-                    image, boxes, classes, ignore = augment(cv2, image, boxes, classes, ignore, rng)
-                x, y = encode(image, boxes, classes, ignore)
-                xs.append(x)
-                ys.append(y)
-            return np.stack(xs), np.stack(ys)
-
-    return Batches()
+    return seeded_batches(len(split), batch_size, seed, training, example)
 
 
 def predict(model, split, spec, num_classes, batch_size=32):

@@ -19,6 +19,7 @@ import numpy as np
 from runtime.postprocess import class_iou
 from runtime.preprocess import Preprocessor, nearest_indices
 
+from .pipeline import seeded_batches
 from .spec import Spec
 
 SIZE = (160, 96)  # width x height: a 16:9 frame at a size that three 2x pools divide (20 x 12 at the bottom)
@@ -90,46 +91,22 @@ def batches(split, spec, batch_size, seed=0, training=False, ignored=None):
     no class (a dataset's ignore label): each batch then carries per-pixel weights, 0 there, so the loss and the
     accuracy leave them out."""
     import cv2
-    import keras
 
     frames, masks = split
     encode = Encoder(spec)
 
-    class Batches(keras.utils.PyDataset):
-        def __init__(self):
-            super().__init__(workers=1, use_multiprocessing=False)
-            self.epoch, self.order = 0, np.arange(len(frames))
-            self.on_epoch_end()
+    def example(i, rng):
+        image, mask = frames[i], masks[i]
+        hole = None if ignored is None else ignored[i]
+        if rng is not None:
+            if rng.rand() < 0.5:
+                image, mask = image[:, ::-1], mask[:, ::-1]
+                hole = None if hole is None else hole[:, ::-1]
+            image = cv2.convertScaleAbs(np.ascontiguousarray(image), alpha=rng.uniform(*BRIGHTNESS))
+        x, y = encode(np.ascontiguousarray(image), mask)
+        return (x, y) if hole is None else (x, y, (~encode.at_network(hole)).astype(np.float32))
 
-        def __len__(self):
-            return (len(frames) + batch_size - 1) // batch_size
-
-        def on_epoch_end(self):
-            if training:
-                self.order = np.random.RandomState([seed, self.epoch]).permutation(len(frames))
-            self.epoch += 1
-
-        def __getitem__(self, index):
-            xs, ys, ws = [], [], []
-            for i in self.order[index * batch_size:(index + 1) * batch_size]:
-                image, mask = frames[int(i)], masks[int(i)]
-                hole = None if ignored is None else ignored[int(i)]
-                if training:
-                    rng = np.random.RandomState([seed, self.epoch, int(i)])
-                    if rng.rand() < 0.5:
-                        image, mask = image[:, ::-1], mask[:, ::-1]
-                        hole = None if hole is None else hole[:, ::-1]
-                    image = cv2.convertScaleAbs(np.ascontiguousarray(image), alpha=rng.uniform(*BRIGHTNESS))
-                x, y = encode(np.ascontiguousarray(image), mask)
-                xs.append(x)
-                ys.append(y)
-                if hole is not None:
-                    ws.append((~encode.at_network(hole)).astype(np.float32))
-            if ignored is None:
-                return np.stack(xs), np.stack(ys)
-            return np.stack(xs), np.stack(ys), np.stack(ws)
-
-    return Batches()
+    return seeded_batches(len(frames), batch_size, seed, training, example)
 
 
 def predict_classes(model, split, spec, batch_size=32, ignored=None):

@@ -159,3 +159,32 @@ def build(split, pre, layout, task, num_classes, batch_size, seed=0, training=Fa
         ds = ds.map(lambda x, t: (x, tf.one_hot(t, num_classes)))
     return ds.map(lambda x, t: (finish(tf, tf.cast(x, tf.float32), pre, layout), t), num_parallel_calls=auto,
                   deterministic=True).prefetch(auto)
+
+
+def seeded_batches(count, batch_size, seed, training, example):
+    """`count` examples as a keras.utils.PyDataset of batches, for inputs that tf.data does not make (detection's
+    boxes, segmentation's masks): example(i, rng) gives example i's arrays as a tuple, rng a RandomState seeded by
+    (seed, epoch, i) to augment it with when training, else None; a batch is those tuples stacked member by
+    member. training: the order shuffled anew each epoch (seeded by (seed, epoch)), so that a run is repeatable."""
+    import keras
+
+    class Batches(keras.utils.PyDataset):
+        def __init__(self):
+            super().__init__(workers=1, use_multiprocessing=False)
+            self.epoch, self.order = 0, np.arange(count)
+            self.on_epoch_end()
+
+        def __len__(self):
+            return (count + batch_size - 1) // batch_size
+
+        def on_epoch_end(self):
+            if training:
+                self.order = np.random.RandomState([seed, self.epoch]).permutation(count)
+            self.epoch += 1
+
+        def __getitem__(self, index):
+            made = [example(int(i), np.random.RandomState([seed, self.epoch, int(i)]) if training else None)
+                    for i in self.order[index * batch_size:(index + 1) * batch_size]]
+            return tuple(np.stack(member) for member in zip(*made))
+
+    return Batches()
