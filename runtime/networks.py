@@ -167,8 +167,8 @@ class Networks:
 
         first = bundles[order[0]]
         self.bundles = [bundles[i] for i in order]
-        self.primary = make(first)()
-        self.bundle, self.backend, self.times = first, self.primary.backend, self.primary.times
+        self.first = make(first)()
+        self.bundle, self.backend, self.times = first, self.first.backend, self.first.times
         self.workers = []
         try:
             for i in order[1:]:
@@ -203,9 +203,9 @@ class Networks:
             self._raise_from(w)
             w.offer(own)
         now = time.perf_counter()
-        first = self.primary(frame.image)
-        first.update(frame=frame.index, age_ms=0.0)
-        results = {self.names[0]: first}
+        mine = self.first(frame.image)
+        mine.update(frame=frame.index, age_ms=0.0)
+        results = {self.names[0]: mine}
         for w in self.workers:
             latest = w.latest()
             if latest is None:
@@ -254,9 +254,9 @@ class Networks:
             if w.thread.is_alive():
                 print("warning: network %s did not stop within %g s (inside its backend); it is left to the "
                       "process's end" % (w.name, STOP_WAIT_S), file=sys.stderr)
-        if getattr(self, "primary", None) is not None:
-            self.primary.close()
-            self.primary = None
+        if getattr(self, "first", None) is not None:
+            self.first.close()
+            self.first = None
         if not getattr(self, "failed", False):
             for w in self.workers:
                 self._raise_from(w)

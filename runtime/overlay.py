@@ -33,8 +33,7 @@ def draw(image, result, fps=None, truth=None):
 
     h, w = image.shape[:2]
     scale = max(0.45, min(w, h) / 450.0)
-    parts = getattr(result, "parts", None) or [(None, result)]  # several networks: each one's, classes first
-    parts = [(name, r) for name, r in parts if r is not None]
+    parts = [(name, r) for name, r in result.parts if r is not None]  # several networks: each one's, classes first
     for _, r in parts:  # a map made on a frame of another size (several networks, a source that changed): not drawn
         if getattr(r, "mask", None) is not None and r.get("units") != "input" and \
                 getattr(r, "frame_size", (w, h)) == (w, h):

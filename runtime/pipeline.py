@@ -470,7 +470,7 @@ def _loop(frames, loop, outputs, stats, overlays, times, status_every, log, ctrl
         for out in outputs:
             out.write(frame, result, annotated)
         stats.add(frame.latency_ms, frame.read_s, times, clock() - t3)
-        if result is not None and "invalid" in getattr(result, "primary", result):  # several: the first network's
+        if result is not None and "invalid" in result.primary:  # several networks: the first one's
             stats.invalid += 1
         if ctrl_c.requested or any(o.finished for o in outputs):
             break

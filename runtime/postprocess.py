@@ -35,7 +35,17 @@ SHOWN = 3  # detections named in an overlay's line
 
 class Result(dict):
     """One frame's result: a plain dict (it goes to JSON as is) with a one-line `text` for overlays. When the
-    network's output is not finite, `invalid` says so and the task's fields are None (JSON null)."""
+    network's output is not finite, `invalid` says so and the task's fields are None (JSON null). `parts` ((name,
+    result) pairs to draw) and `primary` (the result a control link sends) are itself here, each network's and the
+    first network's for several networks (runtime/networks.py's Combined)."""
+
+    @property
+    def parts(self):
+        return [(None, self)]
+
+    @property
+    def primary(self):
+        return self
 
     @property
     def text(self) -> str:

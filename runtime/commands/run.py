@@ -259,9 +259,8 @@ def main(args):
                 build=args.build, gpu_preprocess=gpu_preprocess(args), frame_size=size, threshold=args.threshold,
                 classes=args.classes, track=args.track)) as model:
         bundles = model.bundles if several else [model.bundle]
-        if args.masks and not any(b.task == "segmentation" for b in bundles):
-            raise UserError("--masks is for segmentation bundles; %s is a %s bundle" % (bundles[0].name,
-                                                                                      bundles[0].task))
+        if args.masks:
+            MaskFiles.check(bundles)  # before the source opens
         model.backend.prepare(shared_cores=True)  # the model loads now (run's capture thread shares the cores)
         source = open_source(args.source, args.input_width, args.input_height, args.input_rate, args.loop,
                              args.input_flip, args.input_codec, args.reconnect_timeout,

@@ -269,15 +269,18 @@ class MaskFiles(Output):
         self.cv2 = require("cv2", "opencv", "writing mask files")
         self.folder, self.every, self.written, self.last = folder, every, 0, None
 
-    def bind(self, model, source, stats):
-        bundles = getattr(model, "bundles", None) or ([model.bundle] if model is not None else [])
+    @staticmethod
+    def check(bundles):
+        """A one-line UserError unless one of the bundles run is a segmentation bundle."""
         if not any(b.task == "segmentation" for b in bundles):
             raise UserError("--masks is for segmentation bundles; %s" % (
                 "%s is a %s bundle" % (bundles[0].name, bundles[0].task) if bundles else "a recording has none"))
 
+    def bind(self, model, source, stats):
+        self.check(getattr(model, "bundles", None) or ([model.bundle] if model is not None else []))
+
     def write(self, frame, result, annotated=None):
-        parts = getattr(result, "parts", None) or [(None, result)]  # several networks: the segmentation's,
-        segmented = next((r for _, r in parts if getattr(r, "mask", None) is not None), None)
+        segmented = next((r for _, r in result.parts if getattr(r, "mask", None) is not None), None)
         if segmented is None:
             return
         index = segmented.get("frame", frame.index)  # the frame it was made from (several networks: maybe older)

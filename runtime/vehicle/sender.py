@@ -127,7 +127,7 @@ class ControlOutput(Output):
     def write(self, frame, result, annotated=None):
         if self.down is not None:
             raise OutputStopped(self.down)
-        result = getattr(result, "primary", result)  # several networks: the first (steering first) commands
+        result = result.primary  # several networks: the first (steering first) commands
         stamp = getattr(frame, "timestamp", None)
         fields = {"t": float(stamp if stamp is not None else time.time())}
         with self.lock:
