@@ -7,10 +7,11 @@
 
 Each network's result carries its frame's index (`frame`) and how old that frame was when this frame's result
 was made (`age_ms`: 0 for the first network). The combined result has a key per network (its bundle's name) with
-its latest result, None until its first. The other networks' threads run at a lower CPU priority (nice +10 on
-Linux, inherited by the threads their backends start, ONNX Runtime's workers among them), so on a loaded board
-the scheduler serves steering first. Each network's backend is made in the thread that runs it (a TensorRT
-engine's CUDA context and stream belong to that thread: each engine has its own).
+its latest result, None until its first. The other networks' threads run below the rest (SCHED_IDLE on Linux,
+inherited by the threads their backends start, ONNX Runtime's workers among them): when steering's thread wakes,
+it takes a core from them at once. Each network's backend is made in the thread that runs it (a TensorRT
+engine's CUDA context and stream belong to that thread: each engine has its own), and each can have a DLA core
+of its own (dla_placement: `--dla-core NAME=N`, checked against the board's facts).
 
     from runtime import Networks, open_source, run
     with Networks(["bundles/pilotnet", "bundles/detector", "bundles/freespace"]) as nets, \\
@@ -25,13 +26,34 @@ import sys
 import threading
 import time
 
+from . import platform
 from .errors import UserError
 from .model import Model
 from .postprocess import Result
 
-BACKGROUND_NICE = 10  # the other networks' threads: below the calling thread's priority
+BACKGROUND_NICE = 10  # the other networks' threads where SCHED_IDLE is refused: below the calling thread
 STOP_WAIT_S = 5.0  # closing: how long the threads together are waited for
 START_TIMEOUT_S = 600.0  # a network's thread loads its backend (an engine may build): at most this long
+
+
+def background():
+    """The calling thread (and the threads it starts later, ONNX Runtime's workers among them) below the rest:
+    SCHED_IDLE on Linux, where a thread of the normal policy that wakes takes the core at once, else nice +10;
+    where neither is permitted, the same priority as the rest. Which it got."""
+    tid = threading.get_native_id() if hasattr(threading, "get_native_id") else 0
+    if hasattr(os, "sched_setscheduler") and hasattr(os, "SCHED_IDLE"):
+        try:
+            os.sched_setscheduler(tid, os.SCHED_IDLE, os.sched_param(0))
+            return "idle"
+        except OSError:
+            pass
+    if hasattr(os, "setpriority") and tid:
+        try:
+            os.setpriority(os.PRIO_PROCESS, tid, BACKGROUND_NICE)
+            return "nice"
+        except OSError:
+            pass
+    return None
 
 
 class Combined(Result):
@@ -75,11 +97,7 @@ class _Worker:
 
     def _run(self):
         try:
-            if hasattr(os, "setpriority") and hasattr(threading, "get_native_id"):
-                try:
-                    os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), BACKGROUND_NICE)
-                except OSError:  # not permitted here: the same priority as the rest, still its own thread
-                    pass
+            background()
             self.model = self.make()
             self.model.backend.prepare(True)
         except BaseException as exc:  # reported by the calling thread, in one line where it is a UserError
@@ -141,6 +159,35 @@ def names_of(bundles):
     return names
 
 
+def dla_placement(values, names, root="/"):
+    """{name: DLA core} from --dla-core's values: N for one network, NAME=N for any (NAME: its key in the
+    combined result, names). One network per core, each core on this board (platform.dla_problem); a one-line
+    error otherwise."""
+    placement = {}
+    for value in values or ():
+        name, _, core = value.rpartition("=")
+        if not name:
+            if len(names) > 1:
+                raise UserError("--dla-core %s: with several networks say which goes on the DLA, --dla-core NAME=N "
+                                "(NAME one of %s)" % (value, ", ".join(names)))
+            name = names[0]
+        if name not in names:
+            raise UserError("--dla-core %s: no network is called %r (they are %s)" % (value, name, ", ".join(names)))
+        if not core.isdigit():
+            raise UserError("--dla-core %s: the DLA core is a number, 0 or more" % value)
+        if name in placement:
+            raise UserError("--dla-core: %s is given twice" % name)
+        if int(core) in placement.values():
+            raise UserError("--dla-core %s: DLA core %s already runs %s; a DLA core runs one network at a time: "
+                            "give another core or leave one on the GPU"
+                            % (value, core, next(n for n, c in placement.items() if c == int(core))))
+        placement[name] = int(core)
+    problem = platform.dla_problem({(n if len(names) > 1 else None): c for n, c in placement.items()}, root)
+    if problem:
+        raise UserError(problem)
+    return placement
+
+
 class Networks:
     """Several bundles on one stream (the module docstring); what run() and stream() take in place of a Model.
     paths: bundle folders; options: Model's keyword options, for every network (a detection bundle's threshold,
@@ -148,7 +195,9 @@ class Networks:
 
     prepares_ahead = False  # each network preprocesses its own input: no Prepare in the capture thread
 
-    def __init__(self, paths, **options):
+    def __init__(self, paths, dla_cores=None, **options):
+        """dla_cores: --dla-core's values (dla_placement): NAME=N puts that network's TensorRT engine on DLA core
+        N."""
         from . import bundle as bundle_format
 
         if len(paths) < 2:
@@ -161,18 +210,20 @@ class Networks:
         order = sorted(range(len(bundles)), key=lambda i: bundles[i].task != "steering")
         names = names_of(bundles)
         self.names = [names[i] for i in order]
+        dla = dla_placement(dla_cores, names)
 
-        def make(b):
-            return lambda: Model(b, **dict(options, **(detection if b.task == "detection" else {})))
+        def make(b, name):
+            return lambda: Model(b, dla_core=dla.get(name), **dict(options, **(detection if b.task == "detection"
+                                                                               else {})))
 
         first = bundles[order[0]]
         self.bundles = [bundles[i] for i in order]
-        self.first = make(first)()
+        self.first = make(first, self.names[0])()
         self.bundle, self.backend, self.times = first, self.first.backend, self.first.times
         self.workers = []
         try:
             for i in order[1:]:
-                self.workers.append(_Worker(names[i], make(bundles[i])))
+                self.workers.append(_Worker(names[i], make(bundles[i], names[i])))
             for w in self.workers:
                 if not w.ready.wait(START_TIMEOUT_S):
                     raise UserError("network %s did not load within %d s" % (w.name, START_TIMEOUT_S))

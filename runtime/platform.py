@@ -1,7 +1,7 @@
 """What this machine is, read from the files a Jetson has, each function with root= so that tests (and
 `python -m runtime doctor --root DIR`) can point it at a copy: the board's model and device-tree
 compatible strings, L4T/JetPack, the power modes and the current one, and what the board's hardware has
-(NVENC, a hardware MJPEG decoder). Everywhere else asks here; nothing here imports anything heavy.
+(NVENC, a hardware MJPEG decoder, DLA cores). Everywhere else asks here; nothing here imports anything heavy.
 """
 
 from __future__ import annotations
@@ -114,6 +114,39 @@ def has_nvenc(board, compatible=()) -> bool:
     if compatible:
         return not any(module in c for c in compatible for module in ORIN_NANO_MODULES)
     return not (board and "orin nano" in board.lower())
+
+
+# DLA cores by module (device-tree compatible strings): NVIDIA's Jetson module data sheets. Xavier (tegra194, AGX
+# and NX): 2; AGX Orin (p3701, every memory size): 2; Orin NX 16GB (p3767-0000): 2, 8GB (p3767-0001): 1; Orin Nano
+# (p3767-0003/0004/0005): none. Others (Thor, an unknown module): not known here; TensorRT's builder says.
+DLA_CORES = (("p3767-0000", 2), ("p3767-0001", 1), ("p3767-0003", 0), ("p3767-0004", 0), ("p3767-0005", 0),
+             ("p3701", 2), ("tegra194", 2))
+
+
+def dla_cores(compatible=()):
+    """How many DLA cores the board's module has (DLA_CORES), or None where this does not know it."""
+    for module, cores in DLA_CORES:
+        if any(module in c for c in compatible):
+            return cores
+    return None
+
+
+def dla_problem(placement, root="/"):
+    """What is wrong with placing networks on DLA cores ({name: core}) on this board, in one line, or None (fine,
+    or a board whose DLA cores are not known here: TensorRT's builder checks those)."""
+    compatible = board_compatible(root)
+    have = dla_cores(compatible)
+    if have is None:
+        return None
+    board = board_model(root) or compatible[0]
+    for name, core in placement.items():
+        if core >= have:
+            return ("--dla-core %s%d: %s has %s (`runtime doctor` lists the board's facts)"
+                    % ("" if name is None else name + "=", core, board,
+                       "no DLA: leave --dla-core out" if have == 0 else
+                       "%d DLA core%s (%s)" % (have, "" if have == 1 else "s",
+                                               "core 0" if have == 1 else "cores 0-%d" % (have - 1))))
+    return None
 
 
 def is_thor(board, compatible=()) -> bool:

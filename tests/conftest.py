@@ -3,6 +3,7 @@ real). Nothing here imports TensorFlow until a fixture trains: tests/runtime/ ru
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 
@@ -48,6 +49,13 @@ def one_line_error(proc):
     """Exit status 2 and a single line on stderr (no traceback)."""
     lines = [ln for ln in proc.stderr.splitlines() if ln.strip()]
     return proc.returncode == 2 and len(lines) == 1 and "Traceback" not in proc.stderr
+
+
+def copy_bundle(src, tmp_path, name="bundle"):
+    """A copy of a bundle without its engines (tests that build engines write them beside the copy)."""
+    dest = tmp_path / name
+    shutil.copytree(str(src), str(dest), ignore=shutil.ignore_patterns("engines"))
+    return dest
 
 
 def read_jsonl(path):

@@ -301,6 +301,7 @@ def test_doctor_here_says_truthfully_no_tensorrt_and_no_gpu():
 
 def test_doctor_on_a_jetson_with_tensorrt_and_a_camera(tmp_path):
     root = fake_root(tmp_path, "jp5", nvpmodel=NVPMODEL_XAVIER_NX, pmode=0)
+    (root / "proc" / "device-tree" / "compatible").write_bytes(b"nvidia,p3509-0000+p3668-0001\0nvidia,tegra194\0")
     (root / "dev").mkdir()
     (root / "dev" / "video0").write_text("")
     (root / "sys" / "class" / "video4linux" / "video0").mkdir(parents=True)
@@ -308,7 +309,8 @@ def test_doctor_on_a_jetson_with_tensorrt_and_a_camera(tmp_path):
     proc = cli("runtime", "doctor", "--root", root, fake_gpu="8.5.2")
     assert proc.returncode == 0, proc.stderr
     out = proc.stdout
-    assert "NVIDIA Jetson Xavier NX Developer Kit, L4T R35.4.1 = JetPack 5, power mode MODE_15W_2CORE" in out
+    assert ("NVIDIA Jetson Xavier NX Developer Kit, L4T R35.4.1 = JetPack 5, 2 DLA cores, power mode MODE_15W_2CORE"
+            in out)
     assert "the fastest is MODE_20W_6CORE, mode 8" in out and "jetson_setup.sh --max-perf" in out
     assert "TensorRT 8.5.2 (tensor API, precision by builder flags)" in out
     assert "FAKE Orin (nvgpu), compute 8.7" in out

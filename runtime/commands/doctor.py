@@ -125,6 +125,9 @@ def _jetson(root):
     major, version = release
     jetpack = platform.jetpack_of(major)
     detail = "%s, L4T R%s = JetPack %s" % (model or "unknown board", version, jetpack or "?")
+    dla = platform.dla_cores(platform.board_compatible(root))
+    if dla is not None:
+        detail += ", %d DLA core%s" % (dla, "" if dla == 1 else "s")
     if jetpack is None:
         return Check("jetson", MISSING, detail + ": too old for this runtime", "flash JetPack 5.1 or later")
     mode = platform.power_mode(root) or "unknown"

@@ -24,7 +24,7 @@ import sys
 
 import numpy as np
 
-from .. import bundle as bundle_format
+from .. import bundle as bundle_format, platform
 from ..backends.tensorrt import api as trtlib, build, calibrator, engines
 from ..backends.tensorrt.calibrator import DEFAULT_FRAMES
 from ..backends.tensorrt.cuda import Gpu, load_pycuda
@@ -76,6 +76,9 @@ def main(args):
         raise UserError("--dla-core must be 0 or more")
     if args.calib_data is not None and args.precision != "int8":
         raise UserError("--calib-data is for --precision int8")
+    problem = platform.dla_problem({None: args.dla_core}) if args.dla_core is not None else None
+    if problem:
+        raise UserError(problem)
     bundle = bundle_format.load(args.bundle)
     frames = calibration_frames(bundle, args.calib_data, args.calib_frames)  # read only if TensorRT calibrates
     opts = build.BuildOptions(args.precision, args.workspace, args.max_batch, args.dla_core, args.calib_data,

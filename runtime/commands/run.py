@@ -7,13 +7,14 @@ import argparse
 import signal
 import sys
 
+from .. import bundle as bundle_format
 from ..backends import NAMES as BACKENDS
 from ..backends.tensorrt.engines import PRECISIONS
 from ..cli import add_max_image_pixels, fraction, lost_for_good, milliseconds, number_in, positive_float, positive_int
 from ..errors import UserError, printable
 from ..gst_launch import CODECS
 from ..model import Model
-from ..networks import Networks
+from ..networks import Networks, dla_placement
 from ..outputs import add_rotation_options, has_screen, open_outputs
 from ..outputs.files import MaskFiles
 from ..outputs.web import host_problem, token_problem
@@ -105,7 +106,10 @@ def _backend_options(run):
     run.add_argument("--precision", choices=PRECISIONS,
                      help="TensorRT: which engine (default fp16 where the GPU has fast FP16); ONNX Runtime: "
                           "model.onnx (fp32, the default) or the bundle's fp16/int8 variant")
-    run.add_argument("--dla-core", type=int, metavar="N", help="TensorRT: run on DLA core N (GPU fallback)")
+    run.add_argument("--dla-core", action="append", metavar="[NAME=]N",
+                     help="TensorRT: run on DLA core N, the layers the DLA cannot run on the GPU; with several "
+                          "bundles NAME=N for each network to put on a DLA (NAME: its key in the JSON line), one "
+                          "network per core")
     run.add_argument("--no-build", dest="build", action="store_false",
                      help="TensorRT: never build an engine here; fail when the bundle has none for this device")
 
@@ -236,28 +240,29 @@ def _several(args):
     if args.gst_preprocess in ("crop", "on") or args.gpu_preprocess == "on":
         raise UserError("several networks each take the frame whole: --gst-preprocess %s and --gpu-preprocess %s "
                         "are for one bundle" % (args.gst_preprocess, args.gpu_preprocess))
-    if args.dla_core is not None:
-        raise UserError("--dla-core with several networks: placing each on its own DLA core is not built yet; "
-                        "run them on the GPU (no --dla-core)")
-    return Networks(args.bundle, backend=args.backend, precision=args.precision, build=args.build,
-                    threshold=args.threshold, classes=args.classes, track=args.track)
+    return Networks(args.bundle, dla_cores=args.dla_core, backend=args.backend, precision=args.precision,
+                    build=args.build, threshold=args.threshold, classes=args.classes, track=args.track)
+
+
+def _one(args, size):
+    """The Model for one bundle: its DLA core (--dla-core N, or NAME=N with its name) checked against the board."""
+    bundle = bundle_format.load(args.bundle[0])
+    return Model(bundle, backend=args.backend, precision=args.precision,
+                 dla_core=dla_placement(args.dla_core, [bundle.name]).get(bundle.name), build=args.build,
+                 gpu_preprocess=gpu_preprocess(args), frame_size=size, threshold=args.threshold,
+                 classes=args.classes, track=args.track)
 
 
 def main(args):
     if (args.input_width is None) != (args.input_height is None):
         raise UserError("give --input-width and --input-height together")
     display = has_screen() if args.display is None else args.display
-    if args.dla_core is not None and args.dla_core < 0:
-        raise UserError("--dla-core must be 0 or more")
     security = link_security(args)
     control = ControlSettings(args.watchdog_ms, args.heartbeat_ms, args.steering_limit, args.steering_rate,
                               args.throttle, args.ros2_msg, args.wheelbase, args.speed, security)
     size = (args.input_width, args.input_height) if args.input_width else None
     several = len(args.bundle) > 1
-    with (_several(args) if several else
-          Model(args.bundle[0], backend=args.backend, precision=args.precision, dla_core=args.dla_core,
-                build=args.build, gpu_preprocess=gpu_preprocess(args), frame_size=size, threshold=args.threshold,
-                classes=args.classes, track=args.track)) as model:
+    with (_several(args) if several else _one(args, size)) as model:
         bundles = model.bundles if several else [model.bundle]
         if args.masks:
             MaskFiles.check(bundles)  # before the source opens

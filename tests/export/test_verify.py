@@ -2,17 +2,11 @@
 (the TensorRT rows through the FAKE TensorRT of tests/fakes)."""
 
 import json
-import shutil
 
 import numpy as np
 
-from tests.conftest import cli, one_line_error, read_jsonl
+from tests.conftest import cli, copy_bundle, one_line_error, read_jsonl
 
-
-def copy_bundle(src, tmp_path, name="bundle"):
-    dest = tmp_path / name
-    shutil.copytree(str(src), str(dest), ignore=shutil.ignore_patterns("engines"))
-    return dest
 
 
 def test_verify_judges_each_precision_by_its_own_tolerance():

@@ -2,11 +2,14 @@
 other network on the newest frame when it is free, each result with its frame's index and age, one JSON line a
 frame with a key per bundle, the overlay drawing them all; options that cannot apply are one line."""
 
+import os
+
 import pytest
 
-from tests.conftest import ROOT, cli, one_line_error, read_jsonl
+from tests.conftest import ROOT, cli, copy_bundle, one_line_error, read_jsonl
 
-PILOTNET, DETECTOR, DIGITS = ("%s/tests/runtime/bundles/%s" % (ROOT, n) for n in ("pilotnet", "detector", "digits"))
+PILOTNET, DETECTOR, DIGITS, FREESPACE = ("%s/tests/runtime/bundles/%s" % (ROOT, n)
+                                         for n in ("pilotnet", "detector", "digits", "freespace"))
 
 
 def test_steering_goes_first_and_the_others_follow_with_their_frames_age(tmp_path):
@@ -46,7 +49,9 @@ def test_the_python_api_and_the_combined_result(tmp_path):
 
 
 @pytest.mark.parametrize("args, says", [
-    (["--dla-core", "0"], "--dla-core with several networks"),
+    (["--dla-core", "0"], "with several networks say which goes on the DLA, --dla-core NAME=N"),
+    (["--dla-core", "lidar=0"], "no network is called 'lidar' (they are pilotnet, mnist_cnn)"),
+    (["--dla-core", "pilotnet=0", "--dla-core", "mnist_cnn=0"], "DLA core 0 already runs pilotnet"),
     (["--gst-preprocess", "crop"], "several networks each take the frame whole"),
     (["--threshold", "0.5"], "none is given"),
 ])
@@ -82,3 +87,61 @@ def test_the_others_read_a_copy_that_no_overlay_or_buffer_reuse_reaches():
         nets.workers[0].error = UserError("boom")  # a failure just after the loop's last look at it
         with pytest.raises(UserError, match="network mnist_cnn: boom"):
             nets.close()
+
+
+def _board(tmp_path, model, *compatible):
+    """A board's device-tree model and compatible strings, as /proc/device-tree has them (NUL-separated)."""
+    tree = tmp_path / model.replace(" ", "_") / "proc" / "device-tree"
+    tree.mkdir(parents=True)
+    (tree / "model").write_bytes(model.encode() + b"\0")
+    (tree / "compatible").write_bytes(b"".join(c.encode() + b"\0" for c in compatible))
+    return str(tree.parent.parent)
+
+
+def test_each_network_is_placed_on_a_dla_core_the_board_has(tmp_path):
+    from runtime.errors import UserError
+    from runtime.networks import dla_placement
+
+    names = ["pilotnet", "detector", "freespace"]
+    agx = _board(tmp_path, "NVIDIA Jetson AGX Orin Developer Kit", "nvidia,p3737-0000+p3701-0005",
+                 "nvidia,p3701-0005", "nvidia,tegra234")
+    assert dla_placement(["detector=0", "freespace=1"], names, agx) == {"detector": 0, "freespace": 1}
+    assert dla_placement(None, names, agx) == {}
+    assert dla_placement(["1"], ["pilotnet"], agx) == {"pilotnet": 1}
+    assert dla_placement(["detector=7"], names, str(tmp_path / "desktop")) == {"detector": 7}  # TensorRT checks
+    nx8 = _board(tmp_path, "NVIDIA Jetson Orin NX Engineering Reference Developer Kit",
+                 "nvidia,p3768-0000+p3767-0001", "nvidia,p3767-0001", "nvidia,tegra234")
+    nano = _board(tmp_path, "NVIDIA Jetson Orin Nano Developer Kit", "nvidia,p3768-0000+p3767-0005",
+                  "nvidia,p3767-0005", "nvidia,tegra234")
+    xavier = _board(tmp_path, "NVIDIA Jetson Xavier NX Developer Kit", "nvidia,p3509-0000+p3668-0001",
+                    "nvidia,tegra194")
+    assert dla_placement(["detector=1", "freespace=0"], names, xavier) == {"detector": 1, "freespace": 0}
+    for values, among, root, says in [
+            (["freespace=1"], names, nx8, "--dla-core freespace=1: NVIDIA Jetson Orin NX Engineering Reference "
+                                          "Developer Kit has 1 DLA core (core 0)"),
+            (["2"], ["pilotnet"], nx8, "--dla-core 2: NVIDIA Jetson Orin NX"),
+            (["freespace=2"], names, agx, "has 2 DLA cores (cores 0-1)"),
+            (["freespace=0"], names, nano, "Orin Nano Developer Kit has no DLA: leave --dla-core out"),
+            (["detector=x"], names, agx, "the DLA core is a number"),
+            (["detector=0", "detector=1"], names, agx, "detector is given twice")]:
+        with pytest.raises(UserError) as caught:
+            dla_placement(values, among, root)
+        assert says in str(caught.value)
+
+
+def test_the_free_space_network_on_a_dla_beside_steering_on_the_gpu(tmp_path):
+    """FAKE TensorRT 10.3 with a DLA core: each network its own engine, the free-space one on DLA core 0, whose
+    build says in one line that its class map (ArgMax, TopK in TensorRT) runs on the GPU."""
+    pilotnet, freespace = copy_bundle(PILOTNET, tmp_path, "pilotnet"), copy_bundle(FREESPACE, tmp_path, "freespace")
+    jsonl = tmp_path / "out.jsonl"
+    env = {"XDG_CACHE_HOME": str(tmp_path / "cache"), "FAKE_DLA_CORES": "1"}
+    proc = cli("runtime", "run", freespace, pilotnet, "--backend", "tensorrt", "--precision", "fp16",
+               "--dla-core", "freespace=0", "--source", "synthetic://road", "--max-frames", 3, "--jsonl", jsonl,
+               "--no-display", "--quiet", fake_gpu="10.3.0", env=env)
+    assert proc.returncode == 0, proc.stderr
+    said = [ln for ln in proc.stderr.splitlines() if ln.startswith("DLA core 0: ")]
+    assert len(said) == 1 and "TOPK x1" in said[0] and "the class map is one" in said[0], proc.stderr
+    assert [n for n in os.listdir(freespace / "engines") if n.endswith(".engine")][0].startswith("fp16-b1-dla0-")
+    assert [n for n in os.listdir(pilotnet / "engines") if n.endswith(".engine")][0].startswith("fp16-b1-gpu-")
+    lines = read_jsonl(jsonl)
+    assert len(lines) == 3 and list(lines[-1]["result"]) == ["pilotnet", "freespace"]

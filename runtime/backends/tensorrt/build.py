@@ -173,7 +173,7 @@ def _build(bundle, opts, gpu, trt, log, root, note):
     workspace = opts.workspace_mib or default_workspace_mib(gpu.info()["memory"])
     if opts.dla_core is not None:
         log_trt.quiet = DLA_FALLBACK_WARNINGS
-    config, profile = builder_config(trt, builder, network, plan, opts, workspace, timing_path, log)
+    config, profile = builder_config(trt, builder, network, plan, opts, workspace, timing_path, log, bundle.task)
     int8 = int8_calibrator(trt, gpu, bundle, opts, plan, tuple(network.get_input(0).shape), log, log_trt.caught)
     print("building a TensorRT engine, %s, for %s (%s; %s; workspace %d MiB, %s%s): this takes a while"
           % (plan.precision, plan.key.device.gpu_name, trtlib.describe(trt), plan.reason, workspace,
@@ -220,7 +220,7 @@ def network_from_onnx(trt, builder, log_trt, onnx_path, log):
     return network, parser
 
 
-def builder_config(trt, builder, network, plan, opts, workspace_mib, timing_path, log):
+def builder_config(trt, builder, network, plan, opts, workspace_mib, timing_path, log, task=None):
     """(TensorRT's builder config, the batch's optimization profile or None): the workspace limit, the precision
     flags, the batch profile, the DLA with GPU fallback on request, and the timing cache."""
     config = builder.create_builder_config()
@@ -231,7 +231,7 @@ def builder_config(trt, builder, network, plan, opts, workspace_mib, timing_path
         config.default_device_type = trt.DeviceType.DLA
         config.DLA_core = int(opts.dla_core)
         config.set_flag(trt.BuilderFlag.GPU_FALLBACK)
-        say_gpu_fallback(network, config, opts.dla_core, log)
+        say_gpu_fallback(network, config, opts.dla_core, log, task)
     read_timing_cache(config, timing_path, opts.timing_cache is not None, log)
     return config, profile
 
@@ -254,13 +254,16 @@ def gpu_fallback(network, config):
     return kinds
 
 
-def say_gpu_fallback(network, config, dla_core, log):
-    """One line naming the layers that fall back from the DLA to the GPU (nothing when all run on it)."""
+def say_gpu_fallback(network, config, dla_core, log, task=None):
+    """One line naming the layers that fall back from the DLA to the GPU (nothing when all run on it); for a
+    segmentation network, that its class map (ONNX ArgMax, a TopK layer in TensorRT) is among them."""
     kinds = gpu_fallback(network, config)
     if kinds:
         first = sorted(kinds, key=lambda k: (k not in ("TOPK", "NMS"), -kinds[k], k))
-        print("DLA core %d: %d layer(s) fall back to the GPU (GPU_FALLBACK; the DLA cannot run them): %s"
-              % (dla_core, sum(kinds.values()), ", ".join("%s x%d" % (k, kinds[k]) for k in first)), file=log)
+        why = ("; the class map is one: ArgMax is a TopK layer in TensorRT, which the DLA cannot run"
+               if task == "segmentation" and "TOPK" in kinds else "")
+        print("DLA core %d: %d layer(s) fall back to the GPU (GPU_FALLBACK; the DLA cannot run them): %s%s"
+              % (dla_core, sum(kinds.values()), ", ".join("%s x%d" % (k, kinds[k]) for k in first), why), file=log)
 
 
 def precision_flags(trt, config, plan):

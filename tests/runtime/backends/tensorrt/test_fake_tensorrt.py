@@ -9,14 +9,13 @@ Runtime on the bytes in fake device memory, so the numbers that come back are re
 import io
 import json
 import os
-import shutil
 import sys
 import threading
 
 import numpy as np
 import pytest
 
-from tests.conftest import FAKES, ROOT, cli, one_line_error, read_jsonl
+from tests.conftest import FAKES, ROOT, cli, copy_bundle, one_line_error, read_jsonl
 
 VERSIONS = ["8.5.2", "10.3.0", "11.4.1"]
 FAKE_MODULES = ("tensorrt", "pycuda", "pycuda.driver")
@@ -47,12 +46,6 @@ def fake_gpu(monkeypatch, tmp_path):
     for m in FAKE_MODULES:
         sys.modules.pop(m, None)
 
-
-def copy_bundle(src, tmp_path, name="bundle"):
-    """A copy without engines: the session's bundles collect engines from the CLI tests."""
-    dest = tmp_path / name
-    shutil.copytree(str(src), str(dest), ignore=shutil.ignore_patterns("engines"))
-    return dest
 
 
 def sample_frames(bundle):
