@@ -5,7 +5,8 @@ health, updating without a reload (aiohttp, the `web` extra), on a server that s
     /page.js     the page's script, /page.css its style (the same for everyone: they need no token)
     /stream.mjpg the annotated frames, multipart/x-mixed-replace JPEG, newest frame only
     /stats       the live statistics as JSON (FPS over the last 5 s and over the run, latency p50/p95 of the
-                 last 300 frames, drops, per-stage ms, backend, model, power mode on a Jetson)
+                 last 300 frames, drops, per-stage ms, backend, model(s), power mode on a Jetson; a detector's
+                 objects, a segmentation network's free space, with several networks each other one's rate)
     /healthz     200 while frames flow (one within the last 2 s), else 503
 
 The server never slows the pipeline: write() only keeps a reference to the newest annotated frame; a thread of
@@ -82,7 +83,8 @@ class WebOutput(Output):
         self.token = token if token else (None if host in LOOPBACK else secrets.token_urlsafe(12))
         self.hosts, self.ratelog, self.gate = Hosts(host, hosts), RateLog(log), None
         self.stats, self.info = None, {}
-        self.objects = None  # a detection bundle's objects in the newest frame, for /stats
+        self.objects = self.free_space = None  # a detector's objects, a segmentation's free space: for /stats
+        self.networks, self.bound_at = None, time.monotonic()  # several networks: each one's rate, for /stats
         self.frame, self.frame_seq, self.frame_time = None, 0, 0.0  # newest annotated frame (a reference)
         self.jpeg, self.jpeg_seq = None, 0
         self.viewers = 0  # connected to /stream.mjpg
@@ -111,8 +113,11 @@ class WebOutput(Output):
 
     def bind(self, model, source, stats):
         self.stats = stats
-        self.info = {"model": model.bundle.describe(), "source": without_credentials(source.uri),
+        bundles = getattr(model, "bundles", None) or [model.bundle]  # several networks: each of them
+        self.info = {"model": "; ".join(b.describe() for b in bundles), "source": without_credentials(source.uri),
                      "backend": "%s (%s)" % (model.backend.name, model.backend.detail)}
+        self.networks = model if hasattr(model, "counts") else None  # the others' results, for /stats
+        self.bound_at = time.monotonic()
 
         if platform.is_jetson():
             self.info["power_mode"] = platform.power_mode()
@@ -120,8 +125,13 @@ class WebOutput(Output):
     # -- the pipeline's side: keep a reference, nothing more ----------------------------------------------
     def write(self, frame, result, annotated=None):
         self.frame = self.annotate(frame, result, annotated)
-        found = result.get("detections") if result is not None else None
-        self.objects = len(found) if found is not None else None  # a detector's, for /stats
+        objects = free = None  # a detector's count and a segmentation network's free space, for /stats
+        for _, part in result.parts if result is not None else ():
+            if part is not None and objects is None and part.get("detections") is not None:
+                objects = len(part["detections"])
+            if part is not None and free is None and part.get("free_space") is not None:
+                free = part["free_space"]
+        self.objects, self.free_space = objects, free
         self.frame_seq += 1
         self.frame_time = time.monotonic()
         if self.waiting:
@@ -306,6 +316,11 @@ class WebOutput(Output):
                     flowing=self.frame_seq > 0 and time.monotonic() - self.frame_time < FLOWING_S)
         if self.objects is not None:
             snap["objects"] = self.objects
+        if self.free_space is not None:
+            snap["free_space"] = self.free_space
+        if self.networks is not None:  # each other network's results a second since the run began
+            elapsed = max(time.monotonic() - self.bound_at, 1e-6)
+            snap["networks"] = {name: round(done / elapsed, 2) for name, (done, _) in self.networks.counts().items()}
         if stats is not None and stats.frames:
             snap.update(fps=round(stats.current_fps(), 2), fps_average=round(stats.fps, 2), dropped=stats.dropped,
                         invalid=stats.invalid,
@@ -416,6 +431,8 @@ async function refresh() {
     if (s.latency_ms) rows.push(row("latency p50 / p95",
                                     s.latency_ms.p50.toFixed(1) + " / " + s.latency_ms.p95.toFixed(1) + " ms"));
     if (s.objects !== undefined) rows.push(row("objects", s.objects));
+    if (s.free_space !== undefined) rows.push(row("free space", (100 * s.free_space).toFixed(0) + "% of the view"));
+    if (s.networks) for (const [k, v] of Object.entries(s.networks)) rows.push(row(k, v.toFixed(1) + " results/s"));
     rows.push(row("dropped", s.dropped === undefined ? "-" : s.dropped), row("viewers", s.viewers));
     if (s.stages_ms) for (const [k, v] of Object.entries(s.stages_ms)) rows.push(row(k, v.toFixed(2) + " ms"));
     const table = document.getElementById("table");

@@ -156,3 +156,38 @@ def test_bad_web_outputs_are_one_line(pilot_bundle, uri, message):
                "--output", uri)
     assert one_line_error(proc), proc.stderr
     assert message in proc.stderr
+
+
+def test_several_networks_in_the_view_the_free_space_blended_and_each_one_in_the_stats(tmp_path):
+    """PilotNet and the free-space network on the road: the streamed frames carry the free space's colours (the ego
+    lane's green over the grey road), and /stats names both models, the free space and the other network's rate."""
+    import cv2
+    import numpy as np
+
+    port = free_tcp_port()
+    err = tmp_path / "err.txt"
+    bundles = ["%s/tests/runtime/bundles/%s" % (ROOT, n) for n in ("pilotnet", "freespace")]
+    with open(err, "w") as stderr:
+        proc = subprocess.Popen([sys.executable, "-m", "runtime", "run", *bundles, "--source", "synthetic://road",
+                                 "--input-rate", "30", "--max-frames", "3000", "--no-display", "--quiet", "--output",
+                                 "http://127.0.0.1:%d" % port], cwd=ROOT, env=dict(os.environ, PYTHONPATH=ROOT),
+                                stdout=subprocess.PIPE, stderr=stderr)
+    try:
+        base = "http://127.0.0.1:%d" % port
+        wait_until(lambda: get(base + "/healthz")[0] == 200, "frames")
+        wait_until(lambda: "free_space" in json.loads(get(base + "/stats")[1]), "the free space's first result")
+        stats = json.loads(get(base + "/stats")[1])
+        assert "pilotnet" in stats["model"] and "freespace" in stats["model"] and 0.2 < stats["free_space"] < 0.6
+        assert stats["networks"]["freespace"] > 0
+        with urllib.request.urlopen(base + "/stream.mjpg", timeout=10) as stream:
+            data = b""
+            while data.count(b"\xff\xd9") < 3:  # the third frame: drawn once the free space has a result
+                data += stream.read(4096)
+        jpeg = data[:data.rindex(b"\xff\xd9") + 2]
+        view = cv2.imdecode(np.frombuffer(jpeg[jpeg.rindex(b"\xff\xd8"):], np.uint8), cv2.IMREAD_COLOR)
+        ego = view[view.shape[0] * 3 // 4:, view.shape[1] * 2 // 5:view.shape[1] * 3 // 5].reshape(-1, 3).mean(axis=0)
+        assert ego[1] - max(ego[0], ego[2]) > 20, ego  # green over grey: the ego lane's colour blended in
+    finally:
+        proc.terminate()
+        proc.communicate(timeout=30)
+    assert "Traceback" not in err.read_text()
