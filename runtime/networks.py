@@ -75,12 +75,23 @@ class Combined(Result):
 
 
 class _Offered:
-    """A frame as a network's thread gets it: its own copy of the image, the frame's index and capture time."""
+    """A frame as the other networks' threads get it: the frame's index, capture time and size, and its image
+    copied once, by whichever asks first (take): a network's thread that is free copies it while steering runs in
+    the calling thread, on another core; the calling thread asks after steering, so that nothing reads the loop's
+    frame once on_frame returns (the overlay draws on it, a source may reuse its buffer)."""
 
-    __slots__ = ("image", "index", "t0", "size")
+    __slots__ = ("source", "image", "index", "t0", "size", "lock")
 
-    def __init__(self, image, index, t0, size):
-        self.image, self.index, self.t0, self.size = image, index, t0, size
+    def __init__(self, source, index, t0, size):
+        self.source, self.image, self.index, self.t0, self.size = source, None, index, t0, size
+        self.lock = threading.Lock()
+
+    def take(self):
+        """The frame's own copy (made now if nobody has made it yet)."""
+        with self.lock:
+            if self.image is None:
+                self.image, self.source = self.source.copy(), None
+            return self.image
 
 
 class _Worker:
@@ -115,7 +126,7 @@ class _Worker:
                     if self.stopping:
                         return
                     frame, self.pending, self.busy = self.pending, None, True
-                result = self.model(frame.image)
+                result = self.model(frame.take())
                 result.frame_size = frame.size  # the frame it was made on: the overlay draws it on that size only
                 with self.cond:
                     self.result, self.done, self.busy = (frame, result), self.done + 1, False
@@ -247,14 +258,17 @@ class Networks:
 
     def on_frame(self, frame):
         """The combined result for a frame: the first network on it now, every other network offered it (a copy
-        of its own: the source may reuse the frame's buffer, and the overlay draws on it) and its latest result
-        taken."""
-        own = _Offered(frame.image.copy(), frame.index, frame.t0, frame.image.shape[1::-1])
+        of its own, _Offered: the source may reuse the frame's buffer, and the overlay draws on it) and its latest
+        result taken."""
+        own = _Offered(frame.image, frame.index, frame.t0, frame.image.shape[1::-1])
         for w in self.workers:
             self._raise_from(w)
             w.offer(own)
         now = time.perf_counter()
-        mine = self.first(frame.image)
+        try:
+            mine = self.first(frame.image)
+        finally:
+            own.take()  # copied by now, by a network's thread or here: the loop's frame is the loop's again
         mine.update(frame=frame.index, age_ms=0.0)
         results = {self.names[0]: mine}
         for w in self.workers:
