@@ -6,6 +6,8 @@
         --fine-tune 30 --out runs/photos                      # transfer learning (train/backbones.py)
     python -m train --model detector --backbone mobilenetv2 --weights mobilenet_v2_..._1.0_224_no_top.h5 \
         --data yolo:cones --out runs/cones                    # a detector on a pretrained backbone
+    python -m train --model freespace --backbone mobilenetv2 --weights mobilenet_v2_..._1.0_224_no_top.h5 \
+        --out runs/freespace-mnv2                             # the free-space U-Net on the same
     python -m train --model pilotnet --data road --epochs 10 --out runs/pilotnet --resume   # after a kill
     python -m train --model pilotnet --data drivelog:logs/track1,logs/track2 --augment --out runs/track
     python -m train --model cifar_cnn --data cifar10:cifar-10-python.tar.gz --strategy mirrored --out runs/c10
@@ -24,8 +26,8 @@ from runtime.cli import ArgumentParser, main, positive_float, positive_int
 from runtime.errors import UserError, printable, require
 from runtime.images import utf8
 
-from . import (backbones, checkpoints, datasets, detector, distribute, drivelog, load_tensorflow, models, pipeline,
-               run_dir, trainer)
+from . import (backbones, checkpoints, datasets, distribute, drivelog, load_tensorflow, models, pipeline, run_dir,
+               trainer)
 
 
 def build_parser():
@@ -33,8 +35,8 @@ def build_parser():
     _add_run_options(parser)
     _add_pipeline_options(parser.add_argument_group("input pipeline"))
     _add_device_options(parser.add_argument_group("devices"))
-    _add_transfer_options(parser.add_argument_group("transfer learning (%s, and the detector with --backbone)"
-                                                    % ", ".join(backbones.BACKBONES)))
+    _add_transfer_options(parser.add_argument_group("transfer learning (%s, and the detector and freespace with "
+                                                    "--backbone)" % ", ".join(backbones.BACKBONES)))
     return parser
 
 
@@ -107,9 +109,10 @@ def _add_device_options(scale):
 
 def _add_transfer_options(group):
     """The backbones' weights, input size and fine-tuning (train/backbones.py)."""
-    group.add_argument("--backbone", metavar="NAME", choices=sorted(detector.FEATURES),
-                       help="--model detector only: its encoder is this keras.applications backbone's first blocks "
-                            "(%s; default: its own small encoder)" % ", ".join(detector.FEATURES))
+    group.add_argument("--backbone", metavar="NAME", choices=sorted(backbones.MAPS),
+                       help="--model detector or freespace: its encoder is this keras.applications backbone's first "
+                            "blocks, with the backbone's input scaling (%s; default: its own small encoder)"
+                            % ", ".join(backbones.MAPS))
     group.add_argument("--weights", metavar="PATH",
                        help="ImageNet weights for the backbone, a .h5/.keras file downloaded from Keras's storage "
                             "(e.g. %s); default: random weights, every layer trained"
@@ -139,23 +142,23 @@ def _augment_kinds(given, task):
 
 
 def _configured_spec(args):
-    """The zoo entry for --model, configured with the transfer-learning options (the backbones, and the detector's
-    --backbone)."""
+    """The zoo entry for --model, configured with the transfer-learning options (the backbones, and --backbone
+    for the detector and the free-space network)."""
     spec = models.get(args.model)
     transfer = (args.weights, args.image_size, args.fine_tune, args.fine_tune_epochs)
-    if args.backbone is not None and not isinstance(spec, detector.DetectorSpec):
-        raise UserError("--backbone is the detector's (--model detector); a classifier on a backbone is a model of "
-                        "its own: --model %s" % "|".join(backbones.BACKBONES))
+    if args.backbone is not None and not isinstance(spec, backbones.FirstBlocks):
+        raise UserError("--backbone is for --model detector|freespace (their encoder); a classifier on a backbone is "
+                        "a model of its own: --model %s" % "|".join(backbones.BACKBONES))
     if isinstance(spec, backbones.BackboneSpec):
         spec = spec.configure(args.image_size, args.weights, args.fine_tune, args.fine_tune_epochs)
-    elif isinstance(spec, detector.DetectorSpec):
+    elif isinstance(spec, backbones.FirstBlocks):
         if args.image_size is not None:
-            raise UserError("--image-size is for the classifiers' backbones (%s): the detector's input is %dx%d"
-                            % (", ".join(backbones.BACKBONES), detector.SIZE[0], detector.SIZE[1]))
+            raise UserError("--image-size is for the classifiers' backbones (%s): the %s's input is %dx%d"
+                            % (", ".join(backbones.BACKBONES), spec.NOUN, spec.size[0], spec.size[1]))
         spec = spec.configure(args.backbone, args.weights, args.fine_tune, args.fine_tune_epochs)
     elif any(v is not None for v in transfer):
-        raise UserError("--weights, --image-size and --fine-tune are for the backbones (%s) and --model detector "
-                        "--backbone, not %s" % (", ".join(backbones.BACKBONES), spec.name))
+        raise UserError("--weights, --image-size and --fine-tune are for the backbones (%s) and --model "
+                        "detector|freespace --backbone, not %s" % (", ".join(backbones.BACKBONES), spec.name))
     return spec
 
 

@@ -16,6 +16,10 @@ the backbone trains as a whole and its BatchNormalization momentum is lowered fr
 Each backbone's own input scaling is its Spec's (and so the run's and the bundle's manifest's) preprocessing:
 MobileNetV2 takes x / 127.5 - 1 (keras.applications.mobilenet_v2.preprocess_input, mode "tf"); MobileNetV3
 (include_preprocessing=True) and EfficientNet rescale inside the model and take RGB 0..255.
+
+FirstBlocks is the same for a network whose encoder is a backbone's first blocks, its maps at the strides its
+decoder takes (MAPS), rather than a classifier's whole backbone: the detector and the free-space network
+(--backbone).
 """
 
 from __future__ import annotations
@@ -136,6 +140,88 @@ class BackboneSpec(Spec):
         _compile(model, FINE_TUNE_LR)
 
 
+# A backbone's maps by stride, for the networks whose encoder is its first blocks (the detector, the free-space
+# network): the output of its last block at that stride (keras.applications' names; at 96x160, MobileNetV2's are
+# 16, 24, 32 and 96 channels deep) and the layers up to it (its input not counted: --fine-tune's most where it is
+# the deepest map taken)
+MAPS = {"mobilenetv2": {2: ("expanded_conv_project_BN", 8), 4: ("block_2_add", 26), 8: ("block_5_add", 53),
+                        16: ("block_12_add", 115)}}
+
+
+class FirstBlocks:
+    """Mixed into a Spec whose encoder can be a backbone's first blocks (--backbone): the detector and the
+    free-space network. The subclass names its STRIDES (the maps its decoder takes, shallowest first), its NOUN
+    (for messages) and compiles in `recompile(model, learning_rate)`. From random weights every layer trains
+    (BatchNormalization momentum SCRATCH_BN_MOMENTUM); with --weights the first blocks are loaded, frozen and
+    called with training=False (BatchNormalization keeps the file's statistics, since Keras uses batch statistics
+    only in a layer that is training and trainable), and --fine-tune N unfreezes their last N layers for a second
+    phase at FINE_TUNE_LR, as the classifiers' transfer learning does."""
+
+    STRIDES, NOUN = (), ""
+
+    def take_backbone(self, backbone, weights, fine_tune, fine_tune_epochs):
+        """backbone: a name in MAPS, or None for the network's own encoder."""
+        self.backbone = BACKBONES[backbone] if backbone else None
+        self.weights, self.fine_tune, self.fine_tune_epochs = weights, fine_tune, fine_tune_epochs
+
+    def check_backbone(self, backbone, weights, fine_tune, fine_tune_epochs):
+        """The options for one run, checked without TensorFlow; UserError (one line) when they do not fit."""
+        if backbone is None:
+            if any(v is not None for v in (weights, fine_tune, fine_tune_epochs)):
+                raise UserError("--weights and --fine-tune are for a backbone's pretrained layers: give the %s one "
+                                "with --backbone %s" % (self.NOUN, "|".join(MAPS)))
+            return
+        if backbone not in MAPS:
+            raise UserError("--backbone %s: the %s's encoder can be %s" % (backbone, self.NOUN, "|".join(MAPS)))
+        check_transfer(BACKBONES[backbone], weights, fine_tune, fine_tune_epochs, self.feature_layers(backbone),
+                       "the %s's encoder (%s through %s)" % (self.NOUN, backbone, MAPS[backbone][max(self.STRIDES)][0]))
+
+    def feature_layers(self, backbone):
+        """The backbone's layers up to the deepest map taken (its input not counted)."""
+        return MAPS[backbone][max(self.STRIDES)][1]
+
+    def describe(self) -> str:
+        """What this run does with the backbone's weights, for stderr."""
+        name = "the %s on %s's first blocks (%d layers: its maps at strides %s)" % (
+            self.NOUN, self.backbone.name, self.feature_layers(self.backbone.name),
+            ", ".join(str(s) for s in self.STRIDES))
+        if self.weights is None:
+            return "%s from RANDOM weights (no --weights given; nothing is downloaded): every layer trains" % name
+        return "%s from %s: backbone frozen (BatchNormalization in inference mode), the rest trains%s" % (
+            name, self.weights, "; then its last %d layers at learning rate %g" % (self.fine_tune, FINE_TUNE_LR)
+            if self.fine_tune else "")
+
+    def build_base(self):
+        """The backbone's maps at STRIDES, as one model named after the backbone, with --weights loaded (and
+        frozen) or from random weights with BatchNormalization momentum that keeps up."""
+        import keras
+
+        b = self.backbone
+        whole = getattr(keras.applications, b.app)(input_shape=self.input_shape, include_top=False, weights=None,
+                                                   **b.kwargs)
+        if self.weights is not None:
+            load_weights(whole, self.weights, b)
+        names = [MAPS[b.name][s][0] for s in self.STRIDES]
+        base = keras.Model(whole.inputs, [whole.get_layer(n).output for n in names], name=b.name)
+        if self.weights is not None:
+            base.trainable = False
+        else:
+            set_bn_momentum(base, SCRATCH_BN_MOMENTUM)
+        return base
+
+    def features(self, base, inputs):
+        """The backbone's maps of inputs: a frozen one in inference mode."""
+        return base(inputs, training=False) if self.weights is not None else base(inputs)
+
+    def start_fine_tune(self, model):
+        """Phase 2: the backbone's last fine_tune layers unfrozen (BatchNormalization stays), recompiled."""
+        unfreeze_last(backbone_of(model), self.fine_tune)
+        self.recompile(model, FINE_TUNE_LR)
+
+    def recompile(self, model, learning_rate):
+        raise NotImplementedError
+
+
 def set_bn_momentum(base, momentum):
     """A backbone trained from random weights: BatchNormalization statistics that keep up (keras.applications'
     0.999 lags far behind weights that move fast)."""
@@ -169,8 +255,9 @@ def load_weights(base, weights, backbone):
                         % (weights, backbone.name, backbone.weight_files, reason)) from None
 
 
-def check_transfer(backbone, weights, fine_tune, fine_tune_epochs, layers=None):
-    """The transfer-learning options for a backbone, checked without TensorFlow; UserError (one line)."""
+def check_transfer(backbone, weights, fine_tune, fine_tune_epochs, layers=None, what=None):
+    """The transfer-learning options for a backbone, checked without TensorFlow; UserError (one line). layers and
+    what: the part of it that --fine-tune can reach where that is not all of it (its first blocks)."""
     if weights is not None:
         if not os.path.isfile(weights):
             raise UserError("--weights %s: no such file (download %s from Keras's storage)"
@@ -183,7 +270,7 @@ def check_transfer(backbone, weights, fine_tune, fine_tune_epochs, layers=None):
                             "keep, and every layer trains from the start anyway")
         layers = layers or backbone.layers
         if fine_tune > layers:
-            raise UserError("--fine-tune %d: %s has %d layers" % (fine_tune, backbone.name, layers))
+            raise UserError("--fine-tune %d: %s has %d layers" % (fine_tune, what or backbone.name, layers))
     if fine_tune_epochs is not None and fine_tune is None:
         raise UserError("--fine-tune-epochs needs --fine-tune N")
 

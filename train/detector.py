@@ -17,6 +17,8 @@ into K detections, padded: (x0, y0, x1, y1) in input pixels, score, class.
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 
 from . import backbones
@@ -28,8 +30,6 @@ THRESHOLD = 0.3  # the score a detection needs to be shown (the runtime's defaul
 SIZE_WEIGHT = 0.1
 MIN_RADIUS = 1
 SIZE = (256, 144)  # the input, width x height: a 16:9 camera frame at stride 16 (16 x 9 cells there)
-FEATURES = {"mobilenetv2": ("block_2_add", "block_5_add", "block_12_add")}  # its maps at strides 4, 8 and 16
-FEATURE_LAYERS = {"mobilenetv2": 115}  # the layers up to the last of them (its input not counted): --fine-tune's most
 
 
 def raw_channels(num_classes: int) -> int:
@@ -100,13 +100,13 @@ def loss(num_classes):
     return centernet_loss
 
 
-def build(layers, models, input_shape, num_classes, features=None, frozen=False):
+def build(layers, models, input_shape, num_classes, features=None):
     """The detector: a small convolutional encoder to stride 16 (264 M multiply-adds at 256x144), or features, a
-    model giving a backbone's maps at strides 4, 8 and 16 (frozen: its BatchNormalization keeps its ImageNet
-    statistics, since Keras uses batch statistics only in a layer that is training and trainable; the
-    training=False it is called with is overridden by fit's); upsampled to stride 4 with the encoder's
-    features added at each step, and 1x1 heads, each on a 3x3 layer of its own: heatmap logits (the bias set so
-    that every score starts at 0.01, as CenterNet does), and the sizes and offsets, concatenated into RAW."""
+    function of the input giving a backbone's maps at strides 4, 8 and 16 (train/backbones.py's
+    FirstBlocks.features: a frozen backbone keeps its BatchNormalization statistics); upsampled to stride 4 with
+    the encoder's features added at each step, and 1x1 heads, each on a 3x3 layer of its own: heatmap logits (the
+    bias set so that every score starts at 0.01, as CenterNet does), and the sizes and offsets, concatenated into
+    RAW."""
     import keras
 
     inputs = layers.Input(input_shape)
@@ -126,7 +126,7 @@ def build(layers, models, input_shape, num_classes, features=None, frozen=False)
         x = conv(s8, 96, 2)
         s16 = conv(x, 96)
     else:  # the backbone's maps; those at strides 4 and 8 brought to the decoder's widths by 1x1 layers
-        s4, s8, s16 = features(inputs, training=False) if frozen else features(inputs)
+        s4, s8, s16 = features(inputs)
         s4, s8 = conv(s4, 32, size=1), conv(s8, 48, size=1)
     up = layers.UpSampling2D(2)(conv(s16, 48))
     up = conv(layers.Add()([up, s8]), 48)
@@ -185,10 +185,12 @@ def manifest_section(k=K, threshold=THRESHOLD):
             "stride": STRIDE}
 
 
-class DetectorSpec(Spec):
+class DetectorSpec(backbones.FirstBlocks, Spec):
     """The zoo's `detector`: its own encoder, or (--backbone) a keras.applications backbone's first blocks, from
     random weights or --weights (frozen, then --fine-tune N of its last layers), as transfer learning does
-    for the classifiers (train/backbones.py)."""
+    for the classifiers (train/backbones.py's FirstBlocks, shared with the free-space network)."""
+
+    STRIDES, NOUN = (4, 8, 16), "detector"
 
     def __init__(self, backbone=None, weights=None, fine_tune=0, fine_tune_epochs=None):
         b = backbones.BACKBONES[backbone] if backbone else None
@@ -197,66 +199,24 @@ class DetectorSpec(Spec):
         super().__init__("detector", "detection", SIZE, "rgb", scale=b.scale if b else 1.0 / 255,
                          offset=b.offset if b else 0.0, interpolation="area", optimizer="adam",
                          default_data="road-obstacles", about=about)
-        self.backbone, self.weights = b, weights
-        self.fine_tune, self.fine_tune_epochs = fine_tune, fine_tune_epochs
+        self.take_backbone(backbone, weights, fine_tune, fine_tune_epochs)
 
     def configure(self, backbone=None, weights=None, fine_tune=None, fine_tune_epochs=None):
         """The Spec for one run, its options checked without TensorFlow; UserError (one line) when they do not
         fit."""
-        from runtime.errors import UserError
-
-        if backbone is None:
-            if any(v is not None for v in (weights, fine_tune, fine_tune_epochs)):
-                raise UserError("--weights and --fine-tune are for a backbone's pretrained layers: give the "
-                                "detector one with --backbone %s" % "|".join(FEATURES))
-            return DetectorSpec()
-        backbones.check_transfer(backbones.BACKBONES[backbone], weights, fine_tune, fine_tune_epochs,
-                                 FEATURE_LAYERS[backbone])
-        return DetectorSpec(backbone, weights, fine_tune or 0, fine_tune_epochs)
-
-    def describe(self) -> str:
-        """What this run does with the backbone's weights, for stderr."""
-        name = "the detector on %s's first blocks" % self.backbone.name
-        if self.weights is None:
-            return "%s from RANDOM weights (no --weights given; nothing is downloaded): every layer trains" % name
-        return "%s from %s: backbone frozen (BatchNormalization in inference mode), the rest trains%s" % (
-            name, self.weights, "; then its last %d layers at learning rate %g" % (self.fine_tune,
-                                                                                 backbones.FINE_TUNE_LR)
-            if self.fine_tune else "")
+        self.check_backbone(backbone, weights, fine_tune, fine_tune_epochs)
+        return DetectorSpec(backbone, weights, fine_tune or 0, fine_tune_epochs) if backbone else DetectorSpec()
 
     def build(self, num_classes=10):
         import keras
 
-        features = self.build_base() if self.backbone is not None else None
-        model = build(keras.layers, keras.models, self.input_shape, num_classes, features, self.weights is not None)
+        features = functools.partial(self.features, self.build_base()) if self.backbone is not None else None
+        model = build(keras.layers, keras.models, self.input_shape, num_classes, features)
         self._compile(model, num_classes, backbones.HEAD_LR)
         return model
 
-    def build_base(self):
-        """The backbone's maps at strides 4, 8 and 16, as one model, with --weights loaded (and frozen) or
-        from random weights with BatchNormalization momentum that keeps up."""
-        import keras
-
-        b = self.backbone
-        whole = getattr(keras.applications, b.app)(input_shape=self.input_shape, include_top=False, weights=None,
-                                                   **b.kwargs)
-        if self.weights is not None:
-            backbones.load_weights(whole, self.weights, b)
-        base = keras.Model(whole.inputs, [whole.get_layer(n).output for n in FEATURES[b.name]], name=b.name)
-        if self.weights is not None:
-            base.trainable = False
-        else:
-            backbones.set_bn_momentum(base, backbones.SCRATCH_BN_MOMENTUM)
-        return base
-
-    def start_fine_tune(self, model):
-        """Phase 2: the backbone's last fine_tune layers unfrozen (BatchNormalization stays), recompiled."""
-        backbones.unfreeze_last(backbones.backbone_of(model), self.fine_tune)
-        self._compile(model, self._classes(model), backbones.FINE_TUNE_LR)
-
-    @staticmethod
-    def _classes(model):
-        return int(model.outputs[0].shape[-1]) - 4
+    def recompile(self, model, learning_rate):
+        self._compile(model, int(model.outputs[0].shape[-1]) - 4, learning_rate)
 
     @staticmethod
     def _compile(model, num_classes, learning_rate):

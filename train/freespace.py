@@ -5,7 +5,10 @@ them); free space is the drivable ones. The job of NVIDIA's OpenRoadNet and of j
 The network maps a SIZE frame (the contract resizes any camera frame to it) to per-pixel class probabilities at
 the input's size: three 2x2 max-pools down (16, 32, 64 filters, two 3x3 convolutions each), a 3x3 bottleneck,
 then three 2x upsamplings (nearest: ONNX's Resize and every TensorRT have it) each joined to the encoder's map
-of its size, and a 1x1 softmax. Its training input is made by the runtime's own preprocessing
+of its size, and a 1x1 softmax. With --backbone mobilenetv2 the encoder is MobileNetV2's first blocks instead
+(train/backbones.py's FirstBlocks, as the detector's: random weights, or --weights frozen then --fine-tune N), its
+maps at strides 2, 4, 8 and 16 taken the same way up, the last upsampling joined to the input, and the backbone's
+input scaling the contract's. Its training input is made by the runtime's own preprocessing
 (runtime/preprocess.py, the bundle's contract) and the masks sampled at the network's pixel centres, as
 detection's are (train/detection_pipeline.py); a horizontal flip (half the frames) and a brightness of
 0.75-1.25 augment it, seeded by (seed, epoch, frame). The export puts the class map in the graph
@@ -14,16 +17,30 @@ detection's are (train/detection_pipeline.py); a horizontal flip (half the frame
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 
 from runtime.postprocess import class_iou
 from runtime.preprocess import Preprocessor, nearest_indices
 
+from . import backbones
 from .pipeline import seeded_batches
 from .spec import Spec
 
 SIZE = (160, 96)  # width x height: a 16:9 frame at a size that three 2x pools divide (20 x 12 at the bottom)
 BRIGHTNESS = (0.75, 1.25)
+
+
+def _up(layers, x, skips, filters):
+    """The U-Net's way up: for each skip (deepest first) a nearest 2x upsampling joined to it and two 3x3
+    convolutions of its filters."""
+    for f, skip in zip(filters, skips):
+        x = layers.UpSampling2D(2, interpolation="nearest")(x)
+        x = layers.Concatenate()([x, skip])
+        x = layers.Conv2D(f, 3, padding="same", activation="relu")(x)
+        x = layers.Conv2D(f, 3, padding="same", activation="relu")(x)
+    return x
 
 
 def _unet(layers, models, shape, n):
@@ -35,31 +52,65 @@ def _unet(layers, models, shape, n):
         skips.append(x)
         x = layers.MaxPooling2D(2)(x)
     x = layers.Conv2D(96, 3, padding="same", activation="relu")(x)
-    for filters, skip in zip((64, 32, 16), reversed(skips)):
-        x = layers.UpSampling2D(2, interpolation="nearest")(x)
-        x = layers.Concatenate()([x, skip])
-        x = layers.Conv2D(filters, 3, padding="same", activation="relu")(x)
-        x = layers.Conv2D(filters, 3, padding="same", activation="relu")(x)
+    x = _up(layers, x, reversed(skips), (64, 32, 16))
     outputs = layers.Conv2D(n, 1, activation="softmax", name="probabilities")(x)
     return models.Model(inputs, outputs, name="freespace")
 
 
-class FreespaceSpec(Spec):
-    """The zoo's `freespace`: per-pixel classes of a road frame, trained with sparse categorical cross-entropy."""
+def _unet_on(layers, models, shape, n, features):
+    """The U-Net with a backbone's first blocks as its encoder: features (a function of the input) gives its maps
+    at strides 2, 4, 8 and 16; a 3x3 bottleneck on the deepest, the way up joined to the other three, then a
+    last 2x upsampling joined to the input itself (the only map at full size), a 3x3 convolution and the 1x1
+    softmax."""
+    inputs = layers.Input(shape)
+    s2, s4, s8, s16 = features(inputs)
+    x = layers.Conv2D(96, 3, padding="same", activation="relu")(s16)
+    x = _up(layers, x, (s8, s4, s2), (64, 32, 16))
+    x = layers.UpSampling2D(2, interpolation="nearest")(x)
+    x = layers.Concatenate()([x, inputs])
+    x = layers.Conv2D(16, 3, padding="same", activation="relu")(x)
+    outputs = layers.Conv2D(n, 1, activation="softmax", name="probabilities")(x)
+    return models.Model(inputs, outputs, name="freespace")
 
-    def __init__(self):
-        super().__init__("freespace", "segmentation", SIZE, "rgb", interpolation="area", optimizer="adam",
+
+class FreespaceSpec(backbones.FirstBlocks, Spec):
+    """The zoo's `freespace`: per-pixel classes of a road frame, trained with sparse categorical cross-entropy; its
+    own encoder, or (--backbone) a keras.applications backbone's first blocks, from random weights or --weights
+    (frozen, then --fine-tune N of its last layers), as the detector's (train/backbones.py's FirstBlocks)."""
+
+    STRIDES, NOUN = (2, 4, 8, 16), "free-space network"
+
+    def __init__(self, backbone=None, weights=None, fine_tune=0, fine_tune_epochs=None):
+        b = backbones.BACKBONES[backbone] if backbone else None
+        super().__init__("freespace", "segmentation", SIZE, "rgb", scale=b.scale if b else 1.0 / 255,
+                         offset=b.offset if b else 0.0, interpolation="area", optimizer="adam",
                          default_data="road-freespace", builder=_unet,
                          about="free-space segmentation (U-Net) of road frames: sky, verge, my lane, other road, "
-                               "markings, obstacles")
+                               "markings, obstacles" + (", on %s's first blocks" % b.name if b else ""))
+        self.take_backbone(backbone, weights, fine_tune, fine_tune_epochs)
+
+    def configure(self, backbone=None, weights=None, fine_tune=None, fine_tune_epochs=None):
+        """The Spec for one run, its options checked without TensorFlow; UserError (one line) when they do not
+        fit."""
+        self.check_backbone(backbone, weights, fine_tune, fine_tune_epochs)
+        return FreespaceSpec(backbone, weights, fine_tune or 0, fine_tune_epochs) if backbone else FreespaceSpec()
 
     def build(self, num_classes=6):
         import keras
 
-        model = self.builder(keras.layers, keras.models, self.input_shape, num_classes)
-        model.compile(optimizer=keras.optimizers.Adam(1e-3), loss="sparse_categorical_crossentropy",
-                      metrics=["accuracy"])
+        if self.backbone is None:
+            model = self.builder(keras.layers, keras.models, self.input_shape, num_classes)
+        else:
+            model = _unet_on(keras.layers, keras.models, self.input_shape, num_classes,
+                             functools.partial(self.features, self.build_base()))
+        self.recompile(model, backbones.HEAD_LR)
         return model
+
+    def recompile(self, model, learning_rate):
+        import keras
+
+        model.compile(optimizer=keras.optimizers.Adam(learning_rate), loss="sparse_categorical_crossentropy",
+                      metrics=["accuracy"])
 
 
 def manifest_section(classes, drivable):

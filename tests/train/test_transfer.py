@@ -192,7 +192,7 @@ def test_the_detectors_backbone_options_are_checked_in_one_line(keras, weights_f
 
     junk = tmp_path / "junk.h5"
     junk.write_bytes(b"not hdf5")
-    for args, said in ((["--model", "mnist_cnn", "--backbone", "mobilenetv2"], "--backbone is the detector's"),
+    for args, said in ((["--model", "mnist_cnn", "--backbone", "mobilenetv2"], "--backbone is for --model detector"),
                        (["--model", "detector", "--weights", weights_file[0]], "give the detector one with --backbone"),
                        (["--model", "detector", "--backbone", "mobilenetv2", "--image-size", "96"],
                         "the detector's input is 256x144"),
