@@ -294,6 +294,10 @@ class Networks:
                 raise UserError("network %s did not finish its frame within %g s" % (w.name, timeout))
             self._raise_from(w)
 
+    def backends(self):
+        """[(name, backend)] of every network, the first first (each other one's made in its thread, loaded)."""
+        return [(self.names[0], self.backend)] + [(w.name, w.model.backend) for w in self.workers]
+
     def counts(self):
         """{name: (results, frames passed over)} of every other network so far."""
         return {w.name: (w.done, w.dropped) for w in self.workers}

@@ -279,10 +279,12 @@ def main(args):
             outputs = open_outputs(args.output, args.jsonl, display, fps=source.fps, web_token=args.web_token,
                                    control=control, jsonl_max_mb=args.jsonl_max_mb, jsonl_keep=args.jsonl_keep,
                                    web_hosts=args.web_host) + masks
-            print("runtime: %s on %s with %s (%s; %s)%s" % (
+            backends = model.backends() if several else [(None, model.backend)]
+            print("runtime: %s on %s with %s" % (
                 "; ".join(printable(b.describe()) for b in bundles), printable(without_credentials(source.uri)),
-                model.backend.name, model.backend.detail, model.backend.reason,
-                "" if several else _prepared_note(source, model)), file=sys.stderr)
+                "; ".join("%s%s (%s; %s)" % (name + " on " if name else "", b.name, b.detail, b.reason)
+                          for name, b in backends) + ("" if several else _prepared_note(source, model))),
+                  file=sys.stderr)
             stats = run(model, source, outputs, args.max_frames, log=None if args.quiet else sys.stderr,
                         realtime=args.realtime)
     stopped_by = {signal.SIGINT: "Ctrl-C", signal.SIGTERM: "SIGTERM"}.get(stats.signal, "a signal")
