@@ -145,5 +145,6 @@ def test_the_free_space_network_on_a_dla_beside_steering_on_the_gpu(tmp_path):
     assert [n for n in os.listdir(pilotnet / "engines") if n.endswith(".engine")][0].startswith("fp16-b1-gpu-")
     lines = read_jsonl(jsonl)
     assert len(lines) == 3 and list(lines[-1]["result"]) == ["pilotnet", "freespace"]
-    summary = next(ln for ln in proc.stderr.splitlines() if ln.startswith("runtime: "))  # each network's engine
-    assert "with pilotnet on tensorrt (" in summary and "fp16 engine fp16-b1-dla0-" in summary.split("; freespace on ")[1]
+    summary = next(ln for ln in proc.stderr.splitlines() if ln.startswith("runtime: pilotnet: "))  # each engine
+    theirs = summary.split("; freespace on ")[1]
+    assert "with pilotnet on tensorrt (" in summary and "fp16 engine fp16-b1-dla0-" in theirs
