@@ -10,6 +10,10 @@ drives in the right lane of a two-lane road. Its pose relative to the lane is th
 right of the lane's direction), and the road's curvature `k` and curvature rate `dk` ahead (1/m and 1/m^2,
 positive = bending right).
 
+Scenarios (scenarios.py) change the road through three parameter sets, each neutral by default: Bends (how
+tight a Track winds), Wear (lane markings worn away in stretches) and Look (night, glare, rain: a frame's light and
+weather, applied after the scene is painted and before the sensor noise).
+
 Label: the steering a pure-pursuit driver would command to rejoin the lane centre `LOOKAHEAD_M` ahead,
 as an inverse turning radius 1/r = 2 y / L^2, normalised so that 1.0 means a right turn on a
 `STEERING_RADIUS_M` radius (1/r = 1 / STEERING_RADIUS_M), -1.0 the same to the left, clipped to [-1, 1].
@@ -18,6 +22,7 @@ as an inverse turning radius 1/r = 2 y / L^2, normalised so that 1.0 means a rig
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -137,11 +142,12 @@ class RoadRenderer:
                 shade[a:b][inside] = scene.shadow_depth
         return shade
 
-    def ground(self, d: float, psi: float, k: float, dk: float, travelled: float):
+    def ground(self, d: float, psi: float, k: float, dk: float, travelled: float, markings=None):
         """The road's geometry under each ground pixel (rows first_ground on), as render paints it: (s: metres
         right of my lane's centre at the pixel's centre, along: metres along the road, and the shares of the
         pixel's footprint that are road surface (asphalt, shoulders included), white edge lines and centre line).
-        runtime/sim/segmentation.py labels pixels from the same values."""
+        markings: None (all painted) or a Wear, whose gaps have no lines. runtime/sim/segmentation.py labels
+        pixels from the same values."""
         z, x = self.z, self.x
         s = x - lane_x(z, d, psi, k, dk)  # metres right of my lane centre
         r = s + 0.5 * LANE_WIDTH_M  # metres right of the road's centre line
@@ -152,16 +158,21 @@ class RoadRenderer:
                  + _coverage(r, -edge, -edge + LINE_WIDTH_M, self.px))
         dash = _coverage(np.mod(along, DASH_M + GAP_M), 0.0, DASH_M, self.pz)
         centre = _coverage(r, -0.5 * LINE_WIDTH_M, 0.5 * LINE_WIDTH_M, self.px) * dash
+        if markings is not None:
+            painted = markings.painted(along)
+            lines, centre = lines * painted, centre * painted
         return s, along, road, lines, centre
 
     def render(self, d: float, psi: float, k: float, dk: float, travelled: float, scene: Scene,
-               rng: np.random.RandomState, objects=None) -> np.ndarray:
+               rng: np.random.RandomState, objects=None, markings=None, look=None, look_rng=None) -> np.ndarray:
         """The camera's view from pose (d, psi) on a road of curvature (k, dk), `travelled` metres along it.
         Every ground pixel is a mix of five colours (verge, asphalt, white line, centre line, haze) whose
         weights are computed in float32 per pixel; one matrix product mixes them, light and tint folded in.
         objects: None, or a callable(frame, exposure) that draws into the float32 BGR frame (0..255) before the
-        sensor noise is added (obstacles.py's ObstacleLayer); without it the frame is exactly as before."""
-        s, along, road, lines, centre = self.ground(d, psi, k, dk, travelled)
+        sensor noise is added (obstacles.py's ObstacleLayer); without it the frame is exactly as before.
+        markings: a Wear (worn lane markings); look: a Look (night, glare, rain), drawing from look_rng, applied
+        after the objects and before the noise. Without them (None) the frame is exactly as before."""
+        s, along, road, lines, centre = self.ground(d, psi, k, dk, travelled, markings)
         tex = self._texture(s, along) - 0.5
         light = self.fog if not len(scene.shadows) else self._shade(s, travelled, scene) * self.fog
         kept = (1.0 - lines) * (1.0 - centre) * light  # what the painted lines leave of the ground
@@ -177,6 +188,8 @@ class RoadRenderer:
         np.matmul(weights.reshape(-1, 5), colours, out=frame[self.first_ground:].reshape(-1, 3))
         if objects is not None:
             objects(frame, exposure)
+        if look is not None:
+            look.apply(frame, self, look_rng)
         if scene.noise > 0:
             dy, dx = rng.randint(0, 64, size=2)
             frame += self.noise_field[dy:dy + self.height, dx:dx + self.width] * np.float32(scene.noise * 255.0)
@@ -230,18 +243,33 @@ def move(d: float, psi: float, k: float, curvature: float, distance: float):
     return d, psi
 
 
+@dataclass(frozen=True)
+class Bends:
+    """How a Track winds: a new target curvature every every_m metres, 0 with chance `straight`, else of a
+    magnitude in [min_curvature, max_curvature] 1/m (uniform, either side); the curvature eases towards it over
+    ease_m metres, changing by at most max_rate 1/m per metre. The defaults are the calm track's."""
+
+    max_curvature: float = 1.0 / 50.0  # 1/m: a radius of at least 50 m
+    min_curvature: float = 0.0  # 1/m: the gentlest bend that is not straight
+    straight: float = 0.3  # the share of bends that are straight
+    every_m: tuple = (30.0, 120.0)
+    ease_m: float = 25.0
+    max_rate: float = 4e-4  # 1/m per metre
+
+
 class Track:
     """A winding road as the car travels along it: its curvature eases towards a new target every 30-120 m
-    (radius at least 50 m, straight 30% of the time), and its look (light, verge, shadows) changes every
-    100-250 m. Drawn from its own random state, so the road is the same whatever drives on it."""
+    (radius at least 50 m, straight 30% of the time: Bends()), and its look (light, verge, shadows) changes every
+    100-250 m. Drawn from its own random state, so the road is the same whatever drives on it. markings: None
+    (painted everywhere) or a Wear (worn away in stretches), which the renderer reads."""
 
-    MAX_CURVATURE = 1.0 / 50.0  # 1/m: a radius of at least 50 m
-    STRAIGHT = 0.3  # the share of bends that are straight
-    BEND_EVERY_M = (30.0, 120.0)
+    MAX_CURVATURE = Bends.max_curvature  # the calm track's (simulator.TRACK)
+    STRAIGHT = Bends.straight
+    BEND_EVERY_M = Bends.every_m
     SCENE_EVERY_M = (100.0, 250.0)
 
-    def __init__(self, rng: np.random.RandomState):
-        self.rng = rng
+    def __init__(self, rng: np.random.RandomState, bends: Bends = Bends(), markings=None):
+        self.rng, self.bends, self.markings = rng, bends, markings
         self.k, self.dk, self.k_target = 0.0, 0.0, 0.0
         self.travelled = 0.0
         self.next_bend = 40.0
@@ -249,13 +277,16 @@ class Track:
         self.next_scene = 150.0
 
     def bend(self, distance: float):
-        """The curvature `distance` metres on (eased towards the target, at most 4e-4 1/m per metre)."""
-        rng = self.rng
+        """The curvature `distance` metres on (eased towards the target, at most bends.max_rate 1/m per metre)."""
+        rng, b = self.rng, self.bends
         if self.travelled >= self.next_bend:
-            k = self.MAX_CURVATURE
-            self.k_target = 0.0 if rng.rand() < self.STRAIGHT else rng.uniform(-k, k)
-            self.next_bend = self.travelled + rng.uniform(*self.BEND_EVERY_M)
-        self.dk = float(np.clip((self.k_target - self.k) / 25.0, -4e-4, 4e-4))
+            k = b.max_curvature
+            self.k_target = 0.0 if rng.rand() < b.straight else rng.uniform(-k, k)
+            if b.min_curvature and self.k_target:  # the same draw, its magnitude mapped onto [min, max]
+                self.k_target = math.copysign(b.min_curvature + abs(self.k_target) / k * (k - b.min_curvature),
+                                              self.k_target)
+            self.next_bend = self.travelled + rng.uniform(*b.every_m)
+        self.dk = float(np.clip((self.k_target - self.k) / b.ease_m, -b.max_rate, b.max_rate))
         self.k += self.dk * distance
 
     def travel(self, distance: float):
@@ -271,6 +302,135 @@ def _blend_scene(old: Scene, new: Scene) -> Scene:
     new.asphalt, new.centre = old.asphalt, old.centre
     new.gain = 0.5 * (old.gain + new.gain)
     return new
+
+
+class Wear:
+    """Lane markings worn away in stretches along the road: painted for kept_m metres (uniform in that range),
+    then gone for gap_m metres (uniform), and so on from the road's start, drawn from its own random state as far
+    as the road is looked at. In a gap every line is gone (both edge lines and the centre line)."""
+
+    def __init__(self, rng: np.random.RandomState, gap_m, kept_m):
+        self.rng, self.gap_m, self.kept_m = rng, tuple(gap_m), tuple(kept_m)
+        self.starts, self.ends = np.zeros(0), np.zeros(0)
+        self.drawn = 0.0  # metres of road whose stretches are drawn
+
+    def gaps(self, until):
+        """[(start, end), ...] of the gaps that begin before `until` metres."""
+        self._draw(until)
+        return [(a, b) for a, b in zip(self.starts, self.ends) if a < until]
+
+    def painted(self, along):
+        """1.0 where the markings are painted, 0.0 in a gap, for an array of metres along the road."""
+        self._draw(float(np.max(along)))
+        i = np.searchsorted(self.starts, along, side="right") - 1
+        gap = (i >= 0) & (along < self.ends[np.maximum(i, 0)])
+        return np.where(gap, np.float32(0.0), np.float32(1.0))
+
+    def _draw(self, until):
+        starts, ends = list(self.starts), list(self.ends)
+        while self.drawn <= until:
+            start = self.drawn + self.rng.uniform(*self.kept_m)
+            self.drawn = start + self.rng.uniform(*self.gap_m)
+            starts.append(start)
+            ends.append(self.drawn)
+        self.starts, self.ends = np.asarray(starts), np.asarray(ends)
+
+
+@dataclass(frozen=True)
+class Look:
+    """A frame's light and weather beyond its scene's own (scenarios.py's night, glare and rain), applied in this
+    order to the painted frame (obstacles included), before the sensor noise. The defaults change nothing.
+
+        light, tint     the whole frame times light x tint (BGR)
+        headlight_m     0: daylight; else headlights: the ground z metres ahead lit as
+                        ambient + (1 - ambient) x min(1, (headlight_m / z)^2), the sky as ambient
+        contrast        each pixel pulled towards the frame's mean colour: mean + contrast x (pixel - mean)
+        glare           a low sun's bloom: glare x 255 x exp(-(r / (bloom x width))^2) added, r the distance in
+                        pixels from the sun, at sun = (fraction of the width, rows above the horizon as a fraction
+                        of the height)
+        veil            every pixel moved that share of the way to white (washed-out contrast)
+        blur            passes of a 3x3 binomial blur ([1, 2, 1] / 4 each way: a wet windscreen)
+        droplets        drops on the windscreen, drawn anew each frame: discs of radius droplet x width showing a
+                        5x5 mean of what is behind them
+        streaks         rain streaks per 10,000 pixels, drawn anew each frame: lines streak_length x height long,
+                        slanting streak_slant px across per px down, streak_gain x 255 brighter
+    """
+
+    light: float = 1.0
+    tint: tuple = (1.0, 1.0, 1.0)
+    headlight_m: float = 0.0
+    ambient: float = 1.0
+    contrast: float = 1.0
+    glare: float = 0.0
+    sun: tuple = (0.75, 0.06)
+    bloom: float = 0.25
+    veil: float = 0.0
+    blur: int = 0
+    droplets: int = 0
+    droplet: float = 0.04
+    streaks: float = 0.0
+    streak_length: float = 0.12
+    streak_slant: float = 0.25
+    streak_gain: float = 0.15
+
+    def apply(self, frame, renderer, rng):
+        """Changes the float32 BGR frame (0..255) in place; rng: draws the droplets and streaks."""
+        h, w = frame.shape[:2]
+        if self.light != 1.0 or tuple(self.tint) != (1.0, 1.0, 1.0):
+            frame *= np.float32(self.light) * np.asarray(self.tint, np.float32)
+        if self.headlight_m:
+            gain = np.full(h, self.ambient, np.float32)
+            lit = np.minimum(1.0, (self.headlight_m / renderer.z[:, 0]) ** 2)
+            gain[renderer.first_ground:] = self.ambient + (1.0 - self.ambient) * lit
+            frame *= gain[:, None, None]
+        if self.contrast != 1.0:
+            mean = frame.reshape(-1, 3).mean(axis=0)
+            frame -= mean
+            frame *= np.float32(self.contrast)
+            frame += mean
+        if self.glare:
+            rows = (np.arange(h, dtype=np.float32) + 0.5 - (renderer.v_h - self.sun[1] * h))[:, None]
+            cols = (np.arange(w, dtype=np.float32) + 0.5 - self.sun[0] * w)[None, :]
+            bloom = np.exp(-(rows ** 2 + cols ** 2) / np.float32((self.bloom * w) ** 2))
+            frame += (np.float32(self.glare * 255.0) * bloom)[:, :, None]
+        if self.veil:
+            frame *= np.float32(1.0 - self.veil)
+            frame += np.float32(self.veil * 255.0)
+        for _ in range(self.blur):
+            frame[:] = _binomial(frame)
+        if self.droplets:
+            behind, r = _box_mean(frame, 2), self.droplet * w
+            for cx, cy in rng.uniform(0.0, 1.0, (self.droplets, 2)) * (w, h):
+                rows = slice(max(0, int(cy - r)), min(h, int(cy + r) + 1))
+                cols = slice(max(0, int(cx - r)), min(w, int(cx + r) + 1))
+                inside = ((np.arange(rows.start, rows.stop)[:, None] - cy) ** 2
+                          + (np.arange(cols.start, cols.stop)[None, :] - cx) ** 2 < r * r)
+                frame[rows, cols][inside] = behind[rows, cols][inside]
+        n = int(round(self.streaks * h * w / 10000.0))
+        if n:
+            start = rng.uniform(0.0, 1.0, (n, 2)) * (w, h)
+            t = np.arange(max(1, int(round(self.streak_length * h))))[None, :]
+            xs = np.round(start[:, :1] + self.streak_slant * t).astype(np.int64).ravel()
+            ys = np.round(start[:, 1:] + t).astype(np.int64).ravel()
+            keep = (xs >= 0) & (xs < w) & (ys >= 0) & (ys < h)
+            frame[ys[keep], xs[keep]] += np.float32(self.streak_gain * 255.0)
+
+
+def _binomial(frame):
+    """A 3x3 binomial blur ([1, 2, 1] / 4 down and across), the edges repeated."""
+    out = frame.copy()
+    out[1:-1] = 0.25 * frame[:-2] + 0.5 * frame[1:-1] + 0.25 * frame[2:]
+    across = out.copy()
+    across[:, 1:-1] = 0.25 * out[:, :-2] + 0.5 * out[:, 1:-1] + 0.25 * out[:, 2:]
+    return across
+
+
+def _box_mean(frame, r):
+    """The mean over each pixel's (2r + 1) x (2r + 1) window, the edges repeated."""
+    padded = np.pad(frame, ((r, r), (r, r), (0, 0)), mode="edge")
+    h, w, n = frame.shape[0], frame.shape[1], 2 * r + 1
+    down = sum(padded[i:i + h] for i in range(n))
+    return sum(down[:, i:i + w] for i in range(n)) / np.float32(n * n)
 
 
 def steering_metadata() -> dict:
