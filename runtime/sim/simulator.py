@@ -7,6 +7,8 @@ the track's stepping, the kinematics (road.move), the rendering and the interven
                                              lane with lag and noise: synthetic://road's car (sources.py)
 
 view() renders what the camera sees and the ideal steering from the true pose; step() drives the car 1/fps s on.
+A scenario (scenarios.py; calm, today's track, by default) sets the speed, the added delay, the track's bends and
+worn markings, the frame's look, side-force gusts and obstacles; the simulator only asks it for them.
 
 Scorecard records a drive frame by frame and reports it as NVIDIA judged PilotNet (Bojarski et al. 2016): by how
 long the car drives without help,
@@ -26,6 +28,7 @@ import math
 import numpy as np
 
 from . import road
+from .scenarios import CALM
 from ..errors import UserError
 
 SPEED_MPS, FPS = road.SPEED_MPS, road.FPS
@@ -59,14 +62,15 @@ class SimulatedHuman:
 
 
 class Simulator:
-    """The car on a seeded road (road.Track), 1/fps s a frame at `speed`: view() renders its camera's frame,
-    step() drives it on (module docstring). delay_frames: how many frames a command from outside waits before it
-    acts. The human's drive draws the road, the camera's noise and the human's wander from one random state (its
-    frames have always been drawn so); a drive from outside keeps the camera's noise apart (seed + 1), so that the
-    road is the same whatever drives on it."""
+    """The car on a seeded road (road.Track), 1/fps s a frame at `speed` (default: the scenario's): view() renders
+    its camera's frame, step() drives it on (module docstring). delay_frames: how many frames a command from
+    outside waits before it acts (the scenario adds its own). The human's drive draws the road, the camera's noise
+    and the human's wander from one random state (its frames have always been drawn so); a drive from outside keeps
+    the camera's noise apart (seed + 1), so that the road is the same whatever drives on it. `collided`: how many
+    obstacles the car met in the last step (the traffic scenario's)."""
 
-    def __init__(self, width=640, height=360, seed=DEFAULT_SEED, delay_frames=1, fps=FPS, speed=SPEED_MPS,
-                 driver="commands"):
+    def __init__(self, width=640, height=360, seed=DEFAULT_SEED, delay_frames=1, fps=FPS, speed=None,
+                 driver="commands", scenario=CALM):
         if driver not in DRIVERS:
             raise ValueError("driver is one of %s, not %r" % (", ".join(DRIVERS), driver))
         try:
@@ -74,8 +78,10 @@ class Simulator:
         except ValueError as exc:
             raise UserError(str(exc)) from None
         rng = np.random.RandomState(seed)
-        self.track = road.Track(rng)
+        self.scenario = scenario
+        self.track = scenario.track(rng, seed)
         self.fps = fps
+        speed = scenario.speed_mps if speed is None else speed
         if driver == "human":
             self.noise = rng
             self.human = SimulatedHuman(rng, 1.0 / fps)
@@ -85,7 +91,12 @@ class Simulator:
             self.noise = np.random.RandomState(seed + 1)  # the sensor's, apart from the road's
             self.human = None
             self.step_m = speed / fps
+        self.look, self.look_rng = scenario.look_of(seed)
+        self.gusts = scenario.gusts_of(seed, speed)
+        self.traffic = scenario.traffic_of(seed)
+        self.collided = 0
         self.d, self.psi = 0.0, 0.0
+        delay_frames += scenario.added_delay_frames(fps)
         self.delay_frames = delay_frames
         self.commands = collections.deque([0.0] * delay_frames)
         self.frames = 0
@@ -104,7 +115,10 @@ class Simulator:
     def view(self):
         """(BGR frame, the ideal normalised steering from the true pose)."""
         t = self.track
-        image = self.renderer.render(self.d, self.psi, t.k, t.dk, t.travelled, t.scene, self.noise)
+        pose = (self.d, self.psi, t.k, t.dk)
+        obstacles = self.traffic and self.traffic.layer(self.renderer, pose, t.travelled, t.scene.shadow_depth)
+        image = self.renderer.render(self.d, self.psi, t.k, t.dk, t.travelled, t.scene, self.noise, obstacles,
+                                     t.markings, self.look, self.look_rng)
         return image, self.ideal()
 
     def step(self, curvature=None):
@@ -119,11 +133,14 @@ class Simulator:
             self.commands.append(float(curvature))
             acting = self.commands.popleft()
             track.bend(self.step_m)
+        if self.gusts:
+            acting += self.gusts.curvature(self.seconds)  # the side-force's bend of the path
         self.d, self.psi = road.move(self.d, self.psi, track.k, acting, self.step_m)
         if self.human is not None:
             self.d = float(np.clip(self.d, -HUMAN_LIMIT_M, HUMAN_LIMIT_M))
         track.travel(self.step_m)
         self.frames += 1
+        self.collided = self.traffic.hits(self.d, track.travelled) if self.traffic else 0
         if self.human is None and abs(self.d) > OFF_LANE_M:
             self.interventions += 1
             self.left_at = self.d
@@ -136,9 +153,11 @@ class Simulator:
 class Scorecard:
     """What one drive did, frame by frame (add), and its report: autonomy, interventions, offsets, steering."""
 
-    def __init__(self, controller, precision, seed, delay_frames):
+    def __init__(self, controller, precision, seed, delay_frames, scenario="calm"):
         self.controller, self.precision, self.seed, self.delay_frames = controller, precision, seed, delay_frames
+        self.scenario = scenario
         self.offset, self.steering, self.ideal, self.latency_ms, self.intervened = [], [], [], [], []
+        self.collisions = 0
         self.wall_seconds = 0.0
         self.backend = ""
         self.invalid = 0  # frames whose output was NaN or infinite
@@ -150,6 +169,7 @@ class Scorecard:
         self.steering.append(steering)
         self.ideal.append(ideal)
         self.intervened.append(intervened)
+        self.collisions += sim.collided
 
     def report(self, fps=FPS):
         n = len(self.offset)
@@ -159,9 +179,10 @@ class Scorecard:
         steering = np.asarray(self.steering) if n else np.zeros(1)
         latency = np.asarray(self.latency_ms) if self.latency_ms else None
         autonomy = max(0.0, 1.0 - interventions * PENALTY_S / sim_seconds) * 100.0 if sim_seconds else 0.0
-        return {"controller": self.controller, "precision": self.precision, "backend": self.backend,
-                "seed": self.seed, "delay_frames": self.delay_frames,
-                "autonomy": round(autonomy, 2), "interventions": interventions, "invalid_outputs": self.invalid,
+        return {"scenario": self.scenario, "controller": self.controller, "precision": self.precision,
+                "backend": self.backend, "seed": self.seed, "delay_frames": self.delay_frames,
+                "autonomy": round(autonomy, 2), "interventions": interventions, "collisions": self.collisions,
+                "invalid_outputs": self.invalid,
                 "mean_abs_offset_m": round(float(offset.mean()), 4), "max_abs_offset_m": round(float(offset.max()), 4),
                 "steering_change_per_s": round(float(np.abs(np.diff(steering)).mean() * fps) if n > 1 else 0.0, 4),
                 "mean_abs_steering_error": round(float(np.abs(steering - np.asarray(self.ideal or [0.0])).mean()), 4),
