@@ -1,8 +1,11 @@
 """python -m runtime drive BUNDLE: the command that lets a steering bundle drive the simulated road in closed loop
-(sim/judge.py drives and judges; this module parses, prints the table and writes the report, video and plot)."""
+(sim/judge.py drives and judges; this module parses, prints the table and writes the report, video and plot).
+With --scenario NAME|all it drives the fixed scenarios of sim/scenarios.py, each over --seeds N seeds, and reports
+means with a 95% interval (Student t over the seeds)."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 
 from .. import bundle as bundle_format
@@ -13,9 +16,13 @@ from ..errors import UserError, require
 from ..model import Model
 from ..outputs.base import check_writable
 from ..outputs.files import VIDEO_EXTS
-from ..sim.judge import CONTROLLERS, judge, steering_units
+from ..sim.judge import CONTROLLERS, SUMMARISED, judge, steering_units, summarise
+from ..sim.scenarios import CALM, MAX_SEEDS, SCENARIOS
 from ..sim.simulator import DEFAULT_SEED
 from ..sim.visuals import JudgedVideo, plot
+
+
+DEFAULT_SEEDS = 5
 
 
 def add_parser(sub):
@@ -24,7 +31,11 @@ def add_parser(sub):
     p.description = __doc__.split("\n\n")[0]
     p.add_argument("bundle", help="a steering bundle (train's pilotnet, exported)")
     p.add_argument("--seconds", type=positive_float, default=120.0, help="simulated seconds (default 120)")
-    p.add_argument("--seed", type=int, default=DEFAULT_SEED, help="the track (default %d: held out)" % DEFAULT_SEED)
+    p.add_argument("--seed", type=int, help="the track (default %d: held out); not with --scenario" % DEFAULT_SEED)
+    p.add_argument("--scenario", metavar="NAME", help="a fixed scenario (%s) or all: each driven over --seeds seeds "
+                   "(docs/simulator.md)" % ", ".join(SCENARIOS))
+    p.add_argument("--seeds", type=int, metavar="N", help="with --scenario: drive its first N fixed seeds "
+                   "(default %d, at most %d)" % (DEFAULT_SEEDS, MAX_SEEDS))
     p.add_argument("--controller", choices=CONTROLLERS, default="model",
                    help="model (the bundle), zero (never steers) or pure-pursuit (the true pose): default model")
     p.add_argument("--delay-frames", type=int, default=1, metavar="N",
@@ -46,6 +57,23 @@ def _row(r):
         r["max_abs_offset_m"], r["steering_change_per_s"], latency)
 
 
+def _cell(stat, digits):
+    """A mean and the half-width of its 95% interval: '12.3 +- 4.5' (the mean alone for one seed)."""
+    if stat["low"] is None:
+        return "%.*f" % (digits, stat["mean"])
+    return "%.*f +- %.*f" % (digits, stat["mean"], digits, (stat["high"] - stat["low"]) / 2.0)
+
+
+SUITE_COLUMNS = ((14, 1), (13, 1), (11, 1), (14, 3), (14, 3))  # per SUMMARISED: width, digits
+SUITE_HEADER = "%-11s %-13s %-9s %14s %13s %11s %14s %14s" % (
+    "scenario", "controller", "precision", "autonomy %", "interventions", "collisions", "mean|off| m", "max|off| m")
+
+
+def _suite_row(row):
+    cells = ["%*s" % (width, _cell(row[key], digits)) for key, (width, digits) in zip(SUMMARISED, SUITE_COLUMNS)]
+    return "%-11s %-13s %-9s %s" % (row["scenario"], row["controller"], row["precision"], " ".join(cells))
+
+
 HEADER = "%-13s %-9s %9s %13s %12s %11s %13s %9s" % ("controller", "precision", "autonomy", "interventions",
                                                       "mean|off| m", "max|off| m", "steer chg/s", "p50 ms")
 
@@ -54,6 +82,21 @@ def _check(args):
     """One-line refusals of options that cannot work, before anything is driven."""
     if args.delay_frames < 0:
         raise UserError("--delay-frames must be 0 or more")
+    if args.scenario is not None:
+        if args.scenario != "all" and args.scenario not in SCENARIOS:
+            raise UserError("unknown scenario %r (choose from: %s, all)" % (args.scenario, ", ".join(SCENARIOS)))
+        if args.seed is not None:
+            raise UserError("--seed picks one track: a scenario drives its own fixed seeds (--seeds N)")
+        if args.seeds is None:
+            args.seeds = DEFAULT_SEEDS
+        if not 1 <= args.seeds <= MAX_SEEDS:
+            raise UserError("--seeds must be 1 to %d, not %d" % (MAX_SEEDS, args.seeds))
+        if (args.output or args.plot) and (args.scenario == "all" or args.seeds > 1 or args.compare):
+            raise UserError("--output and --plot go with one drive: --scenario NAME --seeds 1, without --compare")
+    elif args.seeds is not None:
+        raise UserError("--seeds goes with --scenario (one drive takes --seed)")
+    if args.compare and (args.output or args.plot):
+        raise UserError("--compare drives several times: --output and --plot go with one drive")
     for path in (args.output, args.plot, args.json):
         if path:
             check_writable(path)
@@ -63,18 +106,58 @@ def _check(args):
         raise UserError("--output %s: give a video file (%s)" % (args.output, ", ".join(sorted(VIDEO_EXTS))))
 
 
-def _judged(args, bundle, controller, precision):
-    """One judged drive (a Scorecard), its video written where asked."""
+def _runs(args, bundle):
+    """(controller, precision) of each drive: the one asked, or with --compare every precision and the references."""
+    if not args.compare:
+        return [(args.controller, args.precision)]
+    return [("model", p) for p in ["fp32"] + list(bundle.variants)] + [("pure-pursuit", None), ("zero", None)]
+
+
+def _open(stack, args, bundle, controller, precision):
+    """(the Model that steers, or None for a reference; the precision to report)."""
+    if controller != "model":
+        return None, None
+    model = stack.enter_context(Model(bundle, backend=args.backend, precision=precision))
+    return model, precision or getattr(model.backend, "precision", None) or "fp32"
+
+
+def _drive(args, bundle, steering, controller, seed, scenario):
+    """One judged drive (a Scorecard): its video and plot written where asked."""
+    model, precision = steering
     video = JudgedVideo(args.output) if args.output else None
     try:
-        if controller != "model":
-            return judge(None, controller, args.seconds, args.seed, args.delay_frames, bundle=bundle, on_frame=video)
-        with Model(bundle, backend=args.backend, precision=precision) as model:
-            return judge(model, controller, args.seconds, args.seed, args.delay_frames,
-                         precision or getattr(model.backend, "precision", None) or "fp32", on_frame=video)
+        card = judge(model, controller, args.seconds, seed, args.delay_frames, precision or "fp32",
+                     bundle=bundle, on_frame=video, scenario=scenario)
     finally:
         if video is not None:
             video.close()
+    if args.plot:
+        plot(card, args.plot)
+    return card
+
+
+def _suite(args, bundle, runs, models):
+    """The scenarios asked, each driven by each run over its seeds: one summarised row per scenario and run."""
+    names = list(SCENARIOS) if args.scenario == "all" else [args.scenario]
+    print(SUITE_HEADER)
+    rows = []
+    for name in names:
+        scenario = SCENARIOS[name]
+        for (controller, _), steering in zip(runs, models):
+            drives = [_drive(args, bundle, steering, controller, seed, scenario).report()
+                      for seed in scenario.seeds(args.seeds)]
+            rows.append(dict(summarise(drives), drives=drives))
+            print(_suite_row(rows[-1]), flush=True)
+    seeds = SCENARIOS[names[0]].seeds(args.seeds)
+    print("mean +- half-width of its 95%% interval (Student t over %d seed(s): %s); %g simulated s a drive"
+          % (args.seeds, ", ".join(map(str, seeds)), args.seconds))
+    return {"scenarios": {n: _jsonable(SCENARIOS[n].parameters()) for n in names}, "seeds": args.seeds,
+            "seconds": args.seconds, "interval": "95%, Student t over the seeds (mean -/+ t(0.975, n - 1) sd / "
+            "sqrt(n)); low and high are null for one seed", "rows": rows}
+
+
+def _jsonable(params):
+    return {k: list(v) if isinstance(v, tuple) else v for k, v in params.items()}
 
 
 def main(args):
@@ -82,28 +165,33 @@ def main(args):
     bundle = bundle_format.load(args.bundle)
     if args.controller == "model" or args.compare:
         steering_units(bundle)
-    runs = [(args.controller, args.precision)]
-    if args.compare:
-        if args.output or args.plot:
-            raise UserError("--compare drives several times: --output and --plot go with one drive")
-        runs = [("model", p) for p in ["fp32"] + list(bundle.variants)] + [("pure-pursuit", None), ("zero", None)]
-    reports = []
-    print(HEADER)
-    for controller, precision in runs:
-        card = _judged(args, bundle, controller, precision)
-        reports.append(card.report())
-        print(_row(reports[-1]), flush=True)
-        if args.plot:
-            plot(card, args.plot)
-    last = reports[-1] if not args.compare else None
-    if last is not None:
-        print("%.0f simulated seconds in %.1f s (%sx real time)%s" % (
-            last["sim_seconds"], last["wall_seconds"], last["realtime_factor"],
-            "; %s" % last["backend"] if last["backend"] else ""))
+    runs = _runs(args, bundle)
+    with contextlib.ExitStack() as stack:
+        models = [_open(stack, args, bundle, controller, precision) for controller, precision in runs]
+        if args.scenario is not None:
+            report = _suite(args, bundle, runs, models)
+        else:
+            report = _single(args, bundle, runs, models)
     for path in (args.output, args.plot):
         if path:
             print("wrote %s" % path)
     if args.json:
-        bundle_format.write_json(args.json, {"rows": reports} if args.compare else reports[0])
+        bundle_format.write_json(args.json, report)
         print("wrote %s" % args.json)
     return 0
+
+
+def _single(args, bundle, runs, models):
+    """Today's drive without --scenario: the calm track at --seed, one row a run; the report (or the rows)."""
+    seed = DEFAULT_SEED if args.seed is None else args.seed
+    reports = []
+    print(HEADER)
+    for (controller, _), steering in zip(runs, models):
+        reports.append(_drive(args, bundle, steering, controller, seed, CALM).report())
+        print(_row(reports[-1]), flush=True)
+    if not args.compare:
+        last = reports[-1]
+        print("%.0f simulated seconds in %.1f s (%sx real time)%s" % (
+            last["sim_seconds"], last["wall_seconds"], last["realtime_factor"],
+            "; %s" % last["backend"] if last["backend"] else ""))
+    return {"rows": reports} if args.compare else reports[0]
