@@ -362,16 +362,16 @@ class Look:
     ambient: float = 1.0
     contrast: float = 1.0
     glare: float = 0.0
-    sun: tuple = (0.75, 0.06)
-    bloom: float = 0.25
+    sun: tuple = (0.0, 0.0)
+    bloom: float = 0.0
     veil: float = 0.0
     blur: int = 0
     droplets: int = 0
-    droplet: float = 0.04
+    droplet: float = 0.0
     streaks: float = 0.0
-    streak_length: float = 0.12
-    streak_slant: float = 0.25
-    streak_gain: float = 0.15
+    streak_length: float = 0.0
+    streak_slant: float = 0.0
+    streak_gain: float = 0.0
 
     def apply(self, frame, renderer, rng):
         """Changes the float32 BGR frame (0..255) in place; rng: draws the droplets and streaks."""

@@ -100,13 +100,14 @@ class Scenario:
         return self.traffic and Traffic(self.traffic, _rng(seed, "traffic"))
 
     def parameters(self):
-        """Every parameter, flat ("look.light": 0.3; a plan that is absent: "worn": None): the docs' table."""
+        """Every parameter but its name and about, flat ("look.light": 0.45; a plan that is absent: "worn": None):
+        the docs' table."""
         out = {}
         for f in dataclasses.fields(self):
             value = getattr(self, f.name)
             if dataclasses.is_dataclass(value):
                 out.update(("%s.%s" % (f.name, g.name), getattr(value, g.name)) for g in dataclasses.fields(value))
-            elif f.name != "name":
+            elif f.name not in ("name", "about"):
                 out[f.name] = value
         return out
 
@@ -128,9 +129,9 @@ SCENARIOS = {s.name: s for s in (
     Scenario("night", "dark: headlights light the near road, the far road and sky dim and blue", look=NIGHT),
     Scenario("glare", "a low sun's bloom beside the road ahead, contrast washed out", look=GLARE),
     Scenario("rain", "a darker, greyer road, a blurred wet windscreen with drops and streaks", look=RAIN),
-    Scenario("worn-lines", "lane markings gone in stretches: 40% of the road on average",
+    Scenario("worn-lines", "lane markings gone in stretches: 40% of the road on average (mean gap 40 m, kept 60 m)",
              worn=WornPlan(gap_m=(20.0, 60.0), kept_m=(30.0, 90.0))),
-    Scenario("tight", "bends down to a 25 m radius, at a speed that keeps the lateral acceleration of calm's",
+    Scenario("tight", "bends of 25-33 m radius at 10 m/s: 4.0 m/s^2 at the tightest, under calm's 4.5 (15 m/s, 50 m)",
              speed_mps=10.0, bends=road.Bends(max_curvature=0.04, min_curvature=0.03, straight=0.2, ease_m=10.0,
                                               max_rate=1e-3)),
     Scenario("traffic", "obstacles in and beside the lane: steering alone hits those in the lane (collisions)",
