@@ -112,6 +112,14 @@ def test_a_drive_writes_its_video_plot_and_json(pilot_bundle, tmp_path):
     (["--output", "drive.txt"], "give a video file"),
     (["--json", "/no/such/folder/d.json"], "does not exist"),
     (["--compare", "--output", "d.mp4"], "--output and --plot go with one drive"),
+    (["--scenario", "windy"], "unknown scenario 'windy' (choose from: calm, gusts, latency, night, glare, rain, "
+                              "worn-lines, tight, traffic, all)"),
+    (["--scenario", "all", "--seeds", "0"], "--seeds must be 1 to 30, not 0"),
+    (["--scenario", "calm", "--seeds", "-2"], "--seeds must be 1 to 30, not -2"),
+    (["--seeds", "3"], "--seeds goes with --scenario"),
+    (["--scenario", "calm", "--seed", "7"], "a scenario drives its own fixed seeds"),
+    (["--scenario", "all", "--seeds", "1", "--output", "d.mp4"], "--output and --plot go with one drive"),
+    (["--scenario", "night", "--plot", "d.png"], "--output and --plot go with one drive"),
 ])
 def test_bad_drive_options_are_one_line(pilot_bundle, args, message):
     proc = cli("runtime", "drive", pilot_bundle, "--seconds", "1", *args)
