@@ -7,9 +7,9 @@
 
 Each network's result carries its frame's index (`frame`) and how old that frame was when this frame's result
 was made (`age_ms`: 0 for the first network). The combined result has a key per network (its bundle's name) with
-its latest result, None until its first. The other networks' threads run below the rest (SCHED_IDLE on Linux,
-inherited by the threads their backends start, ONNX Runtime's workers among them): when steering's thread wakes,
-it takes a core from them at once. Each network's backend is made in the thread that runs it (a TensorRT
+its latest result, None until its first. The other networks' threads run at a lower CPU priority (nice +10 on
+Linux, inherited by the threads their backends start, ONNX Runtime's workers among them), so on a loaded board
+the scheduler serves steering first. Each network's backend is made in the thread that runs it (a TensorRT
 engine's CUDA context and stream belong to that thread: each engine has its own), and each can have a DLA core
 of its own (dla_placement: `--dla-core NAME=N`, checked against the board's facts).
 
@@ -31,29 +31,23 @@ from .errors import UserError
 from .model import Model
 from .postprocess import Result
 
-BACKGROUND_NICE = 10  # the other networks' threads where SCHED_IDLE is refused: below the calling thread
+BACKGROUND_NICE = 10  # the other networks' threads: below the calling thread's priority
 STOP_WAIT_S = 5.0  # closing: how long the threads together are waited for
 START_TIMEOUT_S = 600.0  # a network's thread loads its backend (an engine may build): at most this long
 
 
 def background():
-    """The calling thread (and the threads it starts later, ONNX Runtime's workers among them) below the rest:
-    SCHED_IDLE on Linux, where a thread of the normal policy that wakes takes the core at once, else nice +10;
-    where neither is permitted, the same priority as the rest. Which it got."""
-    tid = threading.get_native_id() if hasattr(threading, "get_native_id") else 0
-    if hasattr(os, "sched_setscheduler") and hasattr(os, "SCHED_IDLE"):
+    """The calling thread (and the threads it starts later, ONNX Runtime's workers among them) at nice +10 on
+    Linux: below the rest, still with a share of the cores (about a tenth against a busy thread at nice 0), so
+    that a detector is never starved. SCHED_IDLE, which would starve it, measured no better for steering
+    (benchmarks/networks.py; docs/runtime.md). Whether it was permitted."""
+    if hasattr(os, "setpriority") and hasattr(threading, "get_native_id"):
         try:
-            os.sched_setscheduler(tid, os.SCHED_IDLE, os.sched_param(0))
-            return "idle"
-        except OSError:
+            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), BACKGROUND_NICE)
+            return True
+        except OSError:  # not permitted here: the same priority as the rest, still its own thread
             pass
-    if hasattr(os, "setpriority") and tid:
-        try:
-            os.setpriority(os.PRIO_PROCESS, tid, BACKGROUND_NICE)
-            return "nice"
-        except OSError:
-            pass
-    return None
+    return False
 
 
 class Combined(Result):
