@@ -3,6 +3,8 @@
     road.py        the road: renderer, scene, winding track, the car's kinematics (move), steering labels
     obstacles.py   cones, boxes, parked cars, pedestrians and stop signs on the road, with exact boxes (detection)
     segmentation.py  every pixel of those frames labelled: sky, verge, my lane, other road, markings, obstacles
+    scenarios.py   `runtime drive --scenario`'s fixed suite (calm, gusts, latency, night, glare, rain, worn lines,
+                   tight bends, traffic): one table of their parameters, and what each adds to the simulator
     simulator.py   the simulator: car + track + camera, driven from outside or by its simulated human, and the
                    intervention rule and Scorecard (autonomy)
     judge.py       `runtime drive`'s closed loop: a controller (the bundle, zero, pure pursuit) drives and is scored

@@ -136,6 +136,12 @@ _DISTANCE = {CONE: (6.0, 20.0), BOX: (6.0, 22.0), CAR: (7.0, 45.0), PEDESTRIAN: 
 _MAKE = {CONE: _cone, BOX: _box, CAR: _car, PEDESTRIAN: _pedestrian, STOP_SIGN: _stop_sign}
 
 
+def make(label, rng: np.random.RandomState, s, z):
+    """One obstacle of kind `label` standing at s metres right of my lane's centre, z metres ahead; its size and
+    colours drawn from rng."""
+    return _MAKE[label](rng, s, z)
+
+
 def place(rng: np.random.RandomState, count=None):
     """Obstacles for one frame, drawn from rng: count of them (default: 0 to MAX_OBSTACLES, none one time in
     ten), of labels by _CHANCE, where each kind stands, their footprints apart by 0.3 m at least."""
@@ -147,7 +153,7 @@ def place(rng: np.random.RandomState, count=None):
         for _try in range(10):
             spots = _WHERE[label]
             spot = spots[rng.choice(len(spots), p=[chance for chance, _ in spots])][1]
-            obstacle = _MAKE[label](rng, rng.uniform(*spot), rng.uniform(*_DISTANCE[label]))
+            obstacle = make(label, rng, rng.uniform(*spot), rng.uniform(*_DISTANCE[label]))
             if not any(_overlap(obstacle.footprint(0.3), other.footprint()) for other in placed):
                 placed.append(obstacle)
                 break

@@ -237,4 +237,4 @@ class Traffic:
 
 def _make(label, seed, s, z):
     """Obstacle `label` (obstacles.py's) standing at (s, z), its size and colours drawn from its own seed."""
-    return obstacles._MAKE[label](np.random.RandomState(seed), s, z)
+    return obstacles.make(label, np.random.RandomState(seed), s, z)
