@@ -1,6 +1,7 @@
 """Several networks on one stream, scheduled as a car needs them: steering never waits for the others.
 
-    calling thread       the first network (steering first: a steering bundle goes first, else the order given)
+    calling thread       the first network (steering first: a steering bundle goes first, else the order given;
+                           `priority` names another order)
                            runs on every frame the loop takes, as a single network does
     one thread each      every other network takes the newest frame when it is free, at its own rate; a frame
                            that came while it was busy replaces the one waiting (dropped for it, counted)
@@ -36,18 +37,36 @@ STOP_WAIT_S = 5.0  # closing: how long the threads together are waited for
 START_TIMEOUT_S = 600.0  # a network's thread loads its backend (an engine may build): at most this long
 
 
-def background():
-    """The calling thread (and the threads it starts later, ONNX Runtime's workers among them) at nice +10 on
-    Linux: below the rest, still with a share of the cores (about a tenth against a busy thread at nice 0), so
-    that a detector is never starved. SCHED_IDLE, which would starve it, measured no better for steering
-    (benchmarks/networks.py; docs/runtime.md). Whether it was permitted."""
+def background(rank=1):
+    """The calling thread (and the threads it starts later, ONNX Runtime's workers among them) below the rest on
+    Linux: nice +10 for the second network, +15 for the third, and so on up to 19 (rank 1, 2, 3...). Each still has a
+    share of the cores (about a tenth against a busy thread at nice 0), so that a detector is never starved.
+    SCHED_IDLE, which would starve it, measured no better for steering (benchmarks/networks.py; docs/runtime.md).
+    Whether it was permitted."""
     if hasattr(os, "setpriority") and hasattr(threading, "get_native_id"):
+        tid = threading.get_native_id()
         try:
-            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), BACKGROUND_NICE)
+            os.setpriority(os.PRIO_PROCESS, tid, min(19, os.getpriority(os.PRIO_PROCESS, tid) + BACKGROUND_NICE
+                                                     + 5 * (rank - 1)))
             return True
         except OSError:  # not permitted here: the same priority as the rest, still its own thread
             pass
     return False
+
+
+def priority_order(bundles, names, priority=None):
+    """The networks' order, highest priority first: those `priority` names (in its order), then a steering bundle,
+    then the rest as given. A one-line error for a name that is none of them, or given twice."""
+    priority = list(priority or [])
+    for name in priority:
+        if name not in names:
+            raise UserError("--priority %s: no network is called %r (they are %s)"
+                            % (",".join(priority), name, ", ".join(names)))
+    if len(set(priority)) != len(priority):
+        raise UserError("--priority %s: a network is named twice" % ",".join(priority))
+    rank = {name: i for i, name in enumerate(priority)}
+    return sorted(range(len(bundles)), key=lambda i: (rank.get(names[i], len(priority)),
+                                                      bundles[i].task != "steering"))
 
 
 class Combined(Result):
@@ -89,10 +108,11 @@ class _Offered:
 
 
 class _Worker:
-    """A network in a thread of its own: offer() hands it the newest frame; latest() is its newest result."""
+    """A network in a thread of its own: offer() hands it the newest frame; latest() is its newest result. rank:
+    its place after the first network (1, 2, ...), for its CPU priority."""
 
-    def __init__(self, name, make):
-        self.name, self.make = name, make
+    def __init__(self, name, make, rank=1):
+        self.name, self.make, self.rank = name, make, rank
         self.cond = threading.Condition()
         self.pending = self.result = self.model = self.error = None
         self.stopping, self.busy, self.ready = False, False, threading.Event()
@@ -102,7 +122,7 @@ class _Worker:
 
     def _run(self):
         try:
-            background()
+            background(self.rank)
             self.model = self.make()
             self.model.backend.prepare(True)
         except BaseException as exc:  # reported by the calling thread, in one line where it is a UserError
@@ -200,9 +220,10 @@ class Networks:
 
     prepares_ahead = False  # each network preprocesses its own input: no Prepare in the capture thread
 
-    def __init__(self, paths, dla_cores=None, **options):
+    def __init__(self, paths, dla_cores=None, priority=None, **options):
         """dla_cores: --dla-core's values (dla_placement): NAME=N puts that network's TensorRT engine on DLA core
-        N."""
+        N. priority: names, highest first (priority_order; default: steering first, then the order given); the
+        first runs in the calling thread on every frame."""
         from . import bundle as bundle_format
 
         if len(paths) < 2:
@@ -212,8 +233,8 @@ class Networks:
         if any(v not in (None, False) for v in detection.values()) and not any(b.task == "detection"
                                                                                 for b in bundles):
             raise UserError("--threshold, --classes and --track are for detection bundles, and none is given")
-        order = sorted(range(len(bundles)), key=lambda i: bundles[i].task != "steering")
         names = names_of(bundles)
+        order = priority_order(bundles, names, priority)
         self.names = [names[i] for i in order]
         dla = dla_placement(dla_cores, names)
 
@@ -227,8 +248,8 @@ class Networks:
         self.bundle, self.backend, self.times = first, self.first.backend, self.first.times
         self.workers = []
         try:
-            for i in order[1:]:
-                self.workers.append(_Worker(names[i], make(bundles[i], names[i])))
+            for rank, i in enumerate(order[1:], 1):
+                self.workers.append(_Worker(names[i], make(bundles[i], names[i]), rank))
             for w in self.workers:
                 if not w.ready.wait(START_TIMEOUT_S):
                     raise UserError("network %s did not load within %d s" % (w.name, START_TIMEOUT_S))

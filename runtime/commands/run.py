@@ -67,6 +67,10 @@ def add_parser(sub):
                                                     "(8-bit class indices at the network's size)")
     run.add_argument("--masks-every", type=positive_int, default=1, metavar="N",
                      help="with --masks: every N-th frame only (default 1)")
+    run.add_argument("--priority", type=lambda v: [n for n in v.split(",") if n], metavar="NAME[,NAME...]",
+                     help="several bundles: the networks from the highest priority down (NAME: its key in the JSON "
+                          "line); the first runs on every frame, the others when they are free, each below the one "
+                          "before (default: a steering bundle first, then the order given)")
     run.add_argument("--max-frames", type=positive_int, metavar="N", help="stop after N frames")
     show = run.add_mutually_exclusive_group()
     show.add_argument("--display", dest="display", action="store_true", default=None,
@@ -240,12 +244,15 @@ def _several(args):
     if args.gst_preprocess in ("crop", "on") or args.gpu_preprocess == "on":
         raise UserError("several networks each take the frame whole: --gst-preprocess %s and --gpu-preprocess %s "
                         "are for one bundle" % (args.gst_preprocess, args.gpu_preprocess))
-    return Networks(args.bundle, dla_cores=args.dla_core, backend=args.backend, precision=args.precision,
-                    build=args.build, threshold=args.threshold, classes=args.classes, track=args.track)
+    return Networks(args.bundle, dla_cores=args.dla_core, priority=args.priority, backend=args.backend,
+                    precision=args.precision, build=args.build, threshold=args.threshold, classes=args.classes,
+                    track=args.track)
 
 
 def _one(args, size):
     """The Model for one bundle: its DLA core (--dla-core N, or NAME=N with its name) checked against the board."""
+    if args.priority:
+        raise UserError("--priority orders several networks; one bundle is given")
     bundle = bundle_format.load(args.bundle[0])
     return Model(bundle, backend=args.backend, precision=args.precision,
                  dla_core=dla_placement(args.dla_core, [bundle.name]).get(bundle.name), build=args.build,

@@ -54,6 +54,8 @@ def test_the_python_api_and_the_combined_result(tmp_path):
     (["--dla-core", "pilotnet=0", "--dla-core", "mnist_cnn=0"], "DLA core 0 already runs pilotnet"),
     (["--gst-preprocess", "crop"], "several networks each take the frame whole"),
     (["--threshold", "0.5"], "none is given"),
+    (["--priority", "pilotnet,lidar"], "--priority pilotnet,lidar: no network is called 'lidar'"),
+    (["--priority", "pilotnet,pilotnet"], "a network is named twice"),
 ])
 def test_what_several_networks_cannot_do_is_one_line(args, says):
     proc = cli("runtime", "run", PILOTNET, DIGITS, "--source", "synthetic://road", "--no-display", *args)
@@ -148,3 +150,29 @@ def test_the_free_space_network_on_a_dla_beside_steering_on_the_gpu(tmp_path):
     summary = next(ln for ln in proc.stderr.splitlines() if ln.startswith("runtime: pilotnet: "))  # each engine
     theirs = summary.split("; freespace on ")[1]
     assert "with pilotnet on tensorrt (" in summary and "fp16 engine fp16-b1-dla0-" in theirs
+
+
+def test_priority_puts_a_network_first_and_the_rest_below_it_in_turn(tmp_path):
+    """--priority mnist_cnn: the digits network runs in the calling thread on every frame (its frame is the
+    line's, age 0), PilotNet and the detector in threads, each below the one before (nice +10, then +15)."""
+    import threading
+
+    jsonl = tmp_path / "out.jsonl"
+    proc = cli("runtime", "run", PILOTNET, DETECTOR, DIGITS, "--priority", "mnist_cnn", "--source",
+               "synthetic://road", "--max-frames", 5, "--jsonl", jsonl, "--no-display", "--quiet")
+    assert proc.returncode == 0, proc.stderr
+    for line in read_jsonl(jsonl):
+        assert list(line["result"]) == ["mnist_cnn", "pilotnet", "detector"]
+        assert line["result"]["mnist_cnn"]["frame"] == line["frame"] and line["result"]["mnist_cnn"]["age_ms"] == 0
+    proc = cli("runtime", "run", PILOTNET, "--priority", "pilotnet", "--source", "synthetic://road", "--no-display")
+    assert one_line_error(proc) and "one bundle is given" in proc.stderr
+
+    from runtime.networks import Networks
+
+    seen = {}
+    with Networks([DIGITS, DETECTOR, PILOTNET], priority=["mnist_cnn", "detector"]) as nets:
+        assert nets.names == ["mnist_cnn", "detector", "pilotnet"]
+        for w in nets.workers:
+            seen[w.name] = os.getpriority(os.PRIO_PROCESS, w.thread.native_id)
+    mine = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+    assert seen == {"detector": min(19, mine + 10), "pilotnet": min(19, mine + 15)}
