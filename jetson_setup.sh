@@ -226,7 +226,7 @@ udp_remote() {  # an --output value -> "HOST PORT" when it is udp://HOST:PORT an
 # parser). Its argparse reads any unique prefix of one as that option (--out, --outp=VALUE: --output; --ins:
 # --insecure-link) and refuses an ambiguous one (--li: --link-key or --link-state), wherever the word stands before
 # a --, even where a value is due; a value is never a word argparse reads as an option.
-RUN_OPTIONS=(--help --debug --source --input --output --jsonl --jsonl-max-mb --jsonl-keep --masks --masks-every
+RUN_OPTIONS=(--help --debug --source --input --output --jsonl --jsonl-max-mb --jsonl-keep --masks --masks-every --priority
              --max-frames --display
              --no-display --headless --threshold --classes --track --backend --precision --dla-core --no-build
              --input-width --input-height --input-rate --input-loop --loop --input-flip --input-codec
