@@ -134,8 +134,9 @@ SCENARIOS = {s.name: s for s in (
     Scenario("tight", "bends of 25-33 m radius at 10 m/s: 4.0 m/s^2 at the tightest, under calm's 4.5 (15 m/s, 50 m)",
              speed_mps=10.0, bends=road.Bends(max_curvature=0.04, min_curvature=0.03, straight=0.2, ease_m=10.0,
                                               max_rate=1e-3)),
-    Scenario("traffic", "obstacles in and beside the lane: steering alone hits those in the lane (collisions)",
-             speed_mps=10.0, traffic=TrafficPlan(in_lane_every_m=(120.0, 240.0), in_lane_kinds=("car", "pedestrian"),
+    Scenario("traffic", "obstacles in and beside the lane at 8 m/s: steering alone hits those in the lane "
+             "(collisions); braking (--detector) can stop for them",
+             speed_mps=8.0, traffic=TrafficPlan(in_lane_every_m=(120.0, 240.0), in_lane_kinds=("car", "pedestrian"),
                                                  in_lane_s=(-0.5, 0.5), beside_every_m=(25.0, 60.0),
                                                  beside_kinds=("cone", "box", "car", "pedestrian", "stop sign"),
                                                  beside_clear_m=2.1, first_m=60.0)),
@@ -191,6 +192,7 @@ class Traffic:
         self.placed = []  # (metres along the road, s, label, the seed of its look, in my lane)
         self.next_in, self.next_beside = plan.first_m, plan.first_m * 0.5
         self.hit = set()
+        self.cleared = set()  # those cleared away after a braking car stood before them (simulator.CLEAR_S)
 
     def _place(self, until):
         p, rng = self.plan, self.rng
@@ -209,8 +211,8 @@ class Traffic:
     def ahead(self, travelled, near, far):
         """The obstacles standing from near to far metres ahead, built where they stand relative to the car."""
         self._place(travelled + far + 10.0)
-        return [(i, _make(label, seed, s, along - travelled))
-                for i, (along, s, label, seed, _) in enumerate(self.placed) if near - 5.0 < along - travelled < far]
+        return [(i, _make(label, seed, s, along - travelled)) for i, (along, s, label, seed, _)
+                in enumerate(self.placed) if near - 5.0 < along - travelled < far and i not in self.cleared]
 
     def layer(self, renderer, pose, travelled, shadow_depth):
         """The ObstacleLayer that draws the obstacles in view from pose (d, psi, k, dk) into a frame."""
@@ -228,6 +230,25 @@ class Traffic:
                 self.hit.add(i)
                 new += 1
         return new
+
+    def in_path(self, d, travelled, within, half_width):
+        """Metres from the car's front to the nearest obstacle whose footprint overlaps the lane-following
+        corridor of half_width around the car (d metres right of the lane centre) within `within` metres of its
+        front (inf for none), and its index."""
+        best = (math.inf, None)
+        for i, o in self.ahead(travelled, 0.0, CAR_FRONT_M + within + 5.0):
+            s0, s1, z0, _ = o.footprint()
+            gap = z0 - CAR_FRONT_M
+            if s0 < d + half_width and d - half_width < s1 and -1.0 < gap <= within:
+                best = min(best, (gap, i))
+        return best
+
+    def clear(self, d, travelled, within):
+        """Clear away the nearest obstacle in the car's footprint's way within `within` metres of its front."""
+        _, i = self.in_path(d, travelled, within, CAR_HALF_WIDTH_M)
+        if i is not None:
+            self.cleared.add(i)
+        return i
 
     def in_lane(self, until):
         """How many obstacles stand in my lane in the first `until` metres."""

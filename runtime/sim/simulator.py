@@ -28,12 +28,15 @@ import math
 import numpy as np
 
 from . import road
+from .braking import STOPPED_MPS, Speed
 from .scenarios import CALM
 from ..errors import UserError
 
 SPEED_MPS, FPS = road.SPEED_MPS, road.FPS
 OFF_LANE_M = 1.0
 PENALTY_S = 6.0  # what the paper counts for each intervention
+CLEAR_S = 2.0  # a braking car standing this long before an obstacle sees it cleared away ...
+CLEAR_WITHIN_M = 15.0  # ... the nearest in its path within this of its front
 HUMAN_LIMIT_M = 1.5  # the simulated human's car is held within this of the lane centre (it never intervenes)
 DEFAULT_SEED = 2016  # the held-out track (train's road frames are independent random poses, seeds 0 and 100003)
 DRIVERS = ("commands", "human")
@@ -70,7 +73,7 @@ class Simulator:
     obstacles the car met in the last step (the traffic scenario's)."""
 
     def __init__(self, width=640, height=360, seed=DEFAULT_SEED, delay_frames=1, fps=FPS, speed=None,
-                 driver="commands", scenario=CALM):
+                 driver="commands", scenario=CALM, braking=False):
         if driver not in DRIVERS:
             raise ValueError("driver is one of %s, not %r" % (", ".join(DRIVERS), driver))
         try:
@@ -95,6 +98,10 @@ class Simulator:
         self.gusts = scenario.gusts_of(seed, speed)
         self.traffic = scenario.traffic_of(seed)
         self.collided = 0
+        # braking (braking.py): the car's speed changes with step()'s brake; without it, it drives at `speed`
+        self.speed = braking and Speed(speed, fps)
+        self.stopped_s = 0.0  # how long the braking car has stood still
+        self.layer = None  # the obstacles drawn into the last view (their exact boxes: layer.labels())
         self.d, self.psi = 0.0, 0.0
         delay_frames += scenario.added_delay_frames(fps)
         self.delay_frames = delay_frames
@@ -117,14 +124,24 @@ class Simulator:
         t = self.track
         pose = (self.d, self.psi, t.k, t.dk)
         obstacles = self.traffic and self.traffic.layer(self.renderer, pose, t.travelled, t.scene.shadow_depth)
+        self.layer = obstacles or None
         image = self.renderer.render(self.d, self.psi, t.k, t.dk, t.travelled, t.scene, self.noise, obstacles,
                                      t.markings, self.look, self.look_rng)
         return image, self.ideal()
 
-    def step(self, curvature=None):
+    @property
+    def v(self):
+        """The car's speed now (m/s)."""
+        return self.speed.v if self.speed else self.step_m * self.fps
+
+    def step(self, curvature=None, brake=0.0):
         """Drive one frame. curvature: the command from outside (1/m, right positive), acting delay_frames
-        later; with driver="human", None: the human steers. True when the frame ended in an intervention."""
+        later; with driver="human", None: the human steers. brake: with braking, the deceleration asked (m/s^2,
+        acting braking.BRAKE_LATENCY_S later). True when the frame ended in an intervention."""
         track = self.track
+        if self.speed:
+            self.step_m = self.speed.step(brake)
+            self._wait()
         if self.human is not None:
             ideal = self.ideal()  # what the human sees, before the road bends on
             track.bend(self.step_m)
@@ -148,6 +165,14 @@ class Simulator:
             self.commands = collections.deque([0.0] * self.delay_frames)
             return True
         return False
+
+    def _wait(self):
+        """A braking car that has stood still for CLEAR_S sees the obstacle it stopped for cleared away (a
+        pedestrian crosses, a car drives off): the drive goes on."""
+        self.stopped_s = self.stopped_s + 1.0 / self.fps if self.speed.v < STOPPED_MPS else 0.0
+        if self.stopped_s >= CLEAR_S and self.traffic:
+            self.traffic.clear(self.d, self.track.travelled, CLEAR_WITHIN_M)
+            self.stopped_s = 0.0
 
 
 class Scorecard:
