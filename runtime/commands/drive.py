@@ -1,7 +1,9 @@
 """python -m runtime drive BUNDLE: the command that lets a steering bundle drive the simulated road in closed loop
 (sim/judge.py drives and judges; this module parses, prints the table and writes the report, video and plot).
 With --scenario NAME|all it drives the fixed scenarios of sim/scenarios.py, each over --seeds N seeds, and reports
-means with a 95% interval (Student t over the seeds)."""
+means with a 95% interval (Student t over the seeds). With --detector DET [--freespace FS] the car also brakes
+(sim/brake_drive.py): PilotNet steers, the detector's boxes and the free space stop it, and the table gives
+collisions, stops before obstacles, false stops per km and time lost against braking on the exact boxes."""
 
 from __future__ import annotations
 
@@ -16,10 +18,13 @@ from ..errors import UserError, require
 from ..model import Model
 from ..outputs.base import check_writable
 from ..outputs.files import VIDEO_EXTS
+from ..sim import brake_drive
+from ..sim.brake_drive import BRAKE_SUMMARISED, check_bundle, time_lost
+from ..sim.braking import Camera
 from ..sim.judge import CONTROLLERS, SUMMARISED, judge, steering_units, summarise
 from ..sim.scenarios import CALM, MAX_SEEDS, SCENARIOS
 from ..sim.simulator import DEFAULT_SEED
-from ..sim.visuals import JudgedVideo, plot
+from ..sim.visuals import BrakeVideo, JudgedVideo, plot, plot_braking
 
 
 DEFAULT_SEEDS = 5
@@ -48,6 +53,14 @@ def add_parser(sub):
     p.add_argument("--output", metavar="FILE.mp4", help="a video of the drive (camera view and a top-down inset)")
     p.add_argument("--plot", metavar="FILE.png", help="offset and steering over time (needs matplotlib)")
     p.add_argument("--json", metavar="FILE", help="write the report as JSON")
+    p.add_argument("--detector", metavar="DET_BUNDLE", help="brake for what this detection bundle sees in the car's "
+                   "path (the traffic scenario by default); --precision and --compare then pick the detector's")
+    p.add_argument("--freespace", metavar="FS_BUNDLE", help="with --detector: also stop where this segmentation "
+                   "bundle's free space in the path is shorter than the stopping distance")
+    p.add_argument("--camera-height", type=float, metavar="M", help="the camera's height over the road for the "
+                   "boxes' distances (default: the detector manifest's camera.height_m, else the simulator's 1.4)")
+    p.add_argument("--camera-pitch", type=float, metavar="DEG", help="the camera's pitch, down positive (default: "
+                   "the manifest's camera.pitch_deg, else the simulator's 0)")
 
 
 def _row(r):
@@ -161,6 +174,11 @@ def _jsonable(params):
 
 
 def main(args):
+    if args.detector is not None:
+        return _braking(args)
+    for name in ("freespace", "camera_height", "camera_pitch"):
+        if getattr(args, name) is not None:
+            raise UserError("--%s goes with --detector" % name.replace("_", "-"))
     _check(args)
     bundle = bundle_format.load(args.bundle)
     if args.controller == "model" or args.compare:
@@ -195,3 +213,85 @@ def _single(args, bundle, runs, models):
             last["sim_seconds"], last["wall_seconds"], last["realtime_factor"],
             "; %s" % last["backend"] if last["backend"] else ""))
     return {"rows": reports} if args.compare else reports[0]
+
+
+BRAKE_HEADER = "%-12s %-9s %11s %13s %16s %14s %11s" % (
+    "braker", "precision", "collisions", "stops before", "false stops/km", "time lost s", "autonomy %")
+BRAKE_COLUMNS = ((11, 1), (13, 1), (16, 2), (14, 1), (11, 1))  # per brake_drive.BRAKE_SUMMARISED
+
+
+def _brake_row(row):
+    cells = ["%*s" % (width, "-" if row[key] is None else _cell(row[key], digits))
+             for key, (width, digits) in zip(BRAKE_SUMMARISED, BRAKE_COLUMNS)]
+    return "%-12s %-9s %s" % (row["braker"], row["precision"], " ".join(cells))
+
+
+def _braking(args):
+    """--detector: the braking drives (sim/brake_drive.py), each braker over the scenario's seeds."""
+    if args.scenario == "all":
+        raise UserError("--detector drives one scenario (traffic by default), not all")
+    if args.controller != "model":
+        raise UserError("--detector: PilotNet (the bundle) steers; --controller goes without it")
+    if args.seed is not None and args.scenario is not None:
+        raise UserError("--seed picks one track: a scenario drives its own fixed seeds (--seeds N)")
+    args.scenario = args.scenario or "traffic"
+    args.seeds = args.seeds if args.seeds is not None else (1 if args.seed is not None else DEFAULT_SEEDS)
+    _check(args)
+    bundle = bundle_format.load(args.bundle)
+    steering_units(bundle)
+    detector = bundle_format.load(args.detector)
+    check_bundle(detector, "detection", "--detector")
+    freespace = None
+    if args.freespace is not None:
+        freespace = bundle_format.load(args.freespace)
+        check_bundle(freespace, "segmentation", "--freespace")
+    camera = Camera.of_bundle(detector, args.camera_height, args.camera_pitch)
+    scenario = SCENARIOS[args.scenario]
+    seeds = [args.seed] if args.seed is not None else scenario.seeds(args.seeds)
+    precisions = ["fp32"] + list(detector.variants) if args.compare else [args.precision]
+    runs = [("detector", p) for p in precisions] + [("ground-truth", None)] + (
+        [("never-sees", None)] if args.compare else [])
+    rows, cards = [], []
+    with contextlib.ExitStack() as stack:
+        steer = stack.enter_context(Model(bundle, backend=args.backend))
+        print(BRAKE_HEADER)
+        for braker, precision in runs:
+            det = fs = None
+            if braker == "detector":
+                det = stack.enter_context(Model(detector, backend=args.backend, precision=precision))
+                if freespace is not None:
+                    fs_precision = precision if precision in (None, "fp32") or precision in freespace.variants \
+                        else None
+                    fs = stack.enter_context(Model(freespace, backend=args.backend, precision=fs_precision))
+                precision = precision or getattr(det.backend, "precision", None) or "fp32"
+            drives = []
+            for seed in seeds:
+                video = BrakeVideo(args.output) if args.output and braker == "detector" else None
+                try:
+                    card = brake_drive.drive(steer, args.seconds, seed, scenario, camera, det, fs, braker,
+                                             precision or "fp32", args.delay_frames, video)
+                finally:
+                    if video is not None:
+                        video.close()
+                if args.plot and braker == "detector":
+                    plot_braking(card, args.plot)
+                drives.append(card)
+            cards.append(drives)
+        time_lost([c for group in cards for c in group])
+        for drives in cards:
+            rows.append(dict(brake_drive.summarise([c.report() for c in drives]),
+                             drives=[c.report() for c in drives]))
+            print(_brake_row(rows[-1]), flush=True)
+    print("mean +- half-width of its 95%% interval (Student t over %d seed(s): %s); %g simulated s a drive on %s; "
+          "time lost against ground-truth braking" % (len(seeds), ", ".join(map(str, seeds)), args.seconds,
+                                                      scenario.name))
+    report = {"scenario": scenario.name, "seeds": seeds, "seconds": args.seconds, "camera": camera.describe(),
+              "braking": brake_drive.PARAMETERS, "rows": rows,
+              "detector": detector.path, "freespace": freespace.path if freespace is not None else None}
+    for path in (args.output, args.plot):
+        if path:
+            print("wrote %s" % path)
+    if args.json:
+        bundle_format.write_json(args.json, report)
+        print("wrote %s" % args.json)
+    return 0

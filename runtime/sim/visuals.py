@@ -1,6 +1,7 @@
 """What a person looks at from a judged drive (judge.py): its video (JudgedVideo: the camera view with the
 predicted and the ideal steering, and a top-down inset of the car on the road) and its plot (plot: offset and
-steering over time, interventions marked)."""
+steering over time, interventions marked); a braking drive's (brake_drive.py) video also shows the boxes the policy
+saw, the free space's boundary and the speed (BrakeVideo), and its plot the speed and the deceleration asked."""
 
 from __future__ import annotations
 
@@ -88,6 +89,59 @@ def plot(card, path, fps=FPS):
     bottom.plot(t, card.steering, lw=1, label=card.controller)
     bottom.plot(t, card.ideal, lw=1, alpha=0.7, label="ideal (pure pursuit on the true pose)")
     bottom.set_ylabel("steering (normalised)")
+    bottom.set_xlabel("simulated seconds")
+    bottom.legend(loc="upper right", fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+class BrakeVideo(JudgedVideo):
+    """on_frame for brake_drive.drive(): JudgedVideo's view with the boxes the braking policy was given (green),
+    the free space's boundary (yellow), the speed, the deceleration asked and the policy's target distance."""
+
+    def __call__(self, image, steering, ideal, sim, seen):
+        import cv2
+
+        image = image.copy()
+        for x0, y0, x1, y1 in seen["boxes"]:
+            cv2.rectangle(image, (int(x0), int(y0)), (int(x1) - 1, int(y1) - 1), (0, 220, 0), 1)
+        seg = seen.get("freespace")
+        if seg is not None and seg.get("boundary") is not None:
+            x0, _, x1, _ = seg.region
+            rows = np.asarray(seg["boundary"], np.float64)
+            cols = x0 + (np.arange(len(rows)) + 0.5) * (x1 - x0) / max(len(rows), 1)
+            pts = np.stack([cols, rows], 1).astype(np.int32)
+            cv2.polylines(image, [pts], False, (0, 230, 230), 1)
+        text = "%.1f m/s  brake %.1f m/s^2  target %s" % (sim.v, seen["asked"], "-" if seen["target"] is None
+                                                           else "%.1f m" % seen["target"])
+        cv2.putText(image, text, (4, 12), cv2.FONT_HERSHEY_SIMPLEX, 0.35, (255, 255, 255), 1, cv2.LINE_AA)
+        super().__call__(image, steering, ideal, sim)
+
+
+def plot_braking(card, path, fps=FPS):
+    """A braking drive (brake_drive.BrakeCard): speed, the deceleration asked and the policy's target distance
+    over time, collisions marked, as a PNG."""
+    matplotlib = require("matplotlib", "plot", "--plot")
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    t = np.arange(len(card.speed)) / fps
+    r = card.report(fps)
+    fig, (top, bottom) = plt.subplots(2, 1, sharex=True, figsize=(11, 5.5))
+    top.plot(t, card.speed, lw=1, label="speed (m/s)")
+    top.plot(t, card.asked, lw=1, label="deceleration asked (m/s^2)")
+    for when in t[np.asarray(card.collided, bool)]:
+        top.axvline(when, color="tab:red", alpha=0.7, lw=1)
+    top.legend(loc="upper right", fontsize=8)
+    top.set_title("%s braking (%s) on seed %d: %d collision(s), %d stop(s) before obstacles, %d false stop(s)"
+                  % (card.braker, card.precision, card.seed, r["collisions"], r["stops_before_obstacles"],
+                     r["false_stops"]))
+    target = [np.nan if v is None else v for v in card.target]
+    gap = [np.nan if not np.isfinite(v) else v + 1.0 for v in card.truth_gap]
+    bottom.plot(t, target, lw=1, label="policy's target (m from the camera)")
+    bottom.plot(t, gap, lw=1, alpha=0.7, label="true obstacle in the path (m from the camera)")
+    bottom.set_ylim(0, 40)
     bottom.set_xlabel("simulated seconds")
     bottom.legend(loc="upper right", fontsize=8)
     fig.tight_layout()
