@@ -5,8 +5,10 @@ TensorFlow op left, no function calls, only standard ONNX ops at the opset asked
 caller's check (parity with Keras); a route that fails either falls back to the other, saying why:
 
     frozen   tf.function(model(x, training=False)), frozen by TensorFlow's convert_variables_to_constants_v2
-             (variables and captured tensors become constants, nested functions are inlined), then
-             tf2onnx.convert.from_graph_def with the model's input only
+             (variables and captured tensors become constants, nested functions are inlined; the few that
+             Keras compiles with XLA, a grouped Conv2D's, are let inline too: _let_inline), then
+             tf2onnx.convert.from_graph_def with the model's input only (and a handler for Erfc, the exact
+             GELU's, which tf2onnx lacks)
     keras    Keras's own model.export(format="onnx") (tf2onnx.convert.from_function on the concrete function)
 
 `frozen` comes first because it is right more often (benchmarks/export_routes.py: 7 of 7 against 4 of 7 on
@@ -230,6 +232,41 @@ def _serve(model, shape):
     return serve, signature
 
 
+XLA_ONLY_ATTRS = ("_XlaMustCompile", "_noinline")
+
+
+def _let_inline(graph_def):
+    """The graph with every function call made inlinable. Keras's TensorFlow backend runs a few ops in a
+    tf.function(jit_compile=True) of their own (a grouped Conv2D, as ConvNeXt's depthwise convolutions are:
+    TensorFlow's CPU kernel cannot run it; keras/src/backend/tensorflow/nn.py, conv), and such a function is
+    marked _XlaMustCompile and _noinline: convert_variables_to_constants_v2 and the grappler pass in tf2onnx
+    then leave it a StatefulPartitionedCall, which has no ONNX conversion. The marks only ask TensorFlow's
+    runtime to compile the function with XLA; the ops inside are the same, and once the marks are gone
+    tf2onnx's grappler pass inlines the call (a grouped Conv2D becomes an ONNX Conv with group)."""
+    for node in list(graph_def.node) + [n for f in graph_def.library.function for n in f.node_def]:
+        for name in XLA_ONLY_ATTRS:
+            if name in node.attr:
+                del node.attr[name]
+    for function in graph_def.library.function:
+        for name in XLA_ONLY_ATTRS:
+            if name in function.attr:
+                del function.attr[name]
+    return graph_def
+
+
+def _erfc(ctx, node, name, args):
+    """tf2onnx's handler for TensorFlow's Erfc, which it lacks (ONNX has Erf, no Erfc): erfc(x) = 1 - erf(x).
+    TensorFlow writes the exact GELU (Keras's default, approximate=False: ConvNeXt's) as 0.5 x erfc(-x / sqrt 2).
+    Where erfc is tiny (x > 4) 1 - erf(x) rounds to 0 in float32; GELU's value there is below 1e-8 of x."""
+    from tf2onnx import utils
+
+    dtype = utils.map_onnx_to_numpy_type(ctx.get_dtype(node.input[0]))
+    one = ctx.make_const(utils.make_name(name + "_one"), np.array(1, dtype))
+    erf = ctx.make_node("Erf", [node.input[0]], name=utils.make_name(name + "_erf"))
+    node.type = "Sub"
+    ctx.replace_inputs(node, [one.output[0], erf.output[0]])
+
+
 def _route_frozen(model, shape, opset):
     import tf2onnx
     from tensorflow.python.framework.convert_to_constants import convert_variables_to_constants_v2
@@ -237,11 +274,11 @@ def _route_frozen(model, shape, opset):
     serve, _ = _serve(model, shape)
     concrete = serve.get_concrete_function()
     frozen = convert_variables_to_constants_v2(concrete, lower_control_flow=False, aggressive_inlining=True)
-    graph_def = frozen.graph.as_graph_def(add_shapes=True)
+    graph_def = _let_inline(frozen.graph.as_graph_def(add_shapes=True))
     inputs = [t.name for t in frozen.inputs]
     outputs = [t.name for t in frozen.outputs]
     proto, _ = tf2onnx.convert.from_graph_def(graph_def, name="model", input_names=inputs, output_names=outputs,
-                                              opset=opset)
+                                              opset=opset, custom_op_handlers={"Erfc": (_erfc, [])})
     return proto
 
 
@@ -362,7 +399,21 @@ def convert(model, opset: int = DEFAULT_OPSET, check=None, log=sys.stderr):
         return converted
     same = len({re.sub(r"\d+", "", p) for p in problems}) == 1  # the same fault, whatever tf2onnx numbered
     why = problems[0] + " (both routes)" if same else "; ".join("%s route: %s" % rp for rp in zip(ROUTES, problems))
-    raise UserError("cannot convert the model to ONNX: " + why)
+    raise UserError("cannot convert the model to ONNX: " + why + _what_to_do(problems))
+
+
+def _what_to_do(problems):
+    """The advice that goes with a refusal: for an op or a function that has no ONNX conversion, how to get
+    past it (docs/export.md, What a model may hold)."""
+    text = " ".join(problems)
+    if "PartitionedCall" in text:
+        return ("; the layer calls a TensorFlow function that could not be inlined: write its call() without a "
+                "tf.function of its own (jit_compile, a nested function), or leave the layer out of the exported "
+                "model")
+    if "no ONNX conversion" in text or "no ONNX op" in text:
+        return ("; build that layer from ops ONNX has (or a custom layer that does: --custom-objects), or leave it "
+                "out of the exported model and apply it after the network")
+    return ""
 
 
 def describe_output(model) -> dict:
