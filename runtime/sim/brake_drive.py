@@ -6,7 +6,10 @@ floor.
 
 Each frame is rendered once, at FRAME_SIZE (320x180: the size train's road frames, the detector's and the free-
 space network's training frames have), and each network's own preprocessing crops and resizes it (PilotNet: the
-bottom 60%, to 200x66; the detector: the whole view, to 256x144; free space: the whole view, to 160x96). The
+bottom 60%, to 200x66; the detector: the whole view, to 256x144; free space: the whole view, to 160x96). Free
+space brakes only where the drivable road ahead in the path is shorter than the stopping distance at the car's speed
+(braking.stopping_distance from the car's front: 9.8 m from the camera at 8 m/s): then the policy asks for the
+limit; a detector's box brakes as braking.py's policy says, gently from 2.0 m/s^2. The
 networks run one after the other in the lockstep loop (steering, then detection, then free space), so a drive is
 the same every time. The predicted path is the arc of this frame's steering command.
 
@@ -31,7 +34,7 @@ import numpy as np
 from .braking import (ACCEL_MPS2, BRAKE_LATENCY_S, DECEL_LIMIT_MPS2, PATH_HALF_WIDTH_M, START_DECEL_MPS2,
                       STOP_MARGIN_M, STOPPED_MPS, BrakingPolicy, Camera, stopping_distance)
 from .judge import interval, steering_units
-from .scenarios import CAR_HALF_WIDTH_M
+from .scenarios import CAR_FRONT_M, CAR_HALF_WIDTH_M
 from .simulator import CLEAR_S, Scorecard, Simulator
 from ..errors import UserError
 
@@ -158,7 +161,7 @@ def drive(steering, seconds, seed, scenario, camera=None, detector=None, freespa
         targets = policy.distances(boxes, size, curvature)
         if seg is not None and seg.get("boundary") is not None:
             free = policy.freespace(seg["boundary"], seg.region, size, curvature)
-            if math.isfinite(free):
+            if free - CAR_FRONT_M <= stopping_distance(sim.v):  # free space shorter than the stopping distance
                 targets.append(free)
         asked = policy.decide(sim.v, targets)
         gap = sim.traffic.in_path(sim.d, sim.track.travelled, 60.0, TRUTH_HALF_WIDTH_M)[0] if sim.traffic else math.inf

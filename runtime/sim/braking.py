@@ -13,20 +13,20 @@ Stated before anything was measured (docs/simulator.md, "Braking"):
     stopping distance       v^2 / (2 x 4.9) + v x 0.1 + STOP_MARGIN_M (1.5 m), from the car's front (1 m ahead
                             of the camera): 8.8 m at traffic's 8 m/s, 9.8 m from the camera
 
-The policy: the nearest target in the car's path (a box's ground point, or where the free space in the path ends)
-at z metres from the camera leaves gap = z - CAR_FRONT_M - STOP_MARGIN_M - v x BRAKE_LATENCY_S to stop in; it
-needs v^2 / (2 gap), the deceleration that stops the car STOP_MARGIN_M short (the limit where gap <= 0). It starts
-braking once that reaches START_DECEL_MPS2 (2.0 m/s^2: a gentle start, 17 m ahead at 8 m/s) and then asks for the
-need, at least 2.0 m/s^2 (so a distance overestimated stops the car early, not late), at most the limit; it
-releases the brake when the need falls under RELEASE_DECEL_MPS2 (1.0) with the target more than STAND_GAP_M (3 m)
-beyond the gap (the car creeps on), and a car standing that near stands. A target is held, its distance carried on
-by the distance driven, for HOLD_S (0.3 s) after it was last seen, so a missed frame does not release the brake,
-and, when it was last seen within NEAR_M (10 m) of the camera, until the car has stood still NEAR_HOLD_S (3 s)
-before it. A box is in the path when its ground
-point (the middle of its bottom edge) lies within PATH_HALF_WIDTH_M, the lane's half-width (1.75 m), of the car's
-predicted path (the arc of the steered curvature): traffic's obstacles beside the lane stand with their centres at
-least 2.3 m from the lane's centre, those in it within 0.5 m. (A box's whole bottom edge would not do: a long car
-beside the lane, near, spans columns whose ground points at its nearest distance fall inside the path.)"""
+The policy: the nearest target in the car's path (a box's ground point, or where the free space in the path ends) at
+z metres from the camera leaves gap = z - CAR_FRONT_M - STOP_MARGIN_M - v x BRAKE_LATENCY_S to stop in; it needs v^2
+/ (2 gap), the deceleration that stops the car STOP_MARGIN_M short (the limit where gap <= 0). It starts braking
+once that reaches START_DECEL_MPS2 (2.0 m/s^2: a gentle start, 17 m ahead at 8 m/s) and then asks for the need, at
+least 2.0 m/s^2 (so a distance overestimated stops the car early, not late), at most the limit; it releases the
+brake only when the need falls under RELEASE_DECEL_MPS2 (1.0) with the target more than NEAR_M (10 m) from the
+camera (the car then creeps on): braking for a near target goes on until the car stands (a detector's box of a near
+obstacle may be cut short, its distance overestimated), and a car standing before it stands. A target is held, its
+distance carried on by the distance driven, for HOLD_S (0.3 s) after it was last seen, so a missed frame does not
+release the brake, and, when it was last seen within NEAR_M (10 m) of the camera, until the car has stood still
+NEAR_HOLD_S (3 s) before it. A box is in the path when its ground point (the middle of its bottom edge) lies within
+PATH_HALF_WIDTH_M, the lane's half-width (1.75 m), of the car's predicted path (the arc of the steered curvature):
+traffic's obstacles beside the lane stand with their centres at least 2.3 m from the lane's centre, those in it
+within 0.5 m. Boxes cut by the frame's bottom or by one of its sides are left out (BrakingPolicy.distances)."""
 
 from __future__ import annotations
 
@@ -49,8 +49,7 @@ HOLD_S = 0.3
 NEAR_M, NEAR_HOLD_S = 10.0, 3.0  # a target last seen this near is held until the car has stood this long: a
 # detector loses what is too near (obstacles.py's frames put cars 7 m and further away)
 PATH_HALF_WIDTH_M = road.LANE_WIDTH_M / 2  # a box's ground point this near the predicted path is in it
-RELEASE_DECEL_MPS2 = 1.0  # braking goes on while the need is at least this ...
-STAND_GAP_M = 3.0  # ... or the target is this near (a car stopped short of it stands)
+RELEASE_DECEL_MPS2 = 1.0  # braking goes on while the need is at least this, or the target is within NEAR_M
 HOLD_DECEL_MPS2 = 1e-3  # asked while braking for a target already met: the car does not speed up
 STOPPED_MPS = 0.05  # slower than this is standing still
 CAMERA_HEIGHT_RANGE = (0.2, 10.0)  # metres
@@ -174,11 +173,16 @@ class BrakingPolicy:
     def distances(self, boxes, frame_size, curvature):
         """Metres from the camera to each box (x0, y0, x1, y1 in the frame's pixels) whose ground point (the
         middle of its bottom edge) lies within PATH_HALF_WIDTH_M of the predicted path; the others are left out, and
-        so is a box cut by the frame's bottom edge (its ground point is not in view)."""
+        so is a box cut by the frame's bottom edge (its ground point is not in view) or by one of its sides (an
+        obstacle passing beside the car: one in the path ahead stays whole in view until it is about 1 m from the
+        car's front, the view being 4 m wide 2 m ahead; a long car beside the lane, cut, has its middle and its
+        inner edge's ground points, taken at its nearest distance, inside the path)."""
         width, height = frame_size
         found = []
         for x0, _, x1, y1 in boxes:
             if y1 >= height - 0.5:
+                continue
+            if (x0 <= 0.5) != (x1 >= width - 0.5):  # cut by one side of the frame: passing beside the car
                 continue
             x, z = (float(c) for c in self.camera.ground(0.5 * (x0 + x1), y1, width, height))
             if math.isfinite(z) and z > 0.0 and abs(x - float(path_x(z, curvature))) < PATH_HALF_WIDTH_M:
@@ -218,7 +222,8 @@ class BrakingPolicy:
             return 0.0
         gap = nearest - CAR_FRONT_M - STOP_MARGIN_M - v * self.latency_s
         need = self.decel_limit if gap <= 0.0 else v * v / (2.0 * gap)
-        if need >= START_DECEL_MPS2 or (self.braking and (need >= RELEASE_DECEL_MPS2 or gap < STAND_GAP_M)):
+        keep = need >= RELEASE_DECEL_MPS2 or nearest < NEAR_M
+        if need >= START_DECEL_MPS2 or (self.braking and keep):
             self.braking = True  # at least the start's (a token one standing): the car stops short, not late
             return min(max(need, START_DECEL_MPS2 if v > 0.0 else HOLD_DECEL_MPS2), self.decel_limit)
         self.braking = False

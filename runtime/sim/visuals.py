@@ -115,7 +115,8 @@ class BrakeVideo(JudgedVideo):
             cv2.polylines(image, [pts], False, (0, 230, 230), 1)
         text = "%.1f m/s  brake %.1f m/s^2  target %s" % (sim.v, seen["asked"], "-" if seen["target"] is None
                                                            else "%.1f m" % seen["target"])
-        cv2.putText(image, text, (4, 12), cv2.FONT_HERSHEY_SIMPLEX, 0.35, (255, 255, 255), 1, cv2.LINE_AA)
+        cv2.putText(image, text, (4, image.shape[0] - 16), cv2.FONT_HERSHEY_SIMPLEX, 0.35, (255, 255, 255), 1,
+                    cv2.LINE_AA)  # above the status line
         super().__call__(image, steering, ideal, sim)
 
 
