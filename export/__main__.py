@@ -147,9 +147,9 @@ def _main(argv):
               "%s.failed/parity.json" % (judged, worst, args.atol, report["samples"], args.out.rstrip("/")),
               file=sys.stderr)
         return 1
-    print("parity: %s = %.3g on %d samples (allowed %g)%s" % (
-        judged, worst, report["samples"], args.atol,
-        " (vacuous: every sample gave the same output)" if report["vacuous"] else ""))
+    print("parity: %s%s = %.3g on %d samples (allowed %g)" % (
+        "VACUOUS, not a pass (the outputs barely move with the input; see the warning): " if report["vacuous"] else
+        "", judged, worst, report["samples"], args.atol))
     print("wrote %s (model.onnx, manifest.json, parity.json, samples/; converted by the %s route)"
           % (args.out, report["route"]))
     return 0

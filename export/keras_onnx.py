@@ -11,8 +11,8 @@ caller's check (parity with Keras); a route that fails either falls back to the 
              GELU's, which tf2onnx lacks)
     keras    Keras's own model.export(format="onnx") (tf2onnx.convert.from_function on the concrete function)
 
-`frozen` comes first because it is right more often (benchmarks/export_routes.py: 7 of 7 against 4 of 7 on
-six keras.applications families and a Functional model): from_function takes every captured tensor of the
+`frozen` comes first because it is right more often (benchmarks/export_routes.py: 16 of 16 against 12 of 16
+on the 15 keras.applications families and a Functional model): from_function takes every captured tensor of the
 function for a graph input, so a model holding constants as tensors (EfficientNet's Normalization layer)
 converts into an ONNX that asks for them as inputs, and Keras's trace of a model with augmentation inside
 leaves its random ops in the graph. Opset 15 by default: what TensorRT 8.5 and later parse

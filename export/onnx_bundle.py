@@ -99,8 +99,9 @@ TRAINING_ONLY = ("Dropout", "SpatialDropout", "GaussianNoise", "GaussianDropout"
 
 def _scales_itself(model):
     """Whether the first layer that acts at inference is a Rescaling (MobileNetV3, EfficientNet, PilotNet, a
-    tutorial's augmentation then Rescaling(1/255)): then the model takes raw pixels. Training-only layers
-    are identities at inference and are looked through, nested models (an augmentation block) too."""
+    tutorial's augmentation then Rescaling(1/255)) or a Normalization whose mean is in pixel units, above 1
+    (ConvNeXt's ImageNet mean x 255, one adapted on raw pixels): then the model takes raw pixels. Training-only
+    layers are identities at inference and are looked through, nested models (an augmentation block) too."""
     return bool(_first_rescales(model))
 
 
@@ -111,7 +112,9 @@ def _first_rescales(model):
     for layer in model.layers:
         if isinstance(layer, keras.layers.InputLayer) or type(layer).__name__.startswith(TRAINING_ONLY):
             continue
-        found = _first_rescales(layer) if isinstance(layer, keras.Model) else isinstance(layer, keras.layers.Rescaling)
+        found = _first_rescales(layer) if isinstance(layer, keras.Model) else (
+            isinstance(layer, keras.layers.Rescaling) or isinstance(layer, keras.layers.Normalization) and
+            getattr(layer, "mean", None) is not None and float(np.max(np.abs(np.asarray(layer.mean)))) > 1.0)
         if found is not None:
             return found
     return None
@@ -349,8 +352,9 @@ def export(src: str, out: str, opts: Options, log=sys.stderr) -> dict:
               "proves nothing: an untrained detector, or give --samples DIR with frames that hold objects"
               % detection["threshold"], file=log)
     elif report["vacuous"]:
-        print("warning: every sample gives the same output (a dead or saturated network?), so parity on them "
-              "proves little: give --samples DIR with varied real images, or check the model", file=log)
+        print("warning: parity is vacuous: %s, so an error in the conversion would not show (an untrained, dead "
+              "or saturated network, or samples scaled into a range it ignores): give --samples DIR with varied "
+              "real images, or check the model" % parity.why_vacuous(report), file=log)
     onnx_bytes = proto.SerializeToString()
     output_names = [o.name for o in proto.graph.output]
     manifest = _manifest(contract, model, opts, onnx_bytes, output_names, out_shapes)

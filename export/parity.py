@@ -2,8 +2,14 @@
 
 An output passes when max |Keras - ONNX| <= atol x max(1, its range over the samples): absolute for
 outputs within a unit range (probabilities, normalised steering), relative to the range for larger ones.
-A check is vacuous when every sample gives the same output (a dead or saturated network, a constant
-head): 0.0 error then proves nothing about the conversion, and the report says so.
+
+An output's parity is vacuous when the output barely moves with the input, so that a conversion error inside
+the network could not show at the tolerance's size. Its spread is the largest, over the output's values, of the
+standard deviation over the samples (the samples' own variation, not the differences between classes), and it
+is vacuous when spread < VACUOUS_RATIO x atol x max(1, range), or with fewer than 2 samples: an error upstream
+that moved the outputs by a tenth of their variation over the samples must exceed the tolerance. A dead or
+saturated network (range 1e-5, error 0.0), or samples scaled into a range the network ignores, are vacuous;
+parity then passes or fails as ever, and the report says "vacuous" beside it.
 """
 
 from __future__ import annotations
@@ -13,7 +19,7 @@ import numpy as np
 from runtime.detections import iou, pairs
 
 DEFAULT_ATOL = 1e-4
-VACUOUS_SPREAD = 1e-6  # relative to the output's size: below this every sample gave the same output
+VACUOUS_RATIO = 10.0  # the spread over the samples must be this many times the tolerance
 
 
 def frame_at_a_time(run, x) -> list:
@@ -25,7 +31,8 @@ def frame_at_a_time(run, x) -> list:
 
 def compare(keras_outputs, onnx_outputs, atol: float = DEFAULT_ATOL) -> dict:
     """A report (what parity.json holds): per output its errors, range and spread; report['passed'] says
-    whether every output is within its tolerance, report['vacuous'] whether any output is the same for all."""
+    whether every output is within its tolerance, report['vacuous'] whether any output's parity is vacuous (its
+    spread over the samples below VACUOUS_RATIO times its tolerance: the module's docstring)."""
     report = {"atol": atol, "outputs": [], "passed": True, "vacuous": False}
     if len(keras_outputs) != len(onnx_outputs):
         report.update(passed=False, error="Keras gives %d outputs, the ONNX %d" % (len(keras_outputs),
@@ -40,17 +47,27 @@ def compare(keras_outputs, onnx_outputs, atol: float = DEFAULT_ATOL) -> dict:
         diff = np.abs(k - o)
         max_abs = float(diff.max()) if diff.size else 0.0
         value_range = float(k.max() - k.min()) if k.size else 0.0
-        spread = float(np.ptp(k, axis=0).max()) if k.size else 0.0  # how much the samples' outputs differ
-        vacuous = len(k) < 2 or spread <= VACUOUS_SPREAD * max(1.0, float(np.abs(k).max()))
-        ok = max_abs <= atol * max(1.0, value_range)
+        spread = float(np.std(k, axis=0).max()) if k.size else 0.0  # how much the samples' outputs differ
+        tolerance = atol * max(1.0, value_range)
+        vacuous = len(k) < 2 or spread < VACUOUS_RATIO * tolerance
+        ok = max_abs <= tolerance
         report["outputs"].append({
             "index": i, "shape": list(k.shape), "max_abs_error": max_abs,
             "max_rel_error": float((diff / np.maximum(np.abs(k), 1e-6)).max()) if diff.size else 0.0,
             "range": value_range, "error_over_range": max_abs / value_range if value_range > 0 else None,
-            "spread_over_samples": spread, "vacuous": vacuous, "passed": ok})
+            "tolerance": tolerance, "spread_over_samples": spread,
+            "spread_over_tolerance": spread / tolerance if tolerance > 0 else None, "vacuous": vacuous, "passed": ok})
         report["passed"] = report["passed"] and ok
         report["vacuous"] = report["vacuous"] or vacuous
     return report
+
+
+def why_vacuous(report) -> str:
+    """One phrase for the outputs whose parity is vacuous: which, their spread and their tolerance."""
+    parts = ["output %d's spread over the samples (std %.2g) is below %g x its tolerance (%.2g)"
+             % (o["index"], o["spread_over_samples"], VACUOUS_RATIO, o["tolerance"])
+             for o in report.get("outputs", []) if o.get("vacuous") and "tolerance" in o]
+    return "; ".join(parts) if parts else "fewer than 2 samples"
 
 
 def worst(report) -> float:
