@@ -163,8 +163,10 @@ class BrakingPolicy:
     """Boxes and a free-space boundary -> the deceleration to ask for (module docstring). One per drive: it
     holds its target for HOLD_S between frames. distances()/freespace() find targets; decide() asks."""
 
-    def __init__(self, camera: Camera, fps, latency_s=BRAKE_LATENCY_S, decel_limit=DECEL_LIMIT_MPS2):
-        self.camera, self.dt = camera, 1.0 / fps
+    def __init__(self, camera: Camera, fps, latency_s=BRAKE_LATENCY_S, decel_limit=DECEL_LIMIT_MPS2, near_hold=True):
+        """near_hold: hold a near target until the car has stood NEAR_HOLD_S (a caller that knows the speed);
+        False: HOLD_S for every target (the control link, which assumes a speed and cannot tell it stands)."""
+        self.camera, self.dt, self.near_hold = camera, 1.0 / fps, near_hold
         self.latency_s, self.decel_limit = latency_s, decel_limit
         self.held = None  # (metres from the camera, seconds since seen)
         self.braking = False
@@ -208,7 +210,7 @@ class BrakingPolicy:
         if self.held is not None:
             z, age = self.held
             z -= v * self.dt  # carried on by the distance driven
-            near = z < NEAR_M
+            near = z < NEAR_M and self.near_hold
             age += self.dt if (not near or v < STOPPED_MPS) else 0.0  # a near one ages only while the car stands
             if age <= (NEAR_HOLD_S if near else HOLD_S) and z < nearest:
                 nearest, self.held = z, (z, age)
