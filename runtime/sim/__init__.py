@@ -8,6 +8,8 @@
     simulator.py   the simulator: car + track + camera, driven from outside or by its simulated human, and the
                    intervention rule and Scorecard (autonomy)
     judge.py       `runtime drive`'s closed loop: a controller (the bundle, zero, pure pursuit) drives and is scored
+    braking.py     the car that brakes: its speed model, the camera's flat-ground geometry, the braking policy
+    brake_drive.py `runtime drive --detector`'s closed loop: PilotNet steers, a detector and free space brake
     visuals.py     a judged drive's video and plot
     linked_car.py  the simulated car as the vehicle at the far end of the control link
     sources.py     synthetic://road (and ?steering=, ?control=) and the judge's lockstep camera

@@ -213,10 +213,10 @@ class BrakingPolicy:
             near = z < NEAR_M and self.near_hold
             age += self.dt if (not near or v < STOPPED_MPS) else 0.0  # a near one ages only while the car stands
             if age <= (NEAR_HOLD_S if near else HOLD_S) and z < nearest:
-                nearest, self.held = z, (z, age)
-            elif not targets:
+                nearest, self.held = z, (z, age)  # a farther box (a near one's, cut short) does not replace it
+            else:
                 self.held = None
-        if targets:
+        if targets and (self.held is None or min(targets) <= self.held[0]):
             self.held = (min(targets), 0.0)
         self.last_target = nearest if math.isfinite(nearest) else None
         if not math.isfinite(nearest):
