@@ -17,16 +17,18 @@ The policy: the nearest target in the car's path (a box's ground point, or where
 z metres from the camera leaves gap = z - CAR_FRONT_M - STOP_MARGIN_M - v x BRAKE_LATENCY_S to stop in; it needs v^2
 / (2 gap), the deceleration that stops the car STOP_MARGIN_M short (the limit where gap <= 0). It starts braking
 once that reaches START_DECEL_MPS2 (2.0 m/s^2: a gentle start, 17 m ahead at 8 m/s) and then asks for the need, at
-least 2.0 m/s^2 (so a distance overestimated stops the car early, not late), at most the limit; it releases the
-brake only when the need falls under RELEASE_DECEL_MPS2 (1.0) with the target more than NEAR_M (10 m) from the
-camera (the car then creeps on): braking for a near target goes on until the car stands (a detector's box of a near
-obstacle may be cut short, its distance overestimated), and a car standing before it stands. A target is held, its
-distance carried on by the distance driven, for HOLD_S (0.3 s) after it was last seen, so a missed frame does not
-release the brake, and, when it was last seen within NEAR_M (10 m) of the camera, until the car has stood still
-NEAR_HOLD_S (3 s) before it. A box is in the path when its ground point (the middle of its bottom edge) lies within
-PATH_HALF_WIDTH_M, the lane's half-width (1.75 m), of the car's predicted path (the arc of the steered curvature):
-traffic's obstacles beside the lane stand with their centres at least 2.3 m from the lane's centre, those in it
-within 0.5 m. Boxes cut by the frame's bottom or by one of its sides are left out (BrakingPolicy.distances)."""
+most the limit, and at least 2.0 m/s^2 while the target is within NEAR_M (10 m) of the camera (a near box's distance
+may be overestimated: the car stops early, not late); it releases the brake only when the need falls under
+RELEASE_DECEL_MPS2 (1.0) with the target more than NEAR_M (10 m) from the camera (the car then creeps on): braking
+for a near target goes on until the car stands (a detector's box of a near obstacle may be cut short, its distance
+overestimated), and a car standing before it stands. A target is held, its distance carried on by the distance
+driven, for HOLD_S (0.3 s) after it was last seen, so a missed frame does not release the brake, and, when it was
+last seen within NEAR_M (10 m) of the camera, until the car has stood still NEAR_HOLD_S (3 s) before it. A box is in
+the path when its ground point (the middle of its bottom edge) lies within PATH_HALF_WIDTH_M, 1.5 m (the car's half-
+width and 0.6 m), of the car's predicted path (the arc of the steered curvature): traffic's obstacles beside the
+lane stand with their centres at least 2.3 m from the lane's centre, those in it within 0.5 m (the lane's half-
+width, 1.75 m, let a cone beyond the centre line in: the detector's box put its ground point 0.5 m nearer). Boxes
+cut by the frame's bottom or by one of its sides are left out (BrakingPolicy.distances)."""
 
 from __future__ import annotations
 
@@ -36,7 +38,7 @@ import math
 import numpy as np
 
 from . import road
-from .scenarios import CAR_FRONT_M
+from .scenarios import CAR_FRONT_M, CAR_HALF_WIDTH_M
 from ..errors import UserError
 
 G = 9.80665
@@ -48,7 +50,7 @@ START_DECEL_MPS2 = 2.0
 HOLD_S = 0.3
 NEAR_M, NEAR_HOLD_S = 10.0, 3.0  # a target last seen this near is held until the car has stood this long: a
 # detector loses what is too near (obstacles.py's frames put cars 7 m and further away)
-PATH_HALF_WIDTH_M = road.LANE_WIDTH_M / 2  # a box's ground point this near the predicted path is in it
+PATH_HALF_WIDTH_M = CAR_HALF_WIDTH_M + 0.6  # a box's ground point this near the predicted path is in it (1.5 m)
 RELEASE_DECEL_MPS2 = 1.0  # braking goes on while the need is at least this, or the target is within NEAR_M
 HOLD_DECEL_MPS2 = 1e-3  # asked while braking for a target already met: the car does not speed up
 STOPPED_MPS = 0.05  # slower than this is standing still
@@ -227,6 +229,7 @@ class BrakingPolicy:
         keep = need >= RELEASE_DECEL_MPS2 or nearest < NEAR_M
         if need >= START_DECEL_MPS2 or (self.braking and keep):
             self.braking = True  # at least the start's (a token one standing): the car stops short, not late
-            return min(max(need, START_DECEL_MPS2 if v > 0.0 else HOLD_DECEL_MPS2), self.decel_limit)
+            floor = START_DECEL_MPS2 if v > 0.0 and nearest < NEAR_M else HOLD_DECEL_MPS2
+            return min(max(need, floor), self.decel_limit)
         self.braking = False
         return 0.0
