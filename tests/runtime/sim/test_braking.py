@@ -83,6 +83,20 @@ def test_the_camera_geometry_inverts_and_refuses_bad_values():
             braking.Camera(**bad)
 
 
+def test_the_camera_comes_from_the_options_then_the_manifest_then_the_simulator():
+    class Bundle:
+        path = "det"
+        manifest = {"camera": {"height_m": 1.2, "pitch_deg": 4.0}}
+
+    assert braking.Camera.of_bundle(Bundle()).describe()["height_m"] == 1.2
+    assert braking.Camera.of_bundle(Bundle(), pitch_deg=2.0).pitch_deg == 2.0
+    Bundle.manifest = {}
+    assert braking.Camera.of_bundle(Bundle()).height_m == road.CAMERA_HEIGHT_M
+    Bundle.manifest = {"camera": {"height_m": "high"}}
+    with pytest.raises(Exception, match="camera's height"):
+        braking.Camera.of_bundle(Bundle())
+
+
 @pytest.mark.parametrize("label", [obstacles.CAR, obstacles.PEDESTRIAN])
 def test_traffic_obstacles_stand_16_px_at_the_stopping_distance_and_their_boxes_give_their_distance(label):
     """At traffic's speed, an in-lane obstacle whose near face stands the car's front + the stopping distance
