@@ -226,8 +226,9 @@ def _brake_row(row):
     return "%-12s %-9s %s" % (row["braker"], row["precision"], " ".join(cells))
 
 
-def _braking(args):
-    """--detector: the braking drives (sim/brake_drive.py), each braker over the scenario's seeds."""
+def _braking_inputs(args):
+    """--detector's options checked and its bundles loaded: (steering bundle, detector, free space or None,
+    camera)."""
     if args.scenario == "all":
         raise UserError("--detector drives one scenario (traffic by default), not all")
     if args.controller != "model":
@@ -245,7 +246,12 @@ def _braking(args):
     if args.freespace is not None:
         freespace = bundle_format.load(args.freespace)
         check_bundle(freespace, "segmentation", "--freespace")
-    camera = Camera.of_bundle(detector, args.camera_height, args.camera_pitch)
+    return bundle, detector, freespace, Camera.of_bundle(detector, args.camera_height, args.camera_pitch)
+
+
+def _braking(args):
+    """--detector: the braking drives (sim/brake_drive.py), each braker over the scenario's seeds."""
+    bundle, detector, freespace, camera = _braking_inputs(args)
     scenario = SCENARIOS[args.scenario]
     seeds = [args.seed] if args.seed is not None else scenario.seeds(args.seeds)
     precisions = ["fp32"] + list(detector.variants) if args.compare else [args.precision]

@@ -4,12 +4,13 @@ watchdog and a heartbeat.
 
     result -> clamp (--steering-limit) -> rate limit (--steering-rate) -> `cmd` line -> the link
 
-With ControlSettings(brake=B, speed=V) a detector's boxes among several networks' results (runtime/networks.py)
-brake the vehicle by the simulator's policy (runtime/sim/braking.py, as `runtime drive --detector` judges it): an
-obstacle in the path ahead, at the speed V the policy assumes (the link has no speedometer), sends throttle 0 and
-`brake` = B x the deceleration asked / the 4.9 m/s^2 limit (B itself at the limit), and `brake=0` otherwise. A
-receiver reads `brake` as a number: version 2 receivers, and the MicroPython one, accept and ignore it today; an
-actuator that brakes must read it.
+With ControlSettings(brake=B, speed=V, policy=P) a detector's boxes among several networks' results
+(runtime/networks.py) brake the vehicle by a braking policy P that the command above both wings hands in: the
+simulator's (runtime/sim/braking.py's BrakingPolicy, as `runtime drive --detector` judges it; this wing does not
+import the simulator's). An obstacle in the path ahead, at the speed V the policy assumes (the link has no
+speedometer), sends throttle 0 and `brake` = B x the deceleration asked / the policy's limit (B itself at the
+limit), and `brake=0` otherwise. A receiver reads `brake` as a number: version 2 receivers, and the MicroPython
+one, accept and ignore it today; an actuator that brakes must read it.
 
 The watchdog is a thread of its own. When no fresh result has come for --watchdog-ms (inference stalled, the
 camera lost, a NaN or infinite output: none of those is fresh), it sends `neutral` (steering 0, throttle 0;
@@ -49,14 +50,13 @@ HEARTBEAT_MS_RANGE = (10.0, 1000.0)
 PERIODS = 15  # results whose frame spacing gives the measured period
 EVENTS = 256  # the watchdog's events kept (each is also printed as it happens): a service runs for months
 TASKS = ("steering", "classification", "binary")
-BRAKING_FPS = 30.0  # the braking policy's frame period (its hold of a target between frames)
 
 
 class ControlSettings:
     """What `runtime run`'s control flags say; None: the default above."""
 
     def __init__(self, watchdog_ms=None, heartbeat_ms=None, steering_limit=1.0, steering_rate=None, throttle=None,
-                 ros2_msg="ackermann", wheelbase=None, speed=None, security=None, brake=None, camera=None):
+                 ros2_msg="ackermann", wheelbase=None, speed=None, security=None, brake=None, policy=None):
         for name, value, (low, high) in (("--watchdog-ms", watchdog_ms, WATCHDOG_MS_RANGE),
                                          ("--heartbeat-ms", heartbeat_ms, HEARTBEAT_MS_RANGE)):
             if value is not None and not low <= value <= high:  # NaN and inf fail too
@@ -67,7 +67,11 @@ class ControlSettings:
             raise UserError("--brake must be more than 0 and at most 1 (the brake sent at the deceleration limit)")
         if brake is not None and not (speed is not None and 0.0 < speed <= 70.0):
             raise UserError("braking needs the vehicle's speed (--speed M/S, up to 70): the link has no speedometer")
-        self.brake, self.camera = brake, camera  # braking (the module docstring); camera: a sim.braking.Camera
+        if brake is not None and policy is None:
+            raise UserError("braking on the link needs a braking policy: ControlSettings(policy=...)")
+        # braking (the module docstring); policy: distances(boxes, frame size, curvature), decide(speed, targets)
+        # and decel_limit, as runtime/sim/braking.py's BrakingPolicy(camera, fps, near_hold=False) has them
+        self.brake, self.policy = brake, policy
         self.watchdog_s = watchdog_ms / 1000.0 if watchdog_ms else None
         self.heartbeat_s = heartbeat_ms / 1000.0 if heartbeat_ms else DEFAULT_HEARTBEAT_S
         self.steering_limit, self.steering_rate, self.throttle = steering_limit, steering_rate, throttle
@@ -107,11 +111,7 @@ class ControlOutput(Output):
         self.events = collections.deque(maxlen=EVENTS)  # (monotonic time, what happened): the watchdog's last
         self.invalid = False  # the last result's outputs were NaN or infinite
         self.closing = threading.Event()
-        self.braking = None
-        if self.settings.brake is not None:
-            from ..sim.braking import BrakingPolicy, Camera
-
-            self.braking = BrakingPolicy(self.settings.camera or Camera(), BRAKING_FPS, near_hold=False)
+        self.braking = self.settings.policy if self.settings.brake is not None else None
         self._neutral("start")
         self.watchdog = threading.Thread(target=self._watch, name="control-watchdog", daemon=True)
         self.watchdog.start()
@@ -184,8 +184,6 @@ class ControlOutput(Output):
     def _brake(self, frame, whole, curvature):
         """{"brake"} and, while braking, {"throttle": 0}: the braking policy on the boxes of every detector among
         the results (in the frame's pixels), on the path of the steered curvature."""
-        from ..sim.braking import DECEL_LIMIT_MPS2
-
         image = getattr(frame, "image", None)
         boxes = [d["box"] for _, part in whole.parts if part is not None and "units" not in part
                  for d in (part.get("detections") or [])]
@@ -195,7 +193,7 @@ class ControlOutput(Output):
         decel = self.braking.decide(self.settings.speed, targets)
         if decel <= 0.0:
             return {"brake": 0.0}
-        return {"throttle": 0.0, "brake": round(self.settings.brake * min(1.0, decel / DECEL_LIMIT_MPS2), 6)}
+        return {"throttle": 0.0, "brake": round(self.settings.brake * min(1.0, decel / self.braking.decel_limit), 6)}
 
     def _send(self, kind, **fields):
         """One line with the next sequence number (the caller holds the lock, or nobody else runs yet)."""

@@ -12,7 +12,7 @@ import pytest
 from runtime.errors import UserError
 from runtime.networks import Combined
 from runtime.postprocess import Result
-from runtime.sim.braking import Camera
+from runtime.sim.braking import BrakingPolicy, Camera
 from runtime.sources.base import Frame
 from runtime.vehicle import link as control
 from runtime.vehicle.sender import ControlOutput, ControlSettings
@@ -55,8 +55,13 @@ def _box_at(z):
     return [160.0 - half, bottom - 160.0 * 1.4 / z, 160.0 + half, bottom]
 
 
+def _policy():
+    """The simulator's policy as a command hands it to the link (the link cannot tell the car stands)."""
+    return BrakingPolicy(Camera(), 30.0, near_hold=False)
+
+
 def test_an_obstacle_in_the_path_sends_throttle_0_and_a_brake_the_receivers_accept():
-    settings = ControlSettings(throttle=0.3, speed=8.0, brake=0.6)
+    settings = ControlSettings(throttle=0.3, speed=8.0, brake=0.6, policy=_policy())
     lines = _lines(settings, [_combined(None), _combined(_box_at(9.0)), _combined(_box_at(60.0))])
     fields = [control.parse_line(line)[1] for line in lines]
     assert fields[0]["throttle"] == 0.3 and fields[0]["brake"] == 0.0
@@ -79,6 +84,7 @@ def test_without_braking_the_lines_are_unchanged():
 @pytest.mark.parametrize("kw, message", [
     (dict(brake=0.0, speed=8.0), "--brake must be"), (dict(brake=float("nan"), speed=8.0), "--brake must be"),
     (dict(brake=0.5), "needs the vehicle's speed"), (dict(brake=0.5, speed=-1.0), "needs the vehicle's speed"),
+    (dict(brake=0.5, speed=8.0), "needs a braking policy"),
 ])
 def test_bad_braking_settings_are_refused(kw, message):
     with pytest.raises(UserError, match=message):
