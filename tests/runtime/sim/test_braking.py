@@ -19,7 +19,6 @@ from tests.runtime.conftest import BUNDLES
 
 TRAFFIC = SCENARIOS["traffic"]
 SHORT = dataclasses.replace(TRAFFIC, traffic=dataclasses.replace(TRAFFIC.traffic, first_m=25.0))  # one obstacle soon
-CALM_HASH = "358357bb8328d4b2aad10dc78e437d2022f37cd758ddcb632812f06732e87a93"  # before the speed model existed
 
 
 def _bundle(name):
@@ -58,16 +57,21 @@ def test_the_speed_model_brakes_after_its_latency_at_most_at_its_limit_and_accel
     assert braking.stopping_distance(8.0) == pytest.approx(64 / 9.8 + 0.8 + braking.STOP_MARGIN_M)
 
 
-@pytest.mark.parametrize("braking_on", [False, True])
-def test_calm_drives_bit_identically_with_the_speed_model_when_nothing_brakes(braking_on):
-    h = hashlib.sha256()
-    sim = simulator.Simulator(200, 110, seed=2016, braking=braking_on)
-    for _ in range(60):
-        image, ideal = sim.view()
-        h.update(image.tobytes())
-        h.update(np.float64([sim.d, sim.psi, sim.track.travelled]).tobytes())
-        sim.step(ideal / 10.0)
-    assert h.hexdigest() == CALM_HASH
+def test_calm_drives_bit_identically_with_the_speed_model_when_nothing_brakes():
+    """The same calm drive with the speed model on (nothing brakes) and off: the same frames and poses, bit for bit.
+    (Against the drive before the speed model existed: tests/runtime/test_golden.py's drive report; a hash of the
+    frames themselves differs between OpenCV and numpy builds, so it is compared within one environment here.)"""
+    digests = []
+    for braking_on in (False, True):
+        h = hashlib.sha256()
+        sim = simulator.Simulator(200, 110, seed=2016, braking=braking_on)
+        for _ in range(60):
+            image, ideal = sim.view()
+            h.update(image.tobytes())
+            h.update(np.float64([sim.d, sim.psi, sim.track.travelled]).tobytes())
+            sim.step(ideal / 10.0)
+        digests.append(h.hexdigest())
+    assert digests[0] == digests[1] and sim.track.travelled > 25.0  # 60 frames at 15 m/s: 30 m driven
 
 
 def test_the_camera_geometry_inverts_and_refuses_bad_values():
