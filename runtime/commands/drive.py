@@ -190,6 +190,11 @@ def main(args):
             report = _suite(args, bundle, runs, models)
         else:
             report = _single(args, bundle, runs, models)
+    return _written(args, report)
+
+
+def _written(args, report):
+    """The files a drive wrote named (--output, --plot), and its report as --json; the exit status."""
     for path in (args.output, args.plot):
         if path:
             print("wrote %s" % path)
@@ -294,10 +299,4 @@ def _braking(args):
     report = {"scenario": scenario.name, "seeds": seeds, "seconds": args.seconds, "camera": camera.describe(),
               "braking": brake_drive.PARAMETERS, "rows": rows,
               "detector": detector.path, "freespace": freespace.path if freespace is not None else None}
-    for path in (args.output, args.plot):
-        if path:
-            print("wrote %s" % path)
-    if args.json:
-        bundle_format.write_json(args.json, report)
-        print("wrote %s" % args.json)
-    return 0
+    return _written(args, report)

@@ -33,7 +33,7 @@ import numpy as np
 
 from .braking import (ACCEL_MPS2, BRAKE_LATENCY_S, DECEL_LIMIT_MPS2, PATH_HALF_WIDTH_M, START_DECEL_MPS2,
                       STOP_MARGIN_M, STOPPED_MPS, BrakingPolicy, Camera, stopping_distance)
-from .judge import interval, steering_units
+from .judge import steering_units, summary
 from .scenarios import CAR_FRONT_M, CAR_HALF_WIDTH_M
 from .simulator import CLEAR_S, Scorecard, Simulator
 from ..errors import UserError
@@ -195,11 +195,6 @@ def summarise(reports):
            "distance_km": round(sum(r["distance_m"] for r in reports) / 1000.0, 3)}
     for key in BRAKE_SUMMARISED:
         values = [r[key] for r in reports]
-        if any(v is None for v in values):
-            row[key] = None
-            continue
-        mean, low, high = interval(values)
-        row[key] = {"mean": round(mean, 4), "low": None if low is None else round(low, 4),
-                    "high": None if high is None else round(high, 4), "values": values}
+        row[key] = None if any(v is None for v in values) else summary(values)
     return row
 

@@ -113,8 +113,12 @@ def summarise(reports):
            "backend": first["backend"], "seeds": [r["seed"] for r in reports], "delay_frames": first["delay_frames"],
            "sim_seconds": first["sim_seconds"]}
     for key in SUMMARISED:
-        values = [r[key] for r in reports]
-        mean, low, high = interval(values)
-        row[key] = {"mean": round(mean, 4), "low": None if low is None else round(low, 4),
-                    "high": None if high is None else round(high, 4), "values": values}
+        row[key] = summary([r[key] for r in reports])
     return row
+
+
+def summary(values):
+    """{"mean", "low", "high" (its 95% interval, interval()), "values"} of one quantity over the seeds."""
+    mean, low, high = interval(values)
+    return {"mean": round(mean, 4), "low": None if low is None else round(low, 4),
+            "high": None if high is None else round(high, 4), "values": values}
