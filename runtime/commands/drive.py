@@ -91,14 +91,15 @@ HEADER = "%-13s %-9s %9s %13s %12s %11s %13s %9s" % ("controller", "precision", 
                                                       "mean|off| m", "max|off| m", "steer chg/s", "p50 ms")
 
 
-def _check(args):
-    """One-line refusals of options that cannot work, before anything is driven."""
+def _check(args, braking=False):
+    """One-line refusals of options that cannot work, before anything is driven (braking: --detector's drives,
+    where --seed picks one track of the scenario, traffic by default)."""
     if args.delay_frames < 0:
         raise UserError("--delay-frames must be 0 or more")
     if args.scenario is not None:
         if args.scenario != "all" and args.scenario not in SCENARIOS:
             raise UserError("unknown scenario %r (choose from: %s, all)" % (args.scenario, ", ".join(SCENARIOS)))
-        if args.seed is not None:
+        if args.seed is not None and not braking:
             raise UserError("--seed picks one track: a scenario drives its own fixed seeds (--seeds N)")
         if args.seeds is None:
             args.seeds = DEFAULT_SEEDS
@@ -238,11 +239,11 @@ def _braking_inputs(args):
         raise UserError("--detector drives one scenario (traffic by default), not all")
     if args.controller != "model":
         raise UserError("--detector: PilotNet (the bundle) steers; --controller goes without it")
-    if args.seed is not None and args.scenario is not None:
+    if args.seed is not None and (args.scenario is not None or args.seeds is not None):
         raise UserError("--seed picks one track: a scenario drives its own fixed seeds (--seeds N)")
     args.scenario = args.scenario or "traffic"
     args.seeds = args.seeds if args.seeds is not None else (1 if args.seed is not None else DEFAULT_SEEDS)
-    _check(args)
+    _check(args, braking=True)
     bundle = bundle_format.load(args.bundle)
     steering_units(bundle)
     detector = bundle_format.load(args.detector)

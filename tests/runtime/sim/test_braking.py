@@ -175,6 +175,15 @@ def test_the_command_prints_and_writes_the_braking_table(tmp_path):
     assert truth["time_lost_s"]["values"] == [0.0, 0.0] and len(truth["drives"]) == 2
 
 
+def test_the_command_drives_one_seed_of_traffic_with_its_video(tmp_path):
+    video = tmp_path / "b.mp4"
+    r = cli("runtime", "drive", _bundle("pilotnet"), "--detector", _bundle("detector"), "--seed", "2017",
+            "--seconds", "0.5", "--output", str(video), "--json", str(tmp_path / "b.json"))
+    assert r.returncode == 0, r.stderr
+    report = json.loads((tmp_path / "b.json").read_text())
+    assert report["scenario"] == "traffic" and report["seeds"] == [2017] and video.stat().st_size > 0
+
+
 @pytest.mark.parametrize("extra, message", [
     (["--detector", "freespace"], "--detector .* is a segmentation bundle: it takes a detection bundle"),
     (["--detector", "detector", "--freespace", "detector"], "--freespace .* is a detection bundle"),
@@ -183,6 +192,7 @@ def test_the_command_prints_and_writes_the_braking_table(tmp_path):
     (["--freespace", "freespace"], "--freespace goes with --detector"),
     (["--camera-height", "1.2"], "--camera-height goes with --detector"),
     (["--detector", "detector", "--scenario", "all"], "not all"),
+    (["--detector", "detector", "--seed", "2017", "--seeds", "2"], "--seed picks one track"),
 ])
 def test_the_command_refuses_bad_braking_inputs_in_one_line(extra, message):
     args = [_bundle(a) if a in ("freespace", "detector") else a for a in extra]
