@@ -4,6 +4,7 @@ lines, the browser view and the vehicle's control link; `info` describes a bundl
 from __future__ import annotations
 
 import argparse
+import math
 import signal
 import sys
 
@@ -21,6 +22,7 @@ from ..outputs.web import host_problem, token_problem
 from ..pipeline import run
 from ..postprocess import check_threshold
 from ..preprocess import GPU_MODES, GST_MODES
+from ..sim.braking import CAMERA_HEIGHT_RANGE, CAMERA_PITCH_RANGE, DECEL_LIMIT_MPS2, BrakingPolicy, Camera
 from ..sources import DEFAULT_RECONNECT_TIMEOUT, FLIPS, open_source
 from ..uri import without_credentials
 from ..vehicle import ros2
@@ -41,6 +43,18 @@ def web_token(text):
     if token_problem(text):
         raise argparse.ArgumentTypeError(token_problem(text))
     return text
+
+
+def brake_value(text):
+    """argparse type for --brake: more than 0, at most 1 (NaN and inf refused in one line)."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not 0.0 < value <= 1.0:
+        raise argparse.ArgumentTypeError("give a brake of more than 0 and at most 1 (the brake sent at the "
+                                         "deceleration limit), not %r" % text)
+    return value
 
 
 def add_parser(sub):
@@ -181,8 +195,59 @@ def _control_options(run):
     ctl.add_argument("--wheelbase", type=number_in(*ros2.WHEELBASE_RANGE, "metres"), metavar="M",
                      help="ros2:// with ackermann: front to rear axle, for the steering angle")
     ctl.add_argument("--speed", type=number_in(*ros2.SPEED_RANGE, "metres a second"), metavar="M_PER_S",
-                     help="ros2://: the speed the drive messages carry (-50 to 50)")
+                     help="ros2://: the speed the drive messages carry (-50 to 50); with --brake, the speed the "
+                          "braking policy assumes (more than 0): the link has no speedometer")
+    _brake_options(ctl)
     add_link_options(ctl, receiving=True)  # receiving: synthetic://road?control= checks what the output signs
+
+
+def _brake_options(ctl):
+    """--brake and the camera its policy measures with (runtime/sim/braking.py; docs/vehicle.md)."""
+    ctl.add_argument("--brake", type=brake_value, metavar="B",
+                     help="brake for what a detection bundle sees in the steered path (several bundles, a steering "
+                          "bundle first, then a detector): while an obstacle is there each command carries throttle "
+                          "0 and brake = B x the deceleration the braking policy asks / its limit (%g m/s^2), else "
+                          "brake 0. B: more than 0, at most 1; needs --speed and a udp:// or serial:// output"
+                          % DECEL_LIMIT_MPS2)
+    ctl.add_argument("--camera-height", type=number_in(*CAMERA_HEIGHT_RANGE, "metres"), metavar="M",
+                     help="with --brake: the camera's height over the road for the boxes' distances (default: the "
+                          "detector manifest's camera.height_m, else the simulator's 1.4)")
+    ctl.add_argument("--camera-pitch", type=number_in(*CAMERA_PITCH_RANGE, "degrees"), metavar="DEG",
+                     help="with --brake: the camera's pitch, down positive (default: the manifest's "
+                          "camera.pitch_deg, else the simulator's 0)")
+
+
+def braking_camera(args):
+    """--brake's inputs checked, each refusal one line: the Camera its policy measures with (the first detection
+    bundle's), or None without --brake. The bundles' manifests are read here, before any network loads."""
+    if args.brake is None:
+        for name in ("camera_height", "camera_pitch"):
+            if getattr(args, name) is not None:
+                raise UserError("--%s goes with --brake" % name.replace("_", "-"))
+        return None
+    if args.speed is None or not args.speed > 0.0:
+        raise UserError("--brake needs --speed M/S, more than 0: the speed the braking policy assumes (the link "
+                        "has no speedometer)")
+    schemes = [o.partition("://")[0].lower() for o in args.output if "://" in o]
+    if "ros2" in schemes:
+        raise UserError("--brake: ros2:// drive messages carry --speed and no brake (it would be published while "
+                        "braking): send the commands to udp:// or serial://")
+    if not any(s in ("udp", "serial") for s in schemes):
+        raise UserError("--brake sends its brake on the control link: give --output udp://HOST:PORT or "
+                        "serial:///dev/ttyX?baud=N")
+    bundles = [bundle_format.load(path) for path in args.bundle]
+    detectors = [b for b in bundles if b.task == "detection"]
+    if not detectors or not any(b.task == "steering" for b in bundles):
+        raise UserError("--brake brakes for what a detection bundle sees in the steered path: give a steering "
+                        "bundle and a detection bundle (e.g. bundles/pilotnet bundles/detector)")
+    return Camera.of_bundle(detectors[0], args.camera_height, args.camera_pitch)
+
+
+def braking_policy(camera, fps):
+    """The policy --brake hands the control link: it counts time in frames, at the source's rate where it is
+    known (else 30), and holds no target until the car stands (near_hold=False: the link cannot tell it does)."""
+    fps = fps if fps and math.isfinite(fps) and fps > 0.0 else 30.0
+    return BrakingPolicy(camera, fps, near_hold=False)
 
 
 FRAME_FREE = ("udp", "serial", "ros2")  # outputs that take results only (with JSON-lines files)
@@ -265,8 +330,10 @@ def main(args):
         raise UserError("give --input-width and --input-height together")
     display = has_screen() if args.display is None else args.display
     security = link_security(args)
+    camera = braking_camera(args)
     control = ControlSettings(args.watchdog_ms, args.heartbeat_ms, args.steering_limit, args.steering_rate,
-                              args.throttle, args.ros2_msg, args.wheelbase, args.speed, security)
+                              args.throttle, args.ros2_msg, args.wheelbase, args.speed, security, brake=args.brake,
+                              policy=braking_policy(camera, None) if camera is not None else None)
     size = (args.input_width, args.input_height) if args.input_width else None
     several = len(args.bundle) > 1
     with (_several(args) if several else _one(args, size)) as model:
@@ -283,6 +350,8 @@ def main(args):
             if not several:
                 model.preprocess.prepared = source.prepared
             masks = [MaskFiles(args.masks, args.masks_every)] if args.masks else []  # opens nothing yet
+            if camera is not None:  # the source's rate is known now
+                control.policy = braking_policy(camera, source.fps)
             outputs = open_outputs(args.output, args.jsonl, display, fps=source.fps, web_token=args.web_token,
                                    control=control, jsonl_max_mb=args.jsonl_max_mb, jsonl_keep=args.jsonl_keep,
                                    web_hosts=args.web_host) + masks

@@ -92,13 +92,20 @@ def add_parser(sub):
                    help="clamp a command's steering to [-S, S], S up to 1 (default 1)")
     p.add_argument("--throttle-limit", type=fraction, default=1.0, metavar="T",
                    help="clamp a command's throttle to [-T, T] (default 1)")
+    p.add_argument("--brake-limit", type=fraction, default=1.0, metavar="B",
+                   help="clamp a command's brake to [0, B] (default 1)")
+    p.add_argument("--failsafe-brake", type=number_in(0.0, 1.0, "brake (0 to 1)"), default=0.0, metavar="B",
+                   help="on neutral and on the fail-safe brake at least B (at most --brake-limit); neither ever "
+                        "releases a brake in force (default 0: a car that was not braking coasts)")
     p.add_argument("--max-inverse-radius", type=number_in(0.01, 100.0, "1/m"), default=DEFAULT_MAX_INVERSE_RADIUS,
                    metavar="K",
                    help="clamp a command's inverse_radius to [-K, K] 1/m (default %g)" % DEFAULT_MAX_INVERSE_RADIUS)
     add_link_options(p, receiving=True)
     p.add_argument("--jsonl", metavar="FILE", help="write the lines received as JSON (with arrival time and verdict; "
                                                    "at most %d accepted and %d discarded a second) and each fail-safe "
-                                                   "({\"event\": \"failsafe\", \"at\": UNIX_TIME})"
+                                                   "({\"event\": \"failsafe\", \"at\": UNIX_TIME, \"brake\": B}); "
+                                                   "each accepted line with the brake in force after it "
+                                                   "(brake_in_force)"
                                                    % (SHOWN_ACCEPTED, SHOWN_DISCARDED))
     add_rotation_options(p)
     p.add_argument("--seconds", type=positive_float, help="stop after S seconds (default: Ctrl-C or SIGTERM)")
@@ -113,7 +120,8 @@ def main(args):
     link = control.open_link(args.listen, listen=True, security=security, log=sys.stderr)
     receiver = Receiver(args.timeout_ms / 1000.0, key=security.key, newest=security.newest(),
                         steering_limit=args.steering_limit, throttle_limit=args.throttle_limit,
-                        max_inverse_radius=args.max_inverse_radius)
+                        max_inverse_radius=args.max_inverse_radius, brake_limit=args.brake_limit,
+                        failsafe_brake=args.failsafe_brake)
     budgets = {True: Budget(SHOWN_ACCEPTED), False: Budget(SHOWN_DISCARDED)}
     listening = "listening on %s, %s (fail-safe after %.0f ms of silence)" % (args.listen, security.describe(),
                                                                               args.timeout_ms)
@@ -155,10 +163,12 @@ def _receive(args, link, receiver, log, budgets, stop, watchdog):
                 if log is not None:  # the line's own fields first: they cannot stand for the verdict
                     record = dict(heard.fields, kind=heard.kind) if accepted else {"line": shown(data)}
                     record.update(verdict=heard.verdict, received=time.time())
+                    if accepted:
+                        record["brake_in_force"] = receiver.brake
                     log.write(record)
                 if not accepted:
                     print("discarded (%s): %s" % (heard.verdict, shown(data)), flush=True)
                 elif heard.kind != "hb" and not args.quiet:
                     print(shown(data), flush=True)
         if receiver.tick(now) and log is not None:
-            log.write({"event": "failsafe", "at": time.time()})
+            log.write({"event": "failsafe", "at": time.time(), "brake": receiver.brake})

@@ -18,6 +18,17 @@ A session is alive until nothing has been accepted from it for the timeout; then
 (steering 0, throttle 0), and the next line resynchronises it: another session's takes over, or the same
 session's with any seq above the last (the resynchronisation after an outage). An accepted `cmd` is clamped
 to the receiver's limits; `neutral` steers straight and stops.
+
+Braking (runtime run --brake: the sender's braking policy). The brake in force is 0 (released) to brake_limit:
+  - an accepted `cmd` with steering sets it to its `brake`, clamped to [0, brake_limit] (absent: 0, released);
+    a `cmd` with brake > 0 applies throttle 0, whatever throttle it carries: the brake wins.
+  - `neutral` and the fail-safe never release it: they centre the steering and cut the throttle, and the brake
+    becomes the larger of the one in force and failsafe_brake (default 0: a car that was not braking coasts, as
+    before; one that was braking for an obstacle when the link died, or when the sender's watchdog fired, goes
+    on braking rather than rolling on towards it). Only an accepted `cmd` releases a brake. Before the first
+    line the receiver is in its fail-safe: brake failsafe_brake.
+A brake held after a fail-safe is the vehicle's to release by a command: a car standing with its brake held is
+safe; one rolling without a link towards the obstacle it was braking for is not.
 """
 
 from __future__ import annotations
@@ -45,15 +56,19 @@ class Receiver:
     newest: a control.Newest, the newest ts accepted (a keyed link's replay protection)."""
 
     def __init__(self, timeout_s, log=sys.stderr, key=None, newest=None, steering_limit=1.0, throttle_limit=1.0,
-                 max_inverse_radius=DEFAULT_MAX_INVERSE_RADIUS):
+                 max_inverse_radius=DEFAULT_MAX_INVERSE_RADIUS, brake_limit=1.0, failsafe_brake=0.0):
         self.timeout_s, self.log, self.key = timeout_s, log, key
         self.newest = newest if newest is not None else control.Newest()
         self.limits = {"steering": steering_limit, "throttle": throttle_limit, "inverse_radius": max_inverse_radius}
+        self.brake_limit = brake_limit
+        self.failsafe_brake = min(failsafe_brake, brake_limit)  # the brake neutral and the fail-safe apply at least
         self.session, self.last_seq, self.last_heard = None, 0, None
         self.steering, self.throttle = 0.0, 0.0
+        self.brake = self.failsafe_brake  # 0 (released) to brake_limit: the module docstring's braking rules
         self.command = {}  # the fields of the command in force ({} at neutral)
         self.failsafe = True  # until the first line: nothing is in control
-        self.counts = dict.fromkeys(VERDICTS[1:] + ("cmd", "neutral", "hb", "lost", "clamped", "failsafe"), 0)
+        self.counts = dict.fromkeys(VERDICTS[1:] + ("cmd", "neutral", "hb", "lost", "clamped", "braking",
+                                                    "failsafe"), 0)
 
     def apply(self, data, now, clock_us=_CLOCK):
         """Heard(verdict, kind, fields): verdict "ok" when the line was accepted (and acted on), else why not.
@@ -97,16 +112,34 @@ class Receiver:
             self.newest.accept(ts)
         self.counts[kind] += 1
         if kind == "cmd" and "steering" in fields:
-            fields = dict(fields, throttle=fields.get("throttle", 0.0))
-            clamped = {name: max(-limit, min(limit, fields[name])) for name, limit in self.limits.items()
-                       if name in fields and abs(fields[name]) > limit}
-            if clamped:  # counted once a command, as runtime/mcu/receiver.py counts them
-                fields.update(clamped)
-                self.counts["clamped"] += 1
-            self.steering, self.throttle, self.command = fields["steering"], fields["throttle"], fields
+            fields = self._act(fields)
         elif kind == "neutral":
-            self.steering, self.throttle, self.command = 0.0, 0.0, {}
+            self._stop()
         return Heard("ok", kind, fields)
+
+    def _act(self, fields):
+        """An accepted steering command put in force: clamped to the limits (brake to [0, brake_limit]), and with a
+        brake on, throttle 0. The fields as acted on (throttle and brake filled in)."""
+        fields = dict(fields, throttle=fields.get("throttle", 0.0), brake=fields.get("brake", 0.0))
+        clamped = {name: max(-limit, min(limit, fields[name])) for name, limit in self.limits.items()
+                   if name in fields and abs(fields[name]) > limit}
+        if not 0.0 <= fields["brake"] <= self.brake_limit:
+            clamped["brake"] = max(0.0, min(self.brake_limit, fields["brake"]))
+        if clamped:  # counted once a command, as runtime/mcu/receiver.py counts them
+            fields.update(clamped)
+            self.counts["clamped"] += 1
+        if fields["brake"] > 0.0:  # the brake wins: never throttle against it
+            fields["throttle"] = 0.0
+            self.counts["braking"] += 1
+        self.steering, self.throttle, self.brake, self.command = (fields["steering"], fields["throttle"],
+                                                                   fields["brake"], fields)
+        return fields
+
+    def _stop(self):
+        """neutral and the fail-safe: steering 0, throttle 0, and the brake in force kept (at least
+        failsafe_brake): never released by them."""
+        self.steering, self.throttle, self.command = 0.0, 0.0, {}
+        self.brake = max(self.brake, self.failsafe_brake)
 
     def _drop(self, verdict, kind=None, fields=None):
         self.counts[verdict] += 1
@@ -116,10 +149,10 @@ class Receiver:
         """The vehicle's own fail-safe: True when it has just stopped the vehicle."""
         if not self.failsafe and self.last_heard is not None and self._silent(now):
             self.failsafe = True
-            self.steering, self.throttle, self.command = 0.0, 0.0, {}
+            self._stop()
             self.counts["failsafe"] += 1
-            self._say("FAILSAFE: nothing accepted for %.0f ms: stopped (steering 0, throttle 0)"
-                      % ((now - self.last_heard) * 1000))
+            self._say("FAILSAFE: nothing accepted for %.0f ms: stopped (steering 0, throttle 0, brake %g)"
+                      % ((now - self.last_heard) * 1000, self.brake))
             return True
         return False
 
@@ -139,6 +172,7 @@ class Receiver:
     def summary(self):
         c = self.counts
         dropped = ", ".join("%d %s" % (c[v], v) for v in VERDICTS[1:] if c[v])
-        return ("%d commands, %d neutral, %d heartbeats accepted; %d lost; discarded: %s; %d clamped; fail-safe "
-                "%d time(s)" % (c["cmd"], c["neutral"], c["hb"], c["lost"], dropped or "none", c["clamped"],
-                                c["failsafe"]))
+        return ("%d commands (%d braking), %d neutral, %d heartbeats accepted; %d lost; discarded: %s; %d clamped; "
+                "fail-safe %d time(s); brake %g in force at the end"
+                % (c["cmd"], c["braking"], c["neutral"], c["hb"], c["lost"], dropped or "none", c["clamped"],
+                   c["failsafe"], self.brake))

@@ -9,8 +9,8 @@ With ControlSettings(brake=B, speed=V, policy=P) a detector's boxes among severa
 simulator's (runtime/sim/braking.py's BrakingPolicy, as `runtime drive --detector` judges it; this wing does not
 import the simulator's). An obstacle in the path ahead, at the speed V the policy assumes (the link has no
 speedometer), sends throttle 0 and `brake` = B x the deceleration asked / the policy's limit (B itself at the
-limit), and `brake=0` otherwise. A receiver reads `brake` as a number: version 2 receivers, and the MicroPython
-one, accept and ignore it today; an actuator that brakes must read it.
+limit), and `brake=0` otherwise (`runtime run --brake B` builds P). The reference receivers act on it
+(receiver.py's rules: the brake wins over throttle; neutral and their fail-safe never release it).
 
 The watchdog is a thread of its own. When no fresh result has come for --watchdog-ms (inference stalled, the
 camera lost, a NaN or infinite output: none of those is fresh), it sends `neutral` (steering 0, throttle 0;

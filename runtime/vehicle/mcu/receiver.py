@@ -30,6 +30,12 @@ A datagram is judged in this order; one that is not "ok" never acts and never co
 The receiver fails safe (steering 0, throttle 0) after timeout_ms without an accepted line; then the next line
 resynchronises it (another session may take over, or the same one with any higher seq).
 
+Braking (runtime run --brake), as runtime/vehicle/receiver.py: an accepted cmd sets the brake to its `brake`,
+clamped to [0, brake_limit] (absent: 0, released), and a cmd with brake > 0 applies throttle 0 (the brake wins).
+neutral and the fail-safe never release a brake: steering 0, throttle 0, brake the larger of the one in force and
+failsafe_brake (default 0: a car that was not braking coasts; one braking for an obstacle when the link died goes
+on braking). Only an accepted cmd releases it; before the first line the brake is failsafe_brake.
+
 The file is written in the part of Python that MicroPython and CPython 3.8+ share, so the tests run it on a
 desktop: no hmac or re module (HMAC-SHA256 is done here over hashlib.sha256), no f-strings, no typing.
 Numbers: ts needs integers beyond 32 bits (every MicroPython port with long integers: ESP32, RP2040, STM32).
@@ -40,7 +46,7 @@ clock (clock_us=None) the check of ts against the clock is skipped, and only the
 flash (persist(); refused on start: anything up to stored + 1 s), and the stale rule protect the link.
 
 On a board: copy this file as main.py (with link.key, 64 hex digits, for a keyed link: see KEY_FILE), bring up
-the network in boot.py, and fill in actuate() for your servo and ESC.
+the network in boot.py, and fill in actuate() for your servo, ESC and brake.
 """
 
 import binascii
@@ -172,18 +178,23 @@ def _clamp(value, limit):
 
 
 class Receiver:
-    """Judges each datagram (apply) and fails safe on silence (tick); steering and throttle are what to drive."""
+    """Judges each datagram (apply) and fails safe on silence (tick); steering, throttle and brake are what to
+    drive."""
 
-    def __init__(self, key=None, timeout_ms=300, steering_limit=1.0, throttle_limit=1.0, newest=0):
+    def __init__(self, key=None, timeout_ms=300, steering_limit=1.0, throttle_limit=1.0, newest=0, brake_limit=1.0,
+                 failsafe_brake=0.0):
         self.key = key
         self.timeout_ms = timeout_ms
         self.steering_limit = steering_limit
         self.throttle_limit = throttle_limit
+        self.brake_limit = brake_limit
+        self.failsafe_brake = min(failsafe_brake, brake_limit)
         self.newest = newest  # the newest accepted ts (keyed), or what load_newest() gave
         self.loaded = newest
         self.saved = newest - 1000000  # what is on disk: persist() writes when newest has grown 1 s past it
         self.steering = 0.0
         self.throttle = 0.0
+        self.brake = self.failsafe_brake  # 0 (released) to brake_limit (the docstring's braking rules)
         self.failsafe = True  # until a line is accepted
         self.session = None  # the session followed, its last seq, and when its last line was accepted
         self.seq = 0
@@ -236,20 +247,30 @@ class Receiver:
             self.newest = fields["ts"]
         self.counts[kind] += 1
         if kind == "neutral":
-            self.steering, self.throttle = 0.0, 0.0
+            self._stop()
         elif kind == "cmd" and "steering" in fields:
-            steering, throttle = fields["steering"], fields.get("throttle", 0.0)
+            steering, throttle, brake = fields["steering"], fields.get("throttle", 0.0), fields.get("brake", 0.0)
             self.steering = _clamp(steering, self.steering_limit)
             self.throttle = _clamp(throttle, self.throttle_limit)
-            if self.steering != steering or self.throttle != throttle:
+            self.brake = max(0.0, min(self.brake_limit, brake))
+            if self.steering != steering or self.throttle != throttle or self.brake != brake:
                 self.counts["clamped"] += 1
+            if self.brake > 0.0:  # the brake wins: never throttle against it
+                self.throttle = 0.0
         return "ok"
 
+    def _stop(self):
+        """neutral and the fail-safe: steering 0, throttle 0, the brake in force kept (at least failsafe_brake)."""
+        self.steering, self.throttle = 0.0, 0.0
+        self.brake = max(self.brake, self.failsafe_brake)
+
     def tick(self, now_ms):
-        """Fail safe (steering 0, throttle 0) after timeout_ms without an accepted line; True when it just did."""
+        """Fail safe (steering 0, throttle 0, the brake kept) after timeout_ms without an accepted line; True when it
+        just did."""
         if self.failsafe or (self.last_ms is not None and now_ms - self.last_ms <= self.timeout_ms):
             return False
-        self.failsafe, self.steering, self.throttle = True, 0.0, 0.0
+        self.failsafe = True
+        self._stop()
         self.counts["failsafe"] += 1
         return True
 
@@ -262,16 +283,21 @@ class Receiver:
             self.saved = self.newest
 
 
-_driven = [None, None]  # what actuate() last printed
+_driven = [None, None, None]  # what actuate() last printed
 
 
-def actuate(steering, throttle):
-    """Drive the vehicle: steering and throttle are in -1..1 (right and forward positive). Fill this in, e.g.
+def actuate(steering, throttle, brake):
+    """Drive the vehicle: steering and throttle are in -1..1 (right and forward positive), brake in 0..1 (0:
+    released; throttle is 0 whenever brake is above 0). Fill this in, e.g.
     servo = machine.PWM(machine.Pin(15), freq=50); servo.duty_ns(int(1500000 + 500000 * steering)), and the
-    same for the ESC with throttle. Called every loop; it must be quick. The default only prints changes."""
-    if [steering, throttle] != _driven:
-        _driven[0], _driven[1] = steering, throttle
-        print("steering %.3f throttle %.3f" % (steering, throttle))
+    same for the ESC with throttle. A brake: a servo on a mechanical brake,
+    brake_servo.duty_ns(int(1000000 + 1000000 * brake)) (1 ms released, 2 ms full), or an ESC with a brake mode,
+    esc.duty_ns(int(1500000 - 500000 * brake)) when throttle is 0 (check your ESC's manual: many need a neutral
+    pause before they brake instead of reversing). Called every loop; it must be quick. The default only prints
+    changes."""
+    if [steering, throttle, brake] != _driven:
+        _driven[0], _driven[1], _driven[2] = steering, throttle, brake
+        print("steering %.3f throttle %.3f brake %.3f" % (steering, throttle, brake))
 
 
 def wall_clock_us():
@@ -331,10 +357,10 @@ def main(port=PORT, key_file=KEY_FILE, newest_file=NEWEST_FILE, seconds=None):
                 rx.persist(newest_file)  # before actuate(): a reset cannot let it in twice
             if rx.tick(now):
                 print("FAILSAFE: link silent")
-            actuate(rx.steering, rx.throttle)
+            actuate(rx.steering, rx.throttle, rx.brake)
             time.sleep_ms(5)
     finally:
-        actuate(0.0, 0.0)
+        actuate(0.0, 0.0, rx.brake)
         rx.persist(newest_file, force=True)
         sock.close()
 

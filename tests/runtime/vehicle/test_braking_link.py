@@ -1,10 +1,17 @@
 """The braking policy on the control link (runtime/vehicle/sender.py with ControlSettings(brake=, speed=)): a
 detector's box in the path among several networks' results sends throttle 0 and a brake value; none sends brake=0;
-the lines, keyed or not, are accepted by the Python receiver and the MicroPython one; bad settings are refused."""
+the lines, keyed or not, are accepted by the Python receiver and the MicroPython one; bad settings are refused.
+Both receivers act on `brake` by the same rules (the brake wins over throttle; neutral and the fail-safe never
+release it); `runtime run --brake` refuses bad inputs in one line, and on a real source sends the brake that a
+receiver acts on."""
 
 import importlib.util
+import json
 import os
 import socket
+import subprocess
+import sys
+import time
 
 import numpy as np
 import pytest
@@ -15,7 +22,9 @@ from runtime.postprocess import Result
 from runtime.sim.braking import BrakingPolicy, Camera
 from runtime.sources.base import Frame
 from runtime.vehicle import link as control
+from runtime.vehicle.receiver import Receiver
 from runtime.vehicle.sender import ControlOutput, ControlSettings
+from tests.conftest import ROOT
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 MCU = os.path.join(os.path.dirname(os.path.dirname(HERE)), "..", "runtime", "vehicle", "mcu", "receiver.py")
@@ -89,3 +98,182 @@ def test_without_braking_the_lines_are_unchanged():
 def test_bad_braking_settings_are_refused(kw, message):
     with pytest.raises(UserError, match=message):
         ControlSettings(**kw)
+
+
+# -- the receivers act on brake ------------------------------------------------------------------------------------
+def _mcu():
+    spec = importlib.util.spec_from_file_location("mcu_receiver", os.path.normpath(MCU))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+class _Python:
+    """runtime/vehicle/receiver.py's Receiver behind the MicroPython one's calls (milliseconds, a verdict)."""
+
+    def __init__(self, **limits):
+        self.rx = Receiver(0.3, log=None, **limits)
+
+    def apply(self, line, now_ms):
+        return self.rx.apply(line, now_ms / 1000.0).verdict
+
+    def tick(self, now_ms):
+        return self.rx.tick(now_ms / 1000.0)
+
+    def __getattr__(self, name):
+        return getattr(self.rx, name)
+
+
+def _receivers(**limits):
+    return [_Python(**limits), _mcu().Receiver(timeout_ms=300, **limits)]
+
+
+def _line(kind, seq, **fields):
+    return control.format_line(kind, dict({"seq": seq, "t": 1.0}, **fields, v=2, session=7))
+
+
+def _state(rx):
+    return rx.steering, rx.throttle, rx.brake, rx.failsafe
+
+
+@pytest.mark.parametrize("which", ["python", "mcu"])
+def test_the_receivers_brake_and_neither_neutral_nor_silence_releases_it(which):
+    rx = _receivers()[which == "mcu"]
+    assert _state(rx) == (0.0, 0.0, 0.0, True)  # before the first line: fail-safe, no brake (as before)
+    assert rx.apply(_line("cmd", 1, steering=0.2, throttle=0.3, brake=0.6), 0) == "ok"
+    assert _state(rx) == (0.2, 0.0, 0.6, False)  # throttle and brake in one line: the brake wins
+    rx.apply(_line("neutral", 2, steering=0.0, throttle=0.0, reason="watchdog"), 10)
+    assert _state(rx) == (0.0, 0.0, 0.6, False)  # neutral centres and cuts the throttle, the brake stays
+    rx.apply(_line("cmd", 3, steering=0.1, throttle=0.3), 20)
+    assert _state(rx) == (0.1, 0.3, 0.0, False)  # a command without brake releases it
+    rx.apply(_line("cmd", 4, steering=0.1, throttle=0.3, brake=0.25), 30)
+    assert not rx.tick(330) and rx.tick(331)
+    assert _state(rx) == (0.0, 0.0, 0.25, True)  # the link died while braking: it goes on braking
+    rx.apply(_line("cmd", 5, steering=0.0, throttle=0.2, brake=0.0), 900)
+    assert _state(rx) == (0.0, 0.2, 0.0, False)  # only a command releases it
+    assert rx.counts["clamped"] == 0
+
+
+@pytest.mark.parametrize("which", ["python", "mcu"])
+def test_the_receivers_clamp_the_brake_and_apply_a_failsafe_brake(which):
+    rx = _receivers(brake_limit=0.5, failsafe_brake=0.3)[which == "mcu"]
+    assert rx.brake == 0.3  # before the first line: the fail-safe's brake
+    rx.apply(_line("cmd", 1, steering=0.0, throttle=0.4, brake=0.9), 0)
+    assert (rx.throttle, rx.brake, rx.counts["clamped"]) == (0.0, 0.5, 1)
+    rx.apply(_line("cmd", 2, steering=0.0, throttle=0.4, brake=-0.2), 10)
+    assert (rx.throttle, rx.brake, rx.counts["clamped"]) == (0.4, 0.0, 2)
+    rx.apply(_line("neutral", 3, steering=0.0, throttle=0.0, reason="stop"), 20)
+    assert (rx.throttle, rx.brake) == (0.0, 0.3)  # at least failsafe_brake
+    rx.apply(_line("cmd", 4, steering=0.0, throttle=0.4), 30)
+    assert rx.tick(400) and (rx.throttle, rx.brake) == (0.0, 0.3)
+    assert _receivers(brake_limit=0.2, failsafe_brake=0.3)[which == "mcu"].brake == 0.2  # never above the limit
+
+
+def test_the_mcu_receiver_actuates_the_brake(capsys):
+    mcu = _mcu()
+    mcu.actuate(0.1, 0.0, 0.5)
+    mcu.actuate(0.1, 0.0, 0.5)  # unchanged: printed once
+    assert capsys.readouterr().out == "steering 0.100 throttle 0.000 brake 0.500\n"
+
+
+# -- runtime run --brake -----------------------------------------------------------------------------------------
+BUNDLES = os.path.join(os.path.dirname(HERE), "bundles")
+PILOT, DETECTOR = os.path.join(BUNDLES, "pilotnet"), os.path.join(BUNDLES, "detector")
+BRAKING = [PILOT, DETECTOR, "--source", "synthetic://road", "--output", "udp://127.0.0.1:9", "--no-display"]
+
+
+def _refusal(capsys, args):
+    """`runtime run ARGS` in this process, up to its first error: (exit status, the lines on stderr)."""
+    from runtime.__main__ import _main
+    from runtime.cli import main
+
+    try:
+        status = main("python -m runtime", _main, ["run"] + args)
+    except SystemExit as exc:  # argparse's error: its one line, exit status 2
+        status = exc.code
+    return status, [line for line in capsys.readouterr().err.splitlines() if line.strip()]
+
+
+@pytest.mark.parametrize("args, message", [
+    (BRAKING + ["--brake", "0.5"], "--brake needs --speed"),
+    (BRAKING + ["--brake", "0.5", "--speed", "0"], "--brake needs --speed"),
+    (BRAKING + ["--brake", "0.5", "--speed", "-3"], "--brake needs --speed"),
+    (BRAKING + ["--brake", "0.5", "--speed", "80"], "--speed: give a number of metres a second from -50 to 50"),
+    (BRAKING[:1] + BRAKING[2:] + ["--brake", "0.5", "--speed", "8"], "a steering bundle and a detection bundle"),
+    (BRAKING[1:] + ["--brake", "0.5", "--speed", "8"], "a steering bundle and a detection bundle"),
+    (BRAKING[:4] + ["--brake", "0.5", "--speed", "8"], "give --output udp://"),
+    (BRAKING[:4] + ["--output", "out.jsonl", "--brake", "0.5", "--speed", "8"], "give --output udp://"),
+    (BRAKING[:4] + ["--output", "ros2://cmd_vel", "--brake", "0.5", "--speed", "8", "--wheelbase", "1"], "ros2://"),
+    (BRAKING + ["--brake", "0", "--speed", "8"], "give a brake of more than 0"),
+    (BRAKING + ["--brake", "1.5", "--speed", "8"], "give a brake of more than 0"),
+    (BRAKING + ["--brake", "nan", "--speed", "8"], "give a brake of more than 0"),
+    (BRAKING + ["--brake", "inf", "--speed", "8"], "give a brake of more than 0"),
+    (BRAKING + ["--brake", "x", "--speed", "8"], "give a brake of more than 0"),
+    (BRAKING + ["--camera-height", "1.2"], "--camera-height goes with --brake"),
+    (BRAKING + ["--camera-pitch", "5"], "--camera-pitch goes with --brake"),
+    (BRAKING + ["--brake", "0.5", "--speed", "8", "--camera-height", "50"], "metres from 0.2 to 10"),
+    (BRAKING + ["--brake", "0.5", "--speed", "8", "--camera-height", "nan"], "metres from 0.2 to 10"),
+    (BRAKING + ["--brake", "0.5", "--speed", "8", "--camera-pitch", "90"], "degrees from -30 to 60"),
+])
+def test_run_refuses_bad_braking_in_one_line(capsys, args, message):
+    status, lines = _refusal(capsys, args)
+    assert status == 2 and len(lines) == 1 and message in lines[0], lines
+
+
+def _braking_run(tmp_path, image, frames=45):
+    """`runtime run pilotnet detector --brake 0.8 --speed 8 --throttle 0.3` on one image looped at 30 frames a
+    second (--realtime: the detector's thread has its frames), its commands sent over UDP here: (the cmd lines'
+    fields, every line received, the JSON lines)."""
+    rx = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    rx.bind(("127.0.0.1", 0))
+    rx.settimeout(1.0)
+    jsonl = tmp_path / "run.jsonl"
+    proc = subprocess.Popen([sys.executable, "-m", "runtime", "run", PILOT, DETECTOR, "--source", image,
+                             "--input-loop", "--realtime", "--max-frames", str(frames), "--jsonl", str(jsonl),
+                             "--output", "udp://127.0.0.1:%d" % rx.getsockname()[1], "--brake", "0.8", "--speed",
+                             "8", "--throttle", "0.3", "--backend", "onnxruntime", "--no-display", "--quiet"],
+                            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    lines, deadline = [], time.monotonic() + 60.0  # a bound on a run that hangs, not a measurement
+    try:
+        while not lines or b"reason=stop" not in lines[-1]:
+            try:
+                lines.append(rx.recv(4096))
+            except socket.timeout:
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    break
+    finally:
+        rx.close()
+        out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err
+    cmds = [control.parse_line(line)[1] for line in lines if line.startswith(b"cmd")]
+    with open(str(jsonl)) as f:
+        frames = [json.loads(line)["result"] for line in f]
+    assert len(cmds) == len(frames) == 45
+    return cmds, lines, frames
+
+
+SAMPLES = os.path.join(DETECTOR, "samples")
+
+
+def test_run_brakes_for_an_obstacle_in_the_path_and_the_receivers_act_on_it(tmp_path):
+    # sample_000: the detector sees a cone on the lane 15 m ahead (the simulator's camera): at 8 m/s it needs
+    # 2.7 m/s^2, more than the 2.0 that starts braking
+    cmds, lines, frames = _braking_run(tmp_path, os.path.join(SAMPLES, "sample_000.png"))
+    seen = [f["detector"] is not None and bool(f["detector"]["detections"]) for f in frames]
+    assert any(seen)  # the detector's thread gave results (its first after a frame or two)
+    for fields, detected in zip(cmds, seen):  # a frame's command brakes exactly when the detector has seen it
+        assert (fields["brake"] > 0.0) == detected, (fields, detected)
+        assert 0.0 <= fields["brake"] <= 0.8 and fields["throttle"] == (0.0 if detected else 0.3)
+    python, mcu = _receivers()
+    for i, line in enumerate(lines):
+        assert python.apply(line, 10 * i) == mcu.apply(line, 10 * i) == "ok"
+        assert _state(python) == _state(mcu)
+    assert python.counts["braking"] == sum(seen)
+    assert _state(python) == (0.0, 0.0, cmds[-1]["brake"], False)  # the run's stop neutral: the brake held
+
+
+def test_run_sends_brake_0_when_nothing_is_in_the_path(tmp_path):
+    # sample_001: a cone, a stop sign and a car, each beside the lane
+    cmds, _, frames = _braking_run(tmp_path, os.path.join(SAMPLES, "sample_001.png"))
+    assert any(f["detector"] is not None and f["detector"]["detections"] for f in frames)
+    assert {(f["brake"], f["throttle"]) for f in cmds} == {(0.0, 0.3)}

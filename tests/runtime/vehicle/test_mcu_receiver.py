@@ -330,13 +330,13 @@ def test_main_drives_from_udp_under_a_real_micropython(tmp_path):
         proc.kill()
         proc.stdout.close()
     assert out.splitlines() == [
-        "steering 0.000 throttle 0.000",
+        "steering 0.000 throttle 0.000 brake 0.000",
         "dropped: forged",
         "dropped: truncated",
         "dropped: clock",
-        "steering 0.250 throttle 0.500",
+        "steering 0.250 throttle 0.500 brake 0.000",
         "FAILSAFE: link silent",
-        "steering 0.000 throttle 0.000",
+        "steering 0.000 throttle 0.000 brake 0.000",
     ], out
     assert open(str(tmp_path / "link.newest")).read() == "%d\n" % sent[-1]
 
@@ -370,7 +370,7 @@ def test_main_starts_keyed_without_a_wall_clock_only_when_allowed_under_a_real_m
     finally:
         proc.kill()
         proc.stdout.close()
-    assert "steering 0.250 throttle 0.500" in out.splitlines(), out
+    assert "steering 0.250 throttle 0.500 brake 0.000" in out.splitlines(), out
 
     port = free_port()
     proc = start_main(tmp_path, port, None, 0.2)

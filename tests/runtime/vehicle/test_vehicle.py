@@ -310,8 +310,9 @@ def test_the_vehicle_command_logs_what_it_hears_and_its_failsafe(tmp_path):
                             cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     sender = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     assert "listening" in proc.stderr.readline()  # bound: from here nothing sent is missed
-    for seq in range(1, 4):
-        sender.sendto(v2("cmd", seq, steering=0.1), ("127.0.0.1", port))
+    for seq in range(1, 4):  # the third brakes: the fail-safe after it keeps the brake (receiver.py's rules)
+        brake = dict(throttle=0.2, brake=0.4) if seq == 3 else {}
+        sender.sendto(v2("cmd", seq, steering=0.1, **brake), ("127.0.0.1", port))
     sender.sendto(b"cmd seq=2000000000 steering=1 throttle=1\n", ("127.0.0.1", port))  # foreign: no session
     time.sleep(0.6)  # silence: its fail-safe
     sender.sendto(v2("cmd", 5, steering=0.2), ("127.0.0.1", port))
@@ -326,7 +327,9 @@ def test_the_vehicle_command_logs_what_it_hears_and_its_failsafe(tmp_path):
     records = [json.loads(line) for line in open(tmp_path / "heard.jsonl")]
     heard = [h for h in records if "verdict" in h]
     assert [h.get("seq") for h in heard] == [1, 2, 3, None, 5] and heard[-1]["steering"] == 0.2
-    assert [h["event"] for h in records if "event" in h] == ["failsafe", "failsafe"]
+    assert [(h["event"], h["brake"]) for h in records if "event" in h] == [("failsafe", 0.4), ("failsafe", 0.0)]
+    assert [(h["throttle"], h["brake"], h["brake_in_force"]) for h in heard if h["verdict"] == "ok"] == [
+        (0.0, 0.0, 0.0), (0.0, 0.0, 0.0), (0.0, 0.4, 0.4), (0.0, 0.0, 0.0)]  # brake and throttle 0.2: the brake wins
     assert [h["verdict"] for h in heard] == ["ok"] * 3 + ["foreign", "ok"]
 
 
