@@ -31,8 +31,9 @@ import time
 
 import numpy as np
 
-from .braking import (ACCEL_MPS2, BRAKE_LATENCY_S, DECEL_LIMIT_MPS2, PATH_HALF_WIDTH_M, START_DECEL_MPS2,
-                      STOP_MARGIN_M, STOPPED_MPS, BrakingPolicy, Camera, stopping_distance)
+from .braking import (ACCEL_MPS2, BRAKE_LATENCY_S, DECEL_LIMIT_MPS2, FREE_HALF_WIDTH_M, PATH_HALF_WIDTH_M,
+                      STANDING_M, START_DECEL_MPS2, STOP_MARGIN_M, STOPPED_MPS, BrakingPolicy, Camera,
+                      stopping_distance)
 from .judge import steering_units, summary
 from .scenarios import CAR_FRONT_M, CAR_HALF_WIDTH_M
 from .simulator import CLEAR_S, Scorecard, Simulator
@@ -46,6 +47,7 @@ BRAKE_SUMMARISED = ("collisions", "stops_before_obstacles", "false_stops_per_km"
 PARAMETERS = {"deceleration_limit_mps2": DECEL_LIMIT_MPS2, "acceleration_mps2": ACCEL_MPS2,
               "brake_latency_s": BRAKE_LATENCY_S, "stop_margin_m": STOP_MARGIN_M,
               "start_deceleration_mps2": START_DECEL_MPS2, "path_half_width_m": PATH_HALF_WIDTH_M,
+              "freespace_half_width_m": FREE_HALF_WIDTH_M, "freespace_standing_m": STANDING_M,
               "cleared_after_standing_s": CLEAR_S, "slowdown_below": SLOW_FRACTION, "frame": list(FRAME_SIZE)}
 
 
@@ -159,8 +161,8 @@ def drive(steering, seconds, seed, scenario, camera=None, detector=None, freespa
             boxes = _boxes(detector(image)) if detector is not None else []
             seg = freespace(image) if freespace is not None else None
         targets = policy.distances(boxes, size, curvature)
-        if seg is not None and seg.get("boundary") is not None:
-            free = policy.freespace(seg["boundary"], seg.region, size, curvature)
+        if seg is not None and getattr(seg, "mask", None) is not None:
+            free = policy.freespace(seg.mask, freespace.bundle.segmentation["drivable"], seg.region, size, curvature)
             if free - CAR_FRONT_M <= stopping_distance(sim.v):  # free space shorter than the stopping distance
                 targets.append(free)
         asked = policy.decide(sim.v, targets)

@@ -28,7 +28,15 @@ the path when its ground point (the middle of its bottom edge) lies within PATH_
 width and 0.6 m), of the car's predicted path (the arc of the steered curvature): traffic's obstacles beside the
 lane stand with their centres at least 2.3 m from the lane's centre, those in it within 0.5 m (the lane's half-
 width, 1.75 m, let a cone beyond the centre line in: the detector's box put its ground point 0.5 m nearer). Boxes
-cut by the frame's bottom or by one of its sides are left out (BrakingPolicy.distances)."""
+cut by the frame's bottom or by one of its sides are left out (BrakingPolicy.distances).
+
+Free space (BrakingPolicy.freespace) ends, up a column of the class map, where something stands: the first run of
+pixels that are not free space at least as tall as a STANDING_M (0.5 m) post at that run's foot would be, or that
+reaches the map's top (the road ends). A flat patch that a network calls an obstacle or verge (a tree shadow's
+dark edge on the asphalt: 1-3 rows of 96 where a 0.5 m post 8 m ahead stands 5) is passed over, as a car drives
+over a shadow; at traffic's stopping distance, 9.8 m, every in-lane obstacle stands 8 rows or more. The end
+counts when its ground point lies within FREE_HALF_WIDTH_M, 1.2 m (the car's half-width and 0.3 m), of the
+predicted path: free space's boundary is the edge of what is in the way, not a box's middle."""
 
 from __future__ import annotations
 
@@ -51,6 +59,8 @@ HOLD_S = 0.3
 NEAR_M, NEAR_HOLD_S = 10.0, 3.0  # a target last seen this near is held until the car has stood this long: a
 # detector loses what is too near (obstacles.py's frames put cars 7 m and further away)
 PATH_HALF_WIDTH_M = CAR_HALF_WIDTH_M + 0.6  # a box's ground point this near the predicted path is in it (1.5 m)
+FREE_HALF_WIDTH_M = CAR_HALF_WIDTH_M + 0.3  # where free space ends this near the predicted path, it is in it (1.2 m)
+STANDING_M = 0.5  # free space ends where what is not free space stands at least this tall
 RELEASE_DECEL_MPS2 = 1.0  # braking goes on while the need is at least this, or the target is within NEAR_M
 HOLD_DECEL_MPS2 = 1e-3  # asked while braking for a target already met: the car does not speed up
 STOPPED_MPS = 0.05  # slower than this is standing still
@@ -193,18 +203,37 @@ class BrakingPolicy:
                 found.append(z)
         return found
 
-    def freespace(self, boundary, region, frame_size, curvature):
-        """Metres from the camera to where the free space ends in the path: boundary (per column of the class
-        map, the frame's row where free space ends, as postprocess.Segmentation gives it) over region (x0, y0,
-        x1, y1: the frame's part the map covers). The nearest such point whose ground position lies in the
-        corridor; inf where none does (free to the horizon)."""
+    def freespace(self, mask, drivable, region, frame_size, curvature):
+        """Metres from the camera to where the free space ends in the path (the module docstring): mask, a class
+        map (H x W), drivable its free classes, over region (x0, y0, x1, y1: the frame's part the map covers). The
+        nearest end whose ground point lies within FREE_HALF_WIDTH_M of the path; inf where none does."""
         width, height = frame_size
-        rows = np.asarray(boundary, np.float64)
-        x0, _, x1, _ = region
-        cols = x0 + (np.arange(len(rows)) + 0.5) * (x1 - x0) / max(len(rows), 1)
+        x0, y0, x1, y1 = region
+        rows = y0 + self.standing_boundary(mask, drivable, region, frame_size) * (y1 - y0) / mask.shape[0]
+        cols = x0 + (np.arange(mask.shape[1]) + 0.5) * (x1 - x0) / max(mask.shape[1], 1)
         xs, zs = self.camera.ground(cols, rows, width, height)
-        inside = np.isfinite(zs) & (np.abs(xs - path_x(zs, curvature)) < PATH_HALF_WIDTH_M)
+        with np.errstate(invalid="ignore"):  # a column free to the horizon: z inf, and 0 x inf on a straight path
+            inside = np.isfinite(zs) & (np.abs(xs - path_x(zs, curvature)) < FREE_HALF_WIDTH_M)
         return float(zs[inside].min()) if inside.any() else math.inf
+
+    def standing_boundary(self, mask, drivable, region, frame_size):
+        """Per column of the class map, its row (from the top; the map's height where the whole column is free)
+        where the first run of non-free pixels at least STANDING_M tall at its foot begins, or one reaching the
+        top."""
+        n = mask.shape[0]
+        blocked = ~np.isin(mask, drivable)
+        run = np.zeros(blocked.shape, np.int64)  # blocked pixels from here up, this one included
+        run[0] = blocked[0]
+        for r in range(1, n):
+            run[r] = np.where(blocked[r], run[r - 1] + 1, 0)
+        _, y0, _, y1 = region
+        scale = n / float(y1 - y0)  # map rows per frame row
+        foot = y0 + (np.arange(n) + 1.0) / scale  # each row's lower edge, in the frame's rows
+        _, z = self.camera.ground(np.full(n, frame_size[0] / 2.0), foot, frame_size[0], frame_size[1])
+        tall = self.camera.focal(frame_size[0]) * STANDING_M / np.where(np.isfinite(z), z, np.inf) * scale
+        ends = blocked & ((run >= np.maximum(tall, 1.0)[:, None]) | (run == np.arange(1, n + 1)[:, None]))
+        below = ends[::-1]  # bottom row first: the first end from the bottom
+        return np.where(below.any(axis=0), n - np.argmax(below, axis=0), 0).astype(np.float64)
 
     def decide(self, v, targets):
         """The deceleration (m/s^2) to ask for at v m/s with targets (metres from the camera) seen this frame."""

@@ -151,6 +151,32 @@ def test_the_checked_in_detector_stops_the_car_before_the_obstacle(models):
     assert r["autonomy"] == 100.0
 
 
+def _class_map(foot_m, rows, width=160, height=96, cls=5):
+    """A 96 x 160 class map of the simulator's camera: sky above the horizon, ego lane below it, and `rows` rows
+    of class `cls` across the middle third, their foot where the ground is foot_m ahead."""
+    camera = braking.Camera()
+    mask = np.full((height, width), 2, np.int64)
+    mask[:int(round(road.HORIZON * height))] = 0
+    foot = int(camera.row(foot_m, 180, 320) * height / 180.0)
+    mask[max(0, foot - rows + 1):foot + 1, width // 3:2 * width // 3] = cls
+    return mask
+
+
+def test_free_space_ends_where_something_stands_and_not_at_a_flat_patch():
+    policy = braking.BrakingPolicy(braking.Camera(), 30.0)
+    drivable, region = [2, 3, 4], (0, 0, 320, 180)
+    sliver = policy.freespace(_class_map(8.0, 3), drivable, region, (320, 180), 0.0)  # a shadow's dark edge
+    assert sliver > 40.0  # passed over: free to the horizon
+    standing = policy.freespace(_class_map(8.0, 12), drivable, region, (320, 180), 0.0)  # 0.5 m tall: 5 rows
+    assert 7.5 < standing < 8.5
+    road_ends = _class_map(8.0, 60, cls=1)  # verge from 8 m ahead up to the horizon
+    assert 7.5 < policy.freespace(road_ends, drivable, region, (320, 180), 0.0) < 8.5
+    beside = _class_map(8.0, 12)
+    beside[:, :] = np.where(beside == 5, 2, beside)
+    beside[int(0.42 * 96) + 10:, :15] = 5  # standing 1.7 m and more to the left: outside the 1.2 m corridor
+    assert policy.freespace(beside, drivable, region, (320, 180), 0.0) > 40.0
+
+
 def test_free_space_alone_stops_the_car_before_the_obstacle(models):
     r = _drive("detector", 4.5, steering=models["pilotnet"], freespace=models["freespace"])
     assert r["collisions"] == 0 and r["stops_before_obstacles"] == 1 and r["false_stops"] == 0
