@@ -22,7 +22,7 @@ from ..outputs.web import host_problem, token_problem
 from ..pipeline import run
 from ..postprocess import check_threshold
 from ..preprocess import GPU_MODES, GST_MODES
-from ..sim.braking import CAMERA_HEIGHT_RANGE, CAMERA_PITCH_RANGE, DECEL_LIMIT_MPS2, BrakingPolicy, Camera
+from ..sim.braking import CAMERA_HEIGHT_RANGE, CAMERA_PITCH_RANGE, DECEL_LIMIT_MPS2, Camera, DeadReckoned
 from ..sources import DEFAULT_RECONNECT_TIMEOUT, FLIPS, open_source
 from ..uri import without_credentials
 from ..vehicle import ros2
@@ -196,7 +196,8 @@ def _control_options(run):
                      help="ros2:// with ackermann: front to rear axle, for the steering angle")
     ctl.add_argument("--speed", type=number_in(*ros2.SPEED_RANGE, "metres a second"), metavar="M_PER_S",
                      help="ros2://: the speed the drive messages carry (-50 to 50); with --brake, the speed the "
-                          "braking policy assumes (more than 0): the link has no speedometer")
+                          "car drives at when not braking (more than 0): while braking, the policy dead-reckons "
+                          "the car's speed from the decelerations it asked (the link has no speedometer)")
     _brake_options(ctl)
     add_link_options(ctl, receiving=True)  # receiving: synthetic://road?control= checks what the output signs
 
@@ -226,8 +227,8 @@ def braking_camera(args):
                 raise UserError("--%s goes with --brake" % name.replace("_", "-"))
         return None
     if args.speed is None or not args.speed > 0.0:
-        raise UserError("--brake needs --speed M/S, more than 0: the speed the braking policy assumes (the link "
-                        "has no speedometer)")
+        raise UserError("--brake needs --speed M/S, more than 0: the car's speed when it is not braking (the "
+                        "link has no speedometer)")
     schemes = [o.partition("://")[0].lower() for o in args.output if "://" in o]
     if "ros2" in schemes:
         raise UserError("--brake: ros2:// drive messages carry --speed and no brake (it would be published while "
@@ -243,11 +244,12 @@ def braking_camera(args):
     return Camera.of_bundle(detectors[0], args.camera_height, args.camera_pitch)
 
 
-def braking_policy(camera, fps):
-    """The policy --brake hands the control link: it counts time in frames, at the source's rate where it is
-    known (else 30), and holds no target until the car stands (near_hold=False: the link cannot tell it does)."""
+def braking_policy(camera, fps, cruise):
+    """The policy --brake hands the control link: the simulator's, at the car's speed dead-reckoned from the
+    decelerations it asked (braking.DeadReckoned: the link has no speedometer), counting time in frames at the
+    source's rate where it is known (else 30)."""
     fps = fps if fps and math.isfinite(fps) and fps > 0.0 else 30.0
-    return BrakingPolicy(camera, fps, near_hold=False)
+    return DeadReckoned(camera, fps, cruise)
 
 
 FRAME_FREE = ("udp", "serial", "ros2")  # outputs that take results only (with JSON-lines files)
@@ -333,7 +335,7 @@ def main(args):
     camera = braking_camera(args)
     control = ControlSettings(args.watchdog_ms, args.heartbeat_ms, args.steering_limit, args.steering_rate,
                               args.throttle, args.ros2_msg, args.wheelbase, args.speed, security, brake=args.brake,
-                              policy=braking_policy(camera, None) if camera is not None else None)
+                              policy=braking_policy(camera, None, args.speed) if camera is not None else None)
     size = (args.input_width, args.input_height) if args.input_width else None
     several = len(args.bundle) > 1
     with (_several(args) if several else _one(args, size)) as model:
@@ -351,7 +353,7 @@ def main(args):
                 model.preprocess.prepared = source.prepared
             masks = [MaskFiles(args.masks, args.masks_every)] if args.masks else []  # opens nothing yet
             if camera is not None:  # the source's rate is known now
-                control.policy = braking_policy(camera, source.fps)
+                control.policy = braking_policy(camera, source.fps, args.speed)
             outputs = open_outputs(args.output, args.jsonl, display, fps=source.fps, web_token=args.web_token,
                                    control=control, jsonl_max_mb=args.jsonl_max_mb, jsonl_keep=args.jsonl_keep,
                                    web_hosts=args.web_host) + masks

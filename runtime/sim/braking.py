@@ -175,10 +175,8 @@ class BrakingPolicy:
     """Boxes and a free-space boundary -> the deceleration to ask for (module docstring). One per drive: it
     holds its target for HOLD_S between frames. distances()/freespace() find targets; decide() asks."""
 
-    def __init__(self, camera: Camera, fps, latency_s=BRAKE_LATENCY_S, decel_limit=DECEL_LIMIT_MPS2, near_hold=True):
-        """near_hold: hold a near target until the car has stood NEAR_HOLD_S (a caller that knows the speed);
-        False: HOLD_S for every target (the control link, which assumes a speed and cannot tell it stands)."""
-        self.camera, self.dt, self.near_hold = camera, 1.0 / fps, near_hold
+    def __init__(self, camera: Camera, fps, latency_s=BRAKE_LATENCY_S, decel_limit=DECEL_LIMIT_MPS2):
+        self.camera, self.dt = camera, 1.0 / fps
         self.latency_s, self.decel_limit = latency_s, decel_limit
         self.held = None  # (metres from the camera, seconds since seen)
         self.braking = False
@@ -241,7 +239,7 @@ class BrakingPolicy:
         if self.held is not None:
             z, age = self.held
             z -= v * self.dt  # carried on by the distance driven
-            near = z < NEAR_M and self.near_hold
+            near = z < NEAR_M
             age += self.dt if (not near or v < STOPPED_MPS) else 0.0  # a near one ages only while the car stands
             if age <= (NEAR_HOLD_S if near else HOLD_S) and z < nearest:
                 nearest, self.held = z, (z, age)  # a farther box (a near one's, cut short) does not replace it
@@ -262,3 +260,27 @@ class BrakingPolicy:
             return min(max(need, floor), self.decel_limit)
         self.braking = False
         return 0.0
+
+
+class DeadReckoned:
+    """The braking policy for a car whose speed is not measured (the control link, `runtime run --brake`): the
+    car's speed is dead-reckoned from the decelerations asked, by this module's speed model (Speed: at most the
+    limit, after the brake latency, then back to the cruise speed at ACCEL_MPS2), and the policy decides at that
+    speed, as it does in the simulator (a near target held until the car stands). A car that brakes less than
+    asked is taken to be slower than it is: its real speed is the vehicle's to report, and the link has no such
+    reading. distances() and decel_limit are the policy's; decide(cruise, targets) steps the speed one frame."""
+
+    def __init__(self, camera: Camera, fps, cruise):
+        self.policy = BrakingPolicy(camera, fps)
+        self.speed = Speed(cruise, fps, latency_s=self.policy.latency_s, decel_limit=self.policy.decel_limit)
+        self.decel_limit = self.policy.decel_limit
+
+    def distances(self, boxes, frame_size, curvature):
+        return self.policy.distances(boxes, frame_size, curvature)
+
+    def decide(self, cruise, targets):
+        """The deceleration to ask for with targets seen this frame, at the dead-reckoned speed (cruise: the
+        speed the car goes back to, the one it was made with)."""
+        decel = self.policy.decide(self.speed.v, targets)
+        self.speed.step(decel)
+        return decel

@@ -9,14 +9,16 @@ roles; and the lockstep camera of `runtime drive`'s judge.
                                           steering sent as readings (vehicle/link.py's line, t the frame's
                                           time), as a car's steering sensor would send them: what `runtime
                                           record --steering-from udp://:PORT` records
-    synthetic://road?control=udp://:PORT[&timeout_ms=300][&seed=2016][&report=FILE.json]
+    synthetic://road?control=udp://:PORT[&timeout_ms=300][&seed=2016][&scenario=NAME][&report=FILE.json]
                                           the car as the vehicle at the far end of the control link
                                           (linked_car.LinkedCar; SimulatedVehicle is its camera): live at
                                           --input-rate (default 30, the simulator's own rate); before each
                                           frame the car moves 1/30 s with the newest command the link's
                                           receiver accepted (vehicle.receiver.Receiver: its rules, and its own
                                           fail-safe, which steers straight when nothing is accepted for
-                                          timeout_ms). When the source closes it says how the car was driven
+                                          timeout_ms), in scenario NAME (calm by default;
+                                          docs/simulator.md), braking as the receiver's brake
+                                          asks. When the source closes it says how the car was driven
                                           (autonomy, as `runtime drive` judges it) and writes that to
                                           report=FILE.json where asked.
 
@@ -32,6 +34,7 @@ import time
 from urllib.parse import parse_qs
 
 from .linked_car import DATAGRAMS_PER_FRAME, LinkedCar
+from .scenarios import SCENARIOS
 from .simulator import DEFAULT_SEED, FPS, Simulator
 from ..errors import UserError
 from ..sources.base import Source, sleep_unless
@@ -39,7 +42,7 @@ from ..vehicle import link as control
 from ..vehicle.receiver import DEFAULT_TIMEOUT_MS, TIMEOUT_MS_RANGE
 
 __all__ = ["DATAGRAMS_PER_FRAME", "LockstepCamera", "SimulatedVehicle", "SyntheticRoad", "open_synthetic", "paced"]
-PARAMS = ("control", "steering", "timeout_ms", "seed", "report")
+PARAMS = ("control", "steering", "timeout_ms", "seed", "scenario", "report")
 
 
 def paced(period, stop):
@@ -147,7 +150,7 @@ class LockstepCamera(Source):
 
 
 def _vehicle(uri, control_uri, width, height, rate, params, log, link):
-    """SimulatedVehicle from synthetic://road?control='s parameters (timeout_ms, seed, report)."""
+    """SimulatedVehicle from synthetic://road?control='s parameters (timeout_ms, seed, scenario, report)."""
     fps = float(rate or FPS)
     try:
         timeout_ms = float(params.get("timeout_ms", DEFAULT_TIMEOUT_MS))
@@ -157,8 +160,11 @@ def _vehicle(uri, control_uri, width, height, rate, params, log, link):
     except ValueError:
         raise UserError("%s: timeout_ms is a number of milliseconds from %g to %g and seed an integer"
                         % ((uri,) + TIMEOUT_MS_RANGE)) from None
+    name = params.get("scenario", "calm")
+    if name not in SCENARIOS:
+        raise UserError("%s: unknown scenario %r (choose from: %s)" % (uri, name, ", ".join(SCENARIOS)))
     car = LinkedCar(control_uri, width or 640, height or 360, fps, seed, timeout_ms / 1000.0, params.get("report"),
-                    log, link)
+                    log, link, SCENARIOS[name])
     return SimulatedVehicle(uri, car)
 
 
@@ -178,7 +184,8 @@ def open_synthetic(uri, width=None, height=None, rate=None, log=sys.stderr, link
     query = parse_qs(parts.query, keep_blank_values=True)
     unknown = sorted(set(query) - set(PARAMS))
     if unknown or any(len(v) > 1 or not v[0] for v in query.values()):
-        raise UserError("%s: %s (synthetic://road takes ?control=udp://:PORT with timeout_ms, seed and report, or "
+        raise UserError("%s: %s (synthetic://road takes ?control=udp://:PORT with timeout_ms, seed, scenario and "
+                        "report, or "
                         "?steering=udp://HOST:PORT)" % (uri, "unknown parameter %s" % unknown[0] if unknown
                                                          else "give each parameter once, with a value"))
     params = {k: v[0] for k, v in query.items()}
@@ -188,5 +195,5 @@ def open_synthetic(uri, width=None, height=None, rate=None, log=sys.stderr, link
                             "reported) do not go together" % uri)
         return _vehicle(uri, params["control"], width, height, rate, params, log, link)
     if set(params) - {"steering"}:
-        raise UserError("%s: timeout_ms, seed and report go with control=" % uri)
+        raise UserError("%s: timeout_ms, seed, scenario and report go with control=" % uri)
     return SyntheticRoad(width, height, rate, steering_to=params.get("steering"), link=link, log=log)

@@ -6,10 +6,11 @@ watchdog and a heartbeat.
 
 With ControlSettings(brake=B, speed=V, policy=P) a detector's boxes among several networks' results
 (runtime/networks.py) brake the vehicle by a braking policy P that the command above both wings hands in: the
-simulator's (runtime/sim/braking.py's BrakingPolicy, as `runtime drive --detector` judges it; this wing does not
-import the simulator's). An obstacle in the path ahead, at the speed V the policy assumes (the link has no
-speedometer), sends throttle 0 and `brake` = B x the deceleration asked / the policy's limit (B itself at the
-limit), and `brake=0` otherwise (`runtime run --brake B` builds P). The reference receivers act on it
+simulator's (runtime/sim/braking.py's, as `runtime drive --detector` judges it, at the car's speed dead-reckoned
+from the decelerations it asked: DeadReckoned, V the speed the car drives at when not braking, for the link has no
+speedometer; this wing does not import the simulator's). An obstacle in the path ahead sends throttle 0 and
+`brake` = B x the deceleration asked / the policy's limit (B itself at the limit), and `brake=0` otherwise
+(`runtime run --brake B` builds P). The reference receivers act on it
 (receiver.py's rules: the brake wins over throttle; neutral and their fail-safe never release it).
 
 The watchdog is a thread of its own. When no fresh result has come for --watchdog-ms (inference stalled, the
@@ -69,8 +70,8 @@ class ControlSettings:
             raise UserError("braking needs the vehicle's speed (--speed M/S, up to 70): the link has no speedometer")
         if brake is not None and policy is None:
             raise UserError("braking on the link needs a braking policy: ControlSettings(policy=...)")
-        # braking (the module docstring); policy: distances(boxes, frame size, curvature), decide(speed, targets)
-        # and decel_limit, as runtime/sim/braking.py's BrakingPolicy(camera, fps, near_hold=False) has them
+        # braking (the module docstring); policy: distances(boxes, frame size, curvature), decide(cruise, targets)
+        # and decel_limit, as runtime/sim/braking.py's DeadReckoned(camera, fps, cruise) has them
         self.brake, self.policy = brake, policy
         self.watchdog_s = watchdog_ms / 1000.0 if watchdog_ms else None
         self.heartbeat_s = heartbeat_ms / 1000.0 if heartbeat_ms else DEFAULT_HEARTBEAT_S

@@ -19,12 +19,12 @@ import pytest
 from runtime.errors import UserError
 from runtime.networks import Combined
 from runtime.postprocess import Result
-from runtime.sim.braking import BrakingPolicy, Camera
+from runtime.sim.braking import Camera, DeadReckoned
 from runtime.sources.base import Frame
 from runtime.vehicle import link as control
 from runtime.vehicle.receiver import Receiver
 from runtime.vehicle.sender import ControlOutput, ControlSettings
-from tests.conftest import ROOT
+from tests.conftest import ROOT, free_udp_port
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 MCU = os.path.join(os.path.dirname(os.path.dirname(HERE)), "..", "runtime", "vehicle", "mcu", "receiver.py")
@@ -65,8 +65,8 @@ def _box_at(z):
 
 
 def _policy():
-    """The simulator's policy as a command hands it to the link (the link cannot tell the car stands)."""
-    return BrakingPolicy(Camera(), 30.0, near_hold=False)
+    """The simulator's policy as `runtime run --brake` hands it to the link (the speed dead-reckoned)."""
+    return DeadReckoned(Camera(), 30.0, 8.0)
 
 
 def test_an_obstacle_in_the_path_sends_throttle_0_and_a_brake_the_receivers_accept():
@@ -277,3 +277,37 @@ def test_run_sends_brake_0_when_nothing_is_in_the_path(tmp_path):
     cmds, _, frames = _braking_run(tmp_path, os.path.join(SAMPLES, "sample_001.png"))
     assert any(f["detector"] is not None and f["detector"]["detections"] for f in frames)
     assert {(f["brake"], f["throttle"]) for f in cmds} == {(0.0, 0.3)}
+
+
+# -- the simulated car at the far end brakes as its receiver's brake asks --------------------------------------
+def test_the_linked_car_in_traffic_brakes_at_the_limit_after_the_latency_and_drives_on_when_released():
+    from runtime.sim.linked_car import LinkedCar
+    from runtime.sim.scenarios import SCENARIOS
+
+    car = LinkedCar("udp://127.0.0.1:%d" % free_udp_port(), 160, 90, 30.0, 2016, 0.3, log=None,
+                    scenario=SCENARIOS["traffic"])
+    sender = control.Sender(None)
+    try:
+        car.start()
+        car.next_view()
+        assert car.sim.v == 8.0  # traffic's speed
+
+        def frames(n, brake):
+            car.receiver.apply(sender.line("cmd", {"t": time.time(), "steering": 0.0, "throttle": 0.3,
+                                                   "brake": brake}), time.monotonic())
+            speeds = []
+            for _ in range(n):
+                car.next_view()
+                speeds.append(car.sim.v)
+            return speeds
+
+        braking = frames(30, 1.0)
+        assert braking[:2] == [8.0, 8.0]  # the 100 ms latency: 3 frames, the first already asked
+        assert np.diff(braking[2:]) == pytest.approx(-4.9 / 30.0)  # 0.5 g, brake 1 being the limit
+        assert car.receiver.throttle == 0.0  # the brake wins
+        released = frames(30, 0.0)
+        assert released[:3] == pytest.approx([braking[-1] - 4.9 / 30.0 * i for i in (1, 2, 3)])  # the latency
+        assert np.diff(released[3:]) == pytest.approx(1.5 / 30.0)  # back towards 8 m/s at 1.5 m/s^2
+        assert car.report()["min_speed_mps"] == pytest.approx(released[2], abs=1e-3)
+    finally:
+        car.close()

@@ -468,6 +468,8 @@ def test_frames_without_a_reading_are_counted_not_stored(tmp_path):
     (["run", "B", "--source", "synthetic://road", "--output", "udp://[::1:5005"], "Invalid IPv6 URL"),
     (["run", "B", "--source", "synthetic://road?control=udp://:0&steering=udp://h:1"], "do not go together"),
     (["run", "B", "--source", "synthetic://road?control=udp://:0&timeout_ms=-1"], "timeout_ms"),
+    (["run", "B", "--source", "synthetic://road?control=udp://:0&scenario=fog"], "unknown scenario 'fog'"),
+    (["run", "B", "--source", "synthetic://road?scenario=traffic"], "scenario and report go with control="),
     # safety settings are finite and in range (issue 27): `inf` turned a fail-safe off, 1e-6 ms flooded the link
     (["run", "B", "--source", "synthetic://road?control=udp://:0&timeout_ms=inf"], "milliseconds from 20 to 10000"),
     (["run", "B", "--source", "synthetic://road", "--output", "udp://127.0.0.1:5005", "--watchdog-ms", "inf"],
