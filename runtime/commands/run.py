@@ -208,8 +208,9 @@ def _brake_options(ctl):
                      help="brake for what a detection bundle sees in the steered path (several bundles, a steering "
                           "bundle first, then a detector): while an obstacle is there each command carries throttle "
                           "0 and brake = B x the deceleration the braking policy asks / its limit (%g m/s^2), else "
-                          "brake 0. B: more than 0, at most 1; needs --speed and a udp:// or serial:// output"
-                          % DECEL_LIMIT_MPS2)
+                          "brake 0 (ros2://: speed 0 while braking, ackermann's acceleration the deceleration "
+                          "asked). B: more than 0, at most 1; needs --speed and a udp://, serial:// or ros2:// "
+                          "output" % DECEL_LIMIT_MPS2)
     ctl.add_argument("--camera-height", type=number_in(*CAMERA_HEIGHT_RANGE, "metres"), metavar="M",
                      help="with --brake: the camera's height over the road for the boxes' distances (default: the "
                           "detector manifest's camera.height_m, else the simulator's 1.4)")
@@ -230,12 +231,9 @@ def braking_camera(args):
         raise UserError("--brake needs --speed M/S, more than 0: the car's speed when it is not braking (the "
                         "link has no speedometer)")
     schemes = [o.partition("://")[0].lower() for o in args.output if "://" in o]
-    if "ros2" in schemes:
-        raise UserError("--brake: ros2:// drive messages carry --speed and no brake (it would be published while "
-                        "braking): send the commands to udp:// or serial://")
-    if not any(s in ("udp", "serial") for s in schemes):
-        raise UserError("--brake sends its brake on the control link: give --output udp://HOST:PORT or "
-                        "serial:///dev/ttyX?baud=N")
+    if not any(s in ("udp", "serial", "ros2") for s in schemes):  # ros2:// brakes too: speed 0 (ros2.py)
+        raise UserError("--brake sends its brake on the control link: give --output udp://HOST:PORT, "
+                        "serial:///dev/ttyX?baud=N or ros2://TOPIC")
     bundles = [bundle_format.load(path) for path in args.bundle]
     detectors = [b for b in bundles if b.task == "detection"]
     if not detectors or not any(b.task == "steering" for b in bundles):

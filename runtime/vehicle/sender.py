@@ -91,7 +91,8 @@ class ControlOutput(Output):
                 raise UserError("--output %s: ROS 2 topics are secured by ROS 2 itself (SROS 2: ros2 security, "
                                 "ROS_SECURITY_ENABLE), not by --link-key" % uri)
             s = self.settings
-            self.link = Ros2Link(uri, s.ros2_msg, s.wheelbase, s.speed)
+            self.link = Ros2Link(uri, s.ros2_msg, s.wheelbase, s.speed, s.brake,
+                                 getattr(s.policy, "decel_limit", None) if s.brake is not None else None)
         else:
             self.link = control.open_link(uri, security=security, log=log)
         self.sender = control.Sender(security.key)

@@ -563,6 +563,59 @@ def test_ros2_refusals(fake_ros, digits_bundle):
     del fake_ros.PUBLISHED[:]
 
 
+class _Brakes:
+    """A braking policy (sender.py's ControlSettings(policy=)) that asks 2.45 m/s^2, half its 4.9 limit, for any
+    box, and nothing without one."""
+
+    decel_limit = 4.9
+
+    def distances(self, boxes, size, curvature):
+        return [10.0 for _ in boxes]
+
+    def decide(self, cruise, targets):
+        return 2.45 if targets else 0.0
+
+
+@pytest.mark.parametrize("msg", ["ackermann", "twist"])
+def test_ros2_brakes_with_speed_0_and_the_deceleration_asked(fake_ros, pilot_bundle, msg):
+    import math
+    from types import SimpleNamespace
+
+    import numpy as np
+
+    from runtime import bundle as bundle_format
+    from runtime.networks import Combined
+
+    settings = ControlSettings(ros2_msg=msg, wheelbase=0.3, speed=2.0, brake=0.5, policy=_Brakes())
+    out = ControlOutput("ros2://cmd_vel", settings, log=None)
+    out.bind(SimpleNamespace(bundle=bundle_format.load(str(pilot_bundle))), SimpleNamespace(live=True), None)
+    box = [{"box": [100.0, 80.0, 140.0, 120.0], "score": 0.9, "class_id": 2, "label": "car"}]
+    for detections in (box, []):  # an obstacle in the path (brake 0.5 x 2.45 / 4.9 = 0.25), then none (brake 0)
+        out.write(Frame(np.zeros((180, 320, 3), np.uint8), 0),
+                  Combined(pilotnet=Result(steering=0.5), detector=Result(detections=detections)))
+    out.close()
+    published = [m for _, m in fake_ros.PUBLISHED]
+    del fake_ros.PUBLISHED[:]
+    assert len(published) == 4  # neutral (start), braking, not braking, neutral (stop)
+    braking, cruising = published[1:3]
+    if msg == "ackermann":
+        # ackermann_msgs' AckermannDrive.msg: a positive acceleration is the magnitude, deceleration included
+        assert (braking.drive.speed, braking.drive.acceleration) == (0.0, pytest.approx(2.45))
+        assert braking.drive.steering_angle == pytest.approx(math.atan(0.3 * -0.05))  # it still steers
+        assert (cruising.drive.speed, cruising.drive.acceleration) == (2.0, 0.0)  # brake=0: as without --brake
+        assert cruising.drive.steering_angle == pytest.approx(math.atan(0.3 * -0.05))
+    else:
+        assert (braking.linear.x, braking.angular.z) == (0.0, 0.0)  # no speed, no yaw rate
+        assert (cruising.linear.x, cruising.angular.z) == (2.0, pytest.approx(2.0 * -0.05))
+
+
+def test_ros2_braking_needs_the_policys_limit(fake_ros):
+    settings = ControlSettings(ros2_msg="twist", speed=2.0, brake=0.5, policy=object())  # no decel_limit
+    with pytest.raises(UserError, match="the policy's deceleration limit"):
+        ControlOutput("ros2://cmd_vel", settings, log=None)
+    del fake_ros.PUBLISHED[:]
+
+
 def test_ros2_without_rclpy_is_one_line(pilot_bundle):
     proc = cli("runtime", "run", pilot_bundle, "--source", "synthetic://road", "--max-frames", "1", "--no-display",
                "--output", "ros2://cmd_vel", "--speed", "1", "--wheelbase", "0.3")
