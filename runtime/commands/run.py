@@ -4,7 +4,6 @@ lines, the browser view and the vehicle's control link; `info` describes a bundl
 from __future__ import annotations
 
 import argparse
-import math
 import signal
 import sys
 
@@ -46,14 +45,14 @@ def web_token(text):
 
 
 def brake_value(text):
-    """argparse type for --brake: more than 0, at most 1 (NaN and inf refused in one line)."""
+    """argparse type for --brake: 0.01 to 1 (NaN and inf refused in one line)."""
     try:
         value = float(text)
     except ValueError:
         value = float("nan")
-    if not 0.0 < value <= 1.0:
-        raise argparse.ArgumentTypeError("give a brake of more than 0 and at most 1 (the brake sent at the "
-                                         "deceleration limit), not %r" % text)
+    if not control_output.MIN_BRAKE <= value <= 1.0:
+        raise argparse.ArgumentTypeError("give a brake of %g to 1 (the brake sent at the deceleration limit), not "
+                                         "%r" % (control_output.MIN_BRAKE, text))
     return value
 
 
@@ -209,7 +208,7 @@ def _brake_options(ctl):
                           "bundle first, then a detector): while an obstacle is there each command carries throttle "
                           "0 and brake = B x the deceleration the braking policy asks / its limit (%g m/s^2), else "
                           "brake 0 (ros2://: speed 0 while braking, ackermann's acceleration the deceleration "
-                          "asked). B: more than 0, at most 1; needs --speed and a udp://, serial:// or ros2:// "
+                          "asked). B: 0.01 to 1; needs --speed and a udp://, serial:// or ros2:// "
                           "output" % DECEL_LIMIT_MPS2)
     ctl.add_argument("--camera-height", type=number_in(*CAMERA_HEIGHT_RANGE, "metres"), metavar="M",
                      help="with --brake: the camera's height over the road for the boxes' distances (default: the "
@@ -246,7 +245,7 @@ def braking_policy(camera, fps, cruise):
     """The policy --brake hands the control link: the simulator's, at the car's speed dead-reckoned from the
     decelerations it asked (braking.DeadReckoned: the link has no speedometer), counting time in frames at the
     source's rate where it is known (else 30)."""
-    fps = fps if fps and math.isfinite(fps) and fps > 0.0 else 30.0
+    fps = fps if fps and 1.0 <= fps <= 1000.0 else 30.0  # 0 (not known yet), NaN and absurd rates: 30
     return DeadReckoned(camera, fps, cruise)
 
 

@@ -281,6 +281,17 @@ class DeadReckoned:
     def decide(self, cruise, targets):
         """The deceleration to ask for with targets seen this frame, at the dead-reckoned speed (cruise: the
         speed the car goes back to, the one it was made with)."""
-        decel = self.policy.decide(self.speed.v, targets)
+        return self._asked(self.policy.decide(self.speed.v, targets))
+
+    def blind(self, cruise):
+        """No detector's result to go by this frame (none yet, or too old): the policy's deceleration for what it
+        still holds, at least the gentle start's (START_DECEL_MPS2): a car that cannot see stops."""
+        return self._asked(max(self.policy.decide(self.speed.v, []), START_DECEL_MPS2))
+
+    def _asked(self, decel):
+        """decel asked, the speed stepped by it. Standing, any braking asks for the limit: a real brake holds a
+        standing car only when pressed (the simulator's speed model needs no more than the policy's token)."""
+        if decel > 0.0 and self.speed.v < STOPPED_MPS:
+            decel = self.decel_limit
         self.speed.step(decel)
         return decel

@@ -25,8 +25,8 @@ Braking (runtime run --brake: the sender's braking policy). The brake in force i
   - `neutral` and the fail-safe never release it: they centre the steering and cut the throttle, and the brake
     becomes the larger of the one in force and failsafe_brake (default 0: a car that was not braking coasts, as
     before; one that was braking for an obstacle when the link died, or when the sender's watchdog fired, goes
-    on braking rather than rolling on towards it). Only an accepted `cmd` releases a brake. Before the first
-    line the receiver is in its fail-safe: brake failsafe_brake.
+    on braking rather than rolling on towards it). Only an accepted `cmd` with steering releases a brake. Before
+    the first line the receiver is in its fail-safe: brake failsafe_brake.
 A brake held after a fail-safe is the vehicle's to release by a command: a car standing with its brake held is
 safe; one rolling without a link towards the obstacle it was braking for is not.
 """
@@ -61,7 +61,7 @@ class Receiver:
         self.newest = newest if newest is not None else control.Newest()
         self.limits = {"steering": steering_limit, "throttle": throttle_limit, "inverse_radius": max_inverse_radius}
         self.brake_limit = brake_limit
-        self.failsafe_brake = min(failsafe_brake, brake_limit)  # the brake neutral and the fail-safe apply at least
+        self.failsafe_brake = max(0.0, min(failsafe_brake, brake_limit))  # neutral's and the fail-safe's least brake
         self.session, self.last_seq, self.last_heard = None, 0, None
         self.steering, self.throttle = 0.0, 0.0
         self.brake = self.failsafe_brake  # 0 (released) to brake_limit: the module docstring's braking rules
@@ -123,6 +123,7 @@ class Receiver:
         fields = dict(fields, throttle=fields.get("throttle", 0.0), brake=fields.get("brake", 0.0))
         clamped = {name: max(-limit, min(limit, fields[name])) for name, limit in self.limits.items()
                    if name in fields and abs(fields[name]) > limit}
+        fields["brake"] += 0.0  # -0 is 0 (as the MicroPython receiver's max(0.0, -0.0) has it)
         if not 0.0 <= fields["brake"] <= self.brake_limit:
             clamped["brake"] = max(0.0, min(self.brake_limit, fields["brake"]))
         if clamped:  # counted once a command, as runtime/mcu/receiver.py counts them

@@ -10,7 +10,8 @@ simulator's (runtime/sim/braking.py's, as `runtime drive --detector` judges it, 
 from the decelerations it asked: DeadReckoned, V the speed the car drives at when not braking, for the link has no
 speedometer; this wing does not import the simulator's). An obstacle in the path ahead sends throttle 0 and
 `brake` = B x the deceleration asked / the policy's limit (B itself at the limit), and `brake=0` otherwise
-(`runtime run --brake B` builds P). The reference receivers act on it
+(`runtime run --brake B` builds P). Without a detector's result younger than DETECTOR_STALE_S (none yet, or its
+thread stalled) the car is blind: the policy stops it gently (P.blind). The reference receivers act on `brake`
 (receiver.py's rules: the brake wins over throttle; neutral and their fail-safe never release it).
 
 The watchdog is a thread of its own. When no fresh result has come for --watchdog-ms (inference stalled, the
@@ -51,6 +52,8 @@ HEARTBEAT_MS_RANGE = (10.0, 1000.0)
 PERIODS = 15  # results whose frame spacing gives the measured period
 EVENTS = 256  # the watchdog's events kept (each is also printed as it happens): a service runs for months
 TASKS = ("steering", "classification", "binary")
+MIN_BRAKE = 0.01  # --brake below this is no brake: the values sent would round to 0
+DETECTOR_STALE_S = 0.5  # braking: a detector's newest result older than this is none (the car is blind)
 
 
 class ControlSettings:
@@ -64,13 +67,14 @@ class ControlSettings:
                 raise UserError("%s must be from %g to %g (milliseconds)" % (name, low, high))
         if throttle is not None and not -1.0 <= throttle <= 1.0:
             raise UserError("--throttle must be between -1 and 1")
-        if brake is not None and not 0.0 < brake <= 1.0:  # NaN fails too
-            raise UserError("--brake must be more than 0 and at most 1 (the brake sent at the deceleration limit)")
+        if brake is not None and not MIN_BRAKE <= brake <= 1.0:  # NaN fails too
+            raise UserError("--brake must be %g to 1 (the brake sent at the deceleration limit)" % MIN_BRAKE)
         if brake is not None and not (speed is not None and 0.0 < speed <= 70.0):
             raise UserError("braking needs the vehicle's speed (--speed M/S, up to 70): the link has no speedometer")
         if brake is not None and policy is None:
             raise UserError("braking on the link needs a braking policy: ControlSettings(policy=...)")
-        # braking (the module docstring); policy: distances(boxes, frame size, curvature), decide(cruise, targets)
+        # braking (the module docstring); policy: distances(boxes, frame size, curvature), decide(cruise, targets),
+        # blind(cruise)
         # and decel_limit, as runtime/sim/braking.py's DeadReckoned(camera, fps, cruise) has them
         self.brake, self.policy = brake, policy
         self.watchdog_s = watchdog_ms / 1000.0 if watchdog_ms else None
@@ -114,6 +118,7 @@ class ControlOutput(Output):
         self.invalid = False  # the last result's outputs were NaN or infinite
         self.closing = threading.Event()
         self.braking = self.settings.policy if self.settings.brake is not None else None
+        self.detectors = set()  # the detection networks' names among several (bind)
         self._neutral("start")
         self.watchdog = threading.Thread(target=self._watch, name="control-watchdog", daemon=True)
         self.watchdog.start()
@@ -121,6 +126,8 @@ class ControlOutput(Output):
     def bind(self, model, source, stats):
         self.live = bool(getattr(source, "live", True))
         bundle = model.bundle
+        self.detectors = {name for name, b in zip(getattr(model, "names", []), getattr(model, "bundles", []))
+                          if b.task == "detection"}
         if bundle.task not in TASKS:
             self.close()
             raise UserError("--output %s sends steering or a class, and %s is a %s bundle" % (self.uri, bundle.path,
@@ -185,15 +192,22 @@ class ControlOutput(Output):
 
     def _brake(self, frame, whole, curvature):
         """{"brake"} and, while braking, {"throttle": 0}: the braking policy on the boxes of every detector among
-        the results (in the frame's pixels), on the path of the steered curvature."""
+        the results (in the frame's pixels), on the path of the steered curvature. Blind (no detector's result,
+        or none younger than DETECTOR_STALE_S: its thread stalled or has not answered yet), the policy's blind()
+        stops the car gently."""
         image = getattr(frame, "image", None)
-        boxes = [d["box"] for _, part in whole.parts if part is not None and "units" not in part
-                 for d in (part.get("detections") or [])]
+        parts = [part for name, part in whole.parts if name in self.detectors]
+        fresh = [p for p in parts if p is not None and "units" not in p
+                 and p.get("age_ms", 0.0) <= DETECTOR_STALE_S * 1000.0]
+        boxes = [d["box"] for part in fresh for d in (part.get("detections") or [])]
         targets = []
         if boxes and image is not None:
             targets = self.braking.distances(boxes, (image.shape[1], image.shape[0]), curvature)
-        decel = self.braking.decide(self.settings.speed, targets)
-        if decel <= 0.0:
+        if fresh:
+            decel = self.braking.decide(self.settings.speed, targets)
+        else:
+            decel = self.braking.blind(self.settings.speed)
+        if not decel > 0.0:  # NaN too
             return {"brake": 0.0}
         return {"throttle": 0.0, "brake": round(self.settings.brake * min(1.0, decel / self.braking.decel_limit), 6)}
 

@@ -34,7 +34,8 @@ Braking (runtime run --brake), as runtime/vehicle/receiver.py: an accepted cmd s
 clamped to [0, brake_limit] (absent: 0, released), and a cmd with brake > 0 applies throttle 0 (the brake wins).
 neutral and the fail-safe never release a brake: steering 0, throttle 0, brake the larger of the one in force and
 failsafe_brake (default 0: a car that was not braking coasts; one braking for an obstacle when the link died goes
-on braking). Only an accepted cmd releases it; before the first line the brake is failsafe_brake.
+on braking). Only an accepted cmd with steering releases it; before the first line, and so after a reset, the
+brake is failsafe_brake: set it above 0 on a vehicle that must not roll after a brown-out while it was braking.
 
 The file is written in the part of Python that MicroPython and CPython 3.8+ share, so the tests run it on a
 desktop: no hmac or re module (HMAC-SHA256 is done here over hashlib.sha256), no f-strings, no typing.
@@ -188,7 +189,7 @@ class Receiver:
         self.steering_limit = steering_limit
         self.throttle_limit = throttle_limit
         self.brake_limit = brake_limit
-        self.failsafe_brake = min(failsafe_brake, brake_limit)
+        self.failsafe_brake = max(0.0, min(failsafe_brake, brake_limit))
         self.newest = newest  # the newest accepted ts (keyed), or what load_newest() gave
         self.loaded = newest
         self.saved = newest - 1000000  # what is on disk: persist() writes when newest has grown 1 s past it

@@ -7,11 +7,13 @@ receiver acts on."""
 
 import importlib.util
 import json
+import math
 import os
 import socket
 import subprocess
 import sys
 import time
+import types
 
 import numpy as np
 import pytest
@@ -35,6 +37,10 @@ def _lines(settings, results):
     rx.bind(("127.0.0.1", 0))
     rx.settimeout(2.0)
     out = ControlOutput("udp://127.0.0.1:%d" % rx.getsockname()[1], settings, log=None)
+    steering = types.SimpleNamespace(task="steering", path="pilotnet", curvature_per_unit=0.1, steering_sign=1.0)
+    networks = types.SimpleNamespace(bundle=steering, names=["pilotnet", "detector"],
+                                     bundles=[steering, types.SimpleNamespace(task="detection")])
+    out.bind(networks, types.SimpleNamespace(live=True), None)  # as the pipeline does: which networks detect
     image = np.zeros((180, 320, 3), np.uint8)
     for result in results:
         out.write(Frame(image, 0), result)
@@ -51,9 +57,13 @@ def _lines(settings, results):
     return [line for line in got if line.startswith(b"cmd")]
 
 
-def _combined(box):
+def _combined(box, age_ms=0.0):
+    """PilotNet's result and the detector's (box: one car's, None: nothing seen; "none": no result yet)."""
+    if box == "none":
+        return Combined(pilotnet=Result(steering=0.0, inverse_radius=0.0), detector=None)
     detections = [] if box is None else [{"box": box, "score": 0.9, "class_id": 2, "label": "car"}]
-    return Combined(pilotnet=Result(steering=0.0, inverse_radius=0.0), detector=Result(detections=detections))
+    return Combined(pilotnet=Result(steering=0.0, inverse_radius=0.0),
+                    detector=Result(detections=detections, age_ms=age_ms))
 
 
 def _box_at(z):
@@ -83,6 +93,17 @@ def test_an_obstacle_in_the_path_sends_throttle_0_and_a_brake_the_receivers_acce
     for line in lines:
         kind, parsed, _ = mcu.parse(line)
         assert kind == "cmd" and parsed["brake"] == control.parse_line(line)[1]["brake"]
+
+
+def test_a_blind_car_stops_gently_and_a_standing_one_holds_its_brake():
+    settings = ControlSettings(throttle=0.3, speed=8.0, brake=0.5, policy=_policy())
+    blind = [_combined("none"), _combined(None, age_ms=600.0)]  # no result yet; one older than 0.5 s
+    fields = [control.parse_line(line)[1] for line in _lines(settings, blind + [_combined(None)])]
+    for f in fields[:2]:
+        assert f["throttle"] == 0.0 and f["brake"] == pytest.approx(0.5 * 2.0 / 4.9, abs=1e-6)
+    assert (fields[2]["throttle"], fields[2]["brake"]) == (0.3, 0.0)  # it sees again: nothing there
+    standing = [control.parse_line(line)[1]["brake"] for line in _lines(settings, [_combined(_box_at(5.0))] * 90)]
+    assert standing[-1] == 0.5  # stood still before it (dead-reckoned): B, the brake that holds, not a token
 
 
 def test_without_braking_the_lines_are_unchanged():
@@ -167,6 +188,14 @@ def test_the_receivers_clamp_the_brake_and_apply_a_failsafe_brake(which):
     rx.apply(_line("cmd", 4, steering=0.0, throttle=0.4), 30)
     assert rx.tick(400) and (rx.throttle, rx.brake) == (0.0, 0.3)
     assert _receivers(brake_limit=0.2, failsafe_brake=0.3)[which == "mcu"].brake == 0.2  # never above the limit
+    assert _receivers(failsafe_brake=-0.5)[which == "mcu"].brake == 0.0  # nor below 0 (a servo's 0.5 ms pulse)
+
+
+@pytest.mark.parametrize("which", ["python", "mcu"])
+def test_a_brake_of_minus_0_is_0_in_both_receivers(which):
+    rx = _receivers()[which == "mcu"]
+    assert rx.apply(b"cmd seq=1 t=1 steering=0 throttle=0.3 brake=-0 v=2 session=7\n", 0) == "ok"
+    assert math.copysign(1.0, rx.brake) == 1.0 and (rx.throttle, rx.counts["clamped"]) == (0.3, 0)
 
 
 def test_the_mcu_receiver_actuates_the_brake(capsys):
@@ -203,11 +232,12 @@ def _refusal(capsys, args):
     (BRAKING[1:] + ["--brake", "0.5", "--speed", "8"], "a steering bundle and a detection bundle"),
     (BRAKING[:4] + ["--brake", "0.5", "--speed", "8"], "give --output udp://"),
     (BRAKING[:4] + ["--output", "out.jsonl", "--brake", "0.5", "--speed", "8"], "give --output udp://"),
-    (BRAKING + ["--brake", "0", "--speed", "8"], "give a brake of more than 0"),
-    (BRAKING + ["--brake", "1.5", "--speed", "8"], "give a brake of more than 0"),
-    (BRAKING + ["--brake", "nan", "--speed", "8"], "give a brake of more than 0"),
-    (BRAKING + ["--brake", "inf", "--speed", "8"], "give a brake of more than 0"),
-    (BRAKING + ["--brake", "x", "--speed", "8"], "give a brake of more than 0"),
+    (BRAKING + ["--brake", "0", "--speed", "8"], "give a brake of 0.01 to 1"),
+    (BRAKING + ["--brake", "1e-7", "--speed", "8"], "give a brake of 0.01 to 1"),  # every brake sent would be 0
+    (BRAKING + ["--brake", "1.5", "--speed", "8"], "give a brake of 0.01 to 1"),
+    (BRAKING + ["--brake", "nan", "--speed", "8"], "give a brake of 0.01 to 1"),
+    (BRAKING + ["--brake", "inf", "--speed", "8"], "give a brake of 0.01 to 1"),
+    (BRAKING + ["--brake", "x", "--speed", "8"], "give a brake of 0.01 to 1"),
     (BRAKING + ["--camera-height", "1.2"], "--camera-height goes with --brake"),
     (BRAKING + ["--camera-pitch", "5"], "--camera-pitch goes with --brake"),
     (BRAKING + ["--brake", "0.5", "--speed", "8", "--camera-height", "50"], "metres from 0.2 to 10"),
@@ -259,15 +289,16 @@ def test_run_brakes_for_an_obstacle_in_the_path_and_the_receivers_act_on_it(tmp_
     # 2.7 m/s^2, more than the 2.0 that starts braking
     cmds, lines, frames = _braking_run(tmp_path, os.path.join(SAMPLES, "sample_000.png"))
     seen = [f["detector"] is not None and bool(f["detector"]["detections"]) for f in frames]
+    blind = [f["detector"] is None for f in frames]  # before the detector's first result: the car stops gently
     assert any(seen)  # the detector's thread gave results (its first after a frame or two)
-    for fields, detected in zip(cmds, seen):  # a frame's command brakes exactly when the detector has seen it
-        assert (fields["brake"] > 0.0) == detected, (fields, detected)
-        assert 0.0 <= fields["brake"] <= 0.8 and fields["throttle"] == (0.0 if detected else 0.3)
+    for fields, detected, dark in zip(cmds, seen, blind):  # a command brakes exactly when the detector has seen
+        assert (fields["brake"] > 0.0) == (detected or dark), (fields, detected)  # the cone, or nothing yet
+        assert 0.0 <= fields["brake"] <= 0.8 and fields["throttle"] == (0.0 if detected or dark else 0.3)
     python, mcu = _receivers()
     for i, line in enumerate(lines):
         assert python.apply(line, 10 * i) == mcu.apply(line, 10 * i) == "ok"
         assert _state(python) == _state(mcu)
-    assert python.counts["braking"] == sum(seen)
+    assert python.counts["braking"] == sum(d or b for d, b in zip(seen, blind))
     assert _state(python) == (0.0, 0.0, cmds[-1]["brake"], False)  # the run's stop neutral: the brake held
 
 
@@ -275,7 +306,8 @@ def test_run_sends_brake_0_when_nothing_is_in_the_path(tmp_path):
     # sample_001: a cone, a stop sign and a car, each beside the lane
     cmds, _, frames = _braking_run(tmp_path, os.path.join(SAMPLES, "sample_001.png"))
     assert any(f["detector"] is not None and f["detector"]["detections"] for f in frames)
-    assert {(f["brake"], f["throttle"]) for f in cmds} == {(0.0, 0.3)}
+    seeing = [c for c, f in zip(cmds, frames) if f["detector"] is not None]  # before its first result: blind
+    assert {(c["brake"], c["throttle"]) for c in seeing} == {(0.0, 0.3)}
 
 
 # -- the simulated car at the far end brakes as its receiver's brake asks --------------------------------------
@@ -347,7 +379,7 @@ def test_run_brakes_on_ros2_with_speed_0_and_the_deceleration_asked(capsys, monk
     assert status == 0, lines
     commands = published[1:-1]  # between the start and the stop neutrals (no watchdog neutral at 30 frames/s)
     braking = [d for d in commands if d.speed == 0.0]
-    assert len(commands) == 45 and braking and len(braking) < 45  # the detector's first results come late
+    assert len(commands) == 45 and len(braking) == 45  # blind until the detector's first result, then its cone
     for drive in commands:
         if drive.speed == 0.0:  # AckermannDrive.msg: the deceleration's magnitude, positive (0 would ask for
             assert 0.0 < drive.acceleration <= 4.9 + 1e-5, drive.acceleration  # the fastest stop), at most 4.9

@@ -588,7 +588,9 @@ def test_ros2_brakes_with_speed_0_and_the_deceleration_asked(fake_ros, pilot_bun
 
     settings = ControlSettings(ros2_msg=msg, wheelbase=0.3, speed=2.0, brake=0.5, policy=_Brakes())
     out = ControlOutput("ros2://cmd_vel", settings, log=None)
-    out.bind(SimpleNamespace(bundle=bundle_format.load(str(pilot_bundle))), SimpleNamespace(live=True), None)
+    pilot = bundle_format.load(str(pilot_bundle))
+    out.bind(SimpleNamespace(bundle=pilot, names=["pilotnet", "detector"],
+                             bundles=[pilot, SimpleNamespace(task="detection")]), SimpleNamespace(live=True), None)
     box = [{"box": [100.0, 80.0, 140.0, 120.0], "score": 0.9, "class_id": 2, "label": "car"}]
     for detections in (box, []):  # an obstacle in the path (brake 0.5 x 2.45 / 4.9 = 0.25), then none (brake 0)
         out.write(Frame(np.zeros((180, 320, 3), np.uint8), 0),
