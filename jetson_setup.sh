@@ -232,7 +232,8 @@ RUN_OPTIONS=(--help --debug --source --input --output --jsonl --jsonl-max-mb --j
              --input-width --input-height --input-rate --input-loop --loop --input-flip --input-codec
              --reconnect-timeout --gst-preprocess --gpu-preprocess --read-timeout --web-token --web-host --realtime
              --quiet --max-image-pixels --watchdog-ms --heartbeat-ms --steering-limit --steering-rate --throttle
-             --ros2-msg --wheelbase --speed --link-key --link-state --insecure-link)
+             --ros2-msg --wheelbase --speed --brake --camera-height --camera-pitch --link-key --link-state
+             --insecure-link)
 run_option() {  # WORD -> the run option argparse reads it as (NAME, NAME=VALUE, a prefix); nothing; or, when
     local name="${1%%=*}" option found=()  # the prefix is ambiguous, every option it could be, space-separated
     [[ "$1" != -- && "$name" == --* ]] || return 0  # (--=X: every option; a lone -- ends them, as the loop says)
