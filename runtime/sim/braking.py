@@ -268,7 +268,7 @@ class DeadReckoned:
     limit, after the brake latency, then back to the cruise speed at ACCEL_MPS2), and the policy decides at that
     speed, as it does in the simulator (a near target held until the car stands). A car that brakes less than
     asked is taken to be slower than it is: its real speed is the vehicle's to report, and the link has no such
-    reading. distances() and decel_limit are the policy's; decide(cruise, targets) steps the speed one frame."""
+    reading. distances() and decel_limit are the policy's; decide(targets) and blind() step the speed one frame."""
 
     def __init__(self, camera: Camera, fps, cruise):
         self.policy = BrakingPolicy(camera, fps)
@@ -278,12 +278,11 @@ class DeadReckoned:
     def distances(self, boxes, frame_size, curvature):
         return self.policy.distances(boxes, frame_size, curvature)
 
-    def decide(self, cruise, targets):
-        """The deceleration to ask for with targets seen this frame, at the dead-reckoned speed (cruise: the
-        speed the car goes back to, the one it was made with)."""
+    def decide(self, targets):
+        """The deceleration to ask for with targets seen this frame, at the dead-reckoned speed."""
         return self._asked(self.policy.decide(self.speed.v, targets))
 
-    def blind(self, cruise):
+    def blind(self):
         """No detector's result to go by this frame (none yet, or too old): the policy's deceleration for what it
         still holds, at least the gentle start's (START_DECEL_MPS2): a car that cannot see stops."""
         return self._asked(max(self.policy.decide(self.speed.v, []), START_DECEL_MPS2))

@@ -8,6 +8,7 @@ from __future__ import annotations
 import numpy as np
 
 from . import road
+from .scenarios import CAR_FRONT_M
 from .simulator import FPS, OFF_LANE_M
 from .. import overlay
 from ..errors import require
@@ -139,7 +140,7 @@ def plot_braking(card, path, fps=FPS):
                   % (card.braker, card.precision, card.seed, r["collisions"], r["stops_before_obstacles"],
                      r["false_stops"]))
     target = [np.nan if v is None else v for v in card.target]
-    gap = [np.nan if not np.isfinite(v) else v + 1.0 for v in card.truth_gap]
+    gap = [np.nan if not np.isfinite(v) else v + CAR_FRONT_M for v in card.truth_gap]  # from the camera
     bottom.plot(t, target, lw=1, label="policy's target (m from the camera)")
     bottom.plot(t, gap, lw=1, alpha=0.7, label="true obstacle in the path (m from the camera)")
     bottom.set_ylim(0, 40)

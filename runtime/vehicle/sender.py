@@ -73,8 +73,7 @@ class ControlSettings:
             raise UserError("braking needs the vehicle's speed (--speed M/S, up to 70): the link has no speedometer")
         if brake is not None and policy is None:
             raise UserError("braking on the link needs a braking policy: ControlSettings(policy=...)")
-        # braking (the module docstring); policy: distances(boxes, frame size, curvature), decide(cruise, targets),
-        # blind(cruise)
+        # braking (the module docstring); policy: distances(boxes, frame size, curvature), decide(targets), blind()
         # and decel_limit, as runtime/sim/braking.py's DeadReckoned(camera, fps, cruise) has them
         self.brake, self.policy = brake, policy
         self.watchdog_s = watchdog_ms / 1000.0 if watchdog_ms else None
@@ -204,9 +203,9 @@ class ControlOutput(Output):
         if boxes and image is not None:
             targets = self.braking.distances(boxes, (image.shape[1], image.shape[0]), curvature)
         if fresh:
-            decel = self.braking.decide(self.settings.speed, targets)
+            decel = self.braking.decide(targets)
         else:
-            decel = self.braking.blind(self.settings.speed)
+            decel = self.braking.blind()
         if not decel > 0.0:  # NaN too
             return {"brake": 0.0}
         return {"throttle": 0.0, "brake": round(self.settings.brake * min(1.0, decel / self.braking.decel_limit), 6)}
