@@ -243,14 +243,11 @@ def _let_inline(graph_def):
     then leave it a StatefulPartitionedCall, which has no ONNX conversion. The marks only ask TensorFlow's
     runtime to compile the function with XLA; the ops inside are the same, and once the marks are gone
     tf2onnx's grappler pass inlines the call (a grouped Conv2D becomes an ONNX Conv with group)."""
-    for node in list(graph_def.node) + [n for f in graph_def.library.function for n in f.node_def]:
+    functions = list(graph_def.library.function)
+    for holder in list(graph_def.node) + [n for f in functions for n in f.node_def] + functions:  # each has attr
         for name in XLA_ONLY_ATTRS:
-            if name in node.attr:
-                del node.attr[name]
-    for function in graph_def.library.function:
-        for name in XLA_ONLY_ATTRS:
-            if name in function.attr:
-                del function.attr[name]
+            if name in holder.attr:
+                del holder.attr[name]
     return graph_def
 
 
